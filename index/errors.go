@@ -1,0 +1,38 @@
+package index
+
+import "errors"
+
+// Sentinel errors. Callers branch on them with errors.Is; the returned errors
+// wrap them with detail (which id, which field, which cause).
+var (
+	// Lookups.
+
+	// ErrNotFound: no collection or item with that name or id.
+	ErrNotFound = errors.New("index: not found")
+	// ErrExists: CreateCollection with a name already in use.
+	ErrExists = errors.New("index: already exists")
+
+	// Validation.
+
+	// ErrInvalidName: a collection name outside [a-z0-9_-]{1,64}.
+	ErrInvalidName = errors.New("index: invalid collection name")
+	// ErrInvalidItem: an item that fails validation (id, vector, metadata).
+	ErrInvalidItem = errors.New("index: invalid item")
+	// ErrDimMismatch: a vector or query whose length differs from the collection's dims.
+	ErrDimMismatch = errors.New("index: dimension mismatch")
+	// ErrFingerprintMismatch: a collection opened or created with a different
+	// model fingerprint or dims than it was built with.
+	ErrFingerprintMismatch = errors.New("index: fingerprint mismatch")
+	// ErrInvalidFilter: a filter expression or JSON filter that does not parse.
+	ErrInvalidFilter = errors.New("index: invalid filter")
+
+	// Lifecycle and storage.
+
+	// ErrClosed: the DB was closed or the collection dropped.
+	ErrClosed = errors.New("index: closed")
+	// ErrReadOnly: the data directory or file is not writable; reads keep working.
+	ErrReadOnly = errors.New("index: read-only")
+	// ErrStorage: a write to bbolt failed (disk full, I/O error); the wrapped
+	// error names the cause. In-memory state is unchanged; reads keep working.
+	ErrStorage = errors.New("index: storage error")
+)
