@@ -1,0 +1,699 @@
+package embed
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lookalike/lookalike/internal/locate"
+	ort "github.com/yalue/onnxruntime_go"
+	"google.golang.org/protobuf/proto"
+)
+
+// Options configure New. Zero values pick the defaults documented per field.
+type Options struct {
+	// Model is the model and its preprocessing; zero value = DefaultModelSpec().
+	Model ModelSpec
+	// ModelDirs are searched (before the defaults of internal/locate) for Model.File and LabelsFile.
+	ModelDirs []string
+	// RuntimeLibrary is the ONNX Runtime shared library; "" = locate.RuntimeLibrary("").
+	RuntimeLibrary string
+	// Device is "auto" (CUDA if usable, else CPU, logged once), "cpu" or "cuda" (ErrNoGPU without a
+	// GPU). "" = "cpu".
+	Device       string
+	CUDADeviceID int
+	// Workers is the number of inference sessions (one goroutine each; sessions are not shared).
+	// 0 = 1 on CUDA, GOMAXPROCS on CPU.
+	Workers int
+	// IntraOpThreads per session; 0 = max(1, GOMAXPROCS/Workers) on CPU, 1 on CUDA.
+	IntraOpThreads int
+	// MaxBatch caps how many queued images (from any callers) one session run takes; 0 = 1 on CPU
+	// (fastest measured on 2 cores), 32 on CUDA.
+	MaxBatch int
+	// MaxBatchWait is how long a worker holding fewer than MaxBatch images waits for more; 0 = no
+	// wait on CPU, 2ms on CUDA.
+	MaxBatchWait time.Duration
+	// MaxPixels refuses larger images from their header (ErrTooLarge); 0 = DefaultMaxPixels.
+	MaxPixels int64
+	// DecodeWorkers bounds concurrent decodes across all callers; 0 = GOMAXPROCS.
+	DecodeWorkers int
+	// Logger receives startup and fallback lines; nil = discard.
+	Logger *slog.Logger
+}
+
+// Info describes a running Engine.
+type Info struct {
+	ModelID     string    `json:"model_id"`
+	Fingerprint string    `json:"fingerprint"`
+	Dims        int       `json:"dims"`
+	Device      string    `json:"device"` // "cpu" or "cuda"
+	Spec        ModelSpec `json:"spec"`
+	ModelPath   string    `json:"model_path"`
+	ModelSHA256 string    `json:"model_sha256"`
+	Workers     int       `json:"workers"`
+	IntraOp     int       `json:"intra_op_threads"`
+	MaxBatch    int       `json:"max_batch"`
+}
+
+// Image is one input: encoded bytes and an optional crop in pixels of the EXIF-oriented image.
+type Image struct {
+	Data []byte
+	Crop *Rect
+}
+
+// Embedding is one result. On a per-image failure only Err (typed: ErrCorrupt, ErrTooLarge, ...)
+// is set.
+type Embedding struct {
+	Vector []float32 // L2-normalised, Info().Dims long
+	Labels []Label   // top-5 classes with softmax probabilities (nil without LogitsOutput)
+	// Width, Height: the EXIF-oriented size of the whole image.
+	Width, Height int
+	Timings       Timings
+	// FeatureMap is the dequantized [C,H,W] map of ModelSpec.FeatureMapTensor (nil when unset).
+	FeatureMap      []float32
+	FeatureMapShape [3]int
+	Err             error
+}
+
+// Label is an ImageNet class.
+type Label struct {
+	Index int     `json:"index"`
+	Name  string  `json:"name"`
+	Prob  float32 `json:"prob"`
+}
+
+// Timings of one image. Inference is the duration of the batch run that included it.
+type Timings struct {
+	Decode, Preprocess, Inference time.Duration
+}
+
+// Engine embeds images. It is safe for concurrent use; concurrent callers share the session pool
+// and, with MaxBatch > 1, batches.
+type Engine struct {
+	opts   Options
+	spec   ModelSpec
+	info   Info
+	labels []string
+	log    *slog.Logger
+
+	outputs   []string // graph outputs requested from every session, embedding first
+	logitsIdx int      // index in outputs, -1 if none
+	fmapIdx   int
+
+	sessions []*ort.DynamicAdvancedSession
+	queue    chan *job
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	decSem   chan struct{}
+	bufs     sync.Pool
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+type job struct {
+	tensor []float32
+	out    *Embedding
+	done   chan<- struct{}
+}
+
+var ortEnv struct {
+	sync.Mutex
+	refs int
+	lib  string
+}
+
+// ErrRuntime: the ONNX Runtime shared library cannot be loaded or initialised.
+var ErrRuntime = errors.New("embed: ONNX Runtime unavailable")
+
+func acquireORT(lib string) error {
+	ortEnv.Lock()
+	defer ortEnv.Unlock()
+	if ortEnv.refs > 0 {
+		if lib != ortEnv.lib {
+			return fmt.Errorf("%w: already loaded from %s, cannot switch to %s", ErrRuntime, ortEnv.lib, lib)
+		}
+		ortEnv.refs++
+		return nil
+	}
+	if !ort.IsInitialized() {
+		ort.SetSharedLibraryPath(lib)
+		if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrRuntime, lib, err)
+		}
+	}
+	ortEnv.refs, ortEnv.lib = 1, lib
+	return nil
+}
+
+func releaseORT() {
+	ortEnv.Lock()
+	defer ortEnv.Unlock()
+	ortEnv.refs--
+	if ortEnv.refs == 0 {
+		_ = ort.DestroyEnvironment()
+	}
+}
+
+// New loads the runtime and the model (checking its checksum and input shape), exposes the
+// embedding tensor, creates the session pool and runs one warm-up batch per session.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.Model == (ModelSpec{}) {
+		opts.Model = DefaultModelSpec()
+	}
+	spec := opts.Model
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrModel, err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	dev := strings.ToLower(opts.Device)
+	switch dev {
+	case "":
+		dev = "cpu"
+	case "cpu", "cuda", "auto":
+	default:
+		return nil, fmt.Errorf("embed: device %q: must be auto, cpu or cuda", opts.Device)
+	}
+	dirs := locate.ModelDirs(opts.ModelDirs...)
+	path, err := locate.File(spec.File, dirs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: model file: %v", ErrModel, err)
+	}
+	m, sum, _, err := readModel(path)
+	if err != nil {
+		return nil, err
+	}
+	if sums := spec.checksums(); len(sums) > 0 {
+		ok := false
+		for _, s := range sums {
+			ok = ok || s == sum
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: %s has sha256 %s, want %s", ErrModel, path, sum, strings.Join(sums, " or "))
+		}
+	}
+	if err := checkInput(m, spec); err != nil {
+		return nil, err
+	}
+	var labels []string
+	if spec.LabelsFile != "" && spec.LogitsOutput != "" {
+		lp, err := locate.File(spec.LabelsFile, dirs)
+		if err != nil {
+			return nil, fmt.Errorf("%w: labels: %v", ErrModel, err)
+		}
+		if labels, err = readLabels(lp); err != nil {
+			return nil, fmt.Errorf("%w: labels: %v", ErrModel, err)
+		}
+	}
+	e := &Engine{opts: opts, spec: spec, labels: labels, log: log, logitsIdx: -1, fmapIdx: -1}
+	if err := expose(m, spec.EmbeddingTensor, outEmbedding, true); err != nil {
+		return nil, err
+	}
+	e.outputs = []string{outEmbedding}
+	if spec.LogitsOutput != "" {
+		found := false
+		for _, o := range m.GetGraph().GetOutput() {
+			found = found || o.GetName() == spec.LogitsOutput
+		}
+		if !found {
+			return nil, fmt.Errorf("%w: logits output %q is not a graph output", ErrModel, spec.LogitsOutput)
+		}
+		e.logitsIdx = len(e.outputs)
+		e.outputs = append(e.outputs, spec.LogitsOutput)
+	}
+	if spec.FeatureMapTensor != "" {
+		if err := expose(m, spec.FeatureMapTensor, outFeatureMap, false); err != nil {
+			return nil, err
+		}
+		e.fmapIdx = len(e.outputs)
+		e.outputs = append(e.outputs, outFeatureMap)
+	}
+	onnxData, err := proto.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("%w: marshal edited graph: %v", ErrModel, err)
+	}
+
+	lib := locate.RuntimeLibrary(opts.RuntimeLibrary)
+	if err := acquireORT(lib); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			e.destroySessions()
+			releaseORT()
+		}
+	}()
+
+	cores := runtime.GOMAXPROCS(0)
+	useCUDA := dev == "cuda" || dev == "auto"
+	for attempt := 0; ; attempt++ {
+		e.applyDefaults(useCUDA, cores)
+		err = e.createSessions(onnxData, useCUDA)
+		if err == nil {
+			err = e.warmUp(ctx)
+		}
+		if err == nil {
+			break
+		}
+		e.destroySessions()
+		if useCUDA && dev == "auto" && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			log.Warn("embed: CUDA unavailable, falling back to CPU", "err", err)
+			useCUDA = false
+			e.opts = opts
+			continue
+		}
+		if useCUDA {
+			return nil, fmt.Errorf("%w: %v", ErrNoGPU, err)
+		}
+		return nil, err
+	}
+	device := "cpu"
+	if useCUDA {
+		device = "cuda"
+	}
+	e.info = Info{ModelID: spec.ID, Fingerprint: spec.Fingerprint(sum), Dims: spec.EmbeddingDim, Device: device,
+		Spec: spec, ModelPath: path, ModelSHA256: sum, Workers: e.opts.Workers, IntraOp: e.opts.IntraOpThreads,
+		MaxBatch: e.opts.MaxBatch}
+	dw := e.opts.DecodeWorkers
+	if dw <= 0 {
+		dw = cores
+	}
+	e.decSem = make(chan struct{}, dw)
+	e.queue = make(chan *job, 4*e.opts.Workers*e.opts.MaxBatch)
+	e.stop = make(chan struct{})
+	n := spec.tensorLen()
+	e.bufs.New = func() any { b := make([]float32, n); return &b }
+	for i := range e.sessions {
+		e.wg.Add(1)
+		go e.worker(e.sessions[i])
+	}
+	ok = true
+	log.Info("embed: engine ready", "model", path, "fingerprint", e.info.Fingerprint, "device", device,
+		"workers", e.opts.Workers, "intra_op_threads", e.opts.IntraOpThreads, "max_batch", e.opts.MaxBatch)
+	return e, nil
+}
+
+func (e *Engine) applyDefaults(cuda bool, cores int) {
+	o := &e.opts
+	if o.Workers <= 0 {
+		o.Workers = cores
+		if cuda {
+			o.Workers = 1
+		}
+	}
+	if o.IntraOpThreads <= 0 {
+		o.IntraOpThreads = max(1, cores/o.Workers)
+		if cuda {
+			o.IntraOpThreads = 1
+		}
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 1
+		if cuda {
+			o.MaxBatch = 32
+		}
+	}
+	if o.MaxBatchWait <= 0 && cuda {
+		o.MaxBatchWait = 2 * time.Millisecond
+	}
+}
+
+func (e *Engine) createSessions(onnxData []byte, cuda bool) error {
+	for i := 0; i < e.opts.Workers; i++ {
+		so, err := ort.NewSessionOptions()
+		if err != nil {
+			return fmt.Errorf("%w: session options: %v", ErrRuntime, err)
+		}
+		err = func() error {
+			defer so.Destroy()
+			if err := so.SetIntraOpNumThreads(e.opts.IntraOpThreads); err != nil {
+				return err
+			}
+			if err := so.SetInterOpNumThreads(1); err != nil {
+				return err
+			}
+			if cuda {
+				co, err := ort.NewCUDAProviderOptions()
+				if err != nil {
+					return fmt.Errorf("%w: %v", ErrNoGPU, err)
+				}
+				defer co.Destroy()
+				if err := co.Update(map[string]string{"device_id": fmt.Sprint(e.opts.CUDADeviceID)}); err != nil {
+					return fmt.Errorf("%w: %v", ErrNoGPU, err)
+				}
+				if err := so.AppendExecutionProviderCUDA(co); err != nil {
+					return fmt.Errorf("%w: %v", ErrNoGPU, err)
+				}
+			}
+			s, err := ort.NewDynamicAdvancedSessionWithONNXData(onnxData, []string{e.spec.Input}, e.outputs, so)
+			if err != nil {
+				return fmt.Errorf("%w: create session: %v", ErrModel, err)
+			}
+			e.sessions = append(e.sessions, s)
+			return nil
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) destroySessions() {
+	for _, s := range e.sessions {
+		_ = s.Destroy()
+	}
+	e.sessions = nil
+}
+
+// warmUp runs one dummy batch per session so the first request does not pay for ORT's lazy
+// initialisation, and checks the output sizes against the spec.
+func (e *Engine) warmUp(ctx context.Context) error {
+	n := e.spec.tensorLen()
+	for _, s := range e.sessions {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		bs := e.opts.MaxBatch
+		out := make([]Embedding, bs)
+		if err := e.run(s, make([]float32, bs*n), out, 0); err != nil {
+			return err
+		}
+		if out[0].Err != nil {
+			return out[0].Err
+		}
+	}
+	return nil
+}
+
+// run infers a batch of len(out) images held in buf and fills out.
+func (e *Engine) run(s *ort.DynamicAdvancedSession, buf []float32, out []Embedding, _ int) error {
+	bs := len(out)
+	S := int64(e.spec.InputSize)
+	shape := ort.NewShape(int64(bs), 3, S, S)
+	if e.spec.Layout == "NHWC" {
+		shape = ort.NewShape(int64(bs), S, S, 3)
+	}
+	in, err := ort.NewTensor(shape, buf[:bs*e.spec.tensorLen()])
+	if err != nil {
+		return fmt.Errorf("embed: input tensor: %w", err)
+	}
+	defer in.Destroy()
+	outs := make([]ort.Value, len(e.outputs))
+	t0 := time.Now()
+	err = s.Run([]ort.Value{in}, outs)
+	dt := time.Since(t0)
+	defer func() {
+		for _, v := range outs {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	if err != nil {
+		return fmt.Errorf("embed: inference: %w", err)
+	}
+	floats := func(i int) ([]float32, error) {
+		t, ok := outs[i].(*ort.Tensor[float32])
+		if !ok {
+			return nil, fmt.Errorf("%w: output %s is not float32", ErrModel, e.outputs[i])
+		}
+		d := t.GetData()
+		if len(d)%bs != 0 {
+			return nil, fmt.Errorf("%w: output %s has %d values for batch %d", ErrModel, e.outputs[i], len(d), bs)
+		}
+		return d, nil
+	}
+	emb, err := floats(0)
+	if err != nil {
+		return err
+	}
+	if len(emb) != bs*e.spec.EmbeddingDim {
+		return fmt.Errorf("%w: embedding %s has %d values per image, spec says embedding_dim %d",
+			ErrModel, e.spec.EmbeddingTensor, len(emb)/bs, e.spec.EmbeddingDim)
+	}
+	var logits, fmap []float32
+	if e.logitsIdx >= 0 {
+		if logits, err = floats(e.logitsIdx); err != nil {
+			return err
+		}
+	}
+	var fshape [3]int
+	if e.fmapIdx >= 0 {
+		if fmap, err = floats(e.fmapIdx); err != nil {
+			return err
+		}
+		sh := outs[e.fmapIdx].GetShape()
+		if len(sh) != 4 {
+			return fmt.Errorf("%w: feature map %s has shape %v, want [N,C,H,W]", ErrModel, e.spec.FeatureMapTensor, sh)
+		}
+		fshape = [3]int{int(sh[1]), int(sh[2]), int(sh[3])}
+	}
+	D := e.spec.EmbeddingDim
+	for i := range out {
+		v := make([]float32, D)
+		copy(v, emb[i*D:(i+1)*D])
+		l2normalize(v)
+		out[i].Vector = v
+		out[i].Timings.Inference = dt
+		if logits != nil {
+			k := len(logits) / bs
+			out[i].Labels = topK(logits[i*k:(i+1)*k], e.labels, 5)
+		}
+		if fmap != nil {
+			k := len(fmap) / bs
+			out[i].FeatureMap = append([]float32(nil), fmap[i*k:(i+1)*k]...)
+			out[i].FeatureMapShape = fshape
+		}
+	}
+	return nil
+}
+
+func (e *Engine) worker(s *ort.DynamicAdvancedSession) {
+	defer e.wg.Done()
+	n := e.spec.tensorLen()
+	buf := make([]float32, e.opts.MaxBatch*n)
+	batch := make([]*job, 0, e.opts.MaxBatch)
+	outs := make([]Embedding, e.opts.MaxBatch)
+	var timer *time.Timer
+	for {
+		batch = batch[:0]
+		select {
+		case <-e.stop:
+			return
+		case j := <-e.queue:
+			batch = append(batch, j)
+		}
+	fill:
+		for len(batch) < e.opts.MaxBatch {
+			select {
+			case j := <-e.queue:
+				batch = append(batch, j)
+				continue
+			default:
+			}
+			if e.opts.MaxBatchWait <= 0 {
+				break
+			}
+			if timer == nil {
+				timer = time.NewTimer(e.opts.MaxBatchWait)
+			} else {
+				timer.Reset(e.opts.MaxBatchWait)
+			}
+			select {
+			case j := <-e.queue:
+				batch = append(batch, j)
+				timer.Stop()
+			case <-timer.C:
+				break fill
+			}
+		}
+		for i, j := range batch {
+			copy(buf[i*n:(i+1)*n], j.tensor)
+			e.putBuf(j.tensor)
+			outs[i] = Embedding{}
+		}
+		err := e.run(s, buf, outs[:len(batch)], 0)
+		for i, j := range batch {
+			if err != nil {
+				j.out.Err = err
+			} else {
+				j.out.Vector, j.out.Labels = outs[i].Vector, outs[i].Labels
+				j.out.FeatureMap, j.out.FeatureMapShape = outs[i].FeatureMap, outs[i].FeatureMapShape
+				j.out.Timings.Inference = outs[i].Timings.Inference
+			}
+			j.done <- struct{}{}
+		}
+	}
+}
+
+func (e *Engine) getBuf() []float32  { return *(e.bufs.Get().(*[]float32)) }
+func (e *Engine) putBuf(b []float32) { e.bufs.Put(&b) }
+
+// Embed embeds imgs. Per-image failures land in Embedding.Err; the returned error is only for a
+// cancelled context or a closed engine.
+func (e *Engine) Embed(ctx context.Context, imgs []Image) ([]Embedding, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	res := make([]Embedding, len(imgs))
+	done := make(chan struct{}, len(imgs))
+	pending := 0
+	var wg sync.WaitGroup
+	var submitted = make(chan int, len(imgs))
+	for i := range imgs {
+		select {
+		case e.decSem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil, ctx.Err()
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			t, ok := e.prepare(imgs[i], &res[i])
+			<-e.decSem
+			if !ok {
+				submitted <- 0
+				return
+			}
+			select {
+			case e.queue <- &job{tensor: t, out: &res[i], done: done}:
+				submitted <- 1
+			case <-ctx.Done():
+				e.putBuf(t)
+				res[i].Err = ctx.Err()
+				submitted <- 0
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(submitted)
+	for s := range submitted {
+		pending += s
+	}
+	for ; pending > 0; pending-- {
+		// Workers always answer queued jobs (the engine cannot close while we hold the read lock),
+		// so waiting here is bounded by the queue length.
+		<-done
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// prepare decodes and preprocesses one image into a pooled tensor buffer.
+func (e *Engine) prepare(img Image, out *Embedding) ([]float32, bool) {
+	t0 := time.Now()
+	d, err := decodeImage(img.Data, img.Crop, e.opts.MaxPixels, e.spec.wantScale)
+	t1 := time.Now()
+	out.Width, out.Height = d.cfg.Width, d.cfg.Height
+	out.Timings.Decode = t1.Sub(t0)
+	if err != nil {
+		out.Err = err
+		return nil, false
+	}
+	buf := e.getBuf()
+	e.spec.preprocessInto(buf, d)
+	out.Timings.Preprocess = time.Since(t1)
+	return buf, true
+}
+
+// Info describes the engine.
+func (e *Engine) Info() Info { return e.info }
+
+// Close waits for in-flight Embed calls, stops the workers and frees the sessions.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	close(e.stop)
+	e.wg.Wait()
+	e.destroySessions()
+	releaseORT()
+	return nil
+}
+
+func l2normalize(v []float32) {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	if s == 0 {
+		return
+	}
+	inv := float32(1 / math.Sqrt(s))
+	for i := range v {
+		v[i] *= inv
+	}
+}
+
+// topK returns the k most probable classes under a softmax of logits.
+func topK(logits []float32, names []string, k int) []Label {
+	mx := float32(math.Inf(-1))
+	for _, x := range logits {
+		mx = max(mx, x)
+	}
+	var sum float64
+	for _, x := range logits {
+		sum += math.Exp(float64(x - mx))
+	}
+	k = min(k, len(logits))
+	top := make([]Label, 0, k+1)
+	for i, x := range logits {
+		if len(top) == k && x <= logits[top[k-1].Index] {
+			continue
+		}
+		l := Label{Index: i}
+		j := len(top)
+		top = append(top, l)
+		for j > 0 && logits[top[j-1].Index] < x {
+			top[j] = top[j-1]
+			j--
+		}
+		top[j] = l
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	for i := range top {
+		top[i].Prob = float32(math.Exp(float64(logits[top[i].Index]-mx)) / sum)
+		if top[i].Index < len(names) {
+			top[i].Name = names[top[i].Index]
+		}
+	}
+	return top
+}
+
+func readLabels(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		out = append(out, strings.TrimSpace(sc.Text()))
+	}
+	return out, sc.Err()
+}

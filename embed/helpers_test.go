@@ -1,0 +1,71 @@
+package embed
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/lookalike/lookalike/internal/locate"
+)
+
+// testEngine returns an Engine on the default model, shared by the tests of one run (creating a
+// session costs ~100ms), or skips when ONNX Runtime or the model is truly absent.
+func testEngine(t testing.TB) *Engine {
+	t.Helper()
+	sharedOnce.Do(func() {
+		sharedEngine, sharedErr = New(context.Background(), Options{})
+	})
+	if sharedErr != nil {
+		skipIfAbsent(t, sharedErr)
+		t.Fatalf("New: %v", sharedErr)
+	}
+	return sharedEngine
+}
+
+var (
+	sharedOnce   sync.Once
+	sharedEngine *Engine
+	sharedErr    error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedEngine != nil {
+		sharedEngine.Close()
+	}
+	os.Exit(code)
+}
+
+// skipIfAbsent skips only when the runtime library or the model file cannot be found at all.
+func skipIfAbsent(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, locate.ErrNotFound) {
+		t.Skipf("model not installed (run scripts/setup): %v", err)
+	}
+	if errors.Is(err, ErrRuntime) {
+		if _, statErr := os.Stat(locate.RuntimeLibrary("")); statErr != nil {
+			t.Skipf("ONNX Runtime library not installed (run scripts/setup): %v", err)
+		}
+	}
+}
+
+func ukbench(t testing.TB) string {
+	t.Helper()
+	d, err := locate.Dir("ukbench", locate.DatasetDirs())
+	if err != nil {
+		t.Skipf("UKBench photos not installed: %v", err)
+	}
+	return d
+}
+
+func readPhoto(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(ukbench(t), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,154 @@
+package embed
+
+import (
+	"math"
+)
+
+// tensorLen is the number of float32 values one image occupies in the input tensor.
+func (s ModelSpec) tensorLen() int { return 3 * s.InputSize * s.InputSize }
+
+// wantScale returns the fraction of the full-resolution crop the resize needs; JPEG decoding picks
+// the smallest DCT scale at or above it, so the resampler only ever shrinks by less than ~1.3x.
+func (s ModelSpec) wantScale(cw, ch int) float64 {
+	if s.Crop == "squash" {
+		return math.Max(float64(s.InputSize)/float64(cw), float64(s.InputSize)/float64(ch))
+	}
+	return float64(s.resizeShorter()) / float64(min(cw, ch))
+}
+
+// axisWeights holds, per output sample, the first source index and the normalised tap weights of a
+// triangle (bilinear) filter whose support widens with the downscale factor: area-averaging when
+// shrinking, plain bilinear when enlarging (Pillow's antialiased bilinear, torchvision antialias=True).
+type axisWeights struct {
+	start []int
+	n     []int
+	taps  int
+	w     []float32
+}
+
+// makeWeights maps out output samples onto the source interval [lo, hi) scaled by scale
+// (output/source), skipping off output samples (the centre-crop offset).
+func makeWeights(out int, lo, hi, scale float64, off int, srcLen int) axisWeights {
+	support := 1.0
+	fscale := 1.0
+	if scale < 1 {
+		fscale = 1 / scale
+		support = fscale
+	}
+	taps := int(math.Ceil(support))*2 + 2
+	aw := axisWeights{start: make([]int, out), n: make([]int, out), taps: taps, w: make([]float32, out*taps)}
+	ilo := max(0, int(math.Floor(lo)))
+	ihi := min(srcLen, int(math.Ceil(hi)))
+	if ihi <= ilo {
+		ihi = ilo + 1
+	}
+	for i := 0; i < out; i++ {
+		center := lo + (float64(i+off)+0.5)/scale
+		a := max(ilo, int(math.Floor(center-support+0.5)))
+		b := min(ihi, int(math.Ceil(center+support+0.5)))
+		if b-a > taps {
+			b = a + taps
+		}
+		var sum float64
+		ws := aw.w[i*taps : (i+1)*taps]
+		for j := a; j < b; j++ {
+			v := 1 - math.Abs((float64(j)+0.5-center)/fscale)
+			if v < 0 {
+				v = 0
+			}
+			ws[j-a] = float32(v)
+			sum += v
+		}
+		if sum == 0 { // degenerate (centre outside the box): nearest pixel
+			a = min(max(ilo, int(center)), ihi-1)
+			b = a + 1
+			ws[0], sum = 1, 1
+		}
+		for j := 0; j < b-a; j++ {
+			ws[j] = float32(float64(ws[j]) / sum)
+		}
+		aw.start[i], aw.n[i] = a, b-a
+	}
+	return aw
+}
+
+// preprocessInto resamples d's crop box into dst (one image of the input tensor), normalised and
+// laid out per the spec. dst must have s.tensorLen() values.
+func (s ModelSpec) preprocessInto(dst []float32, d decoded) {
+	img := d.img
+	bw, bh := d.box[2]-d.box[0], d.box[3]-d.box[1]
+	S := s.InputSize
+	var sx, sy float64
+	offX, offY := 0, 0
+	if s.Crop == "squash" {
+		sx, sy = float64(S)/bw, float64(S)/bh
+	} else {
+		sc := float64(s.resizeShorter()) / math.Min(bw, bh)
+		sx, sy = sc, sc
+		rw := max(S, int(math.Round(bw*sc)))
+		rh := max(S, int(math.Round(bh*sc)))
+		offX, offY = (rw-S)/2, (rh-S)/2
+	}
+	xw := makeWeights(S, d.box[0], d.box[2], sx, offX, img.w)
+	yw := makeWeights(S, d.box[1], d.box[3], sy, offY, img.h)
+
+	// horizontal pass over the source rows the vertical pass will read
+	y0 := yw.start[0]
+	y1 := yw.start[S-1] + yw.n[S-1]
+	for i := range S {
+		y0 = min(y0, yw.start[i])
+		y1 = max(y1, yw.start[i]+yw.n[i])
+	}
+	tmp := make([]float32, (y1-y0)*S*3)
+	for y := y0; y < y1; y++ {
+		row := img.pix[y*img.w*3 : (y+1)*img.w*3]
+		t := tmp[(y-y0)*S*3 : (y-y0+1)*S*3]
+		for x := 0; x < S; x++ {
+			st, n := xw.start[x], xw.n[x]
+			ws := xw.w[x*xw.taps : x*xw.taps+n]
+			src := row[st*3 : (st+n)*3]
+			var r, g, b float32
+			for k, w := range ws {
+				r += w * float32(src[3*k])
+				g += w * float32(src[3*k+1])
+				b += w * float32(src[3*k+2])
+			}
+			t[3*x], t[3*x+1], t[3*x+2] = r, g, b
+		}
+	}
+
+	// vertical pass, normalisation and layout in one go
+	var scale, bias [3]float32
+	var srcCh [3]int
+	for c := 0; c < 3; c++ {
+		scale[c] = 1 / (255 * s.Std[c])
+		bias[c] = -s.Mean[c] / s.Std[c]
+		srcCh[c] = c
+		if s.ChannelOrder == "BGR" {
+			srcCh[c] = 2 - c
+		}
+	}
+	plane := S * S
+	nhwc := s.Layout == "NHWC"
+	for y := 0; y < S; y++ {
+		st, n := yw.start[y], yw.n[y]
+		ws := yw.w[y*yw.taps : y*yw.taps+n]
+		for x := 0; x < S; x++ {
+			var acc [3]float32
+			for k, w := range ws {
+				t := tmp[((st+k-y0)*S+x)*3:]
+				acc[0] += w * t[0]
+				acc[1] += w * t[1]
+				acc[2] += w * t[2]
+			}
+			for c := 0; c < 3; c++ {
+				v := acc[srcCh[c]]*scale[c] + bias[c]
+				if nhwc {
+					dst[(y*S+x)*3+c] = v
+				} else {
+					dst[c*plane+y*S+x] = v
+				}
+			}
+		}
+	}
+}
