@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
-	"golang.org/x/image/webp"
 )
 
 // DefaultMaxPixels is the decompression-bomb limit used when Options.MaxPixels is 0: 50 MP.
@@ -83,7 +82,7 @@ func DecodeConfig(data []byte) (cfg Config, err error) {
 		case "gif":
 			c, err = gif.DecodeConfig(r)
 		case "webp":
-			c, err = webp.DecodeConfig(r)
+			c.Width, c.Height, _, err = webpConfig(data)
 			cfg.Orientation = webpOrientation(data)
 		case "bmp":
 			c, err = bmp.DecodeConfig(r)
@@ -94,6 +93,9 @@ func DecodeConfig(data []byte) (cfg Config, err error) {
 			}
 		}
 		if err != nil {
+			if f == "webp" {
+				return Config{}, err
+			}
 			return Config{}, classify(f, err)
 		}
 		if c.Width <= 0 || c.Height <= 0 {
@@ -215,7 +217,11 @@ func decodeGo(format string, data []byte) (*rgbImage, error) {
 	case "gif":
 		m, err = gif.Decode(r) // first frame
 	case "webp":
-		m, err = webp.Decode(r)
+		w, h, alpha, err := webpConfig(data)
+		if err != nil {
+			return nil, err
+		}
+		return webpDecode(data, w, h, alpha)
 	case "bmp":
 		m, err = bmp.Decode(r)
 	case "tiff":

@@ -25,6 +25,9 @@ static int lk_compress(tjhandle h, const unsigned char *src, int w, int hh, int 
 		unsigned char **out, unsigned long *outSize) {
 	return tjCompress2(h, src, w, 0, hh, TJPF_RGB, out, outSize, TJSAMP_420, quality, TJFLAG_FASTDCT);
 }
+static int lk_compress_cmyk(tjhandle h, const unsigned char *src, int w, int hh, unsigned char **out, unsigned long *outSize) {
+	return tjCompress2(h, src, w, 0, hh, TJPF_CMYK, out, outSize, TJSAMP_444, 95, 0);
+}
 */
 import "C"
 
@@ -176,6 +179,26 @@ func turboEncode(img *rgbImage, quality int) ([]byte, error) {
 			C.tjFree(out)
 		}
 		return nil, fmt.Errorf("turbojpeg encode: %s", tjErr(h))
+	}
+	defer C.tjFree(out)
+	return C.GoBytes(unsafe.Pointer(out), C.int(size)), nil
+}
+
+// turboEncodeCMYK writes a four-channel (Adobe, YCCK) JPEG from packed CMYK; tests use it to make
+// CMYK fixtures.
+func turboEncodeCMYK(pix []byte, w, h int) ([]byte, error) {
+	hd, err := tjEnc.get(true)
+	if err != nil {
+		return nil, err
+	}
+	defer tjEnc.put(hd)
+	var out *C.uchar
+	var size C.ulong
+	if C.lk_compress_cmyk(hd, (*C.uchar)(unsafe.Pointer(&pix[0])), C.int(w), C.int(h), &out, &size) != 0 {
+		if out != nil {
+			C.tjFree(out)
+		}
+		return nil, fmt.Errorf("turbojpeg encode: %s", tjErr(hd))
 	}
 	defer C.tjFree(out)
 	return C.GoBytes(unsafe.Pointer(out), C.int(size)), nil
