@@ -139,6 +139,19 @@ func (g *graph) grow(n int) {
 	clear(g.links0[old*(g.m0+1):])
 }
 
+// reserve preallocates room for n slots (load path: avoids regrowing a
+// multi-GiB slab).
+func (g *graph) reserve(n int) {
+	if n <= cap(g.levels) {
+		return
+	}
+	l := len(g.levels)
+	g.levels = slices.Grow(g.levels, n-l)
+	g.upper = slices.Grow(g.upper, n-l)
+	g.vecs = slices.Grow(g.vecs, (n-l)*g.dim)
+	g.links0 = slices.Grow(g.links0, (n-l)*(g.m0+1))
+}
+
 // setVector stores an already normalised vector. Under Lock, slot unlinked.
 func (g *graph) setVector(slot uint32, v []float32) {
 	g.grow(int(slot) + 1)

@@ -1,0 +1,437 @@
+package index
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// FileName is the bbolt file inside the data directory. All collections
+// share it (one bucket each) so that Backup is one consistent transaction.
+const FileName = "lookalike.db"
+
+// Options configure a DB. A nil *Options or a zero field means the default.
+type Options struct {
+	// M is the max links per node on upper layers (2*M on layer 0). Default 16.
+	M int
+	// EfConstruction is the beam width while inserting. Default 200.
+	EfConstruction int
+	// EfSearch is the default search beam. Default DefaultEfSearch (64), the
+	// smallest that gave recall@10 >= 0.98 on clustered 1280-d vectors.
+	EfSearch int
+	// Ml is the level multiplier; level = floor(-ln(U)*Ml). Default 1/ln(M).
+	Ml float64
+	// ExactThreshold: collections with at most this many items are searched
+	// by brute force. Default 2000. Negative disables.
+	ExactThreshold int
+	// SnapshotInterval: dirty graphs are snapshotted this often. Default 5m;
+	// negative disables periodic snapshots (Close still snapshots).
+	SnapshotInterval time.Duration
+	// Logger defaults to a discard logger.
+	Logger *slog.Logger
+	// NoSync skips fsync on commit. Tests only: acknowledged writes can be lost.
+	NoSync bool
+	// ReadOnly opens the file read-only; writes fail with ErrReadOnly.
+	ReadOnly bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.M <= 0 {
+		o.M = DefaultM
+	}
+	if o.EfConstruction <= 0 {
+		o.EfConstruction = DefaultEfConstruction
+	}
+	if o.EfSearch <= 0 {
+		o.EfSearch = DefaultEfSearch
+	}
+	if o.ExactThreshold == 0 {
+		o.ExactThreshold = DefaultExactThreshold
+	}
+	if o.SnapshotInterval == 0 {
+		o.SnapshotInterval = 5 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// DB is a data directory holding named collections in one bbolt file.
+type DB struct {
+	opts     Options
+	log      *slog.Logger
+	bolt     *bolt.DB
+	readOnly bool
+	closed   atomic.Bool
+
+	mu    sync.RWMutex // guards colls
+	colls map[string]*Collection
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+var (
+	bucketCollections = []byte("collections")
+	keyConfig         = []byte("config")
+	keySeq            = []byte("seq")
+	keyGraph          = []byte("graph")
+	bucketItems       = []byte("items")
+	bucketThumbs      = []byte("thumbs")
+)
+
+// Open opens (creating if needed) the data directory and loads every
+// collection: from its graph snapshot when fresh, else rebuilt from the
+// stored vectors. A directory or file that is not writable is opened
+// read-only: reads work, writes fail with ErrReadOnly.
+func Open(dir string, opts *Options) (*DB, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o = o.withDefaults()
+	db := &DB{opts: o, log: o.Logger, colls: map[string]*Collection{}, stop: make(chan struct{})}
+	path := filepath.Join(dir, FileName)
+	ro := o.ReadOnly
+	if !ro {
+		if err := os.MkdirAll(dir, 0o755); err != nil && !isReadOnlyErr(err) {
+			return nil, fmt.Errorf("index: create %s: %w", dir, err)
+		}
+	}
+	bo := &bolt.Options{Timeout: 2 * time.Second, NoSync: o.NoSync, ReadOnly: ro, FreelistType: bolt.FreelistMapType}
+	b, err := bolt.Open(path, 0o600, bo)
+	if err != nil && !ro && isReadOnlyErr(err) {
+		if _, serr := os.Stat(path); serr == nil {
+			bo.ReadOnly, ro = true, true
+			b, err = bolt.Open(path, 0o600, bo)
+		}
+	}
+	if err != nil {
+		if isReadOnlyErr(err) {
+			return nil, fmt.Errorf("%w: open %s: %w", ErrReadOnly, path, err)
+		}
+		return nil, fmt.Errorf("%w: open %s: %w", ErrStorage, path, err)
+	}
+	db.bolt, db.readOnly = b, ro
+	if ro {
+		db.log.Warn("index opened read-only", "path", path)
+	} else if err := b.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketCollections)
+		return err
+	}); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("%w: init %s: %w", ErrStorage, path, err)
+	}
+	if err := db.loadAll(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if !ro && o.SnapshotInterval > 0 {
+		db.wg.Add(1)
+		go db.snapshotLoop(o.SnapshotInterval)
+	}
+	return db, nil
+}
+
+func isReadOnlyErr(err error) bool {
+	return errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) || errors.Is(err, fs.ErrPermission)
+}
+
+// storageErr classifies a failed write transaction.
+func storageErr(op string, err error) error {
+	if errors.Is(err, ErrInvalidItem) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	if errors.Is(err, bolt.ErrDatabaseReadOnly) || isReadOnlyErr(err) {
+		return fmt.Errorf("%w: %s: %w", ErrReadOnly, op, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrStorage, op, err)
+}
+
+func (db *DB) loadAll() error {
+	var names []string
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketCollections)
+		if root == nil {
+			return nil
+		}
+		return root.ForEachBucket(func(k []byte) error {
+			names = append(names, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("%w: list collections: %w", ErrStorage, err)
+	}
+	for _, name := range names {
+		start := time.Now()
+		c, err := loadCollection(db, name)
+		if err != nil {
+			return fmt.Errorf("index: load collection %q: %w", name, err)
+		}
+		db.colls[name] = c
+		db.log.Info("collection loaded", "name", name, "count", c.g.count, "from", c.loadedFrom, "took", time.Since(start))
+	}
+	return nil
+}
+
+func (db *DB) snapshotLoop(every time.Duration) {
+	defer db.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-t.C:
+			db.snapshotAll()
+		}
+	}
+}
+
+// Snapshot writes the graph of every collection changed since its last
+// snapshot. It runs periodically and on Close; callers rarely need it.
+func (db *DB) Snapshot() error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	return db.snapshotAll()
+}
+
+func (db *DB) snapshotAll() error {
+	db.mu.RLock()
+	cs := make([]*Collection, 0, len(db.colls))
+	for _, c := range db.colls {
+		cs = append(cs, c)
+	}
+	db.mu.RUnlock()
+	var errs []error
+	for _, c := range cs {
+		if err := c.snapshot(); err != nil {
+			db.log.Error("graph snapshot failed", "collection", c.name, "err", err)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the snapshotter, snapshots dirty graphs and closes the file.
+func (db *DB) Close() error {
+	if !db.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(db.stop)
+	db.wg.Wait()
+	var err error
+	if !db.readOnly {
+		err = db.snapshotAll()
+	}
+	db.mu.Lock()
+	for _, c := range db.colls {
+		c.markClosed()
+	}
+	db.mu.Unlock()
+	return errors.Join(err, db.bolt.Close())
+}
+
+var validName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+
+// CollectionConfig describes a collection. Fingerprint names the model and
+// preprocessing that produced the vectors; Dims their length. M,
+// EfConstruction, EfSearch default to the DB's Options.
+type CollectionConfig struct {
+	Fingerprint    string `json:"fingerprint"`
+	Dims           int    `json:"dims"`
+	M              int    `json:"m"`
+	EfConstruction int    `json:"ef_construction"`
+	EfSearch       int    `json:"ef_search"`
+}
+
+// CollectionInfo is a collection's description and size.
+type CollectionInfo struct {
+	Name           string `json:"name"`
+	Fingerprint    string `json:"fingerprint"`
+	Dims           int    `json:"dims"`
+	Count          int    `json:"count"`
+	Levels         int    `json:"levels"`
+	M              int    `json:"m"`
+	EfConstruction int    `json:"ef_construction"`
+	EfSearch       int    `json:"ef_search"`
+	DiskBytes      int64  `json:"disk_bytes"`
+}
+
+func (db *DB) fillConfig(cfg CollectionConfig) CollectionConfig {
+	if cfg.M <= 0 {
+		cfg.M = db.opts.M
+	}
+	if cfg.EfConstruction <= 0 {
+		cfg.EfConstruction = db.opts.EfConstruction
+	}
+	if cfg.EfSearch <= 0 {
+		cfg.EfSearch = db.opts.EfSearch
+	}
+	return cfg
+}
+
+// CreateCollection creates an empty collection. An existing collection gives
+// ErrExists when its fingerprint and dims match cfg, ErrFingerprintMismatch
+// when they do not.
+func (db *DB) CreateCollection(name string, cfg CollectionConfig) (*Collection, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	if !validName.MatchString(name) {
+		return nil, fmt.Errorf("%w: %q (want [a-z0-9_-]{1,64})", ErrInvalidName, name)
+	}
+	if cfg.Dims <= 0 || cfg.Dims > 65536 {
+		return nil, fmt.Errorf("%w: collection %q: dims %d out of range 1..65536", ErrInvalidItem, name, cfg.Dims)
+	}
+	if cfg.Fingerprint == "" || len(cfg.Fingerprint) > 1024 {
+		return nil, fmt.Errorf("%w: collection %q: fingerprint must be 1..1024 bytes", ErrInvalidItem, name)
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if c, ok := db.colls[name]; ok {
+		if err := c.checkFingerprint(cfg); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: collection %q", ErrExists, name)
+	}
+	if db.readOnly {
+		return nil, fmt.Errorf("%w: create collection %q", ErrReadOnly, name)
+	}
+	cfg = db.fillConfig(cfg)
+	raw, _ := json.Marshal(cfg)
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketCollections).CreateBucket([]byte(name))
+		if err != nil {
+			return err
+		}
+		if _, err := b.CreateBucket(bucketItems); err != nil {
+			return err
+		}
+		if _, err := b.CreateBucket(bucketThumbs); err != nil {
+			return err
+		}
+		return b.Put(keyConfig, raw)
+	})
+	if err != nil {
+		return nil, storageErr("create collection "+name, err)
+	}
+	c := newCollection(db, name, cfg)
+	db.colls[name] = c
+	return c, nil
+}
+
+// OpenCollection returns the named collection, creating it when missing; an
+// existing one with another fingerprint or dims gives ErrFingerprintMismatch.
+func (db *DB) OpenCollection(name string, cfg CollectionConfig) (*Collection, error) {
+	c, err := db.CreateCollection(name, cfg)
+	if errors.Is(err, ErrExists) {
+		return db.Collection(name)
+	}
+	return c, err
+}
+
+// Collection returns an existing collection or ErrNotFound.
+func (db *DB) Collection(name string) (*Collection, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	c, ok := db.colls[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: collection %q", ErrNotFound, name)
+	}
+	return c, nil
+}
+
+// DropCollection deletes a collection and all its items.
+func (db *DB) DropCollection(name string) error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	if db.readOnly {
+		return fmt.Errorf("%w: drop collection %q", ErrReadOnly, name)
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	c, ok := db.colls[name]
+	if !ok {
+		return fmt.Errorf("%w: collection %q", ErrNotFound, name)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCollections).DeleteBucket([]byte(name))
+	})
+	if err != nil {
+		return storageErr("drop collection "+name, err)
+	}
+	delete(db.colls, name)
+	c.markClosed()
+	return nil
+}
+
+// Collections describes every collection, sorted by name.
+func (db *DB) Collections() []CollectionInfo {
+	db.mu.RLock()
+	cs := make([]*Collection, 0, len(db.colls))
+	for _, c := range db.colls {
+		cs = append(cs, c)
+	}
+	db.mu.RUnlock()
+	out := make([]CollectionInfo, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.Info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Backup writes a consistent copy of the whole bbolt file (all collections)
+// to w from one read transaction; writers are not blocked.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	if db.closed.Load() {
+		return 0, ErrClosed
+	}
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("index: backup: %w", err)
+	}
+	return n, nil
+}
+
+// Check runs bbolt's consistency check over the whole file.
+func (db *DB) Check() error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}

@@ -1,0 +1,331 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// openTestDB opens a DB in dir (a fresh temp dir when empty) and checks the
+// bbolt file's consistency when the test ends.
+func openTestDB(t testing.TB, dir string, o *Options) *DB {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if o == nil {
+		o = &Options{NoSync: true}
+	}
+	db, err := Open(dir, o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		checkFile(t, filepath.Join(dir, FileName))
+	})
+	return db
+}
+
+func checkFile(t testing.TB, path string) {
+	t.Helper()
+	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Errorf("reopen for check: %v", err)
+		return
+	}
+	defer b.Close()
+	_ = b.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			t.Errorf("bbolt check: %v", err)
+		}
+		return nil
+	})
+}
+
+var ctx = context.Background()
+
+func mkItems(vecs [][]float32, prefix string, meta func(i int) string) []Item {
+	items := make([]Item, len(vecs))
+	for i, v := range vecs {
+		items[i] = Item{ID: fmt.Sprintf("%s%05d", prefix, i), Vector: v, ContentHash: fmt.Sprintf("h%d", i)}
+		if meta != nil {
+			items[i].Metadata = json.RawMessage(meta(i))
+		}
+	}
+	return items
+}
+
+func upsertAll(t testing.TB, c *Collection, items []Item, batch int) {
+	t.Helper()
+	for i := 0; i < len(items); i += batch {
+		if err := c.Upsert(ctx, items[i:min(i+batch, len(items))]...); err != nil {
+			t.Fatalf("Upsert: %v", err)
+		}
+	}
+}
+
+func TestCollectionCRUD(t *testing.T) {
+	dir := t.TempDir()
+	db := openTestDB(t, dir, &Options{NoSync: true, ExactThreshold: -1})
+	cfg := CollectionConfig{Fingerprint: "test-model@1", Dims: 8}
+	c, err := db.CreateCollection("shoes", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vecs := SyntheticClustered(300, 8, 5, 1, 3)
+	items := mkItems(vecs, "sku", func(i int) string { return fmt.Sprintf(`{"category":"c%d","price":%d}`, i%3, i) })
+	items[7].Thumbnail = []byte("jpeg-bytes")
+	upsertAll(t, c, items, 64)
+
+	if got := c.Info().Count; got != 300 {
+		t.Fatalf("count = %d", got)
+	}
+	it, err := c.Get("sku00007")
+	if err != nil || !bytes.Equal(it.Thumbnail, []byte("jpeg-bytes")) || it.ContentHash != "h7" || string(it.Metadata) != `{"category":"c1","price":7}` {
+		t.Fatalf("Get = %+v, %v", it, err)
+	}
+	if th, err := c.Thumbnail("sku00007"); err != nil || string(th) != "jpeg-bytes" {
+		t.Fatalf("Thumbnail = %q, %v", th, err)
+	}
+	if h, ok := c.Has("sku00009"); !ok || h != "h9" {
+		t.Fatalf("Has = %q %v", h, ok)
+	}
+	if _, err := c.Get("nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get missing: %v", err)
+	}
+	// Search finds each item itself first.
+	for _, i := range []int{0, 17, 299} {
+		res, err := c.Search(ctx, vecs[i], SearchOptions{K: 3})
+		if err != nil || len(res) != 3 || res[0].ID != items[i].ID || res[0].Score < 0.999 {
+			t.Fatalf("Search(%d) = %+v, %v", i, res, err)
+		}
+	}
+	sim, err := c.Similar(ctx, "sku00017", SearchOptions{K: 5})
+	if err != nil || len(sim) != 5 {
+		t.Fatalf("Similar: %v %v", sim, err)
+	}
+	for _, r := range sim {
+		if r.ID == "sku00017" {
+			t.Fatal("Similar returned the item itself")
+		}
+	}
+	// Update: re-embed sku00000 with sku00299's vector.
+	if err := c.Upsert(ctx, Item{ID: "sku00000", Vector: vecs[299]}); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := c.Search(ctx, vecs[299], SearchOptions{K: 2})
+	if len(res) != 2 || res[0].Score < 0.999 || res[1].Score < 0.999 {
+		t.Fatalf("after update: %+v", res)
+	}
+	// Delete and list.
+	n, err := c.Delete(ctx, "sku00001", "sku00002", "missing")
+	if err != nil || n != 2 {
+		t.Fatalf("Delete = %d, %v", n, err)
+	}
+	var all []string
+	cur := ""
+	for {
+		page, next, err := c.List(cur, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range page {
+			if it.Vector != nil || it.Thumbnail != nil {
+				t.Fatal("List returned vectors or thumbnails")
+			}
+			all = append(all, it.ID)
+		}
+		if next == "" {
+			break
+		}
+		cur = next
+	}
+	if len(all) != 298 || all[0] != "sku00000" || all[1] != "sku00003" {
+		t.Fatalf("List: %d ids, first %v", len(all), all[:3])
+	}
+	// Slot reuse: new ids take the freed slots.
+	if err := c.Upsert(ctx, Item{ID: "new-1", Vector: vecs[1]}, Item{ID: "new-2", Vector: vecs[2]}); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.ids) != 300 {
+		t.Fatalf("slots not reused: %d", len(c.ids))
+	}
+	res, _ = c.Search(ctx, vecs[2], SearchOptions{K: 1})
+	if res[0].ID != "new-2" {
+		t.Fatalf("new-2 not found: %+v", res)
+	}
+}
+
+func TestCollectionValidation(t *testing.T) {
+	db := openTestDB(t, "", nil)
+	for _, name := range []string{"", "Shoes", "a b", "x/y", string(make([]byte, 65))} {
+		if _, err := db.CreateCollection(name, CollectionConfig{Fingerprint: "f", Dims: 4}); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("name %q: %v", name, err)
+		}
+	}
+	c, err := db.CreateCollection("c", CollectionConfig{Fingerprint: "f", Dims: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateCollection("c", CollectionConfig{Fingerprint: "f", Dims: 4}); !errors.Is(err, ErrExists) {
+		t.Errorf("dup: %v", err)
+	}
+	for _, cfg := range []CollectionConfig{{Fingerprint: "g", Dims: 4}, {Fingerprint: "f", Dims: 5}} {
+		if _, err := db.OpenCollection("c", cfg); !errors.Is(err, ErrFingerprintMismatch) {
+			t.Errorf("mismatch %+v: %v", cfg, err)
+		}
+	}
+	nan := float32(0)
+	nan = nan / nan
+	good := []float32{1, 0, 0, 0}
+	cases := []struct {
+		name string
+		it   Item
+	}{
+		{"empty id", Item{ID: "", Vector: good}},
+		{"long id", Item{ID: string(bytes.Repeat([]byte("a"), 257)), Vector: good}},
+		{"bad utf8", Item{ID: "a\xff", Vector: good}},
+		{"control", Item{ID: "a\nb", Vector: good}},
+		{"dims", Item{ID: "a", Vector: []float32{1, 2}}},
+		{"zero", Item{ID: "a", Vector: []float32{0, 0, 0, 0}}},
+		{"nan", Item{ID: "a", Vector: []float32{nan, 0, 0, 1}}},
+		{"meta array", Item{ID: "a", Vector: good, Metadata: json.RawMessage(`[1]`)}},
+		{"meta junk", Item{ID: "a", Vector: good, Metadata: json.RawMessage(`{"a":`)}},
+		{"meta big", Item{ID: "a", Vector: good, Metadata: json.RawMessage(`{"a":"` + string(bytes.Repeat([]byte("x"), 65<<10)) + `"}`)}},
+	}
+	for _, tc := range cases {
+		err := c.Upsert(ctx, tc.it)
+		if !errors.Is(err, ErrInvalidItem) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	if err := c.Upsert(ctx, Item{ID: "a", Vector: []float32{1, 2}}); !errors.Is(err, ErrDimMismatch) {
+		t.Errorf("dims should also be ErrDimMismatch: %v", err)
+	}
+	if _, err := c.Search(ctx, []float32{1}, SearchOptions{}); !errors.Is(err, ErrDimMismatch) {
+		t.Errorf("search dims: %v", err)
+	}
+	if c.Info().Count != 0 {
+		t.Error("invalid items were stored")
+	}
+}
+
+func TestReopenSnapshotAndRebuild(t *testing.T) {
+	dir := t.TempDir()
+	vecs := SyntheticClustered(1500, 32, 10, 1, 5)
+	items := mkItems(vecs, "i", func(i int) string { return fmt.Sprintf(`{"tags":["t%d","all"]}`, i%10) })
+	o := &Options{NoSync: true, ExactThreshold: -1, SnapshotInterval: -1}
+	db, err := Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := db.CreateCollection("a", CollectionConfig{Fingerprint: "f", Dims: 32})
+	if _, err := db.CreateCollection("b", CollectionConfig{Fingerprint: "g", Dims: 4}); err != nil {
+		t.Fatal(err)
+	}
+	upsertAll(t, c, items, 100)
+	c.Delete(ctx, "i00003")
+	want, _ := c.Search(ctx, vecs[10], SearchOptions{K: 10})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	reopen := func(wantFrom string) *Collection {
+		t.Helper()
+		db, err := Open(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if infos := db.Collections(); len(infos) != 2 || infos[0].Name != "a" || infos[1].Name != "b" || infos[0].Count != 1499 {
+			t.Fatalf("Collections = %+v", infos)
+		}
+		c, err := db.Collection("a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.loadedFrom != wantFrom {
+			t.Fatalf("loaded from %s, want %s", c.loadedFrom, wantFrom)
+		}
+		if _, ok := c.Has("i00003"); ok {
+			t.Fatal("deleted item came back")
+		}
+		got, _ := c.Search(ctx, vecs[10], SearchOptions{K: 10})
+		if wantFrom == "snapshot" && fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("results differ after reload:\n%v\n%v", got, want)
+		}
+		if got[0].ID != "i00010" {
+			t.Fatalf("self not found: %v", got[0])
+		}
+		return c
+	}
+	c = reopen("snapshot")
+	c.db.Close()
+
+	// A write after the snapshot makes it stale (the write is not snapshotted
+	// because we bypass Close's snapshot by writing through bbolt directly).
+	b, _ := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	b.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketCollections).Bucket([]byte("a"))
+		_, err := bumpSeq(bk)
+		return err
+	})
+	b.Close()
+	c = reopen("rebuild")
+	c.db.Close()
+
+	// A corrupt snapshot (bit flip) is detected by the checksum.
+	b, _ = bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	b.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketCollections).Bucket([]byte("a"))
+		s := bytes.Clone(bk.Get(keyGraph))
+		s[len(s)/2] ^= 0x40
+		return bk.Put(keyGraph, s)
+	})
+	b.Close()
+	reopen("rebuild")
+}
+
+func TestDropAndBackup(t *testing.T) {
+	db := openTestDB(t, "", nil)
+	c, _ := db.CreateCollection("x", CollectionConfig{Fingerprint: "f", Dims: 4})
+	c.Upsert(ctx, Item{ID: "a", Vector: []float32{1, 2, 3, 4}})
+	var buf bytes.Buffer
+	n, err := db.Backup(&buf)
+	if err != nil || n != int64(buf.Len()) || n == 0 {
+		t.Fatalf("Backup = %d, %v", n, err)
+	}
+	// The backup is a valid DB with the item.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, FileName), buf.Bytes(), 0o600)
+	db2 := openTestDB(t, dir, nil)
+	c2, err := db2.Collection("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c2.Has("a"); !ok {
+		t.Fatal("backup lacks item")
+	}
+	if err := db.DropCollection("x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Collection("x"); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	if err := c.Upsert(ctx, Item{ID: "b", Vector: []float32{1, 2, 3, 4}}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("upsert into dropped: %v", err)
+	}
+	if err := db.DropCollection("x"); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+}
