@@ -19,6 +19,7 @@ func scanJPEGMeta(b []byte) jpegMeta {
 		return m
 	}
 	i := 2
+	sawExif := false
 	for i+4 <= len(b) {
 		if b[i] != 0xFF {
 			return m
@@ -41,7 +42,8 @@ func scanJPEGMeta(b []byte) jpegMeta {
 		}
 		seg := b[i+4 : i+2+n]
 		switch {
-		case marker == 0xE1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")):
+		case marker == 0xE1 && !sawExif && bytes.HasPrefix(seg, []byte("Exif\x00\x00")):
+			sawExif = true // the first Exif block wins, as in libexif and browsers
 			if o := tiffOrientation(seg[6:]); o != 0 {
 				m.orientation = o
 			}

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
+	"github.com/lookalike/lookalike/internal/locate"
+	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -44,6 +46,8 @@ type ModelReport struct {
 	Inputs     []TensorInfo `json:"inputs"`
 	Outputs    []TensorInfo `json:"outputs"`
 	Candidates []Candidate  `json:"candidates"`
+	// ProbeError says why candidate shapes the graph does not record could not be measured.
+	ProbeError string `json:"probe_error,omitempty"`
 }
 
 func readModel(path string) (*onnx.ModelProto, string, int64, error) {
@@ -143,6 +147,11 @@ func (gi graphIndex) quantParams(name string) (scale, zp string, ok bool) {
 		return "", "", false
 	}
 	switch n.GetOpType() {
+	case "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity":
+		// layout ops keep the quantization of their input
+		if len(in) > 0 {
+			return gi.quantParams(in[0])
+		}
 	case "QuantizeLinear":
 		return at(1, 2)
 	case "QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearConcat":
@@ -181,7 +190,7 @@ func expose(m *onnx.ModelProto, tensor, outName string, flatten bool) error {
 			deq = outName + "_dequantized"
 		}
 		g.Node = append(g.Node, &onnx.NodeProto{
-			Name: "lookalike_dequantize_" + tensor, OpType: "DequantizeLinear",
+			Name: "lookalike_node_" + deq, OpType: "DequantizeLinear",
 			Input: []string{tensor, scale, zp}, Output: []string{deq},
 		})
 		cur = deq
@@ -190,7 +199,7 @@ func expose(m *onnx.ModelProto, tensor, outName string, flatten bool) error {
 	}
 	if flatten {
 		g.Node = append(g.Node, &onnx.NodeProto{
-			Name: "lookalike_flatten_" + tensor, OpType: "Flatten",
+			Name: "lookalike_node_" + outName, OpType: "Flatten",
 			Input: []string{cur}, Output: []string{outName},
 			Attribute: []*onnx.AttributeProto{{Name: "axis", Type: onnx.AttributeProto_INT, I: 1}},
 		})
@@ -198,7 +207,7 @@ func expose(m *onnx.ModelProto, tensor, outName string, flatten bool) error {
 	}
 	if cur != outName { // a float tensor exposed as is
 		g.Node = append(g.Node, &onnx.NodeProto{
-			Name: "lookalike_identity_" + tensor, OpType: "Identity",
+			Name: "lookalike_node_" + outName, OpType: "Identity",
 			Input: []string{cur}, Output: []string{outName},
 		})
 	}
@@ -261,7 +270,91 @@ func Inspect(path string) (ModelReport, error) {
 			}
 		}
 	}
+	if err := probeShapes(m, &r); err != nil {
+		r.ProbeError = err.Error()
+	}
 	return r, nil
+}
+
+// probeShapes fills the candidates' unknown shapes by running the model once on zeros with every
+// candidate exposed (quantized graphs rarely record intermediate shapes). Needs ONNX Runtime; the
+// batch dimension is reported as -1.
+func probeShapes(m *onnx.ModelProto, r *ModelReport) error {
+	if len(r.Inputs) != 1 || len(r.Candidates) == 0 {
+		return nil
+	}
+	in := r.Inputs[0]
+	if in.ElemType != "float" || len(in.Shape) == 0 {
+		return fmt.Errorf("input %s is not a float tensor of known rank", in.Name)
+	}
+	shape := make([]int64, len(in.Shape))
+	n := int64(1)
+	for i, d := range in.Shape {
+		switch {
+		case i == 0 && d <= 0:
+			d = 1
+		case d <= 0:
+			return fmt.Errorf("input %s has symbolic dimension %d", in.Name, i)
+		}
+		shape[i] = d
+		n *= d
+	}
+	probe := proto.Clone(m).(*onnx.ModelProto)
+	var outs []string
+	have := map[string]bool{}
+	for _, o := range probe.GetGraph().GetOutput() {
+		have[o.GetName()] = true
+	}
+	for _, c := range r.Candidates {
+		// untyped graph outputs: ORT infers their type, whatever the tensor's element type
+		if !have[c.Name] {
+			probe.Graph.Output = append(probe.Graph.Output, &onnx.ValueInfoProto{Name: c.Name})
+			have[c.Name] = true
+		}
+		outs = append(outs, c.Name)
+	}
+	b, err := proto.Marshal(probe)
+	if err != nil {
+		return err
+	}
+	if err := acquireORT(locate.RuntimeLibrary("")); err != nil {
+		return err
+	}
+	defer releaseORT()
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(b, []string{in.Name}, outs, nil)
+	if err != nil {
+		return err
+	}
+	defer sess.Destroy()
+	x, err := ort.NewTensor(ort.NewShape(shape...), make([]float32, n))
+	if err != nil {
+		return err
+	}
+	defer x.Destroy()
+	vals := make([]ort.Value, len(outs))
+	if err := sess.Run([]ort.Value{x}, vals); err != nil {
+		return err
+	}
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		sh := v.GetShape()
+		defer v.Destroy()
+		if r.Candidates[i].Shape != nil {
+			continue
+		}
+		got := make([]int64, len(sh))
+		copy(got, sh)
+		if len(got) > 0 && in.Shape[0] <= 0 {
+			got[0] = -1
+		}
+		r.Candidates[i].Shape = got
+		if r.Candidates[i].ElemType == "" {
+			r.Candidates[i].ElemType = ortElemName(v)
+		}
+	}
+	return nil
 }
 
 // exposedName is the graph output name ExportWithOutputs gives tensor: quantized tensors are
@@ -351,4 +444,20 @@ func checkInput(m *onnx.ModelProto, spec ModelSpec) error {
 		}
 	}
 	return nil
+}
+
+func ortElemName(v ort.Value) string {
+	switch v.(type) {
+	case *ort.Tensor[float32]:
+		return "float"
+	case *ort.Tensor[uint8]:
+		return "uint8"
+	case *ort.Tensor[int8]:
+		return "int8"
+	case *ort.Tensor[int64]:
+		return "int64"
+	case *ort.Tensor[int32]:
+		return "int32"
+	}
+	return ""
 }

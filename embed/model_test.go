@@ -1,0 +1,305 @@
+package embed
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lookalike/lookalike/internal/locate"
+)
+
+func modelPath(t testing.TB) string {
+	t.Helper()
+	testEngine(t) // skips when absent
+	return testEngine(t).Info().ModelPath
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		field string
+		edit  func(*ModelSpec)
+	}{
+		{"", func(*ModelSpec) {}},
+		{"id", func(s *ModelSpec) { s.ID = "" }},
+		{"file", func(s *ModelSpec) { s.File = "" }},
+		{"input", func(s *ModelSpec) { s.Input = "" }},
+		{"input_size", func(s *ModelSpec) { s.InputSize = 0 }},
+		{"resize_shorter", func(s *ModelSpec) { s.ResizeShorter = 100 }},
+		{"crop", func(s *ModelSpec) { s.Crop = "fit" }},
+		{"channel_order", func(s *ModelSpec) { s.ChannelOrder = "rgb" }},
+		{"layout", func(s *ModelSpec) { s.Layout = "CHW" }},
+		{"embedding_tensor", func(s *ModelSpec) { s.EmbeddingTensor = "" }},
+		{"embedding_dim", func(s *ModelSpec) { s.EmbeddingDim = -1 }},
+		{"std", func(s *ModelSpec) { s.Std[1] = 0 }},
+		{"sha256", func(s *ModelSpec) { s.SHA256 = "abc" }},
+	}
+	for _, c := range cases {
+		t.Run(c.field, func(t *testing.T) {
+			s := DefaultModelSpec()
+			c.edit(&s)
+			err := s.Validate()
+			if c.field == "" {
+				if err != nil {
+					t.Fatalf("default spec: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.field) {
+				t.Errorf("Validate = %v, want an error naming %q", err, c.field)
+			}
+		})
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	s := DefaultModelSpec()
+	fp := s.Fingerprint(defaultModelSHA256Shared)
+	if !strings.HasPrefix(fp, "mnv2i8-") || len(fp) != len("mnv2i8-")+12 {
+		t.Fatalf("fingerprint %q, want mnv2i8-<12 hex>", fp)
+	}
+	if again := DefaultModelSpec().Fingerprint(defaultModelSHA256Shared); again != fp {
+		t.Errorf("not stable: %s vs %s", fp, again)
+	}
+	changes := map[string]func(*ModelSpec){
+		"model bytes": nil,
+		"mean":        func(s *ModelSpec) { s.Mean[0] = 0.5 },
+		"crop":        func(s *ModelSpec) { s.Crop = "squash" },
+		"order":       func(s *ModelSpec) { s.ChannelOrder = "BGR" },
+		"tensor":      func(s *ModelSpec) { s.EmbeddingTensor = "627_quantized" },
+		"shorter":     func(s *ModelSpec) { s.ResizeShorter = 224 },
+	}
+	for name, edit := range changes {
+		s := DefaultModelSpec()
+		sum := defaultModelSHA256Shared
+		if edit == nil {
+			sum = defaultModelSHA256Zoo
+		} else {
+			edit(&s)
+		}
+		if got := s.Fingerprint(sum); got == fp {
+			t.Errorf("%s change keeps fingerprint %s", name, fp)
+		}
+	}
+	// Fields that do not change the tensor keep it.
+	s.LabelsFile, s.File, s.SHA256 = "x.txt", "/elsewhere/model.onnx", ""
+	if got := s.Fingerprint(defaultModelSHA256Shared); got != fp {
+		t.Errorf("labels/file path changed the fingerprint: %s vs %s", got, fp)
+	}
+	if testing.Short() {
+		return
+	}
+	if e := testEngine(t); e.Info().Fingerprint != fp && e.Info().ModelSHA256 == defaultModelSHA256Shared {
+		t.Errorf("engine fingerprint %s, want %s", e.Info().Fingerprint, fp)
+	}
+}
+
+func TestInspect(t *testing.T) {
+	r, err := Inspect(modelPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Inputs) != 1 || r.Inputs[0].Name != "input" || r.Inputs[0].ElemType != "float" || len(r.Inputs[0].Shape) != 4 {
+		t.Errorf("inputs %+v", r.Inputs)
+	}
+	if len(r.Outputs) != 1 || r.Outputs[0].Name != "output" {
+		t.Errorf("outputs %+v", r.Outputs)
+	}
+	if r.Opset != 12 {
+		t.Errorf("opset %d, want 12", r.Opset)
+	}
+	var found *Candidate
+	for i, c := range r.Candidates {
+		if c.Name == "464_quantized" {
+			found = &r.Candidates[i]
+		}
+	}
+	if found == nil || !found.Quantized || found.Producer != "QLinearGlobalAveragePool" {
+		t.Fatalf("464_quantized missing or wrong among candidates %+v", r.Candidates)
+	}
+	if len(found.Shape) != 4 || found.Shape[1] != 1280 {
+		t.Errorf("464_quantized shape %v, want [N,1280,1,1] (probe error: %q)", found.Shape, r.ProbeError)
+	}
+	if _, err := Inspect(filepath.Join(t.TempDir(), "none.onnx")); !errors.Is(err, ErrModel) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestExportWithOutputs(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "with-embedding.onnx")
+	if err := ExportWithOutputs(modelPath(t), dst, "464_quantized", DefaultFeatureMapTensor); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Inspect(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range r.Outputs {
+		names = append(names, o.Name)
+	}
+	if strings.Join(names, ",") != "output,464_quantized_dequantized,627_quantized_dequantized" {
+		t.Errorf("outputs %v", names)
+	}
+	if err := ExportWithOutputs(modelPath(t), dst, "no_such_tensor"); !errors.Is(err, ErrModel) {
+		t.Errorf("unknown tensor: %v, want ErrModel", err)
+	}
+	// The exported copy loads as a model of its own (no checksum) and embeds alike.
+	spec := DefaultModelSpec()
+	spec.File, spec.SHA256 = dst, ""
+	e2, err := New(context.Background(), Options{Model: spec, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	photo := Image{Data: readPhoto(t, "ukbench00088.jpg")}
+	a, b := embedOne(t, testEngine(t), photo), embedOne(t, e2, photo)
+	if cos := cosine(a.Vector, b.Vector); cos < 0.9999 {
+		t.Errorf("exported model: cosine %.6f to the original", cos)
+	}
+}
+
+func TestFeatureMap(t *testing.T) {
+	spec := DefaultModelSpec()
+	spec.FeatureMapTensor = DefaultFeatureMapTensor
+	e, err := New(context.Background(), Options{Model: spec, Workers: 1})
+	if err != nil {
+		skipIfAbsent(t, err)
+		t.Fatal(err)
+	}
+	defer e.Close()
+	r := embedOne(t, e, Image{Data: readPhoto(t, "ukbench00100.jpg")})
+	if r.FeatureMapShape != [3]int{1280, 7, 7} || len(r.FeatureMap) != 1280*49 {
+		t.Fatalf("feature map shape %v len %d, want [1280 7 7]", r.FeatureMapShape, len(r.FeatureMap))
+	}
+	// Average-pooling the map must give (up to int8 rounding) the embedding's direction.
+	pooled := make([]float32, 1280)
+	for c := range pooled {
+		for k := 0; k < 49; k++ {
+			pooled[c] += r.FeatureMap[c*49+k] / 49
+		}
+	}
+	if cos := cosine(pooled, r.Vector); cos < 0.99 {
+		t.Errorf("pooled feature map vs embedding: cosine %.4f, want >= 0.99", cos)
+	}
+	if e.Info().Fingerprint != testEngine(t).Info().Fingerprint {
+		t.Errorf("feature map changed the fingerprint")
+	}
+}
+
+// TestModelErrors: startup refuses a bad model with ErrModel and one clear line.
+func TestModelErrors(t *testing.T) {
+	good := modelPath(t)
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.onnx")
+	os.WriteFile(garbage, []byte("this is not protobuf at all \x00\xff\x12"), 0o644)
+	b, _ := os.ReadFile(good)
+	truncated := filepath.Join(dir, "truncated.onnx")
+	os.WriteFile(truncated, b[:len(b)/3], 0o644)
+	cases := []struct {
+		name string
+		edit func(*ModelSpec)
+		want string
+	}{
+		{"missing file", func(s *ModelSpec) { s.File = filepath.Join(dir, "absent.onnx") }, "absent.onnx"},
+		{"wrong checksum", func(s *ModelSpec) { s.SHA256 = strings.Repeat("ab", 32) }, "sha256"},
+		{"garbage file", func(s *ModelSpec) { s.File, s.SHA256 = garbage, "" }, "garbage.onnx"},
+		{"truncated file", func(s *ModelSpec) { s.File, s.SHA256 = truncated, "" }, "truncated.onnx"},
+		{"wrong input size", func(s *ModelSpec) { s.InputSize, s.ResizeShorter = 192, 0 }, "input_size 192"},
+		{"wrong layout", func(s *ModelSpec) { s.Layout = "NHWC" }, "NHWC"},
+		{"wrong input name", func(s *ModelSpec) { s.Input = "images" }, `"images"`},
+		{"unknown embedding tensor", func(s *ModelSpec) { s.EmbeddingTensor = "nope" }, `"nope"`},
+		{"wrong embedding dim", func(s *ModelSpec) { s.EmbeddingDim = 1000 }, "embedding_dim 1000"},
+		{"unknown logits", func(s *ModelSpec) { s.LogitsOutput = "probs" }, `"probs"`},
+		{"invalid spec", func(s *ModelSpec) { s.Crop = "zoom" }, "crop"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			spec := DefaultModelSpec()
+			spec.File = good
+			c.edit(&spec)
+			e, err := New(context.Background(), Options{Model: spec, Workers: 1})
+			if err == nil {
+				e.Close()
+				t.Fatal("New accepted a bad model")
+			}
+			if !errors.Is(err, ErrModel) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("New error %q: want ErrModel on one line mentioning %s", err, c.want)
+			}
+		})
+	}
+	t.Run("zoo checksum accepted", func(t *testing.T) {
+		if !strings.Contains(DefaultModelSpec().SHA256, defaultModelSHA256Zoo) {
+			t.Error("default spec does not accept the zoo's checksum")
+		}
+	})
+}
+
+// TestDevice: no GPU here, so "cuda" must fail with ErrNoGPU and "auto" must fall back to the CPU
+// with one log line.
+func TestDevice(t *testing.T) {
+	testEngine(t)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	if e, err := New(context.Background(), Options{Device: "cuda", Workers: 1}); err == nil {
+		if e.Info().Device == "cuda" {
+			e.Close()
+			t.Skip("a usable GPU is present; the no-GPU paths cannot be tested here")
+		}
+		t.Fatal("cuda without GPU succeeded")
+	} else if !errors.Is(err, ErrNoGPU) || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Device cuda: %q, want ErrNoGPU on one line", err)
+	}
+	e, err := New(context.Background(), Options{Device: "auto", Workers: 1, Logger: log})
+	if err != nil {
+		t.Fatalf("Device auto: %v", err)
+	}
+	defer e.Close()
+	if e.Info().Device != "cpu" {
+		t.Errorf("auto fell back to %q", e.Info().Device)
+	}
+	if n := strings.Count(logs.String(), "falling back to CPU"); n != 1 {
+		t.Errorf("want one fallback log line, got %d in:\n%s", n, logs.String())
+	}
+	embedOne(t, e, Image{Data: readPhoto(t, "ukbench00000.jpg")})
+	if _, err := New(context.Background(), Options{Device: "tpu"}); err == nil || !strings.Contains(err.Error(), "tpu") {
+		t.Errorf("unknown device: %v", err)
+	}
+}
+
+func TestRuntimeMissing(t *testing.T) {
+	// Only meaningful before any Engine loaded the library in this process.
+	if ortEnv.refs > 0 || sharedEngine != nil {
+		t.Skip("ONNX Runtime already loaded in this test process")
+	}
+	_, err := New(context.Background(), Options{RuntimeLibrary: filepath.Join(t.TempDir(), "libnope.so")})
+	if errors.Is(err, locate.ErrNotFound) {
+		t.Skip(err)
+	}
+	if !errors.Is(err, ErrRuntime) {
+		t.Errorf("missing runtime: %v, want ErrRuntime", err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	testEngine(t)
+	e, err := New(context.Background(), Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Embed(context.Background(), []Image{{Data: readPhoto(t, "ukbench00000.jpg")}}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Embed after Close: %v, want ErrClosed", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	// The shared engine still works: the runtime is reference-counted.
+	embedOne(t, testEngine(t), Image{Data: readPhoto(t, "ukbench00000.jpg")})
+}
