@@ -1,0 +1,71 @@
+// Entry point: hash router over four pages. Pages are mounted once and kept, so returning to
+// #/search from an item page shows the same query and results.
+import { initPicker, refreshCollections, onCollectionChange, state } from './state.js';
+import * as search from './search.js';
+import * as item from './item.js';
+import * as catalog from './catalog.js';
+import * as status from './status.js';
+
+const pages = { search, item, catalog, status };
+const mounted = new Map();
+let current = null;
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const parts = raw.split('/').map((p) => {
+    try { return decodeURIComponent(p); } catch { return p; }
+  });
+  const name = parts[0] || 'search';
+  if (name === 'item' && parts.length >= 3) {
+    return { name, params: { collection: parts[1], id: parts.slice(2).join('/') } };
+  }
+  return { name: pages[name] && name !== 'item' ? name : 'search', params: {} };
+}
+
+function route() {
+  const { name, params } = parseHash();
+  const main = document.getElementById('main');
+  if (current && current.name !== name) {
+    const prev = mounted.get(current.name);
+    prev.el.hidden = true;
+    if (prev.page.hide) prev.page.hide();
+  }
+  let entry = mounted.get(name);
+  if (!entry) {
+    const el = pages[name].mount();
+    el.classList.add('page');
+    main.append(el);
+    entry = { page: pages[name], el };
+    mounted.set(name, entry);
+  }
+  entry.el.hidden = false;
+  const changed = !current || current.name !== name;
+  state.previousRoute = current ? current.name : '';
+  current = { name, params };
+  entry.page.show(params);
+  for (const a of document.querySelectorAll('.nav a')) {
+    if (a.dataset.route === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  if (changed) {
+    window.scrollTo(0, 0);
+    // Move focus for screen-reader and keyboard users, without scrolling the page.
+    const heading = entry.el.querySelector('h1');
+    if (heading && document.activeElement === document.body) heading.focus({ preventScroll: true });
+  }
+}
+
+function start() {
+  initPicker();
+  refreshCollections();
+  onCollectionChange(() => {
+    const entry = current && mounted.get(current.name);
+    if (entry && entry.page.collectionChanged) entry.page.collectionChanged();
+    else if (current && current.name === 'item') location.hash = '#/search';
+  });
+  window.addEventListener('hashchange', route);
+  route();
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+else start();

@@ -1,0 +1,148 @@
+// Item page: the photo, every metadata field, predicted labels and the items most similar to it,
+// so a user can walk the catalog from item to item.
+import { h, clear, metaText, errorBox, fmtMs } from './dom.js';
+import { api, plainError } from './api.js';
+import { card, scoreBar, thumb, skeletonCards } from './cards.js';
+import { setCollection, state } from './state.js';
+import { setQueryFile } from './search.js';
+
+const PAGE = 12;
+
+let els = null;
+let current = null; // {collection, id}
+let controller = null;
+let similarCursor = '';
+let similarCount = 0;
+
+export function mount() {
+  const back = h('a', { class: 'back-link', href: '#/search', text: '← Back' });
+  back.addEventListener('click', (e) => {
+    // Return to the previous page (e.g. the search results) when it was inside the app.
+    if (state.previousRoute) { e.preventDefault(); history.back(); }
+  });
+  const title = h('h1', { class: 'item-title', id: 'item-title', tabindex: '-1' });
+  const crumbs = h('p', { class: 'crumbs', id: 'item-crumbs' });
+  const photo = h('div', { class: 'item-photo', id: 'item-photo' });
+  const meta = h('dl', { class: 'meta-list', id: 'item-meta' });
+  const labels = h('ul', { class: 'labels', id: 'item-labels' });
+  const labelsBox = h('section', { class: 'labels-box', hidden: true }, h('h2', { text: 'Looks like' }), labels);
+  const actions = h('div', { class: 'item-actions' });
+  const error = h('div', { id: 'item-error' });
+  const grid = h('ol', { class: 'grid', id: 'similar', 'aria-label': 'Similar items' });
+  const timing = h('p', { class: 'timing', id: 'similar-timing' });
+  const more = h('button', { type: 'button', class: 'button', id: 'similar-more', text: 'Load more', hidden: true });
+  const similarError = h('div', { id: 'similar-error' });
+  more.addEventListener('click', () => loadSimilar(true));
+  els = { title, crumbs, photo, meta, labels, labelsBox, actions, error, grid, timing, more, similarError };
+
+  return h('section', { id: 'page-item', 'aria-labelledby': 'item-title' },
+    h('div', { class: 'item-head' }, back, crumbs),
+    error,
+    h('div', { class: 'item-layout' },
+      photo,
+      h('div', { class: 'item-info' }, title, meta, labelsBox, actions)),
+    h('section', { class: 'similar', 'aria-labelledby': 'similar-h' },
+      h('div', { class: 'section-head' }, h('h2', { id: 'similar-h', text: 'Similar items' }), timing),
+      similarError, grid, h('div', { class: 'more-row' }, more)));
+}
+
+export function show({ collection, id }) {
+  if (current && current.collection === collection && current.id === id) return;
+  current = { collection, id };
+  if (collection !== state.collection) setCollection(collection);
+  load();
+}
+
+export function hide() {
+  if (controller) controller.abort();
+  current = null;
+}
+
+async function load() {
+  if (controller) controller.abort();
+  controller = new AbortController();
+  const { signal } = controller;
+  const { collection, id } = current;
+  clear(els.error);
+  clear(els.meta);
+  clear(els.actions);
+  els.labelsBox.hidden = true;
+  els.title.textContent = id;
+  els.crumbs.replaceChildren(h('span', { text: collection }), ' / ', h('span', { text: id }));
+  els.photo.replaceChildren(h('div', { class: 'thumb big skeleton' }));
+  similarCursor = '';
+  similarCount = 0;
+  els.grid.replaceChildren(...skeletonCards(6));
+  els.timing.textContent = '';
+  clear(els.similarError);
+  loadSimilar(false);
+  try {
+    const it = await api.item(collection, id, signal);
+    renderItem(collection, it);
+  } catch (err) {
+    if (err && err.name === 'AbortError') return;
+    els.photo.replaceChildren();
+    els.error.replaceChildren(errorBox(plainError(err), err.message));
+  }
+}
+
+function renderItem(collection, it) {
+  const m = it.metadata && typeof it.metadata === 'object' ? it.metadata : {};
+  const name = ['name', 'title'].map((k) => m[k]).find((v) => typeof v === 'string' && v);
+  els.title.textContent = name || it.id;
+  const big = thumb(it.thumbnail_url, `Photo of ${name || it.id}`);
+  big.classList.add('big');
+  els.photo.replaceChildren(big);
+
+  const rows = [['id', it.id]];
+  for (const [k, v] of Object.entries(m)) rows.push([k, metaText(v)]);
+  if (it.updated_at) rows.push(['updated', new Date(it.updated_at).toLocaleString()]);
+  els.meta.replaceChildren(...rows.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]));
+
+  const labels = Array.isArray(it.labels) ? it.labels : [];
+  els.labels.replaceChildren(...labels.slice(0, 5).map((l) =>
+    h('li', { class: 'label-row' }, h('span', { class: 'label-name', text: l.name }), scoreBar(l.prob))));
+  els.labelsBox.hidden = labels.length === 0;
+
+  const searchWith = h('button', { type: 'button', class: 'button', text: 'Search with this photo' });
+  searchWith.addEventListener('click', async () => {
+    try {
+      const res = await fetch(it.thumbnail_url);
+      if (!res.ok) throw new Error(String(res.status));
+      const blob = await res.blob();
+      location.hash = '#/search';
+      setQueryFile(new File([blob], `${it.id}.jpg`, { type: blob.type || 'image/jpeg' }));
+    } catch {
+      els.error.replaceChildren(errorBox('The photo of this item could not be loaded.'));
+    }
+  });
+  els.actions.replaceChildren(searchWith, h('a', { class: 'button', href: '#/catalog', text: 'Open catalog' }));
+}
+
+async function loadSimilar(append) {
+  const { collection, id } = current || {};
+  if (!collection) return;
+  const signal = controller && controller.signal;
+  els.more.disabled = true;
+  try {
+    const res = await api.similar(collection, id, { k: PAGE, cursor: append ? similarCursor : '' }, signal);
+    if (!current || current.id !== id) return;
+    const page = (Array.isArray(res.results) ? res.results : []).filter((r) => r.id !== id);
+    const cards = page.map((r, i) => card(collection, r, { rank: similarCount + i + 1 }));
+    similarCount += page.length;
+    if (append) els.grid.append(...cards);
+    else els.grid.replaceChildren(...cards);
+    if (!append && page.length === 0) els.grid.replaceChildren(h('li', { class: 'muted', text: 'No similar items yet.' }));
+    similarCursor = res.next_cursor || '';
+    els.more.hidden = !similarCursor;
+    const t = res.timings_ms || {};
+    els.timing.textContent = typeof t.total === 'number' ? `search ${fmtMs(t.search)} · total ${fmtMs(t.total)}` : '';
+  } catch (err) {
+    if (err && err.name === 'AbortError') return;
+    if (!append) els.grid.replaceChildren();
+    els.similarError.replaceChildren(errorBox(plainError(err), err.message));
+  } finally {
+    els.more.disabled = false;
+  }
+}
+

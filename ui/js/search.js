@@ -1,0 +1,209 @@
+// Search page: pick, drop, paste or capture a photo, optionally draw a region, filter, and page
+// through the results.
+import { h, clear, fmtMs, errorBox, toast } from './dom.js';
+import { api, plainError } from './api.js';
+import { state } from './state.js';
+import { card, skeletonCards } from './cards.js';
+import { createCropper } from './cropper.js';
+import { createFilters } from './filters.js';
+import { openCamera, cameraAvailable } from './camera.js';
+
+const PAGE = 24;
+
+let els = null;
+let cropper = null;
+let filters = null;
+let query = null; // {file, url, crop, filter}
+let results = [];
+let nextCursor = '';
+let controller = null;
+let visible = false;
+
+export function mount() {
+  const fileInput = h('input', { type: 'file', accept: 'image/*', id: 'search-file', class: 'visually-hidden' });
+  const pick = h('label', { for: 'search-file', class: 'button primary', text: 'Choose a photo' });
+  const camera = h('button', { type: 'button', class: 'button', id: 'search-camera', text: 'Use camera', hidden: !cameraAvailable() });
+  const drop = h('div', { class: 'dropzone', id: 'search-drop' },
+    h('div', { class: 'drop-icon', 'aria-hidden': 'true' }),
+    h('p', { class: 'drop-title', text: 'Drop a photo here' }),
+    h('p', { class: 'drop-hint', text: 'or paste one (Ctrl+V / ⌘V), or' }),
+    h('div', { class: 'drop-actions' }, pick, camera),
+    fileInput);
+
+  cropper = createCropper({ onChange: (px) => { if (query) { query.crop = px; showCrop(); run(false); } } });
+  filters = createFilters({ onChange: () => { if (query) run(false); } });
+
+  const cropInfo = h('p', { class: 'crop-info', id: 'crop-info' });
+  const clearCrop = h('button', { type: 'button', class: 'link-button', id: 'crop-clear', text: 'Use whole photo', hidden: true });
+  const replace = h('label', { for: 'search-file', class: 'link-button', text: 'Change photo' });
+  const preview = h('div', { class: 'preview', hidden: true },
+    cropper.el,
+    h('div', { class: 'preview-bar' }, cropInfo, clearCrop, replace));
+
+  const timing = h('p', { class: 'timing', id: 'timing', 'aria-live': 'polite' });
+  const summary = h('p', { class: 'results-summary', id: 'results-summary' });
+  const grid = h('ol', { class: 'grid', id: 'results', 'aria-label': 'Search results' });
+  const more = h('button', { type: 'button', class: 'button', id: 'load-more', text: 'Load more', hidden: true });
+  const error = h('div', { id: 'search-error' });
+  const empty = h('div', { class: 'empty-state', id: 'search-empty' },
+    h('h2', { text: 'Find lookalikes by photo' }),
+    h('p', { text: 'Add a photo of a product. Lookalike shows the items in the catalog that look most like it, best match first. Draw a box on the photo to search by one part of it.' }));
+
+  els = { fileInput, drop, preview, cropInfo, clearCrop, timing, summary, grid, more, error, empty };
+
+  fileInput.addEventListener('change', () => {
+    const f = fileInput.files && fileInput.files[0];
+    if (f) setQueryFile(f);
+    fileInput.value = '';
+  });
+  camera.addEventListener('click', async () => {
+    const f = await openCamera();
+    if (f) setQueryFile(f);
+  });
+  for (const target of [drop, preview]) {
+    target.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); preview.classList.add('over'); });
+    target.addEventListener('dragleave', () => { drop.classList.remove('over'); preview.classList.remove('over'); });
+    target.addEventListener('drop', (e) => {
+      e.preventDefault();
+      drop.classList.remove('over');
+      preview.classList.remove('over');
+      const f = [...(e.dataTransfer?.files || [])][0];
+      if (f) setQueryFile(f);
+    });
+  }
+  document.addEventListener('paste', (e) => {
+    if (!visible) return;
+    const item = [...(e.clipboardData?.items || [])].find((i) => i.kind === 'file' && i.type.startsWith('image/'));
+    const f = item && item.getAsFile();
+    if (!f) return;
+    e.preventDefault();
+    setQueryFile(new File([f], f.name && f.name !== 'image.png' ? f.name : `pasted.${(f.type.split('/')[1] || 'png')}`, { type: f.type }));
+  });
+  clearCrop.addEventListener('click', () => { cropper.clear(); query.crop = null; showCrop(); run(false); });
+  more.addEventListener('click', () => run(true));
+
+  return h('section', { id: 'page-search', 'aria-labelledby': 'search-h' },
+    h('h1', { id: 'search-h', class: 'visually-hidden', tabindex: '-1', text: 'Search by photo' }),
+    h('div', { class: 'search-layout' },
+      h('aside', { class: 'query-panel', 'aria-label': 'Query' }, drop, preview, filters.el),
+      h('section', { class: 'results-panel', 'aria-label': 'Results' }, error, empty, summary, timing, grid, h('div', { class: 'more-row' }, more))));
+}
+
+export function show() {
+  visible = true;
+  filters.load(state.collection);
+}
+
+export function hide() {
+  visible = false;
+}
+
+export function collectionChanged() {
+  filters.invalidate();
+  filters.load(state.collection);
+  if (query) run(false);
+}
+
+// setQueryFile makes `file` the query photo and runs the search. Other pages use it for
+// "search with this photo".
+export function setQueryFile(file) {
+  if (query && query.url) URL.revokeObjectURL(query.url);
+  query = { file, url: '', crop: null };
+  els.empty.hidden = true;
+  els.preview.hidden = false;
+  els.drop.hidden = true;
+  if (file.type && file.type.startsWith('image/')) {
+    query.url = URL.createObjectURL(file);
+    cropper.el.classList.remove('no-preview');
+    cropper.setSource(query.url);
+  } else {
+    // Not an image by its type: let the server decide, and show no broken preview.
+    cropper.el.classList.add('no-preview');
+    cropper.img.removeAttribute('src');
+    cropper.clear();
+  }
+  showCrop();
+  run(false);
+}
+
+function showCrop() {
+  const c = query && query.crop;
+  els.cropInfo.textContent = c
+    ? `Searching a region: ${c.w} × ${c.h} px at (${c.x}, ${c.y})`
+    : (query && query.url ? 'Drag on the photo to search one region.' : `${query ? query.file.name : ''}`);
+  els.clearCrop.hidden = !c;
+}
+
+async function run(append) {
+  if (!query) return;
+  if (controller) controller.abort();
+  controller = new AbortController();
+  const { signal } = controller;
+  const collection = state.collection;
+  const filter = filters.value();
+  clear(els.error);
+  els.more.hidden = true;
+  if (!append) {
+    results = [];
+    nextCursor = '';
+    els.grid.replaceChildren(...skeletonCards(8));
+    els.summary.textContent = 'Searching…';
+    els.timing.textContent = '';
+  } else {
+    els.more.disabled = true;
+  }
+  els.grid.setAttribute('aria-busy', 'true');
+  try {
+    const res = await api.search(collection, { file: query.file, k: PAGE, filter, crop: query.crop, cursor: append ? nextCursor : '' }, signal);
+    const page = Array.isArray(res.results) ? res.results : [];
+    const start = results.length;
+    results = results.concat(page);
+    nextCursor = res.next_cursor || '';
+    const cards = page.map((r, i) => card(collection, r, { rank: start + i + 1 }));
+    if (append) els.grid.append(...cards);
+    else els.grid.replaceChildren(...cards);
+    renderSummary(collection, filter);
+    renderTiming(res);
+    els.more.hidden = !nextCursor;
+  } catch (err) {
+    if (err && err.name === 'AbortError') return;
+    if (!append) {
+      els.grid.replaceChildren();
+      els.summary.textContent = '';
+    }
+    els.error.replaceChildren(errorBox(plainError(err), err.message));
+    els.more.hidden = !nextCursor;
+  } finally {
+    if (!signal.aborted) {
+      els.grid.removeAttribute('aria-busy');
+      els.more.disabled = false;
+      controller = null;
+    }
+  }
+}
+
+function renderSummary(collection, filter) {
+  const n = results.length;
+  const parts = [];
+  parts.push(n === 0 ? 'No matches' : `${n} ${n === 1 ? 'match' : 'matches'}`);
+  parts.push(`in “${collection}”`);
+  if (query.crop) parts.push('for the selected region');
+  const nf = Object.keys(filter).length;
+  if (nf) parts.push(`with ${nf} ${nf === 1 ? 'filter' : 'filters'}`);
+  els.summary.textContent = parts.join(' ') + (n === 0 && nf ? '. Try removing a filter.' : '');
+}
+
+function renderTiming(res) {
+  const t = res.timings_ms || {};
+  const parts = [['decode', t.decode], ['inference', t.inference], ['search', t.search], ['total', t.total]]
+    .filter(([, v]) => typeof v === 'number')
+    .map(([k, v]) => `${k} ${fmtMs(v)}`);
+  els.timing.textContent = parts.join(' · ') + (res.model ? ` · model ${res.model}` : '');
+}
+
+export function notify(message) {
+  toast(message);
+}
+
+// New items can bring new filter values.
+window.addEventListener('lookalike:catalogchanged', () => { if (filters) filters.invalidate(); });

@@ -1,0 +1,138 @@
+// Status page: index size, model, traffic and latency over the server's stats window, rejected
+// inputs, and retrieval-quality figures when the server reports them. Refreshes while visible.
+import { h, clear, fmtNumber, fmtMs, fmtDuration, errorBox } from './dom.js';
+import { api, plainError } from './api.js';
+import { lineChart, barChart } from './charts.js';
+
+const REFRESH_MS = 5000;
+
+let els = null;
+let timer = 0;
+let controller = null;
+
+export function mount() {
+  const tiles = h('div', { class: 'tiles', id: 'status-tiles' });
+  const charts = h('div', { class: 'charts', id: 'status-charts' });
+  const reasons = h('div', { class: 'panel', id: 'status-reasons' });
+  const quality = h('section', { class: 'panel quality', id: 'status-quality', hidden: true, 'aria-labelledby': 'quality-h' });
+  const collections = h('div', { class: 'panel', id: 'status-collections' });
+  const updated = h('p', { class: 'muted updated', id: 'status-updated', 'aria-live': 'off' });
+  const error = h('div', { id: 'status-error' });
+  els = { tiles, charts, reasons, quality, collections, updated, error };
+  return h('section', { id: 'page-status', 'aria-labelledby': 'status-h' },
+    h('div', { class: 'page-head' }, h('h1', { id: 'status-h', tabindex: '-1', text: 'Status' }), updated),
+    error, tiles, charts,
+    h('div', { class: 'status-lower' }, collections, reasons),
+    quality);
+}
+
+export function show() {
+  refresh();
+}
+
+export function hide() {
+  clearTimeout(timer);
+  timer = 0;
+  if (controller) controller.abort();
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  if (controller) controller.abort();
+  controller = new AbortController();
+  try {
+    const st = await api.stats(controller.signal);
+    clear(els.error);
+    render(st);
+    els.updated.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every ${REFRESH_MS / 1000} s`;
+  } catch (err) {
+    if (err && err.name === 'AbortError') return;
+    els.error.replaceChildren(errorBox(`Status is unavailable. ${plainError(err)}`, err.message));
+  }
+  if (!document.getElementById('page-status').hidden) timer = setTimeout(refresh, REFRESH_MS);
+}
+
+function tile(label, value, sub, id) {
+  return h('div', { class: 'tile', id },
+    h('span', { class: 'tile-label', text: label }),
+    h('span', { class: 'tile-value', text: value }),
+    sub ? h('span', { class: 'tile-sub', text: sub }) : null);
+}
+
+function last(arr, key) {
+  for (let i = arr.length - 1; i >= 0; i--) if (Number.isFinite(arr[i][key])) return arr[i][key];
+  return undefined;
+}
+
+function render(st) {
+  const cols = Array.isArray(st.collections) ? st.collections : [];
+  const size = cols.reduce((n, c) => n + (Number(c.count) || 0), 0);
+  const model = st.model || {};
+  const series = (Array.isArray(st.series) ? st.series : []).filter((p) => Number.isFinite(p.t)).sort((a, b) => a.t - b.t);
+  const totals = st.totals || {};
+  const byReason = totals.rejected_by_reason && typeof totals.rejected_by_reason === 'object' ? totals.rejected_by_reason : {};
+  const rejected = Object.values(byReason).reduce((n, v) => n + (Number(v) || 0), 0);
+  const windowMin = Math.round((st.window_s || 600) / 60);
+
+  els.tiles.replaceChildren(
+    tile('Index size', fmtNumber(size), `${cols.length} ${cols.length === 1 ? 'collection' : 'collections'}`, 'tile-size'),
+    tile('Model', model.id || '—', [model.device, model.dims ? `${model.dims} dims` : ''].filter(Boolean).join(' · '), 'tile-model'),
+    tile('Queries/s', fmtNumber(last(series, 'qps') ?? 0, 2), `now; last ${windowMin} min`, 'tile-qps'),
+    tile('p95 latency', fmtMs(last(series, 'p95_ms')), `p50 ${fmtMs(last(series, 'p50_ms'))} · p99 ${fmtMs(last(series, 'p99_ms'))}`, 'tile-latency'),
+    tile('Searches', fmtNumber(totals.searches ?? 0), `${fmtNumber(totals.requests ?? 0)} requests`, 'tile-searches'),
+    tile('Rejected inputs', fmtNumber(rejected), 'since start', 'tile-rejected'),
+    tile('Uptime', fmtDuration(st.uptime_s), model.fingerprint ? `model ${String(model.fingerprint).slice(0, 12)}` : '', 'tile-uptime'));
+
+  const ts = series.map((p) => p.t);
+  const pick = (k) => series.map((p) => (Number.isFinite(p[k]) ? p[k] : NaN));
+  const chartBox = (title, svg, legend) => h('figure', { class: 'chart-box' },
+    h('figcaption', { text: title }), svg,
+    legend ? h('ul', { class: 'legend' }, legend.map(([cls, name]) => h('li', { class: cls, text: name }))) : null);
+  if (series.length) {
+    els.charts.replaceChildren(
+      chartBox(`Queries per second, last ${windowMin} min`, lineChart('Queries per second', ts, [{ cls: 's1', values: pick('qps') }], { area: true })),
+      chartBox('Latency (ms)', lineChart('Latency percentiles in milliseconds', ts, [
+        { cls: 's1', values: pick('p50_ms') }, { cls: 's2', values: pick('p95_ms') }, { cls: 's3', values: pick('p99_ms') },
+      ]), [['s1', 'p50'], ['s2', 'p95'], ['s3', 'p99']]),
+      chartBox('Rejected inputs', barChart('Rejected inputs per interval', ts, pick('rejected'), 's4')));
+  } else {
+    els.charts.replaceChildren(h('p', { class: 'muted', text: 'No traffic recorded yet. Charts appear after the first requests.' }));
+  }
+
+  els.collections.replaceChildren(h('h2', { text: 'Collections' }), cols.length
+    ? h('table', { class: 'table' },
+      h('thead', null, h('tr', null, h('th', { scope: 'col', text: 'Name' }), h('th', { scope: 'col', class: 'num', text: 'Items' }), h('th', { scope: 'col', class: 'num', text: 'Levels' }))),
+      h('tbody', null, cols.map((c) => h('tr', null,
+        h('td', { text: c.name }), h('td', { class: 'num', text: fmtNumber(c.count ?? 0) }), h('td', { class: 'num', text: c.levels ?? '—' })))))
+    : h('p', { class: 'muted', text: 'No collections yet.' }));
+
+  const reasons = Object.entries(byReason).sort((a, b) => b[1] - a[1]);
+  els.reasons.replaceChildren(h('h2', { text: 'Rejected inputs by reason' }), reasons.length
+    ? h('table', { class: 'table' },
+      h('tbody', null, reasons.map(([k, v]) => h('tr', null, h('td', { text: k.replace(/_/g, ' ') }), h('td', { class: 'num', text: fmtNumber(v) })))))
+    : h('p', { class: 'muted', text: 'None so far.' }));
+
+  renderQuality(st.quality);
+}
+
+// renderQuality shows whatever figures the server reports, flattened to "a › b" labels, so new
+// metrics need no UI change.
+function renderQuality(q) {
+  if (!q || typeof q !== 'object' || !Object.keys(q).length) {
+    els.quality.hidden = true;
+    return;
+  }
+  const rows = [];
+  const walk = (obj, prefix) => {
+    for (const [k, v] of Object.entries(obj)) {
+      const name = prefix ? `${prefix} › ${k}` : k;
+      if (v && typeof v === 'object' && !Array.isArray(v)) walk(v, name);
+      else rows.push([name.replace(/_/g, ' '), typeof v === 'number' ? fmtNumber(v, 4) : Array.isArray(v) ? v.join(', ') : String(v)]);
+    }
+  };
+  walk(q, '');
+  els.quality.hidden = false;
+  els.quality.replaceChildren(
+    h('h2', { id: 'quality-h', text: 'Retrieval quality' }),
+    h('dl', { class: 'quality-list' }, rows.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })])));
+}

@@ -1,0 +1,69 @@
+package ui_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestMockScreenshots tours every page against the mock API at desktop and phone sizes and saves
+// screenshots under testdata/screenshots/, for reviewing the look without the real server:
+// LOOKALIKE_UI_SHOTS=1 go test ./ui -run TestMockScreenshots
+func TestMockScreenshots(t *testing.T) {
+	if !envSet("LOOKALIKE_UI_SHOTS") {
+		t.Skip("set LOOKALIKE_UI_SHOTS=1 to take screenshots against the mock API")
+	}
+	srv := newMockServer(t)
+	photo := filepath.Join(t.TempDir(), "query.jpg")
+	if err := os.WriteFile(photo, drawThumb(0.1, 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []struct {
+		name string
+		w, h int64
+		opts []chromedp.EmulateViewportOption
+	}{
+		{"desktop", 1280, 900, nil},
+		{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateScale(2), chromedp.EmulateMobile}},
+	} {
+		t.Run(size.name, func(t *testing.T) {
+			b := newBrowser(t, srv.URL)
+			b.do("viewport", 10*time.Second, chromedp.EmulateViewport(size.w, size.h, size.opts...))
+			b.open("#/search", "#search-drop")
+			b.screenshot("search-empty")
+			b.upload("#search-file", photo)
+			b.wait("results", "document.querySelectorAll('#results .card:not(.skeleton)').length > 0", 10*time.Second)
+			b.do("crop", 10*time.Second, chromedp.Evaluate[chromedp.Void](`(() => {
+				const s = document.querySelector('.stage'); s.focus();
+				s.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}));
+			})()`))
+			b.wait("crop search", "document.querySelector('#results-summary').textContent.includes('region')", 10*time.Second)
+			time.Sleep(500 * time.Millisecond)
+			b.screenshot("search-results")
+			b.open("#/item/default/sku-1007", "#item-meta dt")
+			b.wait("similar", "document.querySelectorAll('#similar .card').length > 0", 10*time.Second)
+			time.Sleep(500 * time.Millisecond)
+			b.screenshot("item")
+			b.open("#/item/default/xss-1", "#item-meta dt")
+			b.screenshot("item-xss")
+			b.open("#/catalog", "#catalog-items .card")
+			b.upload("#upload-files", photo)
+			b.wait("upload done", "document.querySelector('.upload-row[data-state=done]')", 10*time.Second)
+			time.Sleep(500 * time.Millisecond)
+			b.screenshot("catalog")
+			b.open("#/status", "#status-tiles .tile")
+			time.Sleep(300 * time.Millisecond)
+			b.screenshot("status")
+			b.open("#/search", "#results .card")
+			txt := filepath.Join(t.TempDir(), "notes.txt")
+			_ = os.WriteFile(txt, []byte("hello"), 0o644)
+			b.upload("#search-file", txt)
+			b.wait("error", "document.querySelector('#search-error .error-box')", 10*time.Second)
+			b.screenshot("search-error")
+			b.noConsoleProblems("status of 400")
+		})
+	}
+}

@@ -1,0 +1,25 @@
+// Package ui owns Lookalike's web interface: a single-page app of plain ES modules and CSS files,
+// embedded in the binary. It only serves files; the api package mounts Assets at "/" and owns
+// routing, headers and the Content-Security-Policy.
+//
+// The app routes on the URL hash (#/search, #/item/{collection}/{id}, #/catalog, #/status) and
+// talks only to the /v1 REST API, so the server needs no fallback route for deep links.
+//
+// # Caveats
+//
+// The pages run under a strict CSP (script-src 'self'; style-src 'self'): no inline scripts, no
+// inline event handlers and no style attributes in HTML. Scripts put every value that comes from
+// the API into the page through textContent or attributes, never innerHTML, so catalog metadata
+// cannot inject markup. The tests in this package check both rules on the embedded files.
+package ui
+
+import (
+	"embed"
+	"io/fs"
+)
+
+//go:embed index.html icon.svg css js
+var assets embed.FS
+
+// Assets returns the static root: index.html at its top, scripts under js/ and styles under css/.
+func Assets() fs.FS { return assets }
