@@ -51,6 +51,9 @@ type browser struct {
 	ctx  context.Context
 	base string
 
+	// viewportOnly makes screenshots show the viewport, not the whole page (phone-sized tours).
+	viewportOnly bool
+
 	mu      sync.Mutex
 	console []chromedp.ConsoleMessage
 }
@@ -166,7 +169,11 @@ func (b *browser) screenshot(name string) string {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	shot := chromedp.FullScreenshot(100)
+	if b.viewportOnly {
+		shot = chromedp.CaptureScreenshot()
+	}
+	buf, err := chromedp.Run(ctx, shot)
 	if err != nil {
 		b.t.Logf("screenshot: %v", err)
 		return ""

@@ -31,6 +31,7 @@ func TestMockScreenshots(t *testing.T) {
 	} {
 		t.Run(size.name, func(t *testing.T) {
 			b := newBrowser(t, srv.URL)
+			b.viewportOnly = size.name == "phone"
 			b.do("viewport", 10*time.Second, chromedp.EmulateViewport(size.w, size.h, size.opts...))
 			b.open("#/search", "#search-drop")
 			b.screenshot("search-empty")

@@ -12,14 +12,18 @@ function label(name) {
 export function createFilters({ onChange }) {
   const body = h('div', { class: 'filter-fields' });
   const reset = h('button', { type: 'button', class: 'link-button', text: 'Clear filters', hidden: true });
-  const el = h('fieldset', { class: 'filters', hidden: true },
-    h('legend', { text: 'Filters' }), body, reset);
+  // A disclosure, closed by default on phone-sized screens so results come first.
+  const summary = h('summary', { text: 'Filters' });
+  const el = h('details', { class: 'filters', hidden: true, open: !window.matchMedia('(max-width: 600px)').matches },
+    summary, body, reset);
   let controls = [];
   let timer = 0;
   let loadedFor = null;
 
   function changed(delay) {
-    reset.hidden = Object.keys(value()).length === 0;
+    const n = Object.keys(value()).length;
+    reset.hidden = n === 0;
+    summary.textContent = n ? `Filters (${n})` : 'Filters';
     clearTimeout(timer);
     timer = setTimeout(onChange, delay);
   }

@@ -127,12 +127,13 @@ function renderQuality(q) {
     for (const [k, v] of Object.entries(obj)) {
       const name = prefix ? `${prefix} › ${k}` : k;
       if (v && typeof v === 'object' && !Array.isArray(v)) walk(v, name);
-      else rows.push([name.replace(/_/g, ' '), typeof v === 'number' ? fmtNumber(v, 4) : Array.isArray(v) ? v.join(', ') : String(v)]);
+      else rows.push([name.replace(/_/g, ' '), typeof v === 'number' ? fmtNumber(v, 4) : Array.isArray(v) ? v.join(', ') : String(v), typeof v === 'number']);
     }
   };
   walk(q, '');
   els.quality.hidden = false;
   els.quality.replaceChildren(
     h('h2', { id: 'quality-h', text: 'Retrieval quality' }),
-    h('dl', { class: 'quality-list' }, rows.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })])));
+    h('dl', { class: 'quality-list' }, rows.map(([k, v, num]) =>
+      h('div', null, h('dt', { text: k }), h('dd', { class: num ? '' : 'text', text: v })))));
 }
