@@ -1,6 +1,7 @@
 package index
 
 import (
+	"math/rand"
 	"testing"
 )
 
@@ -37,18 +38,92 @@ func recallAt(g *graph, qs [][]float32, k, ef int, accept func(uint32) bool) flo
 	return float64(hit) / float64(tot)
 }
 
-func TestGraphRecall(t *testing.T) {
-	n, dim := 20000, 1280
-	if testing.Short() {
-		n = 3000
+// reachable counts the live nodes reachable from the entry point on layer 0.
+func reachable(g *graph) int {
+	if g.maxLevel < 0 {
+		return 0
 	}
-	vecs := SyntheticClustered(n+200, dim, n/100, 1.0, 1)
-	g := buildGraph(t, vecs[:n], 16, 200)
-	for _, ef := range []int{10, 40, DefaultEfSearch} {
-		r := recallAt(g, vecs[n:], 10, ef, nil)
-		t.Logf("n=%d ef=%d recall@10=%.4f levels=%d", n, ef, r, g.maxLevel+1)
-		if ef == DefaultEfSearch && r < 0.98 {
-			t.Errorf("recall@10 at default ef %d = %.4f, want >= 0.98", ef, r)
+	seen := map[uint32]bool{g.entry: true}
+	stack := []uint32{g.entry}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, x := range g.links(n, 0) {
+			if g.levels[x] < 0 {
+				panic("link to a free slot")
+			}
+			if !seen[x] {
+				seen[x] = true
+				stack = append(stack, x)
+			}
 		}
+	}
+	return len(seen)
+}
+
+func TestGraphRecallSmall(t *testing.T) {
+	vecs := SyntheticClustered(3100, 128, 6, 1.0, 1)
+	g := buildGraph(t, vecs[:3000], 16, 200)
+	for _, ef := range []int{10, DefaultEfSearch} {
+		r := recallAt(g, vecs[3000:], 10, ef, nil)
+		t.Logf("ef=%d recall@10=%.4f levels=%d", ef, r, g.maxLevel+1)
+		if ef == DefaultEfSearch && r < 0.98 {
+			t.Errorf("recall@10 = %.4f at ef %d", r, ef)
+		}
+	}
+	if n := reachable(g); n != 3000 {
+		t.Errorf("only %d of 3000 reachable", n)
+	}
+}
+
+// TestGraphDeleteKeepsConnected deletes 40% of the nodes (including the
+// entry point), reinserts some into freed slots, and checks that every live
+// node is still reachable and recall holds.
+func TestGraphDeleteKeepsConnected(t *testing.T) {
+	n := 2000
+	vecs := SyntheticClustered(n+100, 64, 5, 1.0, 2)
+	g := buildGraph(t, vecs[:n], 8, 100)
+	rng := rand.New(rand.NewSource(3))
+	deleted := map[uint32]bool{g.entry: true}
+	for len(deleted) < n*4/10 {
+		deleted[uint32(rng.Intn(n))] = true
+	}
+	for s := range deleted {
+		g.applyDelete(g.planDelete(s))
+	}
+	if g.count != n-len(deleted) {
+		t.Fatalf("count %d", g.count)
+	}
+	if r := reachable(g); r != g.count {
+		t.Fatalf("after deletes %d of %d reachable", r, g.count)
+	}
+	// Reuse half the freed slots with new vectors.
+	i := 0
+	for s := range deleted {
+		if i%2 == 0 {
+			g.setVector(s, vecs[n+i%100])
+			g.insert(s)
+		}
+		i++
+	}
+	if r := reachable(g); r != g.count {
+		t.Fatalf("after reinsert %d of %d reachable", r, g.count)
+	}
+	if r := recallAt(g, vecs[n:], 10, DefaultEfSearch, nil); r < 0.95 {
+		t.Errorf("recall after deletes = %.4f", r)
+	}
+	// Delete everything: the graph becomes empty and usable again.
+	for s := range g.levels {
+		if g.levels[s] >= 0 {
+			g.applyDelete(g.planDelete(uint32(s)))
+		}
+	}
+	if g.count != 0 || g.maxLevel != -1 || len(g.search(vecs[0], 10, 10, nil)) != 0 {
+		t.Fatalf("not empty: count %d maxLevel %d", g.count, g.maxLevel)
+	}
+	g.setVector(0, vecs[0])
+	g.insert(0)
+	if res := g.search(vecs[0], 1, 10, nil); len(res) != 1 || res[0].id != 0 {
+		t.Fatal("cannot reuse emptied graph")
 	}
 }

@@ -5,15 +5,19 @@ import (
 	"math/rand"
 )
 
-// SyntheticClustered returns n unit vectors of dim dimensions drawn around
-// `clusters` random centres (Gaussian noise of norm ~spread around a unit
-// centre), deterministic for a seed. Clustered data is harder for HNSW than
-// uniform data and closer to CNN embeddings of product photos.
+// SyntheticClustered returns n unit vectors of dim dimensions, deterministic
+// for a seed, shaped like CNN embeddings of product photos: `clusters` random
+// unit centres; around each, variation along a cluster-specific random
+// 32-dimensional subspace (norm ~spread) plus a little isotropic noise. Real
+// embeddings have a low intrinsic dimension; isotropic noise in 1280-d would
+// make all neighbours nearly equidistant, which no ANN index handles well
+// and no photo collection looks like.
 func SyntheticClustered(n, dim, clusters int, spread float64, seed int64) [][]float32 {
+	const rank = 32
+	const iso = 0.15
 	rng := rand.New(rand.NewSource(seed))
 	clusters = max(clusters, 1)
-	centres := make([][]float64, clusters)
-	for i := range centres {
+	unit := func() []float64 {
 		c := make([]float64, dim)
 		var s float64
 		for j := range c {
@@ -23,22 +27,39 @@ func SyntheticClustered(n, dim, clusters int, spread float64, seed int64) [][]fl
 		for j := range c {
 			c[j] /= math.Sqrt(s)
 		}
-		centres[i] = c
+		return c
 	}
-	sd := spread / math.Sqrt(float64(dim))
-	out := make([][]float32, n)
-	for i := range out {
-		c := centres[rng.Intn(clusters)]
-		v := make([]float32, dim)
-		var s float64
-		for j := range v {
-			x := c[j] + rng.NormFloat64()*sd
-			v[j] = float32(x)
-			s += x * x
+	centres := make([][]float64, clusters)
+	bases := make([][][]float64, clusters)
+	for i := range centres {
+		centres[i] = unit()
+		bases[i] = make([][]float64, rank)
+		for r := range bases[i] {
+			bases[i][r] = unit()
 		}
-		inv := float32(1 / math.Sqrt(s))
+	}
+	sub := spread / math.Sqrt(rank)
+	sd := iso / math.Sqrt(float64(dim))
+	out := make([][]float32, n)
+	x := make([]float64, dim)
+	for i := range out {
+		ci := rng.Intn(clusters)
+		copy(x, centres[ci])
+		for _, u := range bases[ci] {
+			z := rng.NormFloat64() * sub
+			for j := range x {
+				x[j] += z * u[j]
+			}
+		}
+		var s float64
+		for j := range x {
+			x[j] += rng.NormFloat64() * sd
+			s += x[j] * x[j]
+		}
+		v := make([]float32, dim)
+		inv := 1 / math.Sqrt(s)
 		for j := range v {
-			v[j] *= inv
+			v[j] = float32(x[j] * inv)
 		}
 		out[i] = v
 	}
