@@ -118,6 +118,7 @@ type Engine struct {
 
 	mu     sync.RWMutex
 	closed bool
+	stdlib bool // Bench's baseline: decode/resize with the standard library (set only under mu)
 }
 
 type job struct {
@@ -600,6 +601,9 @@ func (e *Engine) Embed(ctx context.Context, imgs []Image) ([]Embedding, error) {
 
 // prepare decodes and preprocesses one image into a pooled tensor buffer.
 func (e *Engine) prepare(img Image, out *Embedding) ([]float32, bool) {
+	if e.stdlib {
+		return e.prepareStdlib(img, out)
+	}
 	t0 := time.Now()
 	d, err := decodeImage(img.Data, img.Crop, e.opts.MaxPixels, e.spec.wantScale)
 	t1 := time.Now()

@@ -45,7 +45,7 @@ func makeWeights(out int, lo, hi, scale float64, off int, srcLen int) axisWeight
 	for i := 0; i < out; i++ {
 		center := lo + (float64(i+off)+0.5)/scale
 		a := max(ilo, int(math.Floor(center-support+0.5)))
-		b := min(ihi, int(math.Ceil(center+support+0.5)))
+		b := min(ihi, int(math.Ceil(center+support-0.5)))
 		if b-a > taps {
 			b = a + taps
 		}
@@ -130,24 +130,32 @@ func (s ModelSpec) preprocessInto(dst []float32, d decoded) {
 	}
 	plane := S * S
 	nhwc := s.Layout == "NHWC"
+	acc := make([]float32, S*3)
 	for y := 0; y < S; y++ {
 		st, n := yw.start[y], yw.n[y]
 		ws := yw.w[y*yw.taps : y*yw.taps+n]
-		for x := 0; x < S; x++ {
-			var acc [3]float32
-			for k, w := range ws {
-				t := tmp[((st+k-y0)*S+x)*3:]
-				acc[0] += w * t[0]
-				acc[1] += w * t[1]
-				acc[2] += w * t[2]
+		clear(acc)
+		for k, w := range ws {
+			row := tmp[(st+k-y0)*S*3 : (st+k-y0+1)*S*3]
+			row = row[:len(acc)]
+			for i, v := range row {
+				acc[i] += w * v
 			}
-			for c := 0; c < 3; c++ {
-				v := acc[srcCh[c]]*scale[c] + bias[c]
-				if nhwc {
-					dst[(y*S+x)*3+c] = v
-				} else {
-					dst[c*plane+y*S+x] = v
+		}
+		if nhwc {
+			o := dst[y*S*3 : (y+1)*S*3]
+			for x := 0; x < S; x++ {
+				for c := 0; c < 3; c++ {
+					o[3*x+c] = acc[3*x+srcCh[c]]*scale[c] + bias[c]
 				}
+			}
+			continue
+		}
+		for c := 0; c < 3; c++ {
+			o := dst[c*plane+y*S : c*plane+(y+1)*S]
+			sc, bi, sch := scale[c], bias[c], srcCh[c]
+			for x := range o {
+				o[x] = acc[3*x+sch]*sc + bi
 			}
 		}
 	}
