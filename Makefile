@@ -1,0 +1,54 @@
+# Lookalike — the two commands that matter:
+#   make run    set up, build, and serve http://localhost:8080 (indexes a demo catalog when empty)
+#   make test   set up and pass every test (what .ci/run calls)
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/lookalike
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+FUZZTIME ?= 10s
+export CGO_ENABLED := 1
+
+.PHONY: all setup setup-test build run test vet fmt-check unit race fuzz bench clean
+
+all: build
+
+setup:
+	@scripts/setup
+
+setup-test:
+	@scripts/setup --test
+
+build: setup
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/lookalike
+
+run: build
+	$(BIN) serve
+
+test: setup-test vet fmt-check unit race fuzz
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -count=1 -timeout 30m ./...
+
+race:
+	$(GO) test -count=1 -race -timeout 15m -run 'Stress|Concurrent' ./index/ ./api/
+
+# Short fuzz runs of every decoder and parser; long runs: make fuzz FUZZTIME=10m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./embed/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZTIME) ./index/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./index/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSearch$$' -fuzztime $(FUZZTIME) ./api/
+	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) ./internal/ingest/
+
+bench: build
+	$(BIN) bench embed ../shared/datasets/ukbench
+	$(BIN) bench search --n 100000
+
+clean:
+	rm -rf bin

@@ -1,0 +1,376 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/config"
+	"github.com/lookalike/lookalike/internal/ingest"
+)
+
+// catalogFlags are the flags every catalog command shares.
+type catalogFlags struct {
+	data, collection string
+	asJSON           bool
+}
+
+func addCatalogFlags(fs *flag.FlagSet, withJSON bool) *catalogFlags {
+	f := &catalogFlags{}
+	fs.StringVar(&f.data, "data", "", "data directory (default from the config: data.dir)")
+	fs.StringVar(&f.collection, "collection", "", "collection (default from the config: data.default_collection)")
+	if withJSON {
+		fs.BoolVar(&f.asJSON, "json", false, "print JSON")
+	}
+	return f
+}
+
+func (f *catalogFlags) apply(cfg *config.Config) {
+	if f.data != "" {
+		cfg.Data.Dir = f.data
+	}
+	if f.collection == "" {
+		f.collection = cfg.Data.DefaultCollection
+	}
+}
+
+func indexOptions(cfg config.Config, env *cliEnv) *index.Options {
+	return &index.Options{
+		M: cfg.Index.M, EfConstruction: cfg.Index.EfConstruction, EfSearch: cfg.Index.EfSearch,
+		ExactThreshold: cfg.Index.ExactThreshold, SnapshotInterval: cfg.Index.SnapshotInterval,
+		Logger: env.logger(cfg),
+	}
+}
+
+func openDB(cfg config.Config, env *cliEnv) (*index.DB, error) {
+	db, err := index.Open(cfg.Data.Dir, indexOptions(cfg, env))
+	if err != nil {
+		return nil, fmt.Errorf("open data directory %q (is a server using it?): %w", cfg.Data.Dir, err)
+	}
+	return db, nil
+}
+
+// collectionFor returns the named collection, creating it for the engine's fingerprint when create
+// is set. An existing collection of another fingerprint is an error (index.ErrFingerprintMismatch).
+func collectionFor(db *index.DB, cfg config.Config, name string, info embed.Info, create bool) (*index.Collection, error) {
+	col, err := db.Collection(name)
+	if errors.Is(err, index.ErrNotFound) && create {
+		return db.CreateCollection(name, index.CollectionConfig{
+			Fingerprint: info.Fingerprint, Dims: info.Dims,
+			M: cfg.Index.M, EfConstruction: cfg.Index.EfConstruction, EfSearch: cfg.Index.EfSearch,
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("collection %q: %w", name, err)
+	}
+	if info.Fingerprint != "" && col.Fingerprint() != info.Fingerprint {
+		return nil, fmt.Errorf("collection %q was built with model fingerprint %s, the configured model is %s: %w",
+			name, col.Fingerprint(), info.Fingerprint, index.ErrFingerprintMismatch)
+	}
+	return col, nil
+}
+
+func runIndex(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "index")
+	cf := addCatalogFlags(fs, true)
+	force := fs.Bool("force", false, "re-embed items whose content is unchanged")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	paths, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := requireArgs(paths, 1, "PATH... (files, folders, or a .csv/.jsonl manifest)"); err != nil {
+		return err
+	}
+	cfg, err := env.loadConfig()
+	if err != nil {
+		return err
+	}
+	cf.apply(&cfg)
+	sources, err := ingest.Collect(paths)
+	if err != nil {
+		return err
+	}
+	eng, err := newEngine(ctx, cfg, env)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	db, err := openDB(cfg, env)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	col, err := collectionFor(db, cfg, cf.collection, eng.Info(), true)
+	if err != nil {
+		return err
+	}
+	var bar *progressbar.ProgressBar
+	if !*quiet && !cf.asJSON {
+		bar = progressbar.NewOptions(len(sources),
+			progressbar.OptionSetWriter(env.stderr), progressbar.OptionSetDescription("indexing"),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("img"),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(env.stderr) }))
+	}
+	rep, err := ingest.Run(ctx, eng, col, sources, ingest.Options{
+		Workers: cfg.Embed.Workers, ThumbnailSize: cfg.Limits.ThumbnailSize, ThumbnailQuality: cfg.Limits.ThumbnailQuality,
+		MaxPixels: cfg.Limits.MaxPixels, Force: *force, Logger: env.logger(cfg),
+		Progress: func(p ingest.Progress) {
+			if bar != nil {
+				_ = bar.Set(p.Done)
+			}
+		},
+	})
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if cf.asJSON {
+		type failure struct{ ID, Path, Error string }
+		out := struct {
+			Collection string    `json:"collection"`
+			Added      int       `json:"added"`
+			Skipped    int       `json:"skipped"`
+			Failed     int       `json:"failed"`
+			Failures   []failure `json:"failures"`
+			ElapsedS   float64   `json:"elapsed_s"`
+		}{cf.collection, rep.Added, rep.Skipped, rep.Failed, []failure{}, rep.Elapsed.Seconds()}
+		for _, f := range rep.Failures {
+			out.Failures = append(out.Failures, failure{f.ID, f.Path, f.Err.Error()})
+		}
+		if jerr := writeJSON(env.stdout, out); jerr != nil {
+			return jerr
+		}
+	} else {
+		fmt.Fprintf(env.stdout, "collection %s: %d added, %d unchanged, %d failed in %.1f s (%.1f images/s)\n",
+			cf.collection, rep.Added, rep.Skipped, rep.Failed, rep.Elapsed.Seconds(), float64(rep.Added)/max(rep.Elapsed.Seconds(), 1e-9))
+		for _, f := range rep.Failures {
+			fmt.Fprintf(env.stdout, "  failed %s (%s): %v\n", f.ID, f.Path, f.Err)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("index interrupted (re-run to resume): %w", err)
+	}
+	return nil
+}
+
+// searchOutput is the stable JSON shape of search and similar (documented in the README).
+type searchOutput struct {
+	Collection string             `json:"collection"`
+	Query      string             `json:"query"`
+	Model      string             `json:"model,omitempty"`
+	Results    []resultOutput     `json:"results"`
+	TimingsMS  map[string]float64 `json:"timings_ms"`
+}
+
+type resultOutput struct {
+	ID       string          `json:"id"`
+	Score    float32         `json:"score"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+}
+
+func searchFlags(fs *flag.FlagSet) (k, ef *int, filter *string, exact *bool) {
+	k = fs.Int("k", 10, "number of results")
+	ef = fs.Int("ef", 0, "HNSW beam width (0 = collection default)")
+	filter = fs.String("filter", "", `metadata filter, e.g. 'category = "shoes" AND price < 100'`)
+	exact = fs.Bool("exact", false, "exact (brute-force) search")
+	return
+}
+
+func buildSearchOptions(k, ef int, filter string, exact bool) (index.SearchOptions, error) {
+	o := index.SearchOptions{K: k, Ef: ef, Exact: exact}
+	if k < 1 {
+		return o, fmt.Errorf("%w: -k must be >= 1", errUsage)
+	}
+	if filter != "" {
+		f, err := index.ParseFilter(filter)
+		if err != nil {
+			return o, fmt.Errorf("%w: --filter: %v", errUsage, err)
+		}
+		o.Filter = f
+	}
+	return o, nil
+}
+
+func runSearch(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "search")
+	cf := addCatalogFlags(fs, true)
+	k, ef, filter, exact := searchFlags(fs)
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return fmt.Errorf("%w: expected one IMAGE", errUsage)
+	}
+	opts, err := buildSearchOptions(*k, *ef, *filter, *exact)
+	if err != nil {
+		return err
+	}
+	cfg, err := env.loadConfig()
+	if err != nil {
+		return err
+	}
+	cf.apply(&cfg)
+	start := time.Now()
+	data, err := os.ReadFile(rest[0])
+	if err != nil {
+		return err
+	}
+	eng, err := newEngine(ctx, cfg, env)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	db, err := openDB(cfg, env)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	col, err := collectionFor(db, cfg, cf.collection, eng.Info(), false)
+	if err != nil {
+		return err
+	}
+	queryStart := time.Now()
+	embs, err := eng.Embed(ctx, []embed.Image{{Data: data}})
+	if err != nil {
+		return err
+	}
+	if embs[0].Err != nil {
+		return fmt.Errorf("%s: %w", rest[0], embs[0].Err)
+	}
+	searchStart := time.Now()
+	res, err := col.Search(ctx, embs[0].Vector, opts)
+	if err != nil {
+		return err
+	}
+	t := embs[0].Timings
+	timings := map[string]float64{
+		"decode": ms(t.Decode), "preprocess": ms(t.Preprocess), "inference": ms(t.Inference),
+		"search": ms(time.Since(searchStart)), "total": ms(time.Since(queryStart)), "startup": ms(queryStart.Sub(start)),
+	}
+	return printResults(env, cf, rest[0], eng.Info().ModelID, res, timings)
+}
+
+func runSimilar(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "similar")
+	cf := addCatalogFlags(fs, true)
+	k, ef, filter, exact := searchFlags(fs)
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return fmt.Errorf("%w: expected one ID", errUsage)
+	}
+	opts, err := buildSearchOptions(*k, *ef, *filter, *exact)
+	if err != nil {
+		return err
+	}
+	cfg, err := env.loadConfig()
+	if err != nil {
+		return err
+	}
+	cf.apply(&cfg)
+	db, err := openDB(cfg, env)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	col, err := collectionFor(db, cfg, cf.collection, embed.Info{}, false)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	res, err := col.Similar(ctx, rest[0], opts)
+	if err != nil {
+		return fmt.Errorf("similar to %q: %w", rest[0], err)
+	}
+	timings := map[string]float64{"search": ms(time.Since(start)), "total": ms(time.Since(start))}
+	return printResults(env, cf, rest[0], "", res, timings)
+}
+
+func printResults(env *cliEnv, cf *catalogFlags, query, model string, res []index.Result, timings map[string]float64) error {
+	if cf.asJSON {
+		out := searchOutput{Collection: cf.collection, Query: query, Model: model, Results: []resultOutput{}, TimingsMS: timings}
+		for _, r := range res {
+			out.Results = append(out.Results, resultOutput{ID: r.ID, Score: r.Score, Metadata: r.Metadata})
+		}
+		return writeJSON(env.stdout, out)
+	}
+	for i, r := range res {
+		fmt.Fprintf(env.stdout, "%3d  %.4f  %s  %s\n", i+1, r.Score, r.ID, string(r.Metadata))
+	}
+	fmt.Fprintf(env.stdout, "(%d results; search %.2f ms, total %.2f ms)\n", len(res), timings["search"], timings["total"])
+	return nil
+}
+
+func runDelete(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "delete")
+	cf := addCatalogFlags(fs, false)
+	ids, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := requireArgs(ids, 1, "ID..."); err != nil {
+		return err
+	}
+	cfg, err := env.loadConfig()
+	if err != nil {
+		return err
+	}
+	cf.apply(&cfg)
+	db, err := openDB(cfg, env)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	col, err := collectionFor(db, cfg, cf.collection, embed.Info{}, false)
+	if err != nil {
+		return err
+	}
+	n, err := col.Delete(ctx, ids...)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "deleted %d of %d\n", n, len(ids))
+	return nil
+}
+
+func runStats(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "stats")
+	cf := addCatalogFlags(fs, true)
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	cfg, err := env.loadConfig()
+	if err != nil {
+		return err
+	}
+	cf.apply(&cfg)
+	db, err := openDB(cfg, env)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	infos := db.Collections()
+	if cf.asJSON {
+		return writeJSON(env.stdout, map[string]any{"data_dir": cfg.Data.Dir, "collections": infos})
+	}
+	fmt.Fprintf(env.stdout, "data directory %s\n", cfg.Data.Dir)
+	fmt.Fprintf(env.stdout, "%-20s %9s %5s %7s %10s  %s\n", "collection", "items", "dims", "levels", "disk", "fingerprint")
+	for _, c := range infos {
+		fmt.Fprintf(env.stdout, "%-20s %9d %5d %7d %9.1fM  %s\n", c.Name, c.Count, c.Dims, c.Levels, float64(c.DiskBytes)/(1<<20), c.Fingerprint)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

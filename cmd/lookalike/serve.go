@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/lookalike/lookalike/api"
+	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/config"
+	"github.com/lookalike/lookalike/internal/ingest"
+	"github.com/lookalike/lookalike/internal/locate"
+)
+
+func runServe(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "serve")
+	addr := fs.String("addr", "", "listen address HOST:PORT (default from the config: server.addr)")
+	data := fs.String("data", "", "data directory (default from the config: data.dir)")
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, rest[0])
+	}
+	cfg, err := env.loadConfig()
+	if err != nil {
+		return err
+	}
+	if *addr != "" {
+		cfg.Server.Addr = *addr
+	}
+	if *data != "" {
+		cfg.Data.Dir = *data
+	}
+	log := env.logger(cfg)
+
+	// Listen first: a port already taken is the most common start-up failure and the cheapest to report.
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err)
+	}
+	defer ln.Close()
+
+	eng, err := newEngine(ctx, cfg, env)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	info := eng.Info()
+	log.Info("model ready", "model", info.ModelID, "fingerprint", info.Fingerprint, "dims", info.Dims, "device", info.Device)
+
+	db, err := openDB(cfg, env)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("close data directory", "err", err)
+		}
+	}()
+	col, err := collectionFor(db, cfg, cfg.Data.DefaultCollection, info, true)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := api.New(cfg, eng, db, reg, log)
+	if err != nil {
+		return err
+	}
+	srv.SetReady(true)
+	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data.Dir, "ui", "http://"+displayAddr(ln.Addr()))
+
+	var wg sync.WaitGroup
+	demoCtx, stopDemo := context.WithCancel(ctx)
+	defer func() {
+		stopDemo()
+		wg.Wait()
+	}()
+	if want, dirs := demoWanted(cfg, col), demoDirs(cfg); want && len(dirs) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loadDemo(demoCtx, cfg, log, eng, col, dirs)
+		}()
+	} else if want {
+		log.Warn("demo catalog: no demo photos found; set LOOKALIKE_DEMO_DIR or demo.dir")
+	}
+
+	err = srv.Serve(ctx, ln)
+	stopDemo()
+	wg.Wait()
+	return err
+}
+
+func displayAddr(a net.Addr) string {
+	s := a.String()
+	if strings.HasPrefix(s, "[::]:") || strings.HasPrefix(s, "0.0.0.0:") {
+		return "localhost:" + s[strings.LastIndexByte(s, ':')+1:]
+	}
+	return s
+}
+
+func demoWanted(cfg config.Config, col *index.Collection) bool {
+	mode := cfg.Demo.Mode
+	switch mode {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return col.Info().Count == 0
+}
+
+// demoDirs returns the demo photo folders: demo.dir or $LOOKALIKE_DEMO_DIR, else the shared
+// benchmark photos (UKBench and the Oxford subset) found on the dataset search path.
+func demoDirs(cfg config.Config) []string {
+	dir := cfg.Demo.Dir
+	if dir == "" {
+		dir = os.Getenv("LOOKALIKE_DEMO_DIR")
+	}
+	if dir != "" {
+		return []string{dir}
+	}
+	var dirs []string
+	for _, name := range []string{"ukbench", filepath.Join("oxford5k-subset", "images")} {
+		if d, err := locate.Dir(name, locate.DatasetDirs()); err == nil {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
+var trailingNumber = regexp.MustCompile(`_?\d+$`)
+
+// demoSources gives demo photos descriptive metadata so filters have something to work on: the
+// dataset, and a category from the file name (UKBench object group, Oxford landmark).
+func demoSources(dirs []string) ([]ingest.Source, error) {
+	srcs, err := ingest.Collect(dirs)
+	if err != nil {
+		return nil, err
+	}
+	for i := range srcs {
+		base := filepath.Base(srcs[i].ID)
+		meta := map[string]any{"source": "demo"}
+		switch {
+		case strings.HasPrefix(base, "ukbench"):
+			var n int
+			fmt.Sscanf(strings.TrimPrefix(base, "ukbench"), "%d", &n)
+			meta["dataset"] = "ukbench"
+			meta["category"] = fmt.Sprintf("object-%03d", n/4)
+		case strings.Contains(srcs[i].Path, "oxford"):
+			meta["dataset"] = "oxford5k"
+			meta["category"] = strings.ReplaceAll(trailingNumber.ReplaceAllString(base, ""), "_", " ")
+		default:
+			if dir := filepath.Dir(srcs[i].ID); dir != "." {
+				meta["category"] = dir
+			}
+		}
+		srcs[i].Metadata, _ = json.Marshal(meta)
+	}
+	return srcs, nil
+}
+
+func loadDemo(ctx context.Context, cfg config.Config, log *slog.Logger, eng ingest.Embedder, col *index.Collection, dirs []string) {
+	srcs, err := demoSources(dirs)
+	if err != nil {
+		log.Error("demo catalog", "err", err)
+		return
+	}
+	log.Info("demo catalog: indexing", "photos", len(srcs), "dirs", dirs)
+	lastPct := -1
+	rep, err := ingest.Run(ctx, eng, col, srcs, ingest.Options{
+		Workers: cfg.Embed.Workers, ThumbnailSize: cfg.Limits.ThumbnailSize, ThumbnailQuality: cfg.Limits.ThumbnailQuality,
+		MaxPixels: cfg.Limits.MaxPixels, Logger: log,
+		Progress: func(p ingest.Progress) {
+			if pct := 100 * p.Done / max(p.Total, 1); pct/10 != lastPct/10 {
+				lastPct = pct
+				log.Info("demo catalog: progress", "done", p.Done, "total", p.Total, "percent", pct,
+					"rate_per_s", fmt.Sprintf("%.0f", float64(p.Done)/max(p.Elapsed.Seconds(), 1e-9)))
+			}
+		},
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("demo catalog: stopped", "err", err)
+		return
+	}
+	log.Info("demo catalog: done", "added", rep.Added, "unchanged", rep.Skipped, "failed", rep.Failed, "seconds", fmt.Sprintf("%.1f", rep.Elapsed.Seconds()))
+}

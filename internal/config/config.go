@@ -1,0 +1,339 @@
+// Package config holds Lookalike's configuration: the YAML file, environment overrides and
+// validation. Only cmd/lookalike reads it; the packages it configures receive plain structs.
+//
+// Precedence, lowest first: built-in defaults (Default), the YAML file, LOOKALIKE_* environment
+// variables, command-line flags (applied by the caller). An environment variable names a key by its
+// YAML path in upper case with underscores, e.g. server.addr → LOOKALIKE_SERVER_ADDR and
+// embed.max_batch_wait → LOOKALIKE_EMBED_MAX_BATCH_WAIT.
+//
+// # Caveats
+//
+// Unknown keys in the file are errors, so a typo is reported with its line instead of silently
+// falling back to a default.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/lookalike/lookalike/embed"
+)
+
+// ErrInvalid wraps every validation failure; the message names the offending key.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is the whole configuration tree. Field comments live in configs/lookalike.yaml.
+type Config struct {
+	Server  Server          `yaml:"server"`
+	Auth    Auth            `yaml:"auth"`
+	Data    Data            `yaml:"data"`
+	Index   Index           `yaml:"index"`
+	Limits  Limits          `yaml:"limits"`
+	Embed   Embed           `yaml:"embed"`
+	Model   embed.ModelSpec `yaml:"model"`
+	Quality Quality         `yaml:"quality"`
+	Demo    Demo            `yaml:"demo"`
+	Log     Log             `yaml:"log"`
+}
+
+type Server struct {
+	Addr               string        `yaml:"addr"`
+	ReadTimeout        time.Duration `yaml:"read_timeout"`
+	WriteTimeout       time.Duration `yaml:"write_timeout"`
+	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout"`
+	MaxInflightEmbeds  int           `yaml:"max_inflight_embeds"`
+	MaxQueuedEmbeds    int           `yaml:"max_queued_embeds"`
+	QueueWait          time.Duration `yaml:"queue_wait"`
+	RetryAfter         time.Duration `yaml:"retry_after"`
+	MetricsRequireAuth bool          `yaml:"metrics_require_auth"`
+	Pprof              bool          `yaml:"pprof"`
+	StatsWindow        time.Duration `yaml:"stats_window"`
+}
+
+type Auth struct {
+	// Keys are "scope:key" strings, scope being read or write (write implies read).
+	Keys []string `yaml:"keys"`
+}
+
+type Data struct {
+	Dir               string `yaml:"dir"`
+	DefaultCollection string `yaml:"default_collection"`
+}
+
+type Index struct {
+	M                int           `yaml:"m"`
+	EfConstruction   int           `yaml:"ef_construction"`
+	EfSearch         int           `yaml:"ef_search"`
+	ExactThreshold   int           `yaml:"exact_threshold"`
+	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
+}
+
+type Limits struct {
+	MaxBodyBytes     int   `yaml:"max_body_bytes"`
+	MaxPixels        int64 `yaml:"max_pixels"`
+	MaxK             int   `yaml:"max_k"`
+	DefaultK         int   `yaml:"default_k"`
+	MaxBatchItems    int   `yaml:"max_batch_items"`
+	MaxMetadataBytes int   `yaml:"max_metadata_bytes"`
+	MaxIDBytes       int   `yaml:"max_id_bytes"`
+	ThumbnailSize    int   `yaml:"thumbnail_size"`
+	ThumbnailQuality int   `yaml:"thumbnail_quality"`
+}
+
+type Embed struct {
+	Device         string        `yaml:"device"`
+	CUDADeviceID   int           `yaml:"cuda_device_id"`
+	Workers        int           `yaml:"workers"`
+	IntraOpThreads int           `yaml:"intra_op_threads"`
+	MaxBatch       int           `yaml:"max_batch"`
+	MaxBatchWait   time.Duration `yaml:"max_batch_wait"`
+	RuntimeLibrary string        `yaml:"runtime_library"`
+	ModelDirs      []string      `yaml:"model_dirs"`
+}
+
+type Quality struct {
+	RecallSampleRate float64       `yaml:"recall_sample_rate"`
+	FeedbackWindow   time.Duration `yaml:"feedback_window"`
+	MinScore         float64       `yaml:"min_score"`
+}
+
+type Demo struct {
+	// Mode is auto (index the demo photos when the default collection is empty), on or off.
+	Mode string `yaml:"mode"`
+	Dir  string `yaml:"dir"`
+}
+
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Default returns the built-in configuration; configs/lookalike.yaml documents the same values.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Addr: ":8080", ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
+			ShutdownTimeout: 15 * time.Second, MaxInflightEmbeds: 4, MaxQueuedEmbeds: 32,
+			QueueWait: 2 * time.Second, RetryAfter: time.Second, StatsWindow: 10 * time.Minute,
+		},
+		Data:  Data{Dir: "./data", DefaultCollection: "default"},
+		Index: Index{M: 16, EfConstruction: 200, EfSearch: 96, ExactThreshold: 2000, SnapshotInterval: 5 * time.Minute},
+		Limits: Limits{
+			MaxBodyBytes: 32 << 20, MaxPixels: 50_000_000, MaxK: 1000, DefaultK: 10, MaxBatchItems: 256,
+			MaxMetadataBytes: 64 << 10, MaxIDBytes: 256, ThumbnailSize: 256, ThumbnailQuality: 82,
+		},
+		Embed:   Embed{Device: "auto"},
+		Model:   embed.DefaultModelSpec(),
+		Quality: Quality{RecallSampleRate: 0.01, FeedbackWindow: time.Hour, MinScore: 0.3},
+		Demo:    Demo{Mode: "auto"},
+		Log:     Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads path (empty = defaults only), then applies LOOKALIKE_* environment overrides from
+// environ (os.Environ() in production) and validates the result.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config %q: %w", path, err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		// An empty file decodes to io.EOF and means "defaults".
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("parse config %q: %w: %v", path, ErrInvalid, err)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	// "keys: []" and an absent key mean the same; keep one representation.
+	if len(cfg.Auth.Keys) == 0 {
+		cfg.Auth.Keys = nil
+	}
+	if len(cfg.Embed.ModelDirs) == 0 {
+		cfg.Embed.ModelDirs = nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// Validate checks every value and names the first bad key.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.Server.Addr == "":
+		return bad("server.addr", "must not be empty")
+	case c.Server.MaxInflightEmbeds < 1:
+		return bad("server.max_inflight_embeds", "must be >= 1, got %d", c.Server.MaxInflightEmbeds)
+	case c.Server.MaxQueuedEmbeds < 0:
+		return bad("server.max_queued_embeds", "must be >= 0, got %d", c.Server.MaxQueuedEmbeds)
+	case c.Server.ShutdownTimeout <= 0:
+		return bad("server.shutdown_timeout", "must be > 0")
+	case c.Server.StatsWindow < time.Minute:
+		return bad("server.stats_window", "must be >= 1m")
+	case c.Data.Dir == "":
+		return bad("data.dir", "must not be empty")
+	case c.Data.DefaultCollection == "":
+		return bad("data.default_collection", "must not be empty")
+	case c.Index.M < 2 || c.Index.M > 128:
+		return bad("index.m", "must be in 2..128, got %d", c.Index.M)
+	case c.Index.EfConstruction < c.Index.M:
+		return bad("index.ef_construction", "must be >= index.m, got %d", c.Index.EfConstruction)
+	case c.Index.EfSearch < 1:
+		return bad("index.ef_search", "must be >= 1, got %d", c.Index.EfSearch)
+	case c.Limits.MaxBodyBytes < 1<<10:
+		return bad("limits.max_body_bytes", "must be >= 1024, got %d", c.Limits.MaxBodyBytes)
+	case c.Limits.MaxPixels < 64*64:
+		return bad("limits.max_pixels", "must be >= 4096, got %d", c.Limits.MaxPixels)
+	case c.Limits.MaxK < 1:
+		return bad("limits.max_k", "must be >= 1")
+	case c.Limits.DefaultK < 1 || c.Limits.DefaultK > c.Limits.MaxK:
+		return bad("limits.default_k", "must be in 1..limits.max_k, got %d", c.Limits.DefaultK)
+	case c.Limits.MaxBatchItems < 1:
+		return bad("limits.max_batch_items", "must be >= 1")
+	case c.Limits.MaxMetadataBytes < 2:
+		return bad("limits.max_metadata_bytes", "must be >= 2")
+	case c.Limits.MaxIDBytes < 1 || c.Limits.MaxIDBytes > 1024:
+		return bad("limits.max_id_bytes", "must be in 1..1024")
+	case c.Limits.ThumbnailSize < 32 || c.Limits.ThumbnailSize > 2048:
+		return bad("limits.thumbnail_size", "must be in 32..2048, got %d", c.Limits.ThumbnailSize)
+	case c.Limits.ThumbnailQuality < 1 || c.Limits.ThumbnailQuality > 100:
+		return bad("limits.thumbnail_quality", "must be in 1..100")
+	case c.Embed.Device != "auto" && c.Embed.Device != "cpu" && c.Embed.Device != "cuda":
+		return bad("embed.device", "must be auto, cpu or cuda, got %q", c.Embed.Device)
+	case c.Embed.Workers < 0:
+		return bad("embed.workers", "must be >= 0 (0 = one per core)")
+	case c.Embed.IntraOpThreads < 0:
+		return bad("embed.intra_op_threads", "must be >= 0 (0 = auto)")
+	case c.Embed.MaxBatch < 0:
+		return bad("embed.max_batch", "must be >= 0 (0 = auto)")
+	case c.Embed.MaxBatchWait < 0:
+		return bad("embed.max_batch_wait", "must be >= 0 (0 = auto)")
+	case c.Quality.RecallSampleRate < 0 || c.Quality.RecallSampleRate > 1:
+		return bad("quality.recall_sample_rate", "must be in 0..1, got %v", c.Quality.RecallSampleRate)
+	case c.Demo.Mode != "auto" && c.Demo.Mode != "on" && c.Demo.Mode != "off":
+		return bad("demo.mode", "must be auto, on or off, got %q", c.Demo.Mode)
+	case c.Log.Level != "debug" && c.Log.Level != "info" && c.Log.Level != "warn" && c.Log.Level != "error":
+		return bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	case c.Log.Format != "text" && c.Log.Format != "json":
+		return bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	for i, k := range c.Auth.Keys {
+		scope, key, ok := strings.Cut(k, ":")
+		if !ok || (scope != "read" && scope != "write") || len(key) < 16 {
+			return bad(fmt.Sprintf("auth.keys[%d]", i), "must be \"read:KEY\" or \"write:KEY\" with a key of at least 16 characters")
+		}
+	}
+	if err := c.Model.Validate(); err != nil {
+		return fmt.Errorf("%w: model: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+// applyEnv walks the struct tree and sets every field whose LOOKALIKE_ variable is present.
+func applyEnv(cfg *Config, environ []string) error {
+	env := make(map[string]string)
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "LOOKALIKE_") {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	return walkEnv(reflect.ValueOf(cfg).Elem(), "LOOKALIKE", "", env)
+}
+
+func walkEnv(v reflect.Value, envPrefix, keyPrefix string, env map[string]string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := envPrefix + "_" + strings.ToUpper(tag)
+		key := strings.TrimPrefix(keyPrefix+"."+tag, ".")
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Duration(0)) {
+			if err := walkEnv(fv, name, key, env); err != nil {
+				return err
+			}
+			continue
+		}
+		raw, ok := env[name]
+		if !ok {
+			continue
+		}
+		if err := setFromString(fv, raw); err != nil {
+			return fmt.Errorf("%w: %s (from %s=%q): %v", ErrInvalid, key, name, raw, err)
+		}
+	}
+	return nil
+}
+
+func setFromString(fv reflect.Value, raw string) error {
+	if fv.Type() == reflect.TypeOf(time.Duration(0)) {
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(int64(d))
+		return nil
+	}
+	switch fv.Kind() {
+	case reflect.String:
+		fv.SetString(raw)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return err
+		}
+		fv.SetBool(b)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(n)
+	case reflect.Float64, reflect.Float32:
+		x, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetFloat(x)
+	case reflect.Slice, reflect.Array:
+		// Lists come as comma-separated values (LOOKALIKE_AUTH_KEYS=read:abc,write:def) or YAML flow.
+		node := raw
+		if !strings.HasPrefix(strings.TrimSpace(raw), "[") {
+			parts := strings.Split(raw, ",")
+			for i := range parts {
+				parts[i] = strconv.Quote(strings.TrimSpace(parts[i]))
+			}
+			node = "[" + strings.Join(parts, ",") + "]"
+			if fv.Kind() == reflect.Array {
+				node = "[" + raw + "]"
+			}
+		}
+		return yaml.Unmarshal([]byte(node), fv.Addr().Interface())
+	default:
+		return fmt.Errorf("unsupported kind %s", fv.Kind())
+	}
+	return nil
+}
