@@ -696,6 +696,9 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 		return err
 	}
 	searchDur := time.Since(searchStart)
+	if similarTo == "" {
+		s.quality.observeSearch(col, query, opts, res)
+	}
 	// One extra result was asked for: its presence says whether another page exists.
 	next := ""
 	if len(res) > req.K {
@@ -846,6 +849,9 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 		"window_s":    int64(s.cfg.Server.StatsWindow.Seconds()),
 		"series":      series,
 		"totals":      totals,
+	}
+	if q := s.quality.summary(); q != nil {
+		out["quality"] = q
 	}
 	return c.JSON(out)
 }

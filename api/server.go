@@ -56,6 +56,7 @@ type Server struct {
 	metrics *metrics
 	stats   *statsRecorder
 	admit   *admission
+	quality *qualityMonitor
 	keys    []apiKey
 	app     *fiber.App
 	ready   atomic.Bool
@@ -114,11 +115,12 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 		IdleTimeout:           2 * time.Minute,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
-		// A body that outgrows the limit is cut off while it streams in, not after it was buffered.
-		StreamRequestBody: false,
 	})
+	s.quality = newQualityMonitor(cfg, db, reg, log)
 	s.routes()
-	_, s.bgCancel = context.WithCancel(context.Background())
+	bgCtx, cancel := context.WithCancel(context.Background())
+	s.bgCancel = cancel
+	s.quality.start(bgCtx, &s.bg)
 	return s, nil
 }
 
@@ -222,6 +224,7 @@ func (s *Server) routes() {
 	v1.Get("/collections/:c/items/:id", read, s.handleGetItem)
 	v1.Delete("/collections/:c/items/:id", write, s.handleDeleteItem)
 	v1.Post("/collections/:c/search", read, s.handleSearch)
+	s.quality.registerRoutes(v1, read, write)
 	v1.Use(func(c *fiber.Ctx) error {
 		return errorf(http.StatusNotFound, "not_found", "no API route %s %s", c.Method(), c.Path())
 	})
