@@ -13,6 +13,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ type mockItem struct {
 	Thumb    string         `json:"thumbnail_url"`
 	Updated  string         `json:"updated_at"`
 	hue      float64
+	feat     []float64
 }
 
 // mockServer imitates the REST API with canned data so the UI can be developed and screenshotted
@@ -47,7 +49,42 @@ type mockServer struct {
 
 func newMockServer(t testing.TB) *httptest.Server {
 	t.Helper()
+	srv := newMockAPI(true)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// newMockAPI starts the mock; canned fills it with generated products, otherwise it starts
+// empty (like a fresh `lookalike serve`) and ranks uploaded photos by a tiny colour-layout feature,
+// good enough to tell UKBench objects apart.
+func newMockAPI(canned bool) *httptest.Server {
 	m := &mockServer{items: map[string][]*mockItem{}, thumbs: map[string][]byte{}, start: time.Now().Add(-3*time.Hour - 17*time.Minute)}
+	m.items["default"] = nil
+	if canned {
+		m.addCanned()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/collections", m.collections)
+	mux.HandleFunc("GET /v1/collections/{c}/fields", m.fields)
+	mux.HandleFunc("GET /v1/collections/{c}/items", m.list)
+	mux.HandleFunc("POST /v1/collections/{c}/items", m.upload)
+	mux.HandleFunc("GET /v1/collections/{c}/items/{id}", m.get)
+	mux.HandleFunc("DELETE /v1/collections/{c}/items/{id}", m.delete)
+	mux.HandleFunc("GET /v1/collections/{c}/items/{id}/thumbnail", m.thumbnail)
+	mux.HandleFunc("GET /v1/collections/{c}/items/{id}/similar", m.similar)
+	mux.HandleFunc("POST /v1/collections/{c}/search", m.search)
+	mux.HandleFunc("GET /v1/stats", m.stats)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ready"}) })
+	files := http.FileServerFS(ui.Assets())
+	mux.Handle("/", files)
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", csp)
+		mux.ServeHTTP(w, r)
+	}))
+}
+
+func (m *mockServer) addCanned() {
 	cats := []string{"shoes", "bags", "watches", "lamps"}
 	brands := []string{"acme", "northwind", "globex", "initech", "umbrella"}
 	nouns := map[string][]string{
@@ -76,34 +113,77 @@ func newMockServer(t testing.TB) *httptest.Server {
 	for i := range 5 {
 		m.add("furniture", &mockItem{ID: fmt.Sprintf("chair-%d", i), Metadata: map[string]any{"category": "chairs", "price": 100 + i}, Updated: time.Now().UTC().Format(time.RFC3339), hue: float64(i) / 5})
 	}
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/collections", m.collections)
-	mux.HandleFunc("GET /v1/collections/{c}/fields", m.fields)
-	mux.HandleFunc("GET /v1/collections/{c}/items", m.list)
-	mux.HandleFunc("POST /v1/collections/{c}/items", m.upload)
-	mux.HandleFunc("GET /v1/collections/{c}/items/{id}", m.get)
-	mux.HandleFunc("DELETE /v1/collections/{c}/items/{id}", m.delete)
-	mux.HandleFunc("GET /v1/collections/{c}/items/{id}/thumbnail", m.thumbnail)
-	mux.HandleFunc("GET /v1/collections/{c}/items/{id}/similar", m.similar)
-	mux.HandleFunc("POST /v1/collections/{c}/search", m.search)
-	mux.HandleFunc("GET /v1/stats", m.stats)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ready"}) })
-	files := http.FileServerFS(ui.Assets())
-	mux.Handle("/", files)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", csp)
-		mux.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
 }
 
 func (m *mockServer) add(c string, it *mockItem) {
+	m.put(c, it, drawThumb(it.hue, len(m.items[c])+1))
+}
+
+// put stores (or replaces) an item with its thumbnail and the feature of that thumbnail.
+func (m *mockServer) put(c string, it *mockItem, thumb []byte) {
 	it.Thumb = fmt.Sprintf("/v1/collections/%s/items/%s/thumbnail", c, it.ID)
+	if img, _, err := image.Decode(bytes.NewReader(thumb)); err == nil {
+		it.feat = feature(img)
+	}
+	m.items[c] = slices.DeleteFunc(m.items[c], func(o *mockItem) bool { return o.ID == it.ID })
 	m.items[c] = append(m.items[c], it)
-	m.thumbs[c+"/"+it.ID] = drawThumb(it.hue, len(m.items[c]))
+	m.thumbs[c+"/"+it.ID] = thumb
+}
+
+// feature is a 6×6 grid of mean colours, centred and normalised, so a dot product is a cosine.
+func feature(img image.Image) []float64 {
+	const g = 6
+	b := img.Bounds()
+	f := make([]float64, g*g*3)
+	n := make([]float64, g*g)
+	step := max(1, min(b.Dx(), b.Dy())/96)
+	for y := b.Min.Y; y < b.Max.Y; y += step {
+		for x := b.Min.X; x < b.Max.X; x += step {
+			cell := ((y-b.Min.Y)*g/b.Dy())*g + (x-b.Min.X)*g/b.Dx()
+			r, gg, bb, _ := img.At(x, y).RGBA()
+			f[cell*3] += float64(r)
+			f[cell*3+1] += float64(gg)
+			f[cell*3+2] += float64(bb)
+			n[cell]++
+		}
+	}
+	var mean, norm float64
+	for i := range f {
+		f[i] /= max(1, n[i/3])
+		mean += f[i] / float64(len(f))
+	}
+	for i := range f {
+		f[i] -= mean
+		norm += f[i] * f[i]
+	}
+	for i := range f {
+		f[i] /= max(math.Sqrt(norm), 1e-9)
+	}
+	return f
+}
+
+func dot(a, b []float64) float64 {
+	var s float64
+	for i := range min(len(a), len(b)) {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// shrink makes a thumbnail of at most 256 px by nearest-neighbour sampling (stdlib only).
+func shrink(img image.Image) []byte {
+	b := img.Bounds()
+	scale := max(1, float64(max(b.Dx(), b.Dy()))/256)
+	w, h := int(float64(b.Dx())/scale), int(float64(b.Dy())/scale)
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			out.Set(x, y, img.At(b.Min.X+int(float64(x)*scale), b.Min.Y+int(float64(y)*scale)))
+		}
+	}
+	var buf bytes.Buffer
+	_ = jpeg.Encode(&buf, out, &jpeg.Options{Quality: 85})
+	return buf.Bytes()
 }
 
 // drawThumb paints a product-ish picture: a coloured rounded blob on a light background.
@@ -293,12 +373,13 @@ func (m *mockServer) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	if _, _, err := image.DecodeConfig(f); err != nil {
-		writeErr(w, 400, "not_an_image", "cannot decode image: "+err.Error(), nil)
-		return
-	}
 	if hdr.Size > 8<<20 {
 		writeErr(w, 413, "image_too_large", "image exceeds 8 MiB", map[string]any{"max_bytes": 8 << 20})
+		return
+	}
+	img, _, err := image.Decode(f)
+	if err != nil {
+		writeErr(w, 415, "not_an_image", "the file is not an image Lookalike can read (JPEG, PNG, GIF)", nil)
 		return
 	}
 	meta := map[string]any{}
@@ -310,15 +391,15 @@ func (m *mockServer) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.FormValue("id")
 	if id == "" {
-		id = strings.TrimSuffix(hdr.Filename, "."+strings.Split(hdr.Filename, ".")[len(strings.Split(hdr.Filename, "."))-1])
+		id = strings.TrimSuffix(hdr.Filename, filepath.Ext(hdr.Filename))
 	}
-	time.Sleep(300 * time.Millisecond) // let the progress UI show
+	time.Sleep(200 * time.Millisecond) // let the progress UI show
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := r.PathValue("c")
-	it := &mockItem{ID: id, Metadata: meta, Updated: time.Now().UTC().Format(time.RFC3339), hue: float64(len(id)%10) / 10}
-	m.add(c, it)
-	writeJSON(w, 201, map[string]any{"item": map[string]any{"id": it.ID, "metadata": meta, "thumbnail_url": it.Thumb, "fingerprint": "mnv2", "dims": 1280, "updated_at": it.Updated}, "near_duplicate_of": nil})
+	it := &mockItem{ID: id, Metadata: meta, Updated: time.Now().UTC().Format(time.RFC3339)}
+	m.put(c, it, shrink(img))
+	writeJSON(w, 201, map[string]any{"item": map[string]any{"id": it.ID, "metadata": meta, "thumbnail_url": it.Thumb, "fingerprint": "mock", "dims": len(it.feat), "updated_at": it.Updated}, "near_duplicate_of": nil})
 }
 
 type mockResult struct {
@@ -328,7 +409,7 @@ type mockResult struct {
 	Thumb    string         `json:"thumbnail_url"`
 }
 
-func (m *mockServer) ranked(c string, hue float64, filter string, skip string) []mockResult {
+func (m *mockServer) ranked(c string, q []float64, filter string, skip string) []mockResult {
 	var f map[string]any
 	_ = json.Unmarshal([]byte(filter), &f)
 	var out []mockResult
@@ -336,9 +417,7 @@ func (m *mockServer) ranked(c string, hue float64, filter string, skip string) [
 		if it.ID == skip || !matches(it.Metadata, f) {
 			continue
 		}
-		d := math.Abs(it.hue - hue)
-		d = min(d, 1-d)
-		out = append(out, mockResult{it.ID, 1 - d*1.6, it.Metadata, it.Thumb})
+		out = append(out, mockResult{it.ID, dot(q, it.feat), it.Metadata, it.Thumb})
 	}
 	slices.SortFunc(out, func(a, b mockResult) int { return int(math.Copysign(1, b.Score-a.Score)) })
 	return out
@@ -375,21 +454,29 @@ func (m *mockServer) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	cfg, _, err := image.DecodeConfig(f)
+	img, _, err := image.Decode(f)
 	if err != nil {
-		writeErr(w, 400, "not_an_image", "cannot decode image: "+err.Error(), map[string]any{"field": "image"})
+		writeErr(w, 415, "not_an_image", "the file is not an image Lookalike can read (JPEG, PNG, GIF)", map[string]any{"field": "image"})
 		return
 	}
-	hue := float64(cfg.Width%97) / 97
 	if crop := r.FormValue("crop"); crop != "" {
-		hue = math.Mod(hue+0.3, 1)
+		var x, y, cw, ch int
+		b := img.Bounds()
+		if _, err := fmt.Sscanf(crop, "%d,%d,%d,%d", &x, &y, &cw, &ch); err != nil || cw <= 0 || ch <= 0 || x < 0 || y < 0 || x+cw > b.Dx() || y+ch > b.Dy() {
+			writeErr(w, 400, "bad_crop", fmt.Sprintf("crop %q is not inside the %dx%d image", crop, b.Dx(), b.Dy()), nil)
+			return
+		}
+		img = img.(interface {
+			SubImage(image.Rectangle) image.Image
+		}).SubImage(image.Rect(b.Min.X+x, b.Min.Y+y, b.Min.X+x+cw, b.Min.Y+y+ch))
 	}
+	q := feature(img)
 	k, _ := strconv.Atoi(r.FormValue("k"))
 	if k <= 0 {
 		k = 20
 	}
 	m.mu.Lock()
-	res, next := page(m.ranked(r.PathValue("c"), hue, r.FormValue("filter"), ""), r.FormValue("cursor"), k)
+	res, next := page(m.ranked(r.PathValue("c"), q, r.FormValue("filter"), ""), r.FormValue("cursor"), k)
 	m.mu.Unlock()
 	writeJSON(w, 200, map[string]any{"results": res, "model": "mobilenetv2-int8", "next_cursor": next,
 		"timings_ms": map[string]float64{"decode": 4.2, "preprocess": 1.1, "inference": 23.8, "search": 0.6, "total": 30.4}})
@@ -408,7 +495,7 @@ func (m *mockServer) similar(w http.ResponseWriter, r *http.Request) {
 	if k <= 0 {
 		k = 20
 	}
-	res, next := page(m.ranked(c, it.hue, r.URL.Query().Get("filter"), id), r.URL.Query().Get("cursor"), k)
+	res, next := page(m.ranked(c, it.feat, r.URL.Query().Get("filter"), id), r.URL.Query().Get("cursor"), k)
 	writeJSON(w, 200, map[string]any{"results": res, "model": "mobilenetv2-int8", "next_cursor": next,
 		"timings_ms": map[string]float64{"decode": 0, "preprocess": 0, "inference": 0, "search": 0.4, "total": 0.9}})
 }
@@ -431,8 +518,8 @@ func (m *mockServer) stats(w http.ResponseWriter, _ *http.Request) {
 	}
 	slices.SortFunc(cols, func(a, b map[string]any) int { return strings.Compare(a["name"].(string), b["name"].(string)) })
 	writeJSON(w, 200, map[string]any{
-		"uptime_s": time.Since(m.start).Seconds(),
-		"model":    map[string]any{"id": "mobilenetv2-int8", "fingerprint": "7f3a91c2e4b8d0aa", "device": "cpu", "dims": 1280},
+		"uptime_s":    time.Since(m.start).Seconds(),
+		"model":       map[string]any{"id": "mobilenetv2-int8", "fingerprint": "7f3a91c2e4b8d0aa", "device": "cpu", "dims": 1280},
 		"collections": cols, "window_s": 600, "series": series,
 		"totals":  map[string]any{"requests": 18234, "searches": 9120, "rejected_by_reason": map[string]int{"not_an_image": 12, "image_too_large": 3, "busy": 1}},
 		"quality": map[string]any{"ukbench_ns_score": 3.91, "recall_at_10": 0.982, "evaluated_at": "2026-11-26T20:00:00Z"},

@@ -1,0 +1,344 @@
+package ui_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+)
+
+// These tests drive the embedded UI in headless chromium against a real `lookalike serve`
+// (see startServer), with real photos from UKBench.
+
+const resultCards = "#results .card:not(.skeleton)"
+
+func leftHeld(p *input.DispatchMouseEventParams) {
+	p.Button = input.MouseButtonLeft
+	p.Buttons = 1
+}
+
+type rect struct{ X, Y, W, H float64 }
+
+func (b *browser) rect(sel string) rect {
+	b.t.Helper()
+	return eval[rect](b, fmt.Sprintf(`(() => { const r = document.querySelector(%q).getBoundingClientRect();
+		return {X: r.x, Y: r.y, W: r.width, H: r.height}; })()`, sel))
+}
+
+func (b *browser) ids(sel string) []string {
+	b.t.Helper()
+	return eval[[]string](b, fmt.Sprintf(`[...document.querySelectorAll(%q)].map((e) => e.dataset.id)`, sel))
+}
+
+func (b *browser) searchFor(photo string) {
+	b.t.Helper()
+	b.open("#/search", "#page-search")
+	b.upload("#search-file", photo)
+	b.wait("search results or an error", fmt.Sprintf(`document.querySelector(%q) || document.querySelector('#search-error .error-box')`, resultCards), 60*time.Second)
+	if msg := b.text("#search-error"); msg != "" {
+		b.t.Fatalf("search failed in the page: %s", msg)
+	}
+}
+
+// TestSearchByPhoto uploads a held-back photo of an indexed object: the best match must be
+// another photo of the same object, with a score, a timing line and the item's metadata.
+func TestSearchByPhoto(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	for _, g := range []int{0, 3} {
+		b.searchFor(s.photo(4*g + 3))
+		got := b.ids(resultCards)
+		if len(got) == 0 || !slices.Contains(groupIDs(g), got[0]) {
+			t.Errorf("object %d: first result %v, want one of %v (all: %v)", g, first(got), groupIDs(g), got)
+		}
+		score := b.text(resultCards + " .score-pct")
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(score, "%"), 64)
+		if err != nil || pct <= 0 || pct > 100 {
+			t.Errorf("object %d: first score %q, want a percentage in (0, 100]", g, score)
+		}
+		if title := b.text(resultCards + " .card-title"); !strings.Contains(title, fmt.Sprintf("Object %d", g)) {
+			t.Errorf("object %d: first card title %q, want the item's name", g, title)
+		}
+		if facts := b.text(resultCards + " .facts"); !strings.Contains(facts, seedCategories[g]) {
+			t.Errorf("object %d: first card facts %q, want category %q", g, facts, seedCategories[g])
+		}
+		timing := b.text("#timing")
+		for _, part := range []string{"decode", "inference", "search", "total", "ms"} {
+			if !strings.Contains(timing, part) {
+				t.Errorf("timing line %q lacks %q", timing, part)
+			}
+		}
+		thumbOK := eval[bool](b, `(async () => { const img = document.querySelector('#results .card img');
+			if (!img) return false; if (!img.complete) await new Promise((r) => img.addEventListener('load', r, {once: true}));
+			return img.naturalWidth > 0; })()`)
+		if !thumbOK {
+			t.Errorf("object %d: first result thumbnail did not load", g)
+		}
+	}
+	b.noConsoleProblems()
+}
+
+// TestSearchFilter picks a category in the filter panel (built from the fields endpoint): every
+// result must then belong to that category.
+func TestSearchFilter(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	b.searchFor(s.photo(3))
+	b.wait("category filter", `document.querySelector('#filter-category option[value="watches"]')`, 15*time.Second)
+	b.do("choose a category", 10*time.Second,
+		chromedp.SetValue(chromedp.CSS("#filter-category"), "watches"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#filter-category').dispatchEvent(new Event('change'))`))
+	b.wait("filtered results", `document.querySelector('#results-summary').textContent.includes('filter') && !document.querySelector('#results[aria-busy]')`, 30*time.Second)
+	got := b.ids(resultCards)
+	if len(got) == 0 {
+		t.Fatalf("no results with category=watches; want the photos of object 2")
+	}
+	for _, id := range got {
+		if !slices.Contains(groupIDs(2), id) {
+			t.Errorf("result %s is not in category watches (object 2: %v)", id, groupIDs(2))
+		}
+	}
+	b.noConsoleProblems()
+}
+
+// TestCropSearch draws a region on the query photo with the mouse: the page must send it and
+// show results for the region.
+func TestCropSearch(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	b.searchFor(s.photo(7))
+	b.wait("preview decoded", `document.querySelector('.stage-img').naturalWidth > 0`, 10*time.Second)
+	r := b.rect(".stage-img")
+	x0, y0 := r.X+r.W*0.2, r.Y+r.H*0.15
+	x1, y1 := r.X+r.W*0.8, r.Y+r.H*0.85
+	b.do("draw a region", 15*time.Second,
+		chromedp.MouseEvent(chromedp.MouseMoved, x0, y0),
+		chromedp.MouseEvent(chromedp.MousePressed, x0, y0, chromedp.ButtonLeft, chromedp.ClickCount(1)),
+		chromedp.MouseEvent(chromedp.MouseMoved, (x0+x1)/2, (y0+y1)/2, leftHeld),
+		chromedp.MouseEvent(chromedp.MouseMoved, x1, y1, leftHeld),
+		chromedp.MouseEvent(chromedp.MouseReleased, x1, y1, chromedp.ButtonLeft, chromedp.ClickCount(1)))
+	b.wait("region results", `document.querySelector('#results-summary').textContent.includes('region') || document.querySelector('#search-error .error-box')`, 60*time.Second)
+	if msg := b.text("#search-error"); msg != "" {
+		t.Fatalf("crop search failed in the page: %s", msg)
+	}
+	info := b.text("#crop-info")
+	// UKBench photos are 640×480: the region is about 60 % × 70 % of that.
+	if !strings.Contains(info, "px") {
+		t.Errorf("crop info %q: want the region size in pixels", info)
+	}
+	var w, h, x, y int
+	if _, err := fmt.Sscanf(info, "Searching a region: %d × %d px at (%d, %d)", &w, &h, &x, &y); err != nil {
+		t.Errorf("crop info %q: %v", info, err)
+	} else if w < 330 || w > 440 || h < 290 || h > 380 || x < 100 || x > 160 || y < 50 || y > 100 {
+		t.Errorf("crop %d×%d at (%d,%d): want about 384×336 at (128,72) of the 640×480 photo", w, h, x, y)
+	}
+	if got := b.ids(resultCards); len(got) == 0 {
+		t.Errorf("crop search returned no results")
+	}
+	// Keyboard: Escape clears the region and searches the whole photo again.
+	b.do("clear region", 10*time.Second, chromedp.Focus(chromedp.CSS(".stage")), chromedp.KeyEvent("\x1b"))
+	b.wait("whole-photo results", `!document.querySelector('#results-summary').textContent.includes('region') && document.querySelector('#results .card:not(.skeleton)')`, 60*time.Second)
+	b.noConsoleProblems()
+}
+
+// TestItemPageSimilar opens an item: it shows the photo, every metadata field and similar items;
+// following a similar item walks the catalog.
+func TestItemPageSimilar(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	b.open("#/item/default/"+seedID(4), "#item-meta dd")
+	if title := b.text("#item-title"); title != "Object 1, photo 0" {
+		t.Errorf("item title %q, want the name", title)
+	}
+	meta := b.text("#item-meta")
+	for _, want := range []string{"category", "bags", "brand", "globex", "price", "25", seedID(4)} {
+		if !strings.Contains(meta, want) {
+			t.Errorf("item metadata %q lacks %q", meta, want)
+		}
+	}
+	b.wait("photo", `document.querySelector('#item-photo img') && document.querySelector('#item-photo img').naturalWidth > 0`, 15*time.Second)
+	b.wait("similar items", `document.querySelector('#similar .card') || document.querySelector('#similar-error .error-box')`, 30*time.Second)
+	if msg := b.text("#similar-error"); msg != "" {
+		t.Fatalf("similar items failed in the page: %s", msg)
+	}
+	sim := b.ids("#similar .card")
+	if slices.Contains(sim, seedID(4)) {
+		t.Errorf("similar items %v include the item itself", sim)
+	}
+	if len(sim) == 0 || !slices.Contains(groupIDs(1), sim[0]) {
+		t.Fatalf("first similar item %v, want another photo of object 1 %v (all: %v)", first(sim), groupIDs(1), sim)
+	}
+	next := sim[0]
+	b.do("open a similar item", 15*time.Second, chromedp.Click(chromedp.CSS("#similar .card a")))
+	b.wait("next item page", fmt.Sprintf(`location.hash === '#/item/default/' + %s && document.querySelector('#item-title').textContent.startsWith('Object 1')`, quote(next)), 15*time.Second)
+	b.wait("its similar items", fmt.Sprintf(`document.querySelector('#similar .card') && !document.querySelector('#similar .card[data-id=%s]')`, quote(next)), 30*time.Second)
+	b.noConsoleProblems()
+}
+
+// TestStatusPage checks the numbers on the status page against /v1/stats.
+func TestStatusPage(t *testing.T) {
+	s := startServer(t)
+	// Make sure there is traffic to chart.
+	if resp, body, err := s.postImage("/v1/collections/default/search", s.photo(11), map[string]string{"k": "3"}); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("search through the API: %v %s", err, body)
+	}
+	var stats struct {
+		Model struct {
+			ID string `json:"id"`
+		} `json:"model"`
+		Collections []struct {
+			Count int `json:"count"`
+		} `json:"collections"`
+		Quality map[string]any `json:"quality"`
+	}
+	if code := s.getJSON(t, "/v1/stats", &stats); code != http.StatusOK {
+		t.Fatalf("GET /v1/stats: HTTP %d", code)
+	}
+	size := 0
+	for _, c := range stats.Collections {
+		size += c.Count
+	}
+	b := newBrowser(t, s.URL)
+	b.open("#/status", "#tile-size")
+	if got := b.text("#tile-size .tile-value"); got != strconv.Itoa(size) && size < 1000 {
+		t.Errorf("index size tile %q, want %d", got, size)
+	}
+	if got := b.text("#tile-model .tile-value"); stats.Model.ID == "" || got != stats.Model.ID {
+		t.Errorf("model tile %q, want %q", got, stats.Model.ID)
+	}
+	if got := b.text("#tile-searches .tile-value"); got == "" || got == "0" {
+		t.Errorf("searches tile %q, want at least 1", got)
+	}
+	if got := b.text("#tile-qps .tile-value"); got == "" || got == "—" {
+		t.Errorf("queries/s tile %q, want a number", got)
+	}
+	b.wait("charts", `document.querySelectorAll('#status-charts svg.chart').length === 3`, 15*time.Second)
+	if n := eval[int](b, `document.querySelectorAll('#status-charts svg path.line').length`); n < 4 {
+		t.Errorf("%d chart lines, want qps plus p50/p95/p99", n)
+	}
+	hidden := eval[bool](b, `document.querySelector('#status-quality').hidden`)
+	if hidden == (len(stats.Quality) > 0) {
+		t.Errorf("quality section hidden=%v, stats has %d quality figures", hidden, len(stats.Quality))
+	}
+	b.noConsoleProblems()
+}
+
+// TestInvalidFile uploads a text file as the query and to the catalog: both pages must say in
+// plain words that it is not an image.
+func TestInvalidFile(t *testing.T) {
+	s := startServer(t)
+	bad := filepath.Join(t.TempDir(), "notes.jpg")
+	if err := os.WriteFile(bad, []byte("this is not a photo, just text\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, s.URL)
+	b.open("#/search", "#search-drop")
+	b.upload("#search-file", bad)
+	b.wait("error message", `document.querySelector('#search-error .error-box')`, 30*time.Second)
+	if msg := b.text("#search-error .error-title"); !strings.Contains(msg, "not an image") {
+		t.Errorf("search error %q, want it to say the file is not an image", msg)
+	}
+	b.open("#/catalog", "#upload-drop")
+	b.upload("#upload-files", bad)
+	b.wait("upload error", `document.querySelector('.upload-row[data-state=error]')`, 30*time.Second)
+	if msg := b.text(".upload-row[data-state=error] .upload-status"); !strings.Contains(msg, "not an image") {
+		t.Errorf("upload error %q, want it to say the file is not an image", msg)
+	}
+	// The browser logs the 4xx responses themselves; anything else is a bug.
+	b.noConsoleProblems("the server responded with a status of 4")
+}
+
+// TestMetadataIsText shows an item whose metadata holds HTML: it must render as characters, and
+// no script or handler from it may run.
+func TestMetadataIsText(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	b.open("#/item/default/"+xssID, "#item-meta dd")
+	if got := b.text("#item-title"); got != xssName {
+		t.Errorf("item title %q, want the literal text %q", got, xssName)
+	}
+	if !strings.Contains(b.text("#item-meta"), "<b>bold</b>") {
+		t.Errorf("metadata %q lacks the literal text <b>bold</b>", b.text("#item-meta"))
+	}
+	if n := eval[int](b, `document.querySelectorAll('#page-item script, #page-item b, #item-meta img, #item-title img').length`); n != 0 {
+		t.Errorf("%d elements created from metadata, want 0", n)
+	}
+	// Cards in the catalog grid show the same metadata.
+	b.open("#/catalog", "#catalog-items .card")
+	b.wait("xss card", fmt.Sprintf(`document.querySelector('#catalog-items .card[data-id=%s]')`, quote(xssID)), 15*time.Second)
+	if got := b.text(fmt.Sprintf(`#catalog-items .card[data-id="%s"] .card-title`, xssID)); got != xssName {
+		t.Errorf("card title %q, want the literal text", got)
+	}
+	b.do("hover", 5*time.Second, chromedp.ScrollIntoView(chromedp.CSS(fmt.Sprintf(`#catalog-items .card[data-id="%s"]`, xssID))))
+	time.Sleep(300 * time.Millisecond)
+	if v := eval[string](b, `String(window.__xss)`); v != "undefined" {
+		t.Errorf("window.__xss = %s: markup from metadata ran", v)
+	}
+	b.noConsoleProblems()
+}
+
+// TestCatalogUploadAndDelete uploads two photos with metadata through the catalog page, sees them
+// in the grid and deletes one.
+func TestCatalogUploadAndDelete(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	b.open("#/catalog", "#catalog-items .card")
+	b.wait("collection card", `document.querySelector('.collection-card[aria-pressed=true] .collection-count').textContent.includes('items')`, 15*time.Second)
+	dir := t.TempDir()
+	var files []string
+	for _, n := range []int{32, 33} { // object 8, not seeded
+		data, err := os.ReadFile(s.photo(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("catalog-%d.jpg", n))
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+	}
+	b.do("metadata", 10*time.Second, chromedp.SetValue(chromedp.CSS("#upload-meta"), `{"category": "mugs", "brand": "initech", "price": 7}`))
+	b.do("choose photos", 15*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#upload-files"), files, chromedp.NodeReady))
+	b.wait("uploads finished", `document.querySelectorAll('.upload-row[data-state=done]').length === 2 || document.querySelector('.upload-row[data-state=error]')`, 60*time.Second)
+	if msg := b.text(".upload-row[data-state=error]"); msg != "" {
+		t.Fatalf("upload failed: %s", msg)
+	}
+	var ids []string
+	for _, id := range eval[[]string](b, `[...document.querySelectorAll('.upload-row[data-state=done] a')].map((a) => a.textContent)`) {
+		ids = append(ids, id)
+	}
+	if len(ids) != 2 {
+		t.Fatalf("upload rows link %v, want 2 item ids", ids)
+	}
+	var item struct {
+		Metadata map[string]any `json:"metadata"`
+	}
+	if code := s.getJSON(t, "/v1/collections/default/items/"+ids[0], &item); code != http.StatusOK || item.Metadata["category"] != "mugs" {
+		t.Errorf("GET item %s: HTTP %d, metadata %v; want category mugs", ids[0], code, item.Metadata)
+	}
+	sel := fmt.Sprintf(`#catalog-items .card[data-id="%s"]`, ids[0])
+	b.wait("new item in the grid (load more if needed)", fmt.Sprintf(`document.querySelector(%q) || (document.querySelector('#catalog-more:not([hidden])') && !document.querySelector('#catalog-more').click())`, sel), 30*time.Second)
+	b.do("delete", 15*time.Second,
+		chromedp.Click(chromedp.CSS(sel+" .delete")),
+		chromedp.Click(chromedp.CSS(sel+" .delete.armed")))
+	b.wait("card removed", fmt.Sprintf(`!document.querySelector(%q)`, sel), 15*time.Second)
+	if code := s.getJSON(t, "/v1/collections/default/items/"+ids[0], nil); code != http.StatusNotFound {
+		t.Errorf("GET deleted item %s: HTTP %d, want 404", ids[0], code)
+	}
+	b.noConsoleProblems()
+}
+
+func first(ss []string) string {
+	if len(ss) == 0 {
+		return "(none)"
+	}
+	return ss[0]
+}
