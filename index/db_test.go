@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -327,5 +328,77 @@ func TestDropAndBackup(t *testing.T) {
 	}
 	if err := db.DropCollection("x"); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := db.CreateCollection("x", CollectionConfig{Fingerprint: "f", Dims: 4})
+	c.Upsert(ctx, Item{ID: "a", Vector: []float32{1, 2, 3, 4}})
+	db.Close()
+
+	ro, err := Open(dir, &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	c, err = ro.Collection("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Upsert(ctx, Item{ID: "b", Vector: []float32{1, 2, 3, 4}}); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Upsert: %v", err)
+	}
+	if _, err := c.Delete(ctx, "a"); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Delete: %v", err)
+	}
+	if _, err := ro.CreateCollection("y", CollectionConfig{Fingerprint: "f", Dims: 4}); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("CreateCollection: %v", err)
+	}
+	if res, err := c.Search(ctx, []float32{1, 2, 3, 4}, SearchOptions{K: 1}); err != nil || res[0].ID != "a" {
+		t.Errorf("Search on read-only: %v %v", res, err)
+	}
+	if _, err := c.Get("a"); err != nil {
+		t.Errorf("Get on read-only: %v", err)
+	}
+}
+
+func TestPeriodicSnapshotAndClosed(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, &Options{NoSync: true, SnapshotInterval: 20 * time.Millisecond, ExactThreshold: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := db.CreateCollection("x", CollectionConfig{Fingerprint: "f", Dims: 8})
+	upsertAll(t, c, mkItems(SyntheticClustered(100, 8, 2, 1, 1), "a", nil), 50)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.RLock()
+		done := c.snapSeq == c.seq
+		c.mu.RUnlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no periodic snapshot")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	db.Close()
+	if _, err := c.Search(ctx, make([]float32, 8), SearchOptions{}); err == nil {
+		t.Error("search on a zero vector accepted")
+	}
+	if _, err := c.Search(ctx, []float32{1, 0, 0, 0, 0, 0, 0, 0}, SearchOptions{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("search after Close: %v", err)
+	}
+	if err := c.Upsert(ctx, Item{ID: "z", Vector: []float32{1, 0, 0, 0, 0, 0, 0, 0}}); err == nil {
+		t.Error("upsert after Close accepted")
+	}
+	if _, err := db.Collection("x"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Collection after Close: %v", err)
 	}
 }
