@@ -41,6 +41,7 @@ var commands = []command{
 	{"stats", "collections, sizes, model fingerprint, graph levels", runStats},
 	{"serve", "run the HTTP API and web UI", runServe},
 	{"bench", "bench embed DIR | bench search [--base B.fvecs --queries Q.fvecs]", runBench},
+	{"eval", "measure retrieval quality: ukbench, oxford5k, fashion-mnist or your own groups", runEval},
 }
 
 // cliEnv carries what every subcommand shares: output streams and the global flags' values.

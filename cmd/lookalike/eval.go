@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/eval"
+	"github.com/lookalike/lookalike/internal/locate"
+)
+
+// fashionMNISTDir is where the Debian package dataset-fashion-mnist installs the idx files.
+const fashionMNISTDir = "/usr/share/datasets/fashion-mnist"
+
+func runEval(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "eval")
+	dataset := fs.String("dataset", "", "ukbench | oxford5k | fashion-mnist | a folder (one sub-folder per group) | a CSV/JSONL manifest with a group column")
+	dir := fs.String("dir", "", "dataset folder (default: found under ../shared/datasets, or "+fashionMNISTDir+")")
+	distractors := fs.String("distractors", "", "folder of extra, irrelevant photos added to the database (e.g. the Oxford photos)")
+	groupField := fs.String("group-field", "group", "manifest metadata field holding the group")
+	limitTrain := fs.Int("limit-train", 0, "fashion-mnist: index only the first N training images (0 = all 60 000)")
+	limitTest := fs.Int("limit-test", 0, "fashion-mnist: query only the first N test images (0 = all 10 000)")
+	ks := fs.String("k", "1,4,10", "cut-offs of precision@k, recall@k and mAP@k")
+	depth := fs.Int("depth", 0, "results ranked per query (0 = whole database up to 999 for oxford5k, else 100)")
+	noExact := fs.Bool("no-exact", false, "skip the exact-search pass")
+	asJSON := fs.Bool("json", false, "print JSON (one object, or an array with --compare)")
+	var base eval.Config
+	fs.IntVar(&base.Ef, "ef", 0, "efSearch (0 = index.ef_search from the config)")
+	fs.IntVar(&base.QE, "qe", 0, "average query expansion with the top N results (0 = off)")
+	fs.StringVar(&base.Pool, "pool", "avg", "avg (the model's embedding) or gem (GeM pooling of the last feature map)")
+	fs.Float64Var(&base.GeMP, "gem-p", 3, "GeM exponent")
+	fs.StringVar(&base.DBCrop, "db-crop", "", "preprocessing crop for database images: center or squash (default: the model spec's)")
+	fs.IntVar(&base.InputSize, "size", 0, "model input size override (0 = the model spec's)")
+	compare := fs.String("compare", "", `a second configuration, as overrides of the first: e.g. "qe=5", "ef=16", "db-crop=squash pool=gem"`)
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		if *dataset != "" || len(rest) > 1 {
+			return fmt.Errorf("%w: unexpected argument %q", errUsage, rest[0])
+		}
+		*dataset = rest[0]
+	}
+	if *dataset == "" {
+		return fmt.Errorf("%w: --dataset is required (ukbench, oxford5k, fashion-mnist or a folder/manifest)", errUsage)
+	}
+	cfgs := []eval.Config{base}
+	if *compare != "" {
+		c, err := applyOverrides(base, *compare)
+		if err != nil {
+			return err
+		}
+		cfgs = append(cfgs, c)
+	}
+	for _, c := range cfgs {
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	kList, err := parseInts(*ks)
+	if err != nil || len(kList) == 0 {
+		return fmt.Errorf("%w: --k: want a comma-separated list of positive integers", errUsage)
+	}
+	cfg, err := env.loadConfig()
+	if err != nil {
+		return err
+	}
+	log := env.logger(cfg)
+
+	ds, err := loadDataset(*dataset, *dir, *groupField, *limitTrain, *limitTest)
+	if err != nil {
+		return err
+	}
+	if *distractors != "" {
+		if err := eval.AddDistractors(ds, *distractors); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(env.stderr, "eval %s: %d database images, %d queries\n", ds.Name, len(ds.Database), len(ds.Queries))
+
+	engines := map[string]*embed.Engine{}
+	defer func() {
+		for _, e := range engines {
+			e.Close()
+		}
+	}()
+	engineFor := func(ctx context.Context, spec embed.ModelSpec) (eval.Embedder, error) {
+		key := fmt.Sprintf("%+v", spec)
+		if e, ok := engines[key]; ok {
+			return e, nil
+		}
+		c := cfg
+		c.Model = spec
+		e, err := newEngine(ctx, c, env)
+		if err != nil {
+			return nil, err
+		}
+		engines[key] = e
+		return e, nil
+	}
+	lastStage, lastPrint := "", time.Time{}
+	progress := func(stage string, done, total int) {
+		if *asJSON && stage == lastStage && done != total {
+			return
+		}
+		if stage != lastStage || done == total || time.Since(lastPrint) > 5*time.Second {
+			fmt.Fprintf(env.stderr, "  %-16s %d/%d\n", stage, done, total)
+			lastStage, lastPrint = stage, time.Now()
+		}
+	}
+	start := time.Now()
+	reports, err := eval.Run(ctx, ds, cfgs, eval.Options{
+		Spec: cfg.Model, Engine: engineFor, Ks: kList, Depth: *depth, SkipExact: *noExact,
+		Index:    *indexOptions(cfg, env),
+		Progress: progress, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stderr, "eval finished in %.1f s\n", time.Since(start).Seconds())
+	if *asJSON {
+		if len(reports) == 1 {
+			return writeJSON(env.stdout, reports[0])
+		}
+		return writeJSON(env.stdout, reports)
+	}
+	return eval.WriteTable(env.stdout, reports)
+}
+
+func loadDataset(name, dir, groupField string, limitTrain, limitTest int) (*eval.Dataset, error) {
+	find := func(sub string) (string, error) {
+		if dir != "" {
+			return dir, nil
+		}
+		d, err := locate.Dir(sub, locate.DatasetDirs())
+		if err != nil {
+			return "", fmt.Errorf("dataset %s not found (pass --dir): %w", name, err)
+		}
+		return d, nil
+	}
+	switch name {
+	case "ukbench":
+		d, err := find("ukbench")
+		if err != nil {
+			return nil, err
+		}
+		return eval.UKBench(d)
+	case "oxford5k", "oxford":
+		d, err := find("oxford5k-subset")
+		if err != nil {
+			return nil, err
+		}
+		return eval.Oxford(d)
+	case "fashion-mnist":
+		d := dir
+		if d == "" {
+			d = fashionMNISTDir
+		}
+		if _, err := os.Stat(d); err != nil {
+			return nil, fmt.Errorf("fashion-mnist not found at %s (apt-get install dataset-fashion-mnist): %w", d, err)
+		}
+		return eval.FashionMNIST(d, limitTrain, limitTest)
+	}
+	if _, err := os.Stat(name); err != nil {
+		return nil, fmt.Errorf("%w: --dataset %q is neither ukbench, oxford5k, fashion-mnist nor an existing folder or manifest", errUsage, name)
+	}
+	return eval.Folder(name, groupField)
+}
+
+// applyOverrides parses "key=value" pairs (space or comma separated) over c.
+func applyOverrides(c eval.Config, spec string) (eval.Config, error) {
+	c.Label = ""
+	for _, kv := range strings.FieldsFunc(spec, func(r rune) bool { return r == ' ' || r == ',' }) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return c, fmt.Errorf("%w: --compare: want key=value, got %q", errUsage, kv)
+		}
+		k = strings.TrimPrefix(k, "--")
+		var err error
+		switch k {
+		case "ef":
+			c.Ef, err = strconv.Atoi(v)
+		case "qe":
+			c.QE, err = strconv.Atoi(v)
+		case "pool":
+			c.Pool = v
+		case "gem-p":
+			c.GeMP, err = strconv.ParseFloat(v, 64)
+		case "db-crop":
+			c.DBCrop = v
+		case "size":
+			c.InputSize, err = strconv.Atoi(v)
+		case "label":
+			c.Label = v
+		default:
+			err = errors.New("unknown key (ef, qe, pool, gem-p, db-crop, size, label)")
+		}
+		if err != nil {
+			return c, fmt.Errorf("%w: --compare %s: %v", errUsage, kv, err)
+		}
+	}
+	return c, nil
+}

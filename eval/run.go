@@ -1,0 +1,762 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/index"
+)
+
+// Embedder is what eval needs of an embedding engine (*embed.Engine).
+type Embedder interface {
+	Embed(ctx context.Context, imgs []embed.Image) ([]embed.Embedding, error)
+	Info() embed.Info
+}
+
+// Config is one retrieval configuration to measure. The zero value is the model's own embedding
+// searched with the collection's default efSearch.
+type Config struct {
+	// Label names the configuration in reports; "" = a summary of the fields.
+	Label string `json:"label"`
+	// Ef is efSearch for HNSW queries; 0 = the index default.
+	Ef int `json:"ef,omitempty"`
+	// QE is average query expansion: the query is replaced by the mean of itself and its top QE
+	// results, then searched again; 0 = off.
+	QE int `json:"qe,omitempty"`
+	// Pool "" or "avg" uses the model's pooled embedding; "gem" is generalised-mean pooling (p = GeMP,
+	// default 3) of the last conv feature map, computed here from Embedding.FeatureMap.
+	Pool string  `json:"pool,omitempty"`
+	GeMP float64 `json:"gem_p,omitempty"`
+	// DBCrop overrides the spec's crop ("center" or "squash") for database images only.
+	DBCrop string `json:"db_crop,omitempty"`
+	// InputSize overrides the spec's input size (and resize_shorter scaled alike); 0 = the spec's.
+	InputSize int `json:"input_size,omitempty"`
+}
+
+// String is the label or a summary.
+func (c Config) String() string {
+	if c.Label != "" {
+		return c.Label
+	}
+	s := "ef=" + strconv.Itoa(c.Ef)
+	if c.Ef == 0 {
+		s = "ef=default"
+	}
+	if c.QE > 0 {
+		s += " qe=" + strconv.Itoa(c.QE)
+	}
+	if c.Pool != "" && c.Pool != "avg" {
+		s += " pool=" + c.Pool
+	}
+	if c.DBCrop != "" {
+		s += " db-crop=" + c.DBCrop
+	}
+	if c.InputSize > 0 {
+		s += " size=" + strconv.Itoa(c.InputSize)
+	}
+	return s
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Ef < 0:
+		return fmt.Errorf("%w: ef must be >= 0", ErrConfig)
+	case c.QE < 0 || c.QE > 100:
+		return fmt.Errorf("%w: qe must be in 0..100", ErrConfig)
+	case c.Pool != "" && c.Pool != "avg" && c.Pool != "gem":
+		return fmt.Errorf("%w: pool must be avg or gem, got %q", ErrConfig, c.Pool)
+	case c.GeMP < 0 || c.GeMP > 20:
+		return fmt.Errorf("%w: gem_p must be in 0..20", ErrConfig)
+	case c.DBCrop != "" && c.DBCrop != "center" && c.DBCrop != "squash":
+		return fmt.Errorf("%w: db-crop must be center or squash, got %q", ErrConfig, c.DBCrop)
+	case c.InputSize != 0 && (c.InputSize < 32 || c.InputSize > 1024):
+		return fmt.Errorf("%w: input size must be in 32..1024", ErrConfig)
+	}
+	return nil
+}
+
+// Options configure Run. Zero values pick the documented defaults.
+type Options struct {
+	// Spec is the base model spec (the default engine's).
+	Spec embed.ModelSpec
+	// Engine returns an engine for a spec; the caller owns the engines (Run never closes them).
+	Engine func(ctx context.Context, spec embed.ModelSpec) (Embedder, error)
+	// Ks are the cut-offs of precision@k and recall@k; default 1, 4, 10.
+	Ks []int
+	// Depth is how many results each query ranks (AP is computed over them); default: the whole
+	// database up to index.MaxK for datasets with explicit positives (Oxford), 100 otherwise.
+	Depth int
+	// KNN is k of the k-NN label vote; default 10.
+	KNN int
+	// Index are the temporary index's options; ExactThreshold is forced off (-1) so that HNSW is
+	// really measured, and NoSync on.
+	Index index.Options
+	// TempDir holds the temporary index; "" = os.TempDir().
+	TempDir string
+	// Batch is how many images one Embed call takes; default 64.
+	Batch int
+	// SkipExact skips the exact-search pass.
+	SkipExact bool
+	// Progress, when set, is called as work advances.
+	Progress func(stage string, done, total int)
+	// Logger; nil = discard.
+	Logger *slog.Logger
+}
+
+// Metrics are one search mode's quality figures (JSON keys as the CLI prints them).
+type Metrics struct {
+	MAP          float64            `json:"mAP"`
+	NSScore      *float64           `json:"ns_score,omitempty"`
+	PrecisionAtK map[string]float64 `json:"precision_at_k"`
+	RecallAtK    map[string]float64 `json:"recall_at_k"`
+	MAPAtK       map[string]float64 `json:"mAP_at_k"`
+	KNNAccuracy  *float64           `json:"knn_accuracy,omitempty"`
+	// PerGroup is precision@k and mAP@k (k = the largest cut-off) by class, for labelled datasets.
+	PerGroup map[string]GroupMetrics `json:"per_group,omitempty"`
+	// QPS is queries per second of this mode (single caller, query expansion included).
+	QPS float64 `json:"qps"`
+}
+
+// GroupMetrics are one class's figures.
+type GroupMetrics struct {
+	Queries   int     `json:"queries"`
+	Precision float64 `json:"precision_at_k"`
+	MAPAtK    float64 `json:"mAP_at_k"`
+	KNN       float64 `json:"knn_accuracy,omitempty"`
+}
+
+// Report is one configuration's result: HNSW metrics at the top level, exact search under Exact.
+type Report struct {
+	Dataset string `json:"dataset"`
+	Config  Config `json:"config"`
+	Model   string `json:"model"`
+	Items   int    `json:"items"`
+	Queries int    `json:"queries"`
+	// Failed counts images that could not be embedded (skipped; a failed query counts as AP 0).
+	Failed int `json:"failed"`
+	Depth  int `json:"depth"`
+	Metrics
+	Exact *Metrics `json:"exact,omitempty"`
+	// ANNRecall is recall@10 of the HNSW answers against exact search (1 = no ANN loss).
+	ANNRecall    *float64 `json:"ann_recall_at_10,omitempty"`
+	EmbedPerSec  float64  `json:"embed_per_sec"`
+	EmbedSeconds float64  `json:"embed_seconds"`
+	IndexSeconds float64  `json:"index_seconds"`
+	TotalSeconds float64  `json:"total_seconds"`
+}
+
+// vectors of one preprocessing variant.
+type vectorSet struct {
+	db      map[string][]float32
+	queries map[string][]float32
+	failed  int
+	embedS  float64
+	images  int
+	model   string
+}
+
+// Run measures every configuration on ds. Configurations sharing a preprocessing variant share its
+// embeddings and index.
+func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, error) {
+	if len(cfgs) == 0 {
+		cfgs = []Config{{}}
+	}
+	for _, c := range cfgs {
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if o.Engine == nil {
+		return nil, fmt.Errorf("%w: no engine", ErrConfig)
+	}
+	if len(o.Ks) == 0 {
+		o.Ks = []int{1, 4, 10}
+	}
+	if o.KNN <= 0 {
+		o.KNN = 10
+	}
+	if o.Batch <= 0 {
+		o.Batch = 64
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Depth <= 0 {
+		o.Depth = 100
+		if ds.OxfordAP {
+			o.Depth = index.MaxK
+		}
+	}
+	o.Depth = min(o.Depth, len(ds.Database), index.MaxK-1)
+	for _, k := range o.Ks {
+		o.Depth = max(o.Depth, min(k, len(ds.Database)))
+	}
+	type built struct {
+		vs  *vectorSet
+		col *index.Collection
+		db  *index.DB
+		dir string
+		idx float64
+	}
+	cache := map[string]*built{}
+	defer func() {
+		for _, b := range cache {
+			b.db.Close()
+			os.RemoveAll(b.dir)
+		}
+	}()
+	var reports []Report
+	for _, c := range cfgs {
+		t0 := time.Now()
+		key := c.variantKey()
+		b, ok := cache[key]
+		if !ok {
+			vs, err := embedVariant(ctx, ds, c, o)
+			if err != nil {
+				return nil, err
+			}
+			b = &built{vs: vs}
+			t1 := time.Now()
+			b.dir, b.db, b.col, err = buildIndex(ctx, ds, vs, key, o)
+			if err != nil {
+				return nil, err
+			}
+			b.idx = time.Since(t1).Seconds()
+			cache[key] = b
+		}
+		r := Report{Dataset: ds.Name, Config: c, Items: len(b.vs.db), Queries: len(ds.Queries), Failed: b.vs.failed, Depth: o.Depth, Model: b.vs.model,
+			EmbedSeconds: b.vs.embedS, IndexSeconds: b.idx}
+		r.Config.Label = c.String()
+		if b.vs.embedS > 0 {
+			r.EmbedPerSec = float64(b.vs.images) / b.vs.embedS
+		}
+		ann, annIDs, err := searchAll(ctx, ds, b.vs, b.col, c, o, false)
+		if err != nil {
+			return nil, err
+		}
+		r.Metrics = ann
+		if !o.SkipExact {
+			ex, exIDs, err := searchAll(ctx, ds, b.vs, b.col, c, o, true)
+			if err != nil {
+				return nil, err
+			}
+			r.Exact = &ex
+			var sum float64
+			for i := range annIDs {
+				sum += Overlap(annIDs[i], exIDs[i], 10)
+			}
+			rec := sum / float64(max(len(annIDs), 1))
+			r.ANNRecall = &rec
+		}
+		// t0 precedes embedding and indexing only for the configuration that built them.
+		r.TotalSeconds = time.Since(t0).Seconds()
+		reports = append(reports, r)
+	}
+	return reports, nil
+}
+
+// variantKey identifies what changes the vectors (not the search).
+func (c Config) variantKey() string {
+	p := c.GeMP
+	if c.Pool != "gem" {
+		p = 0
+	}
+	pool := c.Pool
+	if pool == "" {
+		pool = "avg"
+	}
+	return fmt.Sprintf("pool=%s/%g;dbcrop=%s;size=%d", pool, p, c.DBCrop, c.InputSize)
+}
+
+func (c Config) specs(base embed.ModelSpec) (query, db embed.ModelSpec) {
+	q := base
+	if c.InputSize > 0 {
+		rs := q.ResizeShorter
+		if rs == 0 {
+			rs = q.InputSize
+		}
+		q.ResizeShorter = int(math.Round(float64(rs) * float64(c.InputSize) / float64(q.InputSize)))
+		q.InputSize = c.InputSize
+	}
+	if c.Pool == "gem" && q.FeatureMapTensor == "" {
+		q.FeatureMapTensor = embed.DefaultFeatureMapTensor
+	}
+	d := q
+	if c.DBCrop != "" {
+		d.Crop = c.DBCrop
+	}
+	return q, d
+}
+
+func embedVariant(ctx context.Context, ds *Dataset, c Config, o Options) (*vectorSet, error) {
+	qSpec, dbSpec := c.specs(o.Spec)
+	vs := &vectorSet{db: map[string][]float32{}, queries: map[string][]float32{}}
+	dbEng, err := o.Engine(ctx, dbSpec)
+	if err != nil {
+		return nil, err
+	}
+	vs.model = dbEng.Info().Fingerprint
+	qEng := dbEng
+	if qSpec != dbSpec {
+		if qEng, err = o.Engine(ctx, qSpec); err != nil {
+			return nil, err
+		}
+	}
+	t0 := time.Now()
+	dbImgs := make([]Image, len(ds.Database))
+	for i, it := range ds.Database {
+		dbImgs[i] = it.Image
+	}
+	vecs, failed, err := embedImages(ctx, dbEng, dbImgs, c, o, "embed database")
+	if err != nil {
+		return nil, err
+	}
+	vs.failed += failed
+	for i, it := range ds.Database {
+		if vecs[i] != nil {
+			vs.db[it.ID] = vecs[i]
+		}
+	}
+	vs.images = len(dbImgs)
+	var qImgs []Image
+	var qIdx []int
+	for i, q := range ds.Queries {
+		if q.Self == "" {
+			qImgs = append(qImgs, q.Image)
+			qIdx = append(qIdx, i)
+		}
+	}
+	if len(qImgs) > 0 {
+		qv, failed, err := embedImages(ctx, qEng, qImgs, c, o, "embed queries")
+		if err != nil {
+			return nil, err
+		}
+		vs.failed += failed
+		for j, i := range qIdx {
+			if qv[j] != nil {
+				vs.queries[ds.Queries[i].ID] = qv[j]
+			}
+		}
+		vs.images += len(qImgs)
+	}
+	vs.embedS = time.Since(t0).Seconds()
+	return vs, nil
+}
+
+// embedImages embeds in batches, reading the next batch's files while the engine works. Failed
+// images get a nil vector.
+func embedImages(ctx context.Context, eng Embedder, imgs []Image, c Config, o Options, stage string) ([][]float32, int, error) {
+	out := make([][]float32, len(imgs))
+	failed := 0
+	load := func(lo, hi int) ([]embed.Image, []error) {
+		batch := make([]embed.Image, hi-lo)
+		errs := make([]error, hi-lo)
+		for i := lo; i < hi; i++ {
+			data, err := imgs[i].load()
+			errs[i-lo] = err
+			batch[i-lo] = embed.Image{Data: data, Crop: clampCrop(data, imgs[i].Crop)}
+		}
+		return batch, errs
+	}
+	type loaded struct {
+		batch []embed.Image
+		errs  []error
+	}
+	next := make(chan loaded, 1)
+	go func() {
+		defer close(next)
+		for lo := 0; lo < len(imgs); lo += o.Batch {
+			b, e := load(lo, min(lo+o.Batch, len(imgs)))
+			select {
+			case next <- loaded{b, e}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	done := 0
+	for l := range next {
+		var todo []embed.Image
+		var pos []int
+		for i, e := range l.errs {
+			if e != nil {
+				failed++
+				o.Logger.Warn("eval: unreadable image", "err", e)
+				continue
+			}
+			todo = append(todo, l.batch[i])
+			pos = append(pos, done+i)
+		}
+		res, err := eng.Embed(ctx, todo)
+		if err != nil {
+			for range next {
+			}
+			return nil, 0, fmt.Errorf("eval: embed: %w", err)
+		}
+		for j, e := range res {
+			if e.Err != nil {
+				failed++
+				o.Logger.Warn("eval: image not embedded", "err", e.Err)
+				continue
+			}
+			v := e.Vector
+			if c.Pool == "gem" {
+				if v, err = gem(e.FeatureMap, e.FeatureMapShape, c.GeMP); err != nil {
+					return nil, 0, err
+				}
+			}
+			out[pos[j]] = v
+		}
+		done += len(l.batch)
+		if o.Progress != nil {
+			o.Progress(stage, done, len(imgs))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	return out, failed, nil
+}
+
+// clampCrop keeps a crop inside the image: ground-truth rectangles rescaled to smaller photos can
+// overhang by a pixel.
+func clampCrop(data []byte, r *embed.Rect) *embed.Rect {
+	if r == nil {
+		return nil
+	}
+	cfg, err := embed.DecodeConfig(data)
+	if err != nil {
+		return r
+	}
+	c := *r
+	c.X, c.Y = max(c.X, 0), max(c.Y, 0)
+	c.W = min(c.W, cfg.Width-c.X)
+	c.H = min(c.H, cfg.Height-c.Y)
+	return &c
+}
+
+// gem is generalised-mean pooling of a [C,H,W] map, L2-normalised: (mean x^p)^(1/p) per channel.
+func gem(fm []float32, shape [3]int, p float64) ([]float32, error) {
+	if p <= 0 {
+		p = 3
+	}
+	ch, hw := shape[0], shape[1]*shape[2]
+	if ch == 0 || len(fm) != ch*hw {
+		return nil, fmt.Errorf("%w: gem pooling needs the feature map (model spec feature_map_tensor)", ErrConfig)
+	}
+	out := make([]float32, ch)
+	var norm float64
+	for c := range ch {
+		var s float64
+		for _, x := range fm[c*hw : (c+1)*hw] {
+			s += math.Pow(max(float64(x), 1e-6), p)
+		}
+		v := math.Pow(s/float64(hw), 1/p)
+		out[c] = float32(v)
+		norm += v * v
+	}
+	norm = math.Sqrt(norm)
+	if norm == 0 {
+		return nil, fmt.Errorf("%w: gem pooling: zero feature map", ErrConfig)
+	}
+	for i := range out {
+		out[i] = float32(float64(out[i]) / norm)
+	}
+	return out, nil
+}
+
+func buildIndex(ctx context.Context, ds *Dataset, vs *vectorSet, key string, o Options) (string, *index.DB, *index.Collection, error) {
+	dir, err := os.MkdirTemp(o.TempDir, "lookalike-eval-")
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("eval: temp dir: %w", err)
+	}
+	iopts := o.Index
+	iopts.ExactThreshold = -1
+	iopts.NoSync = true
+	iopts.SnapshotInterval = -1
+	if iopts.Logger == nil {
+		iopts.Logger = o.Logger
+	}
+	db, err := index.Open(dir, &iopts)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, nil, fmt.Errorf("eval: open temp index: %w", err)
+	}
+	fail := func(err error) (string, *index.DB, *index.Collection, error) {
+		db.Close()
+		os.RemoveAll(dir)
+		return "", nil, nil, err
+	}
+	dims := 0
+	for _, v := range vs.db {
+		dims = len(v)
+		break
+	}
+	if dims == 0 {
+		return fail(fmt.Errorf("%w: no database image could be embedded", ErrDataset))
+	}
+	col, err := db.CreateCollection("eval", index.CollectionConfig{Fingerprint: "eval-" + shortHash(key), Dims: dims})
+	if err != nil {
+		return fail(fmt.Errorf("eval: create collection: %w", err))
+	}
+	batch := make([]index.Item, 0, 256)
+	n := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := col.Upsert(ctx, batch...); err != nil {
+			return fmt.Errorf("eval: upsert: %w", err)
+		}
+		n += len(batch)
+		batch = batch[:0]
+		if o.Progress != nil {
+			o.Progress("index", n, len(vs.db))
+		}
+		return nil
+	}
+	for _, it := range ds.Database {
+		v, ok := vs.db[it.ID]
+		if !ok {
+			continue
+		}
+		batch = append(batch, index.Item{ID: it.ID, Vector: v})
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fail(err)
+	}
+	return dir, db, col, nil
+}
+
+func shortHash(s string) string {
+	var h uint32 = 2166136261
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return fmt.Sprintf("%08x", h)
+}
+
+// searchAll runs every query (in parallel, GOMAXPROCS callers) and aggregates the metrics.
+func searchAll(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Collection, c Config, o Options, exact bool) (Metrics, [][]string, error) {
+	groupOf := make(map[string]string, len(ds.Database))
+	groupSize := map[string]int{}
+	for _, it := range ds.Database {
+		if _, ok := vs.db[it.ID]; !ok {
+			continue
+		}
+		groupOf[it.ID] = it.Group
+		if it.Group != "" {
+			groupSize[it.Group]++
+		}
+	}
+	rankings := make([][]string, len(ds.Queries))
+	stage := "search (hnsw)"
+	if exact {
+		stage = "search (exact)"
+	}
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan int)
+	workers := runtime.GOMAXPROCS(0)
+	t0 := time.Now()
+	done := 0
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				ids, err := runQuery(ctx, ds.Queries[i], ds.IncludeSelf, vs, col, c, o.Depth, exact)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				rankings[i] = ids
+				done++
+				if o.Progress != nil && (done%100 == 0 || done == len(ds.Queries)) {
+					o.Progress(stage, done, len(ds.Queries))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for i := range ds.Queries {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	elapsed := time.Since(t0).Seconds()
+	if firstErr != nil {
+		return Metrics{}, nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return Metrics{}, nil, err
+	}
+	m := score(ds, rankings, groupOf, groupSize, o)
+	if elapsed > 0 {
+		m.QPS = float64(len(ds.Queries)) / elapsed
+	}
+	return m, rankings, nil
+}
+
+// runQuery returns the ranked ids of one query (nil when its image could not be embedded).
+func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col *index.Collection, c Config, depth int, exact bool) ([]string, error) {
+	vec := vs.queries[q.ID]
+	if q.Self != "" {
+		vec = vs.db[q.Self]
+	}
+	if vec == nil {
+		return nil, nil
+	}
+	opts := index.SearchOptions{K: depth, Ef: c.Ef, Exact: exact}
+	if q.Self != "" && !includeSelf {
+		opts.ExcludeIDs = []string{q.Self}
+	}
+	res, err := col.Search(ctx, vec, opts)
+	if err != nil {
+		return nil, fmt.Errorf("eval: search %s: %w", q.ID, err)
+	}
+	if c.QE > 0 && len(res) > 0 {
+		sum := make([]float32, len(vec))
+		copy(sum, vec)
+		for _, r := range res[:min(c.QE, len(res))] {
+			for j, x := range vs.db[r.ID] {
+				sum[j] += x
+			}
+		}
+		if res, err = col.Search(ctx, sum, opts); err != nil {
+			return nil, fmt.Errorf("eval: search %s (query expansion): %w", q.ID, err)
+		}
+	}
+	ids := make([]string, len(res))
+	for i, r := range res {
+		ids[i] = r.ID
+	}
+	return ids, nil
+}
+
+// score turns rankings into metrics.
+func score(ds *Dataset, rankings [][]string, groupOf map[string]string, groupSize map[string]int, o Options) Metrics {
+	m := Metrics{PrecisionAtK: map[string]float64{}, RecallAtK: map[string]float64{}, MAPAtK: map[string]float64{}}
+	maxK := slicesMax(o.Ks)
+	var ns, knn, apSum float64
+	type acc struct {
+		n               int
+		prec, ap, knnOK float64
+	}
+	groups := map[string]*acc{}
+	n := float64(len(ds.Queries))
+	for i, q := range ds.Queries {
+		pos, junk := q.Positives, q.Junk
+		nPos := len(pos)
+		if pos == nil && junk == nil {
+			nPos = groupSize[q.Group]
+			if q.Self != "" && !ds.IncludeSelf {
+				nPos--
+			}
+			pos = nil
+		}
+		rel := make([]Relevance, len(rankings[i]))
+		labels := make([]string, len(rankings[i]))
+		for j, id := range rankings[i] {
+			labels[j] = groupOf[id]
+			switch {
+			case junk[id]:
+				rel[j] = Junk
+			case pos != nil && pos[id]:
+				rel[j] = Relevant
+			case pos == nil && q.Group != "" && groupOf[id] == q.Group:
+				rel[j] = Relevant
+			}
+		}
+		ap := AveragePrecision(rel, nPos)
+		if ds.OxfordAP {
+			ap = OxfordAP(rel, nPos)
+		} else if ds.KNN {
+			ap = APAtK(rel, nPos, o.Depth)
+		}
+		apSum += ap
+		for _, k := range o.Ks {
+			key := strconv.Itoa(k)
+			m.PrecisionAtK[key] += PrecisionAtK(rel, k) / n
+			m.RecallAtK[key] += RecallAtK(rel, nPos, k) / n
+			m.MAPAtK[key] += APAtK(rel, nPos, k) / n
+		}
+		if ds.NS {
+			ns += NSScore(rel)
+		}
+		if ds.KNN {
+			ok := 0.0
+			if MajorityLabel(labels, o.KNN) == q.Group {
+				ok = 1
+			}
+			knn += ok
+			g := groups[q.Group]
+			if g == nil {
+				g = &acc{}
+				groups[q.Group] = g
+			}
+			g.n++
+			g.prec += PrecisionAtK(rel, maxK)
+			g.ap += APAtK(rel, nPos, maxK)
+			g.knnOK += ok
+		}
+	}
+	m.MAP = apSum / n
+	if ds.NS {
+		v := ns / n
+		m.NSScore = &v
+	}
+	if ds.KNN {
+		v := knn / n
+		m.KNNAccuracy = &v
+		m.PerGroup = map[string]GroupMetrics{}
+		for g, a := range groups {
+			d := float64(a.n)
+			m.PerGroup[g] = GroupMetrics{Queries: a.n, Precision: a.prec / d, MAPAtK: a.ap / d, KNN: a.knnOK / d}
+		}
+	}
+	return m
+}
+
+func slicesMax(ks []int) int {
+	m := 0
+	for _, k := range ks {
+		m = max(m, k)
+	}
+	return m
+}
+
+// SortedKs returns the keys of a metric map in numeric order.
+func SortedKs(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, _ := strconv.Atoi(keys[i])
+		b, _ := strconv.Atoi(keys[j])
+		return a < b
+	})
+	return keys
+}
