@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lookalike/lookalike/internal/locate"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb, []string{"LOOKALIKE_LOG_LEVEL=warn"})
+	return code, out.String(), errb.String()
+}
+
+func catalogFixture(t *testing.T) (dir string, photos string) {
+	t.Helper()
+	uk, err := locate.Dir("ukbench", locate.DatasetDirs())
+	if err != nil {
+		t.Skipf("UKBench photos not found: %v", err)
+	}
+	dir = filepath.Join(t.TempDir(), "catalog")
+	os.MkdirAll(filepath.Join(dir, "obj0"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "obj1"), 0o755)
+	for i := 0; i < 8; i++ {
+		name := "ukbench0000" + string(rune('0'+i)) + ".jpg"
+		b, err := os.ReadFile(filepath.Join(uk, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "obj"+string(rune('0'+i/4)), name), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "obj1", "corrupt.jpg"), []byte("\xff\xd8\xff\xe0 truncated"), 0o644)
+	return dir, uk
+}
+
+func TestCLICatalogRoundTrip(t *testing.T) {
+	catalog, uk := catalogFixture(t)
+	data := filepath.Join(t.TempDir(), "data")
+
+	type indexReport struct {
+		Added, Skipped, Failed int
+		Failures               []struct{ ID, Path, Error string }
+	}
+	var rep indexReport
+	code, out, errOut := runCLI(t, "index", "--data", data, "--json", catalog)
+	if code != 0 {
+		t.Fatalf("index exit %d: %s %s", code, out, errOut)
+	}
+	json.Unmarshal([]byte(out), &rep)
+	if rep.Added != 8 || rep.Failed != 1 || rep.Failures[0].ID != "obj1/corrupt" {
+		t.Fatalf("first index: %s", out)
+	}
+	// Re-running skips unchanged items: a bulk load is resumable and idempotent.
+	_, out, _ = runCLI(t, "index", "--data", data, "--json", catalog)
+	rep = indexReport{}
+	json.Unmarshal([]byte(out), &rep)
+	if rep.Added != 0 || rep.Skipped != 8 {
+		t.Fatalf("second index: %s", out)
+	}
+
+	var sr searchOutput
+	code, out, errOut = runCLI(t, "search", "--data", data, "-k", "4", "--json", filepath.Join(uk, "ukbench00005.jpg"))
+	if code != 0 {
+		t.Fatalf("search exit %d: %s", code, errOut)
+	}
+	if err := json.Unmarshal([]byte(out), &sr); err != nil || len(sr.Results) != 4 || sr.Results[0].ID != "obj1/ukbench00005" {
+		t.Fatalf("search: %v %s", err, out)
+	}
+	for _, r := range sr.Results {
+		if !strings.HasPrefix(r.ID, "obj1/") {
+			t.Errorf("top 4 for an obj1 photo holds %s: %s", r.ID, out)
+		}
+	}
+	if _, ok := sr.TimingsMS["inference"]; !ok {
+		t.Errorf("no inference timing: %s", out)
+	}
+
+	code, out, _ = runCLI(t, "similar", "--data", data, "-k", "3", "--json", "obj0/ukbench00000")
+	sr = searchOutput{}
+	if json.Unmarshal([]byte(out), &sr); code != 0 || len(sr.Results) != 3 || !strings.HasPrefix(sr.Results[0].ID, "obj0/") {
+		t.Fatalf("similar: %d %s", code, out)
+	}
+	if code, out, _ = runCLI(t, "delete", "--data", data, "obj0/ukbench00000", "nope"); code != 0 || !strings.Contains(out, "deleted 1 of 2") {
+		t.Fatalf("delete: %d %s", code, out)
+	}
+	code, out, _ = runCLI(t, "stats", "--data", data, "--json")
+	if code != 0 || !strings.Contains(out, `"Count": 7`) && !strings.Contains(out, `"count": 7`) {
+		t.Fatalf("stats: %d %s", code, out)
+	}
+	if code, _, errOut = runCLI(t, "similar", "--data", data, "obj0/ukbench00000"); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("similar to a deleted item: %d %s", code, errOut)
+	}
+}
+
+func TestCLIEmbedJSON(t *testing.T) {
+	_, uk := catalogFixture(t)
+	code, out, errOut := runCLI(t, "embed", filepath.Join(uk, "ukbench00000.jpg"), "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var e embedOutput
+	if err := json.Unmarshal([]byte(out), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Dims != 1280 || len(e.Embedding) != 1280 || len(e.Labels) != 5 || e.Model == "" || e.Path == "" {
+		t.Fatalf("embed --json: dims %d, %d values, %d labels, model %q", e.Dims, len(e.Embedding), len(e.Labels), e.Model)
+	}
+}
+
+func TestCLIUsageErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"embed"}, 2, "IMAGE"},
+		{[]string{"search", "--data", t.TempDir()}, 2, "one IMAGE"},
+		{[]string{"search", "-k", "0", "x.jpg"}, 2, "-k"},
+		{[]string{"search", "--filter", "price <<< 1", "x.jpg"}, 2, "filter"},
+		{[]string{"bench", "nothing"}, 2, "unknown bench"},
+		{[]string{"serve", "--config", "/nonexistent.yaml"}, 1, "nonexistent"},
+		{[]string{"embed", "/nonexistent.jpg"}, 1, "failed"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(t, tc.args...)
+			if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+				t.Fatalf("exit %d (want %d), output %q does not mention %q", code, tc.code, out+errOut, tc.want)
+			}
+		})
+	}
+	if code, out, _ := runCLI(t, "version"); code != 0 || !strings.HasPrefix(out, "lookalike ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+}
