@@ -66,8 +66,9 @@ func TestMain(m *testing.M) {
 }
 
 // seedGroups are the UKBench objects put in the catalog: photos 0..2 of each group are indexed,
-// photo 3 is kept back as the query.
-const seedGroups = 6
+// photo 3 is kept back as the query. 36 items fill more than one page of search results (24) and
+// of the catalog grid (30), so "Load more" has something to load.
+const seedGroups = 12
 
 var seedCategories = []string{"shoes", "bags", "watches", "lamps", "toys", "books"}
 
@@ -221,7 +222,7 @@ func (s *realServer) seed() error {
 			n := 4*g + p
 			meta := map[string]any{
 				"name":     fmt.Sprintf("Object %d, photo %d", g, p),
-				"category": seedCategories[g],
+				"category": seedCategories[g%len(seedCategories)],
 				"brand":    []string{"acme", "globex"}[g%2],
 				"price":    10 + 15*g + p,
 			}
@@ -230,7 +231,7 @@ func (s *realServer) seed() error {
 			}
 		}
 	}
-	return s.addItem(filepath.Join(s.UKBench, seedID(4*seedGroups)+".jpg"), xssID,
+	return s.addItem(filepath.Join(s.UKBench, seedID(4*seedGroups+1)+".jpg"), xssID,
 		map[string]any{"name": xssName, "category": "<b>bold</b>", "brand": "x\" onmouseover=\"window.__xss=3", "price": 1})
 }
 
@@ -320,9 +321,13 @@ func (s *realServer) photo(n int) string {
 	return filepath.Join(s.UKBench, seedID(n)+".jpg")
 }
 
-// groupIDs lists the indexed items of UKBench object g.
-func groupIDs(g int) []string {
-	return []string{seedID(4 * g), seedID(4*g + 1), seedID(4*g + 2)}
+// groupIDs lists the indexed items of UKBench objects gs.
+func groupIDs(gs ...int) []string {
+	var ids []string
+	for _, g := range gs {
+		ids = append(ids, seedID(4*g), seedID(4*g+1), seedID(4*g+2))
+	}
+	return ids
 }
 
 func quote(s string) string { return mustJSON(s) }

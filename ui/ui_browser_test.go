@@ -67,7 +67,7 @@ func TestSearchByPhoto(t *testing.T) {
 		if title := b.text(resultCards + " .card-title"); !strings.Contains(title, fmt.Sprintf("Object %d", g)) {
 			t.Errorf("object %d: first card title %q, want the item's name", g, title)
 		}
-		if facts := b.text(resultCards + " .facts"); !strings.Contains(facts, seedCategories[g]) {
+		if facts := b.text(resultCards + " .facts"); !strings.Contains(facts, seedCategories[g%len(seedCategories)]) {
 			t.Errorf("object %d: first card facts %q, want category %q", g, facts, seedCategories[g])
 		}
 		timing := b.text("#timing")
@@ -82,6 +82,20 @@ func TestSearchByPhoto(t *testing.T) {
 		if !thumbOK {
 			t.Errorf("object %d: first result thumbnail did not load", g)
 		}
+	}
+	// The catalog holds more than one page of results.
+	if n := len(b.ids(resultCards)); n != 24 {
+		t.Fatalf("first page has %d results, want 24 (the page size) of the %d items", n, 3*seedGroups+1)
+	}
+	b.do("load more", 10*time.Second, chromedp.Click(chromedp.CSS("#load-more")))
+	b.wait("second page", `document.querySelectorAll('#results .card').length > 24 && !document.querySelector('#results[aria-busy]')`, 60*time.Second)
+	all := b.ids(resultCards)
+	seen := map[string]bool{}
+	for _, id := range all {
+		if seen[id] {
+			t.Errorf("result %s appears twice after Load more", id)
+		}
+		seen[id] = true
 	}
 	b.noConsoleProblems()
 }
@@ -99,11 +113,11 @@ func TestSearchFilter(t *testing.T) {
 	b.wait("filtered results", `document.querySelector('#results-summary').textContent.includes('filter') && !document.querySelector('#results[aria-busy]')`, 30*time.Second)
 	got := b.ids(resultCards)
 	if len(got) == 0 {
-		t.Fatalf("no results with category=watches; want the photos of object 2")
+		t.Fatalf("no results with category=watches; want the photos of objects 2 and 8")
 	}
 	for _, id := range got {
-		if !slices.Contains(groupIDs(2), id) {
-			t.Errorf("result %s is not in category watches (object 2: %v)", id, groupIDs(2))
+		if !slices.Contains(groupIDs(2, 8), id) {
+			t.Errorf("result %s is not in category watches (objects 2 and 8: %v)", id, groupIDs(2, 8))
 		}
 	}
 	b.noConsoleProblems()
@@ -273,7 +287,7 @@ func TestMetadataIsText(t *testing.T) {
 	}
 	// Cards in the catalog grid show the same metadata.
 	b.open("#/catalog", "#catalog-items .card")
-	b.wait("xss card", fmt.Sprintf(`document.querySelector('#catalog-items .card[data-id=%s]')`, quote(xssID)), 15*time.Second)
+	b.findInCatalog(xssID)
 	if got := b.text(fmt.Sprintf(`#catalog-items .card[data-id="%s"] .card-title`, xssID)); got != xssName {
 		t.Errorf("card title %q, want the literal text", got)
 	}
@@ -294,7 +308,7 @@ func TestCatalogUploadAndDelete(t *testing.T) {
 	b.wait("collection card", `document.querySelector('.collection-card[aria-pressed=true] .collection-count').textContent.includes('items')`, 15*time.Second)
 	dir := t.TempDir()
 	var files []string
-	for _, n := range []int{32, 33} { // object 8, not seeded
+	for _, n := range []int{4 * (seedGroups + 3), 4*(seedGroups+3) + 1} { // an object that is not seeded
 		data, err := os.ReadFile(s.photo(n))
 		if err != nil {
 			t.Fatal(err)
@@ -324,8 +338,12 @@ func TestCatalogUploadAndDelete(t *testing.T) {
 	if code := s.getJSON(t, "/v1/collections/default/items/"+ids[0], &item); code != http.StatusOK || item.Metadata["category"] != "mugs" {
 		t.Errorf("GET item %s: HTTP %d, metadata %v; want category mugs", ids[0], code, item.Metadata)
 	}
+	// More items than one page: the grid offers Load more, and it brings new cards.
+	b.wait("catalog grid", `document.querySelectorAll('#catalog-items .card').length === 30`, 15*time.Second)
+	b.do("load more", 10*time.Second, chromedp.Click(chromedp.CSS("#catalog-more")))
+	b.wait("second page", `document.querySelectorAll('#catalog-items .card').length > 30`, 15*time.Second)
 	sel := fmt.Sprintf(`#catalog-items .card[data-id="%s"]`, ids[0])
-	b.wait("new item in the grid (load more if needed)", fmt.Sprintf(`document.querySelector(%q) || (document.querySelector('#catalog-more:not([hidden])') && !document.querySelector('#catalog-more').click())`, sel), 30*time.Second)
+	b.findInCatalog(ids[0])
 	b.do("delete", 15*time.Second,
 		chromedp.Click(chromedp.CSS(sel+" .delete")),
 		chromedp.Click(chromedp.CSS(sel+" .delete.armed")))
@@ -334,6 +352,13 @@ func TestCatalogUploadAndDelete(t *testing.T) {
 		t.Errorf("GET deleted item %s: HTTP %d, want 404", ids[0], code)
 	}
 	b.noConsoleProblems()
+}
+
+// findInCatalog waits for the card of item id in the catalog grid, pressing Load more as needed.
+func (b *browser) findInCatalog(id string) {
+	b.t.Helper()
+	b.wait("card "+id+" in the catalog grid", fmt.Sprintf(`document.querySelector('#catalog-items .card[data-id=%s]') ||
+		(document.querySelector('#catalog-more:not([hidden]):not(:disabled)') && void document.querySelector('#catalog-more').click())`, quote(id)), 30*time.Second)
 }
 
 func first(ss []string) string {

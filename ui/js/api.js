@@ -116,9 +116,14 @@ export function plainError(err) {
   if (!(err instanceof ApiError)) return 'Something went wrong in the page. Please reload and try again.';
   const code = err.code.toLowerCase();
   const has = (...words) => words.some((w) => code.includes(w));
-  if (has('not_an_image', 'decode', 'unsupported_image', 'bad_image', 'invalid_image')) {
+  if (has('not_an_image', 'decode', 'bad_image', 'invalid_image')) {
     return 'This file is not an image Lookalike can read. Try a JPEG, PNG or WebP photo.';
   }
+  if (has('corrupt')) return 'This image is damaged or incomplete. Try another copy of the photo.';
+  if (has('empty_image')) return 'This file is empty.';
+  if (has('bad_crop')) return 'The selected region is not inside the photo. Draw the box again.';
+  if (has('invalid_filter')) return 'One of the filters is not valid. Clear the filters and try again.';
+  if (err.status === 401 || err.status === 403) return 'This server needs an API key, which this page cannot send.';
   if (err.status === 413 || has('too_large', 'too_big')) {
     return `This image is too large${limitText(err.details)}. Try a smaller photo.`;
   }
@@ -129,6 +134,8 @@ export function plainError(err) {
     const wait = Number(err.retryAfter);
     return `The server is busy right now. Please try again${wait > 0 ? ` in ${wait} s` : ' in a moment'}.`;
   }
+  if (has('shutting_down')) return 'The server is restarting. Please try again in a moment.';
+  if (has('read_only', 'storage')) return 'The catalog cannot be changed right now: its storage is not writable.';
   if (err.status === 503) return 'The server is not ready yet (it may still be loading). Please try again shortly.';
   if (err.status === 404) return has('collection') ? 'This collection does not exist yet.' : 'Not found: it may have been deleted.';
   if (err.status === 409) return 'This conflicts with what is already stored.';

@@ -8,6 +8,8 @@ import * as status from './status.js';
 
 const pages = { search, item, catalog, status };
 const mounted = new Map();
+const scrollMemory = new Map();
+const titles = { search: 'Search by photo', catalog: 'Catalog', status: 'Status', item: 'Item' };
 let current = null;
 
 function parseHash() {
@@ -26,6 +28,7 @@ function route() {
   const { name, params } = parseHash();
   const main = document.getElementById('main');
   if (current && current.name !== name) {
+    scrollMemory.set(current.name, window.scrollY);
     const prev = mounted.get(current.name);
     prev.el.hidden = true;
     if (prev.page.hide) prev.page.hide();
@@ -48,7 +51,9 @@ function route() {
     else a.removeAttribute('aria-current');
   }
   if (changed) {
-    window.scrollTo(0, 0);
+    // The search page keeps its results, so it also gets its scroll position back.
+    window.scrollTo(0, name === 'search' ? scrollMemory.get(name) || 0 : 0);
+    if (titles[name]) document.title = `${titles[name]} — Lookalike`;
     // Move focus for screen-reader and keyboard users, without scrolling the page.
     const heading = entry.el.querySelector('h1');
     if (heading && document.activeElement === document.body) heading.focus({ preventScroll: true });

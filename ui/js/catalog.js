@@ -42,9 +42,8 @@ export function mount() {
     h('div', { class: 'drop-icon', 'aria-hidden': 'true' }),
     h('p', { class: 'drop-title', text: 'Drop photos or folders here' }),
     h('div', { class: 'drop-actions' },
-      h('label', { for: 'upload-files', class: 'button primary', text: 'Choose photos' }),
-      h('label', { for: 'upload-folder', class: 'button', text: 'Choose a folder' })),
-    files, folder);
+      files, h('label', { for: 'upload-files', class: 'button primary', text: 'Choose photos' }),
+      folder, h('label', { for: 'upload-folder', class: 'button', text: 'Choose a folder' })));
   const list = h('ul', { class: 'upload-list', id: 'upload-list', 'aria-label': 'Uploads' });
   const uploadSummary = h('p', { class: 'upload-summary', id: 'upload-summary', 'aria-live': 'polite' });
   const clearDone = h('button', { type: 'button', class: 'link-button', text: 'Clear finished', hidden: true });

@@ -90,6 +90,7 @@ function renderItem(collection, it) {
   const m = it.metadata && typeof it.metadata === 'object' ? it.metadata : {};
   const name = ['name', 'title'].map((k) => m[k]).find((v) => typeof v === 'string' && v);
   els.title.textContent = name || it.id;
+  document.title = `${name || it.id} — Lookalike`;
   const big = thumb(it.thumbnail_url, `Photo of ${name || it.id}`);
   big.classList.add('big');
   els.photo.replaceChildren(big);

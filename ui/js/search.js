@@ -1,6 +1,6 @@
 // Search page: pick, drop, paste or capture a photo, optionally draw a region, filter, and page
 // through the results.
-import { h, clear, fmtMs, errorBox, toast } from './dom.js';
+import { h, clear, fmtMs, errorBox } from './dom.js';
 import { api, plainError } from './api.js';
 import { state } from './state.js';
 import { card, skeletonCards } from './cards.js';
@@ -27,8 +27,7 @@ export function mount() {
     h('div', { class: 'drop-icon', 'aria-hidden': 'true' }),
     h('p', { class: 'drop-title', text: 'Drop a photo here' }),
     h('p', { class: 'drop-hint', text: 'or paste one (Ctrl+V / ⌘V), or' }),
-    h('div', { class: 'drop-actions' }, pick, camera),
-    fileInput);
+    h('div', { class: 'drop-actions' }, fileInput, pick, camera));
 
   cropper = createCropper({ onChange: (px) => { if (query) { query.crop = px; showCrop(); run(false); } } });
   filters = createFilters({ onChange: () => { if (query) run(false); } });
@@ -199,10 +198,6 @@ function renderTiming(res) {
     .filter(([, v]) => typeof v === 'number')
     .map(([k, v]) => `${k} ${fmtMs(v)}`);
   els.timing.textContent = parts.join(' · ') + (res.model ? ` · model ${res.model}` : '');
-}
-
-export function notify(message) {
-  toast(message);
 }
 
 // New items can bring new filter values.

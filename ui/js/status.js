@@ -78,7 +78,8 @@ function render(st) {
     tile('Index size', fmtNumber(size), `${cols.length} ${cols.length === 1 ? 'collection' : 'collections'}`, 'tile-size'),
     tile('Model', model.id || '—', [model.device, model.dims ? `${model.dims} dims` : ''].filter(Boolean).join(' · '), 'tile-model'),
     tile('Queries/s', fmtNumber(last(series, 'qps') ?? 0, 2), `now; last ${windowMin} min`, 'tile-qps'),
-    tile('p95 latency', fmtMs(last(series, 'p95_ms')), `p50 ${fmtMs(last(series, 'p50_ms'))} · p99 ${fmtMs(last(series, 'p99_ms'))}`, 'tile-latency'),
+    tile('p95 latency', fmtMs(last(series, 'p95_ms') ?? totals.p95_ms),
+      `p50 ${fmtMs(last(series, 'p50_ms') ?? totals.p50_ms)} · p99 ${fmtMs(last(series, 'p99_ms') ?? totals.p99_ms)}`, 'tile-latency'),
     tile('Searches', fmtNumber(totals.searches ?? 0), `${fmtNumber(totals.requests ?? 0)} requests`, 'tile-searches'),
     tile('Rejected inputs', fmtNumber(rejected), 'since start', 'tile-rejected'),
     tile('Uptime', fmtDuration(st.uptime_s), model.fingerprint ? `model ${String(model.fingerprint).slice(0, 12)}` : '', 'tile-uptime'));
