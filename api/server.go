@@ -211,6 +211,7 @@ func (s *Server) routes() {
 	read, write := s.requireScope(scopeRead), s.requireScope(scopeWrite)
 	v1 := app.Group("/v1")
 	v1.Get("/stats", read, s.handleStats)
+	v1.Get("/admin/backup", write, s.handleBackup)
 	v1.Get("/collections", read, s.handleListCollections)
 	v1.Post("/collections", write, s.handleCreateCollection)
 	v1.Get("/collections/:c", read, s.handleGetCollection)

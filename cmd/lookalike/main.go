@@ -40,6 +40,7 @@ var commands = []command{
 	{"delete", "delete items by id", runDelete},
 	{"stats", "collections, sizes, model fingerprint, graph levels", runStats},
 	{"serve", "run the HTTP API and web UI", runServe},
+	{"restore", "replace the data file with a backup from GET /v1/admin/backup", runRestore},
 	{"bench", "bench embed DIR | bench search [--base B.fvecs --queries Q.fvecs]", runBench},
 	{"eval", "measure retrieval quality: ukbench, oxford5k, fashion-mnist or your own groups", runEval},
 }
