@@ -52,7 +52,7 @@ func (s *Server) embeddable(c *fiber.Ctx) (*index.Collection, error) {
 	}
 	if fp := s.eng.Info().Fingerprint; col.Fingerprint() != fp {
 		return nil, errorf(http.StatusConflict, "fingerprint_mismatch",
-			"collection %q holds embeddings of model fingerprint %s; this server embeds with %s", col.Info().Name, col.Fingerprint(), fp).
+			"collection %q holds embeddings of model fingerprint %s; this server embeds with %s", col.Name(), col.Fingerprint(), fp).
 			with("collection_fingerprint", col.Fingerprint()).with("server_fingerprint", fp)
 	}
 	return col, nil
@@ -315,7 +315,7 @@ func (s *Server) storeItems(ctx context.Context, col *index.Collection, reqs []*
 	}
 	info := s.eng.Info()
 	for j, it := range items {
-		results[pos[j]].Item = &itemJSON{ID: it.ID, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Info().Name, it.ID),
+		results[pos[j]].Item = &itemJSON{ID: it.ID, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
 			Fingerprint: info.Fingerprint, Dims: info.Dims, UpdatedAt: it.UpdatedAt}
 		s.metrics.ingested.WithLabelValues("stored").Inc()
 	}
@@ -510,11 +510,11 @@ func (s *Server) handleGetItem(c *fiber.Ctx) error {
 	it, err := col.Get(id)
 	if err != nil {
 		if errors.Is(err, index.ErrNotFound) {
-			return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", id, col.Info().Name)
+			return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", id, col.Name())
 		}
 		return err
 	}
-	return c.JSON(itemJSON{ID: it.ID, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Info().Name, it.ID),
+	return c.JSON(itemJSON{ID: it.ID, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
 		Fingerprint: col.Fingerprint(), Dims: len(it.Vector), UpdatedAt: it.UpdatedAt})
 }
 
@@ -530,7 +530,7 @@ func (s *Server) handleThumbnail(c *fiber.Ctx) error {
 	thumb, err := col.Thumbnail(id)
 	if err != nil {
 		if errors.Is(err, index.ErrNotFound) {
-			return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", id, col.Info().Name)
+			return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", id, col.Name())
 		}
 		return err
 	}
@@ -555,7 +555,7 @@ func (s *Server) handleDeleteItem(c *fiber.Ctx) error {
 		return err
 	}
 	if n == 0 {
-		return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", id, col.Info().Name)
+		return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", id, col.Name())
 	}
 	return c.JSON(fiber.Map{"deleted": n})
 }
@@ -577,7 +577,7 @@ func (s *Server) handleListItems(c *fiber.Ctx) error {
 	}
 	out := make([]itemJSON, 0, len(items))
 	for _, it := range items {
-		out = append(out, itemJSON{ID: it.ID, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Info().Name, it.ID), UpdatedAt: it.UpdatedAt})
+		out = append(out, itemJSON{ID: it.ID, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID), UpdatedAt: it.UpdatedAt})
 	}
 	return c.JSON(fiber.Map{"items": out, "next_cursor": next})
 }
@@ -636,15 +636,16 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 		it, err := col.Get(req.ID)
 		if err != nil {
 			if errors.Is(err, index.ErrNotFound) {
-				return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", req.ID, col.Info().Name)
+				return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", req.ID, col.Name())
 			}
 			return err
 		}
 		query = it.Vector
 		req.ExcludeIDs = append(req.ExcludeIDs, req.ID)
 	default:
-		if len(req.Vector) != col.Info().Dims {
-			return errorf(http.StatusBadRequest, "dimension_mismatch", "vector has %d dimensions, the collection has %d", len(req.Vector), col.Info().Dims)
+		// embeddable() checked the fingerprint, so the collection's dims are the model's.
+		if dims := s.eng.Info().Dims; len(req.Vector) != dims {
+			return errorf(http.StatusBadRequest, "dimension_mismatch", "vector has %d dimensions, the collection has %d", len(req.Vector), dims)
 		}
 		query = req.Vector
 	}
@@ -687,7 +688,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	if similarTo != "" {
 		res, err = col.Similar(ctx, similarTo, opts)
 		if errors.Is(err, index.ErrNotFound) {
-			return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", similarTo, col.Info().Name)
+			return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", similarTo, col.Name())
 		}
 	} else {
 		res, err = col.Search(ctx, query, opts)
@@ -705,7 +706,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 		res = res[:req.K]
 		next = encodeCursor(req.offset + req.K)
 	}
-	name := col.Info().Name
+	name := col.Name()
 	out := searchResponse{Results: make([]resultJSON, 0, len(res)), Model: s.eng.Info().ModelID, TimingsMS: timings, NextCursor: next}
 	for _, r := range res {
 		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(name, r.ID)})
