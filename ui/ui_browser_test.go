@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // These tests drive the embedded UI in headless chromium against a real `lookalike serve`
@@ -366,4 +367,46 @@ func first(ss []string) string {
 		return "(none)"
 	}
 	return ss[0]
+}
+
+// TestKeyboardAndPhone uses the app on a phone-sized screen with the keyboard only: no page
+// scrolls sideways, Tab reaches the photo picker, and Enter on a result opens its item page.
+func TestKeyboardAndPhone(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	b.do("phone viewport", 10*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	noSideScroll := func(page string) {
+		t.Helper()
+		if w := eval[int](b, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
+			t.Errorf("%s is %d px wider than a 390 px screen", page, w)
+		}
+	}
+	b.open("#/search", "#search-drop")
+	noSideScroll("search page")
+	reached := false
+	for range 15 {
+		b.do("tab", 5*time.Second, chromedp.KeyEvent(kb.Tab))
+		if eval[string](b, `document.activeElement && document.activeElement.id`) == "search-file" {
+			reached = true
+			break
+		}
+	}
+	if !reached {
+		t.Fatalf("Tab never reached the photo picker (#search-file)")
+	}
+	if ring := eval[string](b, `getComputedStyle(document.querySelector('label[for=search-file]')).boxShadow`); ring == "none" {
+		t.Errorf("the focused photo picker shows no focus ring on its label")
+	}
+	b.upload("#search-file", s.photo(19))
+	b.wait("results", fmt.Sprintf(`document.querySelector(%q)`, resultCards), 60*time.Second)
+	noSideScroll("search results")
+	id := b.ids(resultCards)[0]
+	b.do("focus the first result", 5*time.Second, chromedp.Focus(chromedp.CSS("#results .card a")), chromedp.KeyEvent(kb.Enter))
+	b.wait("item page", fmt.Sprintf(`location.hash === '#/item/default/' + %s && document.querySelector('#item-meta dd')`, quote(id)), 15*time.Second)
+	noSideScroll("item page")
+	for _, p := range []struct{ route, ready string }{{"#/catalog", "#catalog-items .card"}, {"#/status", "#tile-size"}} {
+		b.open(p.route, p.ready)
+		noSideScroll(p.route)
+	}
+	b.noConsoleProblems()
 }

@@ -46,14 +46,24 @@ export function lineChart(title, ts, series, { area = false } = {}) {
   const x = (i) => PAD.l + (ts.length > 1 ? ((ts[i] - t0) / Math.max(1, t1 - t0)) * iw : iw / 2);
   const y = (v) => PAD.t + ih * (1 - v / max);
   for (const ser of series) {
-    const pts = ser.values.map((v, i) => (Number.isFinite(v) ? [x(i), y(v)] : null)).filter(Boolean);
-    if (!pts.length) continue;
-    const d = pts.map(([px, py], i) => `${i ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`).join('');
-    if (area && pts.length > 1) {
-      svg.append(s('path', { d: `${d}L${pts[pts.length - 1][0].toFixed(1)},${PAD.t + ih}L${pts[0][0].toFixed(1)},${PAD.t + ih}Z`, class: `area ${ser.cls}` }));
+    // A missing value (no traffic in that interval) breaks the line instead of drawing a zero.
+    const runs = [];
+    let run = [];
+    ser.values.forEach((v, i) => {
+      if (Number.isFinite(v)) run.push([x(i), y(v)]);
+      else if (run.length) { runs.push(run); run = []; }
+    });
+    if (run.length) runs.push(run);
+    let d = '';
+    for (const pts of runs) {
+      const seg = pts.map(([px, py], i) => `${i ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`).join('');
+      d += seg;
+      if (area && pts.length > 1) {
+        svg.append(s('path', { d: `${seg}L${pts[pts.length - 1][0].toFixed(1)},${PAD.t + ih}L${pts[0][0].toFixed(1)},${PAD.t + ih}Z`, class: `area ${ser.cls}` }));
+      }
+      if (pts.length === 1) svg.append(s('circle', { cx: pts[0][0], cy: pts[0][1], r: 2.5, class: `dot ${ser.cls}` }));
     }
-    svg.append(s('path', { d, class: `line ${ser.cls}`, 'vector-effect': 'non-scaling-stroke' }));
-    if (pts.length === 1) svg.append(s('circle', { cx: pts[0][0], cy: pts[0][1], r: 2.5, class: `dot ${ser.cls}` }));
+    if (d) svg.append(s('path', { d, class: `line ${ser.cls}`, 'vector-effect': 'non-scaling-stroke' }));
   }
   return svg;
 }

@@ -56,6 +56,7 @@ export function fmtNumber(v, digits = 2) {
 
 export function fmtMs(v) {
   if (typeof v !== 'number' || !Number.isFinite(v)) return '—';
+  if (v > 0 && v < 0.1) return '<0.1 ms';
   return v < 10 ? `${v.toFixed(1)} ms` : `${Math.round(v)} ms`;
 }
 

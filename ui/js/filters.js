@@ -4,6 +4,10 @@ import { h, fmtNumber } from './dom.js';
 import { api } from './api.js';
 
 const MAX_KEYWORD_FIELDS = 6;
+const MAX_VALUES = 40;
+const SKIP = new Set(['name', 'title', 'description', 'id', 'sku', 'url', 'label', 'currency']);
+const FIRST = ['category', 'brand', 'price'];
+const rank = (name) => (FIRST.includes(name) ? FIRST.indexOf(name) : FIRST.length);
 
 function label(name) {
   return name.replace(/[_-]+/g, ' ').replace(/^\w/, (c) => c.toUpperCase());
@@ -92,8 +96,11 @@ export function createFilters({ onChange }) {
     if (loadedFor !== collection) return;
     controls = [];
     let keywords = 0;
+    fields.sort((a, b) => rank(a.name) - rank(b.name));
     for (const f of fields) {
-      if (f.type === 'keyword' && Array.isArray(f.values) && f.values.length && keywords < MAX_KEYWORD_FIELDS) {
+      if (SKIP.has(f.name.toLowerCase())) continue;
+      // A keyword with very many values (a name, a description) is not a useful filter.
+      if (f.type === 'keyword' && Array.isArray(f.values) && f.values.length > 0 && f.values.length <= MAX_VALUES && keywords < MAX_KEYWORD_FIELDS) {
         keywords++;
         controls.push(keywordControl(f));
       } else if (f.type === 'number' && Number.isFinite(f.min) && Number.isFinite(f.max) && f.min < f.max) {

@@ -59,8 +59,12 @@ function tile(label, value, sub, id) {
     sub ? h('span', { class: 'tile-sub', text: sub }) : null);
 }
 
+// last returns the newest value of key, skipping latency figures of intervals without traffic.
 function last(arr, key) {
-  for (let i = arr.length - 1; i >= 0; i--) if (Number.isFinite(arr[i][key])) return arr[i][key];
+  for (let i = arr.length - 1; i >= 0; i--) {
+    const v = arr[i][key];
+    if (Number.isFinite(v) && (key === 'qps' || arr[i].qps > 0 || v > 0)) return v;
+  }
   return undefined;
 }
 
@@ -86,6 +90,8 @@ function render(st) {
 
   const ts = series.map((p) => p.t);
   const pick = (k) => series.map((p) => (Number.isFinite(p[k]) ? p[k] : NaN));
+  // Latency of an interval without requests is unknown, not zero.
+  const latency = (k) => series.map((p) => (Number.isFinite(p[k]) && (p.qps > 0 || p[k] > 0) ? p[k] : NaN));
   const chartBox = (title, svg, legend) => h('figure', { class: 'chart-box' },
     h('figcaption', { text: title }), svg,
     legend ? h('ul', { class: 'legend' }, legend.map(([cls, name]) => h('li', { class: cls, text: name }))) : null);
@@ -93,7 +99,7 @@ function render(st) {
     els.charts.replaceChildren(
       chartBox(`Queries per second, last ${windowMin} min`, lineChart('Queries per second', ts, [{ cls: 's1', values: pick('qps') }], { area: true })),
       chartBox('Latency (ms)', lineChart('Latency percentiles in milliseconds', ts, [
-        { cls: 's1', values: pick('p50_ms') }, { cls: 's2', values: pick('p95_ms') }, { cls: 's3', values: pick('p99_ms') },
+        { cls: 's1', values: latency('p50_ms') }, { cls: 's2', values: latency('p95_ms') }, { cls: 's3', values: latency('p99_ms') },
       ]), [['s1', 'p50'], ['s2', 'p95'], ['s3', 'p99']]),
       chartBox('Rejected inputs', barChart('Rejected inputs per interval', ts, pick('rejected'), 's4')));
   } else {

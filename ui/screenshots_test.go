@@ -9,17 +9,24 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// TestMockScreenshots tours every page against the mock API at desktop and phone sizes and saves
-// screenshots under testdata/screenshots/, for reviewing the look without the real server:
-// LOOKALIKE_UI_SHOTS=1 go test ./ui -run TestMockScreenshots
-func TestMockScreenshots(t *testing.T) {
-	if !envSet("LOOKALIKE_UI_SHOTS") {
-		t.Skip("set LOOKALIKE_UI_SHOTS=1 to take screenshots against the mock API")
-	}
-	srv := newMockServer(t)
-	photo := filepath.Join(t.TempDir(), "query.jpg")
-	if err := os.WriteFile(photo, drawThumb(0.1, 3), 0o644); err != nil {
-		t.Fatal(err)
+// TestScreenshots tours every page at desktop and phone sizes and saves screenshots under
+// testdata/screenshots/, for reviewing the look: against the mock API with
+// LOOKALIKE_UI_SHOTS=mock, against the real server (seeded with UKBench) with LOOKALIKE_UI_SHOTS=real.
+func TestScreenshots(t *testing.T) {
+	mode := os.Getenv("LOOKALIKE_UI_SHOTS")
+	var base, itemID, xss, photo string
+	switch mode {
+	case "mock":
+		base, itemID, xss = newMockServer(t).URL, "sku-1007", "xss-1"
+		photo = filepath.Join(t.TempDir(), "query.jpg")
+		if err := os.WriteFile(photo, drawThumb(0.1, 3), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	case "real":
+		s := startServer(t)
+		base, itemID, xss, photo = s.URL, seedID(4), xssID, s.photo(3)
+	default:
+		t.Skip("set LOOKALIKE_UI_SHOTS=mock or =real to take screenshots of every page")
 	}
 	for _, size := range []struct {
 		name string
@@ -30,7 +37,7 @@ func TestMockScreenshots(t *testing.T) {
 		{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateScale(2), chromedp.EmulateMobile}},
 	} {
 		t.Run(size.name, func(t *testing.T) {
-			b := newBrowser(t, srv.URL)
+			b := newBrowser(t, base)
 			b.viewportOnly = size.name == "phone"
 			b.do("viewport", 10*time.Second, chromedp.EmulateViewport(size.w, size.h, size.opts...))
 			b.open("#/search", "#search-drop")
@@ -44,11 +51,11 @@ func TestMockScreenshots(t *testing.T) {
 			b.wait("crop search", "document.querySelector('#results-summary').textContent.includes('region')", 10*time.Second)
 			time.Sleep(500 * time.Millisecond)
 			b.screenshot("search-results")
-			b.open("#/item/default/sku-1007", "#item-meta dt")
+			b.open("#/item/default/"+itemID, "#item-meta dt")
 			b.wait("similar", "document.querySelectorAll('#similar .card').length > 0", 10*time.Second)
 			time.Sleep(500 * time.Millisecond)
 			b.screenshot("item")
-			b.open("#/item/default/xss-1", "#item-meta dt")
+			b.open("#/item/default/"+xss, "#item-meta dt")
 			b.screenshot("item-xss")
 			b.open("#/catalog", "#catalog-items .card")
 			b.upload("#upload-files", photo)
@@ -64,7 +71,7 @@ func TestMockScreenshots(t *testing.T) {
 			b.upload("#search-file", txt)
 			b.wait("error", "document.querySelector('#search-error .error-box')", 10*time.Second)
 			b.screenshot("search-error")
-			b.noConsoleProblems("status of 400")
+			b.noConsoleProblems("the server responded with a status of 4")
 		})
 	}
 }
