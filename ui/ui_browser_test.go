@@ -410,3 +410,49 @@ func TestKeyboardAndPhone(t *testing.T) {
 	}
 	b.noConsoleProblems()
 }
+
+// TestPasteAndDrop pastes a photo from the clipboard into the search page and drops two photos on
+// the catalog's drop zone: both paths must reach the API like a picked file.
+func TestPasteAndDrop(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	b.open("#/search", "#search-drop")
+	// The clipboard and drag data come from the item thumbnails: real JPEGs, same origin.
+	const fileFrom = `async (id, name) => {
+		const res = await fetch('/v1/collections/default/items/' + id + '/thumbnail');
+		return new File([await res.blob()], name, {type: 'image/jpeg'});
+	}`
+	b.do("paste a photo", 15*time.Second, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(async () => {
+		const file = await (%s)(%s, 'pasted.jpg');
+		const dt = new DataTransfer();
+		dt.items.add(file);
+		document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt, bubbles: true}));
+	})()`, fileFrom, quote(seedID(8))), chromedp.EvalAwaitPromise))
+	b.wait("results for the pasted photo", fmt.Sprintf(`document.querySelector(%q) || document.querySelector('#search-error .error-box')`, resultCards), 60*time.Second)
+	if msg := b.text("#search-error"); msg != "" {
+		t.Fatalf("search with a pasted photo failed: %s", msg)
+	}
+	if got := b.ids(resultCards); !slices.Contains(groupIDs(2), got[0]) {
+		t.Errorf("pasted thumbnail of %s: first result %s, want a photo of object 2 %v", seedID(8), got[0], groupIDs(2))
+	}
+
+	b.open("#/catalog", "#upload-drop")
+	b.do("drop two photos", 15*time.Second, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(async () => {
+		const dt = new DataTransfer();
+		dt.items.add(await (%[1]s)(%[2]s, 'dropped-a.jpg'));
+		dt.items.add(await (%[1]s)(%[3]s, 'dropped-b.jpg'));
+		const zone = document.querySelector('#upload-drop');
+		zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+		zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+	})()`, fileFrom, quote(seedID(12)), quote(seedID(13))), chromedp.EvalAwaitPromise))
+	b.wait("dropped uploads", `document.querySelectorAll('.upload-row[data-state=done]').length === 2 || document.querySelector('.upload-row[data-state=error]')`, 60*time.Second)
+	if msg := b.text(".upload-row[data-state=error]"); msg != "" {
+		t.Fatalf("upload of dropped photos failed: %s", msg)
+	}
+	for _, id := range []string{"dropped-a", "dropped-b"} {
+		if code := s.getJSON(t, "/v1/collections/default/items/"+id, nil); code != http.StatusOK {
+			t.Errorf("GET dropped item %s: HTTP %d, want 200 (the id comes from the file name)", id, code)
+		}
+	}
+	b.noConsoleProblems()
+}
