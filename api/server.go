@@ -116,7 +116,7 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
 	})
-	s.quality = newQualityMonitor(cfg, db, reg, log)
+	s.quality = newQualityMonitor(cfg, eng, db, reg, log)
 	s.routes()
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
