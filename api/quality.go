@@ -72,7 +72,7 @@ type observation struct {
 const (
 	obsQueue       = 1024
 	sampleQueue    = 64
-	recallRing     = 100   // the recall gauge is the mean of this many latest samples
+	recallRing     = 100 // the recall gauge is the mean of this many latest samples
 	maxFeedback    = 100_000
 	driftBuckets   = 60
 	scoreBins      = 20 // top-1 score histogram over [0,1] for windowed quantiles
