@@ -246,12 +246,12 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		}
 		r.Metrics = ann
 		if !o.SkipExact {
-			ex, _, err := searchAll(ctx, ds, b.vs, b.col, c, o, true)
+			ex, exTop, err := searchAll(ctx, ds, b.vs, b.col, c, o, true)
 			if err != nil {
 				return nil, err
 			}
 			r.Exact = &ex
-			rec, err := annRecall(ctx, ds, b.vs, b.col, c.Ef)
+			rec, err := annRecall(ctx, ds, b.vs, b.col, c.Ef, exTop)
 			if err != nil {
 				return nil, err
 			}
@@ -550,7 +550,8 @@ func shortHash(s string) string {
 	return fmt.Sprintf("%08x", h)
 }
 
-// searchAll runs every query (in parallel, GOMAXPROCS callers) and aggregates the metrics.
+// searchAll runs every query (in parallel, GOMAXPROCS callers) and aggregates the metrics. It also
+// returns each query's first-pass top 10 (before query expansion).
 func searchAll(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Collection, c Config, o Options, exact bool) (Metrics, [][]string, error) {
 	groupOf := make(map[string]string, len(ds.Database))
 	groupSize := map[string]int{}
@@ -564,6 +565,7 @@ func searchAll(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Colle
 		}
 	}
 	rankings := make([][]string, len(ds.Queries))
+	tops := make([][]string, len(ds.Queries))
 	stage := "search (hnsw)"
 	if exact {
 		stage = "search (exact)"
@@ -580,12 +582,12 @@ func searchAll(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Colle
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				ids, err := runQuery(ctx, ds.Queries[i], ds.IncludeSelf, vs, col, c, o.Depth, exact)
+				ids, top, err := runQuery(ctx, ds.Queries[i], ds.IncludeSelf, vs, col, c, o.Depth, exact)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
 				}
-				rankings[i] = ids
+				rankings[i], tops[i] = ids, top
 				done++
 				if o.Progress != nil && (done%100 == 0 || done == len(ds.Queries)) {
 					o.Progress(stage, done, len(ds.Queries))
@@ -615,15 +617,15 @@ feed:
 	if elapsed > 0 {
 		m.QPS = float64(len(ds.Queries)) / elapsed
 	}
-	return m, rankings, nil
+	return m, tops, nil
 }
 
 // annRecall is the mean recall@10 of plain top-10 HNSW searches (as a server runs them, without
-// the deep ranking the metrics need, which widens the beam to the depth) against exact search.
-func annRecall(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Collection, ef int) (float64, error) {
+// the deep ranking the metrics need, which widens the beam to the depth) against the exact top 10.
+func annRecall(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Collection, ef int, exactTop [][]string) (float64, error) {
 	var sum float64
 	n := 0
-	for _, q := range ds.Queries {
+	for i, q := range ds.Queries {
 		vec := vs.queries[q.ID]
 		if q.Self != "" {
 			vec = vs.db[q.Self]
@@ -631,30 +633,32 @@ func annRecall(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Colle
 		if vec == nil {
 			continue
 		}
-		ids := [2][]string{}
-		for j, exact := range []bool{false, true} {
-			res, err := col.Search(ctx, vec, index.SearchOptions{K: 10, Ef: ef, Exact: exact})
-			if err != nil {
-				return 0, fmt.Errorf("eval: search %s: %w", q.ID, err)
-			}
-			for _, r := range res {
-				ids[j] = append(ids[j], r.ID)
-			}
+		opts := index.SearchOptions{K: 10, Ef: ef}
+		if q.Self != "" && !ds.IncludeSelf {
+			opts.ExcludeIDs = []string{q.Self}
 		}
-		sum += Overlap(ids[0], ids[1], 10)
+		res, err := col.Search(ctx, vec, opts)
+		if err != nil {
+			return 0, fmt.Errorf("eval: search %s: %w", q.ID, err)
+		}
+		ids := make([]string, len(res))
+		for j, r := range res {
+			ids[j] = r.ID
+		}
+		sum += Overlap(ids, exactTop[i], 10)
 		n++
 	}
 	return sum / float64(max(n, 1)), nil
 }
 
 // runQuery returns the ranked ids of one query (nil when its image could not be embedded).
-func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col *index.Collection, c Config, depth int, exact bool) ([]string, error) {
+func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col *index.Collection, c Config, depth int, exact bool) (ranking, top10 []string, err error) {
 	vec := vs.queries[q.ID]
 	if q.Self != "" {
 		vec = vs.db[q.Self]
 	}
 	if vec == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	opts := index.SearchOptions{K: depth, Ef: c.Ef, Exact: exact}
 	if q.Self != "" && !includeSelf {
@@ -662,7 +666,10 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 	}
 	res, err := col.Search(ctx, vec, opts)
 	if err != nil {
-		return nil, fmt.Errorf("eval: search %s: %w", q.ID, err)
+		return nil, nil, fmt.Errorf("eval: search %s: %w", q.ID, err)
+	}
+	for _, r := range res[:min(10, len(res))] {
+		top10 = append(top10, r.ID)
 	}
 	if c.QE > 0 && len(res) > 0 {
 		sum := make([]float32, len(vec))
@@ -673,14 +680,14 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 			}
 		}
 		if res, err = col.Search(ctx, sum, opts); err != nil {
-			return nil, fmt.Errorf("eval: search %s (query expansion): %w", q.ID, err)
+			return nil, nil, fmt.Errorf("eval: search %s (query expansion): %w", q.ID, err)
 		}
 	}
-	ids := make([]string, len(res))
+	ranking = make([]string, len(res))
 	for i, r := range res {
-		ids[i] = r.ID
+		ranking[i] = r.ID
 	}
-	return ids, nil
+	return ranking, top10, nil
 }
 
 // score turns rankings into metrics.

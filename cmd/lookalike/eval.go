@@ -36,7 +36,7 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	fs.Float64Var(&base.GeMP, "gem-p", 3, "GeM exponent")
 	fs.StringVar(&base.DBCrop, "db-crop", "", "preprocessing crop for database images: center or squash (default: the model spec's)")
 	fs.IntVar(&base.InputSize, "size", 0, "model input size override (0 = the model spec's)")
-	compare := fs.String("compare", "", `a second configuration, as overrides of the first: e.g. "qe=5", "ef=16", "db-crop=squash pool=gem"`)
+	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem"`)
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -51,8 +51,11 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("%w: --dataset is required (ukbench, oxford5k, fashion-mnist or a folder/manifest)", errUsage)
 	}
 	cfgs := []eval.Config{base}
-	if *compare != "" {
-		c, err := applyOverrides(base, *compare)
+	for _, spec := range strings.Split(*compare, ";") {
+		if strings.TrimSpace(spec) == "" {
+			continue
+		}
+		c, err := applyOverrides(base, spec)
 		if err != nil {
 			return err
 		}
