@@ -1,11 +1,14 @@
 package ui_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -32,14 +35,24 @@ func TestScreenshots(t *testing.T) {
 		name string
 		w, h int64
 		opts []chromedp.EmulateViewportOption
+		dark bool
 	}{
-		{"desktop", 1280, 900, nil},
-		{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateScale(2), chromedp.EmulateMobile}},
+		{"desktop", 1280, 900, nil, false},
+		{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateScale(2), chromedp.EmulateMobile}, false},
+		{"dark", 1280, 900, nil, true},
 	} {
 		t.Run(size.name, func(t *testing.T) {
 			b := newBrowser(t, base)
 			b.viewportOnly = size.name == "phone"
 			b.do("viewport", 10*time.Second, chromedp.EmulateViewport(size.w, size.h, size.opts...))
+			if size.dark {
+				b.do("dark mode", 10*time.Second, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+					_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+						Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+					})
+					return err
+				}))
+			}
 			b.open("#/search", "#search-drop")
 			b.screenshot("search-empty")
 			b.upload("#search-file", photo)

@@ -243,6 +243,14 @@ func TestStatusPage(t *testing.T) {
 	if hidden == (len(stats.Quality) > 0) {
 		t.Errorf("quality section hidden=%v, stats has %d quality figures", hidden, len(stats.Quality))
 	}
+	if !hidden {
+		if n := eval[int](b, `document.querySelectorAll('#status-quality dd').length`); n == 0 {
+			t.Errorf("the quality section shows no figures for %v", stats.Quality)
+		}
+	}
+	if text := b.text("#page-status"); strings.Contains(text, "[object") || strings.Contains(text, "undefined") || strings.Contains(text, "NaN") {
+		t.Errorf("status page shows unformatted values: %q", text)
+	}
 	b.noConsoleProblems()
 }
 

@@ -22,7 +22,7 @@ function timeLabel(t) {
 }
 
 function frame(title, ts, max) {
-  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title, preserveAspectRatio: 'none' });
+  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title });
   svg.append(s('title', { text: title }));
   const iw = W - PAD.l - PAD.r, ih = H - PAD.t - PAD.b;
   for (const f of [0, 0.5, 1]) {

@@ -122,25 +122,34 @@ function render(st) {
   renderQuality(st.quality);
 }
 
-// renderQuality shows whatever figures the server reports, flattened to "a › b" labels, so new
-// metrics need no UI change.
+// renderQuality shows whatever figures the server reports, so new metrics need no UI change:
+// top-level numbers under "Overall", each nested object (per collection: ANN recall, drift,
+// feedback, probe sets) as its own group of tiles.
 function renderQuality(q) {
   if (!q || typeof q !== 'object' || !Object.keys(q).length) {
     els.quality.hidden = true;
     return;
   }
-  const rows = [];
-  const walk = (obj, prefix) => {
+  const groups = new Map();
+  const label = (k) => k.replace(/_/g, ' ');
+  const walk = (obj, path) => {
     for (const [k, v] of Object.entries(obj)) {
-      const name = prefix ? `${prefix} › ${k}` : k;
-      if (v && typeof v === 'object' && !Array.isArray(v)) walk(v, name);
-      else rows.push([name.replace(/_/g, ' '), typeof v === 'number' ? fmtNumber(v, 4) : Array.isArray(v) ? v.join(', ') : String(v), typeof v === 'number']);
+      if (v && typeof v === 'object' && !Array.isArray(v)) {
+        walk(v, path.concat(k));
+        continue;
+      }
+      const title = path.filter((p, i) => !(i === 0 && p === 'collections')).map(label).join(' · ') || 'Overall';
+      if (!groups.has(title)) groups.set(title, []);
+      const text = typeof v === 'number' ? fmtNumber(v, 3) : Array.isArray(v) ? v.join(', ') : String(v);
+      groups.get(title).push([label(k), text, typeof v === 'number']);
     }
   };
-  walk(q, '');
+  walk(q, []);
   els.quality.hidden = false;
   els.quality.replaceChildren(
     h('h2', { id: 'quality-h', text: 'Retrieval quality' }),
-    h('dl', { class: 'quality-list' }, rows.map(([k, v, num]) =>
-      h('div', null, h('dt', { text: k }), h('dd', { class: num ? '' : 'text', text: v })))));
+    ...[...groups].map(([title, rows]) => h('section', { class: 'quality-group' },
+      h('h3', { text: title }),
+      h('dl', { class: 'quality-list' }, rows.map(([k, v, num]) =>
+        h('div', null, h('dt', { text: k }), h('dd', { class: num ? '' : 'text', text: v })))))));
 }
