@@ -74,6 +74,14 @@ func newMockAPI(canned bool) *httptest.Server {
 	mux.HandleFunc("GET /v1/collections/{c}/items/{id}/similar", m.similar)
 	mux.HandleFunc("POST /v1/collections/{c}/search", m.search)
 	mux.HandleFunc("GET /v1/stats", m.stats)
+	mux.HandleFunc("POST /v1/collections/{c}/feedback", func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			writeErr(w, 400, "bad_request", "feedback is not JSON", nil)
+			return
+		}
+		writeJSON(w, 202, map[string]any{"recorded": true, "query_id": body["query_id"]})
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ready"}) })
 	files := http.FileServerFS(ui.Assets())

@@ -195,6 +195,30 @@ func TestItemPageSimilar(t *testing.T) {
 	b.do("open a similar item", 15*time.Second, chromedp.Click(chromedp.CSS("#similar .card a")))
 	b.wait("next item page", fmt.Sprintf(`location.hash === '#/item/default/' + %s && document.querySelector('#item-title').textContent.startsWith('Object 1')`, quote(next)), 15*time.Second)
 	b.wait("its similar items", fmt.Sprintf(`document.querySelector('#similar .card') && !document.querySelector('#similar .card[data-id=%s]')`, quote(next)), 30*time.Second)
+	// The click was reported to the quality monitor as feedback.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var st struct {
+			Quality struct {
+				Collections map[string]struct {
+					Feedback struct {
+						Events  int `json:"events"`
+						Clicked int `json:"clicked"`
+					} `json:"feedback"`
+				} `json:"collections"`
+			} `json:"quality"`
+		}
+		s.getJSON(t, "/v1/stats", &st)
+		fb := st.Quality.Collections["default"].Feedback
+		if fb.Events > 0 && fb.Clicked > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("stats quality feedback %+v: want the impression and the click the page reported", fb)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	b.noConsoleProblems()
 }
 

@@ -5,6 +5,7 @@ import { api, plainError } from './api.js';
 import { card, scoreBar, thumb, skeletonCards } from './cards.js';
 import { setCollection, state } from './state.js';
 import { setQueryFile } from './search.js';
+import { tracker } from './feedback.js';
 
 const PAGE = 12;
 
@@ -13,6 +14,7 @@ let current = null; // {collection, id}
 let controller = null;
 let similarCursor = '';
 let similarCount = 0;
+let feedback = null;
 
 export function mount() {
   const back = h('a', { class: 'back-link', href: '#/search', text: '← Back' });
@@ -33,6 +35,7 @@ export function mount() {
   const more = h('button', { type: 'button', class: 'button', id: 'similar-more', text: 'Load more', hidden: true });
   const similarError = h('div', { id: 'similar-error' });
   more.addEventListener('click', () => loadSimilar(true));
+  feedback = tracker(grid);
   els = { title, crumbs, photo, meta, labels, labelsBox, actions, error, grid, timing, more, similarError };
 
   return h('section', { id: 'page-item', 'aria-labelledby': 'item-title' },
@@ -133,6 +136,8 @@ async function loadSimilar(append) {
     similarCount += page.length;
     if (append) els.grid.append(...cards);
     else els.grid.replaceChildren(...cards);
+    if (!append) feedback.start(collection, PAGE);
+    feedback.shown(page.map((r) => r.id));
     if (!append && page.length === 0) els.grid.replaceChildren(h('li', { class: 'muted', text: 'No similar items yet.' }));
     similarCursor = res.next_cursor || '';
     els.more.hidden = !similarCursor;

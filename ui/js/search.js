@@ -7,6 +7,7 @@ import { card, skeletonCards } from './cards.js';
 import { createCropper } from './cropper.js';
 import { createFilters } from './filters.js';
 import { openCamera, cameraAvailable } from './camera.js';
+import { tracker } from './feedback.js';
 
 const PAGE = 24;
 
@@ -18,6 +19,7 @@ let results = [];
 let nextCursor = '';
 let controller = null;
 let visible = false;
+let feedback = null;
 
 export function mount() {
   const fileInput = h('input', { type: 'file', accept: 'image/*', id: 'search-file', class: 'visually-hidden' });
@@ -49,6 +51,7 @@ export function mount() {
     h('p', { text: 'Add a photo of a product. Lookalike shows the items in the catalog that look most like it, best match first. Draw a box on the photo to search by one part of it.' }));
 
   els = { fileInput, drop, preview, cropInfo, clearCrop, timing, summary, grid, more, error, empty };
+  feedback = tracker(grid);
 
   fileInput.addEventListener('change', () => {
     const f = fileInput.files && fileInput.files[0];
@@ -161,6 +164,8 @@ async function run(append) {
     const cards = page.map((r, i) => card(collection, r, { rank: start + i + 1 }));
     if (append) els.grid.append(...cards);
     else els.grid.replaceChildren(...cards);
+    if (!append) feedback.start(collection, PAGE);
+    feedback.shown(page.map((r) => r.id));
     renderSummary(collection, filter);
     renderTiming(res);
     els.more.hidden = !nextCursor;
