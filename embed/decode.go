@@ -150,6 +150,14 @@ type decoded struct {
 	scaleDenom int
 }
 
+// release hands the pixel buffer back for reuse; d must not be used afterwards.
+func (d *decoded) release() {
+	if d.img != nil {
+		putBytes(d.img.pix)
+		d.img = nil
+	}
+}
+
 // decodeImage decodes data for a consumer that needs at least scale want(cropW, cropH) of the
 // full-resolution crop (JPEG uses the smallest DCT scale that still meets it). maxPixels guards
 // every format before any pixel is decoded.
@@ -332,7 +340,8 @@ func orient(src *rgbImage, o int) *rgbImage {
 	if o >= 5 {
 		ow, oh = H, W
 	}
-	dst := &rgbImage{w: ow, h: oh, pix: make([]byte, len(src.pix))}
+	dst := &rgbImage{w: ow, h: oh, pix: getBytes(len(src.pix))}
+	defer putBytes(src.pix)
 	for y := 0; y < oh; y++ {
 		for x := 0; x < ow; x++ {
 			var sx, sy int

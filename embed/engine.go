@@ -522,12 +522,21 @@ func (e *Engine) worker(s *ort.DynamicAdvancedSession) {
 				break fill
 			}
 		}
-		for i, j := range batch {
-			copy(buf[i*n:(i+1)*n], j.tensor)
-			e.putBuf(j.tensor)
+		in := buf
+		if len(batch) == 1 {
+			in = batch[0].tensor // no copy for the common CPU case
+		} else {
+			for i, j := range batch {
+				copy(buf[i*n:(i+1)*n], j.tensor)
+			}
+		}
+		for i := range batch {
 			outs[i] = Embedding{}
 		}
-		err := e.run(s, buf, outs[:len(batch)], 0)
+		err := e.run(s, in, outs[:len(batch)], 0)
+		for _, j := range batch {
+			e.putBuf(j.tensor)
+		}
 		for i, j := range batch {
 			if err != nil {
 				j.out.Err = err
@@ -615,6 +624,7 @@ func (e *Engine) prepare(img Image, out *Embedding) ([]float32, bool) {
 	}
 	buf := e.getBuf()
 	e.spec.preprocessInto(buf, d)
+	d.release()
 	out.Timings.Preprocess = time.Since(t1)
 	return buf, true
 }

@@ -2,7 +2,33 @@ package embed
 
 import (
 	"math"
+	"sync"
 )
+
+// Scratch buffers of the hot path, reused across images: a decoded photo and the resampler's
+// intermediate rows are ~1 MB per image, and allocating them made the GC a visible share of the CPU.
+var (
+	bytePool  sync.Pool
+	floatPool sync.Pool
+)
+
+func getBytes(n int) []byte {
+	if p, ok := bytePool.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]byte, n)
+}
+
+func putBytes(b []byte) { bytePool.Put(&b) }
+
+func getFloats(n int) []float32 {
+	if p, ok := floatPool.Get().(*[]float32); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]float32, n)
+}
+
+func putFloats(b []float32) { floatPool.Put(&b) }
 
 // tensorLen is the number of float32 values one image occupies in the input tensor.
 func (s ModelSpec) tensorLen() int { return 3 * s.InputSize * s.InputSize }
@@ -99,10 +125,16 @@ func (s ModelSpec) preprocessInto(dst []float32, d decoded) {
 		y0 = min(y0, yw.start[i])
 		y1 = max(y1, yw.start[i]+yw.n[i])
 	}
-	tmp := make([]float32, (y1-y0)*S*3)
+	tmp := getFloats((y1 - y0) * S * 3)
+	defer putFloats(tmp)
+	fixed := xw.padTo(4, img.w)
 	for y := y0; y < y1; y++ {
 		row := img.pix[y*img.w*3 : (y+1)*img.w*3]
 		t := tmp[(y-y0)*S*3 : (y-y0+1)*S*3]
+		if fixed != nil {
+			horizontal4(t, row, fixed)
+			continue
+		}
 		for x := 0; x < S; x++ {
 			st, n := xw.start[x], xw.n[x]
 			ws := xw.w[x*xw.taps : x*xw.taps+n]
@@ -130,7 +162,8 @@ func (s ModelSpec) preprocessInto(dst []float32, d decoded) {
 	}
 	plane := S * S
 	nhwc := s.Layout == "NHWC"
-	acc := make([]float32, S*3)
+	acc := getFloats(S * 3)
+	defer putFloats(acc)
 	for y := 0; y < S; y++ {
 		st, n := yw.start[y], yw.n[y]
 		ws := yw.w[y*yw.taps : y*yw.taps+n]
@@ -158,5 +191,45 @@ func (s ModelSpec) preprocessInto(dst []float32, d decoded) {
 				o[x] = acc[3*x+sch]*sc + bi
 			}
 		}
+	}
+}
+
+// tap4 is one output sample of a filter with at most four taps, start clamped so all four lie
+// inside the row: the common case (shrinking by less than 2x) runs without loops or bounds checks.
+type tap4 struct {
+	start int
+	w     [4]float32
+}
+
+// padTo returns the weights as fixed four-tap windows, or nil when some window is wider or the
+// source is narrower than four pixels.
+func (aw axisWeights) padTo(t, srcLen int) []tap4 {
+	if srcLen < t {
+		return nil
+	}
+	out := make([]tap4, len(aw.start))
+	for i := range aw.start {
+		n := aw.n[i]
+		if n > t {
+			return nil
+		}
+		st := min(aw.start[i], srcLen-t)
+		shift := aw.start[i] - st
+		for k := 0; k < n; k++ {
+			out[i].w[k+shift] = aw.w[i*aw.taps+k]
+		}
+		out[i].start = st
+	}
+	return out
+}
+
+func horizontal4(t []float32, row []byte, taps []tap4) {
+	for x, tp := range taps {
+		p := row[tp.start*3 : tp.start*3+12]
+		w := tp.w
+		o := t[3*x : 3*x+3]
+		o[0] = w[0]*float32(p[0]) + w[1]*float32(p[3]) + w[2]*float32(p[6]) + w[3]*float32(p[9])
+		o[1] = w[0]*float32(p[1]) + w[1]*float32(p[4]) + w[2]*float32(p[7]) + w[3]*float32(p[10])
+		o[2] = w[0]*float32(p[2]) + w[1]*float32(p[5]) + w[2]*float32(p[8]) + w[3]*float32(p[11])
 	}
 }

@@ -134,16 +134,18 @@ func turboDecode(data []byte, hdr jpegHeader, f scaleFactor, adobeInverted bool)
 	if cmyk {
 		pf, bpp = C.TJPF_CMYK, 4
 	}
-	buf := make([]byte, w*hh*bpp)
+	buf := getBytes(w * hh * bpp)
 	rc := C.lk_decompress(h, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
 		(*C.uchar)(unsafe.Pointer(&buf[0])), C.int(w), C.int(hh), pf)
 	if rc < 0 {
+		putBytes(buf)
 		return nil, fmt.Errorf("%w: jpeg: %s", ErrCorrupt, tjErr(h))
 	}
 	if rc > 0 {
 		// libjpeg fills missing scans with grey and calls it a warning; a truncated file is corrupt,
 		// while benign warnings (extraneous bytes, odd markers) still yield a good picture.
 		if msg := tjErr(h); strings.Contains(msg, "Premature end") || strings.Contains(msg, "premature end") {
+			putBytes(buf)
 			return nil, fmt.Errorf("%w: jpeg: %s", ErrCorrupt, msg)
 		}
 	}
@@ -152,7 +154,8 @@ func turboDecode(data []byte, hdr jpegHeader, f scaleFactor, adobeInverted bool)
 		img.pix = buf
 		return img, nil
 	}
-	img.pix = make([]byte, w*hh*3)
+	img.pix = getBytes(w * hh * 3)
+	defer putBytes(buf)
 	for i, j := 0, 0; i < len(buf); i, j = i+4, j+3 {
 		c, m, y, k := uint32(buf[i]), uint32(buf[i+1]), uint32(buf[i+2]), uint32(buf[i+3])
 		if !adobeInverted {
