@@ -5,6 +5,15 @@
 // The app routes on the URL hash (#/search, #/item/{collection}/{id}, #/catalog, #/status) and
 // talks only to the /v1 REST API, so the server needs no fallback route for deep links.
 //
+// # Development
+//
+// No build step: edit the files and reload. The browser tests in this package build cmd/lookalike,
+// start `lookalike serve` on a free port with a fresh data folder, seed it with UKBench photos and
+// drive headless chromium; on failure they save screenshots under testdata/screenshots/ at the
+// repository root. LOOKALIKE_UI_SHOTS=real (or =mock, for a canned catalog without the server)
+// makes TestScreenshots tour every page at desktop, phone and dark-mode sizes, and
+// LOOKALIKE_UI_MOCK=1 with -run TestMockServe serves the UI against the mock API for a browser.
+//
 // # Caveats
 //
 // The pages run under a strict CSP (script-src 'self'; style-src 'self'): no inline scripts, no

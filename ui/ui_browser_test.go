@@ -481,6 +481,10 @@ func TestPasteAndDrop(t *testing.T) {
 	if msg := b.text(".upload-row[data-state=error]"); msg != "" {
 		t.Fatalf("upload of dropped photos failed: %s", msg)
 	}
+	// The dropped files are thumbnails of catalog photos: the server reports them as near-duplicates.
+	if note := b.text(".upload-row .dup-note"); !strings.Contains(note, seedID(12)) && !strings.Contains(note, seedID(13)) {
+		t.Errorf("upload rows show no near-duplicate note (got %q); want a link to %s or %s", note, seedID(12), seedID(13))
+	}
 	for _, id := range []string{"dropped-a", "dropped-b"} {
 		if code := s.getJSON(t, "/v1/collections/default/items/"+id, nil); code != http.StatusOK {
 			t.Errorf("GET dropped item %s: HTTP %d, want 200 (the id comes from the file name)", id, code)

@@ -299,10 +299,16 @@ async function uploadOne({ file, collection, metadata, row }) {
       const res = await api.upload(collection, file, { metadata, onProgress: (f) => row.progress(f) });
       const it = res.item || {};
       const link = h('a', { href: itemHref(collection, it.id || ''), text: it.id || 'item' });
+      row.set('done', 'Added as', link);
       const dup = res.near_duplicate_of;
-      const dupText = dup ? ` · looks like ${typeof dup === 'string' ? dup : dup.id || ''}` : '';
-      row.set('done', `Added as`, link);
-      if (dupText) row.li.querySelector('.upload-status').append(dupText);
+      const dupId = dup && (typeof dup === 'string' ? dup : dup.id);
+      if (dupId) {
+        // Worth a look for a catalog editor: the same photo may now be in the catalog twice.
+        const pct = typeof dup.score === 'number' ? ` (${(dup.score * 100).toFixed(0)}% alike)` : '';
+        row.li.classList.add('duplicate');
+        row.li.querySelector('.upload-status').append(h('span', { class: 'dup-note' },
+          ' · near-duplicate of ', h('a', { href: itemHref(collection, dupId), text: dupId }), pct));
+      }
       batch.done++;
       return;
     } catch (err) {
