@@ -56,6 +56,9 @@ func (c Config) String() string {
 	}
 	if c.Pool != "" && c.Pool != "avg" {
 		s += " pool=" + c.Pool
+		if c.GeMP > 0 && c.GeMP != 3 {
+			s += " gem-p=" + strconv.FormatFloat(c.GeMP, 'g', -1, 64)
+		}
 	}
 	if c.DBCrop != "" {
 		s += " db-crop=" + c.DBCrop
@@ -215,6 +218,11 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 			os.RemoveAll(b.dir)
 		}
 	}()
+	type exactPass struct {
+		m   Metrics
+		top [][]string
+	}
+	exactCache := map[string]exactPass{}
 	var reports []Report
 	for _, c := range cfgs {
 		t0 := time.Now()
@@ -246,10 +254,17 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		}
 		r.Metrics = ann
 		if !o.SkipExact {
-			ex, exTop, err := searchAll(ctx, ds, b.vs, b.col, c, o, true)
-			if err != nil {
-				return nil, err
+			// Exact search ignores ef: configurations differing only in ef share one pass.
+			ek := fmt.Sprintf("%s;qe=%d", key, c.QE)
+			ep, ok := exactCache[ek]
+			if !ok {
+				ep.m, ep.top, err = searchAll(ctx, ds, b.vs, b.col, c, o, true)
+				if err != nil {
+					return nil, err
+				}
+				exactCache[ek] = ep
 			}
+			ex, exTop := ep.m, ep.top
 			r.Exact = &ex
 			rec, err := annRecall(ctx, ds, b.vs, b.col, c.Ef, exTop)
 			if err != nil {
