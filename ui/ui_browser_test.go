@@ -195,6 +195,14 @@ func TestItemPageSimilar(t *testing.T) {
 	b.do("open a similar item", 15*time.Second, chromedp.Click(chromedp.CSS("#similar .card a")))
 	b.wait("next item page", fmt.Sprintf(`location.hash === '#/item/default/' + %s && document.querySelector('#item-title').textContent.startsWith('Object 1')`, quote(next)), 15*time.Second)
 	b.wait("its similar items", fmt.Sprintf(`document.querySelector('#similar .card') && !document.querySelector('#similar .card[data-id=%s]')`, quote(next)), 30*time.Second)
+	// A missing item says so once, in words.
+	b.open("#/item/default/no-such-item", "#item-error .error-box")
+	if msg := b.text("#item-error .error-title"); !strings.Contains(msg, "Not found") {
+		t.Errorf("missing item page says %q, want Not found", msg)
+	}
+	if n := eval[int](b, `document.querySelectorAll('#page-item .error-box').length`); n != 1 {
+		t.Errorf("missing item page shows %d error boxes, want 1", n)
+	}
 	// The click was reported to the quality monitor as feedback.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -219,7 +227,7 @@ func TestItemPageSimilar(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	b.noConsoleProblems()
+	b.noConsoleProblems("the server responded with a status of 404")
 }
 
 // TestStatusPage checks the numbers on the status page against /v1/stats.

@@ -15,6 +15,7 @@ let controller = null;
 let similarCursor = '';
 let similarCount = 0;
 let feedback = null;
+let itemMissing = false;
 
 export function mount() {
   const back = h('a', { class: 'back-link', href: '#/search', text: '← Back' });
@@ -75,6 +76,7 @@ async function load() {
   els.photo.replaceChildren(h('div', { class: 'thumb big skeleton' }));
   similarCursor = '';
   similarCount = 0;
+  itemMissing = false;
   els.grid.replaceChildren(...skeletonCards(6));
   els.timing.textContent = '';
   clear(els.similarError);
@@ -86,6 +88,13 @@ async function load() {
     if (err && err.name === 'AbortError') return;
     els.photo.replaceChildren();
     els.error.replaceChildren(errorBox(plainError(err), err.message));
+    // One message is enough: similar items of a missing item fail for the same reason.
+    if (err.status === 404) {
+      itemMissing = true;
+      els.grid.replaceChildren();
+      clear(els.similarError);
+      els.more.hidden = true;
+    }
   }
 }
 
@@ -144,7 +153,7 @@ async function loadSimilar(append) {
     const t = res.timings_ms || {};
     els.timing.textContent = typeof t.total === 'number' ? `search ${fmtMs(t.search)} · total ${fmtMs(t.total)}` : '';
   } catch (err) {
-    if (err && err.name === 'AbortError') return;
+    if ((err && err.name === 'AbortError') || itemMissing) return;
     if (!append) els.grid.replaceChildren();
     els.similarError.replaceChildren(errorBox(plainError(err), err.message));
   } finally {

@@ -195,6 +195,11 @@ function renderSummary(collection, filter) {
   const nf = Object.keys(filter).length;
   if (nf) parts.push(`with ${nf} ${nf === 1 ? 'filter' : 'filters'}`);
   els.summary.textContent = parts.join(' ') + (n === 0 && nf ? '. Try removing a filter.' : '');
+  const info = state.collections.find((c) => c.name === collection);
+  if (n === 0 && !nf && (!info || !info.count)) {
+    els.summary.textContent = `The collection “${collection}” has no photos yet. `;
+    els.summary.append(h('a', { href: '#/catalog', text: 'Add photos in the catalog' }), '.');
+  }
 }
 
 function renderTiming(res) {
