@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -395,6 +396,58 @@ func TestQualityLive(t *testing.T) {
 	for _, want := range []string{`lookalike_quality_probe_precision{set="ukprobes"} 1`, `lookalike_quality_top1_score_count{collection="default"} 1`, `lookalike_quality_ann_recall{collection="default"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestQualityConfigsNameRealMetrics: every lookalike_quality_* series the example alert rules and
+// the Grafana dashboard query is one this package registers.
+func TestQualityConfigsNameRealMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newQualityMetrics(reg)
+	// Touch every vector so Gather reports it.
+	m.recall.WithLabelValues("c")
+	m.recallHist.WithLabelValues("c").Observe(1)
+	m.recallSamples.WithLabelValues("c", "measured")
+	m.dropped.WithLabelValues("observe")
+	m.precision.WithLabelValues("c")
+	m.ctr.WithLabelValues("c")
+	m.feedback.WithLabelValues("c", "judged")
+	m.probePrecision.WithLabelValues("s")
+	m.probeRuns.WithLabelValues("s")
+	m.probeLastRun.WithLabelValues("s")
+	m.queries.WithLabelValues("c")
+	m.top1.WithLabelValues("c").Observe(1)
+	m.lowScore.WithLabelValues("c")
+	m.lowShare.WithLabelValues("c")
+	m.centroid.WithLabelValues("c")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, f := range families {
+		known[f.GetName()] = true
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			for _, s := range []string{"_bucket", "_count", "_sum"} {
+				known[f.GetName()+s] = true
+			}
+		}
+	}
+	name := regexp.MustCompile(`lookalike_quality_[a-z0-9_]+`)
+	for _, file := range []string{"../configs/prometheus-alerts.yaml", "../configs/grafana-dashboard.json"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		used := name.FindAllString(string(b), -1)
+		if len(used) < 5 {
+			t.Fatalf("%s names only %d quality metrics", file, len(used))
+		}
+		for _, u := range used {
+			if !known[u] {
+				t.Errorf("%s uses %s, which the server does not export", file, u)
+			}
 		}
 	}
 }
