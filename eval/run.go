@@ -126,8 +126,38 @@ type Metrics struct {
 	KNNAccuracy  *float64           `json:"knn_accuracy,omitempty"`
 	// PerGroup is precision@k and mAP@k (k = the largest cut-off) by class, for labelled datasets.
 	PerGroup map[string]GroupMetrics `json:"per_group,omitempty"`
+	// Top1Score is the distribution of each query's best score (the query itself excluded), the
+	// figure quality.min_score is set against.
+	Top1Score *ScoreStats `json:"top1_score,omitempty"`
 	// QPS is queries per second of this mode (single caller, query expansion included).
 	QPS float64 `json:"qps"`
+}
+
+// ScoreStats summarise cosine scores.
+type ScoreStats struct {
+	Mean float64 `json:"mean"`
+	P10  float64 `json:"p10"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+}
+
+func scoreStats(v []float64) *ScoreStats {
+	var xs []float64
+	for _, x := range v {
+		if !math.IsNaN(x) {
+			xs = append(xs, x)
+		}
+	}
+	if len(xs) == 0 {
+		return nil
+	}
+	sort.Float64s(xs)
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	q := func(p float64) float64 { return xs[min(int(p*float64(len(xs))), len(xs)-1)] }
+	return &ScoreStats{Mean: sum / float64(len(xs)), P10: q(.1), P50: q(.5), P90: q(.9)}
 }
 
 // GroupMetrics are one class's figures.
@@ -581,6 +611,7 @@ func searchAll(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Colle
 	}
 	rankings := make([][]string, len(ds.Queries))
 	tops := make([][]string, len(ds.Queries))
+	bests := make([]float64, len(ds.Queries))
 	stage := "search (hnsw)"
 	if exact {
 		stage = "search (exact)"
@@ -597,12 +628,12 @@ func searchAll(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Colle
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				ids, top, err := runQuery(ctx, ds.Queries[i], ds.IncludeSelf, vs, col, c, o.Depth, exact)
+				ids, top, best, err := runQuery(ctx, ds.Queries[i], ds.IncludeSelf, vs, col, c, o.Depth, exact)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
 				}
-				rankings[i], tops[i] = ids, top
+				rankings[i], tops[i], bests[i] = ids, top, best
 				done++
 				if o.Progress != nil && (done%100 == 0 || done == len(ds.Queries)) {
 					o.Progress(stage, done, len(ds.Queries))
@@ -629,6 +660,7 @@ feed:
 		return Metrics{}, nil, err
 	}
 	m := score(ds, rankings, groupOf, groupSize, o)
+	m.Top1Score = scoreStats(bests)
 	if elapsed > 0 {
 		m.QPS = float64(len(ds.Queries)) / elapsed
 	}
@@ -667,13 +699,14 @@ func annRecall(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Colle
 }
 
 // runQuery returns the ranked ids of one query (nil when its image could not be embedded).
-func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col *index.Collection, c Config, depth int, exact bool) (ranking, top10 []string, err error) {
+func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col *index.Collection, c Config, depth int, exact bool) (ranking, top10 []string, best float64, err error) {
 	vec := vs.queries[q.ID]
 	if q.Self != "" {
 		vec = vs.db[q.Self]
 	}
+	best = math.NaN()
 	if vec == nil {
-		return nil, nil, nil
+		return nil, nil, best, nil
 	}
 	opts := index.SearchOptions{K: depth, Ef: c.Ef, Exact: exact}
 	if q.Self != "" && !includeSelf {
@@ -681,10 +714,16 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 	}
 	res, err := col.Search(ctx, vec, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("eval: search %s: %w", q.ID, err)
+		return nil, nil, best, fmt.Errorf("eval: search %s: %w", q.ID, err)
 	}
 	for _, r := range res[:min(10, len(res))] {
 		top10 = append(top10, r.ID)
+	}
+	for _, r := range res {
+		if r.ID != q.Self {
+			best = float64(r.Score)
+			break
+		}
 	}
 	if c.QE > 0 && len(res) > 0 {
 		sum := make([]float32, len(vec))
@@ -695,14 +734,14 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 			}
 		}
 		if res, err = col.Search(ctx, sum, opts); err != nil {
-			return nil, nil, fmt.Errorf("eval: search %s (query expansion): %w", q.ID, err)
+			return nil, nil, best, fmt.Errorf("eval: search %s (query expansion): %w", q.ID, err)
 		}
 	}
 	ranking = make([]string, len(res))
 	for i, r := range res {
 		ranking[i] = r.ID
 	}
-	return ranking, top10, nil
+	return ranking, top10, best, nil
 }
 
 // score turns rankings into metrics.

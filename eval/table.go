@@ -61,6 +61,14 @@ func WriteTable(w io.Writer, reports []Report) error {
 		if m0.KNNAccuracy != nil {
 			row(mode.name+" k-NN accuracy", val(func(m *Metrics) string { return f3(*m.KNNAccuracy) }))
 		}
+		if m0.Top1Score != nil {
+			row(mode.name+" top-1 score p10/p50/p90", val(func(m *Metrics) string {
+				if m.Top1Score == nil {
+					return "-"
+				}
+				return fmt.Sprintf("%.3f/%.3f/%.3f", m.Top1Score.P10, m.Top1Score.P50, m.Top1Score.P90)
+			}))
+		}
 		row(mode.name+" queries/s", val(func(m *Metrics) string { return fmt.Sprintf("%.0f", m.QPS) }))
 	}
 	if r0.ANNRecall != nil {
