@@ -81,7 +81,9 @@ type Embedding struct {
 	// FeatureMap is the dequantized [C,H,W] map of ModelSpec.FeatureMapTensor (nil when unset).
 	FeatureMap      []float32
 	FeatureMapShape [3]int
-	Err             error
+	// Batch is how many images (from any callers) shared the inference run.
+	Batch int
+	Err   error
 }
 
 // Label is an ImageNet class.
@@ -190,7 +192,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	dirs := locate.ModelDirs(opts.ModelDirs...)
 	path, err := locate.File(spec.File, dirs)
 	if err != nil {
-		return nil, fmt.Errorf("%w: model file: %v", ErrModel, err)
+		return nil, fmt.Errorf("%w: model file: %w", ErrModel, err)
 	}
 	m, sum, _, err := readModel(path)
 	if err != nil {
@@ -212,7 +214,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if spec.LabelsFile != "" && spec.LogitsOutput != "" {
 		lp, err := locate.File(spec.LabelsFile, dirs)
 		if err != nil {
-			return nil, fmt.Errorf("%w: labels: %v", ErrModel, err)
+			return nil, fmt.Errorf("%w: labels: %w", ErrModel, err)
 		}
 		if labels, err = readLabels(lp); err != nil {
 			return nil, fmt.Errorf("%w: labels: %v", ErrModel, err)
@@ -544,6 +546,7 @@ func (e *Engine) worker(s *ort.DynamicAdvancedSession) {
 				j.out.Vector, j.out.Labels = outs[i].Vector, outs[i].Labels
 				j.out.FeatureMap, j.out.FeatureMapShape = outs[i].FeatureMap, outs[i].FeatureMapShape
 				j.out.Timings.Inference = outs[i].Timings.Inference
+				j.out.Batch = len(batch)
 			}
 			j.done <- struct{}{}
 		}

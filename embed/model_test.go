@@ -6,11 +6,12 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
-
-	"github.com/lookalike/lookalike/internal/locate"
+	"time"
 )
 
 func modelPath(t testing.TB) string {
@@ -206,6 +207,7 @@ func TestModelErrors(t *testing.T) {
 		want string
 	}{
 		{"missing file", func(s *ModelSpec) { s.File = filepath.Join(dir, "absent.onnx") }, "absent.onnx"},
+		{"missing labels", func(s *ModelSpec) { s.LabelsFile = filepath.Join(dir, "absent.txt") }, "absent.txt"},
 		{"wrong checksum", func(s *ModelSpec) { s.SHA256 = strings.Repeat("ab", 32) }, "sha256"},
 		{"garbage file", func(s *ModelSpec) { s.File, s.SHA256 = garbage, "" }, "garbage.onnx"},
 		{"truncated file", func(s *ModelSpec) { s.File, s.SHA256 = truncated, "" }, "truncated.onnx"},
@@ -271,17 +273,55 @@ func TestDevice(t *testing.T) {
 	}
 }
 
+// TestRuntimeMissing runs in a child process: the ONNX Runtime environment is process-wide, and
+// this process has already loaded the real library.
 func TestRuntimeMissing(t *testing.T) {
-	// Only meaningful before any Engine loaded the library in this process.
-	if ortEnv.refs > 0 || sharedEngine != nil {
-		t.Skip("ONNX Runtime already loaded in this test process")
+	if os.Getenv("LOOKALIKE_CHILD_RUNTIME") == "1" {
+		_, err := New(context.Background(), Options{RuntimeLibrary: "/nonexistent/libonnxruntime.so.1"})
+		if !errors.Is(err, ErrRuntime) || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("missing runtime: %q, want ErrRuntime on one line", err)
+		}
+		return
 	}
-	_, err := New(context.Background(), Options{RuntimeLibrary: filepath.Join(t.TempDir(), "libnope.so")})
-	if errors.Is(err, locate.ErrNotFound) {
-		t.Skip(err)
+	modelPath(t)
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestRuntimeMissing$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LOOKALIKE_CHILD_RUNTIME=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("child: %v\n%s", err, out)
 	}
-	if !errors.Is(err, ErrRuntime) {
-		t.Errorf("missing runtime: %v, want ErrRuntime", err)
+}
+
+// TestDynamicBatching: concurrent single-image callers share inference runs when MaxBatch > 1.
+func TestDynamicBatching(t *testing.T) {
+	testEngine(t)
+	e, err := New(context.Background(), Options{Workers: 1, MaxBatch: 8, MaxBatchWait: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	photo := readPhoto(t, "ukbench00000.jpg")
+	var wg sync.WaitGroup
+	batches := make([]int, 8)
+	for i := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := e.Embed(context.Background(), []Image{{Data: photo}})
+			if err == nil && r[0].Err == nil {
+				batches[i] = r[0].Batch
+			}
+		}()
+	}
+	wg.Wait()
+	maxB := 0
+	for _, b := range batches {
+		if b == 0 {
+			t.Fatalf("a caller failed: batches %v", batches)
+		}
+		maxB = max(maxB, b)
+	}
+	if maxB < 2 {
+		t.Errorf("8 concurrent callers never shared a run (batch sizes %v)", batches)
 	}
 }
 
