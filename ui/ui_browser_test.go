@@ -363,6 +363,7 @@ func TestCatalogUploadAndDelete(t *testing.T) {
 	b.do("metadata", 10*time.Second, chromedp.SetValue(chromedp.CSS("#upload-meta"), `{"category": "mugs", "brand": "initech", "price": 7}`))
 	b.do("choose photos", 15*time.Second, chromedp.SetUploadFiles(chromedp.CSS("#upload-files"), files, chromedp.NodeReady))
 	b.wait("uploads finished", `document.querySelectorAll('.upload-row[data-state=done]').length === 2 || document.querySelector('.upload-row[data-state=error]')`, 60*time.Second)
+	b.wait("grid reloaded after the uploads", `!document.querySelector('#catalog-items[aria-busy]')`, 30*time.Second)
 	if msg := b.text(".upload-row[data-state=error]"); msg != "" {
 		t.Fatalf("upload failed: %s", msg)
 	}
@@ -380,7 +381,9 @@ func TestCatalogUploadAndDelete(t *testing.T) {
 		t.Errorf("GET item %s: HTTP %d, metadata %v; want category mugs", ids[0], code, item.Metadata)
 	}
 	// More items than one page: the grid offers Load more, and it brings new cards.
-	b.wait("catalog grid", `document.querySelectorAll('#catalog-items .card').length === 30`, 15*time.Second)
+	if n := eval[int](b, `document.querySelectorAll('#catalog-items .card').length`); n != 30 {
+		t.Errorf("catalog grid shows %d items, want a first page of 30", n)
+	}
 	b.do("load more", 10*time.Second, chromedp.Click(chromedp.CSS("#catalog-more")))
 	b.wait("second page", `document.querySelectorAll('#catalog-items .card').length > 30`, 15*time.Second)
 	sel := fmt.Sprintf(`#catalog-items .card[data-id="%s"]`, ids[0])

@@ -134,6 +134,7 @@ async function loadItems(append) {
     els.count.textContent = 'Loading…';
   }
   els.more.disabled = true;
+  els.grid.setAttribute('aria-busy', 'true');
   try {
     const res = await api.items(collection, { cursor: append ? cursor : '', limit: PAGE }, signal);
     const items = Array.isArray(res.items) ? res.items : [];
@@ -154,7 +155,10 @@ async function loadItems(append) {
       els.error.replaceChildren(errorBox(plainError(err), err.message));
     }
   } finally {
-    els.more.disabled = false;
+    if (!signal.aborted) {
+      els.more.disabled = false;
+      els.grid.removeAttribute('aria-busy');
+    }
   }
 }
 
@@ -340,6 +344,8 @@ function renderUploadSummary() {
 
 async function finished() {
   renderUploadSummary();
+  // The grid reloads to show the new photos; mark it busy now, not only once the reload starts.
+  els.grid.setAttribute('aria-busy', 'true');
   if (batch.done) {
     toast(`${batch.done} ${batch.done === 1 ? 'photo' : 'photos'} added${batch.failed ? `, ${batch.failed} failed` : ''}.`, batch.failed ? 'error' : 'ok');
     window.dispatchEvent(new CustomEvent('lookalike:catalogchanged'));
