@@ -368,7 +368,7 @@ func TestCatalogUploadAndDelete(t *testing.T) {
 		t.Fatalf("upload failed: %s", msg)
 	}
 	var ids []string
-	for _, id := range eval[[]string](b, `[...document.querySelectorAll('.upload-row[data-state=done] a')].map((a) => a.textContent)`) {
+	for _, id := range eval[[]string](b, `[...document.querySelectorAll('.upload-row[data-state=done] a.item-link')].map((a) => a.textContent)`) {
 		ids = append(ids, id)
 	}
 	if len(ids) != 2 {

@@ -302,7 +302,7 @@ async function uploadOne({ file, collection, metadata, row }) {
     try {
       const res = await api.upload(collection, file, { metadata, onProgress: (f) => row.progress(f) });
       const it = res.item || {};
-      const link = h('a', { href: itemHref(collection, it.id || ''), text: it.id || 'item' });
+      const link = h('a', { class: 'item-link', href: itemHref(collection, it.id || ''), text: it.id || 'item' });
       row.set('done', 'Added as', link);
       const dup = res.near_duplicate_of;
       const dupId = dup && (typeof dup === 'string' ? dup : dup.id);
