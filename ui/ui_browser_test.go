@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -499,6 +501,58 @@ func TestPasteAndDrop(t *testing.T) {
 	for _, id := range []string{"dropped-a", "dropped-b"} {
 		if code := s.getJSON(t, "/v1/collections/default/items/"+id, nil); code != http.StatusOK {
 			t.Errorf("GET dropped item %s: HTTP %d, want 200 (the id comes from the file name)", id, code)
+		}
+	}
+	b.noConsoleProblems()
+}
+
+// TestFolderDrop drops a folder (with a subfolder, a text file and a hidden file) on the catalog's
+// drop zone, as the operating system does: the page walks it with webkitGetAsEntry, uploads the
+// photos, skips the rest and says so.
+func TestFolderDrop(t *testing.T) {
+	s := startServer(t)
+	dir := filepath.Join(t.TempDir(), "shoot")
+	if err := os.MkdirAll(filepath.Join(dir, "shelf"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]int{"folder-a.jpg": 4*(seedGroups+5) + 0, "shelf/folder-b.jpg": 4*(seedGroups+6) + 0}
+	for name, n := range files {
+		data, err := os.ReadFile(s.photo(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, text := range map[string]string{"notes.txt": "shot list\n", ".DS_Store": "junk"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := newBrowser(t, s.URL)
+	b.open("#/catalog", "#upload-drop")
+	r := b.rect("#upload-drop")
+	x, y := r.X+r.W/2, r.Y+r.H/2
+	data := &input.DragData{Items: []*input.DragDataItem{}, Files: []string{dir}, DragOperationsMask: 1}
+	b.do("drop a folder", 15*time.Second, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+			if _, err := cdp.Call(ctx, tg, input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: x, Y: y, Data: data}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	b.wait("folder uploads", `document.querySelectorAll('.upload-row[data-state=done]').length === 2 || document.querySelector('.upload-row[data-state=error]')`, 60*time.Second)
+	rows := eval[[]string](b, `[...document.querySelectorAll('.upload-row')].map((r) => r.dataset.state + ' ' + r.querySelector('.upload-name').textContent)`)
+	slices.Sort(rows)
+	want := []string{"done shoot/folder-a.jpg", "done shoot/shelf/folder-b.jpg", "skipped shoot/notes.txt"}
+	if !slices.Equal(rows, want) {
+		t.Errorf("upload rows %q, want %q (photos uploaded, text skipped, hidden file ignored)", rows, want)
+	}
+	for _, id := range []string{"folder-a", "folder-b"} {
+		if code := s.getJSON(t, "/v1/collections/default/items/"+id, nil); code != http.StatusOK {
+			t.Errorf("GET %s: HTTP %d, want 200", id, code)
 		}
 	}
 	b.noConsoleProblems()
