@@ -941,12 +941,23 @@ func (q *qualityMonitor) refreshGauges() {
 		d    driftSummary
 	}
 	var out []pub
+	var gone []string
 	q.mu.Lock()
 	for name, c := range q.cols {
+		if _, err := q.db.Collection(name); errors.Is(err, index.ErrNotFound) {
+			delete(q.cols, name) // dropped: forget its windows and series
+			gone = append(gone, name)
+			continue
+		}
 		q.pruneFeedbackLocked(c, now)
 		out = append(out, pub{name, feedbackSummaryLocked(c, q.cfg.Limits.DefaultK), q.driftLocked(c, now)})
 	}
 	q.mu.Unlock()
+	for _, name := range gone {
+		for _, v := range []*prometheus.GaugeVec{q.m.recall, q.m.precision, q.m.ctr, q.m.lowShare, q.m.centroid} {
+			v.DeleteLabelValues(name)
+		}
+	}
 	for _, p := range out {
 		q.setFeedbackGauges(p.name, p.fb)
 		if p.d.Queries > 0 {
