@@ -451,3 +451,29 @@ func TestQualityConfigsNameRealMetrics(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFeedbackRequest: the feedback parser never panics, and what it accepts is within the limits
+// and scorable.
+func FuzzFeedbackRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"query_id":"q1","k":2,"results":[{"id":"a","relevant":true},{"id":"b","relevant":false}],"clicked":["a"]}`,
+		`{"clicked":["a"]}`, `{"results":[{"id":"a"}]}`, `{}`, `[]`, `{"k":-1}`, `{"results":[{"id":""}]}`,
+		`{"results":[{"id":"a","relevant":null}],"k":1000000}`,
+	} {
+		f.Add([]byte(s))
+	}
+	cfg := config.Default()
+	q := &qualityMonitor{cfg: cfg}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := q.parseFeedback(body)
+		if err != nil {
+			return
+		}
+		if req.K < 1 || req.K > cfg.Limits.MaxK || len(req.Results) > cfg.Limits.MaxK || len(req.Results)+len(req.Clicked) == 0 {
+			t.Fatalf("accepted out-of-limits request %+v", req)
+		}
+		if p, ok := feedbackPrecision(req.Results, req.K); ok && (p < 0 || p > 1) {
+			t.Fatalf("precision %v", p)
+		}
+	})
+}

@@ -304,18 +304,20 @@ func ParseIdxImages(r io.Reader, limit int) (imgs [][]byte, cols, rows int, err 
 		return nil, 0, 0, fmt.Errorf("%w: idx images: magic %#x, want 0x803", ErrDataset, hdr[0])
 	}
 	n, rows, cols := int(hdr[1]), int(hdr[2]), int(hdr[3])
-	if rows <= 0 || cols <= 0 || rows*cols > 1<<20 || n < 0 {
+	if rows <= 0 || cols <= 0 || rows > 1<<12 || cols > 1<<12 || rows*cols > 1<<20 || n < 0 {
 		return nil, 0, 0, fmt.Errorf("%w: idx images: bad shape %dx%dx%d", ErrDataset, n, rows, cols)
 	}
 	if limit > 0 && limit < n {
 		n = limit
 	}
-	imgs = make([][]byte, n)
-	for i := range imgs {
-		imgs[i] = make([]byte, rows*cols)
-		if _, err := io.ReadFull(r, imgs[i]); err != nil {
+	// The header's count is not trusted for allocation: a short file fails at its end instead.
+	imgs = make([][]byte, 0, min(n, 1<<16))
+	for i := range n {
+		im := make([]byte, rows*cols)
+		if _, err := io.ReadFull(r, im); err != nil {
 			return nil, 0, 0, fmt.Errorf("%w: idx images: image %d: %v", ErrDataset, i, err)
 		}
+		imgs = append(imgs, im)
 	}
 	return imgs, cols, rows, nil
 }
@@ -333,9 +335,9 @@ func ParseIdxLabels(r io.Reader, limit int) ([]byte, error) {
 	if limit > 0 && limit < n {
 		n = limit
 	}
-	out := make([]byte, n)
-	if _, err := io.ReadFull(r, out); err != nil {
-		return nil, fmt.Errorf("%w: idx labels: %v", ErrDataset, err)
+	out, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil || len(out) != n {
+		return nil, fmt.Errorf("%w: idx labels: want %d labels, file holds %d (%v)", ErrDataset, n, len(out), err)
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"bytes"
 	"math"
 	"testing"
 )
@@ -112,4 +113,27 @@ func TestJudge(t *testing.T) {
 			t.Fatalf("Judge = %v, want %v", got, want)
 		}
 	}
+}
+
+// FuzzIdx: the idx parsers never panic and never return more than asked.
+func FuzzIdx(f *testing.F) {
+	f.Add([]byte{0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4}, 0)
+	f.Add([]byte{0, 0, 8, 1, 0, 0, 0, 2, 7, 9}, 1)
+	f.Add([]byte{0, 0, 8, 3, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0x10, 0, 0, 0, 0x10, 0}, 0)
+	f.Fuzz(func(t *testing.T, b []byte, limit int) {
+		limit %= 100
+		if imgs, w, h, err := ParseIdxImages(bytes.NewReader(b), limit); err == nil {
+			for _, im := range imgs {
+				if len(im) != w*h {
+					t.Fatalf("image of %d bytes, want %dx%d", len(im), w, h)
+				}
+			}
+			if limit > 0 && len(imgs) > limit {
+				t.Fatalf("%d images, limit %d", len(imgs), limit)
+			}
+		}
+		if labels, err := ParseIdxLabels(bytes.NewReader(b), limit); err == nil && limit > 0 && len(labels) > limit {
+			t.Fatalf("%d labels, limit %d", len(labels), limit)
+		}
+	})
 }
