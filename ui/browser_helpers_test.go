@@ -51,12 +51,19 @@ type browser struct {
 	ctx  context.Context
 	base string
 
+	label string // tells the screenshots of a test's second browser apart
+
 	// viewportOnly makes screenshots show the viewport, not the whole page (phone-sized tours).
 	viewportOnly bool
 
 	mu      sync.Mutex
 	console []chromedp.ConsoleMessage
 }
+
+var (
+	browsersMu sync.Mutex
+	browsers   = map[string]int{} // browsers started per test
+)
 
 func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
@@ -75,6 +82,12 @@ func newBrowser(t *testing.T, base string) *browser {
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(cancel)
 	b := &browser{t: t, ctx: ctx, base: strings.TrimSuffix(base, "/")}
+	browsersMu.Lock()
+	browsers[t.Name()]++
+	if n := browsers[t.Name()]; n > 1 {
+		b.label = fmt.Sprintf("-tab%d", n)
+	}
+	browsersMu.Unlock()
 	start, scancel := context.WithTimeout(ctx, 60*time.Second)
 	defer scancel()
 	if err := chromedp.Do(ctx, b.limit(start)); err != nil {
@@ -178,7 +191,7 @@ func (b *browser) screenshot(name string) string {
 		b.t.Logf("screenshot: %v", err)
 		return ""
 	}
-	safe := strings.NewReplacer("/", "_", " ", "_").Replace(b.t.Name() + "-" + name)
+	safe := strings.NewReplacer("/", "_", " ", "_").Replace(b.t.Name() + b.label + "-" + name)
 	path := filepath.Join(dir, safe+".png")
 	if err := os.WriteFile(path, buf, 0o644); err != nil {
 		b.t.Logf("screenshot: %v", err)

@@ -65,6 +65,23 @@ func newMockAPI(canned bool) *httptest.Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/collections", m.collections)
+	mux.HandleFunc("POST /v1/collections", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Name string `json:"name"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Name == "" {
+			writeErr(w, 400, "invalid_name", "name is required", nil)
+			return
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if _, ok := m.items[req.Name]; ok {
+			writeErr(w, 409, "already_exists", "collection exists", nil)
+			return
+		}
+		m.items[req.Name] = []*mockItem{}
+		writeJSON(w, 201, map[string]any{"name": req.Name, "count": 0})
+	})
 	mux.HandleFunc("GET /v1/collections/{c}/fields", m.fields)
 	mux.HandleFunc("GET /v1/collections/{c}/items", m.list)
 	mux.HandleFunc("POST /v1/collections/{c}/items", m.upload)
@@ -375,6 +392,13 @@ func (m *mockServer) thumbnail(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *mockServer) upload(w http.ResponseWriter, r *http.Request) {
+	m.mu.Lock()
+	_, exists := m.items[r.PathValue("c")]
+	m.mu.Unlock()
+	if !exists {
+		writeErr(w, 404, "collection_not_found", "no collection named "+r.PathValue("c"), nil)
+		return
+	}
 	f, hdr, err := r.FormFile("image")
 	if err != nil {
 		writeErr(w, 400, "missing_image", "multipart field image is required", nil)

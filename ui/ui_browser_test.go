@@ -557,3 +557,51 @@ func TestFolderDrop(t *testing.T) {
 	}
 	b.noConsoleProblems()
 }
+
+// TestCollections creates a collection on the catalog page, uploads into it, opens its item by a
+// deep link while another collection is selected, and switches back with the header picker.
+func TestCollections(t *testing.T) {
+	s := startServer(t)
+	name := fmt.Sprintf("second-%d", time.Now().UnixNano()%1e6)
+	b := newBrowser(t, s.URL)
+	b.open("#/catalog", "#catalog-items .card")
+	b.do("create a collection", 15*time.Second,
+		chromedp.SendKeys(chromedp.CSS("#new-collection"), name+kb.Enter))
+	b.wait("new collection selected", fmt.Sprintf(`document.querySelector('.collection-card[aria-pressed=true]') &&
+		document.querySelector('.collection-card[aria-pressed=true]').dataset.name === %s && document.querySelector('#collection').value === %s`, quote(name), quote(name)), 15*time.Second)
+	if got := b.text(".collection-card[aria-pressed=true] .collection-count"); got != "0 items" {
+		t.Errorf("new collection card says %q, want 0 items", got)
+	}
+	b.upload("#upload-files", s.photo(4*(seedGroups+7)))
+	b.wait("upload", `document.querySelector('.upload-row[data-state=done] a.item-link') || document.querySelector('.upload-row[data-state=error]')`, 60*time.Second)
+	if msg := b.text(".upload-row[data-state=error]"); msg != "" {
+		t.Fatalf("upload into %s failed: %s", name, msg)
+	}
+	id := b.text(".upload-row[data-state=done] a.item-link")
+	var list struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	if code := s.getJSON(t, "/v1/collections/"+name+"/items", &list); code != http.StatusOK || len(list.Items) != 1 || list.Items[0].ID != id {
+		t.Errorf("GET %s items: HTTP %d %+v, want just %s", name, code, list, id)
+	}
+
+	// A fresh tab remembers the choice; pick default again, then deep-link into the new collection.
+	b2 := newBrowser(t, s.URL)
+	b2.open("#/search", "#search-drop")
+	b2.do("pick default", 10*time.Second,
+		chromedp.SetValue(chromedp.CSS("#collection"), "default"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#collection').dispatchEvent(new Event('change'))`))
+	b2.open("#/item/"+name+"/"+id, "#item-meta dd")
+	b2.wait("item of the other collection", fmt.Sprintf(`location.hash.startsWith('#/item/') && document.querySelector('#collection').value === %s`, quote(name)), 10*time.Second)
+	if crumbs := b2.text("#item-crumbs"); !strings.Contains(crumbs, name) {
+		t.Errorf("item crumbs %q, want the collection %s", crumbs, name)
+	}
+	b2.do("switch back", 10*time.Second,
+		chromedp.SetValue(chromedp.CSS("#collection"), "default"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#collection').dispatchEvent(new Event('change'))`))
+	b2.wait("back on search", `location.hash === '#/search'`, 10*time.Second)
+	b.noConsoleProblems()
+	b2.noConsoleProblems()
+}

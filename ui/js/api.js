@@ -22,10 +22,15 @@ function parseError(status, text, retryAfter) {
   return new ApiError(status, e.code, e.message || fallback, e.details, retryAfter);
 }
 
-async function request(method, path, { body, signal } = {}) {
+async function request(method, path, { body, signal, json } = {}) {
   let res;
+  const headers = { Accept: 'application/json' };
+  if (json !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    body = JSON.stringify(json);
+  }
   try {
-    res = await fetch(path, { method, body, signal, headers: { Accept: 'application/json' } });
+    res = await fetch(path, { method, body, signal, headers });
   } catch (err) {
     if (err && err.name === 'AbortError') throw err;
     throw new ApiError(0, 'network', 'The server could not be reached.');
@@ -53,6 +58,7 @@ const col = (c) => `/v1/collections/${enc(c)}`;
 
 export const api = {
   collections: (signal) => request('GET', '/v1/collections', { signal }),
+  createCollection: (name) => request('POST', '/v1/collections', { json: { name } }),
   fields: (c, signal) => request('GET', `${col(c)}/fields`, { signal }),
   items: (c, { cursor, limit } = {}, signal) =>
     request('GET', `${col(c)}/items${query({ cursor, limit })}`, { signal }),
@@ -138,6 +144,9 @@ export function plainError(err) {
   if (has('read_only', 'storage')) return 'The catalog cannot be changed right now: its storage is not writable.';
   if (err.status === 503) return 'The server is not ready yet (it may still be loading). Please try again shortly.';
   if (err.status === 404) return has('collection') ? 'This collection does not exist yet.' : 'Not found: it may have been deleted.';
+  if (has('already_exists')) return 'That name is already taken.';
+  if (has('invalid_name')) return 'That name cannot be used. Use letters, digits, dots, dashes or underscores.';
+  if (has('fingerprint_mismatch')) return 'This collection was built with a different model than the server runs, so it cannot be searched or extended.';
   if (err.status === 409) return 'This conflicts with what is already stored.';
   if (err.code === 'network') return 'The server could not be reached. Check that Lookalike is running.';
   if (err.status === 400) return 'The request was not accepted.';

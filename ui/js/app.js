@@ -66,7 +66,6 @@ function start() {
   onCollectionChange(() => {
     const entry = current && mounted.get(current.name);
     if (entry && entry.page.collectionChanged) entry.page.collectionChanged();
-    else if (current && current.name === 'item') location.hash = '#/search';
   });
   window.addEventListener('hashchange', route);
   route();

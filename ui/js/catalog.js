@@ -20,18 +20,32 @@ let batch = { done: 0, failed: 0 };
 
 export function mount() {
   const collections = h('ul', { class: 'collections', id: 'collections', 'aria-label': 'Collections' });
-  const newName = h('input', { type: 'text', id: 'new-collection', placeholder: 'new-collection', pattern: '[A-Za-z0-9_.-]{1,64}', 'aria-label': 'New collection name', autocomplete: 'off' });
+  const newName = h('input', { type: 'text', id: 'new-collection', placeholder: 'new-collection', pattern: '[A-Za-z0-9_.\\-]{1,64}', 'aria-label': 'New collection name', autocomplete: 'off' });
   const newForm = h('form', { class: 'new-collection' }, newName, h('button', { type: 'submit', class: 'button', text: 'New collection' }));
-  newForm.addEventListener('submit', (e) => {
+  newForm.addEventListener('submit', async (e) => {
     e.preventDefault();
     const name = newName.value.trim();
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
       toast('Use 1 to 64 letters, digits, dots, dashes or underscores for a collection name.', 'error');
       return;
     }
+    const button = newForm.querySelector('button');
+    button.disabled = true;
+    try {
+      await api.createCollection(name);
+      toast(`Collection “${name}” created.`, 'ok');
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 'already_exists')) {
+        toast(`${plainError(err)} ${err.message || ''}`.trim(), 'error');
+        return;
+      }
+    } finally {
+      button.disabled = false;
+    }
     newName.value = '';
+    await refreshCollections();
     setCollection(name);
-    toast(`Collection “${name}” is selected. Upload photos to create it.`);
+    renderCollections();
   });
 
   const files = h('input', { type: 'file', id: 'upload-files', accept: 'image/*', multiple: true, class: 'visually-hidden' });
@@ -110,11 +124,10 @@ export function collectionChanged() {
 
 function renderCollections() {
   const list = state.collections.slice();
-  if (!list.some((c) => c.name === state.collection)) list.unshift({ name: state.collection, count: 0, pending: true });
   els.collections.replaceChildren(...list.map((c) => {
-    const b = h('button', { type: 'button', class: 'collection-card', 'aria-pressed': String(c.name === state.collection) },
+    const b = h('button', { type: 'button', class: 'collection-card', 'aria-pressed': String(c.name === state.collection), dataset: { name: c.name } },
       h('span', { class: 'collection-name', text: c.name }),
-      h('span', { class: 'collection-count', text: c.pending ? 'new' : `${fmtNumber(c.count || 0)} ${c.count === 1 ? 'item' : 'items'}` }),
+      h('span', { class: 'collection-count', text: `${fmtNumber(c.count || 0)} ${c.count === 1 ? 'item' : 'items'}` }),
       c.model ? h('span', { class: 'collection-model', text: `${c.model}${c.dims ? ` · ${c.dims}d` : ''}` }) : null);
     b.addEventListener('click', () => setCollection(c.name));
     return h('li', null, b);

@@ -57,6 +57,12 @@ export function show({ collection, id }) {
   load();
 }
 
+// collectionChanged leaves the item page when the user picks another collection in the header;
+// opening an item of another collection selects that collection and stays.
+export function collectionChanged() {
+  if (current && state.collection !== current.collection) location.hash = '#/search';
+}
+
 export function hide() {
   if (controller) controller.abort();
   current = null;

@@ -33,6 +33,13 @@ export async function refreshCollections() {
     state.collections = Array.isArray(res.collections) ? res.collections : [];
   } catch {
     state.collections = state.collections || [];
+    syncPicker();
+    return state.collections;
+  }
+  // A remembered collection that is gone (deleted, or another server) falls back to the default.
+  const names = state.collections.map((c) => c.name);
+  if (names.length && !names.includes(state.collection)) {
+    setCollection(names.includes('default') ? 'default' : names[0]);
   }
   syncPicker();
   return state.collections;
