@@ -153,7 +153,7 @@ func (e *Engine) modelOnly(ctx context.Context, tensor []float32, d time.Duratio
 			b := append([]float32(nil), buf...)
 			out := make([]Embedding, bs)
 			for time.Since(start) < d && ctx.Err() == nil {
-				if err := e.run(s, b, out, 0); err != nil {
+				if err := e.run(s, b, out); err != nil {
 					once.Do(func() { firstErr = err })
 					return
 				}

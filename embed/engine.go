@@ -135,9 +135,6 @@ var ortEnv struct {
 	lib  string
 }
 
-// ErrRuntime: the ONNX Runtime shared library cannot be loaded or initialised.
-var ErrRuntime = errors.New("embed: ONNX Runtime unavailable")
-
 func acquireORT(lib string) error {
 	ortEnv.Lock()
 	defer ortEnv.Unlock()
@@ -278,8 +275,8 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 			e.opts = opts
 			continue
 		}
-		if useCUDA {
-			return nil, fmt.Errorf("%w: %v", ErrNoGPU, err)
+		if useCUDA && !errors.Is(err, ErrNoGPU) {
+			return nil, fmt.Errorf("%w: %w", ErrNoGPU, err)
 		}
 		return nil, err
 	}
@@ -392,7 +389,7 @@ func (e *Engine) warmUp(ctx context.Context) error {
 		}
 		bs := e.opts.MaxBatch
 		out := make([]Embedding, bs)
-		if err := e.run(s, make([]float32, bs*n), out, 0); err != nil {
+		if err := e.run(s, make([]float32, bs*n), out); err != nil {
 			return err
 		}
 		if out[0].Err != nil {
@@ -403,7 +400,7 @@ func (e *Engine) warmUp(ctx context.Context) error {
 }
 
 // run infers a batch of len(out) images held in buf and fills out.
-func (e *Engine) run(s *ort.DynamicAdvancedSession, buf []float32, out []Embedding, _ int) error {
+func (e *Engine) run(s *ort.DynamicAdvancedSession, buf []float32, out []Embedding) error {
 	bs := len(out)
 	S := int64(e.spec.InputSize)
 	shape := ort.NewShape(int64(bs), 3, S, S)
@@ -535,7 +532,7 @@ func (e *Engine) worker(s *ort.DynamicAdvancedSession) {
 		for i := range batch {
 			outs[i] = Embedding{}
 		}
-		err := e.run(s, in, outs[:len(batch)], 0)
+		err := e.run(s, in, outs[:len(batch)])
 		for _, j := range batch {
 			e.putBuf(j.tensor)
 		}

@@ -25,6 +25,8 @@ var (
 	// ErrModel: the model file is missing, corrupt, fails its checksum, or its graph does not match
 	// the ModelSpec (input name or shape, embedding tensor).
 	ErrModel = errors.New("embed: bad model")
+	// ErrRuntime: the ONNX Runtime shared library cannot be loaded or initialised.
+	ErrRuntime = errors.New("embed: ONNX Runtime unavailable")
 	// ErrClosed: the Engine was closed.
 	ErrClosed = errors.New("embed: engine closed")
 )
