@@ -133,7 +133,7 @@ func Default() Config {
 		},
 		Embed:   Embed{Device: "auto"},
 		Model:   embed.DefaultModelSpec(),
-		Quality: Quality{RecallSampleRate: 0.01, FeedbackWindow: time.Hour, MinScore: 0.3},
+		Quality: Quality{RecallSampleRate: 0.01, FeedbackWindow: time.Hour, MinScore: 0.75},
 		Demo:    Demo{Mode: "auto"},
 		Log:     Log{Level: "info", Format: "text"},
 	}
