@@ -78,7 +78,16 @@ export function createCropper({ onChange }) {
     if (el.hasPointerCapture(e.pointerId)) el.releasePointerCapture(e.pointerId);
     if (crop && (crop.w < MIN_FRACTION || crop.h < MIN_FRACTION)) crop = wasMove ? crop : null;
     layout();
-    onChange(api.pixels());
+    report();
+  };
+  // report tells the page about a new region; a click that changes nothing runs no search.
+  let reported = 'null';
+  const report = () => {
+    const px = api.pixels();
+    const key = JSON.stringify(px);
+    if (key === reported) return;
+    reported = key;
+    onChange(px);
   };
   el.addEventListener('pointerup', end);
   el.addEventListener('pointercancel', end);
@@ -110,7 +119,7 @@ export function createCropper({ onChange }) {
     layout();
     // Debounce so holding an arrow key runs one search when the key is released.
     clearTimeout(keyTimer);
-    keyTimer = setTimeout(() => onChange(api.pixels()), 450);
+    keyTimer = setTimeout(report, 450);
   });
 
   const api = {
@@ -118,11 +127,13 @@ export function createCropper({ onChange }) {
     img,
     setSource(url) {
       crop = null;
+      reported = 'null';
       layout();
       img.src = url;
     },
     clear() {
       crop = null;
+      reported = 'null';
       layout();
     },
     // set takes a region in image pixels (used by tests and by restoring state).
