@@ -17,7 +17,7 @@ import (
 // LOOKALIKE_UI_SHOTS=mock, against the real server (seeded with UKBench) with LOOKALIKE_UI_SHOTS=real.
 func TestScreenshots(t *testing.T) {
 	mode := os.Getenv("LOOKALIKE_UI_SHOTS")
-	var base, itemID, xss, photo string
+	var base, itemID, xss, photo, upload string
 	switch mode {
 	case "mock":
 		base, itemID, xss = newMockServer(t).URL, "sku-1007", "xss-1"
@@ -25,9 +25,19 @@ func TestScreenshots(t *testing.T) {
 		if err := os.WriteFile(photo, drawThumb(0.1, 3), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		upload = photo
 	case "real":
 		s := startServer(t)
 		base, itemID, xss, photo = s.URL, seedID(4), xssID, s.photo(3)
+		// Upload a photo of an object the other tests do not use, under its own id.
+		data, err := os.ReadFile(s.photo(4 * (seedGroups + 8)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		upload = filepath.Join(t.TempDir(), "tour-upload.jpg")
+		if err := os.WriteFile(upload, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	default:
 		t.Skip("set LOOKALIKE_UI_SHOTS=mock or =real to take screenshots of every page")
 	}
@@ -71,7 +81,7 @@ func TestScreenshots(t *testing.T) {
 			b.open("#/item/default/"+xss, "#item-meta dt")
 			b.screenshot("item-xss")
 			b.open("#/catalog", "#catalog-items .card")
-			b.upload("#upload-files", photo)
+			b.upload("#upload-files", upload)
 			b.wait("upload done", "document.querySelector('.upload-row[data-state=done]')", 10*time.Second)
 			time.Sleep(500 * time.Millisecond)
 			b.screenshot("catalog")

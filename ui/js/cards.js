@@ -39,7 +39,7 @@ export function scoreBar(score) {
   const fill = h('span', { class: 'bar-fill' });
   // CSSOM writes are allowed by the CSP (style attributes in markup are not).
   fill.style.width = `${pct.toFixed(1)}%`;
-  const tone = pct >= 85 ? 'high' : pct >= 65 ? 'mid' : 'low';
+  const tone = pct >= 80 ? 'high' : pct >= 60 ? 'mid' : 'low';
   return h('div', { class: `score ${tone}` },
     h('span', { class: 'score-pct', text: `${pct.toFixed(1)}%` }),
     h('span', {
