@@ -691,7 +691,8 @@ func (c *Collection) searchLocked(q []float32, o SearchOptions, self uint32) ([]
 		if score < o.MinScore {
 			break
 		}
-		out = append(out, Result{ID: c.ids[h.id], Score: score, Metadata: c.metas[h.id]})
+		// Metadata is copied: callers (HTTP handlers) may keep or modify it.
+		out = append(out, Result{ID: c.ids[h.id], Score: score, Metadata: bytes.Clone(c.metas[h.id])})
 	}
 	return out, nil
 }
