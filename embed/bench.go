@@ -24,7 +24,7 @@ type BenchOptions struct {
 	Engine Options
 	// Files are the images (read into memory before timing).
 	Files []string
-	// Concurrency is the number of concurrent Embed callers; 0 = 2*GOMAXPROCS.
+	// Concurrency is the number of concurrent single-image Embed callers; 0 = 3*GOMAXPROCS.
 	Concurrency int
 	// MinDuration is how long each measurement runs at least (whole passes over Files); 0 = 3s.
 	MinDuration time.Duration
@@ -78,7 +78,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchReport, error) {
 	defer e.Close()
 	conc := o.Concurrency
 	if conc <= 0 {
-		conc = 2 * runtime.GOMAXPROCS(0)
+		conc = 3 * runtime.GOMAXPROCS(0)
 	}
 	rep := BenchReport{Images: len(imgs), Device: e.info.Device, Workers: e.opts.Workers,
 		IntraOpThreads: e.opts.IntraOpThreads, MaxBatch: e.opts.MaxBatch, Concurrency: conc}

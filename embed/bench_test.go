@@ -31,7 +31,7 @@ func benchFiles(t testing.TB, dir string, n int) []string {
 
 // TestBench checks that Bench runs and reports sane figures. With LOOKALIKE_BENCH_DIR set it is the
 // full measurement (3 s per figure) on that folder and prints the JSON report; the knobs
-// LOOKALIKE_BENCH_{WORKERS,THREADS,BATCH,CONC} override the engine defaults for tuning.
+// LOOKALIKE_BENCH_{WORKERS,THREADS,BATCH,WAIT_US,DECODERS,CONC} override the engine defaults for tuning.
 func TestBench(t *testing.T) {
 	testEngine(t)
 	dir := os.Getenv("LOOKALIKE_BENCH_DIR")
@@ -44,6 +44,7 @@ func TestBench(t *testing.T) {
 	}
 	env := func(k string) int { v, _ := strconv.Atoi(os.Getenv("LOOKALIKE_BENCH_" + k)); return v }
 	o.Engine.Workers, o.Engine.IntraOpThreads, o.Engine.MaxBatch, o.Concurrency = env("WORKERS"), env("THREADS"), env("BATCH"), env("CONC")
+	o.Engine.DecodeWorkers = env("DECODERS")
 	if w := env("WAIT_US"); w > 0 {
 		o.Engine.MaxBatchWait = time.Duration(w) * time.Microsecond
 	}
