@@ -197,6 +197,12 @@ func TestItemPageSimilar(t *testing.T) {
 	b.do("open a similar item", 15*time.Second, chromedp.Click(chromedp.CSS("#similar .card a")))
 	b.wait("next item page", fmt.Sprintf(`location.hash === '#/item/default/' + %s && document.querySelector('#item-title').textContent.startsWith('Object 1')`, quote(next)), 15*time.Second)
 	b.wait("its similar items", fmt.Sprintf(`document.querySelector('#similar .card') && !document.querySelector('#similar .card[data-id=%s]')`, quote(next)), 30*time.Second)
+	// "Search with this photo" runs a search with the item's picture: the item itself comes first.
+	b.do("search with this photo", 10*time.Second, chromedp.Click(chromedp.CSS(".item-actions button")))
+	b.wait("search results", fmt.Sprintf(`location.hash === '#/search' && document.querySelector(%q)`, resultCards), 60*time.Second)
+	if got := b.ids(resultCards); got[0] != next {
+		t.Errorf("search with the photo of %s: first result %s", next, got[0])
+	}
 	// A missing item says so once, in words.
 	b.open("#/item/default/no-such-item", "#item-error .error-box")
 	if msg := b.text("#item-error .error-title"); !strings.Contains(msg, "Not found") {

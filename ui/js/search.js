@@ -20,6 +20,7 @@ let nextCursor = '';
 let controller = null;
 let visible = false;
 let feedback = null;
+let pending = null; // a query photo handed over before the page was mounted
 
 export function mount() {
   const fileInput = h('input', { type: 'file', accept: 'image/*', id: 'search-file', class: 'visually-hidden' });
@@ -94,6 +95,11 @@ export function mount() {
 export function show() {
   visible = true;
   filters.load(state.collection);
+  if (pending) {
+    const f = pending;
+    pending = null;
+    setQueryFile(f);
+  }
 }
 
 export function hide() {
@@ -109,6 +115,11 @@ export function collectionChanged() {
 // setQueryFile makes `file` the query photo and runs the search. Other pages use it for
 // "search with this photo".
 export function setQueryFile(file) {
+  if (!els) {
+    // Called from another page before this one was ever shown: run it when it mounts.
+    pending = file;
+    return;
+  }
   if (query && query.url) URL.revokeObjectURL(query.url);
   query = { file, url: '', crop: null };
   els.empty.hidden = true;
