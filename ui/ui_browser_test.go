@@ -459,6 +459,12 @@ func TestKeyboardAndPhone(t *testing.T) {
 		b.open(p.route, p.ready)
 		noSideScroll(p.route)
 	}
+	// The skip link is the first stop and jumps to the content without leaving the page.
+	b.do("skip link", 10*time.Second, chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Enter))
+	b.wait("focus on main", `document.activeElement && document.activeElement.id === 'main'`, 5*time.Second)
+	if hash := eval[string](b, `location.hash`); hash != "#/status" {
+		t.Errorf("after the skip link the page is %q, want #/status", hash)
+	}
 	b.noConsoleProblems()
 }
 

@@ -61,6 +61,11 @@ function route() {
 }
 
 function start() {
+  // The skip link must not change the hash: that is the router's.
+  document.querySelector('.skip-link').addEventListener('click', (e) => {
+    e.preventDefault();
+    document.getElementById('main').focus();
+  });
   initPicker();
   refreshCollections();
   onCollectionChange(() => {
