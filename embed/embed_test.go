@@ -302,12 +302,27 @@ func TestFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// animated GIF: the first frame is the photo, the second is black; only the first counts
+	anim, err := gif.DecodeAll(bytes.NewReader(encode(t, "gif", m)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	black := image.NewPaletted(anim.Image[0].Bounds(), anim.Image[0].Palette)
+	anim.Image = append(anim.Image, black)
+	anim.Delay = append(anim.Delay, 10)
+	anim.Disposal = append(anim.Disposal, 0)
+	var animBuf bytes.Buffer
+	if err := gif.EncodeAll(&animBuf, anim); err != nil {
+		t.Fatal(err)
+	}
+
 	cases := []struct {
 		name, format string
 		data         []byte
 		ref          []float32
 		min          float64
 	}{
+		{"gif animated (first frame)", "gif", animBuf.Bytes(), ref, 0.85},
 		{"jpeg", "jpeg", encode(t, "jpeg", m), ref, 0.97},
 		{"jpeg grayscale", "jpeg", encode(t, "jpeg", gray), grayRef, 0.97},
 		{"jpeg cmyk (adobe)", "jpeg", cmyk, ref, 0.97},

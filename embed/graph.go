@@ -131,11 +131,13 @@ func (gi graphIndex) infoOf(name string) TensorInfo {
 // tensor. The zoo's quantizer names them <base>_scale/<base>_zero_point; other producers are read
 // from the QLinear op's signature.
 func (gi graphIndex) quantParams(name string) (scale, zp string, ok bool) {
-	base := strings.TrimSuffix(name, "_quantized")
-	if gi.init[base+"_scale"] && gi.init[base+"_zero_point"] {
+	n := gi.producer[name]
+	if n != nil && n.GetOpType() == "DequantizeLinear" {
+		return "", "", false // float by construction, even if <name>_scale exists nearby
+	}
+	if base, ok := strings.CutSuffix(name, "_quantized"); ok && gi.init[base+"_scale"] && gi.init[base+"_zero_point"] {
 		return base + "_scale", base + "_zero_point", true
 	}
-	n := gi.producer[name]
 	if n == nil {
 		return "", "", false
 	}

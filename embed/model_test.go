@@ -192,6 +192,31 @@ func TestFeatureMap(t *testing.T) {
 	}
 }
 
+// TestFloatEmbeddingTensor: a float tensor (here the logits) is exposed without dequantizing.
+func TestFloatEmbeddingTensor(t *testing.T) {
+	spec := DefaultModelSpec()
+	spec.EmbeddingTensor, spec.EmbeddingDim = "output", 1000
+	e, err := New(context.Background(), Options{Model: spec, Workers: 1})
+	if err != nil {
+		skipIfAbsent(t, err)
+		t.Fatal(err)
+	}
+	defer e.Close()
+	r := embedOne(t, e, Image{Data: readPhoto(t, "ukbench00088.jpg")})
+	if len(r.Vector) != 1000 {
+		t.Fatalf("vector length %d, want 1000", len(r.Vector))
+	}
+	best := 0
+	for i, v := range r.Vector {
+		if v > r.Vector[best] {
+			best = i
+		}
+	}
+	if best != r.Labels[0].Index {
+		t.Errorf("argmax of the exposed logits %d differs from top-1 label %v", best, r.Labels[0])
+	}
+}
+
 // TestModelErrors: startup refuses a bad model with ErrModel and one clear line.
 func TestModelErrors(t *testing.T) {
 	good := modelPath(t)
