@@ -347,7 +347,9 @@ func TestItemsCRUDAndBatch(t *testing.T) {
 	}
 	// Get, thumbnail, list, delete.
 	r = do(t, "GET", ts.url+"/v1/collections/default/items/mp-b", "", nil)
-	if r.status != 200 || !strings.Contains(string(r.body), `"n":2`) {
+	var detail itemDetailJSON
+	r.json(t, &detail)
+	if r.status != 200 || !strings.Contains(string(r.body), `"n":2`) || len(detail.Labels) != 5 || detail.Labels[0].Prob <= 0 {
 		t.Fatalf("get: %d %s", r.status, r.body)
 	}
 	r = do(t, "GET", ts.url+"/v1/collections/default/items/mp-b/thumbnail", "", nil)
@@ -448,6 +450,23 @@ func TestAuthScopes(t *testing.T) {
 	}
 	if r := do(t, "GET", ts.url+"/v1/collections", "", nil, "X-API-Key", readKey); r.status != 200 {
 		t.Errorf("read key on read: %d", r.status)
+	}
+	// The web UI logs in once with /?key=KEY: the key becomes an HttpOnly cookie and leaves the URL.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(ts.url + "/?key=" + readKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookie := resp.Header.Get("Set-Cookie")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" || !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Strict") {
+		t.Fatalf("key login: %d %v", resp.StatusCode, resp.Header)
+	}
+	if r := do(t, "GET", ts.url+"/v1/collections", "", nil, "Cookie", strings.Split(cookie, ";")[0]); r.status != 200 {
+		t.Errorf("cookie key on read: %d", r.status)
+	}
+	if resp, err := noRedirect.Get(ts.url + "/?key=not-a-valid-key-000"); err != nil || resp.StatusCode != 401 {
+		t.Errorf("bad key login must be refused: %v %v", err, resp.StatusCode)
 	}
 	for _, open := range []string{"/healthz", "/readyz"} {
 		if r := do(t, "GET", ts.url+open, "", nil); r.status != 200 {

@@ -514,8 +514,63 @@ func (s *Server) handleGetItem(c *fiber.Ctx) error {
 		}
 		return err
 	}
-	return c.JSON(itemJSON{ID: it.ID, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
-		Fingerprint: col.Fingerprint(), Dims: len(it.Vector), UpdatedAt: it.UpdatedAt})
+	ctx, cancel := s.requestContext(c)
+	defer cancel()
+	return c.JSON(itemDetailJSON{
+		itemJSON: itemJSON{ID: it.ID, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
+			Fingerprint: col.Fingerprint(), Dims: len(it.Vector), UpdatedAt: it.UpdatedAt},
+		Labels: s.labelsFor(ctx, col, it),
+	})
+}
+
+type labelJSON struct {
+	Name string  `json:"name"`
+	Prob float32 `json:"prob"`
+}
+
+type itemDetailJSON struct {
+	itemJSON
+	Labels []labelJSON `json:"labels"`
+}
+
+// labelsFor returns the model's top ImageNet labels for a stored item. Items keep a thumbnail, not
+// their labels, so the labels come from one inference on the thumbnail, cached per item version.
+// It never waits for an inference slot: under load the item page simply shows no labels.
+func (s *Server) labelsFor(ctx context.Context, col *index.Collection, it index.Item) []labelJSON {
+	out := []labelJSON{}
+	if col.Fingerprint() != s.eng.Info().Fingerprint {
+		return out
+	}
+	key := col.Name() + "\x00" + it.ID + "\x00" + it.UpdatedAt.String()
+	s.labelMu.Lock()
+	cached, ok := s.labelCache[key]
+	s.labelMu.Unlock()
+	if ok {
+		return cached
+	}
+	thumb, err := col.Thumbnail(it.ID)
+	if err != nil || len(thumb) == 0 {
+		return out
+	}
+	release, ok := s.admit.tryAcquire()
+	if !ok {
+		return out
+	}
+	embs, err := s.eng.Embed(ctx, []embed.Image{{Data: thumb}})
+	release()
+	if err != nil || embs[0].Err != nil {
+		return out
+	}
+	for _, l := range embs[0].Labels {
+		out = append(out, labelJSON{Name: l.Name, Prob: l.Prob})
+	}
+	s.labelMu.Lock()
+	if len(s.labelCache) >= 4096 {
+		clear(s.labelCache) // a crude bound: labels are cheap to recompute
+	}
+	s.labelCache[key] = out
+	s.labelMu.Unlock()
+	return out
 }
 
 func (s *Server) handleThumbnail(c *fiber.Ctx) error {
@@ -715,7 +770,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	timings["search"], timings["total"] = msf(searchDur), msf(total)
 	s.metrics.stage.WithLabelValues("search").Observe(searchDur.Seconds())
 	s.metrics.stage.WithLabelValues("total").Observe(total.Seconds())
-	s.stats.query(total)
+	s.stats.query(timings["inference"] > 0, total)
 	return c.JSON(out)
 }
 

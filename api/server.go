@@ -15,7 +15,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -63,6 +62,8 @@ type Server struct {
 	started time.Time
 
 	fieldsCache sync.Map // collection name → fieldsCacheEntry
+	labelMu     sync.Mutex
+	labelCache  map[string][]labelJSON
 
 	// bg owns the server's background goroutines; Close stops and waits.
 	bgCancel context.CancelFunc
@@ -96,6 +97,8 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 		metrics: newMetrics(reg),
 		stats:   newStatsRecorder(cfg.Server.StatsWindow),
 		started: time.Now(),
+
+		labelCache: map[string][]labelJSON{},
 	}
 	s.admit = newAdmission(cfg.Server, s.metrics)
 	for _, k := range cfg.Auth.Keys {
@@ -133,8 +136,9 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // Serve answers on ln until ctx is done, then shuts down gracefully: it stops accepting, lets
 // in-flight requests finish (up to server.shutdown_timeout) and returns. The caller closes the DB.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	tl := &trackingListener{Listener: ln, conns: map[*trackedConn]struct{}{}}
 	errc := make(chan error, 1)
-	go func() { errc <- s.app.Listener(ln) }()
+	go func() { errc <- s.app.Listener(tl) }()
 	select {
 	case err := <-errc:
 		s.stopBackground()
@@ -143,13 +147,86 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.ready.Store(false)
 	s.log.Info("shutting down", "timeout", s.cfg.Server.ShutdownTimeout)
-	err := s.app.ShutdownWithTimeout(s.cfg.Server.ShutdownTimeout)
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- s.app.ShutdownWithTimeout(s.cfg.Server.ShutdownTimeout) }()
+	// fasthttp closes keep-alive connections between requests, but waits for a connection that
+	// never sent a byte (a browser's preconnect) until its read timeout. It holds no request: close it.
+	tick := time.NewTicker(50 * time.Millisecond)
+	var err error
+wait:
+	for {
+		tl.closeSilent()
+		select {
+		case err = <-shutdown:
+			break wait
+		case <-tick.C:
+		}
+	}
+	tick.Stop()
 	<-errc
 	s.stopBackground()
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// trackingListener remembers accepted connections and whether each has sent anything yet.
+type trackingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+}
+
+type trackedConn struct {
+	net.Conn
+	l      *trackingListener
+	active atomic.Bool
+	once   sync.Once
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, l: l}
+	l.mu.Lock()
+	l.conns[tc] = struct{}{}
+	l.mu.Unlock()
+	return tc, nil
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.active.Store(true)
+	}
+	return n, err
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// closeSilent closes the connections that have not sent a single byte.
+func (l *trackingListener) closeSilent() {
+	l.mu.Lock()
+	var silent []*trackedConn
+	for c := range l.conns {
+		if !c.active.Load() {
+			silent = append(silent, c)
+		}
+	}
+	l.mu.Unlock()
+	for _, c := range silent {
+		c.Conn.Close() // the server's own Close still runs and unregisters it
+	}
 }
 
 func (s *Server) stopBackground() {
@@ -230,6 +307,7 @@ func (s *Server) routes() {
 		return errorf(http.StatusNotFound, "not_found", "no API route %s %s", c.Method(), c.Path())
 	})
 
+	app.Use("/", s.uiKeyLogin)
 	app.Use("/", filesystem.New(filesystem.Config{Root: http.FS(ui.Assets()), Index: "index.html", MaxAge: 60}))
 	app.Use(func(c *fiber.Ctx) error {
 		return errorf(http.StatusNotFound, "not_found", "no route %s %s", c.Method(), c.Path())
@@ -310,16 +388,14 @@ func (s *Server) requireScope(need scope) fiber.Handler {
 			key = strings.TrimSpace(auth[7:])
 		}
 		if key == "" {
+			// The web UI's requests (thumbnails in <img> included) carry the key as a cookie.
+			key = c.Cookies(keyCookie)
+		}
+		if key == "" {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="lookalike"`)
 			return errorf(http.StatusUnauthorized, "unauthorized", "an API key is required (Authorization: Bearer KEY)")
 		}
-		digest := sha256.Sum256([]byte(key))
-		var granted scope
-		for _, k := range s.keys {
-			if subtle.ConstantTimeCompare(digest[:], k.digest[:]) == 1 && k.scope > granted {
-				granted = k.scope
-			}
-		}
+		granted := s.scopeOf(key)
 		switch {
 		case granted == 0:
 			return errorf(http.StatusUnauthorized, "unauthorized", "the API key is not valid")
@@ -328,6 +404,37 @@ func (s *Server) requireScope(need scope) fiber.Handler {
 		}
 		return c.Next()
 	}
+}
+
+// keyCookie holds the API key for the web UI: set by visiting /?key=KEY once (HttpOnly, SameSite
+// Strict, so neither page scripts nor other sites can use it).
+const keyCookie = "lookalike_key"
+
+// scopeOf compares the key's digest with every configured key in constant time.
+func (s *Server) scopeOf(key string) scope {
+	digest := sha256.Sum256([]byte(key))
+	var granted scope
+	for _, k := range s.keys {
+		if subtle.ConstantTimeCompare(digest[:], k.digest[:]) == 1 && k.scope > granted {
+			granted = k.scope
+		}
+	}
+	return granted
+}
+
+// uiKeyLogin turns /?key=KEY into the UI's key cookie and redirects to a clean URL, so the key
+// neither stays in the address bar nor in the history.
+func (s *Server) uiKeyLogin(c *fiber.Ctx) error {
+	key := c.Query("key")
+	if key == "" || len(s.keys) == 0 || c.Path() != "/" {
+		return c.Next()
+	}
+	if s.scopeOf(key) == 0 {
+		return errorf(http.StatusUnauthorized, "unauthorized", "the API key is not valid")
+	}
+	c.Cookie(&fiber.Cookie{Name: keyCookie, Value: strings.Clone(key), Path: "/", HTTPOnly: true,
+		SameSite: fiber.CookieSameSiteStrictMode, Secure: c.Protocol() == "https", MaxAge: 30 * 24 * 3600})
+	return c.Redirect("/", http.StatusSeeOther)
 }
 
 // updateIndexMetrics sets the per-collection gauges; it runs at scrape time, so they are never stale
@@ -359,7 +466,15 @@ func newAdmission(cfg config.Server, m *metrics) *admission {
 	return &admission{slots: make(chan struct{}, cfg.MaxInflightEmbeds), maxQueued: int64(cfg.MaxQueuedEmbeds), wait: cfg.QueueWait, retryAfter: ra, m: m}
 }
 
-var errQueueFull = errors.New("queue full")
+// tryAcquire takes a free inference slot without waiting, for optional work.
+func (a *admission) tryAcquire() (release func(), ok bool) {
+	select {
+	case a.slots <- struct{}{}:
+		return func() { <-a.slots }, true
+	default:
+		return nil, false
+	}
+}
 
 // acquire takes an inference slot or says why not; release must be called once after success.
 func (a *admission) acquire(ctx context.Context) (release func(), err error) {

@@ -25,11 +25,14 @@ const (
 	latencyFactor = 1.2
 )
 
+// statBucket keeps image searches and stored-vector lookups (similar, by id, by vector) apart:
+// they differ by two orders of magnitude, and one mixed percentile would describe neither.
 type statBucket struct {
 	start    int64 // unix seconds of the bucket start; stale buckets are reset on reuse
 	queries  int
 	rejected int
-	hist     [latencyBins]uint32
+	hist     [latencyBins]uint32 // image searches
+	lookups  [latencyBins]uint32 // similar / by id / by vector
 }
 
 func newStatsRecorder(window time.Duration) *statsRecorder {
@@ -57,8 +60,8 @@ func (r *statsRecorder) request() {
 	r.mu.Unlock()
 }
 
-// query records one answered search (image, vector or similar-by-id) and its latency.
-func (r *statsRecorder) query(latency time.Duration) {
+// query records one answered search and its latency; image says whether it embedded a photo.
+func (r *statsRecorder) query(image bool, latency time.Duration) {
 	msec := float64(latency) / float64(time.Millisecond)
 	bin := 0
 	if msec > latencyBase {
@@ -70,7 +73,11 @@ func (r *statsRecorder) query(latency time.Duration) {
 	r.searches++
 	b := r.bucket(r.now())
 	b.queries++
-	b.hist[bin]++
+	if image {
+		b.hist[bin]++
+	} else {
+		b.lookups[bin]++
+	}
 }
 
 func (r *statsRecorder) reject(reason string) {
@@ -80,13 +87,18 @@ func (r *statsRecorder) reject(reason string) {
 	r.bucket(r.now()).rejected++
 }
 
+// statsPoint is one time bucket: qps counts every search; the percentiles are of image searches,
+// the similar_* ones of stored-vector lookups.
 type statsPoint struct {
-	T        int64   `json:"t"`
-	QPS      float64 `json:"qps"`
-	P50      float64 `json:"p50_ms"`
-	P95      float64 `json:"p95_ms"`
-	P99      float64 `json:"p99_ms"`
-	Rejected int     `json:"rejected"`
+	T          int64   `json:"t"`
+	QPS        float64 `json:"qps"`
+	P50        float64 `json:"p50_ms"`
+	P95        float64 `json:"p95_ms"`
+	P99        float64 `json:"p99_ms"`
+	SimilarP50 float64 `json:"similar_p50_ms"`
+	SimilarP95 float64 `json:"similar_p95_ms"`
+	SimilarP99 float64 `json:"similar_p99_ms"`
+	Rejected   int     `json:"rejected"`
 }
 
 type statsTotals struct {
@@ -96,6 +108,9 @@ type statsTotals struct {
 	P50              float64          `json:"p50_ms"`
 	P95              float64          `json:"p95_ms"`
 	P99              float64          `json:"p99_ms"`
+	SimilarP50       float64          `json:"similar_p50_ms"`
+	SimilarP95       float64          `json:"similar_p95_ms"`
+	SimilarP99       float64          `json:"similar_p99_ms"`
 }
 
 // snapshot returns one point per bucket of the window, oldest first, with empty buckets as zeros,
@@ -106,7 +121,7 @@ func (r *statsRecorder) snapshot() ([]statsPoint, statsTotals) {
 	secs := int64(r.bucketDur / time.Second)
 	nowStart := r.now().Unix() / secs * secs
 	points := make([]statsPoint, 0, len(r.buckets))
-	var all [latencyBins]uint32
+	var all, allLookups [latencyBins]uint32
 	for i := len(r.buckets) - 1; i >= 0; i-- {
 		start := nowStart - int64(i)*secs
 		p := statsPoint{T: start}
@@ -115,8 +130,10 @@ func (r *statsRecorder) snapshot() ([]statsPoint, statsTotals) {
 			p.QPS = float64(b.queries) / float64(secs)
 			p.Rejected = b.rejected
 			p.P50, p.P95, p.P99 = percentile(&b.hist, .50), percentile(&b.hist, .95), percentile(&b.hist, .99)
+			p.SimilarP50, p.SimilarP95, p.SimilarP99 = percentile(&b.lookups, .50), percentile(&b.lookups, .95), percentile(&b.lookups, .99)
 			for j := range all {
 				all[j] += b.hist[j]
+				allLookups[j] += b.lookups[j]
 			}
 		}
 		points = append(points, p)
@@ -126,6 +143,7 @@ func (r *statsRecorder) snapshot() ([]statsPoint, statsTotals) {
 		tot.RejectedByReason[k] = v
 	}
 	tot.P50, tot.P95, tot.P99 = percentile(&all, .50), percentile(&all, .95), percentile(&all, .99)
+	tot.SimilarP50, tot.SimilarP95, tot.SimilarP99 = percentile(&allLookups, .50), percentile(&allLookups, .95), percentile(&allLookups, .99)
 	return points, tot
 }
 

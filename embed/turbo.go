@@ -64,6 +64,17 @@ func (p tjHandles) get(compress bool) (C.tjhandle, error) {
 	return h, nil
 }
 
+// release returns a handle to the list, or destroys it when its last call failed: libjpeg keeps
+// state from an aborted decompression (a later call then reports "two SOI markers" on a valid
+// file), so a handle that saw an error is never reused.
+func (p tjHandles) release(h C.tjhandle, failed *bool) {
+	if *failed {
+		C.tjDestroy(h)
+		return
+	}
+	p.put(h)
+}
+
 func (p tjHandles) put(h C.tjhandle) {
 	select {
 	case p.ch <- h:
@@ -109,9 +120,11 @@ func turboHeader(data []byte) (jpegHeader, error) {
 	if err != nil {
 		return jpegHeader{}, err
 	}
-	defer tjDec.put(h)
+	failed := false
+	defer tjDec.release(h, &failed)
 	var w, hh, ss, cs C.int
 	if C.lk_header(h, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), &w, &hh, &ss, &cs) != 0 {
+		failed = true
 		return jpegHeader{}, fmt.Errorf("%w: jpeg header: %s", ErrCorrupt, tjErr(h))
 	}
 	if w <= 0 || hh <= 0 {
@@ -127,7 +140,8 @@ func turboDecode(data []byte, hdr jpegHeader, f scaleFactor, adobeInverted bool)
 	if err != nil {
 		return nil, err
 	}
-	defer tjDec.put(h)
+	failed := false
+	defer tjDec.release(h, &failed)
 	w, hh := f.apply(hdr.w), f.apply(hdr.h)
 	cmyk := hdr.colorspace == C.TJCS_CMYK || hdr.colorspace == C.TJCS_YCCK
 	pf, bpp := C.int(C.TJPF_RGB), 3
@@ -137,6 +151,9 @@ func turboDecode(data []byte, hdr jpegHeader, f scaleFactor, adobeInverted bool)
 	buf := getBytes(w * hh * bpp)
 	rc := C.lk_decompress(h, (*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
 		(*C.uchar)(unsafe.Pointer(&buf[0])), C.int(w), C.int(hh), pf)
+	if rc != 0 {
+		failed = true
+	}
 	if rc < 0 {
 		putBytes(buf)
 		return nil, fmt.Errorf("%w: jpeg: %s", ErrCorrupt, tjErr(h))
@@ -174,10 +191,12 @@ func turboEncode(img *rgbImage, quality int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer tjEnc.put(h)
+	failed := false
+	defer tjEnc.release(h, &failed)
 	var out *C.uchar
 	var size C.ulong
 	if C.lk_compress(h, (*C.uchar)(unsafe.Pointer(&img.pix[0])), C.int(img.w), C.int(img.h), C.int(quality), &out, &size) != 0 {
+		failed = true
 		if out != nil {
 			C.tjFree(out)
 		}
