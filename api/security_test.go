@@ -97,10 +97,14 @@ func concretePath(p string) string {
 	return strings.ReplaceAll(p, "*", "")
 }
 
-// readRoutes are the non-GET routes a read key may call: they change nothing stored.
+// readRoutes are the non-GET routes a read key may call: they only compute (or record click
+// feedback) and change no stored item. A new POST route that only reads belongs here; any other
+// must require the write scope.
 var readRoutes = map[string]bool{
-	"POST /v1/collections/:c/search":   true,
-	"POST /v1/collections/:c/feedback": true,
+	"POST /v1/collections/:c/search":         true,
+	"POST /v1/collections/:c/search/explain": true,
+	`POST /v1/collections/:c/tags\:suggest`:  true,
+	"POST /v1/collections/:c/feedback":       true,
 }
 
 // openRoutes answer without any key.
