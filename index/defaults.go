@@ -4,8 +4,9 @@ package index
 const (
 	DefaultM              = 16
 	DefaultEfConstruction = 200
-	// DefaultEfSearch is the smallest beam that gave recall@10 >= 0.98 on
-	// 20k clustered 1280-d unit vectors (TestGraphRecall), with headroom.
+	// DefaultEfSearch: on 100k clustered 1280-d unit vectors (M 16,
+	// efConstruction 200) recall@10 was 0.953 at ef 20, 0.993 at ef 40 and
+	// 0.9998 at ef 64; 64 keeps >= 0.98 with headroom for harder data.
 	DefaultEfSearch       = 64
 	DefaultExactThreshold = 2000
 )
