@@ -487,9 +487,23 @@ func checkDataDir(t *testing.T, dir string, items []e2eItem, logs io.Writer) {
 	}
 }
 
+// killState is what the kill -9 test knows of one item: its last acknowledged version, whether an
+// acknowledged delete removed it, and an unacknowledged change (cut off by a kill) that may or may
+// not have landed.
+type killState struct {
+	it          e2eItem
+	deleted     bool
+	maybe       *e2eItem // an update whose answer was lost
+	maybeGone   bool     // a delete whose answer was lost
+	lastChanged int      // round of the last change
+}
+
+func (k *killState) certain() bool { return k.maybe == nil && !k.maybeGone }
+
 // TestE2EKill9KeepsAcknowledgedWrites kills the server with SIGKILL at random moments while batch
-// ingests and searches run, and checks after every restart that each acknowledged item is present,
-// unchanged and searchable, and that the bbolt file passes its consistency check.
+// ingests, replacements, deletes and searches run, and checks after every restart that each
+// acknowledged item is present, unchanged (its last acknowledged version) and searchable, that each
+// acknowledged delete stuck, and that the bbolt file passes its consistency check.
 func TestE2EKill9KeepsAcknowledgedWrites(t *testing.T) {
 	const rounds, perRound = 20, 26
 	photos := e2ePhotos(t, rounds*perRound)
@@ -501,18 +515,71 @@ func TestE2EKill9KeepsAcknowledgedWrites(t *testing.T) {
 	// through the (snapshotted or rebuilt) HNSW graph.
 	env := []string{"LOOKALIKE_INDEX_EXACT_THRESHOLD=-1", "LOOKALIKE_INDEX_SNAPSHOT_INTERVAL=500ms", "LOOKALIKE_SERVER_QUEUE_WAIT=30s"}
 
-	var acked []e2eItem // in acknowledgement order
+	states := map[string]*killState{}
+	var order []string // ids in acknowledgement order
+	present := func() (items []e2eItem) {
+		for _, id := range order {
+			if k := states[id]; k.certain() && !k.deleted {
+				items = append(items, k.it)
+			}
+		}
+		return items
+	}
 	var lastRound []e2eItem
 	var next atomic.Int64
-	var killedMidRequest, serverErrors int
+	var killedMidRequest, serverErrors, updates, deletes, resolved int
 	start := time.Now()
 	for round := 0; round < rounds; round++ {
 		srv := startServer(t, data, env...)
+		// Settle what the last kill left uncertain: either version is fine, anything else is not.
+		for _, id := range order {
+			k := states[id]
+			if k.certain() {
+				continue
+			}
+			r := httpDo(t.Context(), "GET", itemURL(srv.url, id), "", nil)
+			var got struct {
+				Metadata map[string]any `json:"metadata"`
+			}
+			json.Unmarshal(r.body, &got)
+			switch {
+			case r.status == http.StatusNotFound && (k.maybeGone || k.deleted):
+				k.deleted = true
+			case r.status == http.StatusOK && !k.deleted && reflect.DeepEqual(got.Metadata, jsonRoundTrip(k.it.meta)):
+			case r.status == http.StatusOK && k.maybe != nil && reflect.DeepEqual(got.Metadata, jsonRoundTrip(k.maybe.meta)):
+				k.it = *k.maybe
+			default:
+				t.Fatalf("item %s after a kill cut off its change: %d %s (before %v, maybe %v, maybe deleted %v)", id, r.status, r.body, k.it.meta, k.maybe, k.maybeGone)
+			}
+			k.maybe, k.maybeGone = nil, false
+			resolved++
+		}
 		recent := lastRound
 		if len(recent) > 6 {
 			recent = recent[len(recent)-6:]
 		}
-		checkItemsHTTP(t, srv.url, acked, recent, photos)
+		checkItemsHTTP(t, srv.url, present(), recent, photos)
+		for _, id := range order {
+			if k := states[id]; k.deleted {
+				if r := httpDo(t.Context(), "GET", itemURL(srv.url, id), "", nil); r.status != http.StatusNotFound {
+					t.Fatalf("item %s came back after an acknowledged delete: %d %s", id, r.status, r.body)
+				}
+			}
+		}
+
+		// This round replaces or deletes a few items of earlier rounds (not the ones just checked
+		// by photo), one at a time; nothing else touches them.
+		var touch []*killState
+		for _, id := range order {
+			if k := states[id]; !k.deleted && k.lastChanged < round-1 && rng.IntN(8) == 0 && len(touch) < 6 {
+				touch = append(touch, k)
+			}
+		}
+		touched := map[string]bool{}
+		for _, k := range touch {
+			touched[k.it.id] = true
+		}
+		stable := present()
 
 		ctx, cancel := context.WithCancel(t.Context())
 		var mu sync.Mutex
@@ -558,22 +625,67 @@ func TestE2EKill9KeepsAcknowledgedWrites(t *testing.T) {
 					mu.Unlock()
 					select {
 					case <-ctx.Done():
-					case <-time.After(60 * time.Millisecond):
+					case <-time.After(150 * time.Millisecond):
 					}
 				}
 			}()
 		}
+		// The mutator: replace (same photo, new metadata) or delete the chosen items.
+		type change struct {
+			k       *killState
+			updated *e2eItem
+			deleted bool
+			acked   bool
+		}
+		var changes []change
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, k := range touch {
+				if ctx.Err() != nil {
+					return
+				}
+				c := change{k: k}
+				var res httpResult
+				if i%3 == 2 {
+					c.deleted = true
+					res = httpDo(ctx, "DELETE", itemURL(srv.url, k.it.id), "", nil)
+					c.acked = res.err == nil && res.status == http.StatusOK
+				} else {
+					up := e2eItem{id: k.it.id, photo: k.it.photo, meta: map[string]any{"round": round, "photo": k.it.photo, "replaced": true, "was": k.it.meta["round"]}}
+					c.updated = &up
+					body, _ := json.Marshal(map[string]any{"id": up.id, "image": base64.StdEncoding.EncodeToString(photos[up.photo]), "metadata": up.meta})
+					res = httpDo(ctx, "POST", srv.url+"/v1/collections/default/items", "application/json", body)
+					c.acked = res.err == nil && res.status == http.StatusCreated
+				}
+				if res.err == nil && !c.acked {
+					mu.Lock()
+					roundErrs = append(roundErrs, fmt.Sprintf("change of %s: %d %s", k.it.id, res.status, res.body))
+					mu.Unlock()
+				}
+				mu.Lock()
+				changes = append(changes, c)
+				mu.Unlock()
+				select {
+				case <-ctx.Done():
+				case <-time.After(120 * time.Millisecond):
+				}
+			}
+		}()
 		for w := 0; w < 2; w++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := 0; ctx.Err() == nil && len(acked) > 0; i++ {
-					it := acked[(i*7919+w*31)%len(acked)]
+				for i := 0; ctx.Err() == nil && len(stable) > 0; i++ {
+					it := stable[(i*7919+w*31)%len(stable)]
 					var res httpResult
 					if i%2 == 0 {
 						res = httpDo(ctx, "POST", srv.url+"/v1/collections/default/search?k=5", "image/jpeg", photos[it.photo])
 					} else {
 						res = httpDo(ctx, "GET", itemURL(srv.url, it.id)+"/similar?k=5", "", nil)
+						if res.status == http.StatusNotFound && touched[it.id] {
+							continue // deleted by the mutator this round
+						}
 					}
 					if res.err == nil && res.status != http.StatusOK && res.status != http.StatusTooManyRequests {
 						mu.Lock()
@@ -591,10 +703,28 @@ func TestE2EKill9KeepsAcknowledgedWrites(t *testing.T) {
 			serverErrors++
 			t.Errorf("round %d: %s", round, e)
 		}
-		acked = append(acked, roundAcked...)
+		for _, it := range roundAcked {
+			states[it.id] = &killState{it: it, lastChanged: round}
+			order = append(order, it.id)
+		}
+		for _, c := range changes {
+			c.k.lastChanged = round
+			switch {
+			case c.deleted && c.acked:
+				c.k.deleted = true
+				deletes++
+			case c.deleted:
+				c.k.maybeGone = true
+			case c.acked:
+				c.k.it = *c.updated
+				updates++
+			default:
+				c.k.maybe = c.updated
+			}
+		}
 		lastRound = roundAcked
 		// The file must pass bbolt's check after every kill, before anything repairs it.
-		checkDataDir(t, data, roundAcked, nil)
+		checkDataDir(t, data, present(), nil)
 		if t.Failed() {
 			t.Fatalf("round %d failed; server stderr:\n%s", round, srv.stderr.String())
 		}
@@ -605,16 +735,17 @@ func TestE2EKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if len(recent) > 6 {
 		recent = recent[len(recent)-6:]
 	}
-	checkItemsHTTP(t, srv.url, acked, recent, photos)
+	final := present()
+	checkItemsHTTP(t, srv.url, final, recent, photos)
 	if code := srv.terminate(30 * time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM\n%s", code, srv.stderr.String())
 	}
-	checkDataDir(t, data, acked, nil)
-	if len(acked) < rounds {
-		t.Fatalf("only %d writes acknowledged in %d rounds: the test did not exercise much", len(acked), rounds)
+	checkDataDir(t, data, final, nil)
+	if len(order) < rounds || updates+deletes == 0 {
+		t.Fatalf("only %d items, %d replacements and %d deletes acknowledged in %d rounds: the test did not exercise much", len(order), updates, deletes, rounds)
 	}
-	t.Logf("%d kill -9 rounds in %s: %d items acknowledged, %d requests cut off by a kill, all present and unchanged; %d server errors",
-		rounds, time.Since(start).Round(time.Second), len(acked), killedMidRequest, serverErrors)
+	t.Logf("%d kill -9 rounds in %s: %d items, %d replacements and %d deletes acknowledged, all as acknowledged after every restart; %d requests cut off by a kill, %d cut-off changes settled either way; %d server errors",
+		rounds, time.Since(start).Round(time.Second), len(order), updates, deletes, killedMidRequest, resolved, serverErrors)
 }
 
 // metricValue reads one unlabelled sample from /metrics.
