@@ -20,11 +20,6 @@ import (
 	"github.com/lookalike/lookalike/internal/ingest"
 )
 
-// nearDuplicateScore is the cosine similarity above which an added item is reported as a
-// near-duplicate of an existing one (re-encoded, resized or slightly cropped copies of a photo score
-// above it with the default model; other photos of the same product score below).
-const nearDuplicateScore = 0.95
-
 func (s *Server) requestContext(c *fiber.Ctx) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.UserContext(), s.cfg.Server.WriteTimeout)
 }
@@ -233,15 +228,19 @@ func (s *Server) parseItem(c *fiber.Ctx) (*itemRequest, error) {
 type nearDuplicate struct {
 	ID    string  `json:"id"`
 	Score float32 `json:"score"`
+	Tier  string  `json:"tier"` // exact or near (intel.go)
 }
 
 type addResult struct {
 	Item          *itemJSON      `json:"item,omitempty"`
 	NearDuplicate *nearDuplicate `json:"near_duplicate_of"`
+	// MergedInto is set when on_duplicate=merge folded the item into an existing one (Item is that one).
+	MergedInto string `json:"merged_into,omitempty"`
 }
 
-// storeItems embeds, thumbnails and upserts items; per-item errors come back in errs.
-func (s *Server) storeItems(ctx context.Context, col *index.Collection, reqs []*itemRequest) ([]addResult, []error, error) {
+// storeItems embeds, thumbnails and upserts items; per-item errors come back in errs. onDup is the
+// duplicate policy (allow, reject, merge: intel.go).
+func (s *Server) storeItems(ctx context.Context, col *index.Collection, reqs []*itemRequest, onDup string) ([]addResult, []error, error) {
 	release, err := s.admit.acquire(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -272,13 +271,24 @@ func (s *Server) storeItems(ctx context.Context, col *index.Collection, reqs []*
 			errs[i] = err
 			continue
 		}
-		if res, err := col.Search(ctx, embs[i].Vector, index.SearchOptions{K: 2}); err == nil {
-			for _, hit := range res {
-				if hit.ID != r.ID && hit.Score >= nearDuplicateScore {
-					results[i].NearDuplicate = &nearDuplicate{ID: hit.ID, Score: hit.Score}
-					s.metrics.nearDuplicate.Inc()
-					break
+		if nd := s.findDuplicate(ctx, col, r.ID, embs[i].Vector, thumb); nd != nil {
+			results[i].NearDuplicate = nd
+			s.metrics.nearDuplicate.Inc()
+			switch onDup {
+			case dupReject:
+				errs[i] = errorf(http.StatusConflict, "duplicate", "item %q is a %s duplicate of %q (cosine %.3f); on_duplicate=reject", r.ID, nd.Tier, nd.ID, nd.Score).
+					with("near_duplicate_of", nd)
+				continue
+			case dupMerge:
+				merged, err := mergeInto(ctx, col, nd.ID, r.Metadata)
+				if err != nil {
+					errs[i] = err
+					continue
 				}
+				results[i].MergedInto = merged.ID
+				results[i].Item = &itemJSON{ID: merged.ID, Metadata: metadataOrEmpty(merged.Metadata), ThumbnailURL: thumbnailURL(col.Name(), merged.ID),
+					Fingerprint: col.Fingerprint(), Dims: len(merged.Vector), UpdatedAt: merged.UpdatedAt}
+				continue
 			}
 		}
 		items = append(items, index.Item{ID: r.ID, Vector: embs[i].Vector, Metadata: r.Metadata, Thumbnail: thumb,
@@ -342,14 +352,21 @@ func (s *Server) handleAddItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	onDup, err := s.duplicatePolicy(c)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	results, errs, err := s.storeItems(ctx, col, []*itemRequest{req})
+	results, errs, err := s.storeItems(ctx, col, []*itemRequest{req}, onDup)
 	if err != nil {
 		return err
 	}
 	if errs[0] != nil {
 		return errs[0]
+	}
+	if results[0].MergedInto != "" {
+		return c.Status(http.StatusOK).JSON(results[0])
 	}
 	return c.Status(http.StatusCreated).JSON(results[0])
 }
@@ -367,7 +384,12 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 		Status        int            `json:"status"`
 		Item          *itemJSON      `json:"item,omitempty"`
 		NearDuplicate *nearDuplicate `json:"near_duplicate_of,omitempty"`
+		MergedInto    string         `json:"merged_into,omitempty"`
 		Error         *Error         `json:"error,omitempty"`
+	}
+	onDup, err := s.duplicatePolicy(c)
+	if err != nil {
+		return err
 	}
 	var reqs []*itemRequest
 	var out []lineResult
@@ -434,7 +456,7 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 	j := 0
 	for start := 0; start < len(reqs); start += chunk {
 		part := reqs[start:min(start+chunk, len(reqs))]
-		results, errs, err := s.storeItems(ctx, col, part)
+		results, errs, err := s.storeItems(ctx, col, part, onDup)
 		if err != nil && len(results) == 0 {
 			e := classify(err)
 			if e.Status >= 500 && e.Code == "internal" {
@@ -455,13 +477,16 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 				out[j].Status, out[j].Error = e.Status, e
 			} else {
 				out[j].Status, out[j].Item, out[j].NearDuplicate = http.StatusCreated, results[i].Item, results[i].NearDuplicate
+				if results[i].MergedInto != "" {
+					out[j].Status, out[j].MergedInto = http.StatusOK, results[i].MergedInto
+				}
 			}
 			j++
 		}
 	}
 	stored, failed := 0, 0
 	for _, r := range out {
-		if r.Status == http.StatusCreated {
+		if r.Status == http.StatusCreated || r.MergedInto != "" {
 			stored++
 		} else {
 			failed++
@@ -734,6 +759,15 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	opts := index.SearchOptions{K: req.K + 1, Ef: req.Ef, Filter: req.filter, Exact: req.Exact, ExcludeIDs: req.ExcludeIDs, Offset: req.offset}
+	// Diversified pages are cut from one diversified ranking fetched from the top (3x over-fetch),
+	// so pages stay consistent with each other. On by default for similar, off for search.
+	div := similarTo != ""
+	if req.Diversify != nil {
+		div = *req.Diversify
+	}
+	if div {
+		opts.K, opts.Offset = min(3*(req.offset+req.K)+1, index.MaxK), 0
+	}
 	if req.MinScore != nil {
 		opts.MinScore = *req.MinScore
 	}
@@ -754,6 +788,10 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	searchDur := time.Since(searchStart)
 	if similarTo == "" {
 		s.quality.observeSearch(col, query, opts, res)
+	}
+	if div {
+		res = diversify(col, res, TiersFrom(s.cfg.Intel), s.cfg.Intel.DiversifyTier)
+		res = res[min(req.offset, len(res)):]
 	}
 	// One extra result was asked for: its presence says whether another page exists.
 	next := ""

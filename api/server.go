@@ -303,6 +303,7 @@ func (s *Server) routes() {
 	v1.Delete("/collections/:c/items/:id", write, s.handleDeleteItem)
 	v1.Post("/collections/:c/search", read, s.handleSearch)
 	s.quality.registerRoutes(v1, read, write)
+	s.registerIntelRoutes(v1, read, write)
 	v1.Use(func(c *fiber.Ctx) error {
 		return errorf(http.StatusNotFound, "not_found", "no API route %s %s", c.Method(), c.Path())
 	})

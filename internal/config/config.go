@@ -41,6 +41,7 @@ type Config struct {
 	Embed   Embed           `yaml:"embed"`
 	Model   embed.ModelSpec `yaml:"model"`
 	Quality Quality         `yaml:"quality"`
+	Intel   Intel           `yaml:"intel"`
 	Demo    Demo            `yaml:"demo"`
 	Log     Log             `yaml:"log"`
 }
@@ -104,6 +105,27 @@ type Quality struct {
 	RecallSampleRate float64       `yaml:"recall_sample_rate"`
 	FeedbackWindow   time.Duration `yaml:"feedback_window"`
 	MinScore         float64       `yaml:"min_score"`
+	Probes           Probes        `yaml:"probes"`
+}
+
+// Probes are labelled eval sets re-queried by the server (docs/quality.md).
+type Probes struct {
+	Manifests  []string      `yaml:"manifests"`
+	Collection string        `yaml:"collection"`
+	Interval   time.Duration `yaml:"interval"`
+	K          int           `yaml:"k"`
+	GroupField string        `yaml:"group_field"`
+}
+
+// Intel configures catalog intelligence: duplicate tiers, ingest policy, diversity and tagging.
+type Intel struct {
+	NearDuplicateScore float64 `yaml:"near_duplicate_score"`
+	PixelMatch         float64 `yaml:"pixel_match"`
+	SimilarScore       float64 `yaml:"similar_score"`
+	OnDuplicate        string  `yaml:"on_duplicate"`
+	DiversifyTier      string  `yaml:"diversify_tier"`
+	TagNeighbors       int     `yaml:"tag_neighbors"`
+	TagMinConfidence   float64 `yaml:"tag_min_confidence"`
 }
 
 type Demo struct {
@@ -133,9 +155,12 @@ func Default() Config {
 		},
 		Embed:   Embed{Device: "auto"},
 		Model:   embed.DefaultModelSpec(),
-		Quality: Quality{RecallSampleRate: 0.01, FeedbackWindow: time.Hour, MinScore: 0.75},
-		Demo:    Demo{Mode: "auto"},
-		Log:     Log{Level: "info", Format: "text"},
+		Quality: Quality{RecallSampleRate: 0.01, FeedbackWindow: time.Hour, MinScore: 0.75,
+			Probes: Probes{Interval: 15 * time.Minute, K: 10, GroupField: "group"}},
+		Intel: Intel{NearDuplicateScore: 0.80, PixelMatch: 0.94, SimilarScore: 0.80, OnDuplicate: "allow", DiversifyTier: "near",
+			TagNeighbors: 10, TagMinConfidence: 0.75},
+		Demo: Demo{Mode: "auto"},
+		Log:  Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -164,6 +189,9 @@ func Load(path string, environ []string) (Config, error) {
 	}
 	if len(cfg.Embed.ModelDirs) == 0 {
 		cfg.Embed.ModelDirs = nil
+	}
+	if len(cfg.Quality.Probes.Manifests) == 0 {
+		cfg.Quality.Probes.Manifests = nil
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
@@ -225,8 +253,26 @@ func (c *Config) Validate() error {
 		return bad("embed.max_batch", "must be >= 0 (0 = auto)")
 	case c.Embed.MaxBatchWait < 0:
 		return bad("embed.max_batch_wait", "must be >= 0 (0 = auto)")
+	case !(c.Intel.SimilarScore > 0 && c.Intel.SimilarScore <= c.Intel.NearDuplicateScore && c.Intel.NearDuplicateScore < 1):
+		return bad("intel.similar_score", "must satisfy 0 < intel.similar_score <= intel.near_duplicate_score < 1, got %v and %v", c.Intel.SimilarScore, c.Intel.NearDuplicateScore)
+	case c.Intel.PixelMatch < 0 || c.Intel.PixelMatch > 1:
+		return bad("intel.pixel_match", "must be in 0..1, got %v", c.Intel.PixelMatch)
+	case c.Intel.OnDuplicate != "allow" && c.Intel.OnDuplicate != "reject" && c.Intel.OnDuplicate != "merge":
+		return bad("intel.on_duplicate", "must be allow, reject or merge, got %q", c.Intel.OnDuplicate)
+	case c.Intel.DiversifyTier != "exact" && c.Intel.DiversifyTier != "near" && c.Intel.DiversifyTier != "similar":
+		return bad("intel.diversify_tier", "must be exact, near or similar, got %q", c.Intel.DiversifyTier)
+	case c.Intel.TagNeighbors < 1 || c.Intel.TagNeighbors > 200:
+		return bad("intel.tag_neighbors", "must be in 1..200, got %d", c.Intel.TagNeighbors)
+	case c.Intel.TagMinConfidence < 0 || c.Intel.TagMinConfidence > 1:
+		return bad("intel.tag_min_confidence", "must be in 0..1, got %v", c.Intel.TagMinConfidence)
 	case c.Quality.RecallSampleRate < 0 || c.Quality.RecallSampleRate > 1:
 		return bad("quality.recall_sample_rate", "must be in 0..1, got %v", c.Quality.RecallSampleRate)
+	case c.Quality.Probes.Interval < time.Second:
+		return bad("quality.probes.interval", "must be >= 1s")
+	case c.Quality.Probes.K < 1 || c.Quality.Probes.K > c.Limits.MaxK:
+		return bad("quality.probes.k", "must be in 1..limits.max_k, got %d", c.Quality.Probes.K)
+	case c.Quality.Probes.GroupField == "":
+		return bad("quality.probes.group_field", "must not be empty")
 	case c.Demo.Mode != "auto" && c.Demo.Mode != "on" && c.Demo.Mode != "off":
 		return bad("demo.mode", "must be auto, on or off, got %q", c.Demo.Mode)
 	case c.Log.Level != "debug" && c.Log.Level != "info" && c.Log.Level != "warn" && c.Log.Level != "error":
