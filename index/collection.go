@@ -289,8 +289,12 @@ func (c *Collection) Upsert(ctx context.Context, items ...Item) error {
 				return err
 			}
 		}
+		slots := make([]uint32, len(ps))
+		for i := range ps {
+			slots[i] = ps[i].slot
+		}
 		var err error
-		seq, err = bumpSeq(b)
+		seq, err = bumpSeq(b, slots)
 		return err
 	})
 	if err != nil {
@@ -310,13 +314,80 @@ func (c *Collection) Upsert(ctx context.Context, items ...Item) error {
 	return nil
 }
 
-func bumpSeq(b *bolt.Bucket) (uint64, error) {
+// bumpSeq advances the collection's write sequence number and logs which
+// slots the write touched, so that Open can bring an older graph snapshot
+// up to date by re-linking only those slots. A snapshot trims the log.
+func bumpSeq(b *bolt.Bucket, slots []uint32) (uint64, error) {
 	var seq uint64
 	if v := b.Get(keySeq); len(v) == 8 {
 		seq = binary.BigEndian.Uint64(v)
 	}
 	seq++
-	return seq, b.Put(keySeq, binary.BigEndian.AppendUint64(nil, seq))
+	if err := b.Put(keySeq, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		return 0, err
+	}
+	lb, err := b.CreateBucketIfNotExists(bucketLog)
+	if err != nil {
+		return 0, err
+	}
+	v := binary.AppendUvarint(nil, uint64(len(slots)))
+	for _, s := range slots {
+		v = binary.AppendUvarint(v, uint64(s))
+	}
+	return seq, lb.Put(binary.BigEndian.AppendUint64(nil, seq), v)
+}
+
+// readLog returns the slots touched by writes after seq `from`, or ok=false
+// when the log does not cover every write from+1..to.
+func readLog(b *bolt.Bucket, from, to uint64) (map[uint32]bool, bool) {
+	touched := map[uint32]bool{}
+	if from == to {
+		return touched, true
+	}
+	lb := b.Bucket(bucketLog)
+	if lb == nil || from > to {
+		return nil, false
+	}
+	cur := lb.Cursor()
+	want := from + 1
+	for k, v := cur.Seek(binary.BigEndian.AppendUint64(nil, want)); k != nil; k, v = cur.Next() {
+		if len(k) != 8 || binary.BigEndian.Uint64(k) != want {
+			return nil, false
+		}
+		n, p := binary.Uvarint(v)
+		if p <= 0 || n > uint64(len(v)) {
+			return nil, false
+		}
+		for i := uint64(0); i < n; i++ {
+			s, q := binary.Uvarint(v[p:])
+			if q <= 0 || s > 1<<31 {
+				return nil, false
+			}
+			p += q
+			touched[uint32(s)] = true
+		}
+		want++
+	}
+	return touched, want == to+1
+}
+
+// trimLog deletes log entries up to and including seq.
+func trimLog(b *bolt.Bucket, seq uint64) error {
+	lb := b.Bucket(bucketLog)
+	if lb == nil {
+		return nil
+	}
+	var keys [][]byte
+	cur := lb.Cursor()
+	for k, _ := cur.First(); k != nil && len(k) == 8 && binary.BigEndian.Uint64(k) <= seq; k, _ = cur.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := lb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applyUpsert updates memory for one persisted item. Under wmu.
@@ -446,7 +517,7 @@ func (c *Collection) Delete(ctx context.Context, ids ...string) (int, error) {
 			}
 		}
 		var err error
-		seq, err = bumpSeq(b)
+		seq, err = bumpSeq(b, slots)
 		return err
 	})
 	if err != nil {
@@ -803,6 +874,8 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 	var c *Collection
 	var snap []byte
 	var live []bool
+	var touched map[uint32]bool
+	logOK := false
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCollections).Bucket([]byte(name))
 		var cfg CollectionConfig
@@ -846,12 +919,20 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 			return err
 		}
 		snap = bytes.Clone(b.Get(keyGraph))
+		if sseq, ok := snapshotSeq(snap); ok {
+			touched, logOK = readLog(b, sseq, c.seq)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	g := c.g
+	if len(snap) >= 16 { // slots freed at the end after the snapshot still count
+		if sn := int(binary.LittleEndian.Uint32(snap[12:])); sn > len(live) && sn <= 1<<30 {
+			live = append(live, make([]bool, sn-len(live))...)
+		}
+	}
 	g.grow(len(live))
 	for len(c.ids) < len(live) {
 		c.ids = append(c.ids, "")
@@ -869,10 +950,18 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 		return c, nil
 	}
 	if snap != nil {
-		err := decodeSnapshot(g, snap, c.seq, live)
+		err := errStaleSnap
+		sseq, _ := snapshotSeq(snap)
+		if logOK {
+			err = decodeSnapshot(g, snap, sseq, live, touched)
+		}
 		if err == nil {
-			c.snapSeq = c.seq
+			c.snapSeq = sseq
 			c.loadedFrom = "snapshot"
+			if len(touched) > 0 {
+				c.replay(live, touched)
+				c.loadedFrom = "snapshot+replay"
+			}
 			return c, nil
 		}
 		db.log.Warn("graph snapshot unusable, rebuilding", "collection", name, "err", err)
@@ -896,6 +985,29 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 	return c, nil
 }
 
+// replay brings a snapshot graph up to date: every slot written after the
+// snapshot is unlinked (repairing its neighbours) and, if live, re-inserted
+// with its stored vector. Single-threaded, before the collection is shared.
+func (c *Collection) replay(live []bool, touched map[uint32]bool) {
+	start := time.Now()
+	slots := make([]uint32, 0, len(touched))
+	for s := range touched {
+		slots = append(slots, s)
+	}
+	slices.Sort(slots)
+	for _, s := range slots {
+		if int(s) < len(c.g.levels) && c.g.levels[s] >= 0 {
+			c.g.applyDelete(c.g.planDelete(s))
+		}
+	}
+	for _, s := range slots {
+		if int(s) < len(live) && live[s] {
+			c.g.insert(s)
+		}
+	}
+	c.db.log.Info("graph snapshot brought up to date", "collection", c.name, "slots", len(slots), "took", time.Since(start))
+}
+
 // snapshot writes the graph when it changed since the last snapshot. It
 // holds wmu, so the graph in memory is exactly the state at c.seq.
 func (c *Collection) snapshot() error {
@@ -914,7 +1026,10 @@ func (c *Collection) snapshot() error {
 		if bk == nil {
 			return nil
 		}
-		return bk.Put(keyGraph, b)
+		if err := bk.Put(keyGraph, b); err != nil {
+			return err
+		}
+		return trimLog(bk, seq)
 	})
 	if err != nil {
 		return storageErr("snapshot "+c.name, err)

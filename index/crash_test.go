@@ -178,6 +178,11 @@ func TestCrashRecovery(t *testing.T) {
 			t.Errorf("round %d: thumbnail %q", round, th)
 		}
 		t.Logf("round %d: %d acknowledged this round, %d items, graph from %s", round, n, c.Info().Count, c.loadedFrom)
+		c.mu.RLock()
+		if r := reachable(c.g); r != c.g.count {
+			t.Errorf("round %d: %d of %d nodes reachable", round, r, c.g.count)
+		}
+		c.mu.RUnlock()
 		if missing > 0 {
 			t.Fatalf("round %d: %d acknowledged writes lost", round, missing)
 		}

@@ -92,6 +92,7 @@ var (
 	keyGraph          = []byte("graph")
 	bucketItems       = []byte("items")
 	bucketThumbs      = []byte("thumbs")
+	bucketLog         = []byte("log")
 )
 
 // Open opens (creating if needed) the data directory and loads every

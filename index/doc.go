@@ -13,11 +13,14 @@
 // SIMD dot product (github.com/viterin/vek) on normalised vectors.
 //
 // Every Upsert/Delete commits to bbolt (fsync) before it returns, then
-// updates the in-memory graph. The graph is snapshotted with a CRC and the
-// sequence number it reflects, periodically and on Close; at Open a snapshot
-// whose checksum or sequence number does not match is ignored and the graph
-// is rebuilt from the stored vectors, so kill -9 never loses an acknowledged
-// write (it only costs a rebuild).
+// updates the in-memory graph; the same transaction bumps the collection's
+// write sequence number and logs which slots it touched. The graph is
+// snapshotted with a CRC and the sequence number it reflects, periodically
+// and on Close (which trims the log). At Open a snapshot is used when its
+// checksum holds and the log covers every write since it: the touched slots
+// are unlinked and re-inserted ("snapshot+replay"); otherwise (missing,
+// corrupt, or stale without a log) the graph is rebuilt from the stored
+// vectors. kill -9 never loses an acknowledged write.
 //
 // Search picks a strategy: brute force below Options.ExactThreshold items or
 // on request; under a filter, brute force over the matching set when an
@@ -36,8 +39,9 @@
 //   - Vectors are normalised on the way in: Get returns the unit vector.
 //   - A collection's fingerprint and dims are fixed at creation; opening it
 //     with others is ErrFingerprintMismatch.
-//   - After a crash the graph is rebuilt at Open, which takes about as long
-//     as inserting every item again (minutes for 100k x 1280-d).
+//   - A full rebuild (snapshot missing or corrupt) takes about as long as
+//     inserting every item again: minutes for 100k x 1280-d. Replaying the
+//     writes since the last snapshot costs one insert per written item.
 //   - Deletes repair the graph by scanning for in-links: O(n) per deleted
 //     item, fine for catalogue churn, not for bulk deletes of most items
 //     (drop and recreate the collection instead).

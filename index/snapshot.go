@@ -50,11 +50,22 @@ func encodeSnapshot(g *graph, seq uint64) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 }
 
+// snapshotSeq returns the write sequence number a snapshot reflects.
+func snapshotSeq(b []byte) (uint64, bool) {
+	if len(b) < 12 || string(b[:4]) != string(snapMagic) {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(b[4:]), true
+}
+
 // decodeSnapshot loads links into g, whose vectors and slot set (live[i])
-// come from the stored records. It checks the checksum, the sequence number
-// and that every link names a live slot; on any error g's links are unusable
-// and the caller rebuilds.
-func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool) error {
+// come from the stored records. Slots in touched were written after the
+// snapshot (replayed by the caller) and may differ from it; every other slot
+// must be live exactly when the snapshot has it linked. It checks the
+// checksum, the sequence number and that every link names a slot that is
+// live or touched; on any error g's links are unusable and the caller
+// rebuilds.
+func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool, touched map[uint32]bool) error {
 	if len(b) < 4+8+16+4 || string(b[:4]) != string(snapMagic) {
 		return errBadSnap
 	}
@@ -69,7 +80,7 @@ func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool) error {
 	m := int(binary.LittleEndian.Uint32(b[16:]))
 	entry := binary.LittleEndian.Uint32(b[20:])
 	maxLevel := int(int32(binary.LittleEndian.Uint32(b[24:])))
-	if m != g.m || n != len(live) {
+	if m != g.m || n > len(live) {
 		return errStaleSnap
 	}
 	p := 28
@@ -80,7 +91,7 @@ func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool) error {
 	count := 0
 	for i := 0; i < n; i++ {
 		l := int8(body[p+i])
-		if (l >= 0) != live[i] || int(l) > maxLevel {
+		if ((l >= 0) != live[i] && !touched[uint32(i)]) || int(l) > maxLevel {
 			return errStaleSnap
 		}
 		g.levels[i] = l
@@ -99,7 +110,7 @@ func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool) error {
 			return errBadSnap
 		}
 		for _, x := range list[1 : 1+list[0]] {
-			if int(x) >= n || !live[x] {
+			if int(x) >= n || (!live[x] && !touched[x]) {
 				return errBadSnap
 			}
 		}
@@ -109,7 +120,7 @@ func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool) error {
 		g.links0[i] = u32()
 	}
 	for i := 0; i < n; i++ {
-		if live[i] {
+		if g.levels[i] >= 0 {
 			if err := checkList(g.links0[i*stride0:(i+1)*stride0], g.m0); err != nil {
 				return err
 			}
@@ -139,7 +150,12 @@ func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool) error {
 	if p != len(body) {
 		return errBadSnap
 	}
-	if count > 0 && (int(entry) >= n || !live[entry] || int(g.levels[entry]) != maxLevel) {
+	for i := n; i < len(live); i++ { // slots created after the snapshot
+		if live[i] && !touched[uint32(i)] {
+			return errStaleSnap
+		}
+	}
+	if count > 0 && (int(entry) >= n || g.levels[entry] < 0 || int(g.levels[entry]) != maxLevel) {
 		return errBadSnap
 	}
 	if count == 0 {
