@@ -43,6 +43,8 @@ var commands = []command{
 	{"restore", "replace the data file with a backup from GET /v1/admin/backup", runRestore},
 	{"bench", "bench embed DIR | bench search [--base B.fvecs --queries Q.fvecs]", runBench},
 	{"eval", "measure retrieval quality: ukbench, oxford5k, fashion-mnist or your own groups", runEval},
+	{"tag", "suggest metadata for a photo or item (--all: tag a collection; tag eval: measure)", runTag},
+	{"dupes", "duplicate clusters of a collection (dupes calibrate: measure the tiers)", runDupes},
 }
 
 // cliEnv carries what every subcommand shares: output streams and the global flags' values.
