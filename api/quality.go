@@ -94,7 +94,7 @@ func newQualityMonitor(cfg config.Config, eng Embedder, db *index.DB, reg promet
 	q := &qualityMonitor{
 		cfg: cfg, db: db, eng: eng, log: log, window: w, now: time.Now,
 		m:         newQualityMetrics(reg),
-		probes:    probeConfigFromEnv(cfg, os.LookupEnv),
+		probes:    probeConfigFrom(cfg),
 		obs:       make(chan observation, obsQueue),
 		samples:   make(chan observation, sampleQueue),
 		cols:      map[string]*colQuality{},
@@ -654,8 +654,7 @@ func (q *qualityMonitor) registerRoutes(v1 fiber.Router, read, write fiber.Handl
 
 // ---- probes ----
 
-// probeConfig is the labelled-probe setup. Until internal/config grows quality.probes it comes
-// from the environment (see probeConfigFromEnv and docs/quality.md).
+// probeConfig is the labelled-probe setup (config quality.probes).
 type probeConfig struct {
 	Manifests  []string
 	Collection string
@@ -664,32 +663,11 @@ type probeConfig struct {
 	GroupField string
 }
 
-// probeConfigFromEnv reads LOOKALIKE_QUALITY_PROBES (comma-separated CSV/JSONL manifests with id,
-// path and a group column), LOOKALIKE_QUALITY_PROBES_COLLECTION, _INTERVAL, _K and _GROUP_FIELD.
-func probeConfigFromEnv(cfg config.Config, lookup func(string) (string, bool)) probeConfig {
-	pc := probeConfig{Collection: cfg.Data.DefaultCollection, Interval: 15 * time.Minute, K: 10, GroupField: "group"}
-	if v, ok := lookup("LOOKALIKE_QUALITY_PROBES"); ok {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				pc.Manifests = append(pc.Manifests, p)
-			}
-		}
-	}
-	if v, ok := lookup("LOOKALIKE_QUALITY_PROBES_COLLECTION"); ok && v != "" {
-		pc.Collection = v
-	}
-	if v, ok := lookup("LOOKALIKE_QUALITY_PROBES_INTERVAL"); ok {
-		if d, err := time.ParseDuration(v); err == nil && d > 0 {
-			pc.Interval = d
-		}
-	}
-	if v, ok := lookup("LOOKALIKE_QUALITY_PROBES_K"); ok {
-		if k, err := strconv.Atoi(v); err == nil && k > 0 && k <= index.MaxK {
-			pc.K = k
-		}
-	}
-	if v, ok := lookup("LOOKALIKE_QUALITY_PROBES_GROUP_FIELD"); ok && v != "" {
-		pc.GroupField = v
+func probeConfigFrom(cfg config.Config) probeConfig {
+	p := cfg.Quality.Probes
+	pc := probeConfig{Manifests: p.Manifests, Collection: p.Collection, Interval: p.Interval, K: p.K, GroupField: p.GroupField}
+	if pc.Collection == "" {
+		pc.Collection = cfg.Data.DefaultCollection
 	}
 	return pc
 }

@@ -362,9 +362,11 @@ func TestQualityLive(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte(csv), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("LOOKALIKE_QUALITY_PROBES", manifest)
-	t.Setenv("LOOKALIKE_QUALITY_PROBES_K", "3")
-	ts := newTestServer(t, func(c *config.Config) { c.Quality.RecallSampleRate = 1 })
+	ts := newTestServer(t, func(c *config.Config) {
+		c.Quality.RecallSampleRate = 1
+		c.Quality.Probes.Manifests = []string{manifest}
+		c.Quality.Probes.K = 3
+	})
 	for _, i := range []int{0, 1, 2, 4, 5, 6, 8, 9} {
 		ts.addPhoto(t, ukName(i), fmt.Sprintf(`{"group":%d}`, i/4))
 	}
