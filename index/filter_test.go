@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -79,7 +80,7 @@ func TestFilterParseErrors(t *testing.T) {
 		}
 	}
 	_, err := ParseFilter(`category = "x" AND price >`)
-	if err == nil || !contains(err.Error(), "at 26") {
+	if err == nil || !strings.Contains(err.Error(), "at 26") {
 		t.Errorf("error should name the position: %v", err)
 	}
 }
@@ -90,18 +91,6 @@ func min1(ef int) int {
 		return 1
 	}
 	return 0
-}
-
-func contains(s, sub string) bool {
-	return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0)
-}
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 func TestFilterFromJSON(t *testing.T) {
