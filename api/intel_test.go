@@ -233,7 +233,7 @@ func TestDuplicatesEndpoint(t *testing.T) {
 	}
 	orig := photo(t, ukName(0))
 	for id, img := range map[string][]byte{
-		"zz-same-bytes": orig,                      // exact
+		"zz-same-bytes": orig,                       // exact
 		"zz-half-size":  reencode(t, orig, 0.5, 75), // near
 	} {
 		if r := ts.addBytes(t, id, img, "", ""); r.status != 201 {
