@@ -139,6 +139,15 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
+// defaultModel is the default model with its spatial feature map on: "why it matched" heatmaps
+// (GET /v1/collections/{c}/search/explain) need it, and on 2 cores it costs within the noise of
+// `lookalike bench embed` (about 2%, docs/intelligence.md). The fingerprint does not include it.
+func defaultModel() embed.ModelSpec {
+	m := embed.DefaultModelSpec()
+	m.FeatureMapTensor = embed.DefaultFeatureMapTensor
+	return m
+}
+
 // Default returns the built-in configuration; configs/lookalike.yaml documents the same values.
 func Default() Config {
 	return Config{
@@ -154,7 +163,7 @@ func Default() Config {
 			MaxMetadataBytes: 64 << 10, MaxIDBytes: 256, ThumbnailSize: 256, ThumbnailQuality: 82,
 		},
 		Embed: Embed{Device: "auto"},
-		Model: embed.DefaultModelSpec(),
+		Model: defaultModel(),
 		Quality: Quality{RecallSampleRate: 0.01, FeedbackWindow: time.Hour, MinScore: 0.75,
 			Probes: Probes{Interval: 15 * time.Minute, K: 10, GroupField: "group"}},
 		Intel: Intel{NearDuplicateScore: 0.80, PixelMatch: 0.94, SimilarScore: 0.80, OnDuplicate: "allow", DiversifyTier: "near",
