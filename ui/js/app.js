@@ -5,11 +5,12 @@ import * as search from './search.js';
 import * as item from './item.js';
 import * as catalog from './catalog.js';
 import * as status from './status.js';
+import * as duplicates from './duplicates.js';
 
-const pages = { search, item, catalog, status };
+const pages = { search, item, catalog, status, duplicates };
 const mounted = new Map();
 const scrollMemory = new Map();
-const titles = { search: 'Search by photo', catalog: 'Catalog', status: 'Status', item: 'Item' };
+const titles = { search: 'Search by photo', catalog: 'Catalog', status: 'Status', item: 'Item', duplicates: 'Duplicates' };
 let current = null;
 
 function parseHash() {

@@ -8,6 +8,7 @@ import { createCropper } from './cropper.js';
 import { createFilters } from './filters.js';
 import { openCamera, cameraAvailable } from './camera.js';
 import { tracker } from './feedback.js';
+import { whyButton } from './explain.js';
 
 const PAGE = 24;
 
@@ -172,7 +173,7 @@ async function run(append) {
     const start = results.length;
     results = results.concat(page);
     nextCursor = res.next_cursor || '';
-    const cards = page.map((r, i) => card(collection, r, { rank: start + i + 1 }));
+    const cards = page.map((r, i) => card(collection, r, { rank: start + i + 1, extra: whyButton(collection, r.id, () => query) }));
     if (append) els.grid.append(...cards);
     else els.grid.replaceChildren(...cards);
     if (!append) feedback.start(collection, PAGE);

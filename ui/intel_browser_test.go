@@ -1,0 +1,142 @@
+package ui_test
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	_ "image/jpeg"
+	"image/png"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestDuplicatesPage fills its own collection with two objects, an exact copy and a half-size
+// copy of one photo, then reviews the cluster in the page and keeps the half-size copy: the
+// original and the exact copy must be gone from the catalog, the kept one and the others stay.
+func TestDuplicatesPage(t *testing.T) {
+	s := startServer(t)
+	const col = "dupes-ui"
+	resp, err := http.Post(s.URL+"/v1/collections", "application/json", strings.NewReader(`{"name":"`+col+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create collection: %d", resp.StatusCode)
+	}
+	t.Cleanup(func() {
+		req, _ := http.NewRequest(http.MethodDelete, s.URL+"/v1/collections/"+col, nil)
+		if r, err := http.DefaultClient.Do(req); err == nil {
+			r.Body.Close()
+		}
+	})
+	add := func(path, id string) {
+		t.Helper()
+		r, body, err := s.postImage("/v1/collections/"+col+"/items", path, map[string]string{"id": id})
+		if err != nil || r.StatusCode != http.StatusCreated {
+			t.Fatalf("add %s: %v %d %s", id, err, r.StatusCode, body)
+		}
+	}
+	for _, n := range []int{0, 1, 8} {
+		add(s.photo(n), seedID(n))
+	}
+	add(s.photo(0), "copy-exact")
+	half := filepath.Join(t.TempDir(), "half.png")
+	writeHalfSize(t, s.photo(0), half)
+	add(half, "copy-half")
+
+	b := newBrowser(t, s.URL)
+	b.open("#/duplicates", "#page-duplicates")
+	b.wait("the collection in the picker", fmt.Sprintf(`document.querySelector('#collection option[value=%q]')`, col), 15*time.Second)
+	eval[bool](b, fmt.Sprintf(`(() => { const s = document.querySelector('#collection'); s.value = %q;
+		s.dispatchEvent(new Event('change', {bubbles: true})); return true; })()`, col))
+	b.wait("a duplicate cluster", `document.querySelector('#dup-clusters .dup-cluster')`, 60*time.Second)
+	ids := eval[[]string](b, `[...document.querySelectorAll('#dup-clusters .dup-cluster .card')].map((e) => e.dataset.id)`)
+	if strings.Join(ids, ",") != "copy-exact,copy-half,ukbench00000" && strings.Join(ids, ",") != "copy-exact,ukbench00000,copy-half" {
+		t.Fatalf("cluster %v, want copy-exact first with ukbench00000 and copy-half", ids)
+	}
+	if n := eval[int](b, `document.querySelectorAll('#dup-clusters .dup-cluster').length`); n != 1 {
+		t.Errorf("%d clusters, want 1", n)
+	}
+	if tiers := b.text("#dup-clusters .dup-cluster"); !strings.Contains(tiers, "exact duplicate") || !strings.Contains(tiers, "near duplicate") {
+		t.Errorf("cluster text %q lacks the tiers", tiers)
+	}
+	b.do("keep the half-size copy", 10*time.Second, chromedp.Click(chromedp.CSS(`#dup-clusters button[data-keep="copy-half"]`)))
+	b.wait("cluster resolved", `document.querySelector('#dup-clusters .dup-done')`, 30*time.Second)
+	if got := b.text("#dup-clusters .dup-done"); !strings.Contains(got, "Kept copy-half; deleted 2 duplicates") {
+		t.Errorf("resolution says %q", got)
+	}
+	for id, want := range map[string]int{"copy-half": 200, "copy-exact": 404, "ukbench00000": 404, "ukbench00001": 200, "ukbench00008": 200} {
+		r, err := http.Get(s.URL + "/v1/collections/" + col + "/items/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != want {
+			t.Errorf("after keeping copy-half, %s answers %d, want %d", id, r.StatusCode, want)
+		}
+	}
+	// Rescanning finds nothing left.
+	b.do("find again", 10*time.Second, chromedp.Click(chromedp.CSS("#dup-find")))
+	b.wait("no duplicates", `/No duplicates/.test(document.querySelector('#dup-summary').textContent)`, 30*time.Second)
+	b.noConsoleProblems()
+}
+
+// TestExplainInResults asks why the first search result matched: its thumbnail turns into the
+// server's heatmap and back.
+func TestExplainInResults(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	b.searchFor(s.photo(3))
+	first := resultCards + ":first-child"
+	photoSrc := eval[string](b, fmt.Sprintf(`document.querySelector(%q).getAttribute('src')`, first+" .thumb img"))
+	b.do("why it matched", 10*time.Second, chromedp.Click(chromedp.CSS(first+" button.why")))
+	b.wait("heatmap shown", fmt.Sprintf(`document.querySelector(%q).classList.contains('explained')`, first), 60*time.Second)
+	ok := eval[bool](b, fmt.Sprintf(`(async () => { const img = document.querySelector(%q);
+		if (!img.src.startsWith('blob:')) return false;
+		if (!img.complete) await new Promise((r) => img.addEventListener('load', r, {once: true}));
+		return img.naturalWidth > 0; })()`, first+" .thumb img"))
+	if !ok {
+		t.Fatalf("the heatmap did not load; button says %q", b.text(first+" button.why"))
+	}
+	if p := eval[string](b, fmt.Sprintf(`document.querySelector(%q).getAttribute('aria-pressed')`, first+" button.why")); p != "true" {
+		t.Errorf("aria-pressed %q after showing the heatmap", p)
+	}
+	b.do("back to the photo", 10*time.Second, chromedp.Click(chromedp.CSS(first+" button.why")))
+	if src := eval[string](b, fmt.Sprintf(`document.querySelector(%q).getAttribute('src')`, first+" .thumb img")); src != photoSrc {
+		t.Errorf("photo src %q after toggling back, want %q", src, photoSrc)
+	}
+	b.noConsoleProblems()
+}
+
+func writeHalfSize(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bd := img.Bounds()
+	out := image.NewRGBA(image.Rect(0, 0, bd.Dx()/2, bd.Dy()/2))
+	for y := range out.Bounds().Dy() {
+		for x := range out.Bounds().Dx() {
+			out.Set(x, y, img.At(bd.Min.X+2*x, bd.Min.Y+2*y))
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,64 @@
+// "Why it matched": fetches the server's heatmap of a result (POST /search/explain with the query
+// photo) and swaps it into the result card's thumbnail; a second click shows the photo again.
+import { h } from './dom.js';
+import { ApiError, plainError } from './api.js';
+
+const enc = encodeURIComponent;
+
+async function fetchExplain(collection, { file, crop, id }) {
+  const form = new FormData();
+  form.append('image', file, file.name || 'query.jpg');
+  form.append('id', id);
+  if (crop) form.append('crop', `${crop.x},${crop.y},${crop.w},${crop.h}`);
+  let res;
+  try {
+    res = await fetch(`/v1/collections/${enc(collection)}/search/explain`, { method: 'POST', body: form });
+  } catch {
+    throw new ApiError(0, 'network', 'The server could not be reached.');
+  }
+  if (!res.ok) {
+    let e = {};
+    try { e = (await res.json()).error || {}; } catch { /* not JSON */ }
+    throw new ApiError(res.status, e.code, e.message, e.details, res.headers.get('Retry-After'));
+  }
+  return URL.createObjectURL(await res.blob());
+}
+
+// whyButton returns the card control; query() gives the current {file, crop}.
+export function whyButton(collection, id, query) {
+  let heatUrl = '';
+  let photoUrl = '';
+  const btn = h('button', {
+    type: 'button', class: 'link-button why', text: 'Why it matched',
+    'aria-pressed': 'false', title: 'Show which regions of this photo match your query', dataset: { explain: id },
+  });
+  btn.addEventListener('click', async () => {
+    const card = btn.closest('.card');
+    const img = card && card.querySelector('.thumb img');
+    if (!img) return;
+    if (btn.getAttribute('aria-pressed') === 'true') {
+      img.src = photoUrl;
+      btn.setAttribute('aria-pressed', 'false');
+      btn.textContent = 'Why it matched';
+      card.classList.remove('explained');
+      return;
+    }
+    btn.disabled = true;
+    btn.textContent = 'Explaining…';
+    try {
+      const q = query();
+      if (!heatUrl) heatUrl = await fetchExplain(collection, { file: q.file, crop: q.crop, id });
+      photoUrl = photoUrl || img.getAttribute('src');
+      img.src = heatUrl;
+      btn.setAttribute('aria-pressed', 'true');
+      btn.textContent = 'Show photo';
+      card.classList.add('explained');
+    } catch (err) {
+      btn.textContent = 'Why it matched';
+      btn.title = `${plainError(err)} ${err.message || ''}`.trim();
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  return h('div', { class: 'card-actions' }, btn);
+}
