@@ -999,6 +999,7 @@ func (s *Server) registerIntelRoutes(v1 fiber.Router, read, write fiber.Handler)
 type PixelSignature struct {
 	w, h int
 	px   []float32
+	grid []float64 // whole(), lazily
 }
 
 // sigSide is the signature's longer side in pixels.
@@ -1053,72 +1054,72 @@ func (s *PixelSignature) at(x, y float64) float32 {
 }
 
 // PixelMatch is the best normalised cross-correlation (-1..1) between one signature and a
-// sub-rectangle of the other (90-100% of its sides, anywhere inside it), in both directions, so
-// re-encoding, resizing, a brightness or contrast change and a crop of up to ~15% all score near 1,
-// while another photo of the same object, taken from a slightly different place, scores lower.
+// sub-rectangle of the other (the whole, or 90% of its sides at nine places), in both directions,
+// so re-encoding, resizing, a brightness or contrast change and a crop of about 10% all score near
+// 1, while another photo of the same object, taken from a slightly different place, scores lower.
+// About 20 correlations of 32x32 samples: well under a millisecond.
 func PixelMatch(a, b *PixelSignature) float64 {
-	return math.Max(matchInto(a, b), matchInto(b, a))
+	best := dotf(a.whole(), b.whole())
+	best = math.Max(best, matchInto(a, b))
+	return math.Max(best, matchInto(b, a))
 }
 
-// matchInto samples a 32x24-ish grid of a (whole) and of sub-rectangles of b, and correlates them.
+const gridSide = 32
+
+func dotf(a, b []float64) float64 {
+	var d float64
+	for i := range a {
+		d += a[i] * b[i]
+	}
+	return d
+}
+
+// whole is the signature resampled to the grid, zero-mean and unit-norm (computed once).
+func (s *PixelSignature) whole() []float64 {
+	if s.grid == nil {
+		s.grid = s.sample(0, 0, float64(s.w), float64(s.h))
+	}
+	return s.grid
+}
+
+// sample resamples the rectangle (ox, oy, rw, rh) to the grid and normalises it; all zeros when flat.
+func (s *PixelSignature) sample(ox, oy, rw, rh float64) []float64 {
+	v := make([]float64, gridSide*gridSide)
+	var m float64
+	for y := range gridSide {
+		for x := range gridSide {
+			p := float64(s.at(ox+(float64(x)+0.5)*rw/gridSide-0.5, oy+(float64(y)+0.5)*rh/gridSide-0.5))
+			v[y*gridSide+x] = p
+			m += p
+		}
+	}
+	m /= float64(len(v))
+	var ss float64
+	for i := range v {
+		v[i] -= m
+		ss += v[i] * v[i]
+	}
+	if ss < 1e-6 {
+		clear(v)
+		return v
+	}
+	n := math.Sqrt(ss)
+	for i := range v {
+		v[i] /= n
+	}
+	return v
+}
+
+// matchInto correlates a (whole) with 90% sub-rectangles of b at nine places.
 func matchInto(a, b *PixelSignature) float64 {
-	const gw, gh = 32, 32
-	av := make([]float64, gw*gh)
-	for y := range gh {
-		for x := range gw {
-			av[y*gw+x] = float64(a.at((float64(x)+0.5)*float64(a.w)/gw-0.5, (float64(y)+0.5)*float64(a.h)/gh-0.5))
-		}
-	}
-	normalize := func(v []float64) bool {
-		var m, ss float64
-		for _, x := range v {
-			m += x
-		}
-		m /= float64(len(v))
-		for i := range v {
-			v[i] -= m
-			ss += v[i] * v[i]
-		}
-		if ss < 1e-6 {
-			return false
-		}
-		n := math.Sqrt(ss)
-		for i := range v {
-			v[i] /= n
-		}
-		return true
-	}
-	if !normalize(av) {
-		return 0
-	}
+	av := a.whole()
 	best := -1.0
-	bv := make([]float64, gw*gh)
-	for _, s := range []float64{1, 0.95, 0.9, 0.85} {
-		rw, rh := float64(b.w)*s, float64(b.h)*s
-		steps := 1
-		if s < 1 {
-			steps = 5
-		}
-		for iy := range steps {
-			for ix := range steps {
-				ox, oy := 0.0, 0.0
-				if steps > 1 {
-					ox, oy = (float64(b.w)-rw)*float64(ix)/float64(steps-1), (float64(b.h)-rh)*float64(iy)/float64(steps-1)
-				}
-				for y := range gh {
-					for x := range gw {
-						bv[y*gw+x] = float64(b.at(ox+(float64(x)+0.5)*rw/gw-0.5, oy+(float64(y)+0.5)*rh/gh-0.5))
-					}
-				}
-				if !normalize(bv) {
-					continue
-				}
-				var d float64
-				for i := range av {
-					d += av[i] * bv[i]
-				}
-				best = math.Max(best, d)
-			}
+	const scale = 0.9
+	rw, rh := float64(b.w)*scale, float64(b.h)*scale
+	for iy := range 3 {
+		for ix := range 3 {
+			ox, oy := (float64(b.w)-rw)*float64(ix)/2, (float64(b.h)-rh)*float64(iy)/2
+			best = math.Max(best, dotf(av, b.sample(ox, oy, rw, rh)))
 		}
 	}
 	return best
