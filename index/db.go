@@ -113,6 +113,11 @@ func Open(dir string, opts *Options) (*DB, error) {
 			return nil, fmt.Errorf("index: create %s: %w", dir, err)
 		}
 	}
+	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+		if err := CheckFile(path); err != nil {
+			return nil, fmt.Errorf("%w: %s is damaged (restore a backup): %w", ErrStorage, path, err)
+		}
+	}
 	bo := &bolt.Options{Timeout: 2 * time.Second, NoSync: o.NoSync, ReadOnly: ro, FreelistType: bolt.FreelistMapType}
 	b, err := bolt.Open(path, 0o600, bo)
 	if err != nil && !ro && isReadOnlyErr(err) {

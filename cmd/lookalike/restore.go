@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -78,7 +75,7 @@ func runRestore(ctx context.Context, env *cliEnv, args []string) error {
 // bbolt panic or fault on its memory map, so the check runs on its own goroutine with faults turned
 // into panics, and a panic becomes an error: a bad backup is refused, never a crash.
 func verifyBackup(dir, file string, opts *index.Options) (infos []index.CollectionInfo, err error) {
-	if err := checkBoltHeader(file); err != nil {
+	if err := index.CheckFile(file); err != nil {
 		return nil, err
 	}
 	done := make(chan struct{})
@@ -106,58 +103,6 @@ func verifyBackup(dir, file string, opts *index.Options) (infos []index.Collecti
 	}()
 	<-done
 	return infos, err
-}
-
-// checkBoltHeader reads the two meta pages the way bbolt does (magic, version, checksum) and
-// checks the file holds every page they claim, before bbolt maps it: an empty or cut-off file
-// would otherwise be opened as a new database or fault inside the mapping.
-func checkBoltHeader(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	const pageHeader, metaLen = 16, 64
-	buf := make([]byte, pageHeader+metaLen)
-	valid := 0
-	var pageSize uint32
-	var highWater uint64
-	for i := int64(0); i < 2; i++ {
-		// The first meta tells the page size; the second sits one page further.
-		off := i * int64(pageSize)
-		if i == 1 && pageSize == 0 {
-			break
-		}
-		if _, err := f.ReadAt(buf, off); err != nil {
-			continue
-		}
-		meta := buf[pageHeader:]
-		magic, version := binary.LittleEndian.Uint32(meta[0:]), binary.LittleEndian.Uint32(meta[4:])
-		h := fnv.New64a()
-		h.Write(meta[:56])
-		if magic != 0xED0CDAED || version != 2 || h.Sum64() != binary.LittleEndian.Uint64(meta[56:]) {
-			if i == 0 {
-				pageSize = uint32(os.Getpagesize())
-			}
-			continue
-		}
-		valid++
-		if i == 0 {
-			pageSize = binary.LittleEndian.Uint32(meta[8:])
-		}
-		highWater = max(highWater, binary.LittleEndian.Uint64(meta[40:]))
-	}
-	switch {
-	case valid == 0:
-		return errors.New("not a Lookalike data file (no valid bbolt meta page)")
-	case pageSize == 0 || highWater*uint64(pageSize) > uint64(st.Size()):
-		return fmt.Errorf("truncated: the file is %d bytes, its meta page claims %d pages of %d bytes", st.Size(), highWater, pageSize)
-	}
-	return nil
 }
 
 func copyFile(src, dst string) error {
