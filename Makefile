@@ -39,12 +39,16 @@ race:
 	$(GO) test -count=1 -race -timeout 15m -run 'Stress|Concurrent' ./index/ ./api/
 
 # Short fuzz runs of every decoder and parser; long runs: make fuzz FUZZTIME=10m
+FUZZ_TARGETS := \
+	./embed/:FuzzDecode \
+	./index/:FuzzDecodeRecord ./index/:FuzzParseFilter ./index/:FuzzFilterFromJSON \
+	./api/:FuzzParseSearch ./api/:FuzzParseItem ./api/:FuzzBatch ./api/:FuzzFeedbackRequest \
+	./internal/ingest/:FuzzManifest ./eval/:FuzzIdx
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./embed/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseFilter$$' -fuzztime $(FUZZTIME) ./index/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./index/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseSearch$$' -fuzztime $(FUZZTIME) ./api/
-	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) ./internal/ingest/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 bench: build
 	$(BIN) bench embed ../shared/datasets/ukbench
