@@ -613,7 +613,7 @@ func TagItems(ctx context.Context, col *index.Collection, cursor string, limit i
 				continue
 			}
 			var val any = best.Value
-			if _, isList := prev.([]any); isList || neighboursUseLists(f, sug) {
+			if _, isList := prev.([]any); isList || listField(f) {
 				var vals []string
 				for _, s := range sug[f] {
 					if s.Confidence >= o.MinConfidence {
@@ -658,9 +658,9 @@ func TagItems(ctx context.Context, col *index.Collection, cursor string, limit i
 	return rep, nil
 }
 
-// neighboursUseLists: a field is a list field when no suggestion is confident alone but several
-// are (tags); a plain heuristic, since the vote does not keep the JSON shape.
-func neighboursUseLists(f string, sug map[string][]TagSuggestion) bool {
+// listField says which missing fields are written as lists: the vote does not keep the JSON shape,
+// so the conventional list fields are named (a present field keeps its own shape).
+func listField(f string) bool {
 	return f == "tags" || f == "labels"
 }
 
