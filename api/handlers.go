@@ -790,7 +790,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 		s.quality.observeSearch(col, query, opts, res)
 	}
 	if div {
-		res = diversify(col, res, TiersFrom(s.cfg.Intel), s.cfg.Intel.DiversifyTier)
+		res = diversify(col, res, TiersFrom(s.cfg.Intel), s.cfg.Intel.DiversifyTier, &s.signatures)
 		res = res[min(req.offset, len(res)):]
 	}
 	// One extra result was asked for: its presence says whether another page exists.

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -123,20 +125,69 @@ type DupPage struct {
 	NextCursor string       `json:"next_cursor"`
 }
 
-// sigCache keeps the pixel signatures decoded for one page of work.
-type sigCache map[string]*PixelSignature
+// SignatureCache keeps compact pixel signatures across requests, keyed by the thumbnail's
+// SHA-256 (content-addressed: a replaced photo never hits a stale entry). It holds at most
+// maxCachedSignatures (~40 KB each) and starts over when full: thumbnails decode in about a
+// millisecond, so a miss costs little, but diversified "similar" pages would decode dozens per
+// request without it. The zero value is ready; a nil cache caches nothing.
+type SignatureCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]*PixelSignature
+}
 
-func (c sigCache) get(id string, thumb []byte) *PixelSignature {
-	if s, ok := c[id]; ok {
+const maxCachedSignatures = 1024
+
+func (c *SignatureCache) get(thumb []byte) *PixelSignature {
+	if len(thumb) == 0 {
+		return nil
+	}
+	var key [32]byte
+	if c != nil {
+		key = sha256.Sum256(thumb)
+		c.mu.Lock()
+		s, ok := c.m[key]
+		c.mu.Unlock()
+		if ok {
+			return s
+		}
+	}
+	s, err := NewPixelSignature(thumb)
+	if err != nil {
+		return nil
+	}
+	s.compact()
+	if c != nil {
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= maxCachedSignatures {
+			c.m = map[[32]byte]*PixelSignature{}
+		}
+		c.m[key] = s
+		c.mu.Unlock()
+	}
+	return s
+}
+
+// sigCache keeps the signatures used by one request, backed by the shared cache.
+type sigCache struct {
+	shared *SignatureCache
+	local  map[string]*PixelSignature
+}
+
+func newSigCache(shared *SignatureCache) *sigCache {
+	return &sigCache{shared: shared, local: map[string]*PixelSignature{}}
+}
+
+func (c *sigCache) get(id string, thumb []byte) *PixelSignature {
+	if s, ok := c.local[id]; ok {
 		return s
 	}
-	s, _ := NewPixelSignature(thumb) // nil when the thumbnail is missing or unreadable
-	c[id] = s
+	s := c.shared.get(thumb) // nil when the thumbnail is missing or unreadable
+	c.local[id] = s
 	return s
 }
 
 // match is the PixelMatch of two items, 0 when either has no usable thumbnail.
-func (c sigCache) match(aID string, a []byte, bID string, b []byte) float64 {
+func (c *sigCache) match(aID string, a []byte, bID string, b []byte) float64 {
 	sa, sb := c.get(aID, a), c.get(bID, b)
 	if sa == nil || sb == nil {
 		return 0
@@ -151,7 +202,8 @@ const maxClusterSize = 50
 // A cluster is a seed and its neighbours at or above the tier's threshold; it is reported only by its
 // smallest id, so every cluster appears on exactly one page without any state kept between pages.
 // The work per page is limit nearest-neighbour searches, whatever the catalog's size.
-func FindDuplicates(ctx context.Context, col *index.Collection, t Tiers, tier, cursor string, limit int) (DupPage, error) {
+// cache may be nil.
+func FindDuplicates(ctx context.Context, col *index.Collection, t Tiers, tier, cursor string, limit int, cache *SignatureCache) (DupPage, error) {
 	th, err := t.threshold(tier)
 	if err != nil {
 		return DupPage{}, err
@@ -166,7 +218,7 @@ func FindDuplicates(ctx context.Context, col *index.Collection, t Tiers, tier, c
 	}
 	page.NextCursor = next
 	name := col.Name()
-	sigs := sigCache{}
+	sigs := newSigCache(cache)
 	for _, it := range items {
 		if err := ctx.Err(); err != nil {
 			return page, err
@@ -216,7 +268,7 @@ func (s *Server) handleDuplicates(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	page, err := FindDuplicates(ctx, col, TiersFrom(s.cfg.Intel), strings.Clone(c.Query("tier")), strings.Clone(c.Query("cursor")), limit)
+	page, err := FindDuplicates(ctx, col, TiersFrom(s.cfg.Intel), strings.Clone(c.Query("tier")), strings.Clone(c.Query("cursor")), limit, &s.signatures)
 	if err != nil {
 		return err
 	}
@@ -259,7 +311,7 @@ func (s *Server) findDuplicate(ctx context.Context, col *index.Collection, id st
 	if err != nil {
 		return nil
 	}
-	sigs := sigCache{}
+	sigs := newSigCache(&s.signatures)
 	for _, r := range res {
 		other, _ := col.Thumbnail(r.ID)
 		tier := t.PairTier(r.Score, len(other) > 0 && bytes.Equal(other, thumb), sigs.match("\x00new", thumb, r.ID, other))
@@ -307,10 +359,10 @@ func mergeInto(ctx context.Context, col *index.Collection, id string, meta json.
 // diversify drops every result that is in tier (or a stronger one) with a better-ranked kept
 // result, so a page shows different products instead of copies of one photo. Vectors and
 // thumbnails come from the store; pixel checks run only for pairs past the cosine gate.
-func diversify(col *index.Collection, res []index.Result, t Tiers, tier string) []index.Result {
+func diversify(col *index.Collection, res []index.Result, t Tiers, tier string, cache *SignatureCache) []index.Result {
 	kept := res[:0:0]
 	var keptItems []index.Item
-	sigs := sigCache{}
+	sigs := newSigCache(cache)
 	gate, _ := t.threshold(tier)
 	for _, r := range res {
 		it, err := col.Get(r.ID)
@@ -999,7 +1051,8 @@ func (s *Server) registerIntelRoutes(v1 fiber.Router, read, write fiber.Handler)
 type PixelSignature struct {
 	w, h int
 	px   []float32
-	grid []float64 // whole(), lazily
+	grid []float32   // whole(), lazily
+	wins [][]float32 // windows(), lazily
 }
 
 // sigSide is the signature's longer side in pixels.
@@ -1066,16 +1119,16 @@ func PixelMatch(a, b *PixelSignature) float64 {
 
 const gridSide = 32
 
-func dotf(a, b []float64) float64 {
+func dotf(a, b []float32) float64 {
 	var d float64
 	for i := range a {
-		d += a[i] * b[i]
+		d += float64(a[i]) * float64(b[i])
 	}
 	return d
 }
 
 // whole is the signature resampled to the grid, zero-mean and unit-norm (computed once).
-func (s *PixelSignature) whole() []float64 {
+func (s *PixelSignature) whole() []float32 {
 	if s.grid == nil {
 		s.grid = s.sample(0, 0, float64(s.w), float64(s.h))
 	}
@@ -1083,7 +1136,7 @@ func (s *PixelSignature) whole() []float64 {
 }
 
 // sample resamples the rectangle (ox, oy, rw, rh) to the grid and normalises it; all zeros when flat.
-func (s *PixelSignature) sample(ox, oy, rw, rh float64) []float64 {
+func (s *PixelSignature) sample(ox, oy, rw, rh float64) []float32 {
 	v := make([]float64, gridSide*gridSide)
 	var m float64
 	for y := range gridSide {
@@ -1099,28 +1152,46 @@ func (s *PixelSignature) sample(ox, oy, rw, rh float64) []float64 {
 		v[i] -= m
 		ss += v[i] * v[i]
 	}
+	out := make([]float32, len(v))
 	if ss < 1e-6 {
-		clear(v)
-		return v
+		return out
 	}
 	n := math.Sqrt(ss)
 	for i := range v {
-		v[i] /= n
+		out[i] = float32(v[i] / n)
 	}
-	return v
+	return out
+}
+
+// compact computes the grids PixelMatch reads and drops the pixels: ~40 KB kept per signature.
+func (s *PixelSignature) compact() *PixelSignature {
+	s.whole()
+	s.windows()
+	s.px = nil
+	return s
 }
 
 // matchInto correlates a (whole) with 90% sub-rectangles of b at nine places.
 func matchInto(a, b *PixelSignature) float64 {
 	av := a.whole()
 	best := -1.0
-	const scale = 0.9
-	rw, rh := float64(b.w)*scale, float64(b.h)*scale
-	for iy := range 3 {
-		for ix := range 3 {
-			ox, oy := (float64(b.w)-rw)*float64(ix)/2, (float64(b.h)-rh)*float64(iy)/2
-			best = math.Max(best, dotf(av, b.sample(ox, oy, rw, rh)))
-		}
+	for _, w := range b.windows() {
+		best = math.Max(best, dotf(av, w))
 	}
 	return best
+}
+
+// windows are the nine 90% sub-rectangles of the signature, resampled (computed once).
+func (s *PixelSignature) windows() [][]float32 {
+	if s.wins == nil {
+		const scale = 0.9
+		rw, rh := float64(s.w)*scale, float64(s.h)*scale
+		for iy := range 3 {
+			for ix := range 3 {
+				ox, oy := (float64(s.w)-rw)*float64(ix)/2, (float64(s.h)-rh)*float64(iy)/2
+				s.wins = append(s.wins, s.sample(ox, oy, rw, rh))
+			}
+		}
+	}
+	return s.wins
 }

@@ -569,3 +569,24 @@ func TestHeatmapAndTiersUnits(t *testing.T) {
 		t.Errorf("crop box %v", box)
 	}
 }
+
+// BenchmarkSimilarDiversify compares similar (k=24) with and without diversification on 40 UKBench
+// photos, where most results have a group-mate above the near-duplicate cosine gate (the pixel check
+// runs): go test ./api -run '^$' -bench SimilarDiversify.
+func BenchmarkSimilarDiversify(b *testing.B) {
+	ts := newTestServer(b, nil)
+	for i := 0; i < 40; i++ {
+		ts.addPhoto(b, ukName(i), `{}`)
+	}
+	for _, div := range []string{"false", "true"} {
+		b.Run("diversify="+div, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				r := do(b, "GET", fmt.Sprintf("%s/v1/collections/default/items/%s/similar?k=24&diversify=%s", ts.url, ukName(i % 40)[:12], div), "", nil)
+				if r.status != 200 {
+					b.Fatal(r.status, string(r.body))
+				}
+			}
+		})
+	}
+}

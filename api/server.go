@@ -61,7 +61,8 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 
-	fieldsCache sync.Map // collection name → fieldsCacheEntry
+	fieldsCache sync.Map       // collection name → fieldsCacheEntry
+	signatures  SignatureCache // pixel signatures for duplicate tiers (intel.go)
 	labelMu     sync.Mutex
 	labelCache  map[string][]labelJSON
 

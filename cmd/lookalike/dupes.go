@@ -54,7 +54,7 @@ func runDupes(ctx context.Context, env *cliEnv, args []string) error {
 	var clusters []api.DupCluster
 	cursor := ""
 	for {
-		page, err := api.FindDuplicates(ctx, col, api.TiersFrom(cfg.Intel), *tier, cursor, 1000)
+		page, err := api.FindDuplicates(ctx, col, api.TiersFrom(cfg.Intel), *tier, cursor, 1000, &api.SignatureCache{})
 		if err != nil {
 			return err
 		}
