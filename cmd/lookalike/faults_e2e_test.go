@@ -235,6 +235,10 @@ func TestE2EReadOnlyDataDir(t *testing.T) {
 	remount(t, mnt, "ro")
 
 	srv = startServer(t, data)
+	// The child's stderr reaches the buffer through exec's copying goroutine: give it a moment.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(srv.stderr.String(), "read-only") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !strings.Contains(srv.stderr.String(), "read-only") {
 		t.Errorf("no log line says the data is read-only:\n%s", srv.stderr.String())
 	}
