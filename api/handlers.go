@@ -790,7 +790,11 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 		s.quality.observeSearch(col, query, opts, res)
 	}
 	if div {
-		res = diversify(col, res, TiersFrom(s.cfg.Intel), s.cfg.Intel.DiversifyTier, &s.signatures)
+		if s.cfg.Intel.DiversifyPixels {
+			res = diversify(col, res, TiersFrom(s.cfg.Intel), s.cfg.Intel.DiversifyTier, &s.signatures)
+		} else {
+			res = diversifyByCosine(col, res, float32(s.cfg.Intel.DiversifyScore))
+		}
 		res = res[min(req.offset, len(res)):]
 	}
 	// One extra result was asked for: its presence says whether another page exists.

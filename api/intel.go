@@ -392,6 +392,33 @@ func diversify(col *index.Collection, res []index.Result, t Tiers, tier string, 
 	return kept
 }
 
+// diversifyByCosine is the fast default of diversify: a result whose vector is at least score
+// (cosine) close to a better-ranked kept one is dropped. Without decoding thumbnails it costs a
+// vector read per result, keeping similar-by-id in the low milliseconds; it misses the heavier
+// edits (crops, watermarks) that the pixel test of diversify catches.
+func diversifyByCosine(col *index.Collection, res []index.Result, score float32) []index.Result {
+	kept := res[:0:0]
+	var keptVecs [][]float32
+	for _, r := range res {
+		v, err := col.Vector(r.ID)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		dup := false
+		for _, k := range keptVecs {
+			if dot(k, v) >= score {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			kept = append(kept, r)
+			keptVecs = append(keptVecs, v)
+		}
+	}
+	return kept
+}
+
 func dot(a, b []float32) float32 {
 	var s float32
 	for i := range min(len(a), len(b)) {

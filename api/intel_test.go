@@ -369,7 +369,7 @@ func TestIngestDuplicatePolicy(t *testing.T) {
 }
 
 func TestDiversifyCollapsesNearDuplicates(t *testing.T) {
-	ts := newTestServer(t, nil)
+	ts := newTestServer(t, func(c *config.Config) { c.Intel.DiversifyPixels = true })
 	for i := 0; i < 12; i++ {
 		ts.addPhoto(t, ukName(i), `{}`)
 	}
@@ -588,5 +588,39 @@ func BenchmarkSimilarDiversify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Without intel.diversify_pixels (the default) diversity goes by cosine alone: close copies collapse,
+// and the page still fills with other items.
+func TestDiversifyByCosine(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for i := 0; i < 12; i++ {
+		ts.addPhoto(t, ukName(i), `{}`)
+	}
+	orig := photo(t, ukName(1))
+	for i, scale := range []float64{0.8, 0.9, 1.1} {
+		if r := ts.addBytes(t, fmt.Sprintf("copy-%d", i), reencode(t, orig, scale, 85), "", ""); r.status != 201 {
+			t.Fatal(r.status, string(r.body))
+		}
+	}
+	get := func(q string) []string {
+		r := do(t, "GET", ts.url+"/v1/collections/default/items/ukbench00000/similar?k=6"+q, "", nil)
+		var sr searchResponse
+		r.json(t, &sr)
+		return ids(sr.Results)
+	}
+	count := func(list []string) int {
+		n := 0
+		for _, id := range list {
+			if id == "ukbench00001" || strings.HasPrefix(id, "copy-") {
+				n++
+			}
+		}
+		return n
+	}
+	plain, div := get("&diversify=false"), get("")
+	if count(plain) != 4 || count(div) >= 4 || len(div) != 6 {
+		t.Fatalf("plain %v (copies %d), diversified %v (copies %d)", plain, count(plain), div, count(div))
 	}
 }

@@ -537,6 +537,21 @@ func (c *Collection) Delete(ctx context.Context, ids ...string) (int, error) {
 
 // ---- reads ----
 
+// Vector returns a copy of an item's (normalised) vector from memory, without touching bbolt: the
+// cheap read for re-ranking and diversification.
+func (c *Collection) Vector(id string) ([]float32, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
+	slot, ok := c.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: item %q in %q", ErrNotFound, id, c.name)
+	}
+	return slices.Clone(c.g.vec(slot)), nil
+}
+
 // Get returns an item with its vector, metadata and thumbnail (copies).
 func (c *Collection) Get(id string) (Item, error) {
 	var it Item

@@ -124,6 +124,8 @@ type Intel struct {
 	SimilarScore       float64 `yaml:"similar_score"`
 	OnDuplicate        string  `yaml:"on_duplicate"`
 	DiversifyTier      string  `yaml:"diversify_tier"`
+	DiversifyPixels    bool    `yaml:"diversify_pixels"`
+	DiversifyScore     float64 `yaml:"diversify_score"`
 	TagNeighbors       int     `yaml:"tag_neighbors"`
 	TagMinConfidence   float64 `yaml:"tag_min_confidence"`
 }
@@ -166,7 +168,7 @@ func Default() Config {
 		Model: defaultModel(),
 		Quality: Quality{RecallSampleRate: 0.01, FeedbackWindow: time.Hour, MinScore: 0.75,
 			Probes: Probes{Interval: 15 * time.Minute, K: 10, GroupField: "group"}},
-		Intel: Intel{NearDuplicateScore: 0.80, PixelMatch: 0.94, SimilarScore: 0.80, OnDuplicate: "allow", DiversifyTier: "near",
+		Intel: Intel{NearDuplicateScore: 0.80, PixelMatch: 0.94, SimilarScore: 0.80, OnDuplicate: "allow", DiversifyTier: "near", DiversifyScore: 0.95,
 			TagNeighbors: 10, TagMinConfidence: 0.75},
 		Demo: Demo{Mode: "auto"},
 		Log:  Log{Level: "info", Format: "text"},
@@ -268,6 +270,8 @@ func (c *Config) Validate() error {
 		return bad("intel.pixel_match", "must be in 0..1, got %v", c.Intel.PixelMatch)
 	case c.Intel.OnDuplicate != "allow" && c.Intel.OnDuplicate != "reject" && c.Intel.OnDuplicate != "merge":
 		return bad("intel.on_duplicate", "must be allow, reject or merge, got %q", c.Intel.OnDuplicate)
+	case c.Intel.DiversifyScore <= 0 || c.Intel.DiversifyScore > 1:
+		return bad("intel.diversify_score", "must be in (0, 1], got %v", c.Intel.DiversifyScore)
 	case c.Intel.DiversifyTier != "exact" && c.Intel.DiversifyTier != "near" && c.Intel.DiversifyTier != "similar":
 		return bad("intel.diversify_tier", "must be exact, near or similar, got %q", c.Intel.DiversifyTier)
 	case c.Intel.TagNeighbors < 1 || c.Intel.TagNeighbors > 200:
