@@ -196,6 +196,11 @@ func judged(rel ...any) []feedbackResult {
 // against hand-computed values, including a merged query_id and the window sliding past an event.
 func TestFeedbackWindow(t *testing.T) {
 	db := openTestDB(t)
+	// The collection must exist: the monitor's background pass forgets (and unexports) the windows
+	// of collections that are gone.
+	if _, err := db.CreateCollection("c", index.CollectionConfig{Fingerprint: "fp", Dims: 4}); err != nil {
+		t.Fatal(err)
+	}
 	q, clk := newTestMonitor(t, db, func(c *config.Config) { c.Quality.FeedbackWindow = time.Hour })
 	steps := []struct {
 		at       time.Duration
