@@ -55,6 +55,9 @@ func classify(err error) *Error {
 			return errorf(fe.Code, "method_not_allowed", "method not allowed on this route")
 		case http.StatusRequestTimeout:
 			return errorf(fe.Code, "timeout", "request took too long to arrive")
+		case http.StatusBadGateway:
+			// fiber's name for a connection error while reading the request: the client is gone.
+			return errorf(http.StatusBadRequest, "connection_error", "the request could not be read: %s", fe.Message)
 		}
 		if fe.Code >= 400 && fe.Code < 500 {
 			return errorf(fe.Code, "bad_request", "%s", fe.Message)

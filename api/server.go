@@ -156,7 +156,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var err error
 wait:
 	for {
-		tl.closeSilent()
+		// A connection gets a grace period to deliver its first request: one that sent it just
+		// before the shutdown may not have been read yet.
+		tl.closeSilent(time.Second)
 		select {
 		case err = <-shutdown:
 			break wait
@@ -181,9 +183,10 @@ type trackingListener struct {
 
 type trackedConn struct {
 	net.Conn
-	l      *trackingListener
-	active atomic.Bool
-	once   sync.Once
+	l        *trackingListener
+	accepted time.Time
+	active   atomic.Bool
+	once     sync.Once
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
@@ -191,7 +194,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{Conn: c, l: l}
+	tc := &trackedConn{Conn: c, l: l, accepted: time.Now()}
 	l.mu.Lock()
 	l.conns[tc] = struct{}{}
 	l.mu.Unlock()
@@ -215,12 +218,12 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// closeSilent closes the connections that have not sent a single byte.
-func (l *trackingListener) closeSilent() {
+// closeSilent closes the connections older than grace that have not sent a single byte.
+func (l *trackingListener) closeSilent(grace time.Duration) {
 	l.mu.Lock()
 	var silent []*trackedConn
 	for c := range l.conns {
-		if !c.active.Load() {
+		if !c.active.Load() && time.Since(c.accepted) > grace {
 			silent = append(silent, c)
 		}
 	}

@@ -194,6 +194,17 @@ type e2eServer struct {
 	code   int // valid once exited is closed
 }
 
+// waitLog reports whether the server's output contains substr within a few seconds: the child's
+// output reaches the buffer through exec's copying goroutine, after the line was written.
+func (s *e2eServer) waitLog(substr string) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(s.stderr.String(), substr) {
+			return true
+		}
+	}
+	return strings.Contains(s.stderr.String(), substr)
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -138,8 +138,8 @@ func TestE2ECorruptGraphSnapshotIsRebuilt(t *testing.T) {
 		t.Run(damage.name, func(t *testing.T) {
 			damageSnapshot(t, filepath.Join(data, "lookalike.db"), "default", damage.fn)
 			srv := startServer(t, data, env...)
-			if log := srv.stderr.String(); !strings.Contains(log, "graph snapshot unusable, rebuilding") {
-				t.Errorf("the damaged snapshot was not reported:\n%s", log)
+			if !srv.waitLog("graph snapshot unusable, rebuilding") {
+				t.Errorf("the damaged snapshot was not reported:\n%s", srv.stderr.String())
 			}
 			checkItemsHTTP(t, srv.url, items, items, photos)
 			// A clean stop writes a fresh snapshot, so the next damage starts from a good one.
@@ -235,11 +235,7 @@ func TestE2EReadOnlyDataDir(t *testing.T) {
 	remount(t, mnt, "ro")
 
 	srv = startServer(t, data)
-	// The child's stderr reaches the buffer through exec's copying goroutine: give it a moment.
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(srv.stderr.String(), "read-only") && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(srv.stderr.String(), "read-only") {
+	if !srv.waitLog("read-only") {
 		t.Errorf("no log line says the data is read-only:\n%s", srv.stderr.String())
 	}
 	checkItemsHTTP(t, srv.url, items, items[:2], photos)
