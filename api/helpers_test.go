@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/jpeg"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -66,7 +67,12 @@ type testServer struct {
 // newTestServer starts a real server on a loopback port with a fresh data directory.
 func newTestServer(t testing.TB, mutate func(*config.Config)) *testServer {
 	t.Helper()
-	eng := testEngine(t)
+	return startTestServer(t, testEngine(t), nil, mutate)
+}
+
+// startTestServer is the one way tests start a server: eng and log (nil = discard) vary per test.
+func startTestServer(t testing.TB, eng Embedder, log *slog.Logger, mutate func(*config.Config)) *testServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Data.Dir = t.TempDir()
 	cfg.Limits.MaxBodyBytes = 4 << 20
@@ -82,7 +88,7 @@ func newTestServer(t testing.TB, mutate func(*config.Config)) *testServer {
 	if _, err := db.CreateCollection("default", index.CollectionConfig{Fingerprint: info.Fingerprint, Dims: info.Dims}); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, eng, db, prometheus.NewRegistry(), nil)
+	srv, err := New(cfg, eng, db, prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,16 +7,12 @@ import (
 	"fmt"
 	"image"
 	"image/png"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/lookalike/lookalike/embed"
-	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
 )
 
@@ -42,46 +38,10 @@ func featureMapEngine(t *testing.T) *embed.Engine {
 	return fmapEng
 }
 
-// newServerWith starts a real server on loopback with the given engine (newTestServer's twin).
+// newServerWith starts a real server on loopback with the given engine.
 func newServerWith(t *testing.T, eng Embedder, mutate func(*config.Config)) *testServer {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Data.Dir = t.TempDir()
-	cfg.Limits.MaxBodyBytes = 4 << 20
-	cfg.Quality.RecallSampleRate = 0
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	db, err := index.Open(cfg.Data.Dir, &index.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := eng.Info()
-	if _, err := db.CreateCollection("default", index.CollectionConfig{Fingerprint: info.Fingerprint, Dims: info.Dims}); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(cfg, eng, db, prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	srv.SetReady(true)
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		if err := db.Close(); err != nil {
-			t.Errorf("close db: %v", err)
-		}
-	})
-	return &testServer{Server: srv, url: "http://" + ln.Addr().String(), db: db, dir: cfg.Data.Dir}
+	return startTestServer(t, eng, nil, mutate)
 }
 
 // addBytes uploads an image under id with metadata; extra parts (on_duplicate) are appended.

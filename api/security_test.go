@@ -4,17 +4,12 @@ package api
 // comparison edge cases, and the browser security headers on the UI.
 
 import (
-	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
 )
 
@@ -27,42 +22,9 @@ const (
 // newLoggedServer is newTestServer with the server's log (debug level, every request) captured.
 func newLoggedServer(t *testing.T, mutate func(*config.Config)) (*testServer, *syncLog) {
 	t.Helper()
-	eng := testEngine(t)
-	cfg := config.Default()
-	cfg.Data.Dir = t.TempDir()
-	cfg.Limits.MaxBodyBytes = 4 << 20
-	cfg.Quality.RecallSampleRate = 0
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	db, err := index.Open(cfg.Data.Dir, &index.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := eng.Info()
-	if _, err := db.CreateCollection("default", index.CollectionConfig{Fingerprint: info.Fingerprint, Dims: info.Dims}); err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncLog{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(cfg, eng, db, prometheus.NewRegistry(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	srv.SetReady(true)
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		db.Close()
-	})
-	return &testServer{Server: srv, url: "http://" + ln.Addr().String(), db: db, dir: cfg.Data.Dir}, logs
+	return startTestServer(t, testEngine(t), log, mutate), logs
 }
 
 type syncLog struct {
