@@ -53,6 +53,27 @@ func (s *Server) embeddable(c *fiber.Ctx) (*index.Collection, error) {
 	return col, nil
 }
 
+// itemTarget resolves the {c} and {id} path parameters.
+func (s *Server) itemTarget(c *fiber.Ctx) (*index.Collection, string, error) {
+	col, err := s.collection(c)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return nil, "", err
+	}
+	return col, id, nil
+}
+
+// itemErr turns index.ErrNotFound for an item into the API's 404; other errors pass through.
+func itemErr(err error, col *index.Collection, id string) error {
+	if errors.Is(err, index.ErrNotFound) {
+		return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", id, col.Name())
+	}
+	return err
+}
+
 func thumbnailURL(col, id string) string {
 	return "/v1/collections/" + url.PathEscape(col) + "/items/" + url.PathEscape(id) + "/thumbnail"
 }
@@ -524,20 +545,13 @@ func (s *Server) finishItem(r *itemRequest) error {
 }
 
 func (s *Server) handleGetItem(c *fiber.Ctx) error {
-	col, err := s.collection(c)
-	if err != nil {
-		return err
-	}
-	id, err := pathParam(c, "id")
+	col, id, err := s.itemTarget(c)
 	if err != nil {
 		return err
 	}
 	it, err := col.Get(id)
 	if err != nil {
-		if errors.Is(err, index.ErrNotFound) {
-			return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", id, col.Name())
-		}
-		return err
+		return itemErr(err, col, id)
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
@@ -599,20 +613,13 @@ func (s *Server) labelsFor(ctx context.Context, col *index.Collection, it index.
 }
 
 func (s *Server) handleThumbnail(c *fiber.Ctx) error {
-	col, err := s.collection(c)
-	if err != nil {
-		return err
-	}
-	id, err := pathParam(c, "id")
+	col, id, err := s.itemTarget(c)
 	if err != nil {
 		return err
 	}
 	thumb, err := col.Thumbnail(id)
 	if err != nil {
-		if errors.Is(err, index.ErrNotFound) {
-			return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", id, col.Name())
-		}
-		return err
+		return itemErr(err, col, id)
 	}
 	c.Set(fiber.HeaderContentType, "image/jpeg")
 	c.Set(fiber.HeaderCacheControl, "private, max-age=60")
@@ -620,11 +627,7 @@ func (s *Server) handleThumbnail(c *fiber.Ctx) error {
 }
 
 func (s *Server) handleDeleteItem(c *fiber.Ctx) error {
-	col, err := s.collection(c)
-	if err != nil {
-		return err
-	}
-	id, err := pathParam(c, "id")
+	col, id, err := s.itemTarget(c)
 	if err != nil {
 		return err
 	}
@@ -715,10 +718,7 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	case req.ID != "":
 		it, err := col.Get(req.ID)
 		if err != nil {
-			if errors.Is(err, index.ErrNotFound) {
-				return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", req.ID, col.Name())
-			}
-			return err
+			return itemErr(err, col, req.ID)
 		}
 		query = it.Vector
 		req.ExcludeIDs = append(req.ExcludeIDs, req.ID)
@@ -777,7 +777,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	if similarTo != "" {
 		res, err = col.Similar(ctx, similarTo, opts)
 		if errors.Is(err, index.ErrNotFound) {
-			return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", similarTo, col.Name())
+			return itemErr(err, col, similarTo)
 		}
 	} else {
 		res, err = col.Search(ctx, query, opts)
