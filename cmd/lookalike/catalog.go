@@ -42,6 +42,26 @@ func (f *catalogFlags) apply(cfg *config.Config) {
 	}
 }
 
+// open loads the config, applies the flags and opens their existing collection (any model
+// fingerprint: the caller checks it where vectors are made). The caller closes the DB.
+func (f *catalogFlags) open(env *cliEnv) (config.Config, *index.DB, *index.Collection, error) {
+	cfg, err := env.loadConfig()
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	f.apply(&cfg)
+	db, err := openDB(cfg, env)
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	col, err := collectionFor(db, cfg, f.collection, embed.Info{}, false)
+	if err != nil {
+		db.Close()
+		return cfg, nil, nil, err
+	}
+	return cfg, db, col, nil
+}
+
 func indexOptions(cfg config.Config, env *cliEnv) *index.Options {
 	return &index.Options{
 		M: cfg.Index.M, EfConstruction: cfg.Index.EfConstruction, EfSearch: cfg.Index.EfSearch,
@@ -275,20 +295,11 @@ func runSimilar(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := env.loadConfig()
-	if err != nil {
-		return err
-	}
-	cf.apply(&cfg)
-	db, err := openDB(cfg, env)
+	_, db, col, err := cf.open(env)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	col, err := collectionFor(db, cfg, cf.collection, embed.Info{}, false)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	res, err := col.Similar(ctx, rest[0], opts)
 	if err != nil {
@@ -323,20 +334,11 @@ func runDelete(ctx context.Context, env *cliEnv, args []string) error {
 	if err := requireArgs(ids, 1, "ID..."); err != nil {
 		return err
 	}
-	cfg, err := env.loadConfig()
-	if err != nil {
-		return err
-	}
-	cf.apply(&cfg)
-	db, err := openDB(cfg, env)
+	_, db, col, err := cf.open(env)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	col, err := collectionFor(db, cfg, cf.collection, embed.Info{}, false)
-	if err != nil {
-		return err
-	}
 	n, err := col.Delete(ctx, ids...)
 	if err != nil {
 		return err

@@ -37,20 +37,11 @@ func runDupes(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
-	cfg, err := env.loadConfig()
-	if err != nil {
-		return err
-	}
-	cf.apply(&cfg)
-	db, err := openDB(cfg, env)
+	cfg, db, col, err := cf.open(env)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	col, err := collectionFor(db, cfg, cf.collection, embed.Info{}, false)
-	if err != nil {
-		return err
-	}
 	var clusters []api.DupCluster
 	cursor := ""
 	for {
