@@ -358,6 +358,26 @@ func (s *Server) storeItems(ctx context.Context, col *index.Collection, reqs []*
 	return results, errs, nil
 }
 
+// embedAdmitted embeds images holding one admission slot, so inference never bypasses admission
+// control. A per-image failure is returned as the error.
+func (s *Server) embedAdmitted(ctx context.Context, imgs ...embed.Image) ([]embed.Embedding, error) {
+	release, err := s.admit.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	embs, err := s.eng.Embed(ctx, imgs)
+	release()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range embs {
+		if e.Err != nil {
+			return nil, e.Err
+		}
+	}
+	return embs, nil
+}
+
 func (s *Server) observeEmbedding(t embed.Timings) {
 	s.metrics.stage.WithLabelValues("decode").Observe(t.Decode.Seconds())
 	s.metrics.stage.WithLabelValues("preprocess").Observe(t.Preprocess.Seconds())
@@ -699,17 +719,9 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	var query []float32
 	switch {
 	case req.Image != nil:
-		release, err := s.admit.acquire(ctx)
+		embs, err := s.embedAdmitted(ctx, embed.Image{Data: req.Image, Crop: req.crop})
 		if err != nil {
 			return err
-		}
-		embs, err := s.eng.Embed(ctx, []embed.Image{{Data: req.Image, Crop: req.crop}})
-		release()
-		if err != nil {
-			return err
-		}
-		if embs[0].Err != nil {
-			return embs[0].Err
 		}
 		t := embs[0].Timings
 		s.observeEmbedding(t)

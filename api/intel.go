@@ -572,17 +572,9 @@ func (s *Server) handleSuggestTags(c *fiber.Ctx) error {
 	out := tagsSuggestResponse{ID: req.ID, Labels: []labelJSON{}, Model: s.eng.Info().ModelID}
 	var vec []float32
 	if req.Image != nil {
-		release, err := s.admit.acquire(ctx)
+		embs, err := s.embedAdmitted(ctx, embed.Image{Data: req.Image, Crop: req.crop})
 		if err != nil {
 			return err
-		}
-		embs, err := s.eng.Embed(ctx, []embed.Image{{Data: req.Image, Crop: req.crop}})
-		release()
-		if err != nil {
-			return err
-		}
-		if embs[0].Err != nil {
-			return embs[0].Err
 		}
 		vec = embs[0].Vector
 		for _, l := range embs[0].Labels {
@@ -591,10 +583,7 @@ func (s *Server) handleSuggestTags(c *fiber.Ctx) error {
 	} else {
 		it, err := col.Get(req.ID)
 		if err != nil {
-			if errors.Is(err, index.ErrNotFound) {
-				return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", req.ID, col.Name())
-			}
-			return err
+			return itemErr(err, col, req.ID)
 		}
 		vec = it.Vector
 		out.Labels = s.labelsFor(ctx, col, it)
@@ -985,15 +974,9 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	case format != "" && format != "png" && format != "json":
 		return badRequest("format must be png or json, got %q", format)
 	}
-	notFound := func(err error, which string) error {
-		if errors.Is(err, index.ErrNotFound) {
-			return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", which, col.Name())
-		}
-		return err
-	}
 	target, err := col.Get(id)
 	if err != nil {
-		return notFound(err, id)
+		return itemErr(err, col, id)
 	}
 	if len(target.Thumbnail) == 0 {
 		return errorf(http.StatusConflict, "no_thumbnail", "item %q has no stored thumbnail to explain", id)
@@ -1003,7 +986,7 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	if queryID != "" {
 		q, err := col.Get(queryID)
 		if err != nil {
-			return notFound(err, queryID)
+			return itemErr(err, col, queryID)
 		}
 		query = q.Vector
 	} else {
@@ -1011,19 +994,9 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	release, err := s.admit.acquire(ctx)
+	embs, err := s.embedAdmitted(ctx, imgs...)
 	if err != nil {
 		return err
-	}
-	embs, err := s.eng.Embed(ctx, imgs)
-	release()
-	if err != nil {
-		return err
-	}
-	for _, e := range embs {
-		if e.Err != nil {
-			return e.Err
-		}
 	}
 	if query == nil {
 		query = embs[1].Vector
