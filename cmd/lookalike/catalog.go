@@ -62,6 +62,27 @@ func (f *catalogFlags) open(env *cliEnv) (config.Config, *index.DB, *index.Colle
 	return cfg, db, col, nil
 }
 
+// openWithEngine starts the embedding engine and opens the flags' collection for its fingerprint
+// (created when create is set). The caller closes both.
+func (f *catalogFlags) openWithEngine(ctx context.Context, env *cliEnv, cfg config.Config, create bool) (*embed.Engine, *index.DB, *index.Collection, error) {
+	eng, err := newEngine(ctx, cfg, env)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, err := openDB(cfg, env)
+	if err != nil {
+		eng.Close()
+		return nil, nil, nil, err
+	}
+	col, err := collectionFor(db, cfg, f.collection, eng.Info(), create)
+	if err != nil {
+		db.Close()
+		eng.Close()
+		return nil, nil, nil, err
+	}
+	return eng, db, col, nil
+}
+
 func indexOptions(cfg config.Config, env *cliEnv) *index.Options {
 	return &index.Options{
 		M: cfg.Index.M, EfConstruction: cfg.Index.EfConstruction, EfSearch: cfg.Index.EfSearch,
@@ -119,20 +140,12 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	eng, err := newEngine(ctx, cfg, env)
+	eng, db, col, err := cf.openWithEngine(ctx, env, cfg, true)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	db, err := openDB(cfg, env)
-	if err != nil {
-		return err
-	}
 	defer db.Close()
-	col, err := collectionFor(db, cfg, cf.collection, eng.Info(), true)
-	if err != nil {
-		return err
-	}
 	var bar *progressbar.ProgressBar
 	if !*quiet && !cf.asJSON {
 		bar = progressbar.NewOptions(len(sources),
@@ -245,20 +258,12 @@ func runSearch(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	eng, err := newEngine(ctx, cfg, env)
+	eng, db, col, err := cf.openWithEngine(ctx, env, cfg, false)
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
-	db, err := openDB(cfg, env)
-	if err != nil {
-		return err
-	}
 	defer db.Close()
-	col, err := collectionFor(db, cfg, cf.collection, eng.Info(), false)
-	if err != nil {
-		return err
-	}
 	queryStart := time.Now()
 	embs, err := eng.Embed(ctx, []embed.Image{{Data: data}})
 	if err != nil {
