@@ -445,34 +445,67 @@ func (g *graph) planDelete(slot uint32) deletePlan {
 		if lc == 0 {
 			mmax = g.m0
 		}
+		// indeg counts the in-links every node keeps after the repair, so an out-neighbour of the
+		// deleted node that the heuristic left without any (its only in-link was the deleted
+		// node) can be given one below: otherwise it would be unreachable.
+		indeg := make([]int32, len(g.levels))
+		updated := map[uint32]int{} // node → index in p.updates
+		var dropped []uint32        // links the re-selection took from repaired nodes
 		for i := range g.levels {
 			n := uint32(i)
 			if n == slot || int(g.levels[i]) < lc {
 				continue
 			}
-			cur := g.links(n, lc)
-			if !slices.Contains(cur, slot) {
+			final := g.links(n, lc)
+			if slices.Contains(final, slot) {
+				cur := final
+				vn := g.vec(n)
+				cs := make([]cand, 0, len(cur)+len(mine))
+				for _, c := range cur {
+					if c != slot {
+						cs = append(cs, cand{1 - dot(vn, g.vec(c)), c})
+					}
+				}
+				for _, c := range mine {
+					if c != n && !slices.Contains(cur, c) {
+						cs = append(cs, cand{1 - dot(vn, g.vec(c)), c})
+					}
+				}
+				slices.SortFunc(cs, cmpCand)
+				kept := g.selectNeighbors(cs, mmax)
+				ids := make([]uint32, len(kept))
+				for j, c := range kept {
+					ids[j] = c.id
+				}
+				updated[n] = len(p.updates)
+				p.updates = append(p.updates, linkUpdate{n, lc, ids})
+				for _, c := range cur {
+					if c != slot && !slices.Contains(ids, c) {
+						dropped = append(dropped, c)
+					}
+				}
+				final = ids
+			}
+			for _, c := range final {
+				indeg[c]++
+			}
+		}
+		// Every path n → slot → x must survive as a path around the deleted node: an out-neighbour
+		// that no repaired in-neighbour links to (the heuristic pruned it everywhere) is adopted by
+		// the most similar one. In-degree alone is not enough: x can keep in-links from its own
+		// cluster while the cluster loses its only link from the rest of the graph.
+		for _, x := range mine {
+			if x == slot || int(g.levels[x]) < lc || linkedFromAny(p.updates, updated, x) {
 				continue
 			}
-			vn := g.vec(n)
-			cs := make([]cand, 0, len(cur)+len(mine))
-			for _, c := range cur {
-				if c != slot {
-					cs = append(cs, cand{1 - dot(vn, g.vec(c)), c})
-				}
+			g.adoptOrphan(&p, updated, indeg, x, slot, lc, mmax)
+		}
+		// A repaired node's re-selection can also drop a link that was another node's only
+		// in-link.
+		for _, x := range dropped {
+			if indeg[x] == 0 {
+				g.adoptOrphan(&p, updated, indeg, x, slot, lc, mmax)
 			}
-			for _, c := range mine {
-				if c != n && !slices.Contains(cur, c) {
-					cs = append(cs, cand{1 - dot(vn, g.vec(c)), c})
-				}
-			}
-			slices.SortFunc(cs, cmpCand)
-			kept := g.selectNeighbors(cs, mmax)
-			ids := make([]uint32, len(kept))
-			for j, c := range kept {
-				ids[j] = c.id
-			}
-			p.updates = append(p.updates, linkUpdate{n, lc, ids})
 		}
 	}
 	if g.entry == slot {
@@ -485,6 +518,75 @@ func (g *graph) planDelete(slot uint32) deletePlan {
 		}
 	}
 	return p
+}
+
+func linkedFromAny(updates []linkUpdate, updated map[uint32]int, x uint32) bool {
+	for _, i := range updated {
+		if slices.Contains(updates[i].ids, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// adoptOrphan links x from its most similar live neighbour y (among the nodes the delete repairs,
+// else x's own links): appended when y has room, else replacing y's least similar link that has
+// another in-link, so no node is orphaned in exchange. Under RLock.
+func (g *graph) adoptOrphan(p *deletePlan, updated map[uint32]int, indeg []int32, x, slot uint32, lc, mmax int) {
+	vx := g.vec(x)
+	best, bestSim := uint32(0), float32(-2)
+	consider := func(y uint32) {
+		if y == x || y == slot || int(g.levels[y]) < lc {
+			return
+		}
+		if sim := dot(vx, g.vec(y)); sim > bestSim {
+			best, bestSim = y, sim
+		}
+	}
+	for y := range updated {
+		consider(y)
+	}
+	if bestSim == -2 {
+		for _, y := range g.links(x, lc) {
+			consider(y)
+		}
+	}
+	if bestSim == -2 {
+		return // x is the only node left on this layer
+	}
+	y := best
+	var list []uint32
+	if i, ok := updated[y]; ok {
+		list = p.updates[i].ids
+	} else {
+		list = slices.Clone(g.links(y, lc))
+	}
+	if len(list) < mmax {
+		list = append(list, x)
+	} else {
+		vy := g.vec(y)
+		drop, dropSim := -1, float32(2)
+		for j, z := range list {
+			if indeg[z] > 1 {
+				if sim := dot(vy, g.vec(z)); sim < dropSim {
+					drop, dropSim = j, sim
+				}
+			}
+		}
+		if drop < 0 {
+			return
+		}
+		indeg[list[drop]]--
+		list = slices.Clone(list)
+		list[drop] = x
+	}
+	indeg[x]++
+	if i, ok := updated[y]; ok {
+		p.updates[i].ids = list
+	} else {
+		updated[y] = len(p.updates)
+		p.updates = append(p.updates, linkUpdate{y, lc, list})
+	}
 }
 
 // applyDelete unlinks the node and frees its slot. Under Lock.

@@ -2,6 +2,7 @@ package index
 
 import (
 	"math/rand"
+	"slices"
 	"testing"
 )
 
@@ -125,5 +126,34 @@ func TestGraphDeleteKeepsConnected(t *testing.T) {
 	g.insert(0)
 	if res := g.search(vecs[0], 1, 10, nil); len(res) != 1 || res[0].id != 0 {
 		t.Fatal("cannot reuse emptied graph")
+	}
+}
+
+// Deletes in several orders keep every live node reachable after each single delete: the repair
+// must re-link a node whose only in-link was the deleted node, or a link the re-selection dropped.
+// Orders 7 and 39 (of the same graph and deletion set as TestGraphDeleteKeepsConnected) orphaned a
+// node before that repair.
+func TestGraphDeleteOrdersKeepReachability(t *testing.T) {
+	const n = 2000
+	vecs := SyntheticClustered(n+100, 64, 5, 1.0, 2)
+	for _, seed := range []int64{7, 39, 1, 2} {
+		g := buildGraph(t, vecs[:n], 8, 100)
+		rng := rand.New(rand.NewSource(3))
+		deleted := map[uint32]bool{g.entry: true}
+		for len(deleted) < n*4/10 {
+			deleted[uint32(rng.Intn(n))] = true
+		}
+		order := make([]uint32, 0, len(deleted))
+		for s := range deleted {
+			order = append(order, s)
+		}
+		slices.Sort(order)
+		rand.New(rand.NewSource(seed)).Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for k, s := range order {
+			g.applyDelete(g.planDelete(s))
+			if r := reachable(g); r != g.count {
+				t.Fatalf("order %d: after delete #%d (slot %d) %d of %d reachable", seed, k, s, r, g.count)
+			}
+		}
 	}
 }
