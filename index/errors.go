@@ -23,6 +23,9 @@ var (
 	// ErrFingerprintMismatch: a collection opened or created with a different
 	// model fingerprint or dims than it was built with.
 	ErrFingerprintMismatch = errors.New("index: fingerprint mismatch")
+	// ErrVersionConflict: a conditional write whose expected item version is
+	// not the stored one (the item changed or was deleted since it was read).
+	ErrVersionConflict = errors.New("index: version conflict")
 	// ErrInvalidFilter: a filter expression or JSON filter that does not parse.
 	ErrInvalidFilter = errors.New("index: invalid filter")
 

@@ -10,7 +10,7 @@ import (
 )
 
 func TestRecordRoundTrip(t *testing.T) {
-	r := record{slot: 300, updatedAt: time.Unix(1700000000, 5).UTC(), hash: "sha256:x", meta: []byte(`{"a":1}`), vec: []float32{0.5, -1, float32(math.Pi)}}
+	r := record{slot: 300, updatedAt: time.Unix(1700000000, 5).UTC(), version: 42, hash: "sha256:x", meta: []byte(`{"a":1}`), vec: []float32{0.5, -1, float32(math.Pi)}}
 	got, err := decodeRecord(appendRecord(nil, &r))
 	if err != nil || !reflect.DeepEqual(got, r) {
 		t.Fatalf("round trip: %+v, %v", got, err)
@@ -23,10 +23,25 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// A version 1 record (written before items had versions) still decodes, as item version 1.
+func TestRecordV1(t *testing.T) {
+	v2 := appendRecord(nil, &record{slot: 3, updatedAt: time.Unix(0, 0).UTC(), version: 9, hash: "h", meta: []byte(`{}`), vec: []float32{1}})
+	// Drop the version field: 0x01 | slot | updatedAt | hash...
+	v1 := append([]byte{recordV1, v2[1], v2[2]}, v2[4:]...)
+	got, err := decodeRecord(v1)
+	if err != nil || got.version != 1 || got.slot != 3 || got.hash != "h" || len(got.vec) != 1 {
+		t.Fatalf("v1 record: %+v, %v", got, err)
+	}
+	zero := append([]byte{recordVersion, v2[1], v2[2], 0}, v2[4:]...)
+	if _, err := decodeRecord(zero); err == nil {
+		t.Fatal("a v2 record with item version 0 decoded")
+	}
+}
+
 // FuzzDecodeRecord: stored bytes may be corrupt; decoding must never panic,
 // and whatever decodes must re-encode to the same bytes.
 func FuzzDecodeRecord(f *testing.F) {
-	f.Add(appendRecord(nil, &record{slot: 1, hash: "h", meta: []byte(`{}`), vec: []float32{1, 2}}))
+	f.Add(appendRecord(nil, &record{slot: 1, version: 1, hash: "h", meta: []byte(`{}`), vec: []float32{1, 2}}))
 	f.Add([]byte{1})
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {

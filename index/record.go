@@ -10,17 +10,23 @@ import (
 // record is an item as stored in the items bucket (key = external id).
 // Thumbnails live in their own bucket so that loading never reads them.
 //
-// Encoding (version 1): 0x01 | slot uvarint | updatedAt varint (unix ns) |
-// len+contentHash | len+metadata | dims uvarint | dims x float32 LE.
+// Encoding (version 2): 0x02 | slot uvarint | updatedAt varint (unix ns) |
+// item version uvarint | len+contentHash | len+metadata | dims uvarint |
+// dims x float32 LE. Version 1 records (no item version) are still read; their
+// items report version 1, lower than any write made since.
 type record struct {
 	slot      uint32
 	updatedAt time.Time
+	version   uint64
 	hash      string
 	meta      []byte
 	vec       []float32
 }
 
-const recordVersion = 1
+const (
+	recordV1      = 1
+	recordVersion = 2
+)
 
 var errCorruptRecord = errors.New("corrupt record")
 
@@ -28,6 +34,7 @@ func appendRecord(dst []byte, r *record) []byte {
 	dst = append(dst, recordVersion)
 	dst = binary.AppendUvarint(dst, uint64(r.slot))
 	dst = binary.AppendVarint(dst, r.updatedAt.UnixNano())
+	dst = binary.AppendUvarint(dst, r.version)
 	dst = binary.AppendUvarint(dst, uint64(len(r.hash)))
 	dst = append(dst, r.hash...)
 	dst = binary.AppendUvarint(dst, uint64(len(r.meta)))
@@ -44,6 +51,7 @@ func appendRecord(dst []byte, r *record) []byte {
 type recordView struct {
 	slot      uint32
 	updatedAt int64
+	version   uint64
 	hash      []byte
 	meta      []byte
 	vecBytes  []byte
@@ -63,7 +71,7 @@ func (v *recordView) vectorInto(dst []float32) {
 // is checked against what remains.
 func decodeRecordView(b []byte) (recordView, error) {
 	var v recordView
-	if len(b) < 1 || b[0] != recordVersion {
+	if len(b) < 1 || (b[0] != recordVersion && b[0] != recordV1) {
 		return v, errCorruptRecord
 	}
 	p := 1
@@ -95,6 +103,12 @@ func decodeRecordView(b []byte) (recordView, error) {
 	}
 	p += n
 	v.updatedAt = ts
+	v.version = 1
+	if b[0] == recordVersion {
+		if v.version, ok = uv(); !ok || v.version == 0 {
+			return v, errCorruptRecord
+		}
+	}
 	if v.hash, ok = bytesField(); !ok {
 		return v, errCorruptRecord
 	}
@@ -118,6 +132,7 @@ func decodeRecord(b []byte) (record, error) {
 	r := record{
 		slot:      v.slot,
 		updatedAt: time.Unix(0, v.updatedAt).UTC(),
+		version:   v.version,
 		hash:      string(v.hash),
 		meta:      append([]byte(nil), v.meta...),
 		vec:       make([]float32, v.dims()),

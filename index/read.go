@@ -1,0 +1,138 @@
+package index
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ---- reads ----
+
+// Vector returns a copy of an item's (normalised) vector from memory, without touching bbolt: the
+// cheap read for re-ranking and diversification.
+func (c *Collection) Vector(id string) ([]float32, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	slot, err := c.slotLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(c.g.vec(slot)), nil
+}
+
+// slotLocked finds a live item's slot in a usable collection. Under mu.RLock.
+func (c *Collection) slotLocked(id string) (uint32, error) {
+	if err := c.usable(); err != nil {
+		return 0, err
+	}
+	slot, ok := c.byID[id]
+	if !ok {
+		return 0, fmt.Errorf("%w: item %q in %q", ErrNotFound, id, c.name)
+	}
+	return slot, nil
+}
+
+// Get returns an item with its vector, metadata and thumbnail (copies).
+func (c *Collection) Get(id string) (Item, error) {
+	var it Item
+	c.mu.RLock()
+	err := c.usable()
+	c.mu.RUnlock()
+	if err != nil {
+		return it, err
+	}
+	err = c.db.bolt.View(func(tx *bolt.Tx) error {
+		b := c.bucket(tx)
+		if b == nil {
+			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
+		}
+		v := b.Bucket(bucketItems).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("%w: item %q in %q", ErrNotFound, id, c.name)
+		}
+		r, err := decodeRecord(v)
+		if err != nil {
+			return fmt.Errorf("%w: item %q: %w", ErrStorage, id, err)
+		}
+		it = Item{ID: id, Vector: r.vec, ContentHash: r.hash, UpdatedAt: r.updatedAt, Version: r.version}
+		if len(r.meta) > 0 {
+			it.Metadata = r.meta
+		}
+		if t := b.Bucket(bucketThumbs).Get([]byte(id)); t != nil {
+			it.Thumbnail = bytes.Clone(t)
+		}
+		return nil
+	})
+	return it, err
+}
+
+// Has reports whether id exists and its content hash, from memory.
+func (c *Collection) Has(id string) (contentHash string, ok bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s, ok := c.byID[id]
+	if !ok {
+		return "", false
+	}
+	return c.hashes[s], true
+}
+
+// Thumbnail returns the stored thumbnail bytes (nil, nil when the item has none).
+func (c *Collection) Thumbnail(id string) ([]byte, error) {
+	var out []byte
+	err := c.db.bolt.View(func(tx *bolt.Tx) error {
+		b := c.bucket(tx)
+		if b == nil {
+			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
+		}
+		if b.Bucket(bucketItems).Get([]byte(id)) == nil {
+			return fmt.Errorf("%w: item %q in %q", ErrNotFound, id, c.name)
+		}
+		out = bytes.Clone(b.Bucket(bucketThumbs).Get([]byte(id)))
+		return nil
+	})
+	return out, err
+}
+
+// List returns up to limit items (without vectors and thumbnails) with ids
+// greater than cursor, in id order; next is the cursor for the following
+// page, "" at the end. limit <= 0 means 100; at most 10000.
+func (c *Collection) List(cursor string, limit int) ([]Item, string, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 10000)
+	var items []Item
+	next := ""
+	err := c.db.bolt.View(func(tx *bolt.Tx) error {
+		b := c.bucket(tx)
+		if b == nil {
+			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
+		}
+		cur := b.Bucket(bucketItems).Cursor()
+		k, v := cur.Seek([]byte(cursor))
+		if k != nil && cursor != "" && string(k) == cursor {
+			k, v = cur.Next()
+		}
+		for ; k != nil; k, v = cur.Next() {
+			if len(items) == limit {
+				next = items[len(items)-1].ID
+				break
+			}
+			r, err := decodeRecordView(v)
+			if err != nil {
+				return fmt.Errorf("%w: item %q: %w", ErrStorage, k, err)
+			}
+			it := Item{ID: string(k), ContentHash: string(r.hash), UpdatedAt: time.Unix(0, r.updatedAt).UTC(), Version: r.version}
+			if len(r.meta) > 0 {
+				it.Metadata = bytes.Clone(r.meta)
+			}
+			items = append(items, it)
+		}
+		return nil
+	})
+	return items, next, err
+}

@@ -1,0 +1,545 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+type prepared struct {
+	id    string
+	vec   []float32
+	meta  json.RawMessage
+	thumb []byte
+	hash  string
+	at    time.Time
+	slot  uint32
+	isNew bool
+
+	ifVersion uint64  // precondition from Item.IfVersion
+	version   uint64  // after the write
+	outcome   Outcome // what the write did
+}
+
+func (c *Collection) prepare(it Item) (prepared, error) {
+	p := prepared{id: it.ID, hash: it.ContentHash, at: it.UpdatedAt, ifVersion: it.IfVersion}
+	fail := func(format string, args ...any) (prepared, error) {
+		return p, fmt.Errorf("%w: item %q: %s", ErrInvalidItem, it.ID, fmt.Sprintf(format, args...))
+	}
+	if err := validID(it.ID); err != nil {
+		return p, fmt.Errorf("%w: %v", ErrInvalidItem, err)
+	}
+	if len(it.Vector) != c.cfg.Dims {
+		return p, fmt.Errorf("%w: %w: item %q: vector has %d dims, collection %q has %d",
+			ErrInvalidItem, ErrDimMismatch, it.ID, len(it.Vector), c.name, c.cfg.Dims)
+	}
+	v, ok := normalize(it.Vector)
+	if !ok {
+		return fail("vector has a non-finite component or zero norm")
+	}
+	p.vec = v
+	if len(it.Metadata) > MaxMetadataLen {
+		return fail("metadata is %d bytes, max %d", len(it.Metadata), MaxMetadataLen)
+	}
+	if len(bytes.TrimSpace(it.Metadata)) > 0 {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(it.Metadata, &obj); err != nil || obj == nil {
+			return fail("metadata must be a JSON object")
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, it.Metadata); err != nil {
+			return fail("metadata: %v", err)
+		}
+		p.meta = buf.Bytes()
+	}
+	if len(it.Thumbnail) > MaxThumbLen {
+		return fail("thumbnail is %d bytes, max %d", len(it.Thumbnail), MaxThumbLen)
+	}
+	p.thumb = slices.Clone(it.Thumbnail)
+	if len(it.ContentHash) > 256 {
+		return fail("content hash longer than 256 bytes")
+	}
+	if p.at.IsZero() {
+		p.at = time.Now()
+	}
+	p.at = p.at.UTC()
+	return p, nil
+}
+
+// ---- writes ----
+
+func (c *Collection) writable() error {
+	if c.db.readOnly {
+		return fmt.Errorf("%w: collection %q", ErrReadOnly, c.name)
+	}
+	return nil
+}
+
+// Outcome says what a write did to one item.
+type Outcome uint8
+
+// Outcomes of a write.
+const (
+	Created   Outcome = iota + 1 // the id was new
+	Replaced                     // the id existed and its record changed
+	Unchanged                    // same content hash, metadata and thumbnail: nothing was written
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Created:
+		return "created"
+	case Replaced:
+		return "replaced"
+	case Unchanged:
+		return "unchanged"
+	}
+	return "unknown"
+}
+
+// Written reports one item of a write: its version after the write and what happened.
+type Written struct {
+	ID      string
+	Version uint64
+	Outcome Outcome
+}
+
+// Upsert inserts or replaces items; see Put. It is Put without the per-item report.
+func (c *Collection) Upsert(ctx context.Context, items ...Item) error {
+	_, err := c.Put(ctx, items...)
+	return err
+}
+
+// Put inserts or replaces items (keyed by ID). It validates every item first
+// (ErrInvalidItem, nothing written), checks every IfVersion precondition
+// (ErrVersionConflict, nothing written), commits all of them in one bbolt
+// transaction (durable when Put returns) and then links them into the graph.
+// Within one call the last item with a given ID wins; the report has one entry
+// per input item, in order. An item whose non-empty content hash, metadata and
+// thumbnail equal the stored ones is not rewritten (Unchanged, version kept).
+func (c *Collection) Put(ctx context.Context, items ...Item) ([]Written, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	if err := c.writable(); err != nil {
+		return nil, err
+	}
+	ps, pos, err := c.prepareAll(items)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.putLocked(ps); err != nil {
+		return nil, err
+	}
+	out := make([]Written, len(items))
+	for i, it := range items {
+		p := &ps[pos[it.ID]]
+		out[i] = Written{ID: p.id, Version: p.version, Outcome: p.outcome}
+	}
+	return out, nil
+}
+
+// Update applies fn to the stored item id under the collection's write lock and
+// writes the result, so no other write can land between the read and the write:
+// the read-modify-write features (merging metadata, tagging, metadata edits)
+// never overwrite a change made since they read. fn gets a copy with vector,
+// metadata and thumbnail; it may change anything but the ID. When fn returns an
+// error nothing is written and Update returns it. ErrNotFound when id is absent.
+func (c *Collection) Update(ctx context.Context, id string, fn func(*Item) error) (Written, error) {
+	if err := c.writable(); err != nil {
+		return Written{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Written{}, err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	it, err := c.Get(id)
+	if err != nil {
+		return Written{}, err
+	}
+	before := it.Version
+	if err := fn(&it); err != nil {
+		return Written{}, err
+	}
+	if it.ID != id {
+		return Written{}, fmt.Errorf("%w: update of %q changed the id to %q", ErrInvalidItem, id, it.ID)
+	}
+	it.IfVersion = before
+	if it.UpdatedAt.IsZero() {
+		it.UpdatedAt = time.Now()
+	}
+	ps, _, err := c.prepareAll([]Item{it})
+	if err != nil {
+		return Written{}, err
+	}
+	if err := c.putLocked(ps); err != nil {
+		return Written{}, err
+	}
+	return Written{ID: id, Version: ps[0].version, Outcome: ps[0].outcome}, nil
+}
+
+// prepareAll validates items and folds repeated ids (the last wins); pos maps an id to its entry.
+func (c *Collection) prepareAll(items []Item) ([]prepared, map[string]int, error) {
+	ps := make([]prepared, 0, len(items))
+	pos := make(map[string]int, len(items))
+	for _, it := range items {
+		p, err := c.prepare(it)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i, ok := pos[p.id]; ok {
+			ps[i] = p
+			continue
+		}
+		pos[p.id] = len(ps)
+		ps = append(ps, p)
+	}
+	return ps, pos, nil
+}
+
+// putLocked writes prepared items. Under wmu.
+func (c *Collection) putLocked(ps []prepared) error {
+	c.mu.RLock()
+	err := c.usable()
+	free := len(c.free)
+	next := uint32(len(c.ids))
+	for i := range ps {
+		if s, ok := c.byID[ps[i].id]; ok {
+			ps[i].slot = s
+		} else if free > 0 {
+			free--
+			ps[i].slot, ps[i].isNew = c.free[free], true
+		} else {
+			ps[i].slot, ps[i].isNew = next, true
+			next++
+		}
+	}
+	c.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	var seq uint64
+	err = c.db.bolt.Update(func(tx *bolt.Tx) error {
+		b := c.bucket(tx)
+		if b == nil {
+			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
+		}
+		var err error
+		seq, err = c.writeRecords(b, ps)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrVersionConflict) || errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return storageErr("upsert into "+c.name, err)
+	}
+
+	// Durable from here on: apply everything even if ctx is cancelled.
+	c.mu.Lock()
+	c.free = c.free[:free]
+	c.mu.Unlock()
+	for i := range ps {
+		if ps[i].outcome != Unchanged {
+			c.applyUpsert(&ps[i])
+		}
+	}
+	if seq != 0 {
+		c.mu.Lock()
+		c.seq = seq
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// writeRecords checks preconditions against the stored records and writes the
+// changed ones inside one transaction. It returns the new write sequence number,
+// 0 when nothing changed. Every written item gets that number as its version, so
+// versions only grow, per item and across the collection.
+func (c *Collection) writeRecords(b *bolt.Bucket, ps []prepared) (uint64, error) {
+	items, thumbs := b.Bucket(bucketItems), b.Bucket(bucketThumbs)
+	seq := currentSeq(b) + 1
+	var slots []uint32
+	for i := range ps {
+		p := &ps[i]
+		old := items.Get([]byte(p.id))
+		var stored recordView
+		if old != nil {
+			var err error
+			if stored, err = decodeRecordView(old); err != nil {
+				return 0, fmt.Errorf("%w: item %q: %w", ErrStorage, p.id, err)
+			}
+		}
+		switch {
+		case p.ifVersion != 0 && old == nil:
+			return 0, fmt.Errorf("%w: item %q in %q no longer exists (expected version %d)", ErrVersionConflict, p.id, c.name, p.ifVersion)
+		case p.ifVersion != 0 && stored.version != p.ifVersion:
+			return 0, fmt.Errorf("%w: item %q in %q is at version %d, expected %d", ErrVersionConflict, p.id, c.name, stored.version, p.ifVersion)
+		case old != nil && p.hash != "" && string(stored.hash) == p.hash && bytes.Equal(stored.meta, p.meta) &&
+			bytes.Equal(thumbs.Get([]byte(p.id)), p.thumb):
+			p.outcome, p.version = Unchanged, stored.version
+			continue
+		case old != nil:
+			p.outcome = Replaced
+		default:
+			p.outcome = Created
+		}
+		p.version = seq
+		// bbolt keeps value slices until commit: one buffer per record.
+		buf := appendRecord(nil, &record{slot: p.slot, updatedAt: p.at, version: seq, hash: p.hash, meta: p.meta, vec: p.vec})
+		if err := items.Put([]byte(p.id), buf); err != nil {
+			return 0, err
+		}
+		var err error
+		if len(p.thumb) > 0 {
+			err = thumbs.Put([]byte(p.id), p.thumb)
+		} else {
+			err = thumbs.Delete([]byte(p.id))
+		}
+		if err != nil {
+			return 0, err
+		}
+		slots = append(slots, p.slot)
+	}
+	if len(slots) == 0 {
+		return 0, nil
+	}
+	return bumpSeq(b, slots)
+}
+
+func currentSeq(b *bolt.Bucket) uint64 {
+	if v := b.Get(keySeq); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// bumpSeq advances the collection's write sequence number and logs which
+// slots the write touched, so that Open can bring an older graph snapshot
+// up to date by re-linking only those slots. A snapshot trims the log.
+func bumpSeq(b *bolt.Bucket, slots []uint32) (uint64, error) {
+	seq := currentSeq(b) + 1
+	if err := b.Put(keySeq, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		return 0, err
+	}
+	lb, err := b.CreateBucketIfNotExists(bucketLog)
+	if err != nil {
+		return 0, err
+	}
+	v := binary.AppendUvarint(nil, uint64(len(slots)))
+	for _, s := range slots {
+		v = binary.AppendUvarint(v, uint64(s))
+	}
+	return seq, lb.Put(binary.BigEndian.AppendUint64(nil, seq), v)
+}
+
+// readLog returns the slots touched by writes after seq `from`, or ok=false
+// when the log does not cover every write from+1..to.
+func readLog(b *bolt.Bucket, from, to uint64) (map[uint32]bool, bool) {
+	touched := map[uint32]bool{}
+	if from == to {
+		return touched, true
+	}
+	lb := b.Bucket(bucketLog)
+	if lb == nil || from > to {
+		return nil, false
+	}
+	cur := lb.Cursor()
+	want := from + 1
+	for k, v := cur.Seek(binary.BigEndian.AppendUint64(nil, want)); k != nil; k, v = cur.Next() {
+		if len(k) != 8 || binary.BigEndian.Uint64(k) != want {
+			return nil, false
+		}
+		n, p := binary.Uvarint(v)
+		if p <= 0 || n > uint64(len(v)) {
+			return nil, false
+		}
+		for i := uint64(0); i < n; i++ {
+			s, q := binary.Uvarint(v[p:])
+			if q <= 0 || s > 1<<31 {
+				return nil, false
+			}
+			p += q
+			touched[uint32(s)] = true
+		}
+		want++
+	}
+	return touched, want == to+1
+}
+
+// trimLog deletes log entries up to and including seq.
+func trimLog(b *bolt.Bucket, seq uint64) error {
+	lb := b.Bucket(bucketLog)
+	if lb == nil {
+		return nil
+	}
+	var keys [][]byte
+	cur := lb.Cursor()
+	for k, _ := cur.First(); k != nil && len(k) == 8 && binary.BigEndian.Uint64(k) <= seq; k, _ = cur.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := lb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyUpsert updates memory for one persisted item. Under wmu.
+func (c *Collection) applyUpsert(p *prepared) {
+	if !p.isNew {
+		c.unlink(p.slot)
+	}
+	a := parseAttrs(p.meta)
+	c.mu.Lock()
+	c.setSlot(p.slot, p.id, p.hash, p.meta, a)
+	c.g.setVector(p.slot, p.vec)
+	c.mu.Unlock()
+	c.link(p.slot)
+}
+
+// link inserts a slot whose vector is in the slab into the graph. Under wmu.
+func (c *Collection) link(slot uint32) {
+	level := c.g.randomLevel()
+	c.mu.RLock()
+	plan := c.g.planInsert(slot, level)
+	c.mu.RUnlock()
+	c.mu.Lock()
+	c.g.applyInsert(plan)
+	c.mu.Unlock()
+}
+
+// unlink removes a slot from the graph, repairing its neighbours. Under wmu.
+func (c *Collection) unlink(slot uint32) {
+	c.mu.RLock()
+	plan := c.g.planDelete(slot)
+	c.mu.RUnlock()
+	c.mu.Lock()
+	c.g.applyDelete(plan)
+	c.mu.Unlock()
+}
+
+// setSlot records id metadata for a slot. Under mu.Lock.
+func (c *Collection) setSlot(slot uint32, id, hash string, meta json.RawMessage, a attrs) {
+	for int(slot) >= len(c.ids) {
+		c.ids = append(c.ids, "")
+		c.hashes = append(c.hashes, "")
+		c.metas = append(c.metas, nil)
+		c.attrs = append(c.attrs, attrs{})
+	}
+	c.dropPostings(slot)
+	c.ids[slot], c.hashes[slot], c.metas[slot], c.attrs[slot] = id, hash, meta, a
+	c.byID[id] = slot
+	for _, k := range a.keys() {
+		set := c.postings[k]
+		if set == nil {
+			set = map[uint32]struct{}{}
+			c.postings[k] = set
+		}
+		set[slot] = struct{}{}
+	}
+}
+
+func (c *Collection) dropPostings(slot uint32) {
+	if int(slot) >= len(c.attrs) {
+		return
+	}
+	a := c.attrs[slot]
+	for _, k := range a.keys() {
+		if set := c.postings[k]; set != nil {
+			delete(set, slot)
+			if len(set) == 0 {
+				delete(c.postings, k)
+			}
+		}
+	}
+}
+
+// clearSlot frees a slot. Under mu.Lock.
+func (c *Collection) clearSlot(slot uint32) {
+	c.dropPostings(slot)
+	delete(c.byID, c.ids[slot])
+	c.ids[slot], c.hashes[slot], c.metas[slot], c.attrs[slot] = "", "", nil, attrs{}
+	c.free = append(c.free, slot)
+}
+
+// Delete removes items by id; unknown ids are ignored. It returns how many
+// existed. Durable when it returns.
+func (c *Collection) Delete(ctx context.Context, ids ...string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	if err := c.writable(); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.RLock()
+	err := c.usable()
+	var slots []uint32
+	var found []string
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if s, ok := c.byID[id]; ok && !seen[id] {
+			seen[id] = true
+			slots = append(slots, s)
+			found = append(found, id)
+		}
+	}
+	c.mu.RUnlock()
+	if err != nil {
+		return 0, err
+	}
+	if len(found) == 0 {
+		return 0, nil
+	}
+	var seq uint64
+	err = c.db.bolt.Update(func(tx *bolt.Tx) error {
+		b := c.bucket(tx)
+		if b == nil {
+			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
+		}
+		items, thumbs := b.Bucket(bucketItems), b.Bucket(bucketThumbs)
+		for _, id := range found {
+			if err := items.Delete([]byte(id)); err != nil {
+				return err
+			}
+			if err := thumbs.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		var err error
+		seq, err = bumpSeq(b, slots)
+		return err
+	})
+	if err != nil {
+		return 0, storageErr("delete from "+c.name, err)
+	}
+	for _, s := range slots {
+		c.unlink(s)
+		c.mu.Lock()
+		c.clearSlot(s)
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	c.seq = seq
+	c.mu.Unlock()
+	return len(found), nil
+}
