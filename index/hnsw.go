@@ -204,7 +204,7 @@ func (g *graph) searchLayer(s *searcher, q []float32, eps []cand, ef, lc int, ac
 	}
 	for len(s.cands) > 0 {
 		c := s.cands.pop()
-		if len(s.res) >= ef && c.d > s.res[0].d {
+		if len(s.res) >= ef && c.d > s.res.worst() {
 			break
 		}
 		for _, n := range g.links(c.id, lc) {
@@ -213,7 +213,7 @@ func (g *graph) searchLayer(s *searcher, q []float32, eps []cand, ef, lc int, ac
 			}
 			marks[n] = epoch
 			d := g.dist(q, n)
-			if len(s.res) < ef || d < s.res[0].d {
+			if len(s.res) < ef || d < s.res.worst() {
 				s.cands.push(cand{d, n})
 				if accept == nil || accept(n) {
 					s.res.push(cand{d, n})
@@ -289,7 +289,7 @@ func (g *graph) exact(q []float32, k int, slots []uint32, accept func(uint32) bo
 		d := g.dist(q, i)
 		if len(h) < k {
 			h.push(cand{d, i})
-		} else if d < h[0].d {
+		} else if d < h.worst() {
 			h.push(cand{d, i})
 			h.pop()
 		}
