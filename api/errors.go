@@ -9,6 +9,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/quality"
 )
 
 // Error is the one error shape every endpoint returns:
@@ -99,6 +100,8 @@ func classify(err error) *Error {
 		return errorf(http.StatusServiceUnavailable, "storage_unavailable", "the data store refused the write: %s", msg)
 	case errors.Is(err, index.ErrClosed):
 		return errorf(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down")
+	case errors.Is(err, quality.ErrInvalidFeedback):
+		return errorf(http.StatusBadRequest, "bad_request", "%s", msg)
 	}
 	return errorf(http.StatusInternalServerError, "internal", "internal error")
 }

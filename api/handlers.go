@@ -799,7 +799,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	}
 	searchDur := time.Since(searchStart)
 	if similarTo == "" {
-		s.quality.observeSearch(col, query, opts, res)
+		s.quality.Observe(col, query, opts, res)
 	}
 	if div {
 		if s.cfg.Intel.DiversifyPixels {
@@ -960,7 +960,7 @@ func (s *Server) handleStats(c *fiber.Ctx) error {
 		"series":      series,
 		"totals":      totals,
 	}
-	if q := s.quality.summary(); q != nil {
+	if q := qualityJSON(s.quality.Summary()); q != nil {
 		out["quality"] = q
 	}
 	return c.JSON(out)

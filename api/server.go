@@ -1,5 +1,7 @@
 // Package api is Lookalike's HTTP front: the versioned REST API under /v1, health and readiness,
-// Prometheus metrics, the OpenAPI document and the embedded web UI, on gofiber.
+// Prometheus metrics, the OpenAPI document and the embedded web UI, on gofiber. Domain work lives in
+// the packages below (index, embed, quality): api parses requests, calls them, and turns their
+// results into JSON and their errors into statuses in one place (classify, errors.go).
 //
 // It owns admission control for the expensive path (decode + CNN): a bounded number of image
 // requests embed at once, a bounded number wait, and the rest get 429 at once with Retry-After, so
@@ -36,6 +38,7 @@ import (
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
+	"github.com/lookalike/lookalike/quality"
 	"github.com/lookalike/lookalike/ui"
 )
 
@@ -55,7 +58,7 @@ type Server struct {
 	metrics *metrics
 	stats   *statsRecorder
 	admit   *admission
-	quality *qualityMonitor
+	quality *quality.Monitor
 	keys    []apiKey
 	app     *fiber.App
 	ready   atomic.Bool
@@ -120,11 +123,14 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
 	})
-	s.quality = newQualityMonitor(cfg, eng, db, reg, log)
+	var err error
+	if s.quality, err = quality.New(cfg, eng, db, reg, log); err != nil {
+		return nil, err
+	}
 	s.routes()
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
-	s.quality.start(bgCtx, &s.bg)
+	s.quality.Start(bgCtx, &s.bg)
 	return s, nil
 }
 
@@ -306,7 +312,7 @@ func (s *Server) routes() {
 	v1.Get("/collections/:c/items/:id", read, s.handleGetItem)
 	v1.Delete("/collections/:c/items/:id", write, s.handleDeleteItem)
 	v1.Post("/collections/:c/search", read, s.handleSearch)
-	s.quality.registerRoutes(v1, read, write)
+	s.registerQualityRoutes(v1, read)
 	s.registerIntelRoutes(v1, read, write)
 	v1.Use(func(c *fiber.Ctx) error {
 		return errorf(http.StatusNotFound, "not_found", "no API route %s %s", c.Method(), c.Path())

@@ -1,6 +1,10 @@
 package eval
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/lookalike/lookalike/quality"
+)
 
 // Relevance judges one ranked id: relevant, irrelevant, or junk (removed from the ranking before any
 // metric is computed, as the Oxford Buildings protocol prescribes).
@@ -165,26 +169,6 @@ func MajorityLabel(labels []string, k int) string {
 }
 
 // Overlap is recall@k of an approximate answer against the exact one: the share of the exact top-k
-// ids found in the approximate top-k. An empty exact answer gives 1.
-func Overlap(approx, exact []string, k int) float64 {
-	if len(exact) > k {
-		exact = exact[:k]
-	}
-	if len(approx) > k {
-		approx = approx[:k]
-	}
-	if len(exact) == 0 {
-		return 1
-	}
-	set := make(map[string]bool, len(approx))
-	for _, id := range approx {
-		set[id] = true
-	}
-	n := 0
-	for _, id := range exact {
-		if set[id] {
-			n++
-		}
-	}
-	return float64(n) / float64(len(exact))
-}
+// ids found in the approximate top-k. An empty exact answer gives 1. The formula lives in package
+// quality, whose live recall sampler reports the same figure as Report.ANNRecall.
+func Overlap(approx, exact []string, k int) float64 { return quality.Overlap(approx, exact, k) }

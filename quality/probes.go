@@ -1,0 +1,215 @@
+package quality
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/config"
+	"github.com/lookalike/lookalike/internal/ingest"
+)
+
+// probeConfig is the labelled-probe setup (config quality.probes).
+type probeConfig struct {
+	Manifests  []string
+	Collection string
+	Interval   time.Duration
+	K          int
+	GroupField string
+}
+
+func probeConfigFrom(cfg config.Config) probeConfig {
+	p := cfg.Quality.Probes
+	pc := probeConfig{Manifests: p.Manifests, Collection: p.Collection, Interval: p.Interval, K: p.K, GroupField: p.GroupField}
+	if pc.Collection == "" {
+		pc.Collection = cfg.Data.DefaultCollection
+	}
+	return pc
+}
+
+type probe struct {
+	id, group string
+	vec       []float32
+}
+
+// probeSet is one manifest's probes and latest result. Guarded by Monitor.mu.
+type probeSet struct {
+	name      string
+	probes    []probe
+	failed    int // probes whose photo could not be read or embedded
+	precision float64
+	hitRate   float64
+	runs      int
+	lastRun   time.Time
+	lastErr   string
+}
+
+// probeBatch is how many probe photos are embedded per call.
+const probeBatch = 32
+
+// RunProbes loads the probe sets not loaded yet and searches every probe once, now. The background
+// loop does the same on quality.probes.interval and after the probed collection changes.
+func (q *Monitor) RunProbes(ctx context.Context) {
+	q.loadProbes(ctx)
+	q.runProbes(ctx)
+}
+
+// loadProbes reads and embeds every manifest not loaded yet. A manifest that fails is logged and
+// retried on the next round.
+func (q *Monitor) loadProbes(ctx context.Context) {
+	for _, path := range q.probes.Manifests {
+		name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+		q.mu.Lock()
+		_, done := q.probeSets[name]
+		q.mu.Unlock()
+		if done {
+			continue
+		}
+		ps, err := q.loadProbeSet(ctx, name, path)
+		if err != nil {
+			if ctx.Err() == nil {
+				q.log.Warn("quality: probe set not loaded", "set", name, "path", path, "err", err)
+			}
+			continue
+		}
+		q.mu.Lock()
+		q.probeSets[name] = ps
+		q.mu.Unlock()
+	}
+}
+
+func (q *Monitor) loadProbeSet(ctx context.Context, name, path string) (*probeSet, error) {
+	srcs, err := ingest.Collect([]string{path})
+	if err != nil {
+		return nil, err
+	}
+	ps := &probeSet{name: name}
+	var imgs []embed.Image
+	var kept []probe
+	for _, s := range srcs {
+		g := metadataField(s.Metadata, q.probes.GroupField)
+		if g == "" {
+			ps.failed++
+			continue
+		}
+		data, err := os.ReadFile(s.Path)
+		if err != nil {
+			ps.failed++
+			continue
+		}
+		imgs = append(imgs, embed.Image{Data: data})
+		kept = append(kept, probe{id: s.ID, group: g})
+	}
+	for lo := 0; lo < len(imgs); lo += probeBatch {
+		hi := min(lo+probeBatch, len(imgs))
+		embs, err := q.eng.Embed(ctx, imgs[lo:hi])
+		if err != nil {
+			return nil, fmt.Errorf("quality: embed probes of %s: %w", path, err)
+		}
+		for i, e := range embs {
+			if e.Err != nil {
+				ps.failed++
+				continue
+			}
+			p := kept[lo+i]
+			p.vec = e.Vector
+			ps.probes = append(ps.probes, p)
+		}
+	}
+	if len(ps.probes) == 0 {
+		return nil, fmt.Errorf("quality: no usable probe in %s (%d failed; each needs a photo and a %q value)", path, ps.failed, q.probes.GroupField)
+	}
+	return ps, nil
+}
+
+// metadataField is the string form of a top-level metadata field ("" when absent).
+func metadataField(meta json.RawMessage, field string) string {
+	if len(meta) == 0 {
+		return ""
+	}
+	var m map[string]any
+	if json.Unmarshal(meta, &m) != nil || m[field] == nil {
+		return ""
+	}
+	switch v := m[field].(type) {
+	case string:
+		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+// runProbes searches every probe of every set; a result is relevant when its group metadata equals
+// the probe's. The probe's own id is excluded in case it was indexed after all.
+func (q *Monitor) runProbes(ctx context.Context) {
+	col, err := q.db.Collection(q.probes.Collection)
+	if err != nil {
+		return
+	}
+	q.mu.Lock()
+	sets := make([]*probeSet, 0, len(q.probeSets))
+	for _, ps := range q.probeSets {
+		sets = append(sets, ps)
+	}
+	q.mu.Unlock()
+	for _, ps := range sets {
+		if ctx.Err() != nil {
+			return
+		}
+		q.runProbeSet(ctx, col, ps)
+	}
+}
+
+// runProbeSet scores one set: precision@k and hit rate (a share of probes with a relevant result)
+// over the probes whose search succeeded.
+func (q *Monitor) runProbeSet(ctx context.Context, col *index.Collection, ps *probeSet) {
+	k := q.probes.K
+	var psum, hits float64
+	n := 0
+	var lastErr string
+	for _, p := range ps.probes {
+		res, err := col.Search(ctx, p.vec, index.SearchOptions{K: k, ExcludeIDs: []string{p.id}})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			lastErr = err.Error()
+			continue
+		}
+		rel := 0
+		for _, r := range res {
+			if metadataField(r.Metadata, q.probes.GroupField) == p.group {
+				rel++
+			}
+		}
+		psum += float64(rel) / float64(k)
+		if rel > 0 {
+			hits++
+		}
+		n++
+	}
+	now := q.now()
+	q.mu.Lock()
+	ps.runs++
+	ps.lastRun = now
+	ps.lastErr = lastErr
+	if n > 0 {
+		ps.precision, ps.hitRate = psum/float64(n), hits/float64(n)
+	}
+	prec := ps.precision
+	q.mu.Unlock()
+	if n > 0 {
+		q.m.probePrecision.WithLabelValues(ps.name).Set(prec)
+		q.m.probeRuns.WithLabelValues(ps.name).Inc()
+		q.m.probeLastRun.WithLabelValues(ps.name).Set(float64(now.Unix()))
+	}
+}
