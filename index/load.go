@@ -76,18 +76,7 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 			live = append(live, make([]bool, sn-len(live))...)
 		}
 	}
-	g.grow(len(live))
-	for len(c.ids) < len(live) {
-		c.ids = append(c.ids, "")
-		c.hashes = append(c.hashes, "")
-		c.metas = append(c.metas, nil)
-		c.attrs = append(c.attrs, attrs{})
-	}
-	for i := len(live) - 1; i >= 0; i-- {
-		if !live[i] {
-			c.free = append(c.free, uint32(i))
-		}
-	}
+	c.sizeSlots(live)
 	if len(live) == 0 {
 		c.snapSeq = c.seq
 		return c, nil
@@ -109,7 +98,30 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 		}
 		db.log.Warn("graph snapshot unusable, rebuilding", "collection", name, "err", err)
 	}
-	// Rebuild: reset links and re-insert every stored vector.
+	c.rebuildGraph(live)
+	return c, nil
+}
+
+// sizeSlots makes every per-slot table cover live and lists the free slots.
+func (c *Collection) sizeSlots(live []bool) {
+	c.g.grow(len(live))
+	for len(c.ids) < len(live) {
+		c.ids = append(c.ids, "")
+		c.hashes = append(c.hashes, "")
+		c.metas = append(c.metas, nil)
+		c.attrs = append(c.attrs, attrs{})
+	}
+	for i := len(live) - 1; i >= 0; i-- {
+		if !live[i] {
+			c.free = append(c.free, uint32(i))
+		}
+	}
+}
+
+// rebuildGraph resets the links and re-inserts every stored vector. Single-threaded, before the
+// collection is shared.
+func (c *Collection) rebuildGraph(live []bool) {
+	g, db, name := c.g, c.db, c.name
 	start := time.Now()
 	clear(g.levels)
 	for i := range g.levels {
@@ -125,7 +137,6 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 	}
 	c.loadedFrom = "rebuild"
 	db.log.Info("graph rebuilt", "collection", name, "count", g.count, "took", time.Since(start))
-	return c, nil
 }
 
 // replay brings a snapshot graph up to date: every slot written after the
