@@ -10,6 +10,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/lookalike/lookalike/index"
 )
 
 // The OpenAPI document and the router must describe the same API: every documented operation is
@@ -142,6 +144,17 @@ func FuzzParseSearch(f *testing.F) {
 	f.Add("multipart/form-data; boundary=XX", []byte("--XX\r\nContent-Disposition: form-data; name=\"filter\"\r\n\r\nprice < 3 AND (brand IN (\"a\"))\r\n--XX--"))
 	f.Add("image/jpeg", []byte{0xff, 0xd8, 0xff, 0xe0})
 	f.Add("text/plain", []byte("hello"))
+	// Query limits: k = 0 and k = max_k, ef at and past index.MaxEf, cursors at and past the result
+	// window, min_score out of range, NaN and ±Inf (form values parse them; JSON cannot carry them).
+	f.Add("application/json", []byte(`{"id":"a","k":0}`))
+	f.Add("application/json", []byte(`{"id":"a","k":1000,"ef":4096}`))
+	f.Add("application/json", []byte(`{"id":"a","k":100,"ef":4097,"cursor":"`+encodeCursor(950)+`"}`))
+	f.Add("application/json", []byte(`{"id":"a","cursor":"`+encodeCursor(1000)+`"}`))
+	f.Add("application/json", []byte(`{"id":"a","min_score":-1.5}`))
+	f.Add("application/json", []byte(`{"id":"a","min_score":1e39}`))
+	for _, v := range []string{"NaN", "-Inf", "+Inf", "Infinity", "0", "1001", "-1"} {
+		f.Add("multipart/form-data; boundary=XX", []byte("--XX\r\nContent-Disposition: form-data; name=\"id\"\r\n\r\na\r\n--XX\r\nContent-Disposition: form-data; name=\"min_score\"\r\n\r\n"+v+"\r\n--XX\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n"+v+"\r\n--XX\r\nContent-Disposition: form-data; name=\"ef\"\r\n\r\n"+v+"\r\n--XX--\r\n"))
+	}
 	app := fiber.New()
 	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
 		c := app.AcquireCtx(&fasthttp.RequestCtx{})
@@ -155,8 +168,11 @@ func FuzzParseSearch(f *testing.F) {
 			}
 			return
 		}
-		if req.K < 1 || req.K > 1000 || req.offset < 0 {
+		if req.K < 1 || req.K > 1000 || req.offset < 0 || req.offset+req.K > index.MaxK || req.Ef < 0 || req.Ef > index.MaxEf {
 			t.Fatalf("accepted out-of-range request %+v", req)
+		}
+		if m := req.MinScore; m != nil && !(*m >= -1 && *m <= 1) {
+			t.Fatalf("accepted min_score %v", *m)
 		}
 		if req.Image == nil && req.ID == "" && req.Vector == nil {
 			t.Fatalf("accepted a request without a query: %q", bytes.TrimSpace(body))

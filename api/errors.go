@@ -92,6 +92,12 @@ func classify(err error) *Error {
 		return errorf(http.StatusBadRequest, "dimension_mismatch", "%s", msg)
 	case errors.Is(err, index.ErrInvalidFilter):
 		return errorf(http.StatusBadRequest, "invalid_filter", "%s", msg)
+	case errors.Is(err, index.ErrInvalidQuery):
+		return errorf(http.StatusBadRequest, "invalid_query", "%s", msg)
+	case errors.Is(err, index.ErrDropped):
+		// 404, not 409: the collection is gone and a retry gets collection_not_found; nothing the
+		// client could change makes this request succeed.
+		return errorf(http.StatusNotFound, "collection_dropped", "%s", msg)
 	case errors.Is(err, index.ErrReadOnly):
 		return errorf(http.StatusServiceUnavailable, "read_only", "the data store is read-only: %s", msg)
 	case errors.Is(err, embed.ErrClosed):

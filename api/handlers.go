@@ -136,8 +136,8 @@ func (s *Server) handleCreateCollection(c *fiber.Ctx) error {
 		return badRequest("m must be in 2..128")
 	case req.EfConstruction != 0 && (req.EfConstruction < 8 || req.EfConstruction > 4096):
 		return badRequest("ef_construction must be in 8..4096")
-	case req.EfSearch != 0 && (req.EfSearch < 1 || req.EfSearch > 10_000):
-		return badRequest("ef_search must be in 1..10000")
+	case req.EfSearch != 0 && (req.EfSearch < 1 || req.EfSearch > index.MaxEf):
+		return badRequest("ef_search must be in 1..%d", index.MaxEf)
 	}
 	cfg := index.CollectionConfig{
 		Fingerprint: s.eng.Info().Fingerprint, Dims: s.eng.Info().Dims,
@@ -663,6 +663,9 @@ func (s *Server) handleDeleteItem(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"deleted": n})
 }
 
+// maxListLimit bounds GET items?limit=: one page of a listing.
+const maxListLimit = 1000
+
 func (s *Server) handleListItems(c *fiber.Ctx) error {
 	col, err := s.collection(c)
 	if err != nil {
@@ -670,8 +673,8 @@ func (s *Server) handleListItems(c *fiber.Ctx) error {
 	}
 	limit := 50
 	if v := c.Query("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
-			return badRequest("limit must be in 1..1000, got %q", v)
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxListLimit {
+			return invalidQuery("limit", "limit must be in 1..%d, got %q", maxListLimit, v)
 		}
 	}
 	items, next, err := col.List(strings.Clone(c.Query("cursor")), limit)
@@ -711,6 +714,10 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	}
 	req, err := parseSearch(c, s.cfg.Limits.MaxK, s.cfg.Limits.DefaultK)
 	if err != nil {
+		return err
+	}
+	// Before the image is embedded: a typo in a filter should not cost an inference.
+	if err := checkFilterFields(col, req.filter); err != nil {
 		return err
 	}
 	ctx, cancel := s.requestContext(c)
@@ -762,6 +769,9 @@ func (s *Server) handleSimilar(c *fiber.Ctx) error {
 	if err := req.validate(s.cfg.Limits.MaxK, s.cfg.Limits.DefaultK); err != nil {
 		return err
 	}
+	if err := checkFilterFields(col, req.filter); err != nil {
+		return err
+	}
 	return s.answer(c, col, req, nil, id, start, map[string]float64{"decode": 0, "preprocess": 0, "inference": 0})
 }
 
@@ -770,7 +780,14 @@ func (s *Server) handleSimilar(c *fiber.Ctx) error {
 func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest, query []float32, similarTo string, start time.Time, timings map[string]float64) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	opts := index.SearchOptions{K: req.K + 1, Ef: req.Ef, Filter: req.filter, Exact: req.Exact, ExcludeIDs: req.ExcludeIDs, Offset: req.offset}
+	// One extra result says whether another page exists, asked for only while the next page would
+	// still start inside the result window (validate cut this page to end at it at most).
+	more := req.offset+req.K < index.MaxK
+	fetch := req.K
+	if more {
+		fetch++
+	}
+	opts := index.SearchOptions{K: fetch, Ef: req.Ef, Filter: req.filter, Exact: req.Exact, ExcludeIDs: req.ExcludeIDs, Offset: req.offset, MinScore: req.MinScore}
 	// Diversified pages are cut from one diversified ranking fetched from the top (3x over-fetch),
 	// so pages stay consistent with each other. On by default for similar, off for search.
 	div := similarTo != ""
@@ -779,9 +796,6 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	}
 	if div {
 		opts.K, opts.Offset = min(3*(req.offset+req.K)+1, index.MaxK), 0
-	}
-	if req.MinScore != nil {
-		opts.MinScore = *req.MinScore
 	}
 	searchStart := time.Now()
 	var res []index.Result
@@ -809,11 +823,12 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 		}
 		res = res[min(req.offset, len(res)):]
 	}
-	// One extra result was asked for: its presence says whether another page exists.
 	next := ""
 	if len(res) > req.K {
 		res = res[:req.K]
-		next = encodeCursor(req.offset + req.K)
+		if more {
+			next = encodeCursor(req.offset + req.K)
+		}
 	}
 	name := col.Name()
 	out := searchResponse{Results: make([]resultJSON, 0, len(res)), Model: s.eng.Info().ModelID, TimingsMS: timings, NextCursor: next}
@@ -830,6 +845,15 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 
 // --- fields and stats -----------------------------------------------------------------------
 
+// /fields scans the collection, so its work and its answer are bounded; a field whose values or
+// counts were cut by these bounds says so ("truncated": true).
+const (
+	fieldsScanLimit     = 200_000 // items scanned per answer
+	fieldsTrackedValues = 500     // distinct values counted per keyword field
+	fieldsListedValues  = 50      // most common values listed per keyword field
+	fieldsCacheTTL      = 30 * time.Second
+)
+
 type fieldJSON struct {
 	Name   string   `json:"name"`
 	Type   string   `json:"type"`
@@ -837,6 +861,10 @@ type fieldJSON struct {
 	Min    *float64 `json:"min,omitempty"`
 	Max    *float64 `json:"max,omitempty"`
 	Count  int      `json:"count"`
+	// Truncated: Values are not all the field's values (more than fieldsListedValues, or more than
+	// fieldsTrackedValues were seen), or the scan stopped at fieldsScanLimit items, so counts and
+	// ranges cover only the items scanned.
+	Truncated bool `json:"truncated"`
 }
 
 type fieldsCacheEntry struct {
@@ -845,9 +873,37 @@ type fieldsCacheEntry struct {
 	fields []fieldJSON
 }
 
+// fieldAcc accumulates one metadata field over the scan.
+type fieldAcc struct {
+	values   map[string]int
+	min, max float64
+	numeric  int
+	keyword  int
+	dropped  bool // a value went uncounted: fieldsTrackedValues distinct ones were already tracked
+}
+
+func (a *fieldAcc) addKeyword(v string) {
+	a.keyword++
+	if _, ok := a.values[v]; ok || len(a.values) < fieldsTrackedValues {
+		a.values[v]++
+	} else {
+		a.dropped = true
+	}
+}
+
+func (a *fieldAcc) addNumber(x float64) {
+	if a.numeric == 0 || x < a.min {
+		a.min = x
+	}
+	if a.numeric == 0 || x > a.max {
+		a.max = x
+	}
+	a.numeric++
+}
+
 // handleFields summarises the collection's metadata fields for filter controls: keyword fields with
 // their most common values, numeric fields with their range. It scans the collection, so results
-// are cached until the item count changes or 30 s pass.
+// are cached until the item count changes or fieldsCacheTTL passes.
 func (s *Server) handleFields(c *fiber.Ctx) error {
 	col, err := s.collection(c)
 	if err != nil {
@@ -857,22 +913,31 @@ func (s *Server) handleFields(c *fiber.Ctx) error {
 	key := info.Name
 	if e, ok := s.fieldsCache.Load(key); ok {
 		entry := e.(fieldsCacheEntry)
-		if entry.count == info.Count && time.Since(entry.at) < 30*time.Second {
+		if entry.count == info.Count && time.Since(entry.at) < fieldsCacheTTL {
 			return c.JSON(fiber.Map{"fields": entry.fields})
 		}
 	}
-	type acc struct {
-		values   map[string]int
-		min, max float64
-		numeric  int
-		keyword  int
+	accs, complete, err := scanFields(col)
+	if err != nil {
+		return err
 	}
-	accs := map[string]*acc{}
+	fields := summariseFields(accs, complete)
+	s.fieldsCache.Store(key, fieldsCacheEntry{count: info.Count, at: time.Now(), fields: fields})
+	return c.JSON(fiber.Map{"fields": fields})
+}
+
+// scanFields reads the metadata of up to fieldsScanLimit items; complete is false when it stopped
+// before the end.
+func scanFields(col *index.Collection) (accs map[string]*fieldAcc, complete bool, err error) {
+	accs = map[string]*fieldAcc{}
 	cursor := ""
-	for scanned := 0; scanned < 200_000; {
+	for scanned := 0; ; {
+		if scanned >= fieldsScanLimit {
+			return accs, false, nil
+		}
 		items, next, err := col.List(cursor, 1000)
 		if err != nil {
-			return err
+			return nil, false, err
 		}
 		for _, it := range items {
 			var obj map[string]any
@@ -882,28 +947,18 @@ func (s *Server) handleFields(c *fiber.Ctx) error {
 			for k, v := range obj {
 				a := accs[k]
 				if a == nil {
-					a = &acc{values: map[string]int{}}
+					a = &fieldAcc{values: map[string]int{}}
 					accs[k] = a
 				}
 				switch x := v.(type) {
 				case float64:
-					if a.numeric == 0 || x < a.min {
-						a.min = x
-					}
-					if a.numeric == 0 || x > a.max {
-						a.max = x
-					}
-					a.numeric++
+					a.addNumber(x)
 				case string:
-					a.keyword++
-					if len(a.values) < 500 {
-						a.values[x]++
-					}
+					a.addKeyword(x)
 				case []any:
 					for _, e := range x {
-						if str, ok := e.(string); ok && len(a.values) < 500 {
-							a.values[str]++
-							a.keyword++
+						if str, ok := e.(string); ok {
+							a.addKeyword(str)
 						}
 					}
 				}
@@ -911,15 +966,19 @@ func (s *Server) handleFields(c *fiber.Ctx) error {
 		}
 		scanned += len(items)
 		if next == "" {
-			break
+			return accs, true, nil
 		}
 		cursor = next
 	}
+}
+
+// summariseFields turns the accumulators into the response, sorted by name.
+func summariseFields(accs map[string]*fieldAcc, complete bool) []fieldJSON {
 	fields := []fieldJSON{}
 	for name, a := range accs {
 		if a.numeric > 0 && a.numeric >= a.keyword {
 			lo, hi := a.min, a.max
-			fields = append(fields, fieldJSON{Name: name, Type: "number", Min: &lo, Max: &hi, Count: a.numeric})
+			fields = append(fields, fieldJSON{Name: name, Type: "number", Min: &lo, Max: &hi, Count: a.numeric, Truncated: !complete})
 			continue
 		}
 		if a.keyword == 0 {
@@ -935,14 +994,12 @@ func (s *Server) handleFields(c *fiber.Ctx) error {
 			}
 			return vals[i] < vals[j]
 		})
-		if len(vals) > 50 {
-			vals = vals[:50]
-		}
-		fields = append(fields, fieldJSON{Name: name, Type: "keyword", Values: vals, Count: a.keyword})
+		cut := a.dropped || !complete || len(vals) > fieldsListedValues
+		vals = vals[:min(len(vals), fieldsListedValues)]
+		fields = append(fields, fieldJSON{Name: name, Type: "keyword", Values: vals, Count: a.keyword, Truncated: cut})
 	}
 	sort.Slice(fields, func(i, j int) bool { return fields[i].Name < fields[j].Name })
-	s.fieldsCache.Store(key, fieldsCacheEntry{count: info.Count, at: time.Now(), fields: fields})
-	return c.JSON(fiber.Map{"fields": fields})
+	return fields
 }
 
 func (s *Server) handleStats(c *fiber.Ctx) error {

@@ -224,7 +224,7 @@ func FindDuplicates(ctx context.Context, col *index.Collection, t Tiers, tier, c
 			return page, err
 		}
 		page.Scanned++
-		res, err := col.Similar(ctx, it.ID, index.SearchOptions{K: maxClusterSize, MinScore: th})
+		res, err := col.Similar(ctx, it.ID, index.SearchOptions{K: maxClusterSize, MinScore: &th})
 		if errors.Is(err, index.ErrNotFound) {
 			continue // deleted since the listing
 		}
@@ -307,7 +307,7 @@ func (s *Server) duplicatePolicy(c *fiber.Ctx) (string, error) {
 // findDuplicate returns the closest stored item (other than id) in the near or exact tier.
 func (s *Server) findDuplicate(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) *nearDuplicate {
 	t := TiersFrom(s.cfg.Intel)
-	res, err := col.Search(ctx, vec, index.SearchOptions{K: 3, MinScore: t.Near, ExcludeIDs: []string{id}})
+	res, err := col.Search(ctx, vec, index.SearchOptions{K: 3, MinScore: &t.Near, ExcludeIDs: []string{id}})
 	if err != nil {
 		return nil
 	}
@@ -960,8 +960,8 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	}
 	alpha := 0.5
 	if alphaS != "" {
-		if alpha, err = strconv.ParseFloat(alphaS, 64); err != nil || alpha < 0 || alpha > 1 {
-			return badRequest("alpha must be in 0..1, got %q", alphaS)
+		if alpha, err = strconv.ParseFloat(alphaS, 64); err != nil || !(alpha >= 0 && alpha <= 1) { // NaN fails
+			return invalidQuery("alpha", "alpha must be a number in 0..1, got %q", alphaS)
 		}
 	}
 	switch {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -27,7 +28,8 @@ type searchRequest struct {
 	ID         string          `json:"id"`
 	Vector     []float32       `json:"vector"`
 	Crop       json.RawMessage `json:"crop"`
-	K          int             `json:"k"`
+	KJSON      *int            `json:"k"`
+	K          int             `json:"-"` // from KJSON or the form; 0 until validate applies the default
 	Ef         int             `json:"ef"`
 	Filter     json.RawMessage `json:"filter"`
 	MinScore   *float32        `json:"min_score"`
@@ -39,6 +41,15 @@ type searchRequest struct {
 	crop   *embed.Rect
 	filter *index.Filter
 	offset int
+	kSet   bool // k was given (an explicit 0 is refused, not read as "default")
+}
+
+// maxExcludeIDs bounds exclude_ids: each one costs a lookup per search.
+const maxExcludeIDs = 1000
+
+// invalidQuery is the error for a query parameter outside its limits; details name the parameter.
+func invalidQuery(param, format string, args ...any) *Error {
+	return errorf(http.StatusBadRequest, "invalid_query", format, args...).with("parameter", param)
 }
 
 // itemRequest is one item to add: multipart (image file + id + metadata) or JSON (base64 image).
@@ -69,6 +80,9 @@ func parseSearch(c *fiber.Ctx, maxK int, defaultK int) (*searchRequest, error) {
 	case mt == fiber.MIMEApplicationJSON:
 		if err := decodeJSONBody(c.Body(), req); err != nil {
 			return nil, err
+		}
+		if req.KJSON != nil {
+			req.K, req.kSet = *req.KJSON, true
 		}
 		if req.ImageB64 != "" {
 			img, err := decodeBase64Image(req.ImageB64)
@@ -172,37 +186,39 @@ func (req *searchRequest) fromValues(get func(string) string, excludes []string)
 	}
 	if v := get("k"); v != "" {
 		if req.K, err = strconv.Atoi(v); err != nil {
-			return badRequest("k must be an integer, got %q", v)
+			return invalidQuery("k", "k must be an integer, got %q", v)
 		}
+		req.kSet = true
 	}
 	if v := get("ef"); v != "" {
 		if req.Ef, err = strconv.Atoi(v); err != nil {
-			return badRequest("ef must be an integer, got %q", v)
+			return invalidQuery("ef", "ef must be an integer, got %q", v)
 		}
 	}
 	if v := get("min_score"); v != "" {
+		// ParseFloat also accepts NaN and Inf; validate refuses them with the range check.
 		f, err := strconv.ParseFloat(v, 32)
 		if err != nil {
-			return badRequest("min_score must be a number, got %q", v)
+			return invalidQuery("min_score", "min_score must be a number in -1..1, got %q", v)
 		}
 		f32 := float32(f)
 		req.MinScore = &f32
 	}
 	if v := get("exact"); v != "" {
 		if req.Exact, err = strconv.ParseBool(v); err != nil {
-			return badRequest("exact must be true or false, got %q", v)
+			return invalidQuery("exact", "exact must be true or false, got %q", v)
 		}
 	}
 	if v := get("diversify"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return badRequest("diversify must be true or false, got %q", v)
+			return invalidQuery("diversify", "diversify must be true or false, got %q", v)
 		}
 		req.Diversify = &b
 	}
 	if v := get("vector"); v != "" {
 		if err := json.Unmarshal([]byte(v), &req.Vector); err != nil {
-			return badRequest("vector must be a JSON array of numbers")
+			return invalidQuery("vector", "vector must be a JSON array of numbers")
 		}
 	}
 	if v := get("crop"); v != "" {
@@ -241,20 +257,8 @@ func (req *searchRequest) validate(maxK, defaultK int) error {
 	case n > 1:
 		return badRequest("give only one of image, id and vector")
 	}
-	if req.K == 0 {
-		req.K = defaultK
-	}
-	if req.K < 1 || req.K > maxK {
-		return badRequest("k must be in 1..%d, got %d", maxK, req.K)
-	}
-	if req.Ef < 0 || req.Ef > 10_000 {
-		return badRequest("ef must be in 0..10000, got %d", req.Ef)
-	}
-	if len(req.ExcludeIDs) > 1000 {
-		return badRequest("exclude_ids may name at most 1000 ids")
-	}
-	if req.MinScore != nil && (*req.MinScore < -1 || *req.MinScore > 1) {
-		return badRequest("min_score must be in -1..1")
+	if err := req.validateLimits(maxK, defaultK); err != nil {
+		return err
 	}
 	var err error
 	if req.crop, err = parseCrop(req.Crop); err != nil {
@@ -269,11 +273,63 @@ func (req *searchRequest) validate(maxK, defaultK int) error {
 	if req.offset, err = decodeCursor(req.Cursor); err != nil {
 		return err
 	}
-	if req.offset+req.K > maxK*10 {
-		return badRequest("cannot page beyond %d results", maxK*10)
+	// Pages end at the index's result window: the last page is cut there (answer then offers no
+	// next_cursor), so cursors of any page size reach result index.MaxK and stop.
+	req.K = min(req.K, index.MaxK-req.offset)
+	return nil
+}
+
+// validateLimits checks the scalar parameters against the limits the index enforces (maxK is
+// limits.max_k, at most index.MaxK by config validation). The comparisons are written so that NaN
+// fails them.
+func (req *searchRequest) validateLimits(maxK, defaultK int) error {
+	if !req.kSet && req.K == 0 {
+		req.K = defaultK
+	}
+	switch {
+	case req.K < 1 || req.K > maxK:
+		return invalidQuery("k", "k must be in 1..%d, got %d (leave it out for the default, %d)", maxK, req.K, defaultK)
+	case req.Ef < 0 || req.Ef > index.MaxEf:
+		return invalidQuery("ef", "ef must be in 0..%d (0 = the collection's default), got %d", index.MaxEf, req.Ef)
+	case len(req.ExcludeIDs) > maxExcludeIDs:
+		return invalidQuery("exclude_ids", "exclude_ids may name at most %d ids, got %d", maxExcludeIDs, len(req.ExcludeIDs))
+	case req.MinScore != nil && !(*req.MinScore >= -1 && *req.MinScore <= 1):
+		return invalidQuery("min_score", "min_score must be a number in -1..1, got %v", *req.MinScore)
 	}
 	return nil
 }
+
+// checkFilterFields refuses a filter naming a field no item of the collection has: such a filter
+// matches nothing (or, under NOT, everything), which is almost always a typo. An empty collection
+// knows no fields yet, so its filters are answered (with no results).
+func checkFilterFields(col *index.Collection, f *index.Filter) error {
+	if f == nil {
+		return nil
+	}
+	for _, name := range f.Fields() {
+		if col.HasField(name) {
+			continue
+		}
+		known := col.Fields()
+		if len(known) == 0 && col.Info().Count == 0 {
+			return nil
+		}
+		listed := known
+		if len(listed) > maxListedFields {
+			listed = listed[:maxListedFields]
+		}
+		more := ""
+		if n := len(known) - len(listed); n > 0 {
+			more = fmt.Sprintf(" and %d more (GET /v1/collections/%s/fields)", n, col.Name())
+		}
+		return errorf(http.StatusBadRequest, "unknown_field", "the filter names field %q, which no item in collection %q has; known fields: %s%s",
+			name, col.Name(), strings.Join(listed, ", "), more).with("field", name).with("known_fields", listed)
+	}
+	return nil
+}
+
+// maxListedFields bounds the known fields an unknown_field error lists.
+const maxListedFields = 50
 
 // parseCrop accepts {"x":..,"y":..,"w":..,"h":..} or "x,y,w,h".
 func parseCrop(raw json.RawMessage) (*embed.Rect, error) {
@@ -334,17 +390,22 @@ func encodeCursor(offset int) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.Itoa(offset)))
 }
 
+// decodeCursor returns the offset a cursor starts at: inside the result window (index.MaxK), as
+// every cursor answer issues is.
 func decodeCursor(s string) (int, error) {
 	if s == "" {
 		return 0, nil
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err == nil && strings.HasPrefix(string(raw), cursorPrefix) {
-		if n, err := strconv.Atoi(string(raw[len(cursorPrefix):])); err == nil && n >= 0 && n < 1_000_000 {
+		if n, err := strconv.Atoi(string(raw[len(cursorPrefix):])); err == nil && n >= 0 {
+			if n >= index.MaxK {
+				return 0, invalidQuery("cursor", "cursor starts at result %d; paging ends at result %d", n, index.MaxK)
+			}
 			return n, nil
 		}
 	}
-	return 0, badRequest("cursor is not one this server issued")
+	return 0, invalidQuery("cursor", "cursor is not one this server issued")
 }
 
 func readFormFile(fh *multipart.FileHeader) ([]byte, error) {
@@ -392,6 +453,11 @@ func validateMetadata(raw json.RawMessage, maxBytes int) (json.RawMessage, error
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, errorf(http.StatusBadRequest, "invalid_metadata", "metadata must be a JSON object: %v", err)
+	}
+	// The index refuses these too (ErrInvalidItem); checking here names the field in the details.
+	if f := index.NonFiniteNumber(raw); f != "" {
+		return nil, errorf(http.StatusBadRequest, "invalid_metadata", "metadata field %q holds a number beyond the float64 range; it could never match a filter", f).
+			with("field", f)
 	}
 	return bytes.Clone(raw), nil
 }

@@ -57,6 +57,7 @@ type Collection struct {
 
 	mu       sync.RWMutex
 	closed   bool
+	dropped  bool // closed by DropCollection, not by DB.Close
 	g        *graph
 	ids      []string          // slot -> id ("" = free)
 	byID     map[string]uint32 // id -> slot
@@ -64,6 +65,7 @@ type Collection struct {
 	metas    []json.RawMessage
 	attrs    []attrs
 	postings map[string]map[uint32]struct{} // field NUL value -> slots
+	fields   map[string]int                 // field -> items with a value in it (query.go)
 	free     []uint32
 	seq      uint64 // last persisted write sequence number
 	snapSeq  uint64 // seq of the stored snapshot
@@ -92,6 +94,13 @@ func (c *Collection) checkFingerprint(cfg CollectionConfig) error {
 func (c *Collection) markClosed() {
 	c.mu.Lock()
 	c.closed = true
+	c.mu.Unlock()
+}
+
+// markDropped closes the collection for good: its bucket is gone.
+func (c *Collection) markDropped() {
+	c.mu.Lock()
+	c.closed, c.dropped = true, true
 	c.mu.Unlock()
 }
 
@@ -132,6 +141,9 @@ func (c *Collection) bucket(tx *bolt.Tx) *bolt.Bucket {
 }
 
 func (c *Collection) usable() error {
+	if c.dropped {
+		return fmt.Errorf("%w: collection %q", ErrDropped, c.name)
+	}
 	if c.db.closed.Load() || c.closed {
 		return fmt.Errorf("%w: collection %q", ErrClosed, c.name)
 	}
@@ -157,17 +169,20 @@ func validID(id string) error {
 
 // ---- search ----
 
-// SearchOptions tune one search. K defaults to 10 (max 1000); Ef to the
-// collection's EfSearch. Exact forces brute force. ExcludeIDs, MinScore and
-// Offset are applied to the ranked results.
+// SearchOptions tune one search. K defaults to 10; K+Offset may not exceed
+// MaxK. Ef defaults to the collection's EfSearch and may not exceed MaxEf.
+// Exact forces brute force. ExcludeIDs, MinScore and Offset are applied to
+// the ranked results. Out-of-range values give ErrInvalidQuery.
 type SearchOptions struct {
 	K          int
 	Ef         int
 	Filter     *Filter
 	Exact      bool
 	ExcludeIDs []string
-	MinScore   float32
-	Offset     int
+	// MinScore, when set, drops results scoring below it. Unset, nothing is
+	// cut: cosines below zero are still the nearest items there are.
+	MinScore *float32
+	Offset   int
 }
 
 // Result is one hit; Score is the cosine similarity.
@@ -177,8 +192,18 @@ type Result struct {
 	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
-// MaxK bounds K+Offset.
-const MaxK = 1000
+// Query limits. They are the one source of truth: the API validates its
+// parameters against them and the configuration's limits.max_k may not
+// exceed MaxK.
+const (
+	// MaxK bounds K+Offset: the result window. One search ranks at most MaxK
+	// results, so pages of any size end at result MaxK.
+	MaxK = 1000
+	// MaxEf bounds the search beam (SearchOptions.Ef, and the widened beam of
+	// a filtered search). Recall is flat well before it; beyond it a search
+	// only costs more.
+	MaxEf = 4096
+)
 
 // Search returns the K nearest items to query (normalised here).
 func (c *Collection) Search(ctx context.Context, query []float32, o SearchOptions) ([]Result, error) {
@@ -187,7 +212,7 @@ func (c *Collection) Search(ctx context.Context, query []float32, o SearchOption
 	}
 	q, ok := normalize(query)
 	if !ok {
-		return nil, fmt.Errorf("%w: query vector has a non-finite component or zero norm", ErrInvalidItem)
+		return nil, fmt.Errorf("%w: query vector has a non-finite component or zero norm", ErrInvalidQuery)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -207,12 +232,9 @@ func (c *Collection) Similar(ctx context.Context, id string, o SearchOptions) ([
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if err := c.usable(); err != nil {
+	s, err := c.slotLocked(id)
+	if err != nil {
 		return nil, err
-	}
-	s, ok := c.byID[id]
-	if !ok {
-		return nil, fmt.Errorf("%w: item %q in %q", ErrNotFound, id, c.name)
 	}
 	return c.searchLocked(c.g.vec(s), o, s)
 }
@@ -222,21 +244,18 @@ const noSlot = ^uint32(0)
 // searchLocked picks the strategy. Under mu.RLock.
 func (c *Collection) searchLocked(q []float32, o SearchOptions, self uint32) ([]Result, error) {
 	k := o.K
-	if k <= 0 {
+	if k == 0 {
 		k = 10
 	}
-	if o.Offset < 0 {
-		o.Offset = 0
+	if err := o.check(k); err != nil {
+		return nil, err
 	}
 	need := k + o.Offset
-	if need > MaxK {
-		return nil, fmt.Errorf("%w: k+offset %d exceeds %d", ErrInvalidItem, need, MaxK)
-	}
 	ef := o.Ef
-	if ef <= 0 {
-		ef = c.cfg.EfSearch
+	if ef == 0 {
+		// Collections created before MaxEf existed may carry a larger default.
+		ef = min(c.cfg.EfSearch, MaxEf)
 	}
-	ef = min(ef, 4096)
 	var excl map[uint32]bool
 	if len(o.ExcludeIDs) > 0 || self != noSlot {
 		excl = map[uint32]bool{}
@@ -275,7 +294,7 @@ func (c *Collection) searchLocked(q []float32, o SearchOptions, self uint32) ([]
 			continue
 		}
 		score := 1 - h.d
-		if score < o.MinScore {
+		if o.MinScore != nil && score < *o.MinScore {
 			break
 		}
 		// Metadata is copied: callers (HTTP handlers) may keep or modify it.
@@ -305,11 +324,14 @@ func (c *Collection) filteredSearch(q []float32, k, ef int, f *Filter, accept fu
 	return c.g.search(q, k, widen(ef, sel), accept)
 }
 
+// widen scales the beam by 1/selectivity, at most 16-fold and never past
+// MaxEf (nor below ef).
 func widen(ef int, sel float64) int {
-	if sel <= 0 {
-		return ef * 16
+	w := ef * 16
+	if sel > 0 && float64(ef)/sel < float64(w) {
+		w = int(float64(ef) / sel)
 	}
-	return min(max(ef, int(float64(ef)/sel)), ef*16, 4096)
+	return max(ef, min(w, MaxEf))
 }
 
 // candidates returns a superset of the matching slots when the filter

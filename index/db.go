@@ -390,7 +390,7 @@ func (db *DB) DropCollection(name string) error {
 		return storageErr("drop collection "+name, err)
 	}
 	delete(db.colls, name)
-	c.markClosed()
+	c.markDropped()
 	return nil
 }
 

@@ -326,8 +326,12 @@ func TestDropAndBackup(t *testing.T) {
 	if _, err := db.Collection("x"); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
 	}
-	if err := c.Upsert(ctx, Item{ID: "b", Vector: []float32{1, 2, 3, 4}}); !errors.Is(err, ErrClosed) {
+	// A dropped collection says so; ErrClosed would claim the whole DB is shutting down.
+	if err := c.Upsert(ctx, Item{ID: "b", Vector: []float32{1, 2, 3, 4}}); !errors.Is(err, ErrDropped) || errors.Is(err, ErrClosed) {
 		t.Fatalf("upsert into dropped: %v", err)
+	}
+	if _, err := c.Search(ctx, []float32{1, 2, 3, 4}, SearchOptions{}); !errors.Is(err, ErrDropped) {
+		t.Fatalf("search in dropped: %v", err)
 	}
 	if err := db.DropCollection("x"); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)

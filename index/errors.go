@@ -28,11 +28,17 @@ var (
 	ErrVersionConflict = errors.New("index: version conflict")
 	// ErrInvalidFilter: a filter expression or JSON filter that does not parse.
 	ErrInvalidFilter = errors.New("index: invalid filter")
+	// ErrInvalidQuery: search options outside the query limits (MaxK, MaxEf,
+	// a min score outside -1..1) or a query vector that cannot be normalised.
+	ErrInvalidQuery = errors.New("index: invalid query")
 
 	// Lifecycle and storage.
 
-	// ErrClosed: the DB was closed or the collection dropped.
+	// ErrClosed: the DB was closed.
 	ErrClosed = errors.New("index: closed")
+	// ErrDropped: the collection was dropped (DropCollection) while the
+	// caller still held it. Unlike ErrClosed the DB keeps serving.
+	ErrDropped = errors.New("index: collection dropped")
 	// ErrReadOnly: the data directory or file is not writable; reads keep working.
 	ErrReadOnly = errors.New("index: read-only")
 	// ErrStorage: a write to bbolt failed (disk full, I/O error); the wrapped

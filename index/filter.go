@@ -139,6 +139,106 @@ func (a *attrs) keys() []string {
 
 func postingKey(field, value string) string { return field + "\x00" + value }
 
+// eachField calls fn once for every field a holds a value in.
+func (a *attrs) eachField(fn func(string)) {
+	for f := range a.kw {
+		fn(f)
+	}
+	for f := range a.num {
+		if _, dup := a.kw[f]; !dup {
+			fn(f)
+		}
+	}
+}
+
+// Fields lists, sorted and without repeats, the metadata fields the filter
+// names (under NOT too).
+func (f *Filter) Fields() []string {
+	seen := map[string]bool{}
+	var walk func(*Filter)
+	walk = func(f *Filter) {
+		if f.field != "" {
+			seen[f.field] = true
+		}
+		for _, k := range f.kids {
+			walk(k)
+		}
+	}
+	if f != nil {
+		walk(f)
+	}
+	out := make([]string, 0, len(seen))
+	for name := range seen {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NonFiniteNumber returns the path of the first number in a metadata JSON
+// value that does not fit a float64 ("price", "dims.w[2]"), or "" when every
+// number does. JSON allows 1e400; stored, it would never match a numeric
+// filter, so writes refuse it. Malformed JSON gives "": other checks report
+// it. Numbers too small for a float64 (1e-400) read as 0 and pass.
+func NonFiniteNumber(meta []byte) string {
+	d := json.NewDecoder(bytes.NewReader(meta))
+	d.UseNumber()
+	type frame struct {
+		obj     bool
+		wantKey bool
+		key     string
+		idx     int
+	}
+	var path []frame
+	where := func() string {
+		var b strings.Builder
+		for _, f := range path {
+			if f.obj {
+				if b.Len() > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(f.key)
+			} else {
+				fmt.Fprintf(&b, "[%d]", f.idx)
+			}
+		}
+		return b.String()
+	}
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		top := len(path) - 1
+		if s, ok := tok.(string); ok && top >= 0 && path[top].wantKey {
+			path[top].key, path[top].wantKey = s, false
+			continue
+		}
+		if top >= 0 && !path[top].obj && tok != json.Delim(']') {
+			path[top].idx++ // a value starts in an array
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			if v == '{' || v == '[' {
+				path = append(path, frame{obj: v == '{', wantKey: v == '{', idx: -1})
+				continue
+			}
+			path = path[:top]
+		case json.Number:
+			if _, err := strconv.ParseFloat(string(v), 64); err != nil {
+				return where()
+			}
+		}
+		// A value ended: an object expects its next key.
+		if len(path) == 0 {
+			return ""
+		}
+		if t := &path[len(path)-1]; t.obj {
+			t.wantKey = true
+		}
+	}
+}
+
 // Match reports whether metadata (a JSON object) satisfies the filter. A nil
 // filter matches everything.
 func (f *Filter) Match(meta json.RawMessage) bool {

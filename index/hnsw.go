@@ -158,13 +158,19 @@ func (g *graph) setVector(slot uint32, v []float32) {
 	copy(g.vec(slot), v)
 }
 
+// MaxLevel is the highest layer a node is given. With the default ml
+// (1/ln M, M 16) a level above 16 has probability 16^-17, so the cap only
+// guards against a tiny random draw; it also keeps levels within the int8 of
+// the snapshot format.
+const MaxLevel = 16
+
 func (g *graph) randomLevel() int {
 	u := g.rng.Float64()
 	for u == 0 {
 		u = g.rng.Float64()
 	}
 	l := int(math.Floor(-math.Log(u) * g.ml))
-	return min(l, 16)
+	return min(l, MaxLevel)
 }
 
 // greedy is the ef=1 descent used on the upper layers.

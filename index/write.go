@@ -58,6 +58,9 @@ func (c *Collection) prepare(it Item) (prepared, error) {
 			return fail("metadata: %v", err)
 		}
 		p.meta = buf.Bytes()
+		if f := NonFiniteNumber(p.meta); f != "" {
+			return fail("metadata field %q holds a number beyond the float64 range", f)
+		}
 	}
 	if len(it.Thumbnail) > MaxThumbLen {
 		return fail("thumbnail is %d bytes, max %d", len(it.Thumbnail), MaxThumbLen)
@@ -444,6 +447,7 @@ func (c *Collection) setSlot(slot uint32, id, hash string, meta json.RawMessage,
 	c.dropPostings(slot)
 	c.ids[slot], c.hashes[slot], c.metas[slot], c.attrs[slot] = id, hash, meta, a
 	c.byID[id] = slot
+	c.countFields(&a, 1)
 	for _, k := range a.keys() {
 		set := c.postings[k]
 		if set == nil {
@@ -459,6 +463,7 @@ func (c *Collection) dropPostings(slot uint32) {
 		return
 	}
 	a := c.attrs[slot]
+	c.countFields(&a, -1)
 	for _, k := range a.keys() {
 		if set := c.postings[k]; set != nil {
 			delete(set, slot)

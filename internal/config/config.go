@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/index"
 )
 
 // ErrInvalid wraps every validation failure; the message names the offending key.
@@ -234,14 +235,15 @@ func (c *Config) Validate() error {
 		return bad("index.m", "must be in 2..128, got %d", c.Index.M)
 	case c.Index.EfConstruction < c.Index.M:
 		return bad("index.ef_construction", "must be >= index.m, got %d", c.Index.EfConstruction)
-	case c.Index.EfSearch < 1:
-		return bad("index.ef_search", "must be >= 1, got %d", c.Index.EfSearch)
+	case c.Index.EfSearch < 1 || c.Index.EfSearch > index.MaxEf:
+		return bad("index.ef_search", "must be in 1..%d (index.MaxEf), got %d", index.MaxEf, c.Index.EfSearch)
 	case c.Limits.MaxBodyBytes < 1<<10:
 		return bad("limits.max_body_bytes", "must be >= 1024, got %d", c.Limits.MaxBodyBytes)
 	case c.Limits.MaxPixels < 64*64:
 		return bad("limits.max_pixels", "must be >= 4096, got %d", c.Limits.MaxPixels)
-	case c.Limits.MaxK < 1:
-		return bad("limits.max_k", "must be >= 1")
+	case c.Limits.MaxK < 1 || c.Limits.MaxK > index.MaxK:
+		// The index ranks at most index.MaxK results per search; a larger k could never be served.
+		return bad("limits.max_k", "must be in 1..%d (the index's result window), got %d", index.MaxK, c.Limits.MaxK)
 	case c.Limits.DefaultK < 1 || c.Limits.DefaultK > c.Limits.MaxK:
 		return bad("limits.default_k", "must be in 1..limits.max_k, got %d", c.Limits.DefaultK)
 	case c.Limits.MaxBatchItems < 1:
