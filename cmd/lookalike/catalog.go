@@ -233,18 +233,24 @@ func buildSearchOptions(k, ef int, filter string, exact bool) (index.SearchOptio
 	return o, nil
 }
 
-func runSearch(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "search")
+// queryCommand parses the flags shared by search and similar and their one argument (what).
+func queryCommand(env *cliEnv, name, what string, args []string) (*catalogFlags, index.SearchOptions, string, error) {
+	fs := newFlags(env, name)
 	cf := addCatalogFlags(fs, true)
 	k, ef, filter, exact := searchFlags(fs)
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
-		return err
+		return nil, index.SearchOptions{}, "", err
 	}
 	if len(rest) != 1 {
-		return fmt.Errorf("%w: expected one IMAGE", errUsage)
+		return nil, index.SearchOptions{}, "", fmt.Errorf("%w: expected one %s", errUsage, what)
 	}
 	opts, err := buildSearchOptions(*k, *ef, *filter, *exact)
+	return cf, opts, rest[0], err
+}
+
+func runSearch(ctx context.Context, env *cliEnv, args []string) error {
+	cf, opts, path, err := queryCommand(env, "search", "IMAGE", args)
 	if err != nil {
 		return err
 	}
@@ -254,7 +260,7 @@ func runSearch(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	cf.apply(&cfg)
 	start := time.Now()
-	data, err := os.ReadFile(rest[0])
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
@@ -270,7 +276,7 @@ func runSearch(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if embs[0].Err != nil {
-		return fmt.Errorf("%s: %w", rest[0], embs[0].Err)
+		return fmt.Errorf("%s: %w", path, embs[0].Err)
 	}
 	searchStart := time.Now()
 	res, err := col.Search(ctx, embs[0].Vector, opts)
@@ -282,21 +288,11 @@ func runSearch(ctx context.Context, env *cliEnv, args []string) error {
 		"decode": ms(t.Decode), "preprocess": ms(t.Preprocess), "inference": ms(t.Inference),
 		"search": ms(time.Since(searchStart)), "total": ms(time.Since(queryStart)), "startup": ms(queryStart.Sub(start)),
 	}
-	return printResults(env, cf, rest[0], eng.Info().ModelID, res, timings)
+	return printResults(env, cf, path, eng.Info().ModelID, res, timings)
 }
 
 func runSimilar(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "similar")
-	cf := addCatalogFlags(fs, true)
-	k, ef, filter, exact := searchFlags(fs)
-	rest, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 1 {
-		return fmt.Errorf("%w: expected one ID", errUsage)
-	}
-	opts, err := buildSearchOptions(*k, *ef, *filter, *exact)
+	cf, opts, id, err := queryCommand(env, "similar", "ID", args)
 	if err != nil {
 		return err
 	}
@@ -306,12 +302,12 @@ func runSimilar(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer db.Close()
 	start := time.Now()
-	res, err := col.Similar(ctx, rest[0], opts)
+	res, err := col.Similar(ctx, id, opts)
 	if err != nil {
-		return fmt.Errorf("similar to %q: %w", rest[0], err)
+		return fmt.Errorf("similar to %q: %w", id, err)
 	}
 	timings := map[string]float64{"search": ms(time.Since(start)), "total": ms(time.Since(start))}
-	return printResults(env, cf, rest[0], "", res, timings)
+	return printResults(env, cf, id, "", res, timings)
 }
 
 func printResults(env *cliEnv, cf *catalogFlags, query, model string, res []index.Result, timings map[string]float64) error {
