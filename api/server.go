@@ -20,11 +20,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
@@ -61,6 +65,7 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 
+	methods     methodTable    // which methods each route takes, for 405 (noRoute)
 	fieldsCache sync.Map       // collection name → fieldsCacheEntry
 	signatures  SignatureCache // pixel signatures for duplicate tiers (intel.go)
 	labelMu     sync.Mutex
@@ -112,11 +117,14 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 	}
 	s.metrics.modelInfo.WithLabelValues(info.ModelID, info.Fingerprint, info.Device, strconv.Itoa(info.Dims)).Set(1)
 	s.app = fiber.New(fiber.Config{
-		AppName:               "lookalike",
-		BodyLimit:             cfg.Limits.MaxBodyBytes,
-		ReadTimeout:           cfg.Server.ReadTimeout,
-		WriteTimeout:          cfg.Server.WriteTimeout,
-		IdleTimeout:           2 * time.Minute,
+		AppName:      "lookalike",
+		BodyLimit:    cfg.Limits.MaxBodyBytes,
+		ReadTimeout:  cfg.Server.ReadTimeout,
+		WriteTimeout: cfg.Server.WriteTimeout,
+		IdleTimeout:  2 * time.Minute,
+		// A trailing slash never reaches another route's handler: a browser turns /items/.. into
+		// /collections/{c}/, which lenient routing sent to "drop collection".
+		StrictRouting:         true,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
 	})
@@ -296,7 +304,7 @@ func (s *Server) routes() {
 	v1.Get("/collections", read, s.handleListCollections)
 	v1.Post("/collections", write, s.handleCreateCollection)
 	v1.Get("/collections/:c", read, s.handleGetCollection)
-	v1.Delete("/collections/:c", write, s.handleDropCollection)
+	v1.Delete("/collections/:c", write, requireDropConfirmation, s.handleDropCollection)
 	v1.Get("/collections/:c/fields", read, s.handleFields)
 	v1.Post("/collections/:c/items\\:batch", write, s.handleBatch)
 	v1.Post("/collections/:c/items", write, s.handleAddItem)
@@ -308,15 +316,98 @@ func (s *Server) routes() {
 	v1.Post("/collections/:c/search", read, s.handleSearch)
 	s.quality.registerRoutes(v1, read, write)
 	s.registerIntelRoutes(v1, read, write)
-	v1.Use(func(c *fiber.Ctx) error {
-		return errorf(http.StatusNotFound, "not_found", "no API route %s %s", c.Method(), c.Path())
-	})
+	v1.Use(s.noRoute("API route"))
 
 	app.Use("/", s.uiKeyLogin)
 	app.Use("/", filesystem.New(filesystem.Config{Root: http.FS(ui.Assets()), Index: "index.html", MaxAge: 60}))
-	app.Use(func(c *fiber.Ctx) error {
-		return errorf(http.StatusNotFound, "not_found", "no route %s %s", c.Method(), c.Path())
-	})
+	app.Use(s.noRoute("route"))
+	s.methods = newMethodTable(app.GetRoutes(true))
+}
+
+// requireDropConfirmation: dropping a collection names it twice, in the path and in ?confirm=, so
+// that no single stray request (a trailing slash, a mis-resolved relative URL) can drop one.
+func requireDropConfirmation(c *fiber.Ctx) error {
+	name, err := pathParam(c, "c")
+	if err != nil {
+		return err
+	}
+	if c.Query("confirm") != name {
+		return errorf(http.StatusBadRequest, "confirmation_required",
+			"dropping collection %q deletes all its items: repeat its name in the confirm query parameter (?confirm=%s)",
+			name, url.QueryEscape(name)).with("parameter", "confirm")
+	}
+	return c.Next()
+}
+
+// noRoute answers a request no route took: 405 with Allow when the path exists for other
+// methods, else 404.
+func (s *Server) noRoute(what string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if allow := s.methods.allowed(c.Path()); len(allow) > 0 {
+			c.Set(fiber.HeaderAllow, strings.Join(allow, ", "))
+			return errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
+				c.Method(), c.Path(), strings.Join(allow, ", ")).with("allow", allow)
+		}
+		return errorf(http.StatusNotFound, "not_found", "no %s %s %s", what, c.Method(), c.Path())
+	}
+}
+
+// methodTable knows which methods each registered route pattern takes. fiber keeps its matcher
+// private, and its own 405 never fires behind catch-all handlers, so the patterns are compiled
+// here once, the way fiber reads them (case-insensitive, strict about trailing slashes).
+type methodTable []methodRoute
+
+type methodRoute struct {
+	method string
+	re     *regexp.Regexp
+}
+
+func newMethodTable(routes []fiber.Route) methodTable {
+	var t methodTable
+	for _, r := range routes {
+		if r.Method == fiber.MethodConnect || r.Method == fiber.MethodTrace || r.Method == fiber.MethodOptions {
+			continue
+		}
+		t = append(t, methodRoute{method: r.Method, re: routePattern(r.Path)})
+	}
+	return t
+}
+
+// routePattern turns a fiber route path into a regular expression: ":name" matches one path
+// segment, "*" anything, "\\" escapes the next character.
+func routePattern(path string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("(?i)^")
+	for i := 0; i < len(path); i++ {
+		switch ch := path[i]; {
+		case ch == '\\' && i+1 < len(path):
+			i++
+			b.WriteString(regexp.QuoteMeta(path[i : i+1]))
+		case ch == ':':
+			for i+1 < len(path) && (path[i+1] == '_' || unicode.IsLetter(rune(path[i+1])) || unicode.IsDigit(rune(path[i+1]))) {
+				i++
+			}
+			b.WriteString("[^/]+")
+		case ch == '*':
+			b.WriteString(".*")
+		default:
+			b.WriteString(regexp.QuoteMeta(path[i : i+1]))
+		}
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}
+
+// allowed lists the methods some route takes at path, sorted, without duplicates.
+func (t methodTable) allowed(path string) []string {
+	var out []string
+	for _, r := range t {
+		if !slices.Contains(out, r.method) && r.re.MatchString(path) {
+			out = append(out, r.method)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // observe records per-route metrics and logs each request with its id.

@@ -54,7 +54,24 @@ function query(params) {
   return s ? `?${s}` : '';
 }
 
-const col = (c) => `/v1/collections/${enc(c)}`;
+// segment makes one URL path segment of a collection name or item id: percent-encoded (so /, ?, #
+// and % stay inside it), and never a dot segment, which a browser would resolve away whatever its
+// encoding ("/items/.." and "/items/%2E%2E" both mean the collection itself).
+export function segment(s) {
+  const v = String(s ?? '');
+  if (v === '' || v === '.' || v === '..') {
+    throw new ApiError(0, 'invalid_id', `"${v}" cannot be used in a URL path.`);
+  }
+  return enc(v);
+}
+
+// paths builds every API URL that names a collection or an item; no other module assembles one.
+export const paths = {
+  collection: (c) => `/v1/collections/${segment(c)}`,
+  item: (c, id) => `/v1/collections/${segment(c)}/items/${segment(id)}`,
+};
+
+const col = paths.collection;
 
 export const api = {
   collections: (signal) => request('GET', '/v1/collections', { signal }),
@@ -62,10 +79,10 @@ export const api = {
   fields: (c, signal) => request('GET', `${col(c)}/fields`, { signal }),
   items: (c, { cursor, limit } = {}, signal) =>
     request('GET', `${col(c)}/items${query({ cursor, limit })}`, { signal }),
-  item: (c, id, signal) => request('GET', `${col(c)}/items/${enc(id)}`, { signal }),
-  deleteItem: (c, id) => request('DELETE', `${col(c)}/items/${enc(id)}`),
+  item: (c, id, signal) => request('GET', paths.item(c, id), { signal }),
+  deleteItem: (c, id) => request('DELETE', paths.item(c, id)),
   similar: (c, id, { k, filter, cursor } = {}, signal) =>
-    request('GET', `${col(c)}/items/${enc(id)}/similar${query({ k, filter, cursor })}`, { signal }),
+    request('GET', `${paths.item(c, id)}/similar${query({ k, filter, cursor })}`, { signal }),
   stats: (signal) => request('GET', '/v1/stats', { signal }),
 
   // search posts the query photo; "load more" calls it again with the same form plus cursor.
