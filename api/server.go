@@ -253,6 +253,7 @@ func (s *Server) routes() {
 	app := s.app
 	app.Use(requestid.New())
 	app.Use(s.observe)
+	app.Use(s.recoverPanic) // inside observe, so a panicking request is still counted and logged
 	app.Use(securityHeaders)
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
