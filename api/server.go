@@ -478,6 +478,9 @@ func requestID(c *fiber.Ctx) string {
 func (s *Server) requireScope(need scope) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if len(s.keys) == 0 {
+			if err := checkCSRF(c, false); err != nil {
+				return err
+			}
 			return c.Next()
 		}
 		key := c.Get("X-API-Key")
@@ -485,8 +488,12 @@ func (s *Server) requireScope(need scope) fiber.Handler {
 			key = strings.TrimSpace(auth[7:])
 		}
 		if key == "" {
-			// The web UI's requests (thumbnails in <img> included) carry the key as a cookie.
+			// The web UI's requests (thumbnails in <img> included) carry the key as a cookie, which
+			// the browser attaches whichever page made the request.
 			key = c.Cookies(keyCookie)
+			if err := checkCSRF(c, key != ""); err != nil {
+				return err
+			}
 		}
 		if key == "" {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="lookalike"`)
@@ -526,12 +533,80 @@ func (s *Server) uiKeyLogin(c *fiber.Ctx) error {
 	if key == "" || len(s.keys) == 0 || c.Path() != "/" {
 		return c.Next()
 	}
+	// Only a link the user opened (typed, bookmarked, or from this origin) logs in: another page
+	// must not plant its own key in this browser.
+	if site := c.Get("Sec-Fetch-Site"); site != "" && site != "none" && site != "same-origin" {
+		return errorf(http.StatusForbidden, "csrf_rejected", "a login link opened from another site is refused: open it directly")
+	}
 	if s.scopeOf(key) == 0 {
 		return errorf(http.StatusUnauthorized, "unauthorized", "the API key is not valid")
 	}
 	c.Cookie(&fiber.Cookie{Name: keyCookie, Value: strings.Clone(key), Path: "/", HTTPOnly: true,
 		SameSite: fiber.CookieSameSiteStrictMode, Secure: c.Protocol() == "https", MaxAge: 30 * 24 * 3600})
 	return c.Redirect("/", http.StatusSeeOther)
+}
+
+// checkCSRF refuses requests that another page may have made the browser send. Safe methods
+// pass. With cookie authentication (the browser adds the cookie to any page's request, and
+// SameSite does not separate ports of one host) the request must prove it comes from this origin:
+// Sec-Fetch-Site: same-origin or a matching Origin, and a body type that a cross-origin HTML form
+// cannot send (JSON, multipart, which carries the Origin, or a raw image). Otherwise (header keys,
+// no keys) only requests the browser marks as coming from another origin are refused: API clients
+// send neither header.
+func checkCSRF(c *fiber.Ctx, cookieAuth bool) error {
+	switch c.Method() {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return nil
+	}
+	site, origin := c.Get("Sec-Fetch-Site"), c.Get(fiber.HeaderOrigin)
+	sameOrigin := site == "same-origin" || origin != "" && sameOriginAs(c, origin)
+	if !sameOrigin && (cookieAuth || site != "" || origin != "") {
+		return errorf(http.StatusForbidden, "csrf_rejected",
+			"a cookie-authenticated or browser request that changes data must come from this server's own page (Origin or Sec-Fetch-Site: same-origin); API clients send Authorization or X-API-Key").
+			with("origin", origin).with("sec_fetch_site", site)
+	}
+	if cookieAuth && c.Method() != fiber.MethodDelete && !csrfSafeBody(mediaType(c)) {
+		// A DELETE carries no body, and a cross-origin one needs a CORS preflight this server never grants.
+		return errorf(http.StatusForbidden, "csrf_rejected",
+			"a cookie-authenticated request must send JSON, multipart/form-data or an image, not %q", mediaType(c))
+	}
+	return nil
+}
+
+// sameOriginAs says whether origin is this request's own scheme, host and port.
+func sameOriginAs(c *fiber.Ctx, origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Path != "" && u.Path != "/" {
+		return false
+	}
+	scheme := c.Protocol()
+	if !strings.EqualFold(u.Scheme, scheme) {
+		return false
+	}
+	return strings.EqualFold(withPort(u.Host, scheme), withPort(string(c.Request().Host()), scheme))
+}
+
+// withPort adds the scheme's default port to a host that has none.
+func withPort(host, scheme string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	if scheme == "https" {
+		return net.JoinHostPort(strings.Trim(host, "[]"), "443")
+	}
+	return net.JoinHostPort(strings.Trim(host, "[]"), "80")
+}
+
+// csrfSafeBody: body types a cross-origin page can send only after a CORS preflight (JSON, raw
+// images), plus multipart, which the UI uploads with and which checkCSRF's origin test guards.
+// text/plain, form-urlencoded and an empty body are what a forged form or beacon sends.
+func csrfSafeBody(mt string) bool {
+	switch {
+	case mt == fiber.MIMEApplicationJSON, mt == "application/x-ndjson", mt == "application/jsonl", strings.HasSuffix(mt, "+json"),
+		mt == fiber.MIMEMultipartForm, strings.HasPrefix(mt, "image/"), mt == "application/octet-stream":
+		return true
+	}
+	return false
 }
 
 // updateIndexMetrics sets the per-collection gauges; it runs at scrape time, so they are never stale
