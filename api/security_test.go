@@ -288,7 +288,7 @@ func TestCSRF(t *testing.T) {
 	ts, _ := newLoggedServer(t, func(c *config.Config) { c.Auth.Keys = []string{"read:" + secReadKey, "write:" + secWriteKey} })
 	jpg := reencode(t, photo(t, ukName(2)), 0.25, 70)
 	cookie := []string{"Cookie", keyCookie + "=" + secWriteKey}
-	self := ts.url                     // http://127.0.0.1:PORT
+	self := ts.url                    // http://127.0.0.1:PORT
 	otherPort := "http://127.0.0.1:1" // same site, another origin
 	const mpCT = "multipart/form-data; boundary=csrf-boundary"
 	item := func(id string) io.Reader {
