@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -28,17 +29,27 @@ import (
 // scriptedEmbedder answers each Embed call with what fn says; a nil error embeds every image as a
 // fixed unit vector.
 type scriptedEmbedder struct {
-	calls atomic.Int64
-	fn    func(ctx context.Context, call int64) error
+	calls  atomic.Int64
+	images atomic.Int64
+	fn     func(ctx context.Context, call int64) error
 }
 
 func (e *scriptedEmbedder) Embed(ctx context.Context, imgs []embed.Image) ([]embed.Embedding, error) {
-	if err := e.fn(ctx, e.calls.Add(1)); err != nil {
-		return nil, err
+	if e.fn != nil {
+		if err := e.fn(ctx, e.calls.Add(1)); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]embed.Embedding, len(imgs))
 	for i := range out {
-		out[i].Vector = []float32{1, 0, 0, 0}
+		// Distinct vectors, so that the index has a real graph to build.
+		n := float32(e.images.Add(1))
+		v := []float32{1, float32(int(n) % 13), float32(int(n) % 7), float32(int(n) % 5)}
+		norm := float32(math.Sqrt(float64(v[0]*v[0] + v[1]*v[1] + v[2]*v[2] + v[3]*v[3])))
+		for j := range v {
+			v[j] /= norm
+		}
+		out[i].Vector = v
 	}
 	return out, nil
 }

@@ -66,6 +66,7 @@ type Server struct {
 	started time.Time
 
 	methods     methodTable    // which methods each route takes, for 405 (noRoute)
+	downloads   downloads      // backup downloads in progress (admin.go), cut by shutdown
 	fieldsCache sync.Map       // collection name → fieldsCacheEntry
 	signatures  SignatureCache // pixel signatures for duplicate tiers (intel.go)
 	labelMu     sync.Mutex
@@ -155,9 +156,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.ready.Store(false)
-	s.log.Info("shutting down", "timeout", s.cfg.Server.ShutdownTimeout)
+	timeout := s.cfg.Server.ShutdownTimeout
+	s.log.Info("shutting down", "timeout", timeout)
 	shutdown := make(chan error, 1)
-	go func() { shutdown <- s.app.ShutdownWithTimeout(s.cfg.Server.ShutdownTimeout) }()
+	go func() { shutdown <- s.app.ShutdownWithTimeout(timeout) }()
+	// A backup download may take longer than anyone waits for a stop: it gets the shutdown
+	// timeout less a margin (fasthttp polls its connections every 100 ms), then its connection is
+	// closed, so the stop ends in time and cleanly. The client sees a short body, which restore refuses.
+	cutDownloads := time.After(timeout - min(timeout/4, time.Second))
 	// fasthttp closes keep-alive connections between requests, but waits for a connection that
 	// never sent a byte (a browser's preconnect) until its read timeout. It holds no request: close it.
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -170,6 +176,8 @@ wait:
 		select {
 		case err = <-shutdown:
 			break wait
+		case <-cutDownloads:
+			s.downloads.cutAll()
 		case <-tick.C:
 		}
 	}
