@@ -19,6 +19,10 @@ import (
 // memory map while one is open, and every write would wait for the download. Restore the file
 // with `lookalike restore FILE`.
 func (s *Server) handleBackup(c *fiber.Ctx) error {
+	if c.Method() == fiber.MethodHead {
+		c.Set(fiber.HeaderContentType, "application/octet-stream")
+		return nil // no snapshot for a response without a body
+	}
 	start := time.Now()
 	f, size, err := s.db.BackupFile()
 	if err != nil {

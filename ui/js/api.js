@@ -146,6 +146,7 @@ export function plainError(err) {
   if (has('empty_image')) return 'This file is empty.';
   if (has('bad_crop')) return 'The selected region is not inside the photo. Draw the box again.';
   if (has('invalid_filter')) return 'One of the filters is not valid. Clear the filters and try again.';
+  if (has('csrf')) return 'The server refused a change that did not seem to come from this page. Reload the page and try again.';
   if (err.status === 401 || err.status === 403) return 'This server needs an API key, which this page cannot send.';
   if (err.status === 413 || has('too_large', 'too_big')) {
     return `This image is too large${limitText(err.details)}. Try a smaller photo.`;
@@ -158,6 +159,7 @@ export function plainError(err) {
     return `The server is busy right now. Please try again${wait > 0 ? ` in ${wait} s` : ' in a moment'}.`;
   }
   if (has('shutting_down')) return 'The server is restarting. Please try again in a moment.';
+  if (err.status === 504 || has('timeout')) return 'The server took too long to answer. Please try again.';
   if (has('read_only', 'storage')) return 'The catalog cannot be changed right now: its storage is not writable.';
   if (err.status === 503) return 'The server is not ready yet (it may still be loading). Please try again shortly.';
   if (err.status === 404) return has('collection') ? 'This collection does not exist yet.' : 'Not found: it may have been deleted.';
