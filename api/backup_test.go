@@ -23,8 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
 )
@@ -105,47 +103,10 @@ func (l slowLink) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// startSlowLinkServer starts a server with the scripted embedder behind slowLink. stop cancels
-// Serve and returns its error; the test's cleanup stops it and closes the store.
-func startSlowLinkServer(t *testing.T, log *slog.Logger, mutate func(*config.Config)) (ts *testServer, stop func() error) {
+// startSlowLinkServer starts a server with the scripted embedder behind slowLink.
+func startSlowLinkServer(t *testing.T, log *slog.Logger, mutate func(*config.Config)) (*testServer, func() error) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Data.Dir = t.TempDir()
-	cfg.Quality.RecallSampleRate = 0
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	db, err := index.Open(cfg.Data.Dir, &index.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := &scriptedEmbedder{}
-	if _, err := db.CreateCollection("default", index.CollectionConfig{Fingerprint: eng.Info().Fingerprint, Dims: eng.Info().Dims}); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(cfg, eng, db, prometheus.NewRegistry(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, slowLink{ln}) }()
-	srv.SetReady(true)
-	var once sync.Once
-	var serveErr error
-	stop = func() error {
-		once.Do(func() { cancel(); serveErr = <-done })
-		return serveErr
-	}
-	t.Cleanup(func() {
-		stop()
-		db.Close()
-	})
-	return &testServer{Server: srv, url: "http://" + ln.Addr().String(), db: db, dir: cfg.Data.Dir}, stop
+	return serveTest(t, &scriptedEmbedder{}, log, mutate, func(l net.Listener) net.Listener { return slowLink{l} })
 }
 
 // readSlowly copies r to w at about rate bytes per second.

@@ -14,16 +14,20 @@ import (
 	"testing"
 )
 
-// createCollection makes a collection with one item, so that losing it shows.
-func (ts *testServer) createCollection(t *testing.T, name string, img []byte) {
+// victimServer starts a server with a collection "victim" holding one item "keep", so that losing
+// it shows; it returns the server and the photo it used.
+func victimServer(t *testing.T) (*testServer, []byte) {
 	t.Helper()
-	if r := do(t, "POST", ts.url+"/v1/collections", "application/json", strings.NewReader(`{"name":"`+name+`"}`)); r.status != 201 {
-		t.Fatalf("create %s: %d %s", name, r.status, r.body)
+	ts := newTestServer(t, nil)
+	img := reencode(t, photo(t, ukName(3)), 0.25, 70)
+	if r := do(t, "POST", ts.url+"/v1/collections", "application/json", strings.NewReader(`{"name":"victim"}`)); r.status != 201 {
+		t.Fatalf("create victim: %d %s", r.status, r.body)
 	}
 	body, ct := multipartBody(t, part{"image", "x.jpg", img}, part{"id", "", []byte("keep")})
-	if r := do(t, "POST", ts.url+"/v1/collections/"+name+"/items", ct, body); r.status != 201 {
-		t.Fatalf("add to %s: %d %s", name, r.status, r.body)
+	if r := do(t, "POST", ts.url+"/v1/collections/victim/items", ct, body); r.status != 201 {
+		t.Fatalf("add to victim: %d %s", r.status, r.body)
 	}
+	return ts, img
 }
 
 func (ts *testServer) collectionCount(t *testing.T, name string) int {
@@ -41,9 +45,7 @@ func (ts *testServer) collectionCount(t *testing.T, name string) int {
 // delete) that a browser resolves to the collection itself or to another item, so the API refuses
 // such ids however they arrive: multipart field, JSON body, NDJSON batch line, or a file name.
 func TestDotSegmentIDsRefused(t *testing.T) {
-	ts := newTestServer(t, nil)
-	jpg := reencode(t, photo(t, ukName(3)), 0.25, 70)
-	ts.createCollection(t, "victim", jpg)
+	ts, jpg := victimServer(t)
 	items := ts.url + "/v1/collections/victim/items"
 	for _, id := range []string{".", ".."} {
 		t.Run(id, func(t *testing.T) {
@@ -82,15 +84,9 @@ func TestDotSegmentIDsRefused(t *testing.T) {
 // TestTrailingSlashNeverDropsCollection: a trailing slash (what a browser makes of
 // /items/.. and what a careless script sends) must never reach another route's handler.
 func TestTrailingSlashNeverDropsCollection(t *testing.T) {
-	ts := newTestServer(t, nil)
-	jpg := reencode(t, photo(t, ukName(3)), 0.25, 70)
-	ts.createCollection(t, "victim", jpg)
+	ts, _ := victimServer(t)
 	for _, p := range []string{"/v1/collections/victim/", "/v1/collections/victim/?confirm=victim", "/v1/collections/victim//"} {
-		r := do(t, "DELETE", ts.url+p, "", nil)
-		if r.status == 200 {
-			t.Errorf("DELETE %s: %d %s", p, r.status, r.body)
-		}
-		if r.status != 404 || r.errorCode(t) != "not_found" {
+		if r := do(t, "DELETE", ts.url+p, "", nil); r.status != 404 || r.errorCode(t) != "not_found" {
 			t.Errorf("DELETE %s: %d %s, want 404 not_found", p, r.status, r.body)
 		}
 	}
@@ -107,9 +103,7 @@ func TestTrailingSlashNeverDropsCollection(t *testing.T) {
 // TestDropCollectionNeedsConfirmation: dropping a collection names it twice (path and
 // ?confirm=), so no single stray URL can do it.
 func TestDropCollectionNeedsConfirmation(t *testing.T) {
-	ts := newTestServer(t, nil)
-	jpg := reencode(t, photo(t, ukName(3)), 0.25, 70)
-	ts.createCollection(t, "victim", jpg)
+	ts, _ := victimServer(t)
 	for _, q := range []string{"", "?confirm=", "?confirm=other", "?confirm=VICTIM", "?confirm=victim%20"} {
 		r := do(t, "DELETE", ts.url+"/v1/collections/victim"+q, "", nil)
 		var e struct{ Error Error }
