@@ -90,6 +90,10 @@ func TestTrailingSlashNeverDropsCollection(t *testing.T) {
 			t.Errorf("DELETE %s: %d %s, want 404 not_found", p, r.status, r.body)
 		}
 	}
+	// Unresolved (curl --path-as-is), /items/.. names an item: the server resolves no dot segments.
+	if r := do(t, "DELETE", ts.url+"/v1/collections/victim/items/..", "", nil); r.status != 404 || r.errorCode(t) != "item_not_found" {
+		t.Errorf("DELETE /items/.. as is: %d %s, want 404 item_not_found", r.status, r.body)
+	}
 	for _, p := range []string{"/v1/collections/", "/v1/collections/victim/", "/v1/collections/victim/items/keep/"} {
 		if r := do(t, "GET", ts.url+p, "", nil); r.status != 404 {
 			t.Errorf("GET %s: %d %.200s, want 404", p, r.status, r.body)
