@@ -421,7 +421,7 @@ func TestCollectionsAndFields(t *testing.T) {
 	if f := byName["category"]; f.Type != "keyword" || len(f.Values) != 2 {
 		t.Fatalf("category field: %+v", f)
 	}
-	if r := do(t, "DELETE", ts.url+"/v1/collections/shoes", "", nil); r.status != 200 {
+	if r := do(t, "DELETE", ts.url+"/v1/collections/shoes?confirm=shoes", "", nil); r.status != 200 {
 		t.Fatalf("drop: %d %s", r.status, r.body)
 	}
 }

@@ -1,9 +1,13 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
+	"strings"
+	"syscall"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -99,26 +103,91 @@ func classify(err error) *Error {
 		// client could change makes this request succeed.
 		return errorf(http.StatusNotFound, "collection_dropped", "%s", msg)
 	case errors.Is(err, index.ErrReadOnly):
-		return errorf(http.StatusServiceUnavailable, "read_only", "the data store is read-only: %s", msg)
+		// Storage errors name the server's files: the client gets the reason, the log the rest.
+		return errorf(http.StatusServiceUnavailable, "read_only", "the data store is read-only%s", osReason(err))
 	case errors.Is(err, embed.ErrClosed):
 		return errorf(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down")
 	case errors.Is(err, index.ErrStorage):
-		return errorf(http.StatusServiceUnavailable, "storage_unavailable", "the data store refused the write: %s", msg)
+		return errorf(http.StatusServiceUnavailable, "storage_unavailable", "the data store refused the operation%s", osReason(err))
 	case errors.Is(err, index.ErrClosed):
 		return errorf(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down")
 	case errors.Is(err, quality.ErrInvalidFeedback):
 		return errorf(http.StatusBadRequest, "bad_request", "%s", msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorf(http.StatusGatewayTimeout, "timeout", "the request took longer than the server allows (server.write_timeout)")
+	case errors.Is(err, context.Canceled):
+		return errorf(http.StatusServiceUnavailable, "cancelled", "the request was cancelled before it finished (the client left or the server is stopping)")
 	}
 	return errorf(http.StatusInternalServerError, "internal", "internal error")
+}
+
+// osReason is the operating system's word for a failure ("no space left on device"), without the
+// path that *os.PathError would add, as " (reason)", or "" when there is none.
+func osReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return " (" + errno.Error() + ")"
+	}
+	// bbolt flattens some errors with %s (a failed file resize): look for the words instead.
+	msg := err.Error()
+	for _, e := range storageErrnos {
+		if strings.Contains(msg, e.Error()) {
+			return " (" + e.Error() + ")"
+		}
+	}
+	return ""
+}
+
+var storageErrnos = []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG, syscall.EROFS, syscall.EIO, syscall.EACCES, syscall.EPERM}
+
+// hidesCause says whether the client's message leaves out what the log must keep.
+func hidesCause(e *Error) bool {
+	return e.Code == "internal" || e.Code == "storage_unavailable" || e.Code == "read_only"
+}
+
+// classifyLogged is classify for errors that a handler reports inside a successful body
+// (per-item results of a batch): the log gets what the client does not see, as in errorHandler.
+func (s *Server) classifyLogged(c *fiber.Ctx, err error) *Error {
+	e := classify(err)
+	s.logCause(c, e, err)
+	return e
+}
+
+func (s *Server) logCause(c *fiber.Ctx, e *Error, err error) {
+	switch {
+	case err == error(e):
+		// An *Error made by a handler says everything it knows in its message.
+		s.log.Debug("request rejected", "request_id", requestID(c), "code", e.Code, "err", err)
+	case e.Status >= 500 && e.Code == "internal":
+		s.log.Error("request failed", "request_id", requestID(c), "route", routeLabel(c), "err", err)
+	case hidesCause(e):
+		s.log.Warn("storage error", "request_id", requestID(c), "route", routeLabel(c), "code", e.Code, "err", err)
+	default:
+		s.log.Debug("request rejected", "request_id", requestID(c), "code", e.Code, "err", err)
+	}
+}
+
+// recoverPanic turns a handler's panic into a 500 carrying the request id, and logs the panic
+// with its stack under that id: one bad request never takes the process (and every other request)
+// down with it.
+func (s *Server) recoverPanic(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in handler", "request_id", requestID(c), "route", routeLabel(c), "method", methodLabel(c.Method()),
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = errorf(http.StatusInternalServerError, "internal", "internal error")
+		}
+	}()
+	return c.Next()
 }
 
 // errorHandler is fiber's ErrorHandler: it writes the JSON error shape and counts the rejection.
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	e := classify(err)
+	s.logCause(c, e, err)
 	if e.Status >= 500 && e.Code == "internal" {
-		s.log.Error("request failed", "request_id", requestID(c), "route", routeLabel(c), "err", err)
-	} else {
-		s.log.Debug("request rejected", "request_id", requestID(c), "code", e.Code, "err", err)
+		// The one thing the client can quote to find the log line.
+		e = e.with("request_id", requestID(c))
 	}
 	s.metrics.rejected.WithLabelValues(e.Code).Inc()
 	s.stats.reject(e.Code)

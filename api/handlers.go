@@ -365,8 +365,8 @@ func (s *Server) embedAdmitted(ctx context.Context, imgs ...embed.Image) ([]embe
 	if err != nil {
 		return nil, err
 	}
+	defer release() // also when Embed panics (recoverPanic): the slot must come back
 	embs, err := s.eng.Embed(ctx, imgs)
-	release()
 	if err != nil {
 		return nil, err
 	}
@@ -503,10 +503,11 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 			if e.Status >= 500 && e.Code == "internal" {
 				return err
 			}
+			s.logCause(c, e, err) // once for the chunk: its items carry e itself
 			results = make([]addResult, len(part))
 			errs = make([]error, len(part))
 			for i := range errs {
-				errs[i] = err
+				errs[i] = e
 			}
 		}
 		for i := range part {
@@ -514,7 +515,7 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 				j++
 			}
 			if errs[i] != nil {
-				e := classify(errs[i])
+				e := s.classifyLogged(c, errs[i])
 				out[j].Status, out[j].Error = e.Status, e
 			} else {
 				out[j].Status, out[j].Item, out[j].NearDuplicate = http.StatusCreated, results[i].Item, results[i].NearDuplicate

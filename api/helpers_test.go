@@ -73,6 +73,14 @@ func newTestServer(t testing.TB, mutate func(*config.Config)) *testServer {
 // startTestServer is the one way tests start a server: eng and log (nil = discard) vary per test.
 func startTestServer(t testing.TB, eng Embedder, log *slog.Logger, mutate func(*config.Config)) *testServer {
 	t.Helper()
+	ts, _ := serveTest(t, eng, log, mutate, nil)
+	return ts
+}
+
+// serveTest is startTestServer with the listener wrapped by wrap (nil: as is); stop ends Serve and
+// returns its error (the test's cleanup calls it too, then closes the store).
+func serveTest(t testing.TB, eng Embedder, log *slog.Logger, mutate func(*config.Config), wrap func(net.Listener) net.Listener) (ts *testServer, stop func() error) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Data.Dir = t.TempDir()
 	cfg.Limits.MaxBodyBytes = 4 << 20
@@ -96,20 +104,29 @@ func startTestServer(t testing.TB, eng Embedder, log *slog.Logger, mutate func(*
 	if err != nil {
 		t.Fatal(err)
 	}
+	served := ln
+	if wrap != nil {
+		served = wrap(ln)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	go func() { done <- srv.Serve(ctx, served) }()
 	srv.SetReady(true)
+	var once sync.Once
+	var serveErr error
+	stop = func() error {
+		once.Do(func() { cancel(); serveErr = <-done })
+		return serveErr
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 		if err := db.Close(); err != nil {
 			t.Errorf("close db: %v", err)
 		}
 	})
-	return &testServer{Server: srv, url: "http://" + ln.Addr().String(), db: db, dir: cfg.Data.Dir}
+	return &testServer{Server: srv, url: "http://" + ln.Addr().String(), db: db, dir: cfg.Data.Dir}, stop
 }
 
 func ukbenchDir(t testing.TB) string {

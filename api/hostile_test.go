@@ -324,7 +324,8 @@ func escapeID(id string) string {
 
 // TestHostileIDs: ids that look like paths, URLs or tricks are plain bbolt keys: they round-trip
 // through add, get, thumbnail, similar, list and delete unchanged, and no file appears anywhere near
-// the data directory. Ids over the limit, with control characters or invalid UTF-8 are refused.
+// the data directory. Ids over the limit, with control characters or invalid UTF-8, and the dot
+// segments "." and ".." are refused.
 func TestHostileIDs(t *testing.T) {
 	ts := newTestServer(t, nil)
 	seed(t, ts)
@@ -332,7 +333,7 @@ func TestHostileIDs(t *testing.T) {
 	before := listTree(t, parent)
 	jpg := reencode(t, photo(t, ukName(9)), 0.25, 70)
 	good := []string{
-		"../../etc/passwd", "..\\..\\windows\\win.ini", "/etc/shadow", "a/../../b", "./x", ".", "..", "...",
+		"../../etc/passwd", "..\\..\\windows\\win.ini", "/etc/shadow", "a/../../b", "./x", "...",
 		"%2e%2e%2fetc", "%00", "~root", "$(touch /tmp/pwned)", "`id`", "; rm -rf /", "<script>alert(1)</script>",
 		"名前/ürün?x=1#frag", "\u202eevil", "emoji-😀", "con", "NUL.txt", "a b", "trailing/", strings.Repeat("é", 128),
 		strings.Repeat("x", 256),
@@ -383,6 +384,8 @@ func TestHostileIDs(t *testing.T) {
 		"invalid utf-8":  []byte("a\xff\xfeb"),
 		"overlong utf-8": []byte("a\xc0\xafb"),
 		"lone surrogate": []byte("a\xed\xa0\x80b"),
+		"dot":            []byte("."), // a browser resolves the item's URLs to its parent
+		"dot dot":        []byte(".."),
 	}
 	for name, id := range bad {
 		t.Run("refused "+name, func(t *testing.T) {

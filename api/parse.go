@@ -430,6 +430,10 @@ func validateID(id string, maxBytes int) error {
 		return errorf(http.StatusBadRequest, "invalid_id", "id is %d bytes, the limit is %d", len(id), maxBytes)
 	case !utf8.ValidString(id):
 		return errorf(http.StatusBadRequest, "invalid_id", "id must be valid UTF-8")
+	case id == "." || id == "..":
+		// Browsers resolve dot segments (escaped or not) in the item's URLs: /items/.. is the
+		// collection itself, /items/./thumbnail the item named "thumbnail".
+		return errorf(http.StatusBadRequest, "invalid_id", "id must not be %q (a URL path segment of its own)", id)
 	}
 	for _, r := range id {
 		if r < 0x20 || r == 0x7f {

@@ -4,7 +4,10 @@ package api
 // comparison edge cases, and the browser security headers on the UI.
 
 import (
+	"bytes"
+	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"regexp"
 	"strings"
@@ -272,5 +275,132 @@ func TestUISecurityHeaders(t *testing.T) {
 	r := do(t, "GET", ts.url+"/v1/collections/%3Cscript%3Ealert(1)%3C%2Fscript%3E", "", nil)
 	if ct := r.header.Get("Content-Type"); r.status != http.StatusNotFound || !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("error for a name holding markup: %d %q", r.status, ct)
+	}
+}
+
+// TestCSRF: the UI's key cookie goes along with any request the browser makes to this host,
+// whichever page asked, and SameSite=Strict does not stop a page on another port of the same host
+// (same site). So a cookie-authenticated request that changes something must come from the UI's
+// own origin (Origin or Sec-Fetch-Site says so) with a body type no HTML form can send without
+// the origin showing; header keys are unaffected. Without keys, a browser request that says it
+// comes from another origin is refused too.
+func TestCSRF(t *testing.T) {
+	ts, _ := newLoggedServer(t, func(c *config.Config) { c.Auth.Keys = []string{"read:" + secReadKey, "write:" + secWriteKey} })
+	jpg := reencode(t, photo(t, ukName(2)), 0.25, 70)
+	cookie := []string{"Cookie", keyCookie + "=" + secWriteKey}
+	self := ts.url                    // http://127.0.0.1:PORT
+	otherPort := "http://127.0.0.1:1" // same site, another origin
+	const mpCT = "multipart/form-data; boundary=csrf-boundary"
+	item := func(id string) io.Reader {
+		var buf bytes.Buffer
+		w := multipart.NewWriter(&buf)
+		w.SetBoundary("csrf-boundary")
+		fw, _ := w.CreateFormFile("image", "x.jpg")
+		fw.Write(jpg)
+		w.WriteField("id", id)
+		w.Close()
+		return &buf
+	}
+	items := ts.url + "/v1/collections/default/items"
+	apply := ts.url + "/v1/collections/default/tags:apply"
+	type req struct {
+		name, method, url, ct string
+		body                  func() io.Reader
+		headers               []string
+		want                  int // 0: anything but 403 csrf_rejected
+	}
+	body := func(id string) func() io.Reader { return func() io.Reader { return item(id) } }
+	if r := do(t, "POST", items, mpCT, item("victim"), "X-API-Key", secWriteKey); r.status != 201 {
+		t.Fatalf("seed: %d %s", r.status, r.body)
+	}
+	empty := func() io.Reader { return nil }
+	js := func(s string) func() io.Reader { return func() io.Reader { return strings.NewReader(s) } }
+	with := func(h ...string) []string { return append(append([]string{}, cookie...), h...) }
+	for _, tc := range []req{
+		{"cookie, multipart from another port", "POST", items, mpCT, body("csrf-1"), with("Origin", otherPort), 403},
+		{"cookie, empty tags:apply from another port", "POST", apply, "", empty, with("Origin", otherPort), 403},
+		{"cookie, same-site fetch", "POST", items, mpCT, body("csrf-2"), with("Sec-Fetch-Site", "same-site"), 403},
+		{"cookie, cross-site fetch", "POST", apply, "application/json", js(`{}`), with("Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"), 403},
+		{"cookie, no origin at all", "POST", items, mpCT, body("csrf-3"), with(), 403},
+		{"cookie, origin null", "POST", items, mpCT, body("csrf-4"), with("Origin", "null"), 403},
+		{"cookie, https origin on http", "POST", items, mpCT, body("csrf-5"), with("Origin", strings.Replace(self, "http:", "https:", 1)), 403},
+		{"cookie, delete from another port", "DELETE", items + "/victim", "", empty, with("Origin", otherPort), 403},
+		{"cookie, same origin, text/plain", "POST", apply, "text/plain", js(`{}`), with("Origin", self), 403},
+		{"cookie, same origin, form-urlencoded", "POST", apply, "application/x-www-form-urlencoded", js(`a=b`), with("Origin", self), 403},
+		{"cookie, same origin, empty body", "POST", apply, "", empty, with("Sec-Fetch-Site", "same-origin"), 403},
+		{"cookie, same origin, multipart", "POST", items, mpCT, body("csrf-ok-1"), with("Origin", self), 201},
+		{"cookie, same-origin fetch, json", "POST", apply, "application/json", js(`{"dry_run":true}`), with("Sec-Fetch-Site", "same-origin"), 0},
+		{"cookie, same origin, raw image", "POST", ts.url + "/v1/collections/default/search", "image/jpeg", func() io.Reader { return bytes.NewReader(jpg) }, with("Origin", self, "Sec-Fetch-Site", "same-origin"), 200},
+		{"cookie, same origin, delete", "DELETE", items + "/csrf-ok-1", "", empty, with("Origin", self), 200},
+		{"cookie, GET from another port", "GET", items, "", empty, with("Origin", otherPort, "Sec-Fetch-Site", "same-site"), 200},
+		{"header key from another port", "POST", items, mpCT, body("csrf-ok-2"), []string{"X-API-Key", secWriteKey, "Origin", otherPort}, 201},
+		{"bearer key, empty body", "POST", apply, "", empty, []string{"Authorization", "Bearer " + secWriteKey, "Sec-Fetch-Site", "cross-site"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, tc.method, tc.url, tc.ct, tc.body(), tc.headers...)
+			switch {
+			case tc.want == 403 && (r.status != 403 || r.errorCode(t) != "csrf_rejected"):
+				t.Errorf("%d %.300s, want 403 csrf_rejected", r.status, r.body)
+			case tc.want == 0 && r.status == 403:
+				t.Errorf("%d %.300s, want it let through", r.status, r.body)
+			case tc.want != 0 && tc.want != 403 && r.status != tc.want:
+				t.Errorf("%d %.300s, want %d", r.status, r.body, tc.want)
+			}
+		})
+	}
+	for _, id := range []string{"csrf-1", "csrf-2", "csrf-3", "csrf-4", "csrf-5"} {
+		if r := do(t, "GET", items+"/"+id, "", nil, "X-API-Key", secReadKey); r.status != 404 {
+			t.Errorf("refused item %s was stored: %d", id, r.status)
+		}
+	}
+	if r := do(t, "GET", items+"/victim", "", nil, "X-API-Key", secReadKey); r.status == 404 {
+		t.Errorf("the refused cross-origin delete went through")
+	}
+
+	// The login link: another page must not plant its own key in the browser.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		site  string
+		login bool
+	}{{"", true}, {"none", true}, {"same-origin", true}, {"same-site", false}, {"cross-site", false}} {
+		req, _ := http.NewRequest("GET", ts.url+"/?key="+secWriteKey, nil)
+		if tc.site != "" {
+			req.Header.Set("Sec-Fetch-Site", tc.site)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		set := resp.Header.Get("Set-Cookie") != ""
+		if set != tc.login || tc.login && resp.StatusCode != http.StatusSeeOther || !tc.login && resp.StatusCode != 403 {
+			t.Errorf("login with Sec-Fetch-Site %q: %d, cookie set %v", tc.site, resp.StatusCode, set)
+		}
+	}
+}
+
+// TestCSRFWithoutKeys: with no keys configured anyone may write, but a browser must not be made
+// to do it for another site: requests marked cross-origin by the browser are refused, clients that
+// send no such headers (curl, SDKs) are not.
+func TestCSRFWithoutKeys(t *testing.T) {
+	ts, _ := newLoggedServer(t, nil)
+	jpg := reencode(t, photo(t, ukName(2)), 0.25, 70)
+	items := ts.url + "/v1/collections/default/items"
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		want    int
+	}{
+		{"curl", nil, 201},
+		{"same origin", []string{"Origin", ts.url, "Sec-Fetch-Site", "same-origin"}, 201},
+		{"another port", []string{"Origin", "http://127.0.0.1:1"}, 403},
+		{"cross-site", []string{"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"}, 403},
+		{"same-site, no origin", []string{"Sec-Fetch-Site", "same-site"}, 403},
+	} {
+		b, ct := multipartBody(t, part{"image", "x.jpg", jpg}, part{"id", "", []byte("nokey-" + strings.ReplaceAll(tc.name, " ", "-"))})
+		r := do(t, "POST", items, ct, b, tc.headers...)
+		if r.status != tc.want || tc.want == 403 && r.errorCode(t) != "csrf_rejected" {
+			t.Errorf("%s: %d %.300s, want %d", tc.name, r.status, r.body, tc.want)
+		}
 	}
 }

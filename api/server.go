@@ -22,11 +22,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
@@ -64,6 +68,8 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 
+	methods     methodTable    // which methods each route takes, for 405 (noRoute)
+	downloads   downloads      // backup downloads in progress (admin.go), cut by shutdown
 	fieldsCache sync.Map       // collection name → fieldsCacheEntry
 	signatures  SignatureCache // pixel signatures for duplicate tiers (intel.go)
 	labelMu     sync.Mutex
@@ -115,11 +121,14 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 	}
 	s.metrics.modelInfo.WithLabelValues(info.ModelID, info.Fingerprint, info.Device, strconv.Itoa(info.Dims)).Set(1)
 	s.app = fiber.New(fiber.Config{
-		AppName:               "lookalike",
-		BodyLimit:             cfg.Limits.MaxBodyBytes,
-		ReadTimeout:           cfg.Server.ReadTimeout,
-		WriteTimeout:          cfg.Server.WriteTimeout,
-		IdleTimeout:           2 * time.Minute,
+		AppName:      "lookalike",
+		BodyLimit:    cfg.Limits.MaxBodyBytes,
+		ReadTimeout:  cfg.Server.ReadTimeout,
+		WriteTimeout: cfg.Server.WriteTimeout,
+		IdleTimeout:  2 * time.Minute,
+		// A trailing slash never reaches another route's handler: a browser turns /items/.. into
+		// /collections/{c}/, which lenient routing sent to "drop collection".
+		StrictRouting:         true,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.errorHandler,
 	})
@@ -153,9 +162,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.ready.Store(false)
-	s.log.Info("shutting down", "timeout", s.cfg.Server.ShutdownTimeout)
+	timeout := s.cfg.Server.ShutdownTimeout
+	s.log.Info("shutting down", "timeout", timeout)
 	shutdown := make(chan error, 1)
-	go func() { shutdown <- s.app.ShutdownWithTimeout(s.cfg.Server.ShutdownTimeout) }()
+	go func() { shutdown <- s.app.ShutdownWithTimeout(timeout) }()
+	// A backup download may take longer than anyone waits for a stop: it gets the shutdown
+	// timeout less a margin (fasthttp polls its connections every 100 ms), then its connection is
+	// closed, so the stop ends in time and cleanly. The client sees a short body, which restore refuses.
+	cutDownloads := time.After(timeout - min(timeout/4, time.Second))
 	// fasthttp closes keep-alive connections between requests, but waits for a connection that
 	// never sent a byte (a browser's preconnect) until its read timeout. It holds no request: close it.
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -168,6 +182,8 @@ wait:
 		select {
 		case err = <-shutdown:
 			break wait
+		case <-cutDownloads:
+			s.downloads.cutAll()
 		case <-tick.C:
 		}
 	}
@@ -251,6 +267,7 @@ func (s *Server) routes() {
 	app := s.app
 	app.Use(requestid.New())
 	app.Use(s.observe)
+	app.Use(s.recoverPanic) // inside observe, so a panicking request is still counted and logged
 	app.Use(securityHeaders)
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
@@ -302,7 +319,7 @@ func (s *Server) routes() {
 	v1.Get("/collections", read, s.handleListCollections)
 	v1.Post("/collections", write, s.handleCreateCollection)
 	v1.Get("/collections/:c", read, s.handleGetCollection)
-	v1.Delete("/collections/:c", write, s.handleDropCollection)
+	v1.Delete("/collections/:c", write, requireDropConfirmation, s.handleDropCollection)
 	v1.Get("/collections/:c/fields", read, s.handleFields)
 	v1.Post("/collections/:c/items\\:batch", write, s.handleBatch)
 	v1.Post("/collections/:c/items", write, s.handleAddItem)
@@ -314,15 +331,98 @@ func (s *Server) routes() {
 	v1.Post("/collections/:c/search", read, s.handleSearch)
 	s.registerQualityRoutes(v1, read)
 	s.registerIntelRoutes(v1, read, write)
-	v1.Use(func(c *fiber.Ctx) error {
-		return errorf(http.StatusNotFound, "not_found", "no API route %s %s", c.Method(), c.Path())
-	})
+	v1.Use(s.noRoute("API route"))
 
 	app.Use("/", s.uiKeyLogin)
 	app.Use("/", filesystem.New(filesystem.Config{Root: http.FS(ui.Assets()), Index: "index.html", MaxAge: 60}))
-	app.Use(func(c *fiber.Ctx) error {
-		return errorf(http.StatusNotFound, "not_found", "no route %s %s", c.Method(), c.Path())
-	})
+	app.Use(s.noRoute("route"))
+	s.methods = newMethodTable(app.GetRoutes(true))
+}
+
+// requireDropConfirmation: dropping a collection names it twice, in the path and in ?confirm=, so
+// that no single stray request (a trailing slash, a mis-resolved relative URL) can drop one.
+func requireDropConfirmation(c *fiber.Ctx) error {
+	name, err := pathParam(c, "c")
+	if err != nil {
+		return err
+	}
+	if c.Query("confirm") != name {
+		return errorf(http.StatusBadRequest, "confirmation_required",
+			"dropping collection %q deletes all its items: repeat its name in the confirm query parameter (?confirm=%s)",
+			name, url.QueryEscape(name)).with("parameter", "confirm")
+	}
+	return c.Next()
+}
+
+// noRoute answers a request no route took: 405 with Allow when the path exists for other
+// methods, else 404.
+func (s *Server) noRoute(what string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if allow := s.methods.allowed(c.Path()); len(allow) > 0 {
+			c.Set(fiber.HeaderAllow, strings.Join(allow, ", "))
+			return errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
+				c.Method(), c.Path(), strings.Join(allow, ", ")).with("allow", allow)
+		}
+		return errorf(http.StatusNotFound, "not_found", "no %s %s %s", what, c.Method(), c.Path())
+	}
+}
+
+// methodTable knows which methods each registered route pattern takes. fiber keeps its matcher
+// private, and its own 405 never fires behind catch-all handlers, so the patterns are compiled
+// here once, the way fiber reads them (case-insensitive, strict about trailing slashes).
+type methodTable []methodRoute
+
+type methodRoute struct {
+	method string
+	re     *regexp.Regexp
+}
+
+func newMethodTable(routes []fiber.Route) methodTable {
+	var t methodTable
+	for _, r := range routes {
+		if r.Method == fiber.MethodConnect || r.Method == fiber.MethodTrace || r.Method == fiber.MethodOptions {
+			continue
+		}
+		t = append(t, methodRoute{method: r.Method, re: routePattern(r.Path)})
+	}
+	return t
+}
+
+// routePattern turns a fiber route path into a regular expression: ":name" matches one path
+// segment, "*" anything, "\\" escapes the next character.
+func routePattern(path string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("(?i)^")
+	for i := 0; i < len(path); i++ {
+		switch ch := path[i]; {
+		case ch == '\\' && i+1 < len(path):
+			i++
+			b.WriteString(regexp.QuoteMeta(path[i : i+1]))
+		case ch == ':':
+			for i+1 < len(path) && (path[i+1] == '_' || unicode.IsLetter(rune(path[i+1])) || unicode.IsDigit(rune(path[i+1]))) {
+				i++
+			}
+			b.WriteString("[^/]+")
+		case ch == '*':
+			b.WriteString(".*")
+		default:
+			b.WriteString(regexp.QuoteMeta(path[i : i+1]))
+		}
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}
+
+// allowed lists the methods some route takes at path, sorted, without duplicates.
+func (t methodTable) allowed(path string) []string {
+	var out []string
+	for _, r := range t {
+		if !slices.Contains(out, r.method) && r.re.MatchString(path) {
+			out = append(out, r.method)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // observe records per-route metrics and logs each request with its id.
@@ -392,6 +492,9 @@ func requestID(c *fiber.Ctx) string {
 func (s *Server) requireScope(need scope) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if len(s.keys) == 0 {
+			if err := checkCSRF(c, false); err != nil {
+				return err
+			}
 			return c.Next()
 		}
 		key := c.Get("X-API-Key")
@@ -399,8 +502,12 @@ func (s *Server) requireScope(need scope) fiber.Handler {
 			key = strings.TrimSpace(auth[7:])
 		}
 		if key == "" {
-			// The web UI's requests (thumbnails in <img> included) carry the key as a cookie.
+			// The web UI's requests (thumbnails in <img> included) carry the key as a cookie, which
+			// the browser attaches whichever page made the request.
 			key = c.Cookies(keyCookie)
+			if err := checkCSRF(c, key != ""); err != nil {
+				return err
+			}
 		}
 		if key == "" {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="lookalike"`)
@@ -440,12 +547,80 @@ func (s *Server) uiKeyLogin(c *fiber.Ctx) error {
 	if key == "" || len(s.keys) == 0 || c.Path() != "/" {
 		return c.Next()
 	}
+	// Only a link the user opened (typed, bookmarked, or from this origin) logs in: another page
+	// must not plant its own key in this browser.
+	if site := c.Get("Sec-Fetch-Site"); site != "" && site != "none" && site != "same-origin" {
+		return errorf(http.StatusForbidden, "csrf_rejected", "a login link opened from another site is refused: open it directly")
+	}
 	if s.scopeOf(key) == 0 {
 		return errorf(http.StatusUnauthorized, "unauthorized", "the API key is not valid")
 	}
 	c.Cookie(&fiber.Cookie{Name: keyCookie, Value: strings.Clone(key), Path: "/", HTTPOnly: true,
 		SameSite: fiber.CookieSameSiteStrictMode, Secure: c.Protocol() == "https", MaxAge: 30 * 24 * 3600})
 	return c.Redirect("/", http.StatusSeeOther)
+}
+
+// checkCSRF refuses requests that another page may have made the browser send. Safe methods
+// pass. With cookie authentication (the browser adds the cookie to any page's request, and
+// SameSite does not separate ports of one host) the request must prove it comes from this origin:
+// Sec-Fetch-Site: same-origin or a matching Origin, and a body type that a cross-origin HTML form
+// cannot send (JSON, multipart, which carries the Origin, or a raw image). Otherwise (header keys,
+// no keys) only requests the browser marks as coming from another origin are refused: API clients
+// send neither header.
+func checkCSRF(c *fiber.Ctx, cookieAuth bool) error {
+	switch c.Method() {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return nil
+	}
+	site, origin := c.Get("Sec-Fetch-Site"), c.Get(fiber.HeaderOrigin)
+	sameOrigin := site == "same-origin" || origin != "" && sameOriginAs(c, origin)
+	if !sameOrigin && (cookieAuth || site != "" || origin != "") {
+		return errorf(http.StatusForbidden, "csrf_rejected",
+			"a cookie-authenticated or browser request that changes data must come from this server's own page (Origin or Sec-Fetch-Site: same-origin); API clients send Authorization or X-API-Key").
+			with("origin", origin).with("sec_fetch_site", site)
+	}
+	if cookieAuth && c.Method() != fiber.MethodDelete && !csrfSafeBody(mediaType(c)) {
+		// A DELETE carries no body, and a cross-origin one needs a CORS preflight this server never grants.
+		return errorf(http.StatusForbidden, "csrf_rejected",
+			"a cookie-authenticated request must send JSON, multipart/form-data or an image, not %q", mediaType(c))
+	}
+	return nil
+}
+
+// sameOriginAs says whether origin is this request's own scheme, host and port.
+func sameOriginAs(c *fiber.Ctx, origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Path != "" && u.Path != "/" {
+		return false
+	}
+	scheme := c.Protocol()
+	if !strings.EqualFold(u.Scheme, scheme) {
+		return false
+	}
+	return strings.EqualFold(withPort(u.Host, scheme), withPort(string(c.Request().Host()), scheme))
+}
+
+// withPort adds the scheme's default port to a host that has none.
+func withPort(host, scheme string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	if scheme == "https" {
+		return net.JoinHostPort(strings.Trim(host, "[]"), "443")
+	}
+	return net.JoinHostPort(strings.Trim(host, "[]"), "80")
+}
+
+// csrfSafeBody: body types a cross-origin page can send only after a CORS preflight (JSON, raw
+// images), plus multipart, which the UI uploads with and which checkCSRF's origin test guards.
+// text/plain, form-urlencoded and an empty body are what a forged form or beacon sends.
+func csrfSafeBody(mt string) bool {
+	switch {
+	case mt == fiber.MIMEApplicationJSON, mt == "application/x-ndjson", mt == "application/jsonl", strings.HasSuffix(mt, "+json"),
+		mt == fiber.MIMEMultipartForm, strings.HasPrefix(mt, "image/"), mt == "application/octet-stream":
+		return true
+	}
+	return false
 }
 
 // updateIndexMetrics sets the per-collection gauges; it runs at scrape time, so they are never stale

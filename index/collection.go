@@ -159,6 +159,10 @@ func validID(id string) error {
 	if !utf8.ValidString(id) {
 		return fmt.Errorf("id %q is not valid UTF-8", id)
 	}
+	if id == "." || id == ".." {
+		// Item URLs would resolve to their parent in a browser (/items/.. is the collection).
+		return fmt.Errorf("id %q is a dot segment", id)
+	}
 	for _, r := range id {
 		if unicode.IsControl(r) {
 			return fmt.Errorf("id %q contains a control character", id)

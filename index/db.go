@@ -411,7 +411,9 @@ func (db *DB) Collections() []CollectionInfo {
 }
 
 // Backup writes a consistent copy of the whole bbolt file (all collections)
-// to w from one read transaction; writers are not blocked.
+// to w from one read transaction. Writers are not blocked until one needs to
+// grow the memory map, which waits for the transaction to end: give Backup a
+// fast writer (a file), never a network client (see BackupFile).
 func (db *DB) Backup(w io.Writer) (int64, error) {
 	if db.closed.Load() {
 		return 0, ErrClosed
@@ -426,6 +428,54 @@ func (db *DB) Backup(w io.Writer) (int64, error) {
 		return n, fmt.Errorf("index: backup: %w", err)
 	}
 	return n, nil
+}
+
+// backupPrefix names the snapshot files BackupFile makes in the data
+// directory; one older than staleBackup is debris of a crash mid-copy.
+const (
+	backupPrefix = ".backup-"
+	staleBackup  = time.Hour
+)
+
+// BackupFile copies a consistent snapshot of the whole data file into a
+// temporary file beside it (same disk, at disk speed, so the read transaction
+// is short) and returns it open at offset 0 with its size. The file is already
+// unlinked: closing it frees the space, and nothing is left behind whatever
+// happens to the process afterwards. A read-only data directory stages the
+// copy in os.TempDir instead.
+func (db *DB) BackupFile() (*os.File, int64, error) {
+	if db.closed.Load() {
+		return nil, 0, ErrClosed
+	}
+	dir := filepath.Dir(db.bolt.Path())
+	removeStaleBackups(dir)
+	f, err := os.CreateTemp(dir, backupPrefix+"*.db")
+	if err != nil && isReadOnlyErr(err) {
+		f, err = os.CreateTemp("", "lookalike"+backupPrefix+"*.db")
+	}
+	if err != nil {
+		return nil, 0, storageErr("backup: stage snapshot", err)
+	}
+	os.Remove(f.Name()) // the open descriptor keeps the data until Close
+	n, err := db.Backup(f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, storageErr("backup: stage snapshot", err)
+	}
+	return f, n, nil
+}
+
+// removeStaleBackups deletes snapshot files that a crash left mid-copy.
+func removeStaleBackups(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, backupPrefix+"*.db"))
+	for _, m := range matches {
+		if st, err := os.Stat(m); err == nil && time.Since(st.ModTime()) > staleBackup {
+			os.Remove(m)
+		}
+	}
 }
 
 // Check runs bbolt's consistency check over the whole file.

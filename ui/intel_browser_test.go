@@ -31,7 +31,7 @@ func TestDuplicatesPage(t *testing.T) {
 		t.Fatalf("create collection: %d", resp.StatusCode)
 	}
 	t.Cleanup(func() {
-		req, _ := http.NewRequest(http.MethodDelete, s.URL+"/v1/collections/"+col, nil)
+		req, _ := http.NewRequest(http.MethodDelete, s.URL+"/v1/collections/"+col+"?confirm="+col, nil)
 		if r, err := http.DefaultClient.Do(req); err == nil {
 			r.Body.Close()
 		}

@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -193,5 +196,58 @@ func TestE2ERestoreRefusesDamagedBackup(t *testing.T) {
 			}
 			checkDataDir(t, restored, ackedBeforeBackup, nil)
 		})
+	}
+}
+
+// TestE2EStopDuringSlowBackup: SIGTERM while a client has stopped reading a backup. The server
+// cuts that download when server.shutdown_timeout is nearly spent, says so in its log, and exits 0
+// in time (it used to wait for the download's write timeout and exit 1).
+func TestE2EStopDuringSlowBackup(t *testing.T) {
+	const shutdownTimeout = 2 * time.Second
+	photos := e2ePhotos(t, 16)
+	srv := startServer(t, t.TempDir(), "LOOKALIKE_SERVER_SHUTDOWN_TIMEOUT="+shutdownTimeout.String())
+	// About 8 MB of data, more than the socket buffers hold, so the server's writes block.
+	pad := strings.Repeat("lookalike-", 6<<10)
+	for b := 0; b < 8; b++ {
+		var batch []e2eItem
+		for i := 0; i < 16; i++ {
+			batch = append(batch, e2eItem{id: fmt.Sprintf("bulk-%d-%02d", b, i), photo: i, meta: map[string]any{"pad": pad}})
+		}
+		if ids, res := postBatch(t.Context(), srv.url, batch, photos); len(ids) != len(batch) {
+			t.Fatalf("ingest: %d %v %.300s", res.status, res.err, res.body)
+		}
+	}
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	addr := strings.TrimPrefix(srv.url, "http://")
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v1/admin/backup HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("backup: %v %v", resp, err)
+	}
+	io.CopyN(io.Discard, resp.Body, 64<<10) // then the client stalls
+	time.Sleep(300 * time.Millisecond)
+
+	start := time.Now()
+	code := srv.terminate(shutdownTimeout + 20*time.Second)
+	took := time.Since(start)
+	t.Logf("exit %d after %s", code, took.Round(time.Millisecond))
+	if code != 0 || took > shutdownTimeout+1500*time.Millisecond {
+		t.Errorf("SIGTERM during a stalled backup: exit %d after %s (shutdown_timeout %s)\n%s", code, took, shutdownTimeout, srv.stderr.String())
+	}
+	if !strings.Contains(srv.stderr.String(), "backup download cut") {
+		t.Errorf("the log does not say the backup download was cut:\n%s", srv.stderr.String())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -241,6 +242,10 @@ func TestE2EReadOnlyDataDir(t *testing.T) {
 	checkItemsHTTP(t, srv.url, items, items[:2], photos)
 	if r := httpDo(t.Context(), "GET", itemURL(srv.url, "ro-1")+"/thumbnail", "", nil); r.status != http.StatusOK {
 		t.Errorf("thumbnail on a read-only store: %d %s", r.status, r.body)
+	}
+	// A backup stages its snapshot outside the read-only data directory.
+	if r := httpDo(t.Context(), "GET", srv.url+"/v1/admin/backup", "", nil); r.status != http.StatusOK || len(r.body) == 0 || r.header.Get("Content-Length") != strconv.Itoa(len(r.body)) {
+		t.Errorf("backup of a read-only store: %d, %d bytes, Content-Length %q %.200s", r.status, len(r.body), r.header.Get("Content-Length"), r.body)
 	}
 	more := []e2eItem{{id: "ro-new", photo: 9, meta: map[string]any{}}}
 	writes := []struct {

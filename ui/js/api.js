@@ -54,7 +54,24 @@ function query(params) {
   return s ? `?${s}` : '';
 }
 
-const col = (c) => `/v1/collections/${enc(c)}`;
+// segment makes one URL path segment of a collection name or item id: percent-encoded (so /, ?, #
+// and % stay inside it), and never a dot segment, which a browser would resolve away whatever its
+// encoding ("/items/.." and "/items/%2E%2E" both mean the collection itself).
+export function segment(s) {
+  const v = String(s ?? '');
+  if (v === '' || v === '.' || v === '..') {
+    throw new ApiError(0, 'invalid_id', `"${v}" cannot be used in a URL path.`);
+  }
+  return enc(v);
+}
+
+// paths builds every API URL that names a collection or an item; no other module assembles one.
+export const paths = {
+  collection: (c) => `/v1/collections/${segment(c)}`,
+  item: (c, id) => `/v1/collections/${segment(c)}/items/${segment(id)}`,
+};
+
+const col = paths.collection;
 
 export const api = {
   collections: (signal) => request('GET', '/v1/collections', { signal }),
@@ -62,10 +79,10 @@ export const api = {
   fields: (c, signal) => request('GET', `${col(c)}/fields`, { signal }),
   items: (c, { cursor, limit } = {}, signal) =>
     request('GET', `${col(c)}/items${query({ cursor, limit })}`, { signal }),
-  item: (c, id, signal) => request('GET', `${col(c)}/items/${enc(id)}`, { signal }),
-  deleteItem: (c, id) => request('DELETE', `${col(c)}/items/${enc(id)}`),
+  item: (c, id, signal) => request('GET', paths.item(c, id), { signal }),
+  deleteItem: (c, id) => request('DELETE', paths.item(c, id)),
   similar: (c, id, { k, filter, cursor } = {}, signal) =>
-    request('GET', `${col(c)}/items/${enc(id)}/similar${query({ k, filter, cursor })}`, { signal }),
+    request('GET', `${paths.item(c, id)}/similar${query({ k, filter, cursor })}`, { signal }),
   stats: (signal) => request('GET', '/v1/stats', { signal }),
 
   // search posts the query photo; "load more" calls it again with the same form plus cursor.
@@ -129,6 +146,7 @@ export function plainError(err) {
   if (has('empty_image')) return 'This file is empty.';
   if (has('bad_crop')) return 'The selected region is not inside the photo. Draw the box again.';
   if (has('invalid_filter')) return 'One of the filters is not valid. Clear the filters and try again.';
+  if (has('csrf')) return 'The server refused a change that did not seem to come from this page. Reload the page and try again.';
   if (err.status === 401 || err.status === 403) return 'This server needs an API key, which this page cannot send.';
   if (err.status === 413 || has('too_large', 'too_big')) {
     return `This image is too large${limitText(err.details)}. Try a smaller photo.`;
@@ -141,6 +159,7 @@ export function plainError(err) {
     return `The server is busy right now. Please try again${wait > 0 ? ` in ${wait} s` : ' in a moment'}.`;
   }
   if (has('shutting_down')) return 'The server is restarting. Please try again in a moment.';
+  if (err.status === 504 || has('timeout')) return 'The server took too long to answer. Please try again.';
   if (has('read_only', 'storage')) return 'The catalog cannot be changed right now: its storage is not writable.';
   if (err.status === 503) return 'The server is not ready yet (it may still be loading). Please try again shortly.';
   if (err.status === 404) return has('collection') ? 'This collection does not exist yet.' : 'Not found: it may have been deleted.';

@@ -2,11 +2,10 @@
 // photos of the same product) one page of the catalog at a time, and keep one item of a cluster,
 // deleting the others.
 import { h, clear, errorBox, toast } from './dom.js';
-import { api, ApiError, plainError } from './api.js';
+import { api, ApiError, plainError, paths } from './api.js';
 import { state } from './state.js';
 import { thumb, scoreBar, itemHref } from './cards.js';
 
-const enc = encodeURIComponent;
 const SCAN = 200; // items scanned per request: the server's work per page is bounded by it
 
 let els = null;
@@ -19,7 +18,7 @@ async function fetchPage(collection, tier, cur) {
   if (cur) q.set('cursor', cur);
   let res;
   try {
-    res = await fetch(`/v1/collections/${enc(collection)}/duplicates?${q}`, { headers: { Accept: 'application/json' } });
+    res = await fetch(`${paths.collection(collection)}/duplicates?${q}`, { headers: { Accept: 'application/json' } });
   } catch {
     throw new ApiError(0, 'network', 'The server could not be reached.');
   }

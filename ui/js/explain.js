@@ -1,9 +1,7 @@
 // "Why it matched": fetches the server's heatmap of a result (POST /search/explain with the query
 // photo) and swaps it into the result card's thumbnail; a second click shows the photo again.
 import { h } from './dom.js';
-import { ApiError, plainError } from './api.js';
-
-const enc = encodeURIComponent;
+import { ApiError, plainError, paths } from './api.js';
 
 async function fetchExplain(collection, { file, crop, id }) {
   const form = new FormData();
@@ -12,7 +10,7 @@ async function fetchExplain(collection, { file, crop, id }) {
   if (crop) form.append('crop', `${crop.x},${crop.y},${crop.w},${crop.h}`);
   let res;
   try {
-    res = await fetch(`/v1/collections/${enc(collection)}/search/explain`, { method: 'POST', body: form });
+    res = await fetch(`${paths.collection(collection)}/search/explain`, { method: 'POST', body: form });
   } catch {
     throw new ApiError(0, 'network', 'The server could not be reached.');
   }

@@ -2,8 +2,8 @@
 // list shown is an impression with a query id, and opening a result reports a click on it. The
 // query id repeats, so the server updates one event instead of counting twice. Best effort: a
 // failure never reaches the user.
+import { paths } from './api.js';
 
-const enc = encodeURIComponent;
 const MAX_RESULTS = 100;
 
 function newQueryId() {
@@ -19,7 +19,9 @@ function send(s) {
     results: s.results.slice(0, MAX_RESULTS).map((id) => ({ id })),
   };
   if (s.clicked.size) body.clicked = [...s.clicked];
-  fetch(`/v1/collections/${enc(s.collection)}/feedback`, {
+  let url;
+  try { url = `${paths.collection(s.collection)}/feedback`; } catch { return; }
+  fetch(url, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify(body),
