@@ -355,7 +355,7 @@ func TestIngestIntoDroppedCollection(t *testing.T) {
 				done <- do(t, "POST", ts.url+"/v1/collections/default/items", ct, body)
 			}()
 			<-g.entered
-			if r := do(t, "DELETE", ts.url+"/v1/collections/default", "", nil); r.status != 200 {
+			if r := do(t, "DELETE", ts.url+"/v1/collections/default?confirm=default", "", nil); r.status != 200 {
 				t.Fatalf("drop: %d %s", r.status, r.body)
 			}
 			close(g.release)
