@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/bench/synth"
 	"github.com/lookalike/lookalike/internal/config"
 )
 
@@ -117,7 +118,7 @@ func TestRecallSampler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vecs := index.SyntheticClustered(n+queries, dim, 40, 0.6, 7)
+	vecs := synth.Clustered(n+queries, dim, 40, 0.6, 7)
 	items := make([]index.Item, n)
 	for i := range items {
 		items[i] = index.Item{ID: fmt.Sprintf("v%05d", i), Vector: vecs[i]}

@@ -1,6 +1,6 @@
 // Package embed turns image bytes into L2-normalised embeddings (plus ImageNet labels) with a CNN run
 // by ONNX Runtime. It owns decoding (libjpeg-turbo via cgo for JPEG, the Go decoders for the other
-// formats), preprocessing driven by a ModelSpec, the edit of the ONNX graph that exposes the embedding
+// formats), preprocessing driven by a spec.Model, the edit of the ONNX graph that exposes the embedding
 // tensor, the session pool with dynamic batching, and the figures `lookalike bench embed` reports.
 //
 // The same code path serves indexing and querying: an Engine's Fingerprint names the model bytes, the

@@ -62,7 +62,7 @@ func (o Options) withDefaults() Options {
 		o.ExactThreshold = DefaultExactThreshold
 	}
 	if o.SnapshotInterval == 0 {
-		o.SnapshotInterval = 5 * time.Minute
+		o.SnapshotInterval = DefaultSnapshotInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

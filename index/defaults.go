@@ -1,6 +1,8 @@
 package index
 
-// Defaults for zero-valued options.
+import "time"
+
+// Defaults for zero-valued options. internal/config's defaults are these constants too.
 const (
 	DefaultM              = 16
 	DefaultEfConstruction = 200
@@ -9,4 +11,7 @@ const (
 	// 0.9998 at ef 64; 64 keeps >= 0.98 with headroom for harder data.
 	DefaultEfSearch       = 64
 	DefaultExactThreshold = 2000
+	// DefaultSnapshotInterval: how often a changed graph is snapshotted. A snapshot bounds the
+	// replay after a crash to the writes since it.
+	DefaultSnapshotInterval = 5 * time.Minute
 )
