@@ -74,6 +74,8 @@ func classify(err error) *Error {
 		return errorf(http.StatusBadRequest, "empty_image", "the image is empty")
 	case errors.Is(err, embed.ErrTooLarge):
 		return errorf(http.StatusRequestEntityTooLarge, "image_too_large", "%s", msg)
+	case errors.Is(err, embed.ErrAspectRatio):
+		return errorf(http.StatusUnprocessableEntity, "extreme_aspect_ratio", "%s", msg)
 	case errors.Is(err, embed.ErrNotImage):
 		return errorf(http.StatusUnsupportedMediaType, "not_an_image", "the file is not an image Lookalike can read (JPEG, PNG, GIF, WebP, BMP, TIFF)")
 	case errors.Is(err, embed.ErrUnsupported):

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/image/draw"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
 	"github.com/lookalike/lookalike/internal/locate"
@@ -46,7 +48,7 @@ func TestMain(m *testing.M) {
 func testEngine(t testing.TB) *embed.Engine {
 	t.Helper()
 	engineOnce.Do(func() {
-		sharedEng, engineErr = embed.New(context.Background(), embed.Options{Device: "cpu"})
+		sharedEng, engineErr = newTestEngine(embed.Options{Device: "cpu"})
 	})
 	if engineErr != nil {
 		if errors.Is(engineErr, locate.ErrNotFound) && os.Getenv("CI") == "" {
@@ -55,6 +57,18 @@ func testEngine(t testing.TB) *embed.Engine {
 		t.Fatalf("embed.New: %v", engineErr)
 	}
 	return sharedEng
+}
+
+// newTestEngine starts an engine on o.Model (the default model when zero) with its files resolved
+// as cmd/lookalike resolves them: embed itself searches no paths.
+func newTestEngine(o embed.Options) (*embed.Engine, error) {
+	m := cmp.Or(o.Model, spec.DefaultModel())
+	var err error
+	if o.ModelPath, o.LabelsPath, err = locate.ModelFiles(m); err != nil {
+		return nil, err
+	}
+	o.RuntimeLibrary = locate.RuntimeLibrary("")
+	return embed.New(context.Background(), o)
 }
 
 type testServer struct {

@@ -29,6 +29,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
 )
@@ -810,15 +811,11 @@ func Heatmap(fmap []float32, shape [3]int, q []float32) ([]float32, error) {
 
 // cropBox is the part of an image the model saw (the centre crop of its preprocessing), in the
 // image's pixels.
-func cropBox(w, h int, spec embed.ModelSpec) image.Rectangle {
-	if spec.Crop == "squash" || spec.InputSize == 0 {
+func cropBox(w, h int, ms spec.Model) image.Rectangle {
+	if ms.Crop == "squash" || ms.InputSize == 0 {
 		return image.Rect(0, 0, w, h)
 	}
-	rs := spec.ResizeShorter
-	if rs == 0 {
-		rs = spec.InputSize
-	}
-	side := float64(min(w, h)) * float64(spec.InputSize) / float64(rs)
+	side := float64(min(w, h)) * float64(ms.InputSize) / float64(ms.ResizeTarget())
 	x0, y0 := (float64(w)-side)/2, (float64(h)-side)/2
 	return image.Rect(int(x0+0.5), int(y0+0.5), int(x0+side+0.5), int(y0+side+0.5))
 }

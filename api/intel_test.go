@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/internal/config"
 )
 
@@ -28,9 +28,9 @@ func featureMapEngine(t *testing.T) *embed.Engine {
 	t.Helper()
 	testEngine(t) // skips when the model is missing
 	fmapOnce.Do(func() {
-		spec := embed.DefaultModelSpec()
-		spec.FeatureMapTensor = embed.DefaultFeatureMapTensor
-		fmapEng, fmapErr = embed.New(context.Background(), embed.Options{Device: "cpu", Model: spec, Workers: 1})
+		m := spec.DefaultModel()
+		m.FeatureMapTensor = spec.DefaultFeatureMapTensor
+		fmapEng, fmapErr = newTestEngine(embed.Options{Device: "cpu", Model: m, Workers: 1})
 	})
 	if fmapErr != nil {
 		t.Fatalf("embed.New with a feature map: %v", fmapErr)
@@ -524,7 +524,7 @@ func TestHeatmapAndTiersUnits(t *testing.T) {
 	if m := PixelMatch(a, sig(photo(t, ukName(30)))); m > 0.8 {
 		t.Errorf("pixel match with another object %.3f", m)
 	}
-	box := cropBox(256, 192, embed.DefaultModelSpec())
+	box := cropBox(256, 192, spec.DefaultModel())
 	if box.Dy() != 168 || box.Dx() != 168 || box.Min.X != 44 {
 		t.Errorf("crop box %v", box)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/bench/synth"
 )
 
 // apiError is the decoded error shape with its details.
@@ -135,7 +136,7 @@ func TestPagingAndLimitsAgree(t *testing.T) {
 	ts := newTestServer(t, nil)
 	dims := ts.eng.Info().Dims
 	n := index.MaxK + 50 // more items than the window: paging must stop at the window, not at the end
-	vecs := index.SyntheticClustered(n, dims, 20, 0.3, 7)
+	vecs := synth.Clustered(n, dims, 20, 0.3, 7)
 	items := make([]index.Item, n)
 	for i := range items {
 		items[i] = index.Item{ID: fmt.Sprintf("s%04d", i), Vector: vecs[i], Metadata: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))}
@@ -221,7 +222,7 @@ func TestPagingAndLimitsAgree(t *testing.T) {
 func TestNonFiniteParametersRefused(t *testing.T) {
 	ts := newTestServer(t, nil)
 	dims := ts.eng.Info().Dims
-	ts.putItems(t, "default", index.Item{ID: "a", Vector: index.SyntheticClustered(1, dims, 1, 0.3, 1)[0]})
+	ts.putItems(t, "default", index.Item{ID: "a", Vector: synth.Clustered(1, dims, 1, 0.3, 1)[0]})
 	for _, v := range []string{"NaN", "nan", "Inf", "+Inf", "-Inf", "Infinity", "1e39"} {
 		t.Run("min_score="+v, func(t *testing.T) {
 			wantInvalidQuery(t, do(t, "GET", ts.url+"/v1/collections/default/items/a/similar?min_score="+url.QueryEscape(v), "", nil), "min_score")
@@ -377,7 +378,7 @@ func TestIngestIntoDroppedCollection(t *testing.T) {
 func TestFilterOnUnknownField(t *testing.T) {
 	ts := newTestServer(t, nil)
 	dims := ts.eng.Info().Dims
-	vecs := index.SyntheticClustered(6, dims, 2, 0.3, 3)
+	vecs := synth.Clustered(6, dims, 2, 0.3, 3)
 	for i, v := range vecs {
 		ts.putItems(t, "default", index.Item{ID: fmt.Sprintf("f%d", i), Vector: v,
 			Metadata: json.RawMessage(fmt.Sprintf(`{"category":"c%d","price":%d,"dims":{"w":%d},"tags":["t"]}`, i%2, i, i))})
@@ -439,7 +440,7 @@ func TestFieldsSayWhenValuesAreCut(t *testing.T) {
 	ts := newTestServer(t, nil)
 	dims := ts.eng.Info().Dims
 	n := fieldsListedValues + 10
-	vecs := index.SyntheticClustered(n, dims, 4, 0.3, 5)
+	vecs := synth.Clustered(n, dims, 4, 0.3, 5)
 	items := make([]index.Item, n)
 	for i := range items {
 		items[i] = index.Item{ID: fmt.Sprintf("i%03d", i), Vector: vecs[i],

@@ -13,10 +13,9 @@ import (
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
-)
 
-// DefaultMaxPixels is the decompression-bomb limit used when Options.MaxPixels is 0: 50 MP.
-const DefaultMaxPixels = 50_000_000
+	"github.com/lookalike/lookalike/embed/spec"
+)
 
 // Config is what an image header says, with the size after EXIF orientation.
 type Config struct {
@@ -130,12 +129,24 @@ func guard(err *error) {
 	}
 }
 
-func checkPixels(cfg Config, maxPixels int64) error {
+// limits are the checks an image header must pass before any pixel is decoded.
+type limits struct {
+	pixels int64   // <= 0: spec.DefaultMaxPixels
+	aspect float64 // longer side / shorter side; <= 0: not checked
+}
+
+func (l limits) check(cfg Config) error {
+	maxPixels := l.pixels
 	if maxPixels <= 0 {
-		maxPixels = DefaultMaxPixels
+		maxPixels = spec.DefaultMaxPixels
 	}
 	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
 		return fmt.Errorf("%w: %dx%d %s exceeds %d pixels", ErrTooLarge, cfg.Width, cfg.Height, cfg.Format, maxPixels)
+	}
+	long, short := max(cfg.Width, cfg.Height), min(cfg.Width, cfg.Height)
+	if l.aspect > 0 && float64(long) > l.aspect*float64(short) {
+		return fmt.Errorf("%w: %dx%d %s is %.0f:1, the limit is %g:1", ErrAspectRatio, cfg.Width, cfg.Height, cfg.Format,
+			float64(long)/float64(short), l.aspect)
 	}
 	return nil
 }
@@ -159,15 +170,15 @@ func (d *decoded) release() {
 }
 
 // decodeImage decodes data for a consumer that needs at least scale want(cropW, cropH) of the
-// full-resolution crop (JPEG uses the smallest DCT scale that still meets it). maxPixels guards
-// every format before any pixel is decoded.
-func decodeImage(data []byte, crop *Rect, maxPixels int64, want func(cw, ch int) float64) (d decoded, err error) {
+// full-resolution crop (JPEG uses the smallest DCT scale that still meets it). lim guards every
+// format before any pixel is decoded.
+func decodeImage(data []byte, crop *Rect, lim limits, want func(cw, ch int) float64) (d decoded, err error) {
 	defer guard(&err)
 	cfg, err := DecodeConfig(data)
 	if err != nil {
 		return decoded{}, err
 	}
-	if err := checkPixels(cfg, maxPixels); err != nil {
+	if err := lim.check(cfg); err != nil {
 		return decoded{}, err
 	}
 	r := Rect{0, 0, cfg.Width, cfg.Height}

@@ -90,7 +90,7 @@ func TestDeterministic(t *testing.T) {
 	}
 	batch[5] = Image{Data: readPhoto(t, "ukbench00088.jpg")}
 
-	batching, err := New(context.Background(), Options{Workers: 1, MaxBatch: 8, MaxBatchWait: 0})
+	batching, err := New(context.Background(), testOptions(Options{Workers: 1, MaxBatch: 8, MaxBatchWait: 0}))
 	if err != nil {
 		t.Fatal(err)
 	}

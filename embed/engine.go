@@ -2,30 +2,38 @@ package embed
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/lookalike/lookalike/internal/locate"
+	"github.com/lookalike/lookalike/embed/spec"
 	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/proto"
 )
 
-// Options configure New. Zero values pick the defaults documented per field.
+// Options configure New. Zero values pick the defaults documented per field. Every path is used as
+// given: embed reads no environment and searches no folders (the command resolves names with
+// internal/locate).
 type Options struct {
-	// Model is the model and its preprocessing; zero value = DefaultModelSpec().
-	Model ModelSpec
-	// ModelDirs are searched (before the defaults of internal/locate) for Model.File and LabelsFile.
-	ModelDirs []string
-	// RuntimeLibrary is the ONNX Runtime shared library; "" = locate.RuntimeLibrary("").
+	// Model is the model and its preprocessing; zero value = spec.DefaultModel().
+	Model spec.Model
+	// ModelPath is the model file to load; "" = Model.File, as a path.
+	ModelPath string
+	// LabelsPath is the class-names file, read when Model.LogitsOutput is set; "" = Model.LabelsFile,
+	// as a path (no labels when that is empty too).
+	LabelsPath string
+	// RuntimeLibrary is the ONNX Runtime shared library; "" = DefaultRuntimeLibrary, left to the
+	// system loader.
 	RuntimeLibrary string
 	// Device is "auto" (CUDA if usable, else CPU, logged once), "cpu" or "cuda" (ErrNoGPU without a
 	// GPU). "" = "cpu".
@@ -37,14 +45,17 @@ type Options struct {
 	Workers int
 	// IntraOpThreads per session; 0 = max(1, GOMAXPROCS/Workers) on CPU, 1 on CUDA.
 	IntraOpThreads int
-	// MaxBatch caps how many queued images (from any callers) one session run takes; 0 = 1 on CPU
-	// (fastest measured on 2 cores), 32 on CUDA.
+	// MaxBatch caps how many queued images (from any callers) one session run takes; 0 =
+	// DefaultMaxBatchCPU or DefaultMaxBatchCUDA.
 	MaxBatch int
 	// MaxBatchWait is how long a worker holding fewer than MaxBatch images waits for more; 0 = no
-	// wait on CPU, 2ms on CUDA.
+	// wait on CPU, DefaultMaxBatchWaitCUDA on CUDA.
 	MaxBatchWait time.Duration
-	// MaxPixels refuses larger images from their header (ErrTooLarge); 0 = DefaultMaxPixels.
+	// MaxPixels refuses larger images from their header (ErrTooLarge); 0 = spec.DefaultMaxPixels.
 	MaxPixels int64
+	// MaxAspectRatio refuses images whose longer side exceeds this many times the shorter one, from
+	// their header (ErrAspectRatio); 0 = spec.DefaultMaxAspectRatio.
+	MaxAspectRatio float64
 	// DecodeWorkers bounds concurrent decodes across all callers; 0 = GOMAXPROCS+1 (one more than
 	// the cores: inference workers sit in long cgo calls, and an extra decoder keeps a core busy
 	// while the runtime hands a P back; measured +20-30% end to end on 2 cores).
@@ -53,18 +64,38 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Defaults of the engine's zero-valued Options.
+const (
+	// DefaultRuntimeLibrary is the ONNX Runtime soname handed to the system loader when
+	// Options.RuntimeLibrary is empty.
+	DefaultRuntimeLibrary = "libonnxruntime.so.1"
+	// DefaultMaxBatchCPU: batch 1 was the fastest measured on 2 cores (see Options.Workers).
+	DefaultMaxBatchCPU = 1
+	// DefaultMaxBatchCUDA and DefaultMaxBatchWaitCUDA let concurrent requests share GPU runs (not
+	// measured here: no GPU on the development machines).
+	DefaultMaxBatchCUDA     = 32
+	DefaultMaxBatchWaitCUDA = 2 * time.Millisecond
+	// queuePerSlot sizes the job queue: this many prepared images per batch slot of every worker
+	// may wait for a session; more callers wait to enqueue.
+	queuePerSlot = 4
+	// topLabels is how many ImageNet classes an Embedding reports.
+	topLabels = 5
+	// maxReason caps the cause quoted in the CUDA fallback's log line.
+	maxReason = 120
+)
+
 // Info describes a running Engine.
 type Info struct {
-	ModelID     string    `json:"model_id"`
-	Fingerprint string    `json:"fingerprint"`
-	Dims        int       `json:"dims"`
-	Device      string    `json:"device"` // "cpu" or "cuda"
-	Spec        ModelSpec `json:"spec"`
-	ModelPath   string    `json:"model_path"`
-	ModelSHA256 string    `json:"model_sha256"`
-	Workers     int       `json:"workers"`
-	IntraOp     int       `json:"intra_op_threads"`
-	MaxBatch    int       `json:"max_batch"`
+	ModelID     string     `json:"model_id"`
+	Fingerprint string     `json:"fingerprint"`
+	Dims        int        `json:"dims"`
+	Device      string     `json:"device"` // "cpu" or "cuda"
+	Spec        spec.Model `json:"spec"`
+	ModelPath   string     `json:"model_path"`
+	ModelSHA256 string     `json:"model_sha256"`
+	Workers     int        `json:"workers"`
+	IntraOp     int        `json:"intra_op_threads"`
+	MaxBatch    int        `json:"max_batch"`
 }
 
 // Image is one input: encoded bytes and an optional crop in pixels of the EXIF-oriented image.
@@ -81,7 +112,7 @@ type Embedding struct {
 	// Width, Height: the EXIF-oriented size of the whole image.
 	Width, Height int
 	Timings       Timings
-	// FeatureMap is the dequantized [C,H,W] map of ModelSpec.FeatureMapTensor (nil when unset).
+	// FeatureMap is the dequantized [C,H,W] map of spec.Model.FeatureMapTensor (nil when unset).
 	FeatureMap      []float32
 	FeatureMapShape [3]int
 	// Batch is how many images (from any callers) shared the inference run.
@@ -105,7 +136,9 @@ type Timings struct {
 // and, with MaxBatch > 1, batches.
 type Engine struct {
 	opts   Options
-	spec   ModelSpec
+	spec   spec.Model
+	limits limits                   // per-image header checks, from Options
+	want   func(cw, ch int) float64 // wantScale(spec)
 	info   Info
 	labels []string
 	log    *slog.Logger
@@ -123,7 +156,6 @@ type Engine struct {
 
 	mu     sync.RWMutex
 	closed bool
-	stdlib bool // Bench's baseline: decode/resize with the standard library (set only under mu)
 }
 
 type job struct {
@@ -170,16 +202,16 @@ func releaseORT() {
 // New loads the runtime and the model (checking its checksum and input shape), exposes the
 // embedding tensor, creates the session pool and runs one warm-up batch per session.
 func New(ctx context.Context, opts Options) (*Engine, error) {
-	if opts.Model == (ModelSpec{}) {
-		opts.Model = DefaultModelSpec()
+	if opts.Model == (spec.Model{}) {
+		opts.Model = spec.DefaultModel()
 	}
-	spec := opts.Model
-	if err := spec.Validate(); err != nil {
+	ms := opts.Model
+	if err := ms.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrModel, err)
 	}
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	dev := strings.ToLower(opts.Device)
 	switch dev {
@@ -189,66 +221,22 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	default:
 		return nil, fmt.Errorf("embed: device %q: must be auto, cpu or cuda", opts.Device)
 	}
-	dirs := locate.ModelDirs(opts.ModelDirs...)
-	path, err := locate.File(spec.File, dirs)
-	if err != nil {
-		return nil, fmt.Errorf("%w: model file: %w", ErrModel, err)
+	if opts.MaxPixels <= 0 {
+		opts.MaxPixels = spec.DefaultMaxPixels
 	}
-	m, sum, _, err := readModel(path)
+	if opts.MaxAspectRatio <= 0 {
+		opts.MaxAspectRatio = spec.DefaultMaxAspectRatio
+	}
+	e := &Engine{opts: opts, spec: ms, log: log, logitsIdx: -1, fmapIdx: -1,
+		limits: limits{pixels: opts.MaxPixels, aspect: opts.MaxAspectRatio}, want: wantScale(ms)}
+	onnxData, path, sum, err := e.loadModel()
 	if err != nil {
 		return nil, err
 	}
-	if sums := spec.checksums(); len(sums) > 0 {
-		ok := false
-		for _, s := range sums {
-			ok = ok || s == sum
-		}
-		if !ok {
-			return nil, fmt.Errorf("%w: %s has sha256 %s, want %s", ErrModel, path, sum, strings.Join(sums, " or "))
-		}
+	lib := opts.RuntimeLibrary
+	if lib == "" {
+		lib = DefaultRuntimeLibrary
 	}
-	if err := checkInput(m, spec); err != nil {
-		return nil, err
-	}
-	var labels []string
-	if spec.LabelsFile != "" && spec.LogitsOutput != "" {
-		lp, err := locate.File(spec.LabelsFile, dirs)
-		if err != nil {
-			return nil, fmt.Errorf("%w: labels: %w", ErrModel, err)
-		}
-		if labels, err = readLabels(lp); err != nil {
-			return nil, fmt.Errorf("%w: labels: %v", ErrModel, err)
-		}
-	}
-	e := &Engine{opts: opts, spec: spec, labels: labels, log: log, logitsIdx: -1, fmapIdx: -1}
-	if err := expose(m, spec.EmbeddingTensor, outEmbedding, true); err != nil {
-		return nil, err
-	}
-	e.outputs = []string{outEmbedding}
-	if spec.LogitsOutput != "" {
-		found := false
-		for _, o := range m.GetGraph().GetOutput() {
-			found = found || o.GetName() == spec.LogitsOutput
-		}
-		if !found {
-			return nil, fmt.Errorf("%w: logits output %q is not a graph output", ErrModel, spec.LogitsOutput)
-		}
-		e.logitsIdx = len(e.outputs)
-		e.outputs = append(e.outputs, spec.LogitsOutput)
-	}
-	if spec.FeatureMapTensor != "" {
-		if err := expose(m, spec.FeatureMapTensor, outFeatureMap, false); err != nil {
-			return nil, err
-		}
-		e.fmapIdx = len(e.outputs)
-		e.outputs = append(e.outputs, outFeatureMap)
-	}
-	onnxData, err := proto.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("%w: marshal edited graph: %v", ErrModel, err)
-	}
-
-	lib := locate.RuntimeLibrary(opts.RuntimeLibrary)
 	if err := acquireORT(lib); err != nil {
 		return nil, err
 	}
@@ -259,45 +247,26 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 			releaseORT()
 		}
 	}()
-
 	cores := runtime.GOMAXPROCS(0)
-	useCUDA := dev == "cuda" || dev == "auto"
-	for attempt := 0; ; attempt++ {
-		e.applyDefaults(useCUDA, cores)
-		err = e.createSessions(onnxData, useCUDA)
-		if err == nil {
-			err = e.warmUp(ctx)
-		}
-		if err == nil {
-			break
-		}
-		e.destroySessions()
-		if useCUDA && dev == "auto" && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			log.Warn("embed: CUDA unavailable, falling back to CPU", "err", err)
-			useCUDA = false
-			e.opts = opts
-			continue
-		}
-		if useCUDA && !errors.Is(err, ErrNoGPU) {
-			return nil, fmt.Errorf("%w: %w", ErrNoGPU, err)
-		}
+	useCUDA, err := e.startSessions(ctx, onnxData, dev, cores)
+	if err != nil {
 		return nil, err
 	}
 	device := "cpu"
 	if useCUDA {
 		device = "cuda"
 	}
-	e.info = Info{ModelID: spec.ID, Fingerprint: spec.Fingerprint(sum), Dims: spec.EmbeddingDim, Device: device,
-		Spec: spec, ModelPath: path, ModelSHA256: sum, Workers: e.opts.Workers, IntraOp: e.opts.IntraOpThreads,
+	e.info = Info{ModelID: ms.ID, Fingerprint: ms.Fingerprint(sum), Dims: ms.EmbeddingDim, Device: device,
+		Spec: ms, ModelPath: path, ModelSHA256: sum, Workers: e.opts.Workers, IntraOp: e.opts.IntraOpThreads,
 		MaxBatch: e.opts.MaxBatch}
 	dw := e.opts.DecodeWorkers
 	if dw <= 0 {
 		dw = cores + 1
 	}
 	e.decSem = make(chan struct{}, dw)
-	e.queue = make(chan *job, 4*e.opts.Workers*e.opts.MaxBatch)
+	e.queue = make(chan *job, queuePerSlot*e.opts.Workers*e.opts.MaxBatch)
 	e.stop = make(chan struct{})
-	n := spec.tensorLen()
+	n := ms.TensorLen()
 	e.bufs.New = func() any { b := make([]float32, n); return &b }
 	for i := range e.sessions {
 		e.wg.Add(1)
@@ -307,6 +276,85 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	log.Info("embed: engine ready", "model", path, "fingerprint", e.info.Fingerprint, "device", device,
 		"workers", e.opts.Workers, "intra_op_threads", e.opts.IntraOpThreads, "max_batch", e.opts.MaxBatch)
 	return e, nil
+}
+
+// loadModel reads and checks the model file and the labels, exposes the embedding (and the optional
+// feature map) as graph outputs and returns the edited graph with the file's path and sha256.
+func (e *Engine) loadModel() (onnxData []byte, path, sum string, err error) {
+	ms := e.spec
+	path = e.opts.ModelPath
+	if path == "" {
+		path = ms.File
+	}
+	m, sum, _, err := readModel(path)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if sums := ms.Checksums(); len(sums) > 0 && !slices.Contains(sums, sum) {
+		return nil, "", "", fmt.Errorf("%w: %s has sha256 %s, want %s", ErrModel, path, sum, strings.Join(sums, " or "))
+	}
+	if err := checkInput(m, ms); err != nil {
+		return nil, "", "", err
+	}
+	if lp := cmp.Or(e.opts.LabelsPath, ms.LabelsFile); lp != "" && ms.LogitsOutput != "" {
+		if e.labels, err = readLabels(lp); err != nil {
+			return nil, "", "", fmt.Errorf("%w: labels: %v", ErrModel, err)
+		}
+	}
+	if err := expose(m, ms.EmbeddingTensor, outEmbedding, true); err != nil {
+		return nil, "", "", err
+	}
+	e.outputs = []string{outEmbedding}
+	if ms.LogitsOutput != "" {
+		found := false
+		for _, o := range m.GetGraph().GetOutput() {
+			found = found || o.GetName() == ms.LogitsOutput
+		}
+		if !found {
+			return nil, "", "", fmt.Errorf("%w: logits output %q is not a graph output", ErrModel, ms.LogitsOutput)
+		}
+		e.logitsIdx = len(e.outputs)
+		e.outputs = append(e.outputs, ms.LogitsOutput)
+	}
+	if ms.FeatureMapTensor != "" {
+		if err := expose(m, ms.FeatureMapTensor, outFeatureMap, false); err != nil {
+			return nil, "", "", err
+		}
+		e.fmapIdx = len(e.outputs)
+		e.outputs = append(e.outputs, outFeatureMap)
+	}
+	if onnxData, err = proto.Marshal(m); err != nil {
+		return nil, "", "", fmt.Errorf("%w: marshal edited graph: %v", ErrModel, err)
+	}
+	return onnxData, path, sum, nil
+}
+
+// startSessions creates the session pool on the device and warms it up. With device "auto" a CUDA
+// failure falls back to the CPU with one short INFO line (a CPU-only machine is normal, not a fault).
+func (e *Engine) startSessions(ctx context.Context, onnxData []byte, dev string, cores int) (useCUDA bool, err error) {
+	useCUDA = dev == "cuda" || dev == "auto"
+	asked := e.opts // applyDefaults fills per device; a fallback starts again from what was asked
+	for {
+		e.applyDefaults(useCUDA, cores)
+		err = e.createSessions(onnxData, useCUDA)
+		if err == nil {
+			err = e.warmUp(ctx)
+		}
+		if err == nil {
+			return useCUDA, nil
+		}
+		e.destroySessions()
+		if useCUDA && dev == "auto" && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			e.log.Info("embed: no GPU: using CPU", "reason", shortReason(err))
+			useCUDA = false
+			e.opts = asked
+			continue
+		}
+		if useCUDA && !errors.Is(err, ErrNoGPU) {
+			return false, fmt.Errorf("%w: %w", ErrNoGPU, err)
+		}
+		return false, err
+	}
 }
 
 func (e *Engine) applyDefaults(cuda bool, cores int) {
@@ -324,13 +372,13 @@ func (e *Engine) applyDefaults(cuda bool, cores int) {
 		}
 	}
 	if o.MaxBatch <= 0 {
-		o.MaxBatch = 1
+		o.MaxBatch = DefaultMaxBatchCPU
 		if cuda {
-			o.MaxBatch = 32
+			o.MaxBatch = DefaultMaxBatchCUDA
 		}
 	}
 	if o.MaxBatchWait <= 0 && cuda {
-		o.MaxBatchWait = 2 * time.Millisecond
+		o.MaxBatchWait = DefaultMaxBatchWaitCUDA
 	}
 }
 
@@ -385,7 +433,7 @@ func (e *Engine) destroySessions() {
 // warmUp runs one dummy batch per session so the first request does not pay for ORT's lazy
 // initialisation, and checks the output sizes against the spec.
 func (e *Engine) warmUp(ctx context.Context) error {
-	n := e.spec.tensorLen()
+	n := e.spec.TensorLen()
 	for _, s := range e.sessions {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -410,7 +458,7 @@ func (e *Engine) run(s *ort.DynamicAdvancedSession, buf []float32, out []Embeddi
 	if e.spec.Layout == "NHWC" {
 		shape = ort.NewShape(int64(bs), S, S, 3)
 	}
-	in, err := ort.NewTensor(shape, buf[:bs*e.spec.tensorLen()])
+	in, err := ort.NewTensor(shape, buf[:bs*e.spec.TensorLen()])
 	if err != nil {
 		return fmt.Errorf("embed: input tensor: %w", err)
 	}
@@ -474,7 +522,7 @@ func (e *Engine) run(s *ort.DynamicAdvancedSession, buf []float32, out []Embeddi
 		out[i].Timings.Inference = dt
 		if logits != nil {
 			k := len(logits) / bs
-			out[i].Labels = topK(logits[i*k:(i+1)*k], e.labels, 5)
+			out[i].Labels = topK(logits[i*k:(i+1)*k], e.labels, topLabels)
 		}
 		if fmap != nil {
 			k := len(fmap) / bs
@@ -487,7 +535,7 @@ func (e *Engine) run(s *ort.DynamicAdvancedSession, buf []float32, out []Embeddi
 
 func (e *Engine) worker(s *ort.DynamicAdvancedSession) {
 	defer e.wg.Done()
-	n := e.spec.tensorLen()
+	n := e.spec.TensorLen()
 	buf := make([]float32, e.opts.MaxBatch*n)
 	batch := make([]*job, 0, e.opts.MaxBatch)
 	outs := make([]Embedding, e.opts.MaxBatch)
@@ -622,13 +670,49 @@ func (e *Engine) Embed(ctx context.Context, imgs []Image) ([]Embedding, error) {
 	return res, nil
 }
 
+// EmbedTensors embeds input tensors the caller prepared (each Info().Spec.TensorLen() values, laid
+// out and normalised per the spec), skipping decoding and preprocessing: for baselines that make
+// tensors their own way and for timing inference alone (internal/bench). The tensors are copied;
+// errors as Embed.
+func (e *Engine) EmbedTensors(ctx context.Context, tensors [][]float32) ([]Embedding, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	n := e.spec.TensorLen()
+	res := make([]Embedding, len(tensors))
+	done := make(chan struct{}, len(tensors))
+	pending := 0
+submit:
+	for i, t := range tensors {
+		if len(t) != n {
+			res[i].Err = fmt.Errorf("embed: tensor %d has %d values, the model takes %d", i, len(t), n)
+			continue
+		}
+		buf := e.getBuf()
+		copy(buf, t)
+		select {
+		case e.queue <- &job{tensor: buf, out: &res[i], done: done}:
+			pending++
+		case <-ctx.Done():
+			e.putBuf(buf)
+			break submit
+		}
+	}
+	for ; pending > 0; pending-- {
+		<-done // bounded as in Embed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 // prepare decodes and preprocesses one image into a pooled tensor buffer.
 func (e *Engine) prepare(img Image, out *Embedding) ([]float32, bool) {
-	if e.stdlib {
-		return e.prepareStdlib(img, out)
-	}
 	t0 := time.Now()
-	d, err := decodeImage(img.Data, img.Crop, e.opts.MaxPixels, e.spec.wantScale)
+	d, err := decodeImage(img.Data, img.Crop, e.limits, e.want)
 	t1 := time.Now()
 	out.Width, out.Height = d.cfg.Width, d.cfg.Height
 	out.Timings.Decode = t1.Sub(t0)
@@ -637,7 +721,7 @@ func (e *Engine) prepare(img Image, out *Embedding) ([]float32, bool) {
 		return nil, false
 	}
 	buf := e.getBuf()
-	e.spec.preprocessInto(buf, d)
+	preprocessInto(e.spec, buf, d)
 	d.release()
 	out.Timings.Preprocess = time.Since(t1)
 	return buf, true
@@ -724,4 +808,28 @@ func readLabels(path string) ([]string, error) {
 		out = append(out, strings.TrimSpace(sc.Text()))
 	}
 	return out, sc.Err()
+}
+
+// shortReason boils a session-creation error down to its cause for one short log line: ONNX
+// Runtime's messages carry a source location and absolute paths (400 characters for a missing
+// CUDA provider library), so keep the text after its last "FAIL :" or "with error:", file names
+// instead of paths, at most maxReason bytes.
+func shortReason(err error) string {
+	s := err.Error()
+	for _, mark := range []string{": FAIL : ", "with error: "} {
+		if i := strings.LastIndex(s, mark); i >= 0 {
+			s = s[i+len(mark):]
+		}
+	}
+	words := strings.Fields(s)
+	for i, w := range words {
+		if strings.Contains(w, "/") {
+			words[i] = filepath.Base(w)
+		}
+	}
+	s = strings.Join(words, " ")
+	if len(s) > maxReason {
+		s = strings.ToValidUTF8(s[:maxReason], "") + "..."
+	}
+	return s
 }

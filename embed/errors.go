@@ -14,6 +14,9 @@ var (
 	ErrCorrupt = errors.New("embed: corrupt image")
 	// ErrTooLarge: the header announces more pixels than the configured limit; nothing was decoded.
 	ErrTooLarge = errors.New("embed: image too large")
+	// ErrAspectRatio: the header announces a longer side more than Options.MaxAspectRatio times the
+	// shorter one; nothing was decoded.
+	ErrAspectRatio = errors.New("embed: aspect ratio too extreme")
 	// ErrBadCrop: Image.Crop lies outside the (oriented) image or is empty.
 	ErrBadCrop = errors.New("embed: bad crop rectangle")
 )
@@ -23,7 +26,7 @@ var (
 	// ErrNoGPU: Device "cuda" was asked for but no usable CUDA execution provider or GPU exists.
 	ErrNoGPU = errors.New("embed: no usable GPU (CUDA execution provider unavailable)")
 	// ErrModel: the model file is missing, corrupt, fails its checksum, or its graph does not match
-	// the ModelSpec (input name or shape, embedding tensor).
+	// the spec.Model (input name or shape, embedding tensor).
 	ErrModel = errors.New("embed: bad model")
 	// ErrRuntime: the ONNX Runtime shared library cannot be loaded or initialised.
 	ErrRuntime = errors.New("embed: ONNX Runtime unavailable")

@@ -8,6 +8,8 @@ import (
 	"image"
 	"image/png"
 	"testing"
+
+	"github.com/lookalike/lookalike/embed/spec"
 )
 
 // hugePNG is a valid PNG header announcing w x h pixels, followed by nothing useful.
@@ -135,10 +137,10 @@ func TestBadInputs(t *testing.T) {
 		})
 	}
 	t.Run("pixel limit is configurable", func(t *testing.T) {
-		if _, err := decodeImage(photo, nil, 640*480-1, DefaultModelSpec().wantScale); !errors.Is(err, ErrTooLarge) {
+		if _, err := decodeImage(photo, nil, limits{pixels: 640*480 - 1}, wantScale(spec.DefaultModel())); !errors.Is(err, ErrTooLarge) {
 			t.Errorf("limit 640*480-1: %v, want ErrTooLarge", err)
 		}
-		if _, err := decodeImage(photo, nil, 640*480, DefaultModelSpec().wantScale); err != nil {
+		if _, err := decodeImage(photo, nil, limits{pixels: 640 * 480}, wantScale(spec.DefaultModel())); err != nil {
 			t.Errorf("limit 640*480: %v", err)
 		}
 		if _, err := Thumbnail(hugePNG(100000, 100000), 256, 80, 0); !errors.Is(err, ErrTooLarge) {

@@ -3,6 +3,8 @@ package embed
 import (
 	"errors"
 	"testing"
+
+	"github.com/lookalike/lookalike/embed/spec"
 )
 
 // FuzzDecode drives the decode entry points (header, full decode with a crop, preprocessing,
@@ -11,8 +13,8 @@ import (
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte{}, uint16(0), uint16(0))
 	f.Add([]byte("not an image"), uint16(1), uint16(1))
-	spec := DefaultModelSpec()
-	buf := make([]float32, spec.tensorLen())
+	ms := spec.DefaultModel()
+	buf := make([]float32, ms.TensorLen())
 	const limit = 4 << 20 // keep each input cheap
 	f.Fuzz(func(t *testing.T, data []byte, cw, ch uint16) {
 		cfg, err := DecodeConfig(data)
@@ -29,7 +31,7 @@ func FuzzDecode(f *testing.F) {
 		if cw > 0 && ch > 0 {
 			crop = &Rect{X: 0, Y: 0, W: int(cw), H: int(ch)}
 		}
-		d, err := decodeImage(data, crop, limit, spec.wantScale)
+		d, err := decodeImage(data, crop, limits{pixels: limit, aspect: spec.DefaultMaxAspectRatio}, wantScale(ms))
 		if err != nil {
 			if !isPackageErr(err) {
 				t.Fatalf("decode: untyped error %v", err)
@@ -39,7 +41,7 @@ func FuzzDecode(f *testing.F) {
 		if d.img.w*d.img.h*3 != len(d.img.pix) || d.img.w <= 0 || d.img.h <= 0 {
 			t.Fatalf("decoded %dx%d with %d bytes", d.img.w, d.img.h, len(d.img.pix))
 		}
-		spec.preprocessInto(buf, d)
+		preprocessInto(ms, buf, d)
 		for _, v := range buf {
 			if v != v || v > 10 || v < -10 {
 				t.Fatalf("tensor value %v out of range", v)
@@ -52,7 +54,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 func isPackageErr(err error) bool {
-	for _, s := range []error{ErrEmpty, ErrNotImage, ErrUnsupported, ErrCorrupt, ErrTooLarge, ErrBadCrop} {
+	for _, s := range []error{ErrEmpty, ErrNotImage, ErrUnsupported, ErrCorrupt, ErrTooLarge, ErrAspectRatio, ErrBadCrop} {
 		if errors.Is(err, s) {
 			return true
 		}

@@ -1,6 +1,7 @@
 package embed
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -8,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
-	"github.com/lookalike/lookalike/internal/locate"
+	"github.com/lookalike/lookalike/embed/spec"
 	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/proto"
 )
@@ -231,8 +232,9 @@ func opset(m *onnx.ModelProto) int64 {
 	return 0
 }
 
-// Inspect lists a model's inputs, outputs, opset and candidate embedding layers.
-func Inspect(path string) (ModelReport, error) {
+// Inspect lists a model's inputs, outputs, opset and candidate embedding layers. runtimeLibrary is
+// the ONNX Runtime library that measures the candidates' shapes ("" = DefaultRuntimeLibrary).
+func Inspect(path, runtimeLibrary string) (ModelReport, error) {
 	m, sum, size, err := readModel(path)
 	if err != nil {
 		return ModelReport{}, err
@@ -272,7 +274,7 @@ func Inspect(path string) (ModelReport, error) {
 			}
 		}
 	}
-	if err := probeShapes(m, &r); err != nil {
+	if err := probeShapes(m, &r, runtimeLibrary); err != nil {
 		r.ProbeError = err.Error()
 	}
 	return r, nil
@@ -281,7 +283,7 @@ func Inspect(path string) (ModelReport, error) {
 // probeShapes fills the candidates' unknown shapes by running the model once on zeros with every
 // candidate exposed (quantized graphs rarely record intermediate shapes). Needs ONNX Runtime; the
 // batch dimension is reported as -1.
-func probeShapes(m *onnx.ModelProto, r *ModelReport) error {
+func probeShapes(m *onnx.ModelProto, r *ModelReport, lib string) error {
 	if len(r.Inputs) != 1 || len(r.Candidates) == 0 {
 		return nil
 	}
@@ -319,7 +321,7 @@ func probeShapes(m *onnx.ModelProto, r *ModelReport) error {
 	if err != nil {
 		return err
 	}
-	if err := acquireORT(locate.RuntimeLibrary("")); err != nil {
+	if err := acquireORT(cmp.Or(lib, DefaultRuntimeLibrary)); err != nil {
 		return err
 	}
 	defer releaseORT()
@@ -417,32 +419,32 @@ func exposeFloatAsIs(m *onnx.ModelProto, tensor string) error {
 
 // checkInput refuses a model whose input does not match the spec (name, float, rank 4, channels and
 // size; batch and spatial dimensions may be symbolic).
-func checkInput(m *onnx.ModelProto, spec ModelSpec) error {
+func checkInput(m *onnx.ModelProto, ms spec.Model) error {
 	gi := indexGraph(m.GetGraph())
-	v, ok := gi.info[spec.Input]
-	if !ok || gi.init[spec.Input] {
+	v, ok := gi.info[ms.Input]
+	if !ok || gi.init[ms.Input] {
 		var names []string
 		for _, in := range m.GetGraph().GetInput() {
 			if !gi.init[in.GetName()] {
 				names = append(names, in.GetName())
 			}
 		}
-		return fmt.Errorf("%w: no input %q (inputs: %s)", ErrModel, spec.Input, strings.Join(names, ", "))
+		return fmt.Errorf("%w: no input %q (inputs: %s)", ErrModel, ms.Input, strings.Join(names, ", "))
 	}
 	ti := valueInfo(v)
-	want := []int64{-1, 3, int64(spec.InputSize), int64(spec.InputSize)}
-	if spec.Layout == "NHWC" {
-		want = []int64{-1, int64(spec.InputSize), int64(spec.InputSize), 3}
+	want := []int64{-1, 3, int64(ms.InputSize), int64(ms.InputSize)}
+	if ms.Layout == "NHWC" {
+		want = []int64{-1, int64(ms.InputSize), int64(ms.InputSize), 3}
 	}
 	if ti.ElemType != "float" || (ti.Shape != nil && len(ti.Shape) != 4) {
-		return fmt.Errorf("%w: input %q is %s %v, want float %v", ErrModel, spec.Input, ti.ElemType, ti.Shape, want)
+		return fmt.Errorf("%w: input %q is %s %v, want float %v", ErrModel, ms.Input, ti.ElemType, ti.Shape, want)
 	}
 	for i, d := range ti.Shape {
 		if i == 0 && d != -1 {
-			return fmt.Errorf("%w: input %q has fixed batch %d; a dynamic batch dimension is required", ErrModel, spec.Input, d)
+			return fmt.Errorf("%w: input %q has fixed batch %d; a dynamic batch dimension is required", ErrModel, ms.Input, d)
 		}
 		if i > 0 && d != -1 && d != want[i] {
-			return fmt.Errorf("%w: input %q has shape %v, spec wants %v (%s, input_size %d)", ErrModel, spec.Input, ti.Shape, want, spec.Layout, spec.InputSize)
+			return fmt.Errorf("%w: input %q has shape %v, spec wants %v (%s, input_size %d)", ErrModel, ms.Input, ti.Shape, want, ms.Layout, ms.InputSize)
 		}
 	}
 	return nil

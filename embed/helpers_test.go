@@ -1,6 +1,7 @@
 package embed
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/internal/locate"
 )
 
@@ -16,7 +18,7 @@ import (
 func testEngine(t testing.TB) *Engine {
 	t.Helper()
 	sharedOnce.Do(func() {
-		sharedEngine, sharedErr = New(context.Background(), Options{})
+		sharedEngine, sharedErr = New(context.Background(), testOptions(Options{}))
 	})
 	if sharedErr != nil {
 		skipIfAbsent(t, sharedErr)
@@ -39,11 +41,26 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// skipIfAbsent skips only when the runtime library or the model file cannot be found at all.
+// testOptions fills in what cmd/lookalike resolves before calling New: the model and labels files
+// on the model search path and the runtime library. A name that does not resolve is passed on as
+// given, so that New reports it (and skipIfAbsent skips when the default model is missing).
+func testOptions(o Options) Options {
+	m := o.Model
+	if m == (spec.Model{}) {
+		m = spec.DefaultModel()
+	}
+	if model, labels, err := locate.ModelFiles(m); err == nil {
+		o.ModelPath, o.LabelsPath = cmp.Or(o.ModelPath, model), cmp.Or(o.LabelsPath, labels)
+	}
+	o.RuntimeLibrary = cmp.Or(o.RuntimeLibrary, locate.RuntimeLibrary(""))
+	return o
+}
+
+// skipIfAbsent skips only when the runtime library or the default model cannot be found at all.
 func skipIfAbsent(t testing.TB, err error) {
 	t.Helper()
-	if errors.Is(err, locate.ErrNotFound) {
-		t.Skipf("model not installed (run scripts/setup): %v", err)
+	if _, _, lerr := locate.ModelFiles(spec.DefaultModel()); errors.Is(lerr, locate.ErrNotFound) {
+		t.Skipf("model not installed (run scripts/setup): %v", lerr)
 	}
 	if errors.Is(err, ErrRuntime) {
 		if _, statErr := os.Stat(locate.RuntimeLibrary("")); statErr != nil {

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lookalike/lookalike/embed/spec"
+	"github.com/lookalike/lookalike/internal/locate"
 )
 
 func modelPath(t testing.TB) string {
@@ -20,87 +23,16 @@ func modelPath(t testing.TB) string {
 	return testEngine(t).Info().ModelPath
 }
 
-func TestValidate(t *testing.T) {
-	cases := []struct {
-		field string
-		edit  func(*ModelSpec)
-	}{
-		{"", func(*ModelSpec) {}},
-		{"id", func(s *ModelSpec) { s.ID = "" }},
-		{"file", func(s *ModelSpec) { s.File = "" }},
-		{"input", func(s *ModelSpec) { s.Input = "" }},
-		{"input_size", func(s *ModelSpec) { s.InputSize = 0 }},
-		{"resize_shorter", func(s *ModelSpec) { s.ResizeShorter = 100 }},
-		{"crop", func(s *ModelSpec) { s.Crop = "fit" }},
-		{"channel_order", func(s *ModelSpec) { s.ChannelOrder = "rgb" }},
-		{"layout", func(s *ModelSpec) { s.Layout = "CHW" }},
-		{"embedding_tensor", func(s *ModelSpec) { s.EmbeddingTensor = "" }},
-		{"embedding_dim", func(s *ModelSpec) { s.EmbeddingDim = -1 }},
-		{"std", func(s *ModelSpec) { s.Std[1] = 0 }},
-		{"sha256", func(s *ModelSpec) { s.SHA256 = "abc" }},
-	}
-	for _, c := range cases {
-		t.Run(c.field, func(t *testing.T) {
-			s := DefaultModelSpec()
-			c.edit(&s)
-			err := s.Validate()
-			if c.field == "" {
-				if err != nil {
-					t.Fatalf("default spec: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), c.field) {
-				t.Errorf("Validate = %v, want an error naming %q", err, c.field)
-			}
-		})
-	}
-}
-
-func TestFingerprint(t *testing.T) {
-	s := DefaultModelSpec()
-	fp := s.Fingerprint(defaultModelSHA256Shared)
-	if !strings.HasPrefix(fp, "mnv2i8-") || len(fp) != len("mnv2i8-")+12 {
-		t.Fatalf("fingerprint %q, want mnv2i8-<12 hex>", fp)
-	}
-	if again := DefaultModelSpec().Fingerprint(defaultModelSHA256Shared); again != fp {
-		t.Errorf("not stable: %s vs %s", fp, again)
-	}
-	changes := map[string]func(*ModelSpec){
-		"model bytes": nil,
-		"mean":        func(s *ModelSpec) { s.Mean[0] = 0.5 },
-		"crop":        func(s *ModelSpec) { s.Crop = "squash" },
-		"order":       func(s *ModelSpec) { s.ChannelOrder = "BGR" },
-		"tensor":      func(s *ModelSpec) { s.EmbeddingTensor = "627_quantized" },
-		"shorter":     func(s *ModelSpec) { s.ResizeShorter = 224 },
-	}
-	for name, edit := range changes {
-		s := DefaultModelSpec()
-		sum := defaultModelSHA256Shared
-		if edit == nil {
-			sum = defaultModelSHA256Zoo
-		} else {
-			edit(&s)
-		}
-		if got := s.Fingerprint(sum); got == fp {
-			t.Errorf("%s change keeps fingerprint %s", name, fp)
-		}
-	}
-	// Fields that do not change the tensor keep it.
-	s.LabelsFile, s.File, s.SHA256 = "x.txt", "/elsewhere/model.onnx", ""
-	if got := s.Fingerprint(defaultModelSHA256Shared); got != fp {
-		t.Errorf("labels/file path changed the fingerprint: %s vs %s", got, fp)
-	}
-	if testing.Short() {
-		return
-	}
-	if e := testEngine(t); e.Info().Fingerprint != fp && e.Info().ModelSHA256 == defaultModelSHA256Shared {
-		t.Errorf("engine fingerprint %s, want %s", e.Info().Fingerprint, fp)
+// TestEngineFingerprint: the engine names its vectors with the spec's fingerprint of the bytes it loaded.
+func TestEngineFingerprint(t *testing.T) {
+	info := testEngine(t).Info()
+	if want := spec.DefaultModel().Fingerprint(info.ModelSHA256); info.Fingerprint != want {
+		t.Errorf("engine fingerprint %s, want %s", info.Fingerprint, want)
 	}
 }
 
 func TestInspect(t *testing.T) {
-	r, err := Inspect(modelPath(t))
+	r, err := Inspect(modelPath(t), locate.RuntimeLibrary(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,17 +57,17 @@ func TestInspect(t *testing.T) {
 	if len(found.Shape) != 4 || found.Shape[1] != 1280 {
 		t.Errorf("464_quantized shape %v, want [N,1280,1,1] (probe error: %q)", found.Shape, r.ProbeError)
 	}
-	if _, err := Inspect(filepath.Join(t.TempDir(), "none.onnx")); !errors.Is(err, ErrModel) {
+	if _, err := Inspect(filepath.Join(t.TempDir(), "none.onnx"), ""); !errors.Is(err, ErrModel) {
 		t.Errorf("missing file: %v", err)
 	}
 }
 
 func TestExportWithOutputs(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "with-embedding.onnx")
-	if err := ExportWithOutputs(modelPath(t), dst, "464_quantized", DefaultFeatureMapTensor); err != nil {
+	if err := ExportWithOutputs(modelPath(t), dst, "464_quantized", spec.DefaultFeatureMapTensor); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Inspect(dst)
+	r, err := Inspect(dst, locate.RuntimeLibrary(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +82,9 @@ func TestExportWithOutputs(t *testing.T) {
 		t.Errorf("unknown tensor: %v, want ErrModel", err)
 	}
 	// The exported copy loads as a model of its own (no checksum) and embeds alike.
-	spec := DefaultModelSpec()
-	spec.File, spec.SHA256 = dst, ""
-	e2, err := New(context.Background(), Options{Model: spec, Workers: 1})
+	ms := spec.DefaultModel()
+	ms.File, ms.SHA256 = dst, ""
+	e2, err := New(context.Background(), testOptions(Options{Model: ms, Workers: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +97,9 @@ func TestExportWithOutputs(t *testing.T) {
 }
 
 func TestFeatureMap(t *testing.T) {
-	spec := DefaultModelSpec()
-	spec.FeatureMapTensor = DefaultFeatureMapTensor
-	e, err := New(context.Background(), Options{Model: spec, Workers: 1})
+	ms := spec.DefaultModel()
+	ms.FeatureMapTensor = spec.DefaultFeatureMapTensor
+	e, err := New(context.Background(), testOptions(Options{Model: ms, Workers: 1}))
 	if err != nil {
 		skipIfAbsent(t, err)
 		t.Fatal(err)
@@ -194,9 +126,9 @@ func TestFeatureMap(t *testing.T) {
 
 // TestFloatEmbeddingTensor: a float tensor (here the logits) is exposed without dequantizing.
 func TestFloatEmbeddingTensor(t *testing.T) {
-	spec := DefaultModelSpec()
-	spec.EmbeddingTensor, spec.EmbeddingDim = "output", 1000
-	e, err := New(context.Background(), Options{Model: spec, Workers: 1})
+	ms := spec.DefaultModel()
+	ms.EmbeddingTensor, ms.EmbeddingDim = "output", 1000
+	e, err := New(context.Background(), testOptions(Options{Model: ms, Workers: 1}))
 	if err != nil {
 		skipIfAbsent(t, err)
 		t.Fatal(err)
@@ -228,28 +160,28 @@ func TestModelErrors(t *testing.T) {
 	os.WriteFile(truncated, b[:len(b)/3], 0o644)
 	cases := []struct {
 		name string
-		edit func(*ModelSpec)
+		edit func(*spec.Model)
 		want string
 	}{
-		{"missing file", func(s *ModelSpec) { s.File = filepath.Join(dir, "absent.onnx") }, "absent.onnx"},
-		{"missing labels", func(s *ModelSpec) { s.LabelsFile = filepath.Join(dir, "absent.txt") }, "absent.txt"},
-		{"wrong checksum", func(s *ModelSpec) { s.SHA256 = strings.Repeat("ab", 32) }, "sha256"},
-		{"garbage file", func(s *ModelSpec) { s.File, s.SHA256 = garbage, "" }, "garbage.onnx"},
-		{"truncated file", func(s *ModelSpec) { s.File, s.SHA256 = truncated, "" }, "truncated.onnx"},
-		{"wrong input size", func(s *ModelSpec) { s.InputSize, s.ResizeShorter = 192, 0 }, "input_size 192"},
-		{"wrong layout", func(s *ModelSpec) { s.Layout = "NHWC" }, "NHWC"},
-		{"wrong input name", func(s *ModelSpec) { s.Input = "images" }, `"images"`},
-		{"unknown embedding tensor", func(s *ModelSpec) { s.EmbeddingTensor = "nope" }, `"nope"`},
-		{"wrong embedding dim", func(s *ModelSpec) { s.EmbeddingDim = 1000 }, "embedding_dim 1000"},
-		{"unknown logits", func(s *ModelSpec) { s.LogitsOutput = "probs" }, `"probs"`},
-		{"invalid spec", func(s *ModelSpec) { s.Crop = "zoom" }, "crop"},
+		{"missing file", func(s *spec.Model) { s.File = filepath.Join(dir, "absent.onnx") }, "absent.onnx"},
+		{"missing labels", func(s *spec.Model) { s.LabelsFile = filepath.Join(dir, "absent.txt") }, "absent.txt"},
+		{"wrong checksum", func(s *spec.Model) { s.SHA256 = strings.Repeat("ab", 32) }, "sha256"},
+		{"garbage file", func(s *spec.Model) { s.File, s.SHA256 = garbage, "" }, "garbage.onnx"},
+		{"truncated file", func(s *spec.Model) { s.File, s.SHA256 = truncated, "" }, "truncated.onnx"},
+		{"wrong input size", func(s *spec.Model) { s.InputSize, s.ResizeShorter = 192, 0 }, "input_size 192"},
+		{"wrong layout", func(s *spec.Model) { s.Layout = "NHWC" }, "NHWC"},
+		{"wrong input name", func(s *spec.Model) { s.Input = "images" }, `"images"`},
+		{"unknown embedding tensor", func(s *spec.Model) { s.EmbeddingTensor = "nope" }, `"nope"`},
+		{"wrong embedding dim", func(s *spec.Model) { s.EmbeddingDim = 1000 }, "embedding_dim 1000"},
+		{"unknown logits", func(s *spec.Model) { s.LogitsOutput = "probs" }, `"probs"`},
+		{"invalid spec", func(s *spec.Model) { s.Crop = "zoom" }, "crop"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			spec := DefaultModelSpec()
-			spec.File = good
-			c.edit(&spec)
-			e, err := New(context.Background(), Options{Model: spec, Workers: 1})
+			ms := spec.DefaultModel()
+			ms.File = good
+			c.edit(&ms)
+			e, err := New(context.Background(), testOptions(Options{Model: ms, Workers: 1}))
 			if err == nil {
 				e.Close()
 				t.Fatal("New accepted a bad model")
@@ -259,20 +191,15 @@ func TestModelErrors(t *testing.T) {
 			}
 		})
 	}
-	t.Run("zoo checksum accepted", func(t *testing.T) {
-		if !strings.Contains(DefaultModelSpec().SHA256, defaultModelSHA256Zoo) {
-			t.Error("default spec does not accept the zoo's checksum")
-		}
-	})
 }
 
 // TestDevice: no GPU here, so "cuda" must fail with ErrNoGPU and "auto" must fall back to the CPU
-// with one log line.
+// with one short INFO line (a CPU-only machine is normal, not worth a warning).
 func TestDevice(t *testing.T) {
 	testEngine(t)
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	if e, err := New(context.Background(), Options{Device: "cuda", Workers: 1}); err == nil {
+	if e, err := New(context.Background(), testOptions(Options{Device: "cuda", Workers: 1})); err == nil {
 		if e.Info().Device == "cuda" {
 			e.Close()
 			t.Skip("a usable GPU is present; the no-GPU paths cannot be tested here")
@@ -281,7 +208,7 @@ func TestDevice(t *testing.T) {
 	} else if !errors.Is(err, ErrNoGPU) || strings.Contains(err.Error(), "\n") {
 		t.Errorf("Device cuda: %q, want ErrNoGPU on one line", err)
 	}
-	e, err := New(context.Background(), Options{Device: "auto", Workers: 1, Logger: log})
+	e, err := New(context.Background(), testOptions(Options{Device: "auto", Workers: 1, Logger: log}))
 	if err != nil {
 		t.Fatalf("Device auto: %v", err)
 	}
@@ -289,11 +216,18 @@ func TestDevice(t *testing.T) {
 	if e.Info().Device != "cpu" {
 		t.Errorf("auto fell back to %q", e.Info().Device)
 	}
-	if n := strings.Count(logs.String(), "falling back to CPU"); n != 1 {
-		t.Errorf("want one fallback log line, got %d in:\n%s", n, logs.String())
+	var fallback []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "no GPU: using CPU") {
+			fallback = append(fallback, l)
+		}
 	}
+	if len(fallback) != 1 || !strings.Contains(fallback[0], "level=INFO") || len(fallback[0]) > 250 {
+		t.Errorf("want one short INFO fallback line, got %q in:\n%s", fallback, logs.String())
+	}
+	t.Logf("fallback line: %s", fallback)
 	embedOne(t, e, Image{Data: readPhoto(t, "ukbench00000.jpg")})
-	if _, err := New(context.Background(), Options{Device: "tpu"}); err == nil || !strings.Contains(err.Error(), "tpu") {
+	if _, err := New(context.Background(), testOptions(Options{Device: "tpu"})); err == nil || !strings.Contains(err.Error(), "tpu") {
 		t.Errorf("unknown device: %v", err)
 	}
 }
@@ -302,7 +236,7 @@ func TestDevice(t *testing.T) {
 // this process has already loaded the real library.
 func TestRuntimeMissing(t *testing.T) {
 	if os.Getenv("LOOKALIKE_CHILD_RUNTIME") == "1" {
-		_, err := New(context.Background(), Options{RuntimeLibrary: "/nonexistent/libonnxruntime.so.1"})
+		_, err := New(context.Background(), testOptions(Options{RuntimeLibrary: "/nonexistent/libonnxruntime.so.1"}))
 		if !errors.Is(err, ErrRuntime) || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("missing runtime: %q, want ErrRuntime on one line", err)
 		}
@@ -319,7 +253,7 @@ func TestRuntimeMissing(t *testing.T) {
 // TestDynamicBatching: concurrent single-image callers share inference runs when MaxBatch > 1.
 func TestDynamicBatching(t *testing.T) {
 	testEngine(t)
-	e, err := New(context.Background(), Options{Workers: 1, MaxBatch: 8, MaxBatchWait: 200 * time.Millisecond})
+	e, err := New(context.Background(), testOptions(Options{Workers: 1, MaxBatch: 8, MaxBatchWait: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +286,7 @@ func TestDynamicBatching(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	testEngine(t)
-	e, err := New(context.Background(), Options{Workers: 1})
+	e, err := New(context.Background(), testOptions(Options{Workers: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package embed
 import (
 	"os"
 	"testing"
+
+	"github.com/lookalike/lookalike/embed/spec"
 )
 
 // TestExportForPeer writes the default model with its embedding as a graph output to
@@ -12,7 +14,7 @@ func TestExportForPeer(t *testing.T) {
 	if dst == "" {
 		t.Skip("set LOOKALIKE_EXPORT=/tmp/model.onnx to write the peer's model")
 	}
-	if err := ExportWithOutputs(modelPath(t), dst, DefaultModelSpec().EmbeddingTensor); err != nil {
+	if err := ExportWithOutputs(modelPath(t), dst, spec.DefaultModel().EmbeddingTensor); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -3,6 +3,8 @@ package embed
 import (
 	"math"
 	"sync"
+
+	"github.com/lookalike/lookalike/embed/spec"
 )
 
 // Scratch buffers of the hot path, reused across images: a decoded photo and the resampler's
@@ -30,26 +32,36 @@ func getFloats(n int) []float32 {
 
 func putFloats(b []float32) { floatPool.Put(&b) }
 
-// tensorLen is the number of float32 values one image occupies in the input tensor.
-func (s ModelSpec) tensorLen() int { return 3 * s.InputSize * s.InputSize }
-
-// wantScale returns the fraction of the full-resolution crop the resize needs; JPEG decoding picks
-// the smallest DCT scale at or above it, so the resampler only ever shrinks by less than ~1.3x.
-func (s ModelSpec) wantScale(cw, ch int) float64 {
+// wantScale returns, for a crop of cw x ch pixels, the fraction of its full resolution s's resize
+// needs; JPEG decoding picks the smallest DCT scale at or above it, so the resampler only ever
+// shrinks by less than ~1.3x.
+func wantScale(s spec.Model) func(cw, ch int) float64 {
 	if s.Crop == "squash" {
-		return math.Max(float64(s.InputSize)/float64(cw), float64(s.InputSize)/float64(ch))
+		return func(cw, ch int) float64 {
+			return math.Max(float64(s.InputSize)/float64(cw), float64(s.InputSize)/float64(ch))
+		}
 	}
-	return float64(s.resizeShorter()) / float64(min(cw, ch))
+	return func(cw, ch int) float64 { return float64(s.ResizeTarget()) / float64(min(cw, ch)) }
 }
+
+// maxWeightTable is the most weights (float32) an axis keeps in a table. A triangle filter
+// shrinking n source samples needs about 2n taps in all, so an image 1 pixel wide and 50 million
+// high would need a 400 MB table; beyond this size each weight is computed when it is used (the
+// same arithmetic, so the same result), so memory does not grow with the aspect ratio or the
+// downscale factor. Images within the default limits never get there.
+const maxWeightTable = 1 << 18
 
 // axisWeights holds, per output sample, the first source index and the normalised tap weights of a
 // triangle (bilinear) filter whose support widens with the downscale factor: area-averaging when
 // shrinking, plain bilinear when enlarging (Pillow's antialiased bilinear, torchvision antialias=True).
 type axisWeights struct {
-	start []int
-	n     []int
-	taps  int
-	w     []float32
+	start  []int
+	n      []int
+	center []float64 // of each output sample, in source coordinates
+	sum    []float64 // of its unnormalised taps; 0 for a degenerate window (weight 1, one pixel)
+	taps   int
+	fscale float64
+	w      []float32 // output i's window at w[i*taps:]; nil when larger than maxWeightTable
 }
 
 // makeWeights maps out output samples onto the source interval [lo, hi) scaled by scale
@@ -62,7 +74,11 @@ func makeWeights(out int, lo, hi, scale float64, off int, srcLen int) axisWeight
 		support = fscale
 	}
 	taps := int(math.Ceil(support))*2 + 2
-	aw := axisWeights{start: make([]int, out), n: make([]int, out), taps: taps, w: make([]float32, out*taps)}
+	aw := axisWeights{start: make([]int, out), n: make([]int, out), center: make([]float64, out), sum: make([]float64, out),
+		taps: taps, fscale: fscale}
+	if out*taps <= maxWeightTable {
+		aw.w = make([]float32, out*taps)
+	}
 	ilo := max(0, int(math.Floor(lo)))
 	ihi := min(srcLen, int(math.Ceil(hi)))
 	if ihi <= ilo {
@@ -76,31 +92,120 @@ func makeWeights(out int, lo, hi, scale float64, off int, srcLen int) axisWeight
 			b = a + taps
 		}
 		var sum float64
-		ws := aw.w[i*taps : (i+1)*taps]
 		for j := a; j < b; j++ {
-			v := 1 - math.Abs((float64(j)+0.5-center)/fscale)
-			if v < 0 {
-				v = 0
-			}
-			ws[j-a] = float32(v)
-			sum += v
+			sum += tri(j, center, fscale)
 		}
 		if sum == 0 { // degenerate (centre outside the box): nearest pixel
 			a = min(max(ilo, int(center)), ihi-1)
 			b = a + 1
-			ws[0], sum = 1, 1
 		}
-		for j := 0; j < b-a; j++ {
-			ws[j] = float32(float64(ws[j]) / sum)
+		aw.start[i], aw.n[i], aw.center[i], aw.sum[i] = a, b-a, center, sum
+		if aw.w != nil {
+			for k := range b - a {
+				aw.w[i*taps+k] = aw.weight(i, k)
+			}
 		}
-		aw.start[i], aw.n[i] = a, b-a
 	}
 	return aw
 }
 
+// tri is the unnormalised triangle tap of source sample j for an output sample centred at center.
+func tri(j int, center, fscale float64) float64 {
+	return max(0, 1-math.Abs((float64(j)+0.5-center)/fscale))
+}
+
+// weight computes output sample i's weight of the k-th sample of its window.
+func (aw *axisWeights) weight(i, k int) float32 {
+	if aw.sum[i] == 0 {
+		return 1
+	}
+	return float32(float64(float32(tri(aw.start[i]+k, aw.center[i], aw.fscale))) / aw.sum[i])
+}
+
+// window returns output sample i's weights: from the table, or computed into scratch (at least
+// aw.taps long) when there is no table.
+func (aw *axisWeights) window(i int, scratch []float32) []float32 {
+	n := aw.n[i]
+	if aw.w != nil {
+		return aw.w[i*aw.taps : i*aw.taps+n]
+	}
+	for k := range n {
+		scratch[k] = aw.weight(i, k)
+	}
+	return scratch[:n]
+}
+
+// resample streams src's rows through the separable filter xw (columns) x yw (rows): each source
+// row is filtered horizontally once and added into the output rows whose vertical window holds it,
+// and emit(y, row) receives output row y (3*len(xw.start) floats, RGB interleaved) as soon as it is
+// complete. Peak memory is the output in float32 plus one filtered row and the weights (bounded by
+// maxWeightTable per axis): it never holds an intermediate image the height of the source, so
+// neither the downscale factor nor the aspect ratio makes it grow. The sums run in the same order
+// as a two-pass resize, so results are bit for bit those of one.
+func resample(src *rgbImage, xw, yw *axisWeights, emit func(y int, row []float32)) {
+	ow, oh := len(xw.start), len(yw.start)
+	y0, y1 := yw.start[0], yw.start[oh-1]+yw.n[oh-1]
+	for i := range oh {
+		y0 = min(y0, yw.start[i])
+		y1 = max(y1, yw.start[i]+yw.n[i])
+	}
+	rowLen := ow * 3
+	buf := getFloats((oh + 1) * rowLen) // the output rows, then the filtered source row
+	defer putFloats(buf)
+	acc, hrow := buf[:oh*rowLen], buf[oh*rowLen:]
+	clear(acc)
+	var xs []float32 // a window's weights when xw has no table
+	if xw.w == nil {
+		xs = make([]float32, xw.taps)
+	}
+	fixed := xw.padTo(len(tap4{}.w), src.w)
+	done := 0 // output rows below this were emitted
+	for j := y0; j < y1; j++ {
+		row := src.pix[j*src.w*3 : (j+1)*src.w*3]
+		if fixed != nil {
+			horizontal4(hrow, row, fixed)
+		} else {
+			for x := 0; x < ow; x++ {
+				st := xw.start[x]
+				ws := xw.window(x, xs)
+				p := row[st*3 : (st+len(ws))*3]
+				var r, g, b float32
+				for k, w := range ws {
+					r += w * float32(p[3*k])
+					g += w * float32(p[3*k+1])
+					b += w * float32(p[3*k+2])
+				}
+				hrow[3*x], hrow[3*x+1], hrow[3*x+2] = r, g, b
+			}
+		}
+		// Windows start and end in output order, so the rows that read source row j are a run
+		// from the first unfinished one.
+		for y := done; y < oh && yw.start[y] <= j; y++ {
+			k := j - yw.start[y]
+			if k >= yw.n[y] {
+				continue
+			}
+			var w float32
+			if yw.w != nil {
+				w = yw.w[y*yw.taps+k]
+			} else {
+				w = yw.weight(y, k)
+			}
+			a := acc[y*rowLen : (y+1)*rowLen]
+			for i, v := range hrow {
+				a[i] += w * v
+			}
+		}
+		for done < oh && yw.start[done]+yw.n[done] <= j+1 {
+			emit(done, acc[done*rowLen:(done+1)*rowLen])
+			done++
+		}
+	}
+}
+
 // preprocessInto resamples d's crop box into dst (one image of the input tensor), normalised and
-// laid out per the spec. dst must have s.tensorLen() values.
-func (s ModelSpec) preprocessInto(dst []float32, d decoded) {
+// laid out per the spec. dst must have s.TensorLen() values.
+func preprocessInto(s spec.Model, dst []float32, d decoded) {
 	img := d.img
 	bw, bh := d.box[2]-d.box[0], d.box[3]-d.box[1]
 	S := s.InputSize
@@ -109,7 +214,7 @@ func (s ModelSpec) preprocessInto(dst []float32, d decoded) {
 	if s.Crop == "squash" {
 		sx, sy = float64(S)/bw, float64(S)/bh
 	} else {
-		sc := float64(s.resizeShorter()) / math.Min(bw, bh)
+		sc := float64(s.ResizeTarget()) / math.Min(bw, bh)
 		sx, sy = sc, sc
 		rw := max(S, int(math.Round(bw*sc)))
 		rh := max(S, int(math.Round(bh*sc)))
@@ -118,38 +223,7 @@ func (s ModelSpec) preprocessInto(dst []float32, d decoded) {
 	xw := makeWeights(S, d.box[0], d.box[2], sx, offX, img.w)
 	yw := makeWeights(S, d.box[1], d.box[3], sy, offY, img.h)
 
-	// horizontal pass over the source rows the vertical pass will read
-	y0 := yw.start[0]
-	y1 := yw.start[S-1] + yw.n[S-1]
-	for i := range S {
-		y0 = min(y0, yw.start[i])
-		y1 = max(y1, yw.start[i]+yw.n[i])
-	}
-	tmp := getFloats((y1 - y0) * S * 3)
-	defer putFloats(tmp)
-	fixed := xw.padTo(4, img.w)
-	for y := y0; y < y1; y++ {
-		row := img.pix[y*img.w*3 : (y+1)*img.w*3]
-		t := tmp[(y-y0)*S*3 : (y-y0+1)*S*3]
-		if fixed != nil {
-			horizontal4(t, row, fixed)
-			continue
-		}
-		for x := 0; x < S; x++ {
-			st, n := xw.start[x], xw.n[x]
-			ws := xw.w[x*xw.taps : x*xw.taps+n]
-			src := row[st*3 : (st+n)*3]
-			var r, g, b float32
-			for k, w := range ws {
-				r += w * float32(src[3*k])
-				g += w * float32(src[3*k+1])
-				b += w * float32(src[3*k+2])
-			}
-			t[3*x], t[3*x+1], t[3*x+2] = r, g, b
-		}
-	}
-
-	// vertical pass, normalisation and layout in one go
+	// normalisation and layout as each output row completes
 	var scale, bias [3]float32
 	var srcCh [3]int
 	for c := 0; c < 3; c++ {
@@ -162,19 +236,7 @@ func (s ModelSpec) preprocessInto(dst []float32, d decoded) {
 	}
 	plane := S * S
 	nhwc := s.Layout == "NHWC"
-	acc := getFloats(S * 3)
-	defer putFloats(acc)
-	for y := 0; y < S; y++ {
-		st, n := yw.start[y], yw.n[y]
-		ws := yw.w[y*yw.taps : y*yw.taps+n]
-		clear(acc)
-		for k, w := range ws {
-			row := tmp[(st+k-y0)*S*3 : (st+k-y0+1)*S*3]
-			row = row[:len(acc)]
-			for i, v := range row {
-				acc[i] += w * v
-			}
-		}
+	resample(img, &xw, &yw, func(y int, acc []float32) {
 		if nhwc {
 			o := dst[y*S*3 : (y+1)*S*3]
 			for x := 0; x < S; x++ {
@@ -182,7 +244,7 @@ func (s ModelSpec) preprocessInto(dst []float32, d decoded) {
 					o[3*x+c] = acc[3*x+srcCh[c]]*scale[c] + bias[c]
 				}
 			}
-			continue
+			return
 		}
 		for c := 0; c < 3; c++ {
 			o := dst[c*plane+y*S : c*plane+(y+1)*S]
@@ -191,7 +253,7 @@ func (s ModelSpec) preprocessInto(dst []float32, d decoded) {
 				o[x] = acc[3*x+sch]*sc + bi
 			}
 		}
-	}
+	})
 }
 
 // tap4 is one output sample of a filter with at most four taps, start clamped so all four lie
@@ -201,10 +263,10 @@ type tap4 struct {
 	w     [4]float32
 }
 
-// padTo returns the weights as fixed four-tap windows, or nil when some window is wider or the
-// source is narrower than four pixels.
-func (aw axisWeights) padTo(t, srcLen int) []tap4 {
-	if srcLen < t {
+// padTo returns the weights as fixed four-tap windows, or nil when some window is wider, the
+// source is narrower than four pixels or the weights are not tabulated.
+func (aw *axisWeights) padTo(t, srcLen int) []tap4 {
+	if srcLen < t || aw.w == nil {
 		return nil
 	}
 	out := make([]tap4, len(aw.start))

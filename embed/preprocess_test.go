@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/lookalike/lookalike/embed/spec"
 )
 
 // ramp is a w x h image whose red channel rises linearly with x, green with y, blue constant.
@@ -28,30 +30,30 @@ func TestPreprocessGeometry(t *testing.T) {
 	img := ramp(W, H)
 	cases := []struct {
 		name  string
-		edit  func(*ModelSpec)
+		edit  func(*spec.Model)
 		box   [4]float64
-		scale func(s ModelSpec, bw, bh float64) (sx, sy float64, ox, oy int)
+		scale func(s spec.Model, bw, bh float64) (sx, sy float64, ox, oy int)
 	}{
-		{"center 256/224", func(*ModelSpec) {}, [4]float64{0, 0, W, H}, nil},
-		{"center BGR NHWC", func(s *ModelSpec) { s.ChannelOrder, s.Layout = "BGR", "NHWC" }, [4]float64{0, 0, W, H}, nil},
-		{"squash", func(s *ModelSpec) { s.Crop = "squash" }, [4]float64{0, 0, W, H}, nil},
-		{"center on a crop box", func(*ModelSpec) {}, [4]float64{100, 50, 500, 450}, nil},
-		{"upscale small crop", func(s *ModelSpec) { s.ResizeShorter = 0 }, [4]float64{300, 200, 400, 300}, nil},
+		{"center 256/224", func(*spec.Model) {}, [4]float64{0, 0, W, H}, nil},
+		{"center BGR NHWC", func(s *spec.Model) { s.ChannelOrder, s.Layout = "BGR", "NHWC" }, [4]float64{0, 0, W, H}, nil},
+		{"squash", func(s *spec.Model) { s.Crop = "squash" }, [4]float64{0, 0, W, H}, nil},
+		{"center on a crop box", func(*spec.Model) {}, [4]float64{100, 50, 500, 450}, nil},
+		{"upscale small crop", func(s *spec.Model) { s.ResizeShorter = 0 }, [4]float64{300, 200, 400, 300}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := DefaultModelSpec()
+			s := spec.DefaultModel()
 			c.edit(&s)
 			S := s.InputSize
-			buf := make([]float32, s.tensorLen())
-			s.preprocessInto(buf, decoded{img: img, box: c.box})
+			buf := make([]float32, s.TensorLen())
+			preprocessInto(s, buf, decoded{img: img, box: c.box})
 			bw, bh := c.box[2]-c.box[0], c.box[3]-c.box[1]
 			var sx, sy float64
 			ox, oy := 0, 0
 			if s.Crop == "squash" {
 				sx, sy = float64(S)/bw, float64(S)/bh
 			} else {
-				sc := float64(s.resizeShorter()) / math.Min(bw, bh)
+				sc := float64(s.ResizeTarget()) / math.Min(bw, bh)
 				sx, sy = sc, sc
 				ox = (max(S, int(math.Round(bw*sc))) - S) / 2
 				oy = (max(S, int(math.Round(bh*sc))) - S) / 2

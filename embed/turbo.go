@@ -41,9 +41,16 @@ import (
 // sync.Pool would drop (leak) C memory silently.
 type tjHandles struct{ ch chan C.tjhandle }
 
+// Handles kept for reuse between calls; calls beyond these at once create and free their own.
+// Encoding serves thumbnails only, so fewer encoders are kept.
+const (
+	keptDecoders = 32
+	keptEncoders = 8
+)
+
 var (
-	tjDec = tjHandles{ch: make(chan C.tjhandle, 32)}
-	tjEnc = tjHandles{ch: make(chan C.tjhandle, 8)}
+	tjDec = tjHandles{ch: make(chan C.tjhandle, keptDecoders)}
+	tjEnc = tjHandles{ch: make(chan C.tjhandle, keptEncoders)}
 )
 
 func (p tjHandles) get(compress bool) (C.tjhandle, error) {

@@ -26,7 +26,7 @@ func TestRealEmbeddingRecall(t *testing.T) {
 		t.Skipf("Fashion-MNIST not installed: %v", err)
 	}
 	ctx := context.Background()
-	eng, err := embed.New(ctx, embed.Options{Device: "cpu"})
+	eng, err := newTestEngine()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +67,13 @@ func TestRealEmbeddingRecall(t *testing.T) {
 	base, queries := embedAll(baseImgs), embedAll(queryImgs)
 	t.Logf("embedded %d + %d images in %s", len(base), len(queries), time.Since(start).Round(time.Second))
 
-	// The index as lookalike serve configures it (efSearch 96), without the exact shortcut.
+	// The index as lookalike serve configures it, without the exact shortcut.
 	db, err := index.Open(t.TempDir(), &index.Options{ExactThreshold: -1, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	col, err := db.CreateCollection("real", index.CollectionConfig{Fingerprint: eng.Info().Fingerprint, Dims: eng.Info().Dims, EfSearch: 96})
+	col, err := db.CreateCollection("real", index.CollectionConfig{Fingerprint: eng.Info().Fingerprint, Dims: eng.Info().Dims, EfSearch: index.DefaultEfSearch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,10 +90,12 @@ func TestRealEmbeddingRecall(t *testing.T) {
 	}
 	t.Logf("built the graph of %d in %s", len(items), time.Since(start).Round(time.Second))
 
-	recall := func(filtered bool) float64 {
+	// recall at ef (0 = the collection's default), and the mean time of one approximate search
+	recall := func(ef int, filtered bool) (float64, time.Duration) {
 		var sum float64
+		var took time.Duration
 		for qi, q := range queries {
-			o := index.SearchOptions{K: k}
+			o := index.SearchOptions{K: k, Ef: ef}
 			if filtered {
 				f, err := index.ParseFilter(fmt.Sprintf(`bucket = "b%02d"`, qi%buckets))
 				if err != nil {
@@ -101,7 +103,9 @@ func TestRealEmbeddingRecall(t *testing.T) {
 				}
 				o.Filter = f
 			}
+			t0 := time.Now()
 			approx, err := col.Search(ctx, q, o)
+			took += time.Since(t0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,10 +123,17 @@ func TestRealEmbeddingRecall(t *testing.T) {
 			}
 			sum += Overlap(a, e, k)
 		}
-		return sum / float64(len(queries))
+		return sum / float64(len(queries)), took / time.Duration(len(queries))
 	}
-	plain, filtered := recall(false), recall(true)
-	t.Logf("real embeddings, %d vectors, efSearch 96: recall@10 %.4f unfiltered, %.4f under a 1%% filter", len(base), plain, filtered)
+	// The sweep behind index.DefaultEfSearch (its comment quotes it).
+	for _, ef := range []int{16, 32, 48, 64, 96, 128} {
+		plain, pt := recall(ef, false)
+		filtered, ft := recall(ef, true)
+		t.Logf("efSearch %3d: recall@10 %.4f unfiltered (%v/query), %.4f under a 1%% filter (%v/query)", ef, plain, pt.Round(time.Microsecond), filtered, ft.Round(time.Microsecond))
+	}
+	plain, _ := recall(0, false)
+	filtered, _ := recall(0, true)
+	t.Logf("real embeddings, %d vectors, default efSearch %d: recall@10 %.4f unfiltered, %.4f under a 1%% filter", len(base), index.DefaultEfSearch, plain, filtered)
 	if plain < 0.98 || filtered < 0.95 {
 		t.Fatalf("recall@10 %.4f unfiltered (want >= 0.98), %.4f under a 1%% filter (want >= 0.95)", plain, filtered)
 	}

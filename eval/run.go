@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 )
 
@@ -91,9 +92,9 @@ func (c Config) Validate() error {
 // Options configure Run. Zero values pick the documented defaults.
 type Options struct {
 	// Spec is the base model spec (the default engine's).
-	Spec embed.ModelSpec
+	Spec spec.Model
 	// Engine returns an engine for a spec; the caller owns the engines (Run never closes them).
-	Engine func(ctx context.Context, spec embed.ModelSpec) (Embedder, error)
+	Engine func(ctx context.Context, m spec.Model) (Embedder, error)
 	// Ks are the cut-offs of precision@k and recall@k; default 1, 4, 10.
 	Ks []int
 	// Depth is how many results each query ranks (AP is computed over them); default: the whole
@@ -322,7 +323,7 @@ func (c Config) variantKey() string {
 	return fmt.Sprintf("pool=%s/%g;dbcrop=%s;size=%d", pool, p, c.DBCrop, c.InputSize)
 }
 
-func (c Config) specs(base embed.ModelSpec) (query, db embed.ModelSpec) {
+func (c Config) specs(base spec.Model) (query, db spec.Model) {
 	q := base
 	if c.InputSize > 0 {
 		rs := q.ResizeShorter
@@ -333,7 +334,7 @@ func (c Config) specs(base embed.ModelSpec) (query, db embed.ModelSpec) {
 		q.InputSize = c.InputSize
 	}
 	if c.Pool == "gem" && q.FeatureMapTensor == "" {
-		q.FeatureMapTensor = embed.DefaultFeatureMapTensor
+		q.FeatureMapTensor = spec.DefaultFeatureMapTensor
 	}
 	d := q
 	if c.DBCrop != "" {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/internal/locate"
 )
 
@@ -74,7 +75,7 @@ func TestRunHandComputed(t *testing.T) {
 	}
 	wantNS := (3 + 3 + 3 + 2 + 1 + 3 + 3 + 3) / 8.0
 	reports, err := Run(context.Background(), ds, []Config{{}, {Ef: 1}}, Options{
-		Engine:  func(context.Context, embed.ModelSpec) (Embedder, error) { return angleEmbedder{}, nil },
+		Engine:  func(context.Context, spec.Model) (Embedder, error) { return angleEmbedder{}, nil },
 		TempDir: t.TempDir(),
 	})
 	if err != nil {
@@ -112,7 +113,7 @@ func TestRunLeaveOneOut(t *testing.T) {
 	}
 	ds.Queries = append(ds.Queries, Query{ID: "q", Image: Image{Data: []byte("52")}, Group: "x"}) // nearer 10° than 100°
 	reports, err := Run(context.Background(), ds, nil, Options{
-		Engine: func(context.Context, embed.ModelSpec) (Embedder, error) { return angleEmbedder{}, nil },
+		Engine: func(context.Context, spec.Model) (Embedder, error) { return angleEmbedder{}, nil },
 		Ks:     []int{1, 2}, KNN: 1, TempDir: t.TempDir(), SkipExact: true,
 	})
 	if err != nil {
@@ -132,6 +133,17 @@ func TestRunLeaveOneOut(t *testing.T) {
 	}
 }
 
+// newTestEngine starts the default model on the CPU with its files resolved as cmd/lookalike
+// resolves them: embed itself searches no paths.
+func newTestEngine() (*embed.Engine, error) {
+	o := embed.Options{Device: "cpu", RuntimeLibrary: locate.RuntimeLibrary("")}
+	var err error
+	if o.ModelPath, o.LabelsPath, err = locate.ModelFiles(spec.DefaultModel()); err != nil {
+		return nil, err
+	}
+	return embed.New(context.Background(), o)
+}
+
 // TestUKBenchRealModel runs the default model on the shared UKBench subset, which simple CNN
 // features solve (N-S 4.0).
 func TestUKBenchRealModel(t *testing.T) {
@@ -143,7 +155,7 @@ func TestUKBenchRealModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := embed.New(context.Background(), embed.Options{Device: "cpu"})
+	eng, err := newTestEngine()
 	if err != nil {
 		if errors.Is(err, locate.ErrNotFound) && os.Getenv("CI") == "" {
 			t.Skipf("model not installed (run scripts/setup): %v", err)
@@ -152,8 +164,8 @@ func TestUKBenchRealModel(t *testing.T) {
 	}
 	defer eng.Close()
 	reports, err := Run(context.Background(), ds, nil, Options{
-		Spec:   embed.DefaultModelSpec(),
-		Engine: func(context.Context, embed.ModelSpec) (Embedder, error) { return eng, nil },
+		Spec:   spec.DefaultModel(),
+		Engine: func(context.Context, spec.Model) (Embedder, error) { return eng, nil },
 		Ks:     []int{1, 4}, TempDir: t.TempDir(),
 	})
 	if err != nil {

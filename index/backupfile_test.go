@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/lookalike/lookalike/internal/bench/synth"
 )
 
 // TestBackupFile: the snapshot is a complete, valid data file, staged without leaving a file in
@@ -17,7 +19,7 @@ func TestBackupFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	upsertAll(t, c, mkItems(SyntheticClustered(300, 4, 5, 0.1, 1), "i", nil), 50)
+	upsertAll(t, c, mkItems(synth.Clustered(300, 4, 5, 0.1, 1), "i", nil), 50)
 	stale := filepath.Join(dir, backupPrefix+"crashed.db")
 	fresh := filepath.Join(dir, backupPrefix+"in-progress.db")
 	for _, p := range []string{stale, fresh} {

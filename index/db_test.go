@@ -13,6 +13,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/lookalike/lookalike/internal/bench/synth"
 )
 
 // openTestDB opens a DB in dir (a fresh temp dir when empty) and checks the
@@ -84,7 +86,7 @@ func TestCollectionCRUD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vecs := SyntheticClustered(300, 8, 5, 1, 3)
+	vecs := synth.Clustered(300, 8, 5, 1, 3)
 	items := mkItems(vecs, "sku", func(i int) string { return fmt.Sprintf(`{"category":"c%d","price":%d}`, i%3, i) })
 	items[7].Thumbnail = []byte("jpeg-bytes")
 	upsertAll(t, c, items, 64)
@@ -224,7 +226,7 @@ func TestCollectionValidation(t *testing.T) {
 
 func TestReopenSnapshotAndRebuild(t *testing.T) {
 	dir := t.TempDir()
-	vecs := SyntheticClustered(1500, 32, 10, 1, 5)
+	vecs := synth.Clustered(1500, 32, 10, 1, 5)
 	items := mkItems(vecs, "i", func(i int) string { return fmt.Sprintf(`{"tags":["t%d","all"]}`, i%10) })
 	o := &Options{NoSync: true, ExactThreshold: -1, SnapshotInterval: -1}
 	db, err := Open(dir, o)
@@ -381,7 +383,7 @@ func TestPeriodicSnapshotAndClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _ := db.CreateCollection("x", CollectionConfig{Fingerprint: "f", Dims: 8})
-	upsertAll(t, c, mkItems(SyntheticClustered(100, 8, 2, 1, 1), "a", nil), 50)
+	upsertAll(t, c, mkItems(synth.Clustered(100, 8, 2, 1, 1), "a", nil), 50)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c.mu.RLock()
@@ -416,7 +418,7 @@ func TestPeriodicSnapshotAndClosed(t *testing.T) {
 func TestReplayAfterCrash(t *testing.T) {
 	dir := t.TempDir()
 	o := &Options{NoSync: true, ExactThreshold: -1, SnapshotInterval: -1}
-	vecs := SyntheticClustered(1300, 32, 8, 1, 21)
+	vecs := synth.Clustered(1300, 32, 8, 1, 21)
 	db, err := Open(dir, o)
 	if err != nil {
 		t.Fatal(err)

@@ -45,6 +45,7 @@
 //   - Deletes repair the graph by scanning for in-links: O(n) per deleted
 //     item, fine for catalogue churn, not for bulk deletes of most items
 //     (drop and recreate the collection instead).
-//   - github.com/coder/hnsw is imported only by bench_baseline.go, as the
-//     baseline the benchmark compares against; the index never uses it.
+//   - Graph is the HNSW core alone (in memory, no locking), exported for the
+//     benchmarks in internal/bench, which also hold the github.com/coder/hnsw
+//     baseline; the index never imports it.
 package index

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/lookalike/lookalike/internal/bench/synth"
 )
 
 func TestFilterMatch(t *testing.T) {
@@ -136,7 +138,7 @@ func TestRecallCollection(t *testing.T) {
 	if testing.Short() {
 		n, dim = 4000, 256
 	}
-	vecs := SyntheticClustered(n+nq, dim, n/500, 1.0, 11)
+	vecs := synth.Clustered(n+nq, dim, n/500, 1.0, 11)
 	db := openTestDB(t, "", &Options{NoSync: true, SnapshotInterval: -1})
 	c, err := db.CreateCollection("r", CollectionConfig{Fingerprint: "synthetic", Dims: dim})
 	if err != nil {

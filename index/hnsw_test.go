@@ -4,6 +4,8 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+
+	"github.com/lookalike/lookalike/internal/bench/synth"
 )
 
 // buildGraph inserts vecs into a fresh in-memory graph (slot i = vecs[i]).
@@ -63,7 +65,7 @@ func reachable(g *graph) int {
 }
 
 func TestGraphRecallSmall(t *testing.T) {
-	vecs := SyntheticClustered(3100, 128, 6, 1.0, 1)
+	vecs := synth.Clustered(3100, 128, 6, 1.0, 1)
 	g := buildGraph(t, vecs[:3000], 16, 200)
 	for _, ef := range []int{10, DefaultEfSearch} {
 		r := recallAt(g, vecs[3000:], 10, ef, nil)
@@ -82,7 +84,7 @@ func TestGraphRecallSmall(t *testing.T) {
 // node is still reachable and recall holds.
 func TestGraphDeleteKeepsConnected(t *testing.T) {
 	n := 2000
-	vecs := SyntheticClustered(n+100, 64, 5, 1.0, 2)
+	vecs := synth.Clustered(n+100, 64, 5, 1.0, 2)
 	g := buildGraph(t, vecs[:n], 8, 100)
 	rng := rand.New(rand.NewSource(3))
 	deleted := map[uint32]bool{g.entry: true}
@@ -135,7 +137,7 @@ func TestGraphDeleteKeepsConnected(t *testing.T) {
 // node before that repair.
 func TestGraphDeleteOrdersKeepReachability(t *testing.T) {
 	const n = 2000
-	vecs := SyntheticClustered(n+100, 64, 5, 1.0, 2)
+	vecs := synth.Clustered(n+100, 64, 5, 1.0, 2)
 	for _, seed := range []int64{7, 39, 1, 2} {
 		g := buildGraph(t, vecs[:n], 8, 100)
 		rng := rand.New(rand.NewSource(3))

@@ -6,6 +6,8 @@ import (
 	"math/rand"
 	"sync"
 	"testing"
+
+	"github.com/lookalike/lookalike/internal/bench/synth"
 )
 
 // TestStressConcurrent runs searches, Similar, Get, List and snapshots
@@ -18,7 +20,7 @@ func TestStressConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vecs := SyntheticClustered(3000, dim, 10, 1, 9)
+	vecs := synth.Clustered(3000, dim, 10, 1, 9)
 	upsertAll(t, c, mkItems(vecs[:1000], "a", func(i int) string { return fmt.Sprintf(`{"g":"g%d"}`, i%4) }), 200)
 	f, _ := ParseFilter(`g = "g1"`)
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/bench/synth"
 	"github.com/lookalike/lookalike/internal/config"
 )
 
@@ -18,7 +19,7 @@ func TestRecallSampler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vecs := index.SyntheticClustered(n+queries, dim, 40, 0.6, 7)
+	vecs := synth.Clustered(n+queries, dim, 40, 0.6, 7)
 	items := make([]index.Item, n)
 	for i := range items {
 		items[i] = index.Item{ID: fmt.Sprintf("v%05d", i), Vector: vecs[i]}

@@ -35,7 +35,7 @@ import (
 
 	"golang.org/x/image/draw"
 
-	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/locate"
 )
@@ -62,7 +62,7 @@ func TestMain(m *testing.M) {
 // e2eRequire skips when the model or the photos are not installed (outside CI), like the api tests.
 func e2eRequire(t *testing.T) {
 	t.Helper()
-	if _, err := locate.File(embed.DefaultModelSpec().File, locate.ModelDirs()); err != nil {
+	if _, _, err := locate.ModelFiles(spec.DefaultModel()); err != nil {
 		if os.Getenv("CI") == "" {
 			t.Skipf("model not installed (run scripts/setup): %v", err)
 		}

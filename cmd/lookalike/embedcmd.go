@@ -11,15 +11,26 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/bench"
 	"github.com/lookalike/lookalike/internal/config"
 	"github.com/lookalike/lookalike/internal/ingest"
+	"github.com/lookalike/lookalike/internal/locate"
 )
 
-func engineOptions(cfg config.Config, env *cliEnv) embed.Options {
+// engineOptions turns the configuration into embed.Options. It resolves the files embed needs on
+// their search paths (internal/locate: embed.model_dirs, $LOOKALIKE_MODEL_DIR, ./models,
+// ../shared/models; embed.runtime_library, $ONNXRUNTIME_LIB, the setup cache): embed opens only
+// the paths it is given.
+func engineOptions(cfg config.Config, env *cliEnv) (embed.Options, error) {
+	model, labels, err := locate.ModelFiles(cfg.Model, cfg.Embed.ModelDirs...)
+	if err != nil {
+		return embed.Options{}, fmt.Errorf("%w: %w", embed.ErrModel, err)
+	}
 	return embed.Options{
 		Model:          cfg.Model,
-		ModelDirs:      cfg.Embed.ModelDirs,
-		RuntimeLibrary: cfg.Embed.RuntimeLibrary,
+		ModelPath:      model,
+		LabelsPath:     labels,
+		RuntimeLibrary: locate.RuntimeLibrary(cfg.Embed.RuntimeLibrary),
 		Device:         cfg.Embed.Device,
 		CUDADeviceID:   cfg.Embed.CUDADeviceID,
 		Workers:        cfg.Embed.Workers,
@@ -27,16 +38,20 @@ func engineOptions(cfg config.Config, env *cliEnv) embed.Options {
 		MaxBatch:       cfg.Embed.MaxBatch,
 		MaxBatchWait:   cfg.Embed.MaxBatchWait,
 		MaxPixels:      cfg.Limits.MaxPixels,
+		MaxAspectRatio: cfg.Limits.MaxAspectRatio,
 		Logger:         env.logger(cfg),
-	}
+	}, nil
 }
 
 func newEngine(ctx context.Context, cfg config.Config, env *cliEnv) (*embed.Engine, error) {
-	eng, err := embed.New(ctx, engineOptions(cfg, env))
-	if err != nil {
-		return nil, fmt.Errorf("start embedding engine: %w", err)
+	o, err := engineOptions(cfg, env)
+	if err == nil {
+		var eng *embed.Engine
+		if eng, err = embed.New(ctx, o); err == nil {
+			return eng, nil
+		}
 	}
-	return eng, nil
+	return nil, fmt.Errorf("start embedding engine: %w", err)
 }
 
 type embedOutput struct {
@@ -163,7 +178,11 @@ func runModel(ctx context.Context, env *cliEnv, args []string) error {
 		if err := requireArgs(rest, 1, "model inspect FILE"); err != nil {
 			return err
 		}
-		rep, err := embed.Inspect(rest[0])
+		cfg, err := env.loadConfig()
+		if err != nil {
+			return err
+		}
+		rep, err := embed.Inspect(rest[0], locate.RuntimeLibrary(cfg.Embed.RuntimeLibrary))
 		if err != nil {
 			return err
 		}
@@ -229,9 +248,11 @@ func runBenchEmbed(ctx context.Context, env *cliEnv, args []string) error {
 	if len(files) == 0 {
 		return fmt.Errorf("no images under %v", dirs)
 	}
-	rep, err := embed.Bench(ctx, embed.BenchOptions{
-		Engine: engineOptions(cfg, env), Files: files, Concurrency: *concurrency, Logger: env.logger(cfg),
-	})
+	eo, err := engineOptions(cfg, env)
+	if err != nil {
+		return err
+	}
+	rep, err := bench.Embed(ctx, bench.EmbedOptions{Engine: eo, Files: files, Concurrency: *concurrency, Logger: env.logger(cfg)})
 	if err != nil {
 		return err
 	}
@@ -249,15 +270,15 @@ func runBenchEmbed(ctx context.Context, env *cliEnv, args []string) error {
 func runBenchSearch(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "bench search")
 	asJSON := fs.Bool("json", false, "print JSON")
-	o := index.BenchSearchOptions{}
+	o := bench.SearchOptions{}
 	fs.IntVar(&o.N, "n", 100_000, "synthetic base vectors (ignored with --base)")
 	fs.IntVar(&o.Queries, "queries-n", 1000, "synthetic queries (ignored with --queries)")
 	fs.IntVar(&o.Dim, "dim", 1280, "synthetic dimension")
 	fs.IntVar(&o.K, "k", 10, "neighbours per query")
 	fs.StringVar(&o.Base, "base", "", "base vectors, TEXMEX .fvecs")
 	fs.StringVar(&o.QueriesFile, "queries", "", "query vectors, TEXMEX .fvecs")
-	fs.IntVar(&o.M, "M", 16, "HNSW M")
-	fs.IntVar(&o.EfConstruction, "efc", 200, "HNSW efConstruction")
+	fs.IntVar(&o.M, "M", index.DefaultM, "HNSW M")
+	fs.IntVar(&o.EfConstruction, "efc", index.DefaultEfConstruction, "HNSW efConstruction")
 	efs := fs.String("ef", "10,20,40,80,160", "efSearch values to sweep")
 	fs.BoolVar(&o.Baseline, "baseline", true, "also run coder/hnsw v0.6.1")
 	rest, err := parseInterleaved(fs, args)
@@ -275,7 +296,7 @@ func runBenchSearch(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	o.Logger = env.logger(cfg)
-	rep, err := index.BenchSearch(ctx, o)
+	rep, err := bench.Search(ctx, o)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/eval"
 	"github.com/lookalike/lookalike/internal/locate"
 )
@@ -93,13 +94,13 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 			e.Close()
 		}
 	}()
-	engineFor := func(ctx context.Context, spec embed.ModelSpec) (eval.Embedder, error) {
-		key := fmt.Sprintf("%+v", spec)
+	engineFor := func(ctx context.Context, m spec.Model) (eval.Embedder, error) {
+		key := fmt.Sprintf("%+v", m)
 		if e, ok := engines[key]; ok {
 			return e, nil
 		}
 		c := cfg
-		c.Model = spec
+		c.Model = m
 		e, err := newEngine(ctx, c, env)
 		if err != nil {
 			return nil, err

@@ -18,7 +18,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/internal/locate"
 )
 
@@ -27,8 +27,7 @@ import (
 // status and one last stderr line naming the problem; the data directory is left alone.
 func TestE2EModelFaultsRefuseToStart(t *testing.T) {
 	bin := lookalikeBinary(t)
-	spec := embed.DefaultModelSpec()
-	real, err := locate.File(spec.File, locate.ModelDirs())
+	real, _, err := locate.ModelFiles(spec.DefaultModel())
 	if err != nil {
 		t.Fatal(err)
 	}

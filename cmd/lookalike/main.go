@@ -1,8 +1,10 @@
 // Command lookalike is the Lookalike visual search service and its command-line tools: embed photos,
 // build and query collections, serve the REST API and web UI, and benchmark all of it.
 //
-// It alone reads flags, the environment and the config file; the packages it wires receive plain,
-// validated structs.
+// It alone reads flags, the config file and the environment: LOOKALIKE_* overrides through
+// internal/config (which is handed os.Environ and reads nothing itself), and the search paths of
+// uncommitted files through internal/locate (ONNXRUNTIME_LIB, LOOKALIKE_MODEL_DIR, ...), which only
+// this command calls. The packages it wires receive plain, validated structs and resolved paths.
 package main
 
 import (

@@ -61,7 +61,7 @@ func TestImportArrows(t *testing.T) {
 		{"intel", []string{"api", "quality", "github.com/gofiber/fiber/v2"}},
 		{"quality", []string{"api", "intel", "github.com/gofiber/fiber/v2"}},
 		{"internal/ingest", []string{"api", "quality", "github.com/gofiber/fiber/v2"}},
-		{"internal/config", []string{"embed", "index", "api", "intel", "quality", "internal/ingest"}},
+		{"internal/config", []string{"embed", "api", "intel", "quality", "internal/ingest"}},
 		{"eval", []string{"api", "github.com/gofiber/fiber/v2"}},
 	}
 	for _, r := range rules {

@@ -1,5 +1,9 @@
 // Package config holds Lookalike's configuration: the YAML file, environment overrides and
-// validation. Only cmd/lookalike reads it; the packages it configures receive plain structs.
+// validation. Only cmd/lookalike uses it, and hands it the environment (Load's environ): config
+// itself reads no variable. The packages it configures receive plain structs.
+//
+// Defaults are not restated here: Default takes them from the constants of the packages that own
+// them (index, embed/spec, embed), so a default changes in one place.
 //
 // Precedence, lowest first: built-in defaults (Default), the YAML file, LOOKALIKE_* environment
 // variables, command-line flags (applied by the caller). An environment variable names a key by its
@@ -25,7 +29,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 )
 
@@ -34,17 +38,17 @@ var ErrInvalid = errors.New("invalid configuration")
 
 // Config is the whole configuration tree. Field comments live in configs/lookalike.yaml.
 type Config struct {
-	Server  Server          `yaml:"server"`
-	Auth    Auth            `yaml:"auth"`
-	Data    Data            `yaml:"data"`
-	Index   Index           `yaml:"index"`
-	Limits  Limits          `yaml:"limits"`
-	Embed   Embed           `yaml:"embed"`
-	Model   embed.ModelSpec `yaml:"model"`
-	Quality Quality         `yaml:"quality"`
-	Intel   Intel           `yaml:"intel"`
-	Demo    Demo            `yaml:"demo"`
-	Log     Log             `yaml:"log"`
+	Server  Server     `yaml:"server"`
+	Auth    Auth       `yaml:"auth"`
+	Data    Data       `yaml:"data"`
+	Index   Index      `yaml:"index"`
+	Limits  Limits     `yaml:"limits"`
+	Embed   Embed      `yaml:"embed"`
+	Model   spec.Model `yaml:"model"`
+	Quality Quality    `yaml:"quality"`
+	Intel   Intel      `yaml:"intel"`
+	Demo    Demo       `yaml:"demo"`
+	Log     Log        `yaml:"log"`
 }
 
 type Server struct {
@@ -80,15 +84,16 @@ type Index struct {
 }
 
 type Limits struct {
-	MaxBodyBytes     int   `yaml:"max_body_bytes"`
-	MaxPixels        int64 `yaml:"max_pixels"`
-	MaxK             int   `yaml:"max_k"`
-	DefaultK         int   `yaml:"default_k"`
-	MaxBatchItems    int   `yaml:"max_batch_items"`
-	MaxMetadataBytes int   `yaml:"max_metadata_bytes"`
-	MaxIDBytes       int   `yaml:"max_id_bytes"`
-	ThumbnailSize    int   `yaml:"thumbnail_size"`
-	ThumbnailQuality int   `yaml:"thumbnail_quality"`
+	MaxBodyBytes     int     `yaml:"max_body_bytes"`
+	MaxPixels        int64   `yaml:"max_pixels"`
+	MaxAspectRatio   float64 `yaml:"max_aspect_ratio"`
+	MaxK             int     `yaml:"max_k"`
+	DefaultK         int     `yaml:"default_k"`
+	MaxBatchItems    int     `yaml:"max_batch_items"`
+	MaxMetadataBytes int     `yaml:"max_metadata_bytes"`
+	MaxIDBytes       int     `yaml:"max_id_bytes"`
+	ThumbnailSize    int     `yaml:"thumbnail_size"`
+	ThumbnailQuality int     `yaml:"thumbnail_quality"`
 }
 
 type Embed struct {
@@ -145,9 +150,9 @@ type Log struct {
 // defaultModel is the default model with its spatial feature map on: "why it matched" heatmaps
 // (GET /v1/collections/{c}/search/explain) need it, and on 2 cores it costs within the noise of
 // `lookalike bench embed` (about 2%, docs/intelligence.md). The fingerprint does not include it.
-func defaultModel() embed.ModelSpec {
-	m := embed.DefaultModelSpec()
-	m.FeatureMapTensor = embed.DefaultFeatureMapTensor
+func defaultModel() spec.Model {
+	m := spec.DefaultModel()
+	m.FeatureMapTensor = spec.DefaultFeatureMapTensor
 	return m
 }
 
@@ -159,11 +164,13 @@ func Default() Config {
 			ShutdownTimeout: 15 * time.Second, MaxInflightEmbeds: 4, MaxQueuedEmbeds: 32,
 			QueueWait: 2 * time.Second, RetryAfter: time.Second, StatsWindow: 10 * time.Minute,
 		},
-		Data:  Data{Dir: "./data", DefaultCollection: "default"},
-		Index: Index{M: 16, EfConstruction: 200, EfSearch: 96, ExactThreshold: 2000, SnapshotInterval: 5 * time.Minute},
+		Data: Data{Dir: "./data", DefaultCollection: "default"},
+		Index: Index{M: index.DefaultM, EfConstruction: index.DefaultEfConstruction, EfSearch: index.DefaultEfSearch,
+			ExactThreshold: index.DefaultExactThreshold, SnapshotInterval: index.DefaultSnapshotInterval},
 		Limits: Limits{
-			MaxBodyBytes: 32 << 20, MaxPixels: 50_000_000, MaxK: 1000, DefaultK: 10, MaxBatchItems: 256,
-			MaxMetadataBytes: 64 << 10, MaxIDBytes: 256, ThumbnailSize: 256, ThumbnailQuality: 82,
+			MaxBodyBytes: 32 << 20, MaxPixels: spec.DefaultMaxPixels, MaxAspectRatio: spec.DefaultMaxAspectRatio,
+			MaxK: 1000, DefaultK: 10, MaxBatchItems: 256, MaxMetadataBytes: 64 << 10, MaxIDBytes: 256,
+			ThumbnailSize: spec.DefaultThumbnailSize, ThumbnailQuality: spec.DefaultThumbnailQuality,
 		},
 		Embed: Embed{Device: "auto"},
 		Model: defaultModel(),
@@ -241,6 +248,8 @@ func (c *Config) Validate() error {
 		return bad("limits.max_body_bytes", "must be >= 1024, got %d", c.Limits.MaxBodyBytes)
 	case c.Limits.MaxPixels < 64*64:
 		return bad("limits.max_pixels", "must be >= 4096, got %d", c.Limits.MaxPixels)
+	case !(c.Limits.MaxAspectRatio >= 1):
+		return bad("limits.max_aspect_ratio", "must be >= 1 (longer side / shorter side), got %v", c.Limits.MaxAspectRatio)
 	case c.Limits.MaxK < 1 || c.Limits.MaxK > index.MaxK:
 		// The index ranks at most index.MaxK results per search; a larger k could never be served.
 		return bad("limits.max_k", "must be in 1..%d (the index's result window), got %d", index.MaxK, c.Limits.MaxK)

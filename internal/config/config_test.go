@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lookalike/lookalike/embed/spec"
+	"github.com/lookalike/lookalike/index"
 )
 
 // The shipped file documents every key with its default: loading it must give exactly Default().
@@ -18,6 +21,20 @@ func TestShippedConfigEqualsDefaults(t *testing.T) {
 	}
 	if want := Default(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("configs/lookalike.yaml differs from Default():\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// The defaults are the libraries' own constants, so the server, the CLI and a library used with
+// zero-valued options agree.
+func TestDefaultsAreTheLibraries(t *testing.T) {
+	d := Default()
+	got := []any{d.Index.M, d.Index.EfConstruction, d.Index.EfSearch, d.Index.ExactThreshold, d.Index.SnapshotInterval,
+		d.Limits.MaxPixels, d.Limits.MaxAspectRatio, d.Limits.ThumbnailSize, d.Limits.ThumbnailQuality}
+	want := []any{index.DefaultM, index.DefaultEfConstruction, index.DefaultEfSearch, index.DefaultExactThreshold,
+		index.DefaultSnapshotInterval, spec.DefaultMaxPixels, float64(spec.DefaultMaxAspectRatio), spec.DefaultThumbnailSize,
+		spec.DefaultThumbnailQuality}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("config defaults %v, library defaults %v", got, want)
 	}
 }
 
@@ -63,6 +80,7 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"bad log level", "log:\n  level: loud\n", "", "log.level"},
 		{"bad demo", "demo:\n  mode: maybe\n", "", "demo.mode"},
 		{"bad model layout", "model:\n  layout: CHWN\n", "", "model"},
+		{"bad aspect ratio", "limits:\n  max_aspect_ratio: 0.5\n", "", "limits.max_aspect_ratio"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

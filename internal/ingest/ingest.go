@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 )
 
@@ -26,9 +27,9 @@ type Embedder interface {
 type Options struct {
 	Workers          int   // concurrent batches; 0 = number of CPUs
 	BatchSize        int   // images per Embed call; 0 = 8
-	ThumbnailSize    int   // 0 = 256
-	ThumbnailQuality int   // 0 = 82
-	MaxPixels        int64 // 0 = 50 MP
+	ThumbnailSize    int   // 0 = spec.DefaultThumbnailSize
+	ThumbnailQuality int   // 0 = spec.DefaultThumbnailQuality
+	MaxPixels        int64 // 0 = spec.DefaultMaxPixels
 	// Force re-embeds items whose content hash is unchanged.
 	Force bool
 	// Progress, when set, is called after every batch (from one goroutine at a time).
@@ -74,13 +75,13 @@ func Run(ctx context.Context, eng Embedder, col *index.Collection, sources []Sou
 		o.BatchSize = 8
 	}
 	if o.ThumbnailSize <= 0 {
-		o.ThumbnailSize = 256
+		o.ThumbnailSize = spec.DefaultThumbnailSize
 	}
 	if o.ThumbnailQuality <= 0 {
-		o.ThumbnailQuality = 82
+		o.ThumbnailQuality = spec.DefaultThumbnailQuality
 	}
 	if o.MaxPixels <= 0 {
-		o.MaxPixels = 50_000_000
+		o.MaxPixels = spec.DefaultMaxPixels
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

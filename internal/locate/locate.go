@@ -1,5 +1,7 @@
 // Package locate finds the files Lookalike needs but never commits — the ONNX Runtime shared
-// library and model files — on search paths shared by the CLI, the server and the tests.
+// library, model files and datasets — on search paths shared by the CLI, the server and the tests.
+// It reads the environment (the variables below); the libraries it serves do not: cmd/lookalike
+// resolves paths here and hands embed the results.
 //
 // Search order for a model file: $LOOKALIKE_MODEL_DIR, then for the working directory and each of
 // its ancestors (up to four levels): DIR/models and DIR/../shared/models. Walking up lets tests, which
@@ -15,6 +17,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/lookalike/lookalike/embed/spec"
 )
 
 // ORTVersion is the ONNX Runtime release scripts/setup fetches and caches.
@@ -56,6 +60,21 @@ func DatasetDirs(explicit ...string) []string {
 		dirs = append(dirs, filepath.Join(a, "datasets"), filepath.Join(a, "..", "shared", "datasets"))
 	}
 	return dedupe(dirs)
+}
+
+// ModelFiles resolves m's model file and, when m has a logits output and a labels file, its labels
+// file ("" otherwise) on ModelDirs(explicitDirs...): the paths embed.Options wants.
+func ModelFiles(m spec.Model, explicitDirs ...string) (model, labels string, err error) {
+	dirs := ModelDirs(explicitDirs...)
+	if model, err = File(m.File, dirs); err != nil {
+		return "", "", fmt.Errorf("model file: %w", err)
+	}
+	if m.LabelsFile != "" && m.LogitsOutput != "" {
+		if labels, err = File(m.LabelsFile, dirs); err != nil {
+			return "", "", fmt.Errorf("labels: %w", err)
+		}
+	}
+	return model, labels, nil
 }
 
 // File returns the first dir/name that exists as a regular file.

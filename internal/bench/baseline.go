@@ -1,12 +1,12 @@
-package index
+package bench
 
-// This is the only file in the package that imports github.com/coder/hnsw.
+// This is the only file in the module that imports github.com/coder/hnsw.
 // The index never uses it: v0.6.1 (the only release the proxy serves) has a
 // broken search (its heap's Max/PopLast return the last slot of a min-heap,
 // and the layer search bounds results by k, not efSearch), which is why
-// Lookalike has its own HNSW. It stays as the benchmark baseline, and it is
-// here rather than in a _test.go file because BenchSearch is exported for
-// the CLI (`lookalike bench search`).
+// Lookalike has its own HNSW. It stays as the search benchmark's baseline
+// (`lookalike bench search`), so that the day a fixed release appears the
+// benchmark says whether switching back is worthwhile.
 
 import (
 	"context"
@@ -17,10 +17,10 @@ import (
 	"github.com/coder/hnsw"
 )
 
-func benchBaseline(ctx context.Context, base, queries [][]float32, o BenchSearchOptions, recall func([][]uint32) float64, log *slog.Logger) (rows []BenchRow, err error) {
+func coderBaseline(ctx context.Context, base, queries [][]float32, o SearchOptions, recall func([][]uint32) float64, log *slog.Logger) (rows []Row, err error) {
 	defer func() {
 		if r := recover(); r != nil { // a third-party panic must not cross our boundary
-			err = fmt.Errorf("index: bench: coder/hnsw panicked: %v", r)
+			err = fmt.Errorf("bench: coder/hnsw panicked: %v", r)
 		}
 	}()
 	g := hnsw.NewGraph[uint32]()
@@ -48,7 +48,7 @@ func benchBaseline(ctx context.Context, base, queries [][]float32, o BenchSearch
 			}
 			got[i] = ids
 		}
-		row := BenchRow{Index: "coder/hnsw", Ef: ef, Recall: recall(got), QPS: float64(len(queries)) / time.Since(start).Seconds()}
+		row := Row{Index: "coder/hnsw", Ef: ef, Recall: recall(got), QPS: float64(len(queries)) / time.Since(start).Seconds()}
 		if len(rows) == 0 {
 			row.BuildS = buildS
 		}

@@ -1,4 +1,4 @@
-package index
+package bench
 
 import (
 	"encoding/json"
@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lookalike/lookalike/internal/bench/synth"
 )
 
 // TestWriteBenchFvecs writes the synthetic benchmark data as .fvecs for
@@ -21,7 +23,7 @@ func TestWriteBenchFvecs(t *testing.T) {
 		t.Skip("set LOOKALIKE_WRITE_FVECS=DIR")
 	}
 	n, nq := envInt("LOOKALIKE_BENCH_N", 100000), envInt("LOOKALIKE_BENCH_Q", 1000)
-	all := SyntheticClustered(n+nq, 1280, max(1, n/500), 1.0, 1)
+	all := synth.Clustered(n+nq, 1280, max(1, n/500), 1.0, 1)
 	if err := WriteFvecs(filepath.Join(dir, "base.fvecs"), all[:n]); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ type peerReport struct {
 //
 //	LOOKALIKE_BENCH_BASE=base.fvecs LOOKALIKE_BENCH_QUERIES=queries.fvecs \
 //	LOOKALIKE_PEER_DIR=/path/to/installed/peer \
-//	go test -run '^$' -bench PeerANN -benchtime 1x -timeout 60m ./index/
+//	go test -run '^$' -bench PeerANN -benchtime 1x -timeout 60m ./internal/bench/
 func BenchmarkPeerANN(b *testing.B) {
 	base, queries := os.Getenv("LOOKALIKE_BENCH_BASE"), os.Getenv("LOOKALIKE_BENCH_QUERIES")
 	if base == "" || queries == "" {
@@ -62,7 +64,7 @@ func BenchmarkPeerANN(b *testing.B) {
 		efStr[i] = strconv.Itoa(e)
 	}
 	for i := 0; i < b.N; i++ {
-		rep, err := BenchSearch(ctx, BenchSearchOptions{Base: base, QueriesFile: queries, Efs: efs, M: 16, EfConstruction: 200})
+		rep, err := Search(ctx, SearchOptions{Base: base, QueriesFile: queries, Efs: efs, M: 16, EfConstruction: 200})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -86,9 +88,9 @@ func BenchmarkPeerANN(b *testing.B) {
 			b.Fatalf("peer output %q: %v", out, err)
 		}
 		fmt.Printf("hnswlib-node n=%d dim=%d build_s=%.1f (ours %.1f)\n", pr.N, pr.Dim, pr.BuildS, rep.BuildS)
-		var rows []BenchRow
+		var rows []Row
 		for _, r := range pr.Rows {
-			rows = append(rows, BenchRow{Index: "hnswlib", Ef: r.Ef, Recall: r.Recall, QPS: r.QPS})
+			rows = append(rows, Row{Index: "hnswlib", Ef: r.Ef, Recall: r.Recall, QPS: r.QPS})
 			fmt.Printf("%-11s ef=%-4d recall@10=%.4f qps=%9.1f\n", "hnswlib", r.Ef, r.Recall, r.QPS)
 		}
 		theirs := bestQPS(rows, "hnswlib", 0.99)
@@ -99,7 +101,7 @@ func BenchmarkPeerANN(b *testing.B) {
 }
 
 // bestQPS is the highest QPS among rows of index reaching minRecall.
-func bestQPS(rows []BenchRow, index string, minRecall float64) float64 {
+func bestQPS(rows []Row, index string, minRecall float64) float64 {
 	best := 0.0
 	for _, r := range rows {
 		if r.Index == index && r.Recall >= minRecall && r.QPS > best {

@@ -1,18 +1,20 @@
-package index
+// Package synth makes synthetic vectors shaped like CNN embeddings, for the index's tests and the
+// search benchmark (internal/bench). It has no dependencies, so the tests of any package can use it.
+package synth
 
 import (
 	"math"
 	"math/rand"
 )
 
-// SyntheticClustered returns n unit vectors of dim dimensions, deterministic
+// Clustered returns n unit vectors of dim dimensions, deterministic
 // for a seed, shaped like CNN embeddings of product photos: `clusters` random
 // unit centres; around each, variation along a cluster-specific random
 // 32-dimensional subspace (norm ~spread) plus a little isotropic noise. Real
 // embeddings have a low intrinsic dimension; isotropic noise in 1280-d would
 // make all neighbours nearly equidistant, which no ANN index handles well
 // and no photo collection looks like.
-func SyntheticClustered(n, dim, clusters int, spread float64, seed int64) [][]float32 {
+func Clustered(n, dim, clusters int, spread float64, seed int64) [][]float32 {
 	const rank = 32
 	const iso = 0.15
 	rng := rand.New(rand.NewSource(seed))

@@ -1,4 +1,4 @@
-package index
+package bench
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 func ReadFvecs(path string) ([][]float32, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("index: read fvecs: %w", err)
+		return nil, fmt.Errorf("bench: read fvecs: %w", err)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
@@ -26,19 +26,19 @@ func ReadFvecs(path string) ([][]float32, error) {
 		if _, err := io.ReadFull(r, hdr[:]); err == io.EOF {
 			break
 		} else if err != nil {
-			return nil, fmt.Errorf("index: read fvecs %s: vector %d: truncated header", path, len(out))
+			return nil, fmt.Errorf("bench: read fvecs %s: vector %d: truncated header", path, len(out))
 		}
 		d := int(int32(binary.LittleEndian.Uint32(hdr[:])))
 		if d <= 0 || d > 1<<16 {
-			return nil, fmt.Errorf("index: read fvecs %s: vector %d: bad dimension %d", path, len(out), d)
+			return nil, fmt.Errorf("bench: read fvecs %s: vector %d: bad dimension %d", path, len(out), d)
 		}
 		if dim >= 0 && d != dim {
-			return nil, fmt.Errorf("index: read fvecs %s: vector %d has dimension %d, earlier ones %d", path, len(out), d, dim)
+			return nil, fmt.Errorf("bench: read fvecs %s: vector %d has dimension %d, earlier ones %d", path, len(out), d, dim)
 		}
 		dim = d
 		buf := make([]byte, 4*d)
 		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, fmt.Errorf("index: read fvecs %s: vector %d: truncated", path, len(out))
+			return nil, fmt.Errorf("bench: read fvecs %s: vector %d: truncated", path, len(out))
 		}
 		v := make([]float32, d)
 		for i := range v {
@@ -53,7 +53,7 @@ func ReadFvecs(path string) ([][]float32, error) {
 func WriteFvecs(path string, vecs [][]float32) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("index: write fvecs: %w", err)
+		return fmt.Errorf("bench: write fvecs: %w", err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	var b []byte
@@ -64,15 +64,15 @@ func WriteFvecs(path string, vecs [][]float32) error {
 		}
 		if _, err := w.Write(b); err != nil {
 			f.Close()
-			return fmt.Errorf("index: write fvecs %s: %w", path, err)
+			return fmt.Errorf("bench: write fvecs %s: %w", path, err)
 		}
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
-		return fmt.Errorf("index: write fvecs %s: %w", path, err)
+		return fmt.Errorf("bench: write fvecs %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("index: write fvecs %s: %w", path, err)
+		return fmt.Errorf("bench: write fvecs %s: %w", path, err)
 	}
 	return nil
 }

@@ -1,4 +1,8 @@
-package embed
+// Package spec is the pure-Go half of embed's configuration: the model spec (which model file, how an
+// image becomes its input tensor, which tensor is the embedding, and the fingerprint that names the
+// vectors they produce) and the defaults of the input limits. It has no cgo, so internal/config and
+// other pure-Go packages describe an engine without linking ONNX Runtime or libjpeg-turbo.
+package spec
 
 import (
 	"crypto/sha256"
@@ -7,13 +11,13 @@ import (
 	"strings"
 )
 
-// ModelSpec describes a model and how images become its input tensor. Preprocessing is data: the
+// Model describes a model and how images become its input tensor. Preprocessing is data: the
 // same spec drives indexing and querying, and its canonical form is part of the Fingerprint.
-type ModelSpec struct {
+type Model struct {
 	// ID is a short name used as the fingerprint prefix, e.g. "mnv2i8".
 	ID string `yaml:"id" json:"id"`
-	// File is the model file name (searched in Options.ModelDirs and the default model folders) or an
-	// absolute path.
+	// File is the model file name. embed opens the path it is given (embed.Options.ModelPath); the
+	// command resolves this name on its model search path (internal/locate).
 	File string `yaml:"file" json:"file"`
 	// SHA256 lists the accepted hex digests of File, separated by commas or spaces; empty = no check.
 	SHA256 string `yaml:"sha256" json:"sha256"`
@@ -41,7 +45,7 @@ type ModelSpec struct {
 	EmbeddingDim    int    `yaml:"embedding_dim" json:"embedding_dim"`
 	// LogitsOutput names the classifier output used for Labels; empty = no labels.
 	LogitsOutput string `yaml:"logits_output" json:"logits_output"`
-	// FeatureMapTensor optionally names a [N,C,H,W] tensor returned in Embedding.FeatureMap
+	// FeatureMapTensor optionally names a [N,C,H,W] tensor returned in embed.Embedding.FeatureMap
 	// (dequantized); empty = not computed into the result (faster).
 	FeatureMapTensor string `yaml:"feature_map_tensor" json:"feature_map_tensor"`
 }
@@ -53,10 +57,10 @@ const (
 	defaultModelSHA256Zoo    = "cc028fe6cae7bc11a4ff53cfc9b79c920e8be65ce33a904ec3e2a8f66d77f95f"
 )
 
-// DefaultModelSpec is MobileNetV2 int8 from the ONNX model zoo with its pooled 1280-d feature as the
+// DefaultModel is MobileNetV2 int8 from the ONNX model zoo with its pooled 1280-d feature as the
 // embedding and the torchvision recipe (shorter side 256, centre crop 224, ImageNet mean/std).
-func DefaultModelSpec() ModelSpec {
-	return ModelSpec{
+func DefaultModel() Model {
+	return Model{
 		ID:               "mnv2i8",
 		File:             "mobilenetv2-12-int8.onnx",
 		SHA256:           defaultModelSHA256Shared + "," + defaultModelSHA256Zoo,
@@ -77,11 +81,20 @@ func DefaultModelSpec() ModelSpec {
 }
 
 // DefaultFeatureMapTensor is the default model's final [N,1280,7,7] feature map, for
-// ModelSpec.FeatureMapTensor.
+// Model.FeatureMapTensor.
 const DefaultFeatureMapTensor = "627_quantized"
 
+// Bounds of the spec's sizes. The input tensor and the resampler's buffers grow with the square of
+// these sides, so they are capped well above any ImageNet-style model (224-600 px) but far below
+// what would let a config file ask for gigabytes per image.
+const (
+	MinInputSize     = 8
+	MaxInputSize     = 4096
+	MaxResizeShorter = 8192
+)
+
 // Validate reports the first bad field by name.
-func (s ModelSpec) Validate() error {
+func (s Model) Validate() error {
 	bad := func(field, why string, v any) error {
 		return fmt.Errorf("model spec: %s %v: %s", field, v, why)
 	}
@@ -92,10 +105,10 @@ func (s ModelSpec) Validate() error {
 		return bad("file", "is required", `""`)
 	case s.Input == "":
 		return bad("input", "is required", `""`)
-	case s.InputSize < 8 || s.InputSize > 4096:
-		return bad("input_size", "must be in 8..4096", s.InputSize)
-	case s.ResizeShorter != 0 && (s.ResizeShorter < s.InputSize || s.ResizeShorter > 8192):
-		return bad("resize_shorter", "must be 0 or in input_size..8192", s.ResizeShorter)
+	case s.InputSize < MinInputSize || s.InputSize > MaxInputSize:
+		return bad("input_size", fmt.Sprintf("must be in %d..%d", MinInputSize, MaxInputSize), s.InputSize)
+	case s.ResizeShorter != 0 && (s.ResizeShorter < s.InputSize || s.ResizeShorter > MaxResizeShorter):
+		return bad("resize_shorter", fmt.Sprintf("must be 0 or in input_size..%d", MaxResizeShorter), s.ResizeShorter)
 	case s.Crop != "center" && s.Crop != "squash":
 		return bad("crop", `must be "center" or "squash"`, fmt.Sprintf("%q", s.Crop))
 	case s.ChannelOrder != "RGB" && s.ChannelOrder != "BGR":
@@ -117,7 +130,7 @@ func (s ModelSpec) Validate() error {
 			return bad("mean", fmt.Sprintf("entry %d is NaN", i), s.Mean)
 		}
 	}
-	for _, h := range s.checksums() {
+	for _, h := range s.Checksums() {
 		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
 			return bad("sha256", "entries must be 64 hex digits", h)
 		}
@@ -125,24 +138,27 @@ func (s ModelSpec) Validate() error {
 	return nil
 }
 
-func (s ModelSpec) checksums() []string {
+// Checksums lists the accepted SHA-256 digests of File, lower case; empty = no check.
+func (s Model) Checksums() []string {
 	return strings.FieldsFunc(strings.ToLower(s.SHA256), func(r rune) bool { return r == ',' || r == ' ' || r == ';' })
 }
 
-func (s ModelSpec) resizeShorter() int {
+// ResizeTarget is the side the shorter side is resized to under Crop "center": ResizeShorter, or
+// InputSize when that is 0.
+func (s Model) ResizeTarget() int {
 	if s.ResizeShorter == 0 {
 		return s.InputSize
 	}
 	return s.ResizeShorter
 }
 
-// preprocessVersion changes whenever decoding or resampling changes the tensor an image produces, so
-// that old and new vectors get different fingerprints.
+// preprocessVersion changes whenever embed's decoding or resampling changes the tensor an image
+// produces, so that old and new vectors get different fingerprints.
 const preprocessVersion = "pre1"
 
 // canonical is the preprocessing part of the fingerprint: every field that changes the input tensor.
-func (s ModelSpec) canonical() string {
-	rs := s.resizeShorter()
+func (s Model) canonical() string {
+	rs := s.ResizeTarget()
 	if s.Crop == "squash" {
 		rs = 0
 	}
@@ -152,7 +168,10 @@ func (s ModelSpec) canonical() string {
 }
 
 // Fingerprint identifies the vectors a model file (by its sha256) and spec produce: "<id>-<12 hex>".
-func (s ModelSpec) Fingerprint(modelSHA256 string) string {
+func (s Model) Fingerprint(modelSHA256 string) string {
 	h := sha256.Sum256([]byte(strings.ToLower(modelSHA256) + "\n" + s.canonical() + "\n" + s.EmbeddingTensor))
 	return s.ID + "-" + hex.EncodeToString(h[:6])
 }
+
+// TensorLen is the number of float32 values one image occupies in the input tensor.
+func (s Model) TensorLen() int { return 3 * s.InputSize * s.InputSize }
