@@ -12,6 +12,8 @@ type Patch struct {
 	del   uint32                // the item removed, or NoSlot
 	v0    map[uint32]row0       // changed V0 rows (nil e for the removed item)
 	v     map[uint32][]Entry    // changed V rows
+
+	computed0, computed int
 }
 
 type row0 struct {
@@ -19,11 +21,14 @@ type row0 struct {
 	z float32
 }
 
-// Stats says how much a patch changes: lists, V0 rows and V rows.
-type Stats struct{ Lists, Rows0, Rows int }
+// Stats says how much a patch changes (lists, V0 rows and V rows) and how many of each kind of
+// row planning computed.
+type Stats struct{ Lists, Rows0, Rows, Computed0, Computed int }
 
 // Stats of the patch.
-func (p *Patch) Stats() Stats { return Stats{len(p.lists), len(p.v0), len(p.v)} }
+func (p *Patch) Stats() Stats {
+	return Stats{len(p.lists), len(p.v0), len(p.v), p.computed0, p.computed}
+}
 
 func newPatch() *Patch {
 	return &Patch{lists: map[uint32][]Neighbor{}, add: NoSlot, del: NoSlot, v0: map[uint32]row0{}, v: map[uint32][]Entry{}}
@@ -103,6 +108,7 @@ func (st *State) PlanRemove(x uint32, research func(y uint32) []Neighbor, dist D
 // g's list changes.
 func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 	base := &view{st: st}
+	w.indexPatch(sc)
 	k1, kh := st.p.K1, st.p.half()
 	// Items whose reciprocal sets may change.
 	var cands []uint32
@@ -131,21 +137,36 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 	}
 	dirty0 := map[uint32]bool{}
 	var a, b []uint32
+	r1 := map[uint32][2][]uint32{} // R(i, K1) before and after, sorted, for the expansion test
+	recips := func(i uint32) [2][]uint32 {
+		r, ok := r1[i]
+		if !ok {
+			r = [2][]uint32{recipOf(base, i, k1, nil), recipOf(w, i, k1, nil)}
+			r1[i] = r
+		}
+		return r
+	}
 	for _, c := range cands {
-		a = recipOf(base, c, k1, a[:0])
-		b = recipOf(w, c, k1, b[:0])
-		if !sameSet(a, b) {
+		rc := recips(c)
+		if !sameSet(rc[0], rc[1]) {
 			dirty0[c] = true
 		}
-		r1o, r1n := slices.Clone(a), slices.Clone(b)
 		a = recipOf(base, c, kh, a[:0])
 		b = recipOf(w, c, kh, b[:0])
-		if !sameSet(a, b) {
-			for _, i := range r1o {
-				dirty0[i] = true
-			}
-			for _, i := range r1n {
-				dirty0[i] = true
+		if sameSet(a, b) {
+			continue
+		}
+		// R(c, K1/2) changed: it matters to V0[i] only where it was, or now is, part of i's
+		// expansion (c in R(i, K1) and sharing more than 2/3 of its members with it).
+		for _, members := range rc {
+			for _, i := range members {
+				if i == c || dirty0[i] {
+					continue
+				}
+				ri := recips(i)
+				if expands(ri[0], c, a) || expands(ri[1], c, b) {
+					dirty0[i] = true
+				}
 			}
 		}
 	}
@@ -157,6 +178,7 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 			continue
 		}
 		e, z := v0Row(w, st.p, sc, i, dist)
+		p.computed0++
 		if !slices.Equal(e, base.row0(i)) || z != base.z(i) {
 			p.v0[i] = row0{e, z}
 		}
@@ -194,10 +216,33 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 			continue
 		}
 		r := vRow(w, st.p, sc, g)
+		p.computed++
 		if !slices.Equal(r, base.st.Row(g)) {
 			p.v[g] = r
 		}
 	}
+}
+
+// expands reports whether the expansion of an item with k-reciprocal set r (sorted) takes in
+// rc = R(c, K1/2) (sorted): c is in r and more than 2/3 of rc is.
+func expands(r []uint32, c uint32, rc []uint32) bool {
+	if _, ok := slices.BinarySearch(r, c); !ok {
+		return false
+	}
+	in := 0
+	for i, j := 0, 0; i < len(r) && j < len(rc); {
+		switch {
+		case r[i] < rc[j]:
+			i++
+		case r[i] > rc[j]:
+			j++
+		default:
+			in++
+			i++
+			j++
+		}
+	}
+	return 3*in > 2*len(rc)
 }
 
 // recipOf is recip for a present item, nothing for an absent one.
@@ -262,26 +307,31 @@ func (st *State) Apply(p *Patch) {
 	}
 }
 
-// setRow replaces g's V row and updates the postings by the difference of the two rows.
+// setRow replaces g's V row and updates the postings (each sorted by item) by the difference of
+// the two rows.
 func (st *State) setRow(g uint32, r []Entry) {
 	old := st.v[g]
+	find := func(pl []Entry) (int, bool) {
+		return slices.BinarySearchFunc(pl, g, func(e Entry, id uint32) int { return cmpU32(e.ID, id) })
+	}
 	i, j := 0, 0
 	for i < len(old) || j < len(r) {
 		switch {
 		case j == len(r) || (i < len(old) && old[i].ID < r[j].ID):
-			st.post[old[i].ID] = removePosting(st.post[old[i].ID], g)
+			k := old[i].ID
+			if at, ok := find(st.post[k]); ok {
+				st.post[k] = slices.Delete(st.post[k], at, at+1)
+			}
 			i++
 		case i == len(old) || r[j].ID < old[i].ID:
-			st.post[r[j].ID] = append(st.post[r[j].ID], Entry{g, r[j].W})
+			k := r[j].ID
+			at, _ := find(st.post[k])
+			st.post[k] = slices.Insert(st.post[k], at, Entry{g, r[j].W})
 			j++
 		default:
 			if old[i].W != r[j].W {
-				pl := st.post[r[j].ID]
-				for k := range pl {
-					if pl[k].ID == g {
-						pl[k].W = r[j].W
-						break
-					}
+				if at, ok := find(st.post[r[j].ID]); ok {
+					st.post[r[j].ID][at].W = r[j].W
 				}
 			}
 			i++
@@ -304,16 +354,6 @@ func containsID(l []Neighbor, id uint32) bool {
 func removeU32(s []uint32, x uint32) []uint32 {
 	for i, v := range s {
 		if v == x {
-			s[i] = s[len(s)-1]
-			return s[:len(s)-1]
-		}
-	}
-	return s
-}
-
-func removePosting(s []Entry, g uint32) []Entry {
-	for i, e := range s {
-		if e.ID == g {
 			s[i] = s[len(s)-1]
 			return s[:len(s)-1]
 		}

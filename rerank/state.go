@@ -48,6 +48,9 @@ func New(p Params) (*State, error) {
 	return &State{p: p}, nil
 }
 
+// NewDefault returns an empty state with DefaultParams.
+func NewDefault() *State { return &State{p: DefaultParams()} }
+
 // Params returns the parameters.
 func (st *State) Params() Params { return st.p }
 
@@ -157,14 +160,17 @@ func (st *State) parallel(workers int, f func(*scratch, uint32)) {
 // scratch is reusable per-caller memory: epoch-stamped marks (a slot is marked when
 // marks[slot] == epoch, so clearing is one increment) and a dense accumulator.
 type scratch struct {
-	marks []uint32
-	epoch uint32
-	acc   []float32
-	ids   []uint32
-	r1    []uint32
-	rc    []uint32
-	set   []uint32
-	row   []Entry
+	marks   []uint32
+	epoch   uint32
+	acc     []float32
+	ids     []uint32
+	ov      []uint32 // view.ov
+	ovEpoch uint32
+	r1      []uint32
+	rc      []uint32
+	set     []uint32
+	row     []Entry
+	tmp     []Entry
 }
 
 // reset starts a new mark generation over n slots.
@@ -205,10 +211,31 @@ type lister interface {
 type view struct {
 	st *State
 	p  *Patch
+	// ov marks the slots with a planned list (ov[s] == ovEpoch), so that most lookups skip the map.
+	ov      []uint32
+	ovEpoch uint32
+}
+
+// indexPatch marks the patch's lists in sc for fast lookups.
+func (w *view) indexPatch(sc *scratch) {
+	n := w.slots()
+	if len(sc.ov) < n {
+		sc.ov = make([]uint32, n+n/4+64)
+		sc.ovEpoch = 0
+	}
+	sc.ovEpoch++
+	if sc.ovEpoch == 0 {
+		clear(sc.ov)
+		sc.ovEpoch = 1
+	}
+	for s := range w.p.lists {
+		sc.ov[s] = sc.ovEpoch
+	}
+	w.ov, w.ovEpoch = sc.ov, sc.ovEpoch
 }
 
 func (w *view) list(s uint32) []Neighbor {
-	if w.p != nil {
+	if w.p != nil && (w.ov == nil || (int(s) < len(w.ov) && w.ov[s] == w.ovEpoch)) {
 		if l, ok := w.p.lists[s]; ok {
 			return l
 		}
@@ -362,35 +389,40 @@ func listDist(list []Neighbor, id uint32) float32 {
 func vRow(w lister, p Params, sc *scratch, g uint32) []Entry {
 	l := w.list(g)
 	f := 1 + min(p.K2-1, len(l))
-	return meanRows(sc, w.slots(), f, func(yield func([]Entry)) {
-		yield(w.row0(g))
-		for _, n := range l[:f-1] {
-			yield(w.row0(n.ID))
-		}
-	})
-}
-
-// meanRows averages rows (each given by each) over f rows, sorted by ID.
-func meanRows(sc *scratch, n, f int, each func(func([]Entry))) []Entry {
-	sc.reset(n)
-	ids := sc.ids[:0]
-	each(func(r []Entry) {
-		for _, e := range r {
-			if sc.mark(e.ID) {
-				sc.acc[e.ID] = 0
-				ids = append(ids, e.ID)
-			}
-			sc.acc[e.ID] += e.W
-		}
-	})
-	sc.ids = ids
-	slices.Sort(ids)
-	out := make([]Entry, len(ids))
+	acc := append(sc.row[:0], w.row0(g)...)
+	tmp := sc.tmp
+	for _, n := range l[:f-1] {
+		tmp = mergeAdd(tmp[:0], acc, w.row0(n.ID))
+		acc, tmp = tmp, acc
+	}
+	sc.row, sc.tmp = acc, tmp
+	out := make([]Entry, len(acc))
 	inv := 1 / float32(f)
-	for k, id := range ids {
-		out[k] = Entry{id, sc.acc[id] * inv}
+	for k, e := range acc {
+		out[k] = Entry{e.ID, e.W * inv}
 	}
 	return out
+}
+
+// mergeAdd appends to dst the union of two rows sorted by ID, adding the weights of shared IDs.
+func mergeAdd(dst, a, b []Entry) []Entry {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i].ID < b[j].ID:
+			dst = append(dst, a[i])
+			i++
+		case a[i].ID > b[j].ID:
+			dst = append(dst, b[j])
+			j++
+		default:
+			dst = append(dst, Entry{a[i].ID, a[i].W + b[j].W})
+			i++
+			j++
+		}
+	}
+	dst = append(dst, a[i:]...)
+	return append(dst, b[j:]...)
 }
 
 func cmpU32(a, b uint32) int {

@@ -178,13 +178,16 @@ func TestMaintenance(t *testing.T) {
 					t.Fatalf("slot %d keeps postings or reverse links after deleting all", s)
 				}
 			}
-			t.Logf("%d writes: mean per write %.1f lists, %.1f V0 rows, %.1f V rows", ops,
-				float64(touched.Lists)/float64(ops), float64(touched.Rows0)/float64(ops), float64(touched.Rows)/float64(ops))
+			f := func(x int) float64 { return float64(x) / float64(ops) }
+			t.Logf("%d writes: mean per write %.1f lists, %.1f V0 rows (of %.1f computed), %.1f V rows (of %.1f computed)", ops,
+				f(touched.Lists), f(touched.Rows0), f(touched.Computed0), f(touched.Rows), f(touched.Computed))
 		})
 	}
 }
 
-func addStats(a, b Stats) Stats { return Stats{a.Lists + b.Lists, a.Rows0 + b.Rows0, a.Rows + b.Rows} }
+func addStats(a, b Stats) Stats {
+	return Stats{a.Lists + b.Lists, a.Rows0 + b.Rows0, a.Rows + b.Rows, a.Computed0 + b.Computed0, a.Computed + b.Computed}
+}
 
 // checkSame compares a maintained state with one built from scratch.
 func checkSame(t *testing.T, got, want *State, w *world) {
