@@ -41,13 +41,14 @@ type searchRequest struct {
 	offset int
 }
 
-// itemRequest is one item to add: multipart (image file + id + metadata) or JSON (base64 image).
+// itemRequest is one item to add: multipart (image file + id + metadata + if_version) or JSON
+// (base64 image). IfVersion 0 means no precondition.
 type itemRequest struct {
-	ID       string          `json:"id"`
-	ImageB64 string          `json:"image"`
-	Metadata json.RawMessage `json:"metadata"`
-	Image    []byte          `json:"-"`
-	fileName string
+	ID        string          `json:"id"`
+	ImageB64  string          `json:"image"`
+	Metadata  json.RawMessage `json:"metadata"`
+	IfVersion uint64          `json:"if_version"`
+	Image     []byte          `json:"-"`
 }
 
 func badRequest(format string, args ...any) *Error {
