@@ -181,6 +181,7 @@ func Store(ctx context.Context, eng Embedder, col *index.Collection, inputs []In
 			res[i].Err = err
 			continue
 		}
+		in[i].Metadata = compactJSON(in[i].Metadata)
 		hash := ContentHash(in[i].Image, in[i].Metadata)
 		if !p.Force && in[i].IfVersion == 0 && unchanged(col, in[i], hash, &res[i]) {
 			continue
@@ -243,24 +244,25 @@ func unchanged(col *index.Collection, in Input, hash string, r *Result) bool {
 		return false
 	}
 	it, err := col.Get(in.ID)
-	if err != nil || it.ContentHash != hash || !sameJSON(it.Metadata, in.Metadata) {
+	if err != nil || it.ContentHash != hash || !bytes.Equal(it.Metadata, in.Metadata) {
 		return false // changed meanwhile, or metadata merged or tagged since: write it
 	}
 	r.Outcome, r.Version, r.Metadata, r.UpdatedAt = Unchanged, it.Version, it.Metadata, it.UpdatedAt
 	return true
 }
 
-// sameJSON compares stored (compacted) metadata with an input's.
-func sameJSON(stored, in json.RawMessage) bool {
-	in = bytes.TrimSpace(in)
-	if len(in) == 0 || string(in) == "null" {
-		return len(stored) == 0
+// compactJSON is metadata as the index stores it, so that its layout changes neither the content
+// hash nor the comparison with the stored item. Invalid JSON is left for the index to refuse.
+func compactJSON(m json.RawMessage) json.RawMessage {
+	m = bytes.TrimSpace(m)
+	if len(m) == 0 || string(m) == "null" {
+		return nil
 	}
 	var buf bytes.Buffer
-	if json.Compact(&buf, in) != nil {
-		return false
+	if json.Compact(&buf, m) != nil {
+		return m
 	}
-	return bytes.Equal(buf.Bytes(), stored)
+	return buf.Bytes()
 }
 
 // applyDuplicatePolicy looks for a stored duplicate of the photo and applies p.OnDuplicate. done
