@@ -29,7 +29,8 @@ type Input struct {
 	// Metadata is a JSON object, or empty.
 	Metadata json.RawMessage
 	// IfVersion, when not 0, stores the item only if the stored one is at this version
-	// (index.ErrVersionConflict otherwise, also when the item no longer exists).
+	// (index.ErrVersionConflict otherwise, also when the item no longer exists). It guards the
+	// item's own write: a merge into a duplicate (DuplicateMerge) writes that item instead.
 	IfVersion uint64
 }
 
