@@ -332,11 +332,11 @@ func TestConcurrentMergesKeepEveryKey(t *testing.T) {
 	}
 }
 
-// TestMergesRacingAReplacement (defect 12.2): eight merges and one replacement of the same item
+// TestConcurrentMergesAndAReplacement (defect 12.2): eight merges and one replacement of the same item
 // (a new photo and {"v":1}) at once, twenty rounds. The replacement's photo and metadata stay, and
 // every merge acknowledged after it (by version) has its field in the item; merges acknowledged
 // before it were replaced with the rest of the item.
-func TestMergesRacingAReplacement(t *testing.T) {
+func TestConcurrentMergesAndAReplacement(t *testing.T) {
 	ts := newTestServer(t, func(c *config.Config) { c.Server.QueueWait = 30 * time.Second })
 	orig := photo(t, ukName(8))
 	oldPhoto, newPhoto := reencode(t, orig, 0.5, 85), reencode(t, orig, 0.55, 65)
