@@ -14,6 +14,7 @@ import (
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/quality"
+	"github.com/lookalike/lookalike/internal/ingest"
 )
 
 // Error is the one error shape every endpoint returns:
@@ -96,6 +97,12 @@ func classify(err error) *Error {
 		return errorf(http.StatusBadRequest, "invalid_item", "%s", msg)
 	case errors.Is(err, index.ErrDimMismatch):
 		return errorf(http.StatusBadRequest, "dimension_mismatch", "%s", msg)
+	case errors.Is(err, index.ErrVersionConflict):
+		return errorf(http.StatusConflict, "version_conflict", "%s", msg)
+	case errors.Is(err, ingest.ErrDuplicate):
+		return errorf(http.StatusConflict, "duplicate", "%s", msg)
+	case errors.Is(err, ingest.ErrDuplicateID):
+		return errorf(http.StatusBadRequest, "duplicate_id", "%s", msg)
 	case errors.Is(err, index.ErrInvalidFilter):
 		return errorf(http.StatusBadRequest, "invalid_filter", "%s", msg)
 	case errors.Is(err, index.ErrInvalidQuery):

@@ -323,38 +323,6 @@ func (s *Server) findDuplicate(ctx context.Context, col *index.Collection, id st
 	return nil
 }
 
-// mergeInto adds the fields of meta that the stored item lacks; its image and vector stay.
-func mergeInto(ctx context.Context, col *index.Collection, id string, meta json.RawMessage) (index.Item, error) {
-	it, err := col.Get(id)
-	if err != nil {
-		return it, err
-	}
-	var add map[string]json.RawMessage
-	if len(meta) == 0 || json.Unmarshal(meta, &add) != nil || len(add) == 0 {
-		return it, nil
-	}
-	have := map[string]json.RawMessage{}
-	if len(it.Metadata) > 0 {
-		if err := json.Unmarshal(it.Metadata, &have); err != nil {
-			return it, fmt.Errorf("item %q: stored metadata: %w", id, err)
-		}
-	}
-	changed := false
-	for k, v := range add {
-		if _, ok := have[k]; !ok {
-			have[k], changed = v, true
-		}
-	}
-	if !changed {
-		return it, nil
-	}
-	if it.Metadata, err = json.Marshal(have); err != nil {
-		return it, err
-	}
-	it.UpdatedAt = time.Now().UTC()
-	return it, col.Upsert(ctx, it)
-}
-
 // --- diversification ------------------------------------------------------------------------
 
 // diversify drops every result that is in tier (or a stronger one) with a better-ranked kept

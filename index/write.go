@@ -404,7 +404,11 @@ func trimLog(b *bolt.Bucket, seq uint64) error {
 
 // applyUpsert updates memory for one persisted item. Under wmu.
 func (c *Collection) applyUpsert(p *prepared) {
-	if !p.isNew {
+	// A write that keeps the vector (a metadata change: merge, tag, edit; its stored vector comes
+	// back re-normalised, hence the tolerance) keeps the item's links: unlinking would hide it
+	// from concurrent searches (and duplicate checks) until it is linked again.
+	keep := !p.isNew && dot(c.g.vec(p.slot), p.vec) >= 1-1e-6
+	if !p.isNew && !keep {
 		c.unlink(p.slot)
 	}
 	a := parseAttrs(p.meta)
@@ -412,7 +416,9 @@ func (c *Collection) applyUpsert(p *prepared) {
 	c.setSlot(p.slot, p.id, p.hash, p.meta, a)
 	c.g.setVector(p.slot, p.vec)
 	c.mu.Unlock()
-	c.link(p.slot)
+	if !keep {
+		c.link(p.slot)
+	}
 }
 
 // link inserts a slot whose vector is in the slab into the graph. Under wmu.
