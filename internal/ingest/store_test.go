@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/locate"
 )
@@ -34,7 +35,11 @@ func TestMain(m *testing.M) {
 func testEngine(t *testing.T) *embed.Engine {
 	t.Helper()
 	engineOnce.Do(func() {
-		sharedEng, engineErr = embed.New(context.Background(), embed.Options{Device: "cpu"})
+		o := embed.Options{Device: "cpu", RuntimeLibrary: locate.RuntimeLibrary("")}
+		if o.ModelPath, o.LabelsPath, engineErr = locate.ModelFiles(spec.DefaultModel()); engineErr != nil {
+			return
+		}
+		sharedEng, engineErr = embed.New(context.Background(), o)
 	})
 	if engineErr != nil {
 		if errors.Is(engineErr, locate.ErrNotFound) && os.Getenv("CI") == "" {
