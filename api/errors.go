@@ -9,6 +9,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/intel"
 )
 
 // Error is the one error shape every endpoint returns:
@@ -99,6 +100,16 @@ func classify(err error) *Error {
 		return errorf(http.StatusServiceUnavailable, "storage_unavailable", "the data store refused the write: %s", msg)
 	case errors.Is(err, index.ErrClosed):
 		return errorf(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down")
+	case errors.Is(err, intel.ErrInvalidTier):
+		return errorf(http.StatusBadRequest, "invalid_tier", "%s", msg)
+	case errors.Is(err, intel.ErrIDsRequired):
+		return errorf(http.StatusBadRequest, "ids_required", "%s", msg)
+	case errors.Is(err, intel.ErrKeepListed):
+		return errorf(http.StatusBadRequest, "keep_listed", "%s", msg)
+	case errors.Is(err, intel.ErrNoCluster):
+		return errorf(http.StatusConflict, "no_cluster", "%s", msg)
+	case errors.Is(err, intel.ErrNoThumbnail):
+		return errorf(http.StatusConflict, "no_thumbnail", "%s", msg)
 	}
 	return errorf(http.StatusInternalServerError, "internal", "internal error")
 }

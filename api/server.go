@@ -35,6 +35,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/intel"
 	"github.com/lookalike/lookalike/internal/config"
 	"github.com/lookalike/lookalike/ui"
 )
@@ -61,8 +62,8 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 
-	fieldsCache sync.Map       // collection name → fieldsCacheEntry
-	signatures  SignatureCache // pixel signatures for duplicate tiers (intel.go)
+	fieldsCache sync.Map             // collection name → fieldsCacheEntry
+	signatures  intel.SignatureCache // pixel signatures for duplicate tiers (intel_handlers.go)
 	labelMu     sync.Mutex
 	labelCache  map[string][]labelJSON
 
