@@ -62,11 +62,19 @@ func (d *Detector) clusterer(col *index.Collection, tier string) (*clusterer, er
 	return &clusterer{d: d, col: col, tier: tier, th: th, sigs: newSigCache(d.cache), labels: map[string]string{}}, nil
 }
 
-// neighbours returns id's neighbours in the tier (or a stronger one), in rank order.
-func (c *clusterer) neighbours(ctx context.Context, id string) ([]DupMember, error) {
+// neighbours returns id's neighbours in the tier (or a stronger one), in rank order. With
+// tiered false (labels only) and the similar tier, every result past the gate is in: no pixels.
+func (c *clusterer) neighbours(ctx context.Context, id string, tiered bool) ([]DupMember, error) {
 	res, err := c.col.Similar(ctx, id, index.SearchOptions{K: maxClusterSize, MinScore: c.th})
 	if err != nil || len(res) == 0 {
 		return nil, err
+	}
+	if !tiered && c.tier == TierSimilar {
+		out := make([]DupMember, len(res))
+		for i, r := range res {
+			out[i] = DupMember{ID: r.ID, Score: r.Score, Tier: TierSimilar}
+		}
+		return out, nil
 	}
 	thumb, _ := c.col.Thumbnail(id)
 	var out []DupMember
@@ -88,7 +96,7 @@ func (c *clusterer) label(ctx context.Context, id string) (string, error) {
 	if l, ok := c.labels[id]; ok {
 		return l, nil
 	}
-	ns, err := c.neighbours(ctx, id)
+	ns, err := c.neighbours(ctx, id, false)
 	if err != nil {
 		return "", err
 	}
@@ -107,7 +115,7 @@ func (c *clusterer) setLabel(id string, ns []DupMember) string {
 // cluster returns the cluster seeded by id: nil when id seeds none (it has a smaller neighbour,
 // or none of its neighbours is left to it).
 func (c *clusterer) cluster(ctx context.Context, it index.Item) (*DupCluster, error) {
-	ns, err := c.neighbours(ctx, it.ID)
+	ns, err := c.neighbours(ctx, it.ID, true)
 	if err != nil {
 		return nil, err
 	}
