@@ -15,6 +15,7 @@ import (
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/quality"
 	"github.com/lookalike/lookalike/internal/ingest"
+	"github.com/lookalike/lookalike/intel"
 )
 
 // Error is the one error shape every endpoint returns:
@@ -126,6 +127,16 @@ func classify(err error) *Error {
 		return errorf(http.StatusGatewayTimeout, "timeout", "the request took longer than the server allows (server.write_timeout)")
 	case errors.Is(err, context.Canceled):
 		return errorf(http.StatusServiceUnavailable, "cancelled", "the request was cancelled before it finished (the client left or the server is stopping)")
+	case errors.Is(err, intel.ErrInvalidTier):
+		return errorf(http.StatusBadRequest, "invalid_tier", "%s", msg)
+	case errors.Is(err, intel.ErrIDsRequired):
+		return errorf(http.StatusBadRequest, "ids_required", "%s", msg)
+	case errors.Is(err, intel.ErrKeepListed):
+		return errorf(http.StatusBadRequest, "keep_listed", "%s", msg)
+	case errors.Is(err, intel.ErrNoCluster):
+		return errorf(http.StatusConflict, "no_cluster", "%s", msg)
+	case errors.Is(err, intel.ErrNoThumbnail):
+		return errorf(http.StatusConflict, "no_thumbnail", "%s", msg)
 	}
 	return errorf(http.StatusInternalServerError, "internal", "internal error")
 }

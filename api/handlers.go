@@ -433,9 +433,13 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	if div {
 		opts.K, opts.Offset = min(3*(req.offset+req.K)+1, index.MaxK), 0
 	}
+	release, err := s.admitSearch(ctx, opts, div)
+	if err != nil {
+		return err
+	}
+	defer release()
 	searchStart := time.Now()
 	var res []index.Result
-	var err error
 	if similarTo != "" {
 		res, err = col.Similar(ctx, similarTo, opts)
 		if errors.Is(err, index.ErrNotFound) {
@@ -452,11 +456,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 		s.quality.Observe(col, query, opts, res)
 	}
 	if div {
-		if s.cfg.Intel.DiversifyPixels {
-			res = diversify(col, res, TiersFrom(s.cfg.Intel), s.cfg.Intel.DiversifyTier, &s.signatures)
-		} else {
-			res = diversifyByCosine(col, res, float32(s.cfg.Intel.DiversifyScore))
-		}
+		res = s.diversify(col, res)
 		res = res[min(req.offset, len(res)):]
 	}
 	next := ""
