@@ -13,9 +13,9 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
-	"github.com/lookalike/lookalike/quality"
-	"github.com/lookalike/lookalike/internal/ingest"
 	"github.com/lookalike/lookalike/intel"
+	"github.com/lookalike/lookalike/internal/ingest"
+	"github.com/lookalike/lookalike/quality"
 )
 
 // Error is the one error shape every endpoint returns:

@@ -69,9 +69,9 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 
-	methods     methodTable    // which methods each route takes, for 405 (noRoute)
-	downloads   downloads      // backup downloads in progress (admin.go), cut by shutdown
-	fieldsCache sync.Map       // collection name → fieldsCacheEntry
+	methods     methodTable          // which methods each route takes, for 405 (noRoute)
+	downloads   downloads            // backup downloads in progress (admin.go), cut by shutdown
+	fieldsCache sync.Map             // collection name → fieldsCacheEntry
 	signatures  intel.SignatureCache // pixel signatures for duplicate tiers (intel_handlers.go)
 	labelMu     sync.Mutex
 	labelCache  map[string][]labelJSON
