@@ -74,6 +74,7 @@ type Collection struct {
 	snapSeq  uint64 // seq of the stored snapshot
 
 	loadedFrom string // "snapshot", "rebuild" or "empty", for logs and tests
+	rrFrom     string // how the re-ranking lists were loaded, for logs and tests
 }
 
 func newCollection(db *DB, name string, cfg CollectionConfig) *Collection {

@@ -41,13 +41,19 @@ func (c *Collection) rrNearest(q []float32, k int, accept func(uint32) bool) []c
 	return c.g.search(q, k, max(k, min(c.cfg.EfSearch, MaxEf)), accept)
 }
 
-// rrPlanAdd plans listing a slot just planned into the graph (near: its insertion beam). Under
-// RLock and wmu.
-func (c *Collection) rrPlanAdd(slot uint32, near []cand) *rerank.Patch {
-	if c.g.count+1 <= c.db.opts.ExactThreshold { // the beam of a small graph may miss some
-		near = c.g.exact(c.g.vec(slot), 2*c.rr.Params().K1, nil, func(s uint32) bool { return s != slot })
+// rrPlanAdd plans listing a slot just planned into the graph (beam: its insertion beam, or nil
+// to search for one). Under RLock and wmu.
+func (c *Collection) rrPlanAdd(slot uint32, beam []cand) *rerank.Patch {
+	notSelf := func(s uint32) bool { return s != slot }
+	switch {
+	case c.g.count < c.db.opts.ExactThreshold:
+		// Small collections are searched exactly, and so are their lists kept: every item is a
+		// candidate, so the new one enters every list it belongs in.
+		beam = c.g.exact(c.g.vec(slot), c.g.count, nil, notSelf)
+	case beam == nil:
+		beam = c.g.search(c.g.vec(slot), c.cfg.EfConstruction, c.cfg.EfConstruction, notSelf)
 	}
-	return c.rr.PlanAdd(slot, toNeighbors(near), c.rrDist)
+	return c.rr.PlanAdd(slot, toNeighbors(beam), c.rrDist)
 }
 
 // rrPlanRemove plans unlisting a slot: the items that listed it search again, without it. Under
@@ -136,7 +142,7 @@ func (c *Collection) loadRerank(blob []byte, seq uint64, live []bool, touched ma
 		c.rrListsFromGraph(st, live)
 		how, touched = "lists from the graph", nil
 	}
-	c.rr = st
+	c.rr, c.rrFrom = st, how
 	if len(touched) > 0 {
 		slots := make([]uint32, 0, len(touched))
 		for s := range touched {
@@ -150,11 +156,11 @@ func (c *Collection) loadRerank(blob []byte, seq uint64, live []bool, touched ma
 		}
 		for _, s := range slots {
 			if int(s) < len(live) && live[s] && !st.Has(s) {
-				near := c.rrNearest(c.g.vec(s), c.cfg.EfConstruction, func(x uint32) bool { return x != s })
-				st.Apply(c.rr.PlanAdd(s, toNeighbors(near), c.rrDist))
+				st.Apply(c.rrPlanAdd(s, nil))
 			}
 		}
 		how += " + replay"
+		c.rrFrom = how
 	}
 	st.Rebuild(c.rrDist, runtime.GOMAXPROCS(0))
 	c.db.log.Info("re-ranking state ready", "collection", c.name, "items", st.Len(), "from", how, "took", time.Since(start))

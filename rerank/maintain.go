@@ -107,6 +107,9 @@ func (st *State) PlanRemove(x uint32, research func(y uint32) []Neighbor, dist D
 // V0 rows of g and its K2-1 nearest, so it is recomputed when one of those rows or that prefix of
 // g's list changes.
 func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
+	if !st.rows {
+		return
+	}
 	base := &view{st: st}
 	w.indexPatch(sc)
 	k1, kh := st.p.K1, st.p.half()

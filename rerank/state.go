@@ -35,6 +35,9 @@ type State struct {
 	z       []float32    // sum of a V0 row's weights before normalisation
 	v       [][]Entry    // V0 averaged over the item and its K2-1 nearest, by ID
 	post    [][]Entry    // post[k]: (g, V[g,k]) for every g whose V row holds k
+	// rows says the rows and postings are current. SetList clears it, Rebuild sets it; without
+	// them planning changes the lists only (replaying writes before the first Rebuild).
+	rows bool
 
 	wsc  scratch   // the writer's scratch (Plan* run one at a time)
 	pool sync.Pool // *scratch for Rank
@@ -45,11 +48,11 @@ func New(p Params) (*State, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
-	return &State{p: p}, nil
+	return &State{p: p, rows: true}, nil
 }
 
 // NewDefault returns an empty state with DefaultParams.
-func NewDefault() *State { return &State{p: DefaultParams()} }
+func NewDefault() *State { return &State{p: DefaultParams(), rows: true} }
 
 // Params returns the parameters.
 func (st *State) Params() Params { return st.p }
@@ -96,19 +99,29 @@ func (st *State) grow(n int) {
 // ---- bulk load ----
 
 // SetList installs an item with its neighbour list (ascending, at most K1, naming items that are
-// or will be set), for loading; Rebuild must follow before the state is used.
+// or will be set), for loading. Until Rebuild, PlanAdd and PlanRemove change only the lists (as
+// replaying writes after a snapshot does), and Rank must not be used.
 func (st *State) SetList(s uint32, list []Neighbor) {
 	st.grow(int(s) + 1)
 	if !st.present[s] {
 		st.present[s] = true
 		st.count++
 	}
+	for _, n := range st.nb[s] {
+		st.rev[n.ID] = removeU32(st.rev[n.ID], s)
+	}
 	st.nb[s] = slices.Clone(list[:min(len(list), st.p.K1)])
+	for _, n := range st.nb[s] {
+		st.grow(int(n.ID) + 1)
+		st.rev[n.ID] = append(st.rev[n.ID], s)
+	}
+	st.rows = false
 }
 
 // Rebuild recomputes the reverse lists, rows and postings from the lists, using up to workers
 // goroutines (it waits for them). Lists naming absent items are cut first.
 func (st *State) Rebuild(dist Dist, workers int) {
+	st.rows = true
 	for s := range st.present {
 		st.rev[s], st.v0[s], st.v[s], st.post[s] = nil, nil, nil, nil
 	}
