@@ -205,10 +205,10 @@ type Report struct {
 	// configuration's, with a paired bootstrap 95 % interval over the queries (PairedBootstrap).
 	MAPDelta     *Interval `json:"mAP_delta,omitempty"`
 	NSDelta      *Interval `json:"ns_delta,omitempty"`
-	EmbedPerSec  float64  `json:"embed_per_sec"`
-	EmbedSeconds float64  `json:"embed_seconds"`
-	IndexSeconds float64  `json:"index_seconds"`
-	TotalSeconds float64  `json:"total_seconds"`
+	EmbedPerSec  float64   `json:"embed_per_sec"`
+	EmbedSeconds float64   `json:"embed_seconds"`
+	IndexSeconds float64   `json:"index_seconds"`
+	TotalSeconds float64   `json:"total_seconds"`
 }
 
 // vectors of one preprocessing variant.
