@@ -15,6 +15,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 func (s *Server) requestContext(c *fiber.Ctx) (context.Context, context.CancelFunc) {
@@ -338,6 +339,23 @@ type searchResponse struct {
 	Model      string             `json:"model"`
 	TimingsMS  map[string]float64 `json:"timings_ms"`
 	NextCursor string             `json:"next_cursor"`
+	Rerank     string             `json:"rerank"`
+}
+
+// rerankMode is the request's re-ranking, or the endpoint's configured default (index.rerank_search,
+// index.rerank_similar; validated at start).
+func (s *Server) rerankMode(m rerank.Mode, similar bool) rerank.Mode {
+	if m != rerank.ModeDefault {
+		return m
+	}
+	def := s.cfg.Index.RerankSearch
+	if similar {
+		def = s.cfg.Index.RerankSimilar
+	}
+	if m, err := rerank.ParseMode(def); err == nil && m != rerank.ModeDefault {
+		return m
+	}
+	return rerank.ModeNone
 }
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -423,7 +441,8 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	if more {
 		fetch++
 	}
-	opts := index.SearchOptions{K: fetch, Ef: req.Ef, Filter: req.filter, Exact: req.Exact, ExcludeIDs: req.ExcludeIDs, Offset: req.offset, MinScore: req.MinScore}
+	opts := index.SearchOptions{K: fetch, Ef: req.Ef, Filter: req.filter, Exact: req.Exact, ExcludeIDs: req.ExcludeIDs, Offset: req.offset, MinScore: req.MinScore,
+		Rerank: s.rerankMode(req.rerank, similarTo != "")}
 	// Diversified pages are cut from one diversified ranking fetched from the top (3x over-fetch),
 	// so pages stay consistent with each other. On by default for similar, off for search.
 	div := similarTo != ""
@@ -440,12 +459,20 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	defer release()
 	searchStart := time.Now()
 	var res []index.Result
-	if similarTo != "" {
+	switch {
+	case similarTo != "":
 		res, err = col.Similar(ctx, similarTo, opts)
 		if errors.Is(err, index.ErrNotFound) {
 			return itemErr(err, col, similarTo)
 		}
-	} else {
+	case req.ID != "":
+		// A search by id is a similar search with the search defaults: the stored item (and its
+		// k-reciprocal row) is the query, and it is excluded like any other id in exclude_ids.
+		res, err = col.Similar(ctx, req.ID, opts)
+		if errors.Is(err, index.ErrNotFound) {
+			return itemErr(err, col, req.ID)
+		}
+	default:
 		res, err = col.Search(ctx, query, opts)
 	}
 	if err != nil {
@@ -467,7 +494,8 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 		}
 	}
 	name := col.Name()
-	out := searchResponse{Results: make([]resultJSON, 0, len(res)), Model: s.eng.Info().ModelID, TimingsMS: timings, NextCursor: next}
+	out := searchResponse{Results: make([]resultJSON, 0, len(res)), Model: s.eng.Info().ModelID, TimingsMS: timings, NextCursor: next,
+		Rerank: opts.Rerank.String()}
 	for _, r := range res {
 		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(name, r.ID)})
 	}

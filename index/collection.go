@@ -62,6 +62,7 @@ type Collection struct {
 	dropped  bool // closed by DropCollection, not by DB.Close
 	g        *graph
 	rr       *rerank.State     // neighbour lists and k-reciprocal rows (rerank.go)
+	rrSkip   bool              // benchmarks only: writes leave rr alone (what keeping it costs)
 	ids      []string          // slot -> id ("" = free)
 	byID     map[string]uint32 // id -> slot
 	hashes   []string

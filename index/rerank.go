@@ -44,6 +44,9 @@ func (c *Collection) rrNearest(q []float32, k int, accept func(uint32) bool) []c
 // rrPlanAdd plans listing a slot just planned into the graph (beam: its insertion beam, or nil
 // to search for one). Under RLock and wmu.
 func (c *Collection) rrPlanAdd(slot uint32, beam []cand) *rerank.Patch {
+	if c.rrSkip {
+		return nil
+	}
 	notSelf := func(s uint32) bool { return s != slot }
 	switch {
 	case c.g.count < c.db.opts.ExactThreshold:
@@ -59,6 +62,9 @@ func (c *Collection) rrPlanAdd(slot uint32, beam []cand) *rerank.Patch {
 // rrPlanRemove plans unlisting a slot: the items that listed it search again, without it. Under
 // RLock and wmu; the graph may still hold the slot.
 func (c *Collection) rrPlanRemove(slot uint32) *rerank.Patch {
+	if c.rrSkip {
+		return nil
+	}
 	k1 := c.rr.Params().K1
 	return c.rr.PlanRemove(slot, func(y uint32) []rerank.Neighbor {
 		return toNeighbors(c.rrNearest(c.g.vec(y), k1, func(s uint32) bool { return s != y && s != slot }))

@@ -273,8 +273,11 @@ func samePrefix(a, b []Neighbor, k int) bool {
 	return true
 }
 
-// Apply installs a patch planned on the current state.
+// Apply installs a patch planned on the current state; a nil patch changes nothing.
 func (st *State) Apply(p *Patch) {
+	if p == nil {
+		return
+	}
 	for s := range p.lists {
 		st.grow(int(s) + 1)
 	}

@@ -79,6 +79,16 @@ func (st *State) Row(s uint32) []Entry {
 	return nil
 }
 
+// Bytes estimates the memory the state holds: lists, reverse lists, rows and postings.
+func (st *State) Bytes() int64 {
+	const hdr = 24 // a slice header
+	n := int64(hdr*6+4+1) * int64(len(st.present))
+	for s := range st.present {
+		n += int64(8*cap(st.nb[s]) + 4*cap(st.rev[s]) + 8*cap(st.v0[s]) + 8*cap(st.v[s]) + 8*cap(st.post[s]))
+	}
+	return n
+}
+
 // Slots is one past the highest slot the state has room for.
 func (st *State) Slots() int { return len(st.present) }
 
