@@ -14,9 +14,9 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
-	"github.com/lookalike/lookalike/rerank"
 	"github.com/lookalike/lookalike/internal/config"
 	"github.com/lookalike/lookalike/internal/ingest"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // catalogFlags are the flags every catalog command shares.
