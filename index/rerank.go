@@ -114,9 +114,14 @@ func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, acc
 	case self != noSlot:
 		rq = c.rr.ItemQuery(self)
 		base = c.nearest(q, need, ef, o, accept)
-	case accept == nil:
-		all := c.nearest(q, max(need, nearK), ef, o, nil)
-		base = all[:min(need, len(all))]
+	case o.Filter == nil:
+		// One search serves both: at most the exclusions and the queried item fall out of base.
+		all := c.nearest(q, max(need+len(o.ExcludeIDs)+1, nearK), ef, o, nil)
+		for _, h := range all {
+			if len(base) < need && (accept == nil || accept(h.id)) {
+				base = append(base, h)
+			}
+		}
 		rq = c.rr.ExternalQuery(toNeighbors(all[:min(nearK, len(all))]), dq, c.rrDist)
 	default:
 		base = c.nearest(q, need, ef, o, accept)

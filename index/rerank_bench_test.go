@@ -57,9 +57,10 @@ func BenchmarkRerank(b *testing.B) {
 		fmt.Printf("opened %d items: graph from %s, re-ranking %s\n", have, c.loadedFrom, c.rrFrom)
 	}
 	c.mu.RLock()
-	rb := c.rr.Bytes()
+	fp := c.rr.Footprint()
 	c.mu.RUnlock()
-	fmt.Printf("re-ranking state: %.0f MB, %.0f bytes per item\n", float64(rb)/1e6, float64(rb)/float64(n))
+	fmt.Printf("re-ranking state: %.0f MB, %.0f bytes per item; rows of %.1f (V0) and %.1f (V) entries\n",
+		float64(fp.Bytes)/1e6, float64(fp.Bytes)/float64(fp.Items), fp.MeanRow0, fp.MeanRow)
 	queries := synth.Clustered(256, dim, clusters, 1, 1_000_003) // same centres, other draws
 	// Each iteration runs every mode once, timed in the CPU time of the calling thread (a search
 	// runs on its caller), so that a busy machine's waiting does not count.

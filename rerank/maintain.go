@@ -11,7 +11,7 @@ type Patch struct {
 	add   uint32                // the item added, or NoSlot
 	del   uint32                // the item removed, or NoSlot
 	v0    map[uint32]row0       // changed V0 rows (nil e for the removed item)
-	v     map[uint32][]Entry    // changed V rows
+	v     map[uint32]rowChange  // changed V rows
 
 	computed0, computed int
 }
@@ -20,6 +20,9 @@ type row0 struct {
 	e []Entry
 	z float32
 }
+
+// rowChange is a V row before and after (nil: no item).
+type rowChange struct{ old, new []Entry }
 
 // Stats says how much a patch changes (lists, V0 rows and V rows) and how many of each kind of
 // row planning computed.
@@ -31,7 +34,7 @@ func (p *Patch) Stats() Stats {
 }
 
 func newPatch() *Patch {
-	return &Patch{lists: map[uint32][]Neighbor{}, add: NoSlot, del: NoSlot, v0: map[uint32]row0{}, v: map[uint32][]Entry{}}
+	return &Patch{lists: map[uint32][]Neighbor{}, add: NoSlot, del: NoSlot, v0: map[uint32]row0{}, v: map[uint32]rowChange{}}
 }
 
 // PlanAdd plans adding item x (not an item yet) whose nearest items are near (ascending by
@@ -212,16 +215,20 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 		}
 	}
 	for g := range dirty {
+		var old []Entry
+		if st.Has(g) {
+			old = vRow(base, st.p, sc, g)
+		}
 		if !w.present(g) {
-			if st.Has(g) {
-				p.v[g] = nil
+			if old != nil {
+				p.v[g] = rowChange{old, nil}
 			}
 			continue
 		}
 		r := vRow(w, st.p, sc, g)
 		p.computed++
-		if !slices.Equal(r, base.st.Row(g)) {
-			p.v[g] = r
+		if !slices.Equal(r, old) {
+			p.v[g] = rowChange{old, r}
 		}
 	}
 }
@@ -304,19 +311,18 @@ func (st *State) Apply(p *Patch) {
 		st.v0[s], st.z[s] = r.e, r.z
 	}
 	for g, r := range p.v {
-		st.setRow(g, r)
+		st.setRow(g, r.old, r.new)
 	}
 	if p.del != NoSlot {
 		st.present[p.del] = false
 		st.count--
-		st.nb[p.del], st.v0[p.del], st.v[p.del], st.z[p.del] = nil, nil, nil, 0
+		st.nb[p.del], st.v0[p.del], st.z[p.del] = nil, nil, 0
 	}
 }
 
-// setRow replaces g's V row and updates the postings (each sorted by item) by the difference of
-// the two rows.
-func (st *State) setRow(g uint32, r []Entry) {
-	old := st.v[g]
+// setRow updates the postings (each sorted by item) by the difference of g's V row before (old)
+// and after (r).
+func (st *State) setRow(g uint32, old, r []Entry) {
 	find := func(pl []Entry) (int, bool) {
 		return slices.BinarySearchFunc(pl, g, func(e Entry, id uint32) int { return cmpU32(e.ID, id) })
 	}
@@ -344,7 +350,6 @@ func (st *State) setRow(g uint32, r []Entry) {
 			j++
 		}
 	}
-	st.v[g] = r
 }
 
 func containsID(l []Neighbor, id uint32) bool {

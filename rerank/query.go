@@ -22,7 +22,7 @@ func (st *State) ItemQuery(s uint32) *Query {
 	if !st.Has(s) {
 		return &Query{self: NoSlot}
 	}
-	return &Query{row: st.v[s], self: s}
+	return &Query{row: st.Row(s), self: s}
 }
 
 // ExternalQuery prepares a query that is not a stored item from its nearest items (ascending by
@@ -44,7 +44,7 @@ func (st *State) ExternalQuery(near []Neighbor, dq func(uint32) float32, dist Di
 	sc := st.getScratch()
 	defer st.putScratch(sc)
 	p := st.planAdd(sc, qs, near, qdist)
-	return &Query{row: p.v[qs], self: NoSlot, patch: p, slot: qs}
+	return &Query{row: p.v[qs].new, self: NoSlot, patch: p, slot: qs}
 }
 
 // overlap is sum_k min(a[k], b[k]) of two rows sorted by ID.
@@ -107,7 +107,7 @@ func (st *State) Rank(q *Query, base []Neighbor, k int, dq func(uint32) float32,
 			if sc.mark(g) {
 				touched = append(touched, g)
 			}
-			sc.acc[g] = overlap(q.row, r)
+			sc.acc[g] = overlap(q.row, r.new)
 		}
 	}
 	sc.ids = touched

@@ -33,8 +33,9 @@ type State struct {
 	rev     [][]uint32   // rev[m]: the items whose list holds m
 	v0      [][]Entry    // k-reciprocal rows, by ID
 	z       []float32    // sum of a V0 row's weights before normalisation
-	v       [][]Entry    // V0 averaged over the item and its K2-1 nearest, by ID
-	post    [][]Entry    // post[k]: (g, V[g,k]) for every g whose V row holds k
+	// post[k]: (g, V[g,k]) for every g whose V row holds k, by g. The V rows themselves (V0
+	// averaged over an item and its K2-1 nearest) are not kept: a merge of K2 V0 rows makes one.
+	post [][]Entry
 	// rows says the rows and postings are current. SetList clears it, Rebuild sets it; without
 	// them planning changes the lists only (replaying writes before the first Rebuild).
 	rows bool
@@ -71,22 +72,38 @@ func (st *State) List(s uint32) []Neighbor {
 	return nil
 }
 
-// Row returns an item's V row (shared: do not modify).
+// Row computes an item's V row (nil for no item).
 func (st *State) Row(s uint32) []Entry {
-	if int(s) < len(st.v) {
-		return st.v[s]
+	if !st.Has(s) {
+		return nil
 	}
-	return nil
+	sc := st.getScratch()
+	defer st.putScratch(sc)
+	return vRow(&view{st: st}, st.p, sc, s)
 }
 
-// Bytes estimates the memory the state holds: lists, reverse lists, rows and postings.
-func (st *State) Bytes() int64 {
+// Footprint is what the state holds: items, mean entries per V0 and V row, and an estimate of the
+// memory of the lists, reverse lists, rows and postings (slice capacities and headers).
+type Footprint struct {
+	Items             int
+	MeanRow0, MeanRow float64
+	Bytes             int64
+}
+
+// Footprint measures the state.
+func (st *State) Footprint() Footprint {
 	const hdr = 24 // a slice header
-	n := int64(hdr*6+4+1) * int64(len(st.present))
+	f := Footprint{Items: st.count, Bytes: int64(hdr*4+4+1) * int64(len(st.present))}
+	var r0, r int
 	for s := range st.present {
-		n += int64(8*cap(st.nb[s]) + 4*cap(st.rev[s]) + 8*cap(st.v0[s]) + 8*cap(st.v[s]) + 8*cap(st.post[s]))
+		f.Bytes += int64(8*cap(st.nb[s]) + 4*cap(st.rev[s]) + 8*cap(st.v0[s]) + 8*cap(st.post[s]))
+		r0 += len(st.v0[s])
+		r += len(st.post[s]) // every V row entry is one posting
 	}
-	return n
+	if st.count > 0 {
+		f.MeanRow0, f.MeanRow = float64(r0)/float64(st.count), float64(r)/float64(st.count)
+	}
+	return f
 }
 
 // Slots is one past the highest slot the state has room for.
@@ -102,7 +119,6 @@ func (st *State) grow(n int) {
 	st.rev = append(st.rev, make([][]uint32, k)...)
 	st.v0 = append(st.v0, make([][]Entry, k)...)
 	st.z = append(st.z, make([]float32, k)...)
-	st.v = append(st.v, make([][]Entry, k)...)
 	st.post = append(st.post, make([][]Entry, k)...)
 }
 
@@ -133,7 +149,7 @@ func (st *State) SetList(s uint32, list []Neighbor) {
 func (st *State) Rebuild(dist Dist, workers int) {
 	st.rows = true
 	for s := range st.present {
-		st.rev[s], st.v0[s], st.v[s], st.post[s] = nil, nil, nil, nil
+		st.rev[s], st.v0[s], st.post[s] = nil, nil, nil
 	}
 	for s := range st.present {
 		if !st.present[s] {
@@ -149,10 +165,11 @@ func (st *State) Rebuild(dist Dist, workers int) {
 	st.parallel(workers, func(sc *scratch, s uint32) {
 		st.v0[s], st.z[s] = v0Row(w, st.p, sc, s, dist)
 	})
+	rows := make([][]Entry, len(st.present))
 	st.parallel(workers, func(sc *scratch, s uint32) {
-		st.v[s] = vRow(w, st.p, sc, s)
+		rows[s] = vRow(w, st.p, sc, s)
 	})
-	for s, row := range st.v {
+	for s, row := range rows {
 		for _, e := range row {
 			st.post[e.ID] = append(st.post[e.ID], Entry{uint32(s), e.W})
 		}
