@@ -46,6 +46,9 @@ type Config struct {
 	// qe+kr); the zero value is none. A query that is a database item (UKBench) is asked as
 	// Similar, so k-reciprocal re-ranking uses its stored row.
 	Rerank rerank.Mode `json:"rerank,omitempty"`
+	// SelfAsVector searches a query that is a database item by its vector, as image search does
+	// with a photo that is also in the catalog, instead of as Similar (re-ranking modes only).
+	SelfAsVector bool `json:"self_as_vector,omitempty"`
 }
 
 // String is the label or a summary.
@@ -74,6 +77,9 @@ func (c Config) String() string {
 	}
 	if c.reranks() {
 		s += " rerank=" + c.Rerank.String()
+		if c.SelfAsVector {
+			s += " self=vector"
+		}
 	}
 	return s
 }
@@ -308,7 +314,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		r.Metrics = ann
 		if !o.SkipExact {
 			// Exact search ignores ef: configurations differing only in ef share one pass.
-			ek := fmt.Sprintf("%s;qe=%d;rerank=%v", key, c.QE, c.Rerank)
+			ek := fmt.Sprintf("%s;qe=%d;rerank=%v;self=%v", key, c.QE, c.Rerank, c.SelfAsVector)
 			ep, ok := exactCache[ek]
 			if !ok {
 				ep.m, ep.top, err = searchAll(ctx, ds, b.vs, b.col, c, o, true)
@@ -758,7 +764,7 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 		opts.ExcludeIDs = []string{q.Self}
 	}
 	var res []index.Result
-	if q.Self != "" && c.reranks() {
+	if q.Self != "" && c.reranks() && !c.SelfAsVector {
 		res, err = similar(ctx, col, q.Self, includeSelf, opts)
 	} else {
 		res, err = col.Search(ctx, vec, opts)

@@ -29,10 +29,12 @@ func BenchmarkRerank(b *testing.B) {
 		dir = b.TempDir()
 	}
 	opts := &Options{NoSync: true, SnapshotInterval: -1}
+	t0 := time.Now()
 	db, err := Open(dir, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
+	openS := time.Since(t0).Seconds()
 	defer db.Close()
 	clusters := max(1, n/500)
 	c, err := db.OpenCollection("bench", CollectionConfig{Fingerprint: "synthetic", Dims: dim})
@@ -54,7 +56,7 @@ func BenchmarkRerank(b *testing.B) {
 		}
 		fmt.Printf("built %d items through Upsert in %.1fs (%.2f ms per item, lists kept)\n", n, time.Since(start).Seconds(), time.Since(start).Seconds()*1000/float64(n))
 	} else {
-		fmt.Printf("opened %d items: graph from %s, re-ranking %s\n", have, c.loadedFrom, c.rrFrom)
+		fmt.Printf("opened %d items in %.1fs: graph from %s, re-ranking %s\n", have, openS, c.loadedFrom, c.rrFrom)
 	}
 	c.mu.RLock()
 	fp := c.rr.Footprint()
@@ -94,6 +96,26 @@ func BenchmarkRerank(b *testing.B) {
 			_, err := c.Similar(ctx, fmt.Sprintf("sku-%07d", (i*7919)%n), SearchOptions{K: 10, Rerank: mode})
 			return err
 		})
+	})
+	// What Open spends on the re-ranking state: the rows from the lists (always), and the lists from
+	// the graph (when their snapshot is missing or unusable), on all cores.
+	b.Run("load", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			c.mu.Lock()
+			t0 := time.Now()
+			c.rr.Rebuild(c.rrDist, runtime.GOMAXPROCS(0))
+			rows := time.Since(t0)
+			live := make([]bool, len(c.ids))
+			for s, id := range c.ids {
+				live[s] = id != ""
+			}
+			t0 = time.Now()
+			c.rrListsFromGraph(rerank.NewDefault(), live)
+			lists := time.Since(t0)
+			c.mu.Unlock()
+			b.ReportMetric(rows.Seconds(), "s/rows")
+			b.ReportMetric(lists.Seconds(), "s/lists-from-graph")
+		}
 	})
 	// A write with the lists kept against one without (alternating; each added item is deleted
 	// again, so the collection stays as built).
