@@ -347,3 +347,6 @@ func (c *Collection) Quiesce(fn func() error) error {
 	defer c.wmu.Unlock()
 	return fn()
 }
+
+// Config is the collection's configuration (fingerprint, dims, graph parameters).
+func (c *Collection) Config() CollectionConfig { return c.cfg }
