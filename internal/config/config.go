@@ -45,6 +45,10 @@ type Config struct {
 	Limits  Limits     `yaml:"limits"`
 	Embed   Embed      `yaml:"embed"`
 	Model   spec.Model `yaml:"model"`
+	// Models are the other models collections may be rebuilt with (docs/lifecycle.md); each id is
+	// unique. The server loads an engine for each.
+	Models    []spec.Model `yaml:"models"`
+	Lifecycle Lifecycle    `yaml:"lifecycle"`
 	Quality Quality    `yaml:"quality"`
 	Intel   Intel      `yaml:"intel"`
 	Demo    Demo       `yaml:"demo"`
@@ -136,6 +140,12 @@ type Intel struct {
 	TagNeighbors       int           `yaml:"tag_neighbors"`
 	TagMinConfidence   float64       `yaml:"tag_min_confidence"`
 	TrashRetention     time.Duration `yaml:"trash_retention"`
+}
+
+// Lifecycle configures shadow rebuilds.
+type Lifecycle struct {
+	// Grace is how long the previous generation keeps receiving writes after a switch; 0 = 24h.
+	Grace time.Duration `yaml:"grace"`
 }
 
 type Demo struct {
@@ -315,6 +325,19 @@ func (c *Config) Validate() error {
 		if !ok || (scope != "read" && scope != "write") || len(key) < 16 {
 			return bad(fmt.Sprintf("auth.keys[%d]", i), "must be \"read:KEY\" or \"write:KEY\" with a key of at least 16 characters")
 		}
+	}
+	ids := map[string]bool{c.Model.ID: true}
+	for i, m := range c.Models {
+		if err := m.Validate(); err != nil {
+			return fmt.Errorf("%w: models[%d]: %w", ErrInvalid, i, err)
+		}
+		if ids[m.ID] {
+			return fmt.Errorf("%w: models[%d]: id %q is used twice", ErrInvalid, i, m.ID)
+		}
+		ids[m.ID] = true
+	}
+	if c.Lifecycle.Grace < 0 {
+		return fmt.Errorf("%w: lifecycle.grace must not be negative", ErrInvalid)
 	}
 	if err := c.Model.Validate(); err != nil {
 		return fmt.Errorf("%w: model: %v", ErrInvalid, err)
