@@ -119,8 +119,15 @@ func TestE2ERebuildSwitchRollback(t *testing.T) {
 		}
 	}
 
+	for i := 0; i < 4; i++ { // the restart forgot the earlier queries
+		httpDo(ctx, "POST", srv.url+"/v1/collections/default/search", "image/jpeg", photos[i*7])
+	}
 	rep := httpDo(ctx, "GET", srv.url+"/v1/collections/default/rebuild/report", "", nil)
-	if rep.status != http.StatusOK {
+	var report struct {
+		Queries int     `json:"queries"`
+		Overlap float64 `json:"overlap_at_10"`
+	}
+	if rep.status != http.StatusOK || json.Unmarshal(rep.body, &report) != nil || report.Queries != 4 || report.Overlap <= 0 {
 		t.Fatalf("report: %d %s", rep.status, rep.body)
 	}
 	t.Logf("report: %s", rep.body)
