@@ -281,13 +281,9 @@ func (c *Collection) Changes(limit int) ([]Change, int, error) {
 	var out []Change
 	n := 0
 	err := c.db.bolt.View(func(tx *bolt.Tx) error {
-		b := c.bucket(tx)
-		if b == nil {
-			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
-		}
-		cb := b.Bucket(bucketChanges)
-		if cb == nil {
-			return nil
+		cb, err := c.changes(tx)
+		if cb == nil || err != nil {
+			return err
 		}
 		n = cb.Stats().KeyN
 		cur := cb.Cursor()
@@ -308,13 +304,9 @@ func (c *Collection) AckChanges(done []Change) error {
 		return nil
 	}
 	err := c.db.bolt.Update(func(tx *bolt.Tx) error {
-		b := c.bucket(tx)
-		if b == nil {
-			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
-		}
-		cb := b.Bucket(bucketChanges)
-		if cb == nil {
-			return nil
+		cb, err := c.changes(tx)
+		if cb == nil || err != nil {
+			return err
 		}
 		for _, ch := range done {
 			if v := cb.Get([]byte(ch.ID)); len(v) == 8 && binary.BigEndian.Uint64(v) == ch.Seq {
@@ -329,6 +321,15 @@ func (c *Collection) AckChanges(done []Change) error {
 		return storageErr("acknowledge changes of "+c.name, err)
 	}
 	return nil
+}
+
+// changes is the collection's change set, nil when tracking is off.
+func (c *Collection) changes(tx *bolt.Tx) (*bolt.Bucket, error) {
+	b := c.bucket(tx)
+	if b == nil {
+		return nil, fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
+	}
+	return b.Bucket(bucketChanges), nil
 }
 
 // recordChange notes id in the change set when tracking is on. Inside the write's transaction.

@@ -190,28 +190,21 @@ func (m *Manager) embedThrottled(ctx context.Context, eng Embedder, imgs []embed
 // change set, turns tracking on for the shadow and moves the alias; the previous generation then
 // receives the writes (mirror) until the grace period ends, so Rollback loses nothing.
 func (m *Manager) Switch(ctx context.Context, base string) (Job, error) {
-	r, err := m.get(base)
-	if err != nil {
-		return Job{}, err
-	}
-	r.opMu.Lock()
-	defer r.opMu.Unlock()
-	j := r.snapshot()
-	if j.State != StateReady || j.Live != j.From {
-		return j, fmt.Errorf("%w: rebuild of %s is %s (switch needs ready)", ErrNotReady, base, j.State)
-	}
-	if err := m.flip(ctx, r, j.To); err != nil {
-		return r.snapshot(), err
-	}
-	r.mu.Lock()
-	r.job.State, r.job.SwitchedAt = StateSwitched, time.Now().UTC()
-	r.job.GraceUntil = r.job.SwitchedAt.Add(m.opts.Grace)
-	r.mu.Unlock()
-	return r.snapshot(), m.save(r)
+	return m.move(ctx, base, StateReady, func(j Job) string { return j.To }, func(j *Job) {
+		j.State, j.SwitchedAt = StateSwitched, time.Now().UTC()
+		j.GraceUntil = j.SwitchedAt.Add(m.opts.Grace)
+	})
 }
 
 // Rollback points the alias back at the previous generation, during the grace period.
 func (m *Manager) Rollback(ctx context.Context, base string) (Job, error) {
+	return m.move(ctx, base, StateSwitched, func(j Job) string { return j.From }, func(j *Job) {
+		j.State, j.SwitchedAt, j.GraceUntil = StateReady, time.Time{}, time.Time{}
+	})
+}
+
+// move flips the alias of base to target(job) when the job is in state need, then applies after.
+func (m *Manager) move(ctx context.Context, base, need string, target func(Job) string, after func(*Job)) (Job, error) {
 	r, err := m.get(base)
 	if err != nil {
 		return Job{}, err
@@ -219,14 +212,14 @@ func (m *Manager) Rollback(ctx context.Context, base string) (Job, error) {
 	r.opMu.Lock()
 	defer r.opMu.Unlock()
 	j := r.snapshot()
-	if j.State != StateSwitched {
-		return j, fmt.Errorf("%w: rebuild of %s is %s (rollback needs switched, within the grace period)", ErrNotReady, base, j.State)
+	if j.State != need || j.Live == target(j) {
+		return j, fmt.Errorf("%w: rebuild of %s is %s (this needs %s)", ErrNotReady, base, j.State, need)
 	}
-	if err := m.flip(ctx, r, j.From); err != nil {
+	if err := m.flip(ctx, r, target(j)); err != nil {
 		return r.snapshot(), err
 	}
 	r.mu.Lock()
-	r.job.State, r.job.SwitchedAt, r.job.GraceUntil = StateReady, time.Time{}, time.Time{}
+	after(&r.job)
 	r.mu.Unlock()
 	return r.snapshot(), m.save(r)
 }
@@ -240,24 +233,12 @@ func (m *Manager) flip(ctx context.Context, r *run, to string) error {
 		return err
 	}
 	// Drain most of the backlog before taking the lock, so writers wait only for the tail.
-	for {
-		n, err := m.mirror(ctx, r, 256)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			break
-		}
+	if err := m.drain(ctx, r); err != nil {
+		return err
 	}
 	err = src.Quiesce(func() error {
-		for {
-			n, err := m.mirror(ctx, r, 256)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				break
-			}
+		if err := m.drain(ctx, r); err != nil {
+			return err
 		}
 		if err := dst.Track(true); err != nil {
 			return err
@@ -275,4 +256,14 @@ func (m *Manager) flip(ctx context.Context, r *run, to string) error {
 	}
 	m.log.Info("rebuild: alias switched", "collection", j.Base, "from", src.Name(), "to", to)
 	return src.Track(false)
+}
+
+// drain mirrors until the live generation's change set is empty.
+func (m *Manager) drain(ctx context.Context, r *run) error {
+	for {
+		n, err := m.mirror(ctx, r, 256)
+		if err != nil || n == 0 {
+			return err
+		}
+	}
 }
