@@ -15,6 +15,7 @@ import (
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/intel"
 	"github.com/lookalike/lookalike/internal/ingest"
+	"github.com/lookalike/lookalike/lifecycle"
 	"github.com/lookalike/lookalike/quality"
 )
 
@@ -88,6 +89,8 @@ func classify(err error) *Error {
 		return errorf(http.StatusBadRequest, "bad_crop", "%s", msg)
 	case errors.Is(err, index.ErrFingerprintMismatch):
 		return errorf(http.StatusConflict, "fingerprint_mismatch", "%s", msg)
+	case classifyLifecycle(err, msg) != nil:
+		return classifyLifecycle(err, msg)
 	case errors.Is(err, index.ErrExists):
 		return errorf(http.StatusConflict, "already_exists", "%s", msg)
 	case errors.Is(err, index.ErrNotFound):
@@ -216,4 +219,23 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	}
 	c.Status(e.Status)
 	return c.JSON(fiber.Map{"error": e})
+}
+
+// classifyLifecycle maps the errors of generations and rebuilds (docs/lifecycle.md); nil for others.
+func classifyLifecycle(err error, msg string) *Error {
+	switch {
+	case errors.Is(err, index.ErrFrozen):
+		return errorf(http.StatusConflict, "generation_read_only", "%s (write through the collection's alias)", msg)
+	case errors.Is(err, index.ErrInUse):
+		return errorf(http.StatusConflict, "generation_in_use", "%s (switch the alias first)", msg)
+	case errors.Is(err, lifecycle.ErrRunning):
+		return errorf(http.StatusConflict, "rebuild_running", "%s", msg)
+	case errors.Is(err, lifecycle.ErrNotReady):
+		return errorf(http.StatusConflict, "rebuild_not_ready", "%s", msg)
+	case errors.Is(err, lifecycle.ErrNoJob):
+		return errorf(http.StatusNotFound, "no_rebuild", "%s", msg)
+	case errors.Is(err, lifecycle.ErrUnknownModel):
+		return errorf(http.StatusBadRequest, "unknown_model", "%s", msg)
+	}
+	return nil
 }

@@ -60,6 +60,7 @@ type Collection struct {
 	mu       sync.RWMutex
 	closed   bool
 	dropped  bool // closed by DropCollection, not by DB.Close
+	frozen   bool // a generation its alias does not name: client writes refused (generation.go)
 	g        *graph
 	rr       *rerank.State     // neighbour lists and k-reciprocal rows (rerank.go)
 	rrSkip   bool              // benchmarks only: writes leave rr alone (what keeping it costs)

@@ -63,6 +63,7 @@ func TestImportArrows(t *testing.T) {
 		{"internal/ingest", []string{"api", "quality", "github.com/gofiber/fiber/v2"}},
 		{"internal/config", []string{"embed", "api", "intel", "quality", "internal/ingest"}},
 		{"eval", []string{"api", "github.com/gofiber/fiber/v2"}},
+		{"lifecycle", []string{"api", "intel", "quality", "github.com/gofiber/fiber/v2"}},
 	}
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {
