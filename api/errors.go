@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -70,7 +71,7 @@ func classify(err error) *Error {
 			return errorf(fe.Code, "bad_request", "%s", fe.Message)
 		}
 	}
-	msg := err.Error()
+	msg := publicMessage(err)
 	switch {
 	case errors.Is(err, embed.ErrEmpty):
 		return errorf(http.StatusBadRequest, "empty_image", "the image is empty")
@@ -139,6 +140,17 @@ func classify(err error) *Error {
 		return errorf(http.StatusConflict, "no_thumbnail", "%s", msg)
 	}
 	return errorf(http.StatusInternalServerError, "internal", "internal error")
+}
+
+// packagePrefix matches the package names that the domain packages' sentinel errors start with
+// ("index: not found"), at the start of the message or of a wrapped part.
+var packagePrefix = regexp.MustCompile(`(^|: )(?:index|embed|intel|ingest|quality|eval|config): `)
+
+// publicMessage is err's message for a client: without the internal package names its sentinels
+// carry ("index: version conflict: item ..." becomes "version conflict: item ..."), which say
+// where in the server a failure arose, not what the client did.
+func publicMessage(err error) string {
+	return packagePrefix.ReplaceAllString(err.Error(), "$1")
 }
 
 // osReason is the operating system's word for a failure ("no space left on device"), without the
