@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -204,6 +202,10 @@ func (s *Server) handleGetItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	withVector, err := queryBool(c, "with_vector")
+	if err != nil {
+		return err
+	}
 	it, err := col.Get(id)
 	if err != nil {
 		return itemErr(err, col, id)
@@ -211,11 +213,15 @@ func (s *Server) handleGetItem(c *fiber.Ctx) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	c.Set(fiber.HeaderETag, etag(it.Version))
-	return c.JSON(itemDetailJSON{
+	out := itemDetailJSON{
 		itemJSON: itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
 			Fingerprint: col.Fingerprint(), Dims: len(it.Vector), UpdatedAt: it.UpdatedAt},
 		Labels: s.labelsFor(ctx, col, it),
-	})
+	}
+	if withVector {
+		out.Vector = it.Vector
+	}
+	return c.JSON(out)
 }
 
 type labelJSON struct {
@@ -297,31 +303,6 @@ func (s *Server) handleDeleteItem(c *fiber.Ctx) error {
 		return errorf(http.StatusNotFound, "item_not_found", "no item %q in collection %q", id, col.Name())
 	}
 	return c.JSON(fiber.Map{"deleted": n})
-}
-
-// maxListLimit bounds GET items?limit=: one page of a listing.
-const maxListLimit = 1000
-
-func (s *Server) handleListItems(c *fiber.Ctx) error {
-	col, err := s.collection(c)
-	if err != nil {
-		return err
-	}
-	limit := 50
-	if v := c.Query("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxListLimit {
-			return invalidQuery("limit", "limit must be in 1..%d, got %q", maxListLimit, v)
-		}
-	}
-	items, next, err := col.List(strings.Clone(c.Query("cursor")), limit)
-	if err != nil {
-		return err
-	}
-	out := make([]itemJSON, 0, len(items))
-	for _, it := range items {
-		out = append(out, itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID), UpdatedAt: it.UpdatedAt})
-	}
-	return c.JSON(fiber.Map{"items": out, "next_cursor": next})
 }
 
 // --- search ---------------------------------------------------------------------------------

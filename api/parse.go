@@ -229,10 +229,7 @@ func (req *searchRequest) fromValues(get func(string) string, excludes []string)
 		}
 	}
 	if v := get("filter"); v != "" {
-		req.Filter = json.RawMessage(strconv.Quote(v))
-		if strings.HasPrefix(v, "{") {
-			req.Filter = json.RawMessage(v)
-		}
+		req.Filter = rawFilter(v)
 	}
 	req.Cursor = get("cursor")
 	for _, e := range excludes {

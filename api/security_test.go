@@ -57,8 +57,9 @@ func (l *syncLog) String() string {
 // concretePath fills a route pattern's parameters.
 func concretePath(p string) string {
 	p = strings.ReplaceAll(p, "\\:", ":")
-	p = strings.ReplaceAll(p, ":c", "default")
-	p = strings.ReplaceAll(p, ":id", "ukbench00000")
+	// Whole parameters only: items:count is a custom method, not a parameter named count.
+	p = regexp.MustCompile(`:c\b`).ReplaceAllString(p, "default")
+	p = regexp.MustCompile(`:id\b`).ReplaceAllString(p, "ukbench00000")
 	return strings.ReplaceAll(p, "*", "")
 }
 
