@@ -15,6 +15,7 @@ import (
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/intel"
+	"github.com/lookalike/lookalike/internal/edit"
 	"github.com/lookalike/lookalike/internal/ingest"
 	"github.com/lookalike/lookalike/quality"
 )
@@ -128,6 +129,10 @@ func classify(err error) *Error {
 		return errorf(http.StatusGatewayTimeout, "timeout", "the request took longer than the server allows (server.write_timeout)")
 	case errors.Is(err, context.Canceled):
 		return errorf(http.StatusServiceUnavailable, "cancelled", "the request was cancelled before it finished (the client left or the server is stopping)")
+	case errors.Is(err, edit.ErrInvalidPatch):
+		return errorf(http.StatusBadRequest, "invalid_patch", "%s", msg)
+	case errors.Is(err, edit.ErrTooLarge):
+		return errorf(http.StatusRequestEntityTooLarge, "metadata_too_large", "%s", msg)
 	case errors.Is(err, intel.ErrInvalidTier):
 		return errorf(http.StatusBadRequest, "invalid_tier", "%s", msg)
 	case errors.Is(err, intel.ErrIDsRequired):
@@ -144,7 +149,7 @@ func classify(err error) *Error {
 
 // packagePrefix matches the package names that the domain packages' sentinel errors start with
 // ("index: not found"), at the start of the message or of a wrapped part.
-var packagePrefix = regexp.MustCompile(`(^|: )(?:index|embed|intel|ingest|quality|eval|config): `)
+var packagePrefix = regexp.MustCompile(`(^|: )(?:index|embed|intel|ingest|edit|quality|eval|config): `)
 
 // publicMessage is err's message for a client: without the internal package names its sentinels
 // carry ("index: version conflict: item ..." becomes "version conflict: item ..."), which say

@@ -337,6 +337,7 @@ func (s *Server) routes() {
 	v1.Post("/collections/:c/search", read, s.handleSearch)
 	s.registerQualityRoutes(v1, read)
 	s.registerIntelRoutes(v1, read, write)
+	s.registerEditRoutes(v1, write)
 	v1.Use(s.noRoute("API route"))
 
 	app.Use("/", s.uiKeyLogin)
