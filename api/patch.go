@@ -201,4 +201,3 @@ func (s *Server) handleDeleteWhere(c *fiber.Ctx) error {
 		RestorableUntil time.Time `json:"restorable_until"`
 	}{rep, time.Now().Add(s.cfg.Intel.TrashRetention).UTC()})
 }
-
