@@ -133,6 +133,8 @@ func classify(err error) *Error {
 		return errorf(http.StatusBadRequest, "invalid_patch", "%s", msg)
 	case errors.Is(err, edit.ErrTooLarge):
 		return errorf(http.StatusRequestEntityTooLarge, "metadata_too_large", "%s", msg)
+	case errors.Is(err, intel.ErrInvalidExamples):
+		return errorf(http.StatusBadRequest, "invalid_examples", "%s", msg)
 	case errors.Is(err, intel.ErrInvalidTier):
 		return errorf(http.StatusBadRequest, "invalid_tier", "%s", msg)
 	case errors.Is(err, intel.ErrIDsRequired):

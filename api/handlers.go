@@ -340,32 +340,39 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	timings := map[string]float64{"decode": 0, "preprocess": 0, "inference": 0}
-	var query []float32
+	query, err := s.queryVector(ctx, col, req, timings)
+	if err != nil {
+		return err
+	}
+	return s.answer(c, col, req, query, "", start, timings)
+}
+
+// queryVector is a search's query: the embedding of its image (timings get the stages), the
+// stored vector of its item (which it then excludes from the results), or its raw vector.
+func (s *Server) queryVector(ctx context.Context, col *index.Collection, req *searchRequest, timings map[string]float64) ([]float32, error) {
 	switch {
 	case req.Image != nil:
 		embs, err := s.embedAdmitted(ctx, embed.Image{Data: req.Image, Crop: req.crop})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		t := embs[0].Timings
 		s.observeEmbedding(t)
 		timings["decode"], timings["preprocess"], timings["inference"] = msf(t.Decode), msf(t.Preprocess), msf(t.Inference)
-		query = embs[0].Vector
+		return embs[0].Vector, nil
 	case req.ID != "":
 		it, err := col.Get(req.ID)
 		if err != nil {
-			return itemErr(err, col, req.ID)
+			return nil, itemErr(err, col, req.ID)
 		}
-		query = it.Vector
 		req.ExcludeIDs = append(req.ExcludeIDs, req.ID)
-	default:
-		// embeddable() checked the fingerprint, so the collection's dims are the model's.
-		if dims := s.eng.Info().Dims; len(req.Vector) != dims {
-			return errorf(http.StatusBadRequest, "dimension_mismatch", "vector has %d dimensions, the collection has %d", len(req.Vector), dims)
-		}
-		query = req.Vector
+		return it.Vector, nil
 	}
-	return s.answer(c, col, req, query, "", start, timings)
+	// embeddable() checked the fingerprint, so the collection's dims are the model's.
+	if dims := s.eng.Info().Dims; len(req.Vector) != dims {
+		return nil, errorf(http.StatusBadRequest, "dimension_mismatch", "vector has %d dimensions, the collection has %d", len(req.Vector), dims)
+	}
+	return req.Vector, nil
 }
 
 func (s *Server) handleSimilar(c *fiber.Ctx) error {
@@ -397,6 +404,16 @@ func (s *Server) handleSimilar(c *fiber.Ctx) error {
 func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest, query []float32, similarTo string, start time.Time, timings map[string]float64) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
+	out, err := s.runQuery(ctx, col, req, query, similarTo, start, timings)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+// runQuery is answer without the HTTP: the one search behind search, similar, recommend and
+// their batches.
+func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searchRequest, query []float32, similarTo string, start time.Time, timings map[string]float64) (*searchResponse, error) {
 	// One extra result says whether another page exists, asked for only while the next page would
 	// still start inside the result window (validate cut this page to end at it at most).
 	more := req.offset+req.K < index.MaxK
@@ -416,7 +433,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	}
 	release, err := s.admitSearch(ctx, opts, div)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer release()
 	searchStart := time.Now()
@@ -424,13 +441,13 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	if similarTo != "" {
 		res, err = col.Similar(ctx, similarTo, opts)
 		if errors.Is(err, index.ErrNotFound) {
-			return itemErr(err, col, similarTo)
+			return nil, itemErr(err, col, similarTo)
 		}
 	} else {
 		res, err = col.Search(ctx, query, opts)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	searchDur := time.Since(searchStart)
 	if similarTo == "" {
@@ -457,7 +474,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	s.metrics.stage.WithLabelValues("search").Observe(searchDur.Seconds())
 	s.metrics.stage.WithLabelValues("total").Observe(total.Seconds())
 	s.stats.query(timings["inference"] > 0, total)
-	return c.JSON(out)
+	return &out, nil
 }
 
 // --- fields and stats -----------------------------------------------------------------------

@@ -338,6 +338,7 @@ func (s *Server) routes() {
 	s.registerQualityRoutes(v1, read)
 	s.registerIntelRoutes(v1, read, write)
 	s.registerEditRoutes(v1, write)
+	s.registerQueryRoutes(v1, read)
 	v1.Use(s.noRoute("API route"))
 
 	app.Use("/", s.uiKeyLogin)
