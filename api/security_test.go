@@ -67,10 +67,14 @@ func concretePath(p string) string {
 // feedback) and change no stored item. A new POST route that only reads belongs here; any other
 // must require the write scope.
 var readRoutes = map[string]bool{
-	"POST /v1/collections/:c/search":         true,
-	"POST /v1/collections/:c/search/explain": true,
-	`POST /v1/collections/:c/tags\:suggest`:  true,
-	"POST /v1/collections/:c/feedback":       true,
+	"POST /v1/collections/:c/search":           true,
+	"POST /v1/collections/:c/search/explain":   true,
+	`POST /v1/collections/:c/tags\:suggest`:    true,
+	"POST /v1/collections/:c/feedback":         true,
+	"POST /v1/collections/:c/recommend":        true,
+	`POST /v1/collections/:c/recommend\:batch`: true,
+	`POST /v1/collections/:c/search\:batch`:    true,
+	`POST /v1/collections/:c/similar\:batch`:   true,
 }
 
 // openRoutes answer without any key.
