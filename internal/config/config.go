@@ -317,6 +317,17 @@ func (c *Config) Validate() error {
 	case c.Log.Format != "text" && c.Log.Format != "json":
 		return bad("log.format", "must be text or json, got %q", c.Log.Format)
 	}
+	if err := c.validateLists(bad); err != nil {
+		return err
+	}
+	if err := c.Model.Validate(); err != nil {
+		return fmt.Errorf("%w: model: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+// validateLists checks each element of the list-valued keys.
+func (c *Config) validateLists(bad func(key, format string, args ...any) error) error {
 	for i, k := range c.Auth.Keys {
 		scope, key, ok := strings.Cut(k, ":")
 		if !ok || (scope != "read" && scope != "write") || len(key) < 16 {
@@ -327,9 +338,6 @@ func (c *Config) Validate() error {
 		if err := validOrigin(o); err != nil {
 			return bad(fmt.Sprintf("server.cors_origins[%d]", i), "%v", err)
 		}
-	}
-	if err := c.Model.Validate(); err != nil {
-		return fmt.Errorf("%w: model: %v", ErrInvalid, err)
 	}
 	return nil
 }
