@@ -17,6 +17,7 @@ import (
 	"github.com/lookalike/lookalike/intel"
 	"github.com/lookalike/lookalike/internal/edit"
 	"github.com/lookalike/lookalike/internal/ingest"
+	"github.com/lookalike/lookalike/lifecycle"
 	"github.com/lookalike/lookalike/quality"
 )
 
@@ -90,6 +91,8 @@ func classify(err error) *Error {
 		return errorf(http.StatusBadRequest, "bad_crop", "%s", msg)
 	case errors.Is(err, index.ErrFingerprintMismatch):
 		return errorf(http.StatusConflict, "fingerprint_mismatch", "%s", msg)
+	case classifyLifecycle(err, msg) != nil:
+		return classifyLifecycle(err, msg)
 	case errors.Is(err, index.ErrExists):
 		return errorf(http.StatusConflict, "already_exists", "%s", msg)
 	case errors.Is(err, index.ErrNotFound):
@@ -129,12 +132,8 @@ func classify(err error) *Error {
 		return errorf(http.StatusGatewayTimeout, "timeout", "the request took longer than the server allows (server.write_timeout)")
 	case errors.Is(err, context.Canceled):
 		return errorf(http.StatusServiceUnavailable, "cancelled", "the request was cancelled before it finished (the client left or the server is stopping)")
-	case errors.Is(err, edit.ErrInvalidPatch):
-		return errorf(http.StatusBadRequest, "invalid_patch", "%s", msg)
-	case errors.Is(err, edit.ErrTooLarge):
-		return errorf(http.StatusRequestEntityTooLarge, "metadata_too_large", "%s", msg)
-	case errors.Is(err, intel.ErrInvalidExamples):
-		return errorf(http.StatusBadRequest, "invalid_examples", "%s", msg)
+	case classifyEdits(err, msg) != nil:
+		return classifyEdits(err, msg)
 	case errors.Is(err, intel.ErrInvalidTier):
 		return errorf(http.StatusBadRequest, "invalid_tier", "%s", msg)
 	case errors.Is(err, intel.ErrIDsRequired):
@@ -235,4 +234,36 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	}
 	c.Status(e.Status)
 	return c.JSON(fiber.Map{"error": e})
+}
+
+// classifyEdits maps the errors of metadata edits and recommendations; nil for any other error.
+func classifyEdits(err error, msg string) *Error {
+	switch {
+	case errors.Is(err, edit.ErrInvalidPatch):
+		return errorf(http.StatusBadRequest, "invalid_patch", "%s", msg)
+	case errors.Is(err, edit.ErrTooLarge):
+		return errorf(http.StatusRequestEntityTooLarge, "metadata_too_large", "%s", msg)
+	case errors.Is(err, intel.ErrInvalidExamples):
+		return errorf(http.StatusBadRequest, "invalid_examples", "%s", msg)
+	}
+	return nil
+}
+
+// classifyLifecycle maps the errors of generations and rebuilds (docs/lifecycle.md); nil for others.
+func classifyLifecycle(err error, msg string) *Error {
+	switch {
+	case errors.Is(err, index.ErrFrozen):
+		return errorf(http.StatusConflict, "generation_read_only", "%s (write through the collection's alias)", msg)
+	case errors.Is(err, index.ErrInUse):
+		return errorf(http.StatusConflict, "generation_in_use", "%s (switch the alias first)", msg)
+	case errors.Is(err, lifecycle.ErrRunning):
+		return errorf(http.StatusConflict, "rebuild_running", "%s", msg)
+	case errors.Is(err, lifecycle.ErrNotReady):
+		return errorf(http.StatusConflict, "rebuild_not_ready", "%s", msg)
+	case errors.Is(err, lifecycle.ErrNoJob):
+		return errorf(http.StatusNotFound, "no_rebuild", "%s", msg)
+	case errors.Is(err, lifecycle.ErrUnknownModel):
+		return errorf(http.StatusBadRequest, "unknown_model", "%s", msg)
+	}
+	return nil
 }

@@ -24,7 +24,7 @@ func (s *Server) collection(c *fiber.Ctx) (*index.Collection, error) {
 	if err != nil {
 		return nil, err
 	}
-	col, err := s.db.Collection(name)
+	col, err := s.db.Collection(s.db.Resolve(name))
 	if err != nil {
 		if errors.Is(err, index.ErrNotFound) {
 			return nil, errorf(http.StatusNotFound, "collection_not_found", "no collection named %q", name)
@@ -40,7 +40,8 @@ func (s *Server) embeddable(c *fiber.Ctx) (*index.Collection, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fp := s.eng.Info().Fingerprint; col.Fingerprint() != fp {
+	if _, ok := s.engineFor(col.Fingerprint()); !ok {
+		fp := s.eng.Info().Fingerprint
 		return nil, errorf(http.StatusConflict, "fingerprint_mismatch",
 			"collection %q holds embeddings of model fingerprint %s; this server embeds with %s", col.Name(), col.Fingerprint(), fp).
 			with("collection_fingerprint", col.Fingerprint()).with("server_fingerprint", fp)
@@ -158,7 +159,7 @@ func (s *Server) handleDropCollection(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.DropCollection(name); err != nil {
+	if err := s.db.DropCollection(s.db.Resolve(name)); err != nil {
 		if errors.Is(err, index.ErrNotFound) {
 			return errorf(http.StatusNotFound, "collection_not_found", "no collection named %q", name)
 		}
@@ -173,13 +174,13 @@ func (s *Server) handleDropCollection(c *fiber.Ctx) error {
 
 // embedAdmitted embeds images holding one admission slot, so inference never bypasses admission
 // control. A per-image failure is returned as the error.
-func (s *Server) embedAdmitted(ctx context.Context, imgs ...embed.Image) ([]embed.Embedding, error) {
+func (s *Server) embedAdmitted(ctx context.Context, col *index.Collection, imgs ...embed.Image) ([]embed.Embedding, error) {
 	release, err := s.admit.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release() // also when Embed panics (recoverPanic): the slot must come back
-	embs, err := s.eng.Embed(ctx, imgs)
+	embs, err := s.engineOf(col).Embed(ctx, imgs)
 	if err != nil {
 		return nil, err
 	}
@@ -317,6 +318,8 @@ type resultJSON struct {
 type searchResponse struct {
 	Results    []resultJSON       `json:"results"`
 	Model      string             `json:"model"`
+	Collection string             `json:"collection"` // the concrete generation that answered
+	Generation int                `json:"generation"`
 	TimingsMS  map[string]float64 `json:"timings_ms"`
 	NextCursor string             `json:"next_cursor"`
 }
@@ -352,10 +355,11 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 func (s *Server) queryVector(ctx context.Context, col *index.Collection, req *searchRequest, timings map[string]float64) ([]float32, error) {
 	switch {
 	case req.Image != nil:
-		embs, err := s.embedAdmitted(ctx, embed.Image{Data: req.Image, Crop: req.crop})
+		embs, err := s.embedAdmitted(ctx, col, embed.Image{Data: req.Image, Crop: req.crop})
 		if err != nil {
 			return nil, err
 		}
+		s.lifecycleQueries.add(req.Image)
 		t := embs[0].Timings
 		s.observeEmbedding(t)
 		timings["decode"], timings["preprocess"], timings["inference"] = msf(t.Decode), msf(t.Preprocess), msf(t.Inference)
@@ -369,7 +373,7 @@ func (s *Server) queryVector(ctx context.Context, col *index.Collection, req *se
 		return it.Vector, nil
 	}
 	// embeddable() checked the fingerprint, so the collection's dims are the model's.
-	if dims := s.eng.Info().Dims; len(req.Vector) != dims {
+	if dims := col.Config().Dims; len(req.Vector) != dims {
 		return nil, errorf(http.StatusBadRequest, "dimension_mismatch", "vector has %d dimensions, the collection has %d", len(req.Vector), dims)
 	}
 	return req.Vector, nil
@@ -465,7 +469,8 @@ func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searc
 		}
 	}
 	name := col.Name()
-	out := searchResponse{Results: make([]resultJSON, 0, len(res)), Model: s.eng.Info().ModelID, TimingsMS: timings, NextCursor: next}
+	out := searchResponse{Results: make([]resultJSON, 0, len(res)), Model: s.engineOf(col).Info().ModelID, TimingsMS: timings, NextCursor: next,
+		Collection: name, Generation: col.Generation()}
 	for _, r := range res {
 		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(name, r.ID)})
 	}

@@ -107,7 +107,7 @@ func (s *Server) handlePatchItem(c *fiber.Ctx) error {
 	it := res.Item
 	c.Set(fiber.HeaderETag, etag(it.Version))
 	return c.JSON(fiber.Map{"outcome": outcome, "item": itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata),
-		ThumbnailURL: thumbnailURL(col.Name(), it.ID), Fingerprint: col.Fingerprint(), Dims: col.Info().Dims, UpdatedAt: it.UpdatedAt}})
+		ThumbnailURL: thumbnailURL(col.Name(), it.ID), Fingerprint: col.Fingerprint(), Dims: col.Config().Dims, UpdatedAt: it.UpdatedAt}})
 }
 
 func (s *Server) editOptions() edit.Options {

@@ -117,7 +117,7 @@ func (s *Server) recommend(ctx context.Context, col *index.Collection, r *recomm
 		return out
 	}
 	pos, neg := conv(r.Positive), conv(r.Negative)
-	query, err := intel.RecommendQuery(col, s.eng.Info().Dims, pos, neg)
+	query, err := intel.RecommendQuery(col, col.Config().Dims, pos, neg)
 	if errors.Is(err, index.ErrNotFound) {
 		return nil, errorf(http.StatusNotFound, "item_not_found", "%s", publicMessage(err))
 	}

@@ -43,6 +43,7 @@ import (
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/intel"
 	"github.com/lookalike/lookalike/internal/config"
+	"github.com/lookalike/lookalike/lifecycle"
 	"github.com/lookalike/lookalike/quality"
 	"github.com/lookalike/lookalike/ui"
 )
@@ -69,13 +70,17 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 
-	methods     methodTable          // which methods each route takes, for 405 (noRoute)
-	corsPolicy  corsPolicy           // server.cors_origins (cors.go)
-	downloads   downloads            // backup downloads in progress (admin.go), cut by shutdown
-	fieldsCache sync.Map             // collection name → fieldsCacheEntry
-	signatures  intel.SignatureCache // pixel signatures for duplicate tiers (intel_handlers.go)
-	labelMu     sync.Mutex
-	labelCache  map[string][]labelJSON
+	methods          methodTable          // which methods each route takes, for 405 (noRoute)
+	corsPolicy       corsPolicy           // server.cors_origins (cors.go)
+	downloads        downloads            // backup downloads in progress (admin.go), cut by shutdown
+	fieldsCache      sync.Map             // collection name → fieldsCacheEntry
+	signatures       intel.SignatureCache // pixel signatures for duplicate tiers (intel_handlers.go)
+	engMu            sync.RWMutex
+	engines          map[string]Embedder // by fingerprint: the models collections may use (lifecycle.go)
+	lifecycle        *lifecycle.Manager
+	lifecycleQueries recentQueries
+	labelMu          sync.Mutex
+	labelCache       map[string][]labelJSON
 
 	// bg owns the server's background goroutines; Close stops and waits.
 	bgCancel context.CancelFunc
@@ -140,10 +145,14 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 	if s.quality, err = quality.New(cfg, eng, db, reg, log); err != nil {
 		return nil, err
 	}
+	s.engines = map[string]Embedder{info.Fingerprint: eng}
+	s.lifecycle = lifecycle.New(db, lifecycle.Options{Engine: s.lifecycleEngine, Admit: s.admit.tryAcquire,
+		Grace: cfg.Lifecycle.Grace, Logger: log})
 	s.routes()
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
 	s.quality.Start(bgCtx, &s.bg)
+	s.lifecycle.Start(bgCtx, &s.bg)
 	return s, nil
 }
 
@@ -339,6 +348,7 @@ func (s *Server) routes() {
 	s.registerIntelRoutes(v1, read, write)
 	s.registerEditRoutes(v1, write)
 	s.registerQueryRoutes(v1, read)
+	s.registerLifecycleRoutes(v1, read, write)
 	v1.Use(s.noRoute("API route"))
 
 	app.Use("/", s.uiKeyLogin)

@@ -58,6 +58,7 @@ type Collection struct {
 	mu       sync.RWMutex
 	closed   bool
 	dropped  bool // closed by DropCollection, not by DB.Close
+	frozen   bool // a generation its alias does not name: client writes refused (generation.go)
 	g        *graph
 	ids      []string          // slot -> id ("" = free)
 	byID     map[string]uint32 // id -> slot

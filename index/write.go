@@ -143,6 +143,9 @@ func (c *Collection) Put(ctx context.Context, items ...Item) ([]Written, error) 
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.checkFrozen(ctx); err != nil {
+		return nil, err
+	}
 	if err := c.putLocked(ps); err != nil {
 		return nil, err
 	}
@@ -169,6 +172,9 @@ func (c *Collection) Update(ctx context.Context, id string, fn func(*Item) error
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.checkFrozen(ctx); err != nil {
+		return Written{}, err
+	}
 	it, err := c.Get(id)
 	if err != nil {
 		return Written{}, err
@@ -319,6 +325,9 @@ func (c *Collection) writeRecords(b *bolt.Bucket, ps []prepared) (uint64, error)
 			err = thumbs.Delete([]byte(p.id))
 		}
 		if err != nil {
+			return 0, err
+		}
+		if err := recordChange(b, p.id, seq); err != nil {
 			return 0, err
 		}
 		slots = append(slots, p.slot)
@@ -515,6 +524,9 @@ func (c *Collection) remove(ctx context.Context, ids []string, stash func(b *bol
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.checkFrozen(ctx); err != nil {
+		return nil, err
+	}
 	c.mu.RLock()
 	err := c.usable()
 	var slots []uint32
@@ -541,7 +553,11 @@ func (c *Collection) remove(ctx context.Context, ids []string, stash func(b *bol
 			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
 		}
 		items, thumbs := b.Bucket(bucketItems), b.Bucket(bucketThumbs)
+		next := currentSeq(b) + 1 // the sequence bumpSeq gives this delete
 		for _, id := range found {
+			if err := recordChange(b, id, next); err != nil {
+				return err
+			}
 			if stash != nil {
 				if err := stash(b, id); err != nil {
 					return err

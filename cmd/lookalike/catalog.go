@@ -103,6 +103,10 @@ func openDB(cfg config.Config, env *cliEnv) (*index.DB, error) {
 // collectionFor returns the named collection, creating it for the engine's fingerprint when create
 // is set. An existing collection of another fingerprint is an error (index.ErrFingerprintMismatch).
 func collectionFor(db *index.DB, cfg config.Config, name string, info embed.Info, create bool) (*index.Collection, error) {
+	if t := db.Resolve(name); t != name {
+		// A rebuilt collection: its alias names the generation to use, whatever its model.
+		return db.Collection(t)
+	}
 	col, err := db.Collection(name)
 	if errors.Is(err, index.ErrNotFound) && create {
 		return db.CreateCollection(name, index.CollectionConfig{

@@ -66,6 +66,7 @@ func TestImportArrows(t *testing.T) {
 		{"client", []string{"api", "index", "embed", "intel", "quality", "internal/ingest", "internal/edit", "internal/config", "github.com/gofiber/fiber/v2"}},
 		{"internal/config", []string{"embed", "api", "intel", "quality", "internal/ingest"}},
 		{"eval", []string{"api", "github.com/gofiber/fiber/v2"}},
+		{"lifecycle", []string{"api", "intel", "quality", "github.com/gofiber/fiber/v2"}},
 	}
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {

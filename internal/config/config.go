@@ -39,17 +39,21 @@ var ErrInvalid = errors.New("invalid configuration")
 
 // Config is the whole configuration tree. Field comments live in configs/lookalike.yaml.
 type Config struct {
-	Server  Server     `yaml:"server"`
-	Auth    Auth       `yaml:"auth"`
-	Data    Data       `yaml:"data"`
-	Index   Index      `yaml:"index"`
-	Limits  Limits     `yaml:"limits"`
-	Embed   Embed      `yaml:"embed"`
-	Model   spec.Model `yaml:"model"`
-	Quality Quality    `yaml:"quality"`
-	Intel   Intel      `yaml:"intel"`
-	Demo    Demo       `yaml:"demo"`
-	Log     Log        `yaml:"log"`
+	Server Server     `yaml:"server"`
+	Auth   Auth       `yaml:"auth"`
+	Data   Data       `yaml:"data"`
+	Index  Index      `yaml:"index"`
+	Limits Limits     `yaml:"limits"`
+	Embed  Embed      `yaml:"embed"`
+	Model  spec.Model `yaml:"model"`
+	// Models are the other models collections may be rebuilt with (docs/lifecycle.md); each id is
+	// unique. The server loads an engine for each.
+	Models    []spec.Model `yaml:"models"`
+	Lifecycle Lifecycle    `yaml:"lifecycle"`
+	Quality   Quality      `yaml:"quality"`
+	Intel     Intel        `yaml:"intel"`
+	Demo      Demo         `yaml:"demo"`
+	Log       Log          `yaml:"log"`
 }
 
 type Server struct {
@@ -140,6 +144,12 @@ type Intel struct {
 	TagNeighbors       int           `yaml:"tag_neighbors"`
 	TagMinConfidence   float64       `yaml:"tag_min_confidence"`
 	TrashRetention     time.Duration `yaml:"trash_retention"`
+}
+
+// Lifecycle configures shadow rebuilds.
+type Lifecycle struct {
+	// Grace is how long the previous generation keeps receiving writes after a switch; 0 = 24h.
+	Grace time.Duration `yaml:"grace"`
 }
 
 type Demo struct {
@@ -323,7 +333,7 @@ func (c *Config) Validate() error {
 	if err := c.Model.Validate(); err != nil {
 		return fmt.Errorf("%w: model: %v", ErrInvalid, err)
 	}
-	return nil
+	return c.validateModels()
 }
 
 // validateLists checks each element of the list-valued keys.
@@ -448,6 +458,24 @@ func setFromString(fv reflect.Value, raw string) error {
 		return yaml.Unmarshal([]byte(node), fv.Addr().Interface())
 	default:
 		return fmt.Errorf("unsupported kind %s", fv.Kind())
+	}
+	return nil
+}
+
+// validateModels checks the models: list (unique ids, valid specs) and the lifecycle settings.
+func (c Config) validateModels() error {
+	ids := map[string]bool{c.Model.ID: true}
+	for i, m := range c.Models {
+		if err := m.Validate(); err != nil {
+			return fmt.Errorf("%w: models[%d]: %w", ErrInvalid, i, err)
+		}
+		if ids[m.ID] {
+			return fmt.Errorf("%w: models[%d]: id %q is used twice", ErrInvalid, i, m.ID)
+		}
+		ids[m.ID] = true
+	}
+	if c.Lifecycle.Grace < 0 {
+		return fmt.Errorf("%w: lifecycle.grace must not be negative", ErrInvalid)
 	}
 	return nil
 }
