@@ -472,7 +472,7 @@ func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searc
 		// k-reciprocal row) is the query, and it is excluded like any other id in exclude_ids.
 		res, err = col.Similar(ctx, req.ID, opts)
 		if errors.Is(err, index.ErrNotFound) {
-			return itemErr(err, col, req.ID)
+			return nil, itemErr(err, col, req.ID)
 		}
 	default:
 		res, err = col.Search(ctx, query, opts)
