@@ -150,11 +150,7 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	defer db.Close()
 	var bar *progressbar.ProgressBar
 	if !*quiet && !cf.asJSON {
-		bar = progressbar.NewOptions(len(sources),
-			progressbar.OptionSetWriter(env.stderr), progressbar.OptionSetDescription("indexing"),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("img"),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(env.stderr) }))
+		bar = newProgress(env.stderr, len(sources), "indexing")
 	}
 	rep, err := ingest.Run(ctx, eng, col, sources, ingest.Options{
 		Workers: cfg.Embed.Workers, Logger: env.logger(cfg),
@@ -329,7 +325,7 @@ func printResults(env *cliEnv, cf *catalogFlags, query, model string, res []inde
 	for i, r := range res {
 		fmt.Fprintf(env.stdout, "%3d  %.4f  %s  %s\n", i+1, r.Score, r.ID, string(r.Metadata))
 	}
-	fmt.Fprintf(env.stdout, "(%d results; search %.2f ms, total %.2f ms)\n", len(res), timings["search"], timings["total"])
+	fmt.Fprintf(env.stdout, "(%s; search %.2f ms, total %.2f ms)\n", plural(len(res), "result"), timings["search"], timings["total"])
 	return nil
 }
 

@@ -40,6 +40,9 @@ func listDupes(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
+	if err := checkTier(*tier); err != nil {
+		return err
+	}
 	cfg, db, col, err := cf.open(env)
 	if err != nil {
 		return err
@@ -71,8 +74,17 @@ func listDupes(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		fmt.Fprintln(env.stdout, strings.Join(parts, "  "))
 	}
-	fmt.Fprintf(env.stdout, "%d clusters at tier %s or above\n", len(clusters), *tier)
+	fmt.Fprintf(env.stdout, "%s at tier %s or above\n", plural(len(clusters), "cluster"), *tier)
 	return nil
+}
+
+// checkTier refuses an unknown tier before anything is opened or sent.
+func checkTier(tier string) error {
+	switch tier {
+	case intel.TierExact, intel.TierNear, intel.TierSimilar:
+		return nil
+	}
+	return fmt.Errorf("%w: --tier %q: want exact, near or similar", errUsage, tier)
 }
 
 // An edit applied to a photo, and the tier the result has relative to the original: the copies a

@@ -95,8 +95,8 @@ func tagAll(ctx context.Context, env *cliEnv, col *index.Collection, asJSON bool
 	if o.DryRun {
 		verb = "would update"
 	}
-	fmt.Fprintf(env.stdout, "scanned %d items, %s %d, fields %v, %d suggestions below %.2f left out\n",
-		total.Scanned, verb, total.Updated, total.Written, total.LowConfidence, o.MinConfidence)
+	fmt.Fprintf(env.stdout, "scanned %s, %s %d; values written per field: %s; %s below %.2f left out\n",
+		plural(total.Scanned, "item"), verb, total.Updated, counts(total.Written), plural(total.LowConfidence, "suggestion"), o.MinConfidence)
 	return nil
 }
 
