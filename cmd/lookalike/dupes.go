@@ -43,6 +43,9 @@ func listDupes(ctx context.Context, env *cliEnv, args []string) error {
 	if err := checkTier(*tier); err != nil {
 		return err
 	}
+	if cf.server != "" {
+		return remoteDupes(ctx, env, cf, *tier)
+	}
 	cfg, db, col, err := cf.open(env)
 	if err != nil {
 		return err
@@ -60,8 +63,14 @@ func listDupes(ctx context.Context, env *cliEnv, args []string) error {
 			break
 		}
 	}
-	if cf.asJSON {
-		return writeJSON(env.stdout, map[string]any{"tier": *tier, "clusters": clusters})
+	return printDupes(env, *tier, clusters, cf.asJSON)
+}
+
+// printDupes prints duplicate clusters (found here or through --server): the kept candidate first,
+// then each member with its tier and score.
+func printDupes(env *cliEnv, tier string, clusters []intel.DupCluster, asJSON bool) error {
+	if asJSON {
+		return writeJSON(env.stdout, map[string]any{"tier": tier, "clusters": clusters})
 	}
 	for _, cl := range clusters {
 		parts := make([]string, 0, len(cl.Items))
@@ -74,7 +83,7 @@ func listDupes(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		fmt.Fprintln(env.stdout, strings.Join(parts, "  "))
 	}
-	fmt.Fprintf(env.stdout, "%s at tier %s or above\n", plural(len(clusters), "cluster"), *tier)
+	fmt.Fprintf(env.stdout, "%s at tier %s or above\n", plural(len(clusters), "cluster"), tier)
 	return nil
 }
 
