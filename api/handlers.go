@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -206,6 +204,10 @@ func (s *Server) handleGetItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	withVector, err := queryBool(c, "with_vector")
+	if err != nil {
+		return err
+	}
 	it, err := col.Get(id)
 	if err != nil {
 		return itemErr(err, col, id)
@@ -213,11 +215,15 @@ func (s *Server) handleGetItem(c *fiber.Ctx) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	c.Set(fiber.HeaderETag, etag(it.Version))
-	return c.JSON(itemDetailJSON{
+	out := itemDetailJSON{
 		itemJSON: itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
 			Fingerprint: col.Fingerprint(), Dims: len(it.Vector), UpdatedAt: it.UpdatedAt},
 		Labels: s.labelsFor(ctx, col, it),
-	})
+	}
+	if withVector {
+		out.Vector = it.Vector
+	}
+	return c.JSON(out)
 }
 
 type labelJSON struct {
@@ -301,31 +307,6 @@ func (s *Server) handleDeleteItem(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"deleted": n})
 }
 
-// maxListLimit bounds GET items?limit=: one page of a listing.
-const maxListLimit = 1000
-
-func (s *Server) handleListItems(c *fiber.Ctx) error {
-	col, err := s.collection(c)
-	if err != nil {
-		return err
-	}
-	limit := 50
-	if v := c.Query("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxListLimit {
-			return invalidQuery("limit", "limit must be in 1..%d, got %q", maxListLimit, v)
-		}
-	}
-	items, next, err := col.List(strings.Clone(c.Query("cursor")), limit)
-	if err != nil {
-		return err
-	}
-	out := make([]itemJSON, 0, len(items))
-	for _, it := range items {
-		out = append(out, itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID), UpdatedAt: it.UpdatedAt})
-	}
-	return c.JSON(fiber.Map{"items": out, "next_cursor": next})
-}
-
 // --- search ---------------------------------------------------------------------------------
 
 type resultJSON struct {
@@ -380,33 +361,40 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	timings := map[string]float64{"decode": 0, "preprocess": 0, "inference": 0}
-	var query []float32
+	query, err := s.queryVector(ctx, col, req, timings)
+	if err != nil {
+		return err
+	}
+	return s.answer(c, col, req, query, "", start, timings)
+}
+
+// queryVector is a search's query: the embedding of its image (timings get the stages), the
+// stored vector of its item (which it then excludes from the results), or its raw vector.
+func (s *Server) queryVector(ctx context.Context, col *index.Collection, req *searchRequest, timings map[string]float64) ([]float32, error) {
 	switch {
 	case req.Image != nil:
 		embs, err := s.embedAdmitted(ctx, col, embed.Image{Data: req.Image, Crop: req.crop})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		s.lifecycleQueries.add(req.Image)
 		t := embs[0].Timings
 		s.observeEmbedding(t)
 		timings["decode"], timings["preprocess"], timings["inference"] = msf(t.Decode), msf(t.Preprocess), msf(t.Inference)
-		query = embs[0].Vector
+		return embs[0].Vector, nil
 	case req.ID != "":
 		it, err := col.Get(req.ID)
 		if err != nil {
-			return itemErr(err, col, req.ID)
+			return nil, itemErr(err, col, req.ID)
 		}
-		query = it.Vector
 		req.ExcludeIDs = append(req.ExcludeIDs, req.ID)
-	default:
-		// embeddable() checked the fingerprint, so the collection's dims are the model's.
-		if dims := col.Config().Dims; len(req.Vector) != dims {
-			return errorf(http.StatusBadRequest, "dimension_mismatch", "vector has %d dimensions, the collection has %d", len(req.Vector), dims)
-		}
-		query = req.Vector
+		return it.Vector, nil
 	}
-	return s.answer(c, col, req, query, "", start, timings)
+	// embeddable() checked the fingerprint, so the collection's dims are the model's.
+	if dims := col.Config().Dims; len(req.Vector) != dims {
+		return nil, errorf(http.StatusBadRequest, "dimension_mismatch", "vector has %d dimensions, the collection has %d", len(req.Vector), dims)
+	}
+	return req.Vector, nil
 }
 
 func (s *Server) handleSimilar(c *fiber.Ctx) error {
@@ -438,6 +426,16 @@ func (s *Server) handleSimilar(c *fiber.Ctx) error {
 func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest, query []float32, similarTo string, start time.Time, timings map[string]float64) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
+	out, err := s.runQuery(ctx, col, req, query, similarTo, start, timings)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+// runQuery is answer without the HTTP: the one search behind search, similar, recommend and
+// their batches.
+func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searchRequest, query []float32, similarTo string, start time.Time, timings map[string]float64) (*searchResponse, error) {
 	// One extra result says whether another page exists, asked for only while the next page would
 	// still start inside the result window (validate cut this page to end at it at most).
 	more := req.offset+req.K < index.MaxK
@@ -458,7 +456,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	}
 	release, err := s.admitSearch(ctx, opts, div)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer release()
 	searchStart := time.Now()
@@ -467,20 +465,20 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	case similarTo != "":
 		res, err = col.Similar(ctx, similarTo, opts)
 		if errors.Is(err, index.ErrNotFound) {
-			return itemErr(err, col, similarTo)
+			return nil, itemErr(err, col, similarTo)
 		}
 	case req.ID != "":
 		// A search by id is a similar search with the search defaults: the stored item (and its
 		// k-reciprocal row) is the query, and it is excluded like any other id in exclude_ids.
 		res, err = col.Similar(ctx, req.ID, opts)
 		if errors.Is(err, index.ErrNotFound) {
-			return itemErr(err, col, req.ID)
+			return nil, itemErr(err, col, req.ID)
 		}
 	default:
 		res, err = col.Search(ctx, query, opts)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	searchDur := time.Since(searchStart)
 	if similarTo == "" {
@@ -508,7 +506,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	s.metrics.stage.WithLabelValues("search").Observe(searchDur.Seconds())
 	s.metrics.stage.WithLabelValues("total").Observe(total.Seconds())
 	s.stats.query(timings["inference"] > 0, total)
-	return c.JSON(out)
+	return &out, nil
 }
 
 // --- fields and stats -----------------------------------------------------------------------

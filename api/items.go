@@ -27,6 +27,8 @@ type itemJSON struct {
 	Fingerprint  string          `json:"fingerprint,omitempty"`
 	Dims         int             `json:"dims,omitempty"`
 	UpdatedAt    time.Time       `json:"updated_at"`
+	// Vector is the stored (normalised) vector, sent only when asked for (with_vector=true).
+	Vector []float32 `json:"vector,omitempty"`
 }
 
 func metadataOrEmpty(m json.RawMessage) json.RawMessage {

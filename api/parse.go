@@ -82,19 +82,7 @@ func parseSearch(c *fiber.Ctx, maxK int, defaultK int) (*searchRequest, error) {
 	req := &searchRequest{}
 	switch mt := mediaType(c); {
 	case mt == fiber.MIMEApplicationJSON:
-		if err := decodeJSONBody(c.Body(), req); err != nil {
-			return nil, err
-		}
-		if req.KJSON != nil {
-			req.K, req.kSet = *req.KJSON, true
-		}
-		if req.ImageB64 != "" {
-			img, err := decodeBase64Image(req.ImageB64)
-			if err != nil {
-				return nil, err
-			}
-			req.Image = img
-		}
+		return parseSearchJSON(c.Body(), maxK, defaultK)
 	case mt == fiber.MIMEMultipartForm:
 		form, err := c.MultipartForm()
 		if err != nil {
@@ -114,6 +102,25 @@ func parseSearch(c *fiber.Ctx, maxK int, defaultK int) (*searchRequest, error) {
 	default:
 		return nil, errorf(http.StatusUnsupportedMediaType, "unsupported_content_type",
 			"content type %q is not accepted here; send multipart/form-data, application/json or image/*", mt)
+	}
+	return req, req.validate(maxK, defaultK)
+}
+
+// parseSearchJSON reads a search from its JSON encoding (a search body, or one query of a batch).
+func parseSearchJSON(body []byte, maxK int, defaultK int) (*searchRequest, error) {
+	req := &searchRequest{}
+	if err := decodeJSONBody(body, req); err != nil {
+		return nil, err
+	}
+	if req.KJSON != nil {
+		req.K, req.kSet = *req.KJSON, true
+	}
+	if req.ImageB64 != "" {
+		img, err := decodeBase64Image(req.ImageB64)
+		if err != nil {
+			return nil, err
+		}
+		req.Image = img
 	}
 	return req, req.validate(maxK, defaultK)
 }
@@ -232,10 +239,7 @@ func (req *searchRequest) fromValues(get func(string) string, excludes []string)
 		}
 	}
 	if v := get("filter"); v != "" {
-		req.Filter = json.RawMessage(strconv.Quote(v))
-		if strings.HasPrefix(v, "{") {
-			req.Filter = json.RawMessage(v)
-		}
+		req.Filter = rawFilter(v)
 	}
 	if v := get("rerank"); v != "" {
 		req.Rerank = v

@@ -71,6 +71,7 @@ type Server struct {
 	started time.Time
 
 	methods          methodTable          // which methods each route takes, for 405 (noRoute)
+	corsPolicy       corsPolicy           // server.cors_origins (cors.go)
 	downloads        downloads            // backup downloads in progress (admin.go), cut by shutdown
 	fieldsCache      sync.Map             // collection name → fieldsCacheEntry
 	signatures       intel.SignatureCache // pixel signatures for duplicate tiers (intel_handlers.go)
@@ -113,6 +114,8 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 		metrics: newMetrics(reg),
 		stats:   newStatsRecorder(cfg.Server.StatsWindow),
 		started: time.Now(),
+
+		corsPolicy: newCORSPolicy(cfg.Server.CORSOrigins),
 
 		labelCache: map[string][]labelJSON{},
 	}
@@ -279,6 +282,7 @@ func (s *Server) routes() {
 	app.Use(s.observe)
 	app.Use(s.recoverPanic) // inside observe, so a panicking request is still counted and logged
 	app.Use(securityHeaders)
+	app.Use(s.cors)
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", func(c *fiber.Ctx) error {
@@ -334,6 +338,7 @@ func (s *Server) routes() {
 	v1.Post("/collections/:c/items\\:batch", write, s.handleBatch)
 	v1.Post("/collections/:c/items", write, s.handleAddItem)
 	v1.Get("/collections/:c/items", read, s.handleListItems)
+	v1.Get("/collections/:c/items\\:count", read, s.handleCountItems)
 	v1.Get("/collections/:c/items/:id/thumbnail", read, s.handleThumbnail)
 	v1.Get("/collections/:c/items/:id/similar", read, s.handleSimilar)
 	v1.Get("/collections/:c/items/:id", read, s.handleGetItem)
@@ -341,6 +346,8 @@ func (s *Server) routes() {
 	v1.Post("/collections/:c/search", read, s.handleSearch)
 	s.registerQualityRoutes(v1, read)
 	s.registerIntelRoutes(v1, read, write)
+	s.registerEditRoutes(v1, write)
+	s.registerQueryRoutes(v1, read)
 	s.registerLifecycleRoutes(v1, read, write)
 	v1.Use(s.noRoute("API route"))
 
@@ -503,7 +510,7 @@ func requestID(c *fiber.Ctx) string {
 func (s *Server) requireScope(need scope) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if len(s.keys) == 0 {
-			if err := checkCSRF(c, false); err != nil {
+			if err := s.checkCSRF(c, false); err != nil {
 				return err
 			}
 			return c.Next()
@@ -516,7 +523,7 @@ func (s *Server) requireScope(need scope) fiber.Handler {
 			// The web UI's requests (thumbnails in <img> included) carry the key as a cookie, which
 			// the browser attaches whichever page made the request.
 			key = c.Cookies(keyCookie)
-			if err := checkCSRF(c, key != ""); err != nil {
+			if err := s.checkCSRF(c, key != ""); err != nil {
 				return err
 			}
 		}
@@ -576,15 +583,15 @@ func (s *Server) uiKeyLogin(c *fiber.Ctx) error {
 // SameSite does not separate ports of one host) the request must prove it comes from this origin:
 // Sec-Fetch-Site: same-origin or a matching Origin, and a body type that a cross-origin HTML form
 // cannot send (JSON, multipart, which carries the Origin, or a raw image). Otherwise (header keys,
-// no keys) only requests the browser marks as coming from another origin are refused: API clients
-// send neither header.
-func checkCSRF(c *fiber.Ctx, cookieAuth bool) error {
+// no keys) only requests the browser marks as coming from another origin are refused, unless
+// that origin is in server.cors_origins: API clients send neither header.
+func (s *Server) checkCSRF(c *fiber.Ctx, cookieAuth bool) error {
 	switch c.Method() {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
 		return nil
 	}
 	site, origin := c.Get("Sec-Fetch-Site"), c.Get(fiber.HeaderOrigin)
-	sameOrigin := site == "same-origin" || origin != "" && sameOriginAs(c, origin)
+	sameOrigin := site == "same-origin" || origin != "" && (sameOriginAs(c, origin) || !cookieAuth && s.corsPolicy.allows(origin))
 	if !sameOrigin && (cookieAuth || site != "" || origin != "") {
 		return errorf(http.StatusForbidden, "csrf_rejected",
 			"a cookie-authenticated or browser request that changes data must come from this server's own page (Origin or Sec-Fetch-Site: same-origin); API clients send Authorization or X-API-Key").

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -68,6 +69,9 @@ type Server struct {
 	MetricsRequireAuth bool          `yaml:"metrics_require_auth"`
 	Pprof              bool          `yaml:"pprof"`
 	StatsWindow        time.Duration `yaml:"stats_window"`
+	// CORSOrigins are the browser origins (scheme://host[:port]) allowed to call the API from
+	// their pages; "*" allows any origin. Empty: no CORS headers (same-origin only).
+	CORSOrigins []string `yaml:"cors_origins"`
 }
 
 type Auth struct {
@@ -224,6 +228,9 @@ func Load(path string, environ []string) (Config, error) {
 	if len(cfg.Auth.Keys) == 0 {
 		cfg.Auth.Keys = nil
 	}
+	if len(cfg.Server.CORSOrigins) == 0 {
+		cfg.Server.CORSOrigins = nil
+	}
 	if len(cfg.Embed.ModelDirs) == 0 {
 		cfg.Embed.ModelDirs = nil
 	}
@@ -326,11 +333,8 @@ func (c *Config) Validate() error {
 	case c.Log.Format != "text" && c.Log.Format != "json":
 		return bad("log.format", "must be text or json, got %q", c.Log.Format)
 	}
-	for i, k := range c.Auth.Keys {
-		scope, key, ok := strings.Cut(k, ":")
-		if !ok || (scope != "read" && scope != "write") || len(key) < 16 {
-			return bad(fmt.Sprintf("auth.keys[%d]", i), "must be \"read:KEY\" or \"write:KEY\" with a key of at least 16 characters")
-		}
+	if err := c.validateLists(bad); err != nil {
+		return err
 	}
 	if err := c.Model.Validate(); err != nil {
 		return fmt.Errorf("%w: model: %v", ErrInvalid, err)
@@ -339,6 +343,40 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return c.validateModels()
+}
+
+// validateLists checks each element of the list-valued keys.
+func (c *Config) validateLists(bad func(key, format string, args ...any) error) error {
+	for i, k := range c.Auth.Keys {
+		scope, key, ok := strings.Cut(k, ":")
+		if !ok || (scope != "read" && scope != "write") || len(key) < 16 {
+			return bad(fmt.Sprintf("auth.keys[%d]", i), "must be \"read:KEY\" or \"write:KEY\" with a key of at least 16 characters")
+		}
+	}
+	for i, o := range c.Server.CORSOrigins {
+		if err := validOrigin(o); err != nil {
+			return bad(fmt.Sprintf("server.cors_origins[%d]", i), "%v", err)
+		}
+	}
+	return nil
+}
+
+// validOrigin accepts "*" or a browser origin: http or https, a host, an optional port, and
+// nothing else (a browser's Origin header never carries a path, a query or a trailing slash).
+func validOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL: %v", o, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q must start with http:// or https://", o)
+	case u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q must be scheme://host[:port] only, as a browser sends it in Origin", o)
+	}
+	return nil
 }
 
 // validateRerank checks the default re-ranking modes: each must name one (none, qe, kr, qe+kr).

@@ -83,6 +83,8 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"bad demo", "demo:\n  mode: maybe\n", "", "demo.mode"},
 		{"bad model layout", "model:\n  layout: CHWN\n", "", "model"},
 		{"bad aspect ratio", "limits:\n  max_aspect_ratio: 0.5\n", "", "limits.max_aspect_ratio"},
+		{"cors origin with a path", "server:\n  cors_origins: [\"https://shop.example/\"]\n", "", "server.cors_origins[0]"},
+		{"cors origin without scheme", "", "LOOKALIKE_SERVER_CORS_ORIGINS=https://a.example,shop.example", "server.cors_origins[1]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
