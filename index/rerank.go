@@ -278,6 +278,11 @@ func decodeLists(st *rerank.State, b []byte, seq uint64, live []bool, touched ma
 			if !ok(x.ID) || x.ID == uint32(s) || math.IsNaN(float64(x.D)) {
 				return errBadSnap
 			}
+			for _, y := range list { // ascending, each item once
+				if y.ID == x.ID || y.D > x.D {
+					return errBadSnap
+				}
+			}
 			list = append(list, x)
 		}
 		st.SetList(uint32(s), list)

@@ -5,22 +5,22 @@
 // # Model
 //
 // Items are dense slots (uint32), as in the index. State holds, per item, its K1 nearest
-// neighbours (the neighbour list, ascending by distance), the reverse lists (who holds whom), and
-// two derived sparse rows: V0, the item's k-reciprocal set expanded as in the paper and weighted by
-// exp(-distance), and V, the mean of V0 over the item and its K2-1 nearest neighbours (local query
-// expansion). An inverted index over the V rows (postings) scores a query against every item that
-// shares support with it, so nothing is cut to a top-K shortlist before re-ranking:
+// neighbours (the neighbour list, ascending by distance), the reverse lists (who holds whom), the
+// sparse row V0 (the item's k-reciprocal set expanded as in the paper, weighted by exp(-distance))
+// and the postings: an inverted index over the rows V, the mean of V0 over the item and its K2-1
+// nearest neighbours (local query expansion; V itself is merged when needed, not kept). The
+// postings score a query against every item that shares support with it, so nothing is cut to a
+// top-K shortlist before re-ranking:
 //
 //	jaccard(q, g) = 1 - m/(2-m),  m = sum_k min(V[q,k], V[g,k])
 //	final(q, g)   = lambda*d(q, g) + (1-lambda)*jaccard(q, g)
 //
 // Items outside every posting list of the query's support have jaccard 1; the caller's plain
-// nearest-neighbour results stand for them (PlanRank merges both), so the top K is that of all
-// items.
+// nearest-neighbour results stand for them (Rank merges both), so the top K is that of all items.
 //
 // Maintenance is incremental. PlanAdd and PlanRemove compute the new lists of the affected items,
 // find which reciprocal sets change, recompute only the V0 and V rows that depend on them and
-// return a Patch; Apply installs it. Plan reads only, so a caller can plan under a read lock while
+// return a Patch (with each changed V row before and after); Apply installs it. Plan reads only, so a caller can plan under a read lock while
 // searches run, and apply under a short write lock (the index's locking story).
 //
 // # Distances

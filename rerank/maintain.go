@@ -115,8 +115,43 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 	}
 	base := &view{st: st}
 	w.indexPatch(sc)
+	for i := range st.dirtyRows0(base, w, p) {
+		if !w.present(i) {
+			if st.Has(i) {
+				p.v0[i] = row0{}
+			}
+			continue
+		}
+		e, z := v0Row(w, st.p, sc, i, dist)
+		p.computed0++
+		if !slices.Equal(e, base.row0(i)) || z != base.z(i) {
+			p.v0[i] = row0{e, z}
+		}
+	}
+	for g := range st.dirtyRows(w, p) {
+		var old []Entry
+		if st.Has(g) {
+			old = vRow(base, st.p, sc, g)
+		}
+		if !w.present(g) {
+			if old != nil {
+				p.v[g] = rowChange{old, nil}
+			}
+			continue
+		}
+		r := vRow(w, st.p, sc, g)
+		p.computed++
+		if !slices.Equal(r, old) {
+			p.v[g] = rowChange{old, r}
+		}
+	}
+}
+
+// dirtyRows0 returns the items whose V0 row the planned lists may change (see propagate).
+func (st *State) dirtyRows0(base, w *view, p *Patch) map[uint32]bool {
 	k1, kh := st.p.K1, st.p.half()
-	// Items whose reciprocal sets may change.
+	// Items whose reciprocal sets may change: those with a new list, and those entering or
+	// leaving the top K1 or K1/2 of one.
 	var cands []uint32
 	seen := map[uint32]bool{}
 	addCand := func(s uint32) {
@@ -141,7 +176,7 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 			}
 		}
 	}
-	dirty0 := map[uint32]bool{}
+	dirty := map[uint32]bool{}
 	var a, b []uint32
 	r1 := map[uint32][2][]uint32{} // R(i, K1) before and after, sorted, for the expansion test
 	recips := func(i uint32) [2][]uint32 {
@@ -155,7 +190,7 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 	for _, c := range cands {
 		rc := recips(c)
 		if !sameSet(rc[0], rc[1]) {
-			dirty0[c] = true
+			dirty[c] = true
 		}
 		a = recipOf(base, c, kh, a[:0])
 		b = recipOf(w, c, kh, b[:0])
@@ -166,31 +201,22 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 		// expansion (c in R(i, K1) and sharing more than 2/3 of its members with it).
 		for _, members := range rc {
 			for _, i := range members {
-				if i == c || dirty0[i] {
+				if i == c || dirty[i] {
 					continue
 				}
 				ri := recips(i)
 				if expands(ri[0], c, a) || expands(ri[1], c, b) {
-					dirty0[i] = true
+					dirty[i] = true
 				}
 			}
 		}
 	}
-	for i := range dirty0 {
-		if !w.present(i) {
-			if st.Has(i) {
-				p.v0[i] = row0{}
-			}
-			continue
-		}
-		e, z := v0Row(w, st.p, sc, i, dist)
-		p.computed0++
-		if !slices.Equal(e, base.row0(i)) || z != base.z(i) {
-			p.v0[i] = row0{e, z}
-		}
-	}
-	// V rows: of items whose V0 row or K2-1 prefix changed, and of the items holding a changed
-	// V0 item in their prefix.
+	return dirty
+}
+
+// dirtyRows returns the items whose V row changes: those whose V0 row changed (p.v0) or whose
+// K2-1 prefix changed, and the items holding a changed V0 item in their prefix.
+func (st *State) dirtyRows(w *view, p *Patch) map[uint32]bool {
 	kq := st.p.K2 - 1
 	dirty := map[uint32]bool{}
 	for j := range p.v0 {
@@ -204,8 +230,7 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 		}
 	}
 	for g, nl := range p.lists {
-		ol := base.list(g)
-		if !samePrefix(ol, nl, kq) {
+		if !samePrefix(st.List(g), nl, kq) {
 			dirty[g] = true
 		}
 		for j := range p.v0 {
@@ -214,23 +239,7 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 			}
 		}
 	}
-	for g := range dirty {
-		var old []Entry
-		if st.Has(g) {
-			old = vRow(base, st.p, sc, g)
-		}
-		if !w.present(g) {
-			if old != nil {
-				p.v[g] = rowChange{old, nil}
-			}
-			continue
-		}
-		r := vRow(w, st.p, sc, g)
-		p.computed++
-		if !slices.Equal(r, old) {
-			p.v[g] = rowChange{old, r}
-		}
-	}
+	return dirty
 }
 
 // expands reports whether the expansion of an item with k-reciprocal set r (sorted) takes in

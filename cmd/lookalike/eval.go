@@ -54,36 +54,9 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	if *dataset == "" {
 		return fmt.Errorf("%w: --dataset is required (ukbench, oxford5k, fashion-mnist or a folder/manifest)", errUsage)
 	}
-	switch *selfQueries {
-	case "similar":
-	case "vector":
-		base.SelfAsVector = true
-	default:
-		return fmt.Errorf("%w: --self-queries must be similar or vector", errUsage)
-	}
-	var extra []string
-	if strings.EqualFold(strings.TrimSpace(*rerankFlag), "all") {
-		for _, m := range rerank.Modes[1:] {
-			extra = append(extra, "rerank="+m.String())
-		}
-	} else if base.Rerank, err = rerank.ParseMode(*rerankFlag); err != nil {
-		return fmt.Errorf("%w: --rerank: %v", errUsage, err)
-	}
-	cfgs := []eval.Config{base}
-	for _, spec := range append(extra, strings.Split(*compare, ";")...) {
-		if strings.TrimSpace(spec) == "" {
-			continue
-		}
-		c, err := applyOverrides(base, spec)
-		if err != nil {
-			return err
-		}
-		cfgs = append(cfgs, c)
-	}
-	for _, c := range cfgs {
-		if err := c.Validate(); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
+	cfgs, err := evalConfigs(base, *rerankFlag, *selfQueries, *compare)
+	if err != nil {
+		return err
 	}
 	kList, err := parseInts(*ks)
 	if err != nil || len(kList) == 0 {
@@ -126,16 +99,7 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 		engines[key] = e
 		return e, nil
 	}
-	lastStage, lastPrint := "", time.Time{}
-	progress := func(stage string, done, total int) {
-		if *asJSON && stage == lastStage && done != total {
-			return
-		}
-		if stage != lastStage || done == total || time.Since(lastPrint) > 5*time.Second {
-			fmt.Fprintf(env.stderr, "  %-16s %d/%d\n", stage, done, total)
-			lastStage, lastPrint = stage, time.Now()
-		}
-	}
+	progress := evalProgress(env, *asJSON)
 	start := time.Now()
 	reports, err := eval.Run(ctx, ds, cfgs, eval.Options{
 		Spec: cfg.Model, Engine: engineFor, Ks: kList, Depth: *depth, SkipExact: *noExact,
@@ -193,6 +157,69 @@ func loadDataset(name, dir, groupField string, limitTrain, limitTest int) (*eval
 		return nil, fmt.Errorf("%w: --dataset %q is neither ukbench, oxford5k, fashion-mnist nor an existing folder or manifest", errUsage, name)
 	}
 	return eval.Folder(name, groupField)
+}
+
+// evalConfigs is the configurations to measure: the flags' (base, with --rerank and
+// --self-queries), then --rerank all's other modes, then --compare's.
+func evalConfigs(base eval.Config, rerankFlag, selfQueries, compare string) ([]eval.Config, error) {
+	extra, err := applyRerankFlags(&base, rerankFlag, selfQueries)
+	if err != nil {
+		return nil, err
+	}
+	cfgs := []eval.Config{base}
+	for _, spec := range append(extra, strings.Split(compare, ";")...) {
+		if strings.TrimSpace(spec) == "" {
+			continue
+		}
+		c, err := applyOverrides(base, spec)
+		if err != nil {
+			return nil, err
+		}
+		cfgs = append(cfgs, c)
+	}
+	for _, c := range cfgs {
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	return cfgs, nil
+}
+
+// evalProgress prints each stage's progress to stderr: every 5 s, or (with --json) only when a
+// stage starts and ends.
+func evalProgress(env *cliEnv, asJSON bool) func(stage string, done, total int) {
+	lastStage, lastPrint := "", time.Time{}
+	return func(stage string, done, total int) {
+		if asJSON && stage == lastStage && done != total {
+			return
+		}
+		if stage != lastStage || done == total || time.Since(lastPrint) > 5*time.Second {
+			fmt.Fprintf(env.stderr, "  %-16s %d/%d\n", stage, done, total)
+			lastStage, lastPrint = stage, time.Now()
+		}
+	}
+}
+
+// applyRerankFlags sets --rerank and --self-queries on base; --rerank all returns the other modes
+// as --compare overrides.
+func applyRerankFlags(base *eval.Config, mode, selfQueries string) (extra []string, err error) {
+	switch selfQueries {
+	case "similar":
+	case "vector":
+		base.SelfAsVector = true
+	default:
+		return nil, fmt.Errorf("%w: --self-queries must be similar or vector", errUsage)
+	}
+	if strings.EqualFold(strings.TrimSpace(mode), "all") {
+		for _, m := range rerank.Modes[1:] {
+			extra = append(extra, "rerank="+m.String())
+		}
+		return extra, nil
+	}
+	if base.Rerank, err = rerank.ParseMode(mode); err != nil {
+		return nil, fmt.Errorf("%w: --rerank: %v", errUsage, err)
+	}
+	return nil, nil
 }
 
 // applyOverrides parses "key=value" pairs (space or comma separated) over c.

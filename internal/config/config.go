@@ -269,10 +269,6 @@ func (c *Config) Validate() error {
 		return bad("index.ef_construction", "must be >= index.m, got %d", c.Index.EfConstruction)
 	case c.Index.EfSearch < 1 || c.Index.EfSearch > index.MaxEf:
 		return bad("index.ef_search", "must be in 1..%d (index.MaxEf), got %d", index.MaxEf, c.Index.EfSearch)
-	case !explicitMode(c.Index.RerankSearch):
-		return bad("index.rerank_search", "must be none, qe, kr or qe+kr, got %q", c.Index.RerankSearch)
-	case !explicitMode(c.Index.RerankSimilar):
-		return bad("index.rerank_similar", "must be none, qe, kr or qe+kr, got %q", c.Index.RerankSimilar)
 	case c.Limits.MaxBodyBytes < 1<<10:
 		return bad("limits.max_body_bytes", "must be >= 1024, got %d", c.Limits.MaxBodyBytes)
 	case c.Limits.MaxPixels < 64*64:
@@ -343,6 +339,9 @@ func (c *Config) Validate() error {
 	if err := c.Model.Validate(); err != nil {
 		return fmt.Errorf("%w: model: %v", ErrInvalid, err)
 	}
+	if err := c.validateRerank(); err != nil {
+		return err
+	}
 	return c.validateModels()
 }
 
@@ -380,10 +379,16 @@ func validOrigin(o string) error {
 	return nil
 }
 
-// explicitMode reports whether s names a re-ranking mode (not the empty default).
-func explicitMode(s string) bool {
-	m, err := rerank.ParseMode(s)
-	return err == nil && m != rerank.ModeDefault
+// validateRerank checks the default re-ranking modes: each must name one (none, qe, kr, qe+kr).
+func (c Config) validateRerank() error {
+	for _, k := range []struct{ key, v string }{
+		{"index.rerank_search", c.Index.RerankSearch}, {"index.rerank_similar", c.Index.RerankSimilar},
+	} {
+		if m, err := rerank.ParseMode(k.v); err != nil || m == rerank.ModeDefault {
+			return fmt.Errorf("%w: %s: must be none, qe, kr or qe+kr, got %q", ErrInvalid, k.key, k.v)
+		}
+	}
+	return nil
 }
 
 // applyEnv walks the struct tree and sets every field whose LOOKALIKE_ variable is present.
