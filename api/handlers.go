@@ -13,6 +13,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 func (s *Server) requestContext(c *fiber.Ctx) (context.Context, context.CancelFunc) {
@@ -322,6 +323,23 @@ type searchResponse struct {
 	Generation int                `json:"generation"`
 	TimingsMS  map[string]float64 `json:"timings_ms"`
 	NextCursor string             `json:"next_cursor"`
+	Rerank     string             `json:"rerank"`
+}
+
+// rerankMode is the request's re-ranking, or the endpoint's configured default (index.rerank_search,
+// index.rerank_similar; validated at start).
+func (s *Server) rerankMode(m rerank.Mode, similar bool) rerank.Mode {
+	if m != rerank.ModeDefault {
+		return m
+	}
+	def := s.cfg.Index.RerankSearch
+	if similar {
+		def = s.cfg.Index.RerankSimilar
+	}
+	if m, err := rerank.ParseMode(def); err == nil && m != rerank.ModeDefault {
+		return m
+	}
+	return rerank.ModeNone
 }
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -425,7 +443,8 @@ func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searc
 	if more {
 		fetch++
 	}
-	opts := index.SearchOptions{K: fetch, Ef: req.Ef, Filter: req.filter, Exact: req.Exact, ExcludeIDs: req.ExcludeIDs, Offset: req.offset, MinScore: req.MinScore}
+	opts := index.SearchOptions{K: fetch, Ef: req.Ef, Filter: req.filter, Exact: req.Exact, ExcludeIDs: req.ExcludeIDs, Offset: req.offset, MinScore: req.MinScore,
+		Rerank: s.rerankMode(req.rerank, similarTo != "")}
 	// Diversified pages are cut from one diversified ranking fetched from the top (3x over-fetch),
 	// so pages stay consistent with each other. On by default for similar, off for search.
 	div := similarTo != ""
@@ -442,12 +461,20 @@ func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searc
 	defer release()
 	searchStart := time.Now()
 	var res []index.Result
-	if similarTo != "" {
+	switch {
+	case similarTo != "":
 		res, err = col.Similar(ctx, similarTo, opts)
 		if errors.Is(err, index.ErrNotFound) {
 			return nil, itemErr(err, col, similarTo)
 		}
-	} else {
+	case req.ID != "":
+		// A search by id is a similar search with the search defaults: the stored item (and its
+		// k-reciprocal row) is the query, and it is excluded like any other id in exclude_ids.
+		res, err = col.Similar(ctx, req.ID, opts)
+		if errors.Is(err, index.ErrNotFound) {
+			return nil, itemErr(err, col, req.ID)
+		}
+	default:
 		res, err = col.Search(ctx, query, opts)
 	}
 	if err != nil {
@@ -470,7 +497,7 @@ func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searc
 	}
 	name := col.Name()
 	out := searchResponse{Results: make([]resultJSON, 0, len(res)), Model: s.engineOf(col).Info().ModelID, TimingsMS: timings, NextCursor: next,
-		Collection: name, Generation: col.Generation()}
+		Collection: name, Generation: col.Generation(), Rerank: opts.Rerank.String()}
 	for _, r := range res {
 		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(name, r.ID)})
 	}

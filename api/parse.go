@@ -18,6 +18,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // searchRequest is a search query in either of its encodings (multipart form or JSON). Exactly one
@@ -37,9 +38,11 @@ type searchRequest struct {
 	Cursor     string          `json:"cursor"`
 	Exact      bool            `json:"exact"`
 	Diversify  *bool           `json:"diversify"`
+	Rerank     string          `json:"rerank"`
 
 	crop   *embed.Rect
 	filter *index.Filter
+	rerank rerank.Mode // ModeDefault: the endpoint's default (answer)
 	offset int
 	kSet   bool // k was given (an explicit 0 is refused, not read as "default")
 }
@@ -238,6 +241,9 @@ func (req *searchRequest) fromValues(get func(string) string, excludes []string)
 	if v := get("filter"); v != "" {
 		req.Filter = rawFilter(v)
 	}
+	if v := get("rerank"); v != "" {
+		req.Rerank = v
+	}
 	req.Cursor = get("cursor")
 	for _, e := range excludes {
 		for _, id := range strings.Split(e, ",") {
@@ -277,6 +283,9 @@ func (req *searchRequest) validate(maxK, defaultK int) error {
 	}
 	if req.offset, err = decodeCursor(req.Cursor); err != nil {
 		return err
+	}
+	if req.rerank, err = rerank.ParseMode(req.Rerank); err != nil {
+		return invalidQuery("rerank", "rerank must be none, qe, kr or qe+kr, got %q", req.Rerank)
 	}
 	// Pages end at the index's result window: the last page is cut there (answer then offers no
 	// next_cursor), so cursors of any page size reach result index.MaxK and stop.

@@ -345,6 +345,8 @@ func ParseIdxLabels(r io.Reader, limit int) ([]byte, error) {
 // Folder reads a generic layout: a folder with one sub-folder per group (images directly in the
 // root are distractors), or a CSV/JSONL manifest (see internal/ingest) whose metadata has a group
 // column (groupField, default "group"). Every grouped item queries the rest (itself excluded).
+// A folder that carries its own ground truth is read by its reader: GROUPS.txt (the UKBench
+// layout, "group<TAB>file file ...") or gt/ next to images/ (the Oxford layout).
 func Folder(path, groupField string) (*Dataset, error) {
 	if groupField == "" {
 		groupField = "group"
@@ -352,6 +354,11 @@ func Folder(path, groupField string) (*Dataset, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDataset, err)
+	}
+	if st.IsDir() {
+		if ds, ok, err := folderWithTruth(path); ok {
+			return ds, err
+		}
 	}
 	srcs, err := ingest.Collect([]string{path})
 	if err != nil {
@@ -382,7 +389,45 @@ func Folder(path, groupField string) (*Dataset, error) {
 		}
 	}
 	if len(ds.Queries) == 0 {
-		return nil, fmt.Errorf("%w: %s: no group with at least 2 images (one sub-folder per group, or a manifest with a %q column)", ErrDataset, path, groupField)
+		return nil, fmt.Errorf("%w: %s: no group with at least 2 images (one sub-folder per group, a GROUPS.txt, or a manifest with a %q column)", ErrDataset, path, groupField)
 	}
 	return ds, nil
+}
+
+// folderWithTruth reads a folder whose ground truth is a file of its own (ok false: there is none).
+func folderWithTruth(dir string) (ds *Dataset, ok bool, err error) {
+	isDir := func(p string) bool { st, err := os.Stat(filepath.Join(dir, p)); return err == nil && st.IsDir() }
+	switch {
+	case isDir("gt") && isDir("images"):
+		ds, err = Oxford(dir)
+	case fileExists(filepath.Join(dir, "GROUPS.txt")):
+		if ds, err = UKBench(dir); err == nil {
+			ds.Name = filepath.Base(filepath.Clean(dir))
+			ds.NS = groupsOf(ds, 4) // the N-S score is defined for groups of 4
+		}
+	default:
+		return nil, false, nil
+	}
+	return ds, true, err
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// groupsOf says whether every group of ds has exactly n items.
+func groupsOf(ds *Dataset, n int) bool {
+	size := map[string]int{}
+	for _, it := range ds.Database {
+		if it.Group != "" {
+			size[it.Group]++
+		}
+	}
+	for _, k := range size {
+		if k != n {
+			return false
+		}
+	}
+	return len(size) > 0
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // Embedder is what eval needs of an embedding engine (*embed.Engine).
@@ -41,6 +42,13 @@ type Config struct {
 	DBCrop string `json:"db_crop,omitempty"`
 	// InputSize overrides the spec's input size (and resize_shorter scaled alike); 0 = the spec's.
 	InputSize int `json:"input_size,omitempty"`
+	// Rerank is the index's re-ranking mode (none, qe: expansion over the top 2, kr: k-reciprocal,
+	// qe+kr); the zero value is none. A query that is a database item (UKBench) is asked as
+	// Similar, so k-reciprocal re-ranking uses its stored row.
+	Rerank rerank.Mode `json:"rerank,omitempty"`
+	// SelfAsVector searches a query that is a database item by its vector, as image search does
+	// with a photo that is also in the catalog, instead of as Similar (re-ranking modes only).
+	SelfAsVector bool `json:"self_as_vector,omitempty"`
 }
 
 // String is the label or a summary.
@@ -67,8 +75,17 @@ func (c Config) String() string {
 	if c.InputSize > 0 {
 		s += " size=" + strconv.Itoa(c.InputSize)
 	}
+	if c.reranks() {
+		s += " rerank=" + c.Rerank.String()
+		if c.SelfAsVector {
+			s += " self=vector"
+		}
+	}
 	return s
 }
+
+// reranks reports whether the configuration asks the index to re-rank.
+func (c Config) reranks() bool { return c.Rerank.QE() || c.Rerank.KR() }
 
 // Validate names the first bad field.
 func (c Config) Validate() error {
@@ -85,6 +102,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: db-crop must be center or squash, got %q", ErrConfig, c.DBCrop)
 	case c.InputSize != 0 && (c.InputSize < 32 || c.InputSize > 1024):
 		return fmt.Errorf("%w: input size must be in 32..1024", ErrConfig)
+	case c.Rerank > rerank.ModeQEKR:
+		return fmt.Errorf("%w: unknown rerank mode %v", ErrConfig, c.Rerank)
+	case c.QE > 0 && c.reranks():
+		return fmt.Errorf("%w: qe (eval's own expansion) and rerank do not combine; use rerank=qe+kr", ErrConfig)
 	}
 	return nil
 }
@@ -132,6 +153,9 @@ type Metrics struct {
 	Top1Score *ScoreStats `json:"top1_score,omitempty"`
 	// QPS is queries per second of this mode (single caller, query expansion included).
 	QPS float64 `json:"qps"`
+	// APs and NSs are each query's AP and N-S score (NaN: not run), for the paired bootstrap.
+	APs []float64 `json:"-"`
+	NSs []float64 `json:"-"`
 }
 
 // ScoreStats summarise cosine scores.
@@ -182,11 +206,15 @@ type Report struct {
 	Metrics
 	Exact *Metrics `json:"exact,omitempty"`
 	// ANNRecall is recall@10 of the HNSW answers against exact search (1 = no ANN loss).
-	ANNRecall    *float64 `json:"ann_recall_at_10,omitempty"`
-	EmbedPerSec  float64  `json:"embed_per_sec"`
-	EmbedSeconds float64  `json:"embed_seconds"`
-	IndexSeconds float64  `json:"index_seconds"`
-	TotalSeconds float64  `json:"total_seconds"`
+	ANNRecall *float64 `json:"ann_recall_at_10,omitempty"`
+	// MAPDelta and NSDelta are this configuration's HNSW mAP and N-S score minus the first
+	// configuration's, with a paired bootstrap 95 % interval over the queries (PairedBootstrap).
+	MAPDelta     *Interval `json:"mAP_delta,omitempty"`
+	NSDelta      *Interval `json:"ns_delta,omitempty"`
+	EmbedPerSec  float64   `json:"embed_per_sec"`
+	EmbedSeconds float64   `json:"embed_seconds"`
+	IndexSeconds float64   `json:"index_seconds"`
+	TotalSeconds float64   `json:"total_seconds"`
 }
 
 // vectors of one preprocessing variant.
@@ -286,7 +314,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		r.Metrics = ann
 		if !o.SkipExact {
 			// Exact search ignores ef: configurations differing only in ef share one pass.
-			ek := fmt.Sprintf("%s;qe=%d", key, c.QE)
+			ek := fmt.Sprintf("%s;qe=%d;rerank=%v;self=%v", key, c.QE, c.Rerank, c.SelfAsVector)
 			ep, ok := exactCache[ek]
 			if !ok {
 				ep.m, ep.top, err = searchAll(ctx, ds, b.vs, b.col, c, o, true)
@@ -297,7 +325,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 			}
 			ex, exTop := ep.m, ep.top
 			r.Exact = &ex
-			rec, err := annRecall(ctx, ds, b.vs, b.col, c.Ef, exTop)
+			rec, err := annRecall(ctx, ds, b.vs, b.col, c, exTop)
 			if err != nil {
 				return nil, err
 			}
@@ -306,6 +334,15 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		// t0 precedes embedding and indexing only for the configuration that built them.
 		r.TotalSeconds = time.Since(t0).Seconds()
 		reports = append(reports, r)
+	}
+	for i := range reports[1:] {
+		r := &reports[i+1]
+		iv := PairedBootstrap(reports[0].APs, r.APs, Resamples, 1)
+		r.MAPDelta = &iv
+		if ds.NS {
+			iv := PairedBootstrap(reports[0].NSs, r.NSs, Resamples, 1)
+			r.NSDelta = &iv
+		}
 	}
 	return reports, nil
 }
@@ -669,11 +706,24 @@ feed:
 }
 
 // annRecall is the mean recall@10 of plain top-10 HNSW searches (as a server runs them, without
-// the deep ranking the metrics need, which widens the beam to the depth) against the exact top 10.
-func annRecall(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Collection, ef int, exactTop [][]string) (float64, error) {
+// the deep ranking the metrics need, which widens the beam to the depth) against the exact top 10;
+// for a re-ranking configuration, of its top 10 through HNSW against its top 10 through exact search.
+func annRecall(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Collection, c Config, exactTop [][]string) (float64, error) {
 	var sum float64
 	n := 0
+	ef := c.Ef
 	for i, q := range ds.Queries {
+		if c.reranks() {
+			_, top, _, err := runQuery(ctx, q, ds.IncludeSelf, vs, col, c, 10, false)
+			if err != nil {
+				return 0, err
+			}
+			if top != nil {
+				sum += Overlap(top, exactTop[i], 10)
+				n++
+			}
+			continue
+		}
 		vec := vs.queries[q.ID]
 		if q.Self != "" {
 			vec = vs.db[q.Self]
@@ -709,13 +759,31 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 	if vec == nil {
 		return nil, nil, best, nil
 	}
-	opts := index.SearchOptions{K: depth, Ef: c.Ef, Exact: exact}
+	opts := index.SearchOptions{K: depth, Ef: c.Ef, Exact: exact, Rerank: c.Rerank}
 	if q.Self != "" && !includeSelf {
 		opts.ExcludeIDs = []string{q.Self}
 	}
-	res, err := col.Search(ctx, vec, opts)
+	var res []index.Result
+	if q.Self != "" && c.reranks() && !c.SelfAsVector {
+		res, err = similar(ctx, col, q.Self, includeSelf, opts)
+	} else {
+		res, err = col.Search(ctx, vec, opts)
+	}
 	if err != nil {
 		return nil, nil, best, fmt.Errorf("eval: search %s: %w", q.ID, err)
+	}
+	if c.reranks() {
+		// The index ranked the final list; the first pass is internal to it.
+		for _, r := range res[:min(10, len(res))] {
+			top10 = append(top10, r.ID)
+		}
+		for _, r := range res {
+			if r.ID != q.Self {
+				best = float64(r.Score)
+				break
+			}
+		}
+		return ids(res), top10, best, nil
 	}
 	for _, r := range res[:min(10, len(res))] {
 		top10 = append(top10, r.ID)
@@ -738,11 +806,29 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 			return nil, nil, best, fmt.Errorf("eval: search %s (query expansion): %w", q.ID, err)
 		}
 	}
-	ranking = make([]string, len(res))
+	return ids(res), top10, best, nil
+}
+
+func ids(res []index.Result) []string {
+	out := make([]string, len(res))
 	for i, r := range res {
-		ranking[i] = r.ID
+		out[i] = r.ID
 	}
-	return ranking, top10, best, nil
+	return out
+}
+
+// similar asks for the items most like a database item, as the server's similar endpoint does:
+// the item itself is excluded from the neighbours, then ranked first when the dataset counts it.
+func similar(ctx context.Context, col *index.Collection, id string, includeSelf bool, opts index.SearchOptions) ([]index.Result, error) {
+	opts.ExcludeIDs = nil
+	if includeSelf {
+		opts.K--
+	}
+	res, err := col.Similar(ctx, id, opts)
+	if err != nil || !includeSelf {
+		return res, err
+	}
+	return append([]index.Result{{ID: id, Score: 1}}, res...), nil
 }
 
 // score turns rankings into metrics.
@@ -786,6 +872,7 @@ func score(ds *Dataset, rankings [][]string, groupOf map[string]string, groupSiz
 			ap = APAtK(rel, nPos, o.Depth)
 		}
 		apSum += ap
+		m.APs = append(m.APs, ap)
 		for _, k := range o.Ks {
 			key := strconv.Itoa(k)
 			m.PrecisionAtK[key] += PrecisionAtK(rel, k) / n
@@ -794,6 +881,7 @@ func score(ds *Dataset, rankings [][]string, groupOf map[string]string, groupSiz
 		}
 		if ds.NS {
 			ns += NSScore(rel)
+			m.NSs = append(m.NSs, NSScore(rel))
 		}
 		if ds.KNN {
 			ok := 0.0

@@ -71,6 +71,21 @@ func WriteTable(w io.Writer, reports []Report) error {
 		}
 		row(mode.name+" queries/s", val(func(m *Metrics) string { return fmt.Sprintf("%.0f", m.QPS) }))
 	}
+	if len(reports) > 1 {
+		delta := func(get func(Report) *Interval) func(Report) string {
+			return func(r Report) string {
+				iv := get(r)
+				if iv == nil {
+					return "-"
+				}
+				return fmt.Sprintf("%+.4f [%+.4f, %+.4f]", iv.Delta, iv.Lo, iv.Hi)
+			}
+		}
+		row("hnsw mAP vs first, 95% CI", delta(func(r Report) *Interval { return r.MAPDelta }))
+		if r0.NSScore != nil {
+			row("hnsw N-S vs first, 95% CI", delta(func(r Report) *Interval { return r.NSDelta }))
+		}
+	}
 	if r0.ANNRecall != nil {
 		row("hnsw recall@10 vs exact", func(r Report) string {
 			if r.ANNRecall == nil {

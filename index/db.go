@@ -129,6 +129,9 @@ func Open(dir string, opts *Options) (*DB, error) {
 		}
 	}
 	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("%w: %s (no lock within %s)", ErrLocked, path, bo.Timeout)
+		}
 		if isReadOnlyErr(err) {
 			return nil, fmt.Errorf("%w: open %s: %w", ErrReadOnly, path, err)
 		}

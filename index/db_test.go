@@ -471,3 +471,23 @@ func TestReplayAfterCrash(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenWhileLocked: a second open of a data directory another DB holds, read-only or not, fails
+// with ErrLocked (bbolt's flock excludes readers from a writer's file): never ErrStorage, which
+// would send an operator looking for a damaged disk.
+func TestOpenWhileLocked(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, ro := range []bool{false, true} {
+		if second, err := Open(dir, &Options{ReadOnly: ro}); !errors.Is(err, ErrLocked) || errors.Is(err, ErrStorage) {
+			if second != nil {
+				second.Close()
+			}
+			t.Errorf("open (read-only %v) while held: %v, want ErrLocked", ro, err)
+		}
+	}
+}

@@ -39,6 +39,10 @@ var (
 	// ErrDropped: the collection was dropped (DropCollection) while the
 	// caller still held it. Unlike ErrClosed the DB keeps serving.
 	ErrDropped = errors.New("index: collection dropped")
+	// ErrLocked: another process (a running server) holds the data file. bbolt allows one
+	// process at a time, and its lock keeps read-only opens out too (shared and exclusive flocks
+	// exclude each other), so the caller must go through that process.
+	ErrLocked = errors.New("index: data file in use by another process")
 	// ErrReadOnly: the data directory or file is not writable; reads keep working.
 	ErrReadOnly = errors.New("index: read-only")
 	// ErrFrozen: a client's write to a generation its alias does not name (a shadow being built,

@@ -441,9 +441,11 @@ func (c *Collection) link(slot uint32) {
 	level := c.g.randomLevel()
 	c.mu.RLock()
 	plan := c.g.planInsert(slot, level)
+	rp := c.rrPlanAdd(slot, plan.near)
 	c.mu.RUnlock()
 	c.mu.Lock()
 	c.g.applyInsert(plan)
+	c.rr.Apply(rp)
 	c.mu.Unlock()
 }
 
@@ -451,9 +453,11 @@ func (c *Collection) link(slot uint32) {
 func (c *Collection) unlink(slot uint32) {
 	c.mu.RLock()
 	plan := c.g.planDelete(slot)
+	rp := c.rrPlanRemove(slot)
 	c.mu.RUnlock()
 	c.mu.Lock()
 	c.g.applyDelete(plan)
+	c.rr.Apply(rp)
 	c.mu.Unlock()
 }
 

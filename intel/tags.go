@@ -26,7 +26,8 @@ type TagSuggestion struct {
 const AutoTaggedField = "auto_tagged"
 
 // SuggestTags votes on every keyword field (string or array of strings) of the k nearest neighbours
-// of vec that carry the field; self is excluded. Fields written by suggestion do not vote.
+// of vec that carry the field; self is excluded. Fields written by suggestion do not vote, and a
+// field gets suggestions only when at least two voters share a value (free text never repeats).
 func SuggestTags(ctx context.Context, col *index.Collection, vec []float32, self string, k int) (map[string][]TagSuggestion, error) {
 	if k <= 0 {
 		k = 15
@@ -87,11 +88,22 @@ func voteTags(res []index.Result, k int) map[string][]TagSuggestion {
 	}
 	out := map[string][]TagSuggestion{}
 	for f, t := range fields {
-		if t.total > 0 {
+		if t.total > 0 && t.repeats() {
 			out[f] = t.suggestions()
 		}
 	}
 	return out
+}
+
+// repeats says whether two voters share a value. A field whose every voter carries its own value
+// is free text (a name, a description, a SKU): voting would suggest another item's name.
+func (t *tally) repeats() bool {
+	for _, n := range t.votes {
+		if n >= 2 {
+			return true
+		}
+	}
+	return false
 }
 
 // keywords are the string values of a field (a string or the strings of a list); nil otherwise.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/lookalike/lookalike/index"
 )
 
 // TestPlanTagsKeepsUntouchedBytes: the fields tagging does not write come back byte for byte
@@ -59,5 +61,31 @@ func TestPlanTagsKeepsUntouchedBytes(t *testing.T) {
 	}
 	if _, err := planTags("x", json.RawMessage(`[1,2]`), sug, TagOptions{}); err == nil {
 		t.Error("metadata that is not an object accepted")
+	}
+}
+
+// TestVoteTagsSkipsFreeText: a field whose voters each carry their own value (a name) gets no
+// suggestion; a field with a shared value does, even when one voter disagrees.
+func TestVoteTagsSkipsFreeText(t *testing.T) {
+	meta := []string{
+		`{"name":"Red shoe 42","category":"shoes","tags":["red","summer"]}`,
+		`{"name":"Red shoe 43","category":"shoes","tags":["red"]}`,
+		`{"name":"Blue boot","category":"boots","sku":"B-1"}`,
+	}
+	var res []index.Result
+	for i, m := range meta {
+		res = append(res, index.Result{ID: string(rune('a' + i)), Score: 0.9, Metadata: json.RawMessage(m)})
+	}
+	got := voteTags(res, 10)
+	for _, f := range []string{"name", "sku"} {
+		if s, ok := got[f]; ok {
+			t.Errorf("free-text field %s suggested: %+v", f, s)
+		}
+	}
+	if c := got["category"]; len(c) == 0 || c[0].Value != "shoes" || c[0].Votes != 2 {
+		t.Errorf("category: %+v, want shoes with 2 votes first", c)
+	}
+	if tg := got["tags"]; len(tg) == 0 || tg[0].Value != "red" {
+		t.Errorf("tags: %+v, want red first", tg)
 	}
 }

@@ -16,10 +16,12 @@ import (
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
 	"github.com/lookalike/lookalike/internal/ingest"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // catalogFlags are the flags every catalog command shares.
 type catalogFlags struct {
+	remoteFlags      // --server, --key: through a running server's API (remote.go)
 	data, collection string
 	asJSON           bool
 }
@@ -31,6 +33,7 @@ func addCatalogFlags(fs *flag.FlagSet, withJSON bool) *catalogFlags {
 	if withJSON {
 		fs.BoolVar(&f.asJSON, "json", false, "print JSON")
 	}
+	f.remoteFlags.register(fs)
 	return f
 }
 
@@ -95,7 +98,7 @@ func indexOptions(cfg config.Config, env *cliEnv) *index.Options {
 func openDB(cfg config.Config, env *cliEnv) (*index.DB, error) {
 	db, err := index.Open(cfg.Data.Dir, indexOptions(cfg, env))
 	if err != nil {
-		return nil, fmt.Errorf("open data directory %q (is a server using it?): %w", cfg.Data.Dir, err)
+		return nil, dataDirError(cfg, err)
 	}
 	return db, nil
 }
@@ -137,6 +140,9 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	if err := requireArgs(paths, 1, "PATH... (files, folders, or a .csv/.jsonl manifest)"); err != nil {
 		return err
 	}
+	if cf.server != "" {
+		return remoteIndex(ctx, env, cf, paths, *force, *allowFailures, *quiet)
+	}
 	cfg, err := env.loadConfig()
 	if err != nil {
 		return err
@@ -154,11 +160,7 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	defer db.Close()
 	var bar *progressbar.ProgressBar
 	if !*quiet && !cf.asJSON {
-		bar = progressbar.NewOptions(len(sources),
-			progressbar.OptionSetWriter(env.stderr), progressbar.OptionSetDescription("indexing"),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("img"),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(env.stderr) }))
+		bar = newProgress(env.stderr, len(sources), "indexing")
 	}
 	rep, err := ingest.Run(ctx, eng, col, sources, ingest.Options{
 		Workers: cfg.Embed.Workers, Logger: env.logger(cfg),
@@ -173,6 +175,12 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	if bar != nil {
 		_ = bar.Finish()
 	}
+	return reportIndex(env, cf, rep, err, len(sources), *allowFailures)
+}
+
+// reportIndex prints what a load did (local or through --server) and turns it into the exit
+// status: an interrupted load or any failed item is an error unless failures are allowed.
+func reportIndex(env *cliEnv, cf *catalogFlags, rep ingest.Report, err error, total int, allowFailures bool) error {
 	sort.Slice(rep.Failures, func(i, j int) bool { return rep.Failures[i].ID < rep.Failures[j].ID })
 	if cf.asJSON {
 		type failure struct{ ID, Path, Error string }
@@ -200,9 +208,9 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("index interrupted (re-run to resume): %w", err)
 	}
-	if rep.Failed > 0 && !*allowFailures {
+	if rep.Failed > 0 && !allowFailures {
 		// The failures are listed above; a script must not mistake a partial load for a full one.
-		return fmt.Errorf("%d of %d items failed (--allow-failures exits 0 anyway)", rep.Failed, len(sources))
+		return fmt.Errorf("%d of %d items failed (--allow-failures exits 0 anyway)", rep.Failed, total)
 	}
 	return nil
 }
@@ -212,6 +220,7 @@ type searchOutput struct {
 	Collection string             `json:"collection"`
 	Query      string             `json:"query"`
 	Model      string             `json:"model,omitempty"`
+	Rerank     string             `json:"rerank"`
 	Results    []resultOutput     `json:"results"`
 	TimingsMS  map[string]float64 `json:"timings_ms"`
 }
@@ -222,19 +231,25 @@ type resultOutput struct {
 	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
-func searchFlags(fs *flag.FlagSet) (k, ef *int, filter *string, exact *bool) {
+func searchFlags(fs *flag.FlagSet) (k, ef *int, filter *string, exact *bool, rr *string) {
 	k = fs.Int("k", 10, "number of results")
 	ef = fs.Int("ef", 0, "HNSW beam width (0 = collection default)")
 	filter = fs.String("filter", "", `metadata filter, e.g. 'category = "shoes" AND price < 100'`)
 	exact = fs.Bool("exact", false, "exact (brute-force) search")
+	rr = fs.String("rerank", "", "re-ranking: none, qe, kr or qe+kr (default: index.rerank_search, or index.rerank_similar for similar)")
 	return
 }
 
-func buildSearchOptions(k, ef int, filter string, exact bool) (index.SearchOptions, error) {
+func buildSearchOptions(k, ef int, filter string, exact bool, rr string) (index.SearchOptions, error) {
 	o := index.SearchOptions{K: k, Ef: ef, Exact: exact}
 	if k < 1 {
 		return o, fmt.Errorf("%w: -k must be >= 1", errUsage)
 	}
+	m, err := rerank.ParseMode(rr)
+	if err != nil {
+		return o, fmt.Errorf("%w: --rerank: %v", errUsage, err)
+	}
+	o.Rerank = m
 	if filter != "" {
 		f, err := index.ParseFilter(filter)
 		if err != nil {
@@ -249,7 +264,7 @@ func buildSearchOptions(k, ef int, filter string, exact bool) (index.SearchOptio
 func queryCommand(env *cliEnv, name, what string, args []string) (*catalogFlags, index.SearchOptions, string, error) {
 	fs := newFlags(env, name)
 	cf := addCatalogFlags(fs, true)
-	k, ef, filter, exact := searchFlags(fs)
+	k, ef, filter, exact, rr := searchFlags(fs)
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return nil, index.SearchOptions{}, "", err
@@ -257,8 +272,16 @@ func queryCommand(env *cliEnv, name, what string, args []string) (*catalogFlags,
 	if len(rest) != 1 {
 		return nil, index.SearchOptions{}, "", fmt.Errorf("%w: expected one %s", errUsage, what)
 	}
-	opts, err := buildSearchOptions(*k, *ef, *filter, *exact)
+	opts, err := buildSearchOptions(*k, *ef, *filter, *exact, *rr)
+	cf.filter = *filter
 	return cf, opts, rest[0], err
+}
+
+// defaultRerank applies the configured default when the command named no re-ranking.
+func defaultRerank(o *index.SearchOptions, def string) {
+	if o.Rerank == rerank.ModeDefault {
+		o.Rerank, _ = rerank.ParseMode(def) // validated with the configuration
+	}
 }
 
 func runSearch(ctx context.Context, env *cliEnv, args []string) error {
@@ -266,11 +289,15 @@ func runSearch(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cf.server != "" {
+		return remoteSearch(ctx, env, cf, opts, path)
+	}
 	cfg, err := env.loadConfig()
 	if err != nil {
 		return err
 	}
 	cf.apply(&cfg)
+	defaultRerank(&opts, cfg.Index.RerankSearch)
 	start := time.Now()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -300,7 +327,7 @@ func runSearch(ctx context.Context, env *cliEnv, args []string) error {
 		"decode": ms(t.Decode), "preprocess": ms(t.Preprocess), "inference": ms(t.Inference),
 		"search": ms(time.Since(searchStart)), "total": ms(time.Since(queryStart)), "startup": ms(queryStart.Sub(start)),
 	}
-	return printResults(env, cf, path, eng.Info().ModelID, res, timings)
+	return printResults(env, cf, path, eng.Info().ModelID, opts.Rerank, res, timings)
 }
 
 func runSimilar(ctx context.Context, env *cliEnv, args []string) error {
@@ -308,23 +335,27 @@ func runSimilar(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, db, col, err := cf.open(env)
+	if cf.server != "" {
+		return remoteSimilar(ctx, env, cf, opts, id)
+	}
+	cfg, db, col, err := cf.open(env)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	defaultRerank(&opts, cfg.Index.RerankSimilar)
 	start := time.Now()
 	res, err := col.Similar(ctx, id, opts)
 	if err != nil {
 		return fmt.Errorf("similar to %q: %w", id, err)
 	}
 	timings := map[string]float64{"search": ms(time.Since(start)), "total": ms(time.Since(start))}
-	return printResults(env, cf, id, "", res, timings)
+	return printResults(env, cf, id, "", opts.Rerank, res, timings)
 }
 
-func printResults(env *cliEnv, cf *catalogFlags, query, model string, res []index.Result, timings map[string]float64) error {
+func printResults(env *cliEnv, cf *catalogFlags, query, model string, mode rerank.Mode, res []index.Result, timings map[string]float64) error {
 	if cf.asJSON {
-		out := searchOutput{Collection: cf.collection, Query: query, Model: model, Results: []resultOutput{}, TimingsMS: timings}
+		out := searchOutput{Collection: cf.collection, Query: query, Model: model, Rerank: mode.String(), Results: []resultOutput{}, TimingsMS: timings}
 		for _, r := range res {
 			out.Results = append(out.Results, resultOutput{ID: r.ID, Score: r.Score, Metadata: r.Metadata})
 		}
@@ -333,7 +364,7 @@ func printResults(env *cliEnv, cf *catalogFlags, query, model string, res []inde
 	for i, r := range res {
 		fmt.Fprintf(env.stdout, "%3d  %.4f  %s  %s\n", i+1, r.Score, r.ID, string(r.Metadata))
 	}
-	fmt.Fprintf(env.stdout, "(%d results; search %.2f ms, total %.2f ms)\n", len(res), timings["search"], timings["total"])
+	fmt.Fprintf(env.stdout, "(%s, re-ranking %s; search %.2f ms, total %.2f ms)\n", plural(len(res), "result"), mode, timings["search"], timings["total"])
 	return nil
 }
 
@@ -346,6 +377,9 @@ func runDelete(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if err := requireArgs(ids, 1, "ID..."); err != nil {
 		return err
+	}
+	if cf.server != "" {
+		return remoteDelete(ctx, env, cf, ids)
 	}
 	_, db, col, err := cf.open(env)
 	if err != nil {
@@ -366,6 +400,9 @@ func runStats(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
+	if cf.server != "" {
+		return remoteStats(ctx, env, cf)
+	}
 	cfg, err := env.loadConfig()
 	if err != nil {
 		return err
@@ -381,11 +418,20 @@ func runStats(ctx context.Context, env *cliEnv, args []string) error {
 		return writeJSON(env.stdout, map[string]any{"data_dir": cfg.Data.Dir, "collections": infos})
 	}
 	fmt.Fprintf(env.stdout, "data directory %s\n", cfg.Data.Dir)
+	rows := make([]collectionAnswer, len(infos))
+	for i, c := range infos {
+		rows[i] = collectionAnswer{Name: c.Name, Count: c.Count, Dims: c.Dims, Levels: c.Levels, DiskBytes: c.DiskBytes, Fingerprint: c.Fingerprint}
+	}
+	printCollections(env, rows)
+	return nil
+}
+
+// printCollections is the table of stats (from a data directory or through --server).
+func printCollections(env *cliEnv, cols []collectionAnswer) {
 	fmt.Fprintf(env.stdout, "%-20s %9s %5s %7s %10s  %s\n", "collection", "items", "dims", "levels", "disk", "fingerprint")
-	for _, c := range infos {
+	for _, c := range cols {
 		fmt.Fprintf(env.stdout, "%-20s %9d %5d %7d %9.1fM  %s\n", c.Name, c.Count, c.Dims, c.Levels, float64(c.DiskBytes)/(1<<20), c.Fingerprint)
 	}
-	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

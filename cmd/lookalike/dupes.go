@@ -40,6 +40,12 @@ func listDupes(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
+	if err := checkTier(*tier); err != nil {
+		return err
+	}
+	if cf.server != "" {
+		return remoteDupes(ctx, env, cf, *tier)
+	}
 	cfg, db, col, err := cf.open(env)
 	if err != nil {
 		return err
@@ -57,8 +63,14 @@ func listDupes(ctx context.Context, env *cliEnv, args []string) error {
 			break
 		}
 	}
-	if cf.asJSON {
-		return writeJSON(env.stdout, map[string]any{"tier": *tier, "clusters": clusters})
+	return printDupes(env, *tier, clusters, cf.asJSON)
+}
+
+// printDupes prints duplicate clusters (found here or through --server): the kept candidate first,
+// then each member with its tier and score.
+func printDupes(env *cliEnv, tier string, clusters []intel.DupCluster, asJSON bool) error {
+	if asJSON {
+		return writeJSON(env.stdout, map[string]any{"tier": tier, "clusters": clusters})
 	}
 	for _, cl := range clusters {
 		parts := make([]string, 0, len(cl.Items))
@@ -71,8 +83,17 @@ func listDupes(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		fmt.Fprintln(env.stdout, strings.Join(parts, "  "))
 	}
-	fmt.Fprintf(env.stdout, "%d clusters at tier %s or above\n", len(clusters), *tier)
+	fmt.Fprintf(env.stdout, "%s at tier %s or above\n", plural(len(clusters), "cluster"), tier)
 	return nil
+}
+
+// checkTier refuses an unknown tier before anything is opened or sent.
+func checkTier(tier string) error {
+	switch tier {
+	case intel.TierExact, intel.TierNear, intel.TierSimilar:
+		return nil
+	}
+	return fmt.Errorf("%w: --tier %q: want exact, near or similar", errUsage, tier)
 }
 
 // An edit applied to a photo, and the tier the result has relative to the original: the copies a

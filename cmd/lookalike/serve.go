@@ -118,12 +118,19 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	return err
 }
 
-func displayAddr(a net.Addr) string {
-	s := a.String()
-	if strings.HasPrefix(s, "[::]:") || strings.HasPrefix(s, "0.0.0.0:") {
-		return "localhost:" + s[strings.LastIndexByte(s, ':')+1:]
+func displayAddr(a net.Addr) string { return localAddr(a.String()) }
+
+// localAddr is host:port as a client on this machine dials it: a wildcard or empty host (":8080",
+// "[::]:8080", "0.0.0.0:8080") is localhost.
+func localAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
 	}
-	return s
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func demoWanted(cfg config.Config, col *index.Collection) bool {

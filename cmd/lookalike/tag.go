@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"time"
@@ -36,6 +35,13 @@ func tagItems(ctx context.Context, env *cliEnv, args []string) error {
 	if !*all && (*id == "") == (len(rest) == 0) {
 		return fmt.Errorf("%w: give one photo, --id ID, or --all", errUsage)
 	}
+	if cf.server != "" {
+		o := intel.TagOptions{K: *k, MinConfidence: *minConf, Overwrite: *overwrite, DryRun: *dryRun}
+		if *all {
+			return remoteTagAll(ctx, env, cf, o)
+		}
+		return remoteSuggest(ctx, env, cf, *id, rest, *k)
+	}
 	cfg, db, col, err := cf.open(env)
 	if err != nil {
 		return err
@@ -65,11 +71,7 @@ func tagItems(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cf.asJSON {
-		return writeJSON(env.stdout, map[string]any{"suggestions": sug, "labels": labels})
-	}
-	printSuggestions(env.stdout, sug, labels)
-	return nil
+	return printSuggestions(env, sug, labels, cf.asJSON)
 }
 
 // tagAll tags the whole collection, a page of 500 items at a time.
@@ -85,6 +87,12 @@ func tagAll(ctx context.Context, env *cliEnv, col *index.Collection, asJSON bool
 			break
 		}
 	}
+	return printTagReport(env, total, asJSON, fmt.Sprintf("%.2f", o.MinConfidence))
+}
+
+// printTagReport prints a bulk tagging (done here or through --server); threshold says which
+// minimum confidence left suggestions out.
+func printTagReport(env *cliEnv, total intel.TagReport, asJSON bool, threshold string) error {
 	if asJSON {
 		return writeJSON(env.stdout, total)
 	}
@@ -92,11 +100,11 @@ func tagAll(ctx context.Context, env *cliEnv, col *index.Collection, asJSON bool
 		fmt.Fprintf(env.stdout, "%s\t%s = %s\t(%.2f)\n", ch.ID, ch.Field, ch.Value, ch.Confidence)
 	}
 	verb := "updated"
-	if o.DryRun {
+	if total.DryRun {
 		verb = "would update"
 	}
-	fmt.Fprintf(env.stdout, "scanned %d items, %s %d, fields %v, %d suggestions below %.2f left out\n",
-		total.Scanned, verb, total.Updated, total.Written, total.LowConfidence, o.MinConfidence)
+	fmt.Fprintf(env.stdout, "scanned %s, %s %d; values written per field: %s; %s below %s left out\n",
+		plural(total.Scanned, "item"), verb, total.Updated, counts(total.Written), plural(total.LowConfidence, "suggestion"), threshold)
 	return nil
 }
 
@@ -124,7 +132,15 @@ func embedPhoto(ctx context.Context, env *cliEnv, cfg config.Config, col *index.
 	return embs[0].Vector, embs[0].Labels, nil
 }
 
-func printSuggestions(w io.Writer, sug map[string][]intel.TagSuggestion, labels []embed.Label) {
+// printSuggestions prints the suggestions for one photo or item (made here or through --server).
+func printSuggestions(env *cliEnv, sug map[string][]intel.TagSuggestion, labels []embed.Label, asJSON bool) error {
+	if asJSON {
+		return writeJSON(env.stdout, map[string]any{"suggestions": sug, "labels": labels})
+	}
+	w := env.stdout
+	if len(sug) == 0 {
+		fmt.Fprintln(w, "no suggestions (no field whose values the nearest labelled items share)")
+	}
 	fields := make([]string, 0, len(sug))
 	for f := range sug {
 		fields = append(fields, f)
@@ -144,6 +160,7 @@ func printSuggestions(w io.Writer, sug map[string][]intel.TagSuggestion, labels 
 		}
 		fmt.Fprintln(w)
 	}
+	return nil
 }
 
 // tagEvalReport is what lookalike tag eval measures.

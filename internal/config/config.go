@@ -32,6 +32,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // ErrInvalid wraps every validation failure; the message names the offending key.
@@ -89,6 +90,10 @@ type Index struct {
 	EfSearch         int           `yaml:"ef_search"`
 	ExactThreshold   int           `yaml:"exact_threshold"`
 	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
+	// RerankSearch and RerankSimilar are the re-ranking of searches (by image, vector or id) and
+	// of similar-item requests that name none: none, qe, kr or qe+kr.
+	RerankSearch  string `yaml:"rerank_search"`
+	RerankSimilar string `yaml:"rerank_similar"`
 }
 
 type Limits struct {
@@ -182,7 +187,8 @@ func Default() Config {
 		},
 		Data: Data{Dir: "./data", DefaultCollection: "default"},
 		Index: Index{M: index.DefaultM, EfConstruction: index.DefaultEfConstruction, EfSearch: index.DefaultEfSearch,
-			ExactThreshold: index.DefaultExactThreshold, SnapshotInterval: index.DefaultSnapshotInterval},
+			ExactThreshold: index.DefaultExactThreshold, SnapshotInterval: index.DefaultSnapshotInterval,
+			RerankSearch: index.DefaultRerankSearch.String(), RerankSimilar: index.DefaultRerankSimilar.String()},
 		Limits: Limits{
 			MaxBodyBytes: 32 << 20, MaxPixels: spec.DefaultMaxPixels, MaxAspectRatio: spec.DefaultMaxAspectRatio,
 			MaxK: 1000, DefaultK: 10, MaxBatchItems: 256, MaxMetadataBytes: 64 << 10, MaxIDBytes: 256,
@@ -263,6 +269,10 @@ func (c *Config) Validate() error {
 		return bad("index.ef_construction", "must be >= index.m, got %d", c.Index.EfConstruction)
 	case c.Index.EfSearch < 1 || c.Index.EfSearch > index.MaxEf:
 		return bad("index.ef_search", "must be in 1..%d (index.MaxEf), got %d", index.MaxEf, c.Index.EfSearch)
+	case !explicitMode(c.Index.RerankSearch):
+		return bad("index.rerank_search", "must be none, qe, kr or qe+kr, got %q", c.Index.RerankSearch)
+	case !explicitMode(c.Index.RerankSimilar):
+		return bad("index.rerank_similar", "must be none, qe, kr or qe+kr, got %q", c.Index.RerankSimilar)
 	case c.Limits.MaxBodyBytes < 1<<10:
 		return bad("limits.max_body_bytes", "must be >= 1024, got %d", c.Limits.MaxBodyBytes)
 	case c.Limits.MaxPixels < 64*64:
@@ -368,6 +378,12 @@ func validOrigin(o string) error {
 		return fmt.Errorf("%q must be scheme://host[:port] only, as a browser sends it in Origin", o)
 	}
 	return nil
+}
+
+// explicitMode reports whether s names a re-ranking mode (not the empty default).
+func explicitMode(s string) bool {
+	m, err := rerank.ParseMode(s)
+	return err == nil && m != rerank.ModeDefault
 }
 
 // applyEnv walks the struct tree and sets every field whose LOOKALIKE_ variable is present.

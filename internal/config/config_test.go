@@ -74,6 +74,8 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"max_k beyond the index's window", "limits:\n  max_k: 1001\n", "", "limits.max_k"},
 		{"max_k zero", "", "LOOKALIKE_LIMITS_MAX_K=0", "limits.max_k"},
 		{"ef_search beyond MaxEf", "index:\n  ef_search: 10000\n", "", "index.ef_search"},
+		{"unknown rerank mode", "index:\n  rerank_search: k-reciprocal\n", "", "index.rerank_search"},
+		{"empty rerank mode env", "", "LOOKALIKE_INDEX_RERANK_SIMILAR=", "index.rerank_similar"},
 		{"bad duration env", "", "LOOKALIKE_SERVER_QUEUE_WAIT=soon", "server.queue_wait"},
 		{"bad int env", "", "LOOKALIKE_INDEX_M=many", "index.m"},
 		{"short key", "auth:\n  keys: [\"read:short\"]\n", "", "auth.keys[0]"},

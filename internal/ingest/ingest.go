@@ -52,6 +52,19 @@ type Report struct {
 // problems land in Report.Failures, among them ErrDuplicateID for every source whose id an
 // earlier source already uses.
 func Run(ctx context.Context, eng Embedder, col *index.Collection, sources []Source, o Options) (Report, error) {
+	return RunWith(ctx, sources, o, func(ctx context.Context, batch []Source, fail func(Source, error)) (Report, error) {
+		return loadBatch(ctx, eng, col, batch, o.Policy, fail)
+	})
+}
+
+// Loader stores one batch of sources: into a collection (Run), or through a server's API (the
+// command line's --server mode). It reports each failed source through fail and returns the tally
+// of the others (Added, Skipped, Merged); an error stops the whole load.
+type Loader func(ctx context.Context, batch []Source, fail func(Source, error)) (Report, error)
+
+// RunWith is Run with every batch handed to load (o.Policy is load's business): the same
+// refusal of repeated ids, workers, progress and report, wherever the items go.
+func RunWith(ctx context.Context, sources []Source, o Options, load Loader) (Report, error) {
 	if o.Workers <= 0 {
 		o.Workers = runtime.NumCPU()
 	}
@@ -98,7 +111,7 @@ func Run(ctx context.Context, eng Embedder, col *index.Collection, sources []Sou
 		go func() {
 			defer wg.Done()
 			for batch := range batches {
-				tally, err := loadBatch(ctx, eng, col, batch, o.Policy, fail)
+				tally, err := load(ctx, batch, fail)
 				mu.Lock()
 				rep.Added += tally.Added
 				rep.Skipped += tally.Skipped
@@ -138,7 +151,17 @@ feed:
 // loadBatch reads one batch's files and stores them. Only errors that stop the whole load are
 // returned; the tally counts what was stored before.
 func loadBatch(ctx context.Context, eng Embedder, col *index.Collection, batch []Source, p Policy, fail func(Source, error)) (Report, error) {
-	var tally Report
+	inputs, srcs := ReadSources(batch, fail)
+	if len(inputs) == 0 {
+		return Report{}, nil
+	}
+	results, err := Store(ctx, eng, col, inputs, p)
+	return Tally(srcs, results, err, fail), err
+}
+
+// ReadSources reads the photos of a batch: the inputs to store and their sources, in order. A
+// file that cannot be read fails its source.
+func ReadSources(batch []Source, fail func(Source, error)) ([]Input, []Source) {
 	inputs := make([]Input, 0, len(batch))
 	srcs := make([]Source, 0, len(batch))
 	for _, s := range batch {
@@ -150,14 +173,17 @@ func loadBatch(ctx context.Context, eng Embedder, col *index.Collection, batch [
 		inputs = append(inputs, Input{ID: s.ID, Image: data, Metadata: s.Metadata})
 		srcs = append(srcs, s)
 	}
-	if len(inputs) == 0 {
-		return tally, nil
-	}
-	results, err := Store(ctx, eng, col, inputs, p)
+	return inputs, srcs
+}
+
+// Tally counts the outcomes of storing srcs (results[i] is srcs[i]'s) and fails the sources whose
+// result is an error other than stop, the error that ended the whole load: those were not stored
+// because the load stopped, a re-run stores them, so they are not listed.
+func Tally(srcs []Source, results []Result, stop error, fail func(Source, error)) Report {
+	var tally Report
 	for i, r := range results {
 		switch {
-		case r.Err != nil && r.Err == err:
-			// Not stored because the load stops: a re-run stores it, so it is not listed.
+		case r.Err != nil && r.Err == stop:
 		case r.Err != nil:
 			fail(srcs[i], r.Err)
 		case r.Outcome == Unchanged:
@@ -168,5 +194,5 @@ func loadBatch(ctx context.Context, eng Embedder, col *index.Collection, batch [
 			tally.Added++
 		}
 	}
-	return tally, err
+	return tally
 }
