@@ -45,7 +45,7 @@ FUZZ_TARGETS := \
 	./embed/:FuzzDecode \
 	./index/:FuzzDecodeRecord ./index/:FuzzDecodeTrash ./index/:FuzzDecodeLists ./index/:FuzzParseFilter ./index/:FuzzFilterFromJSON \
 	./api/:FuzzParseSearch ./api/:FuzzParseItem ./api/:FuzzBatch ./api/:FuzzFeedbackRequest \
-	./internal/ingest/:FuzzManifest ./eval/:FuzzIdx
+	./internal/ingest/:FuzzManifest ./internal/edit/:FuzzMergePatch ./eval/:FuzzIdx
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \

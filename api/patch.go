@@ -124,7 +124,17 @@ type bulkRequest struct {
 	DryRun   bool            `json:"dry_run"`
 }
 
-// parseBulk reads a bulk request: a filter, or all: true to select every item (never by omission).
+// bulkTarget reads a bulk request and its collection: a filter, or all: true to select every item
+// (never by omission).
+func (s *Server) bulkTarget(c *fiber.Ctx) (*index.Collection, *bulkRequest, edit.Selection, error) {
+	col, err := s.collection(c)
+	if err != nil {
+		return nil, nil, edit.Selection{}, err
+	}
+	req, sel, err := parseBulk(c, col)
+	return col, req, sel, err
+}
+
 func parseBulk(c *fiber.Ctx, col *index.Collection) (*bulkRequest, edit.Selection, error) {
 	var req bulkRequest
 	if err := jsonBody(c, &req); err != nil {
@@ -151,11 +161,7 @@ func parseBulk(c *fiber.Ctx, col *index.Collection) (*bulkRequest, edit.Selectio
 
 // handleUpdateWhere applies a metadata merge patch to one page of the items a filter matches.
 func (s *Server) handleUpdateWhere(c *fiber.Ctx) error {
-	col, err := s.collection(c)
-	if err != nil {
-		return err
-	}
-	req, sel, err := parseBulk(c, col)
+	col, req, sel, err := s.bulkTarget(c)
 	if err != nil {
 		return err
 	}
@@ -178,11 +184,7 @@ func (s *Server) handleUpdateWhere(c *fiber.Ctx) error {
 // handleDeleteWhere moves one page of the items a filter matches to the trash (restorable with
 // trash:restore until intel.trash_retention passes).
 func (s *Server) handleDeleteWhere(c *fiber.Ctx) error {
-	col, err := s.collection(c)
-	if err != nil {
-		return err
-	}
-	req, sel, err := parseBulk(c, col)
+	col, req, sel, err := s.bulkTarget(c)
 	if err != nil {
 		return err
 	}

@@ -62,12 +62,13 @@ type queryParams struct {
 	Cursor     string          `json:"cursor"`
 	Exact      bool            `json:"exact"`
 	Diversify  *bool           `json:"diversify"`
+	Rerank     string          `json:"rerank"`
 }
 
 // search is the search these parameters describe, by vector (or by id), validated.
 func (p queryParams) search(s *Server, vector []float32, id string) (*searchRequest, error) {
 	req := &searchRequest{Vector: vector, ID: id, KJSON: p.K, Ef: p.Ef, Filter: p.Filter, MinScore: p.MinScore,
-		ExcludeIDs: p.ExcludeIDs, Cursor: p.Cursor, Exact: p.Exact, Diversify: p.Diversify}
+		ExcludeIDs: p.ExcludeIDs, Cursor: p.Cursor, Exact: p.Exact, Diversify: p.Diversify, Rerank: p.Rerank}
 	if p.K != nil {
 		req.K, req.kSet = *p.K, true
 	}

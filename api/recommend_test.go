@@ -123,7 +123,7 @@ func TestQueryBatches(t *testing.T) {
 		statuses          []int
 		first             []string // each answer's first result ("" for a failed query)
 	}{
-		{"search:batch", "search:batch", fmt.Sprintf(`{"searches":[{"vector":%s,"k":2},{"id":"a60","k":1},{"image":%q,"k":1},{"id":"a0","k":0},{"id":"nope"}]}`,
+		{"search:batch", "search:batch", fmt.Sprintf(`{"searches":[{"vector":%s,"k":2},{"id":"a0","k":1},{"image":%q,"k":1},{"id":"a0","k":0},{"id":"nope"}]}`,
 			vectorJSON(axisVector(dims, 1)), img), 200, []int{200, 200, 200, 400, 404}, []string{"a0", "a30", "ukbench00000", "", ""}},
 		{"similar:batch", "similar:batch", `{"ids":["a0","nope","a120"],"k":1,"diversify":false}`, 200, []int{200, 404, 200}, []string{"a30", "", "a90"}},
 		{"recommend:batch", "recommend:batch", `{"recommendations":[{"positive":["a0","a60"],"k":1},{"positive":[]},{"positive":["a120"],"negative":["a0"],"k":1}]}`,

@@ -113,5 +113,8 @@ func (p Params) values() (url.Values, error) {
 	if p.Diversify != nil {
 		q.Set("diversify", strconv.FormatBool(*p.Diversify))
 	}
+	if p.Rerank != "" {
+		q.Set("rerank", p.Rerank)
+	}
 	return q, nil
 }

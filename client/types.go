@@ -147,6 +147,7 @@ type Params struct {
 	Cursor     string   `json:"cursor,omitempty"` // NextCursor of the previous page
 	Exact      bool     `json:"exact,omitempty"`
 	Diversify  *bool    `json:"diversify,omitempty"`
+	Rerank     string   `json:"rerank,omitempty"` // none, qe, kr or qe+kr; "": the server's default
 }
 
 // Rect is a region of a query photo, in pixels.

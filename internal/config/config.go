@@ -336,9 +336,6 @@ func (c *Config) Validate() error {
 	if err := c.validateLists(bad); err != nil {
 		return err
 	}
-	if err := c.Model.Validate(); err != nil {
-		return fmt.Errorf("%w: model: %v", ErrInvalid, err)
-	}
 	if err := c.validateRerank(); err != nil {
 		return err
 	}
@@ -483,8 +480,11 @@ func setFromString(fv reflect.Value, raw string) error {
 	return nil
 }
 
-// validateModels checks the models: list (unique ids, valid specs) and the lifecycle settings.
+// validateModels checks the model, the models: list (unique ids, valid specs) and the lifecycle settings.
 func (c Config) validateModels() error {
+	if err := c.Model.Validate(); err != nil {
+		return fmt.Errorf("%w: model: %v", ErrInvalid, err)
+	}
 	ids := map[string]bool{c.Model.ID: true}
 	for i, m := range c.Models {
 		if err := m.Validate(); err != nil {

@@ -70,7 +70,7 @@ func apply(it *index.Item, patch json.RawMessage, o Options, after *index.Item) 
 // PatchMetadata is the metadata object stored after patching stored with patch (nil for none):
 // the patch must be an object or null, and the result within o's limits.
 func PatchMetadata(stored, patch json.RawMessage, o Options) (json.RawMessage, error) {
-	patch = bytes.TrimSpace(patch)
+	patch = bytes.Trim(patch, jsonSpace)
 	if string(patch) == "null" {
 		return nil, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -211,4 +212,62 @@ func mustFilter(t *testing.T, expr string) *index.Filter {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// FuzzMergePatch checks MergePatch against RFC 7386's definition run on decoded values, and its
+// idempotence (applying a merge patch twice changes nothing more), on arbitrary documents.
+func FuzzMergePatch(f *testing.F) {
+	f.Add(`{"a":"b","c":{"d":1}}`, `{"a":null,"c":{"e":[1,2]},"f":true}`)
+	f.Add(`{"ean":9007199254740993}`, `{"x":{"y":null}}`)
+	f.Add(`[1,2]`, `{"a":1}`)
+	f.Add(``, `"s"`)
+	f.Add(`{"a":1,"a":2}`, `{"a":{"b":null}}`)
+	f.Fuzz(func(t *testing.T, target, patch string) {
+		if target != "" && !json.Valid([]byte(target)) {
+			return
+		}
+		got, err := MergePatch(json.RawMessage(target), json.RawMessage(patch))
+		if !json.Valid([]byte(patch)) {
+			if err == nil {
+				t.Fatalf("accepted an invalid patch %q", patch)
+			}
+			return
+		}
+		if err != nil || !json.Valid(got) {
+			t.Fatalf("MergePatch(%q, %q) = %q, %v", target, patch, got, err)
+		}
+		var tv, pv, gv any
+		if target != "" {
+			json.Unmarshal([]byte(target), &tv)
+		}
+		json.Unmarshal([]byte(patch), &pv)
+		json.Unmarshal(got, &gv)
+		if want := rfcMerge(tv, pv); !reflect.DeepEqual(gv, want) {
+			t.Fatalf("MergePatch(%q, %q) = %s, RFC 7386 says %v", target, patch, got, want)
+		}
+		again, err := MergePatch(got, json.RawMessage(patch))
+		if err != nil || string(again) != string(got) {
+			t.Fatalf("not idempotent: %s then %s", got, again)
+		}
+	})
+}
+
+// rfcMerge is RFC 7386's pseudocode on decoded JSON values.
+func rfcMerge(target, patch any) any {
+	p, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	t, ok := target.(map[string]any)
+	if !ok {
+		t = map[string]any{}
+	}
+	for k, v := range p {
+		if v == nil {
+			delete(t, k)
+		} else {
+			t[k] = rfcMerge(t[k], v)
+		}
+	}
+	return t
 }

@@ -6,6 +6,10 @@ import (
 	"fmt"
 )
 
+// jsonSpace is the white space JSON allows around values (bytes.TrimSpace would take more, and
+// so accept documents json.Valid refuses).
+const jsonSpace = " \t\r\n"
+
 // member is one name/value pair of a JSON object as written: key is the quoted name with its
 // original escapes, val the value's bytes.
 type member struct {
@@ -19,11 +23,11 @@ type member struct {
 // replaces target. An empty target is absent. Members of target that the patch does not name keep
 // their bytes and their order; the result is compact when target is.
 func MergePatch(target, patch json.RawMessage) (json.RawMessage, error) {
-	patch = bytes.TrimSpace(patch)
+	patch = bytes.Trim(patch, jsonSpace)
 	if !json.Valid(patch) {
 		return nil, fmt.Errorf("%w: the patch is not valid JSON", ErrInvalidPatch)
 	}
-	return mergeValid(bytes.TrimSpace(target), patch)
+	return mergeValid(bytes.Trim(target, jsonSpace), patch)
 }
 
 // mergeValid is MergePatch on a valid patch.
@@ -44,7 +48,14 @@ func mergeValid(target, patch []byte) (json.RawMessage, error) {
 			tm = nil // RFC 7386: a non-object target becomes {}
 		}
 	}
-	for _, p := range pm {
+	last := make(map[string]int, len(pm)) // a name the patch repeats: its last value counts, as in encoding/json
+	for i, p := range pm {
+		last[p.name] = i
+	}
+	for i, p := range pm {
+		if last[p.name] != i {
+			continue
+		}
 		at := -1
 		for i := range tm {
 			if tm[i].name == p.name {
@@ -119,7 +130,7 @@ func members(doc []byte) (ms []member, ok bool, err error) {
 		if err := dec.Decode(&v); err != nil {
 			return nil, false, fmt.Errorf("%w: member %q: %v", ErrInvalidPatch, name, err)
 		}
-		ms = append(ms, member{name: name, key: key, val: bytes.TrimSpace(v)})
+		ms = append(ms, member{name: name, key: key, val: bytes.Trim(v, jsonSpace)})
 	}
 	return ms, true, nil
 }
