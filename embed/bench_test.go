@@ -27,7 +27,7 @@ func BenchmarkDecode(b *testing.B) {
 	b.Run("turbojpeg-full", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := decodeImage(data, nil, limits{}, func(int, int) float64 { return 1 }); err != nil {
+			if _, err := decodeImage(data, nil, limits{}, func(Config, Rect) float64 { return 1 }); err != nil {
 				b.Fatal(err)
 			}
 		}
