@@ -149,7 +149,7 @@ type Timings struct {
 type Engine struct {
 	opts   Options
 	spec   spec.Model
-	limits limits                   // per-image header checks, from Options
+	limits limits                     // per-image header checks, from Options
 	want   func(Config, Rect) float64 // wantScale(spec)
 	profs  *profiles
 	info   Info
