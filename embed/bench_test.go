@@ -72,3 +72,28 @@ func BenchmarkEmbed(b *testing.B) {
 		b.ReportMetric(float64(8*b.N)/b.Elapsed().Seconds(), "img/s")
 	})
 }
+
+// BenchmarkProfiles embeds UKBench photos one call at a time (one request in flight, as a search
+// does) under each profile, on an engine with the feature map exposed: the latency ratio of the
+// regional profiles to fast.
+func BenchmarkProfiles(b *testing.B) {
+	e := regionalEngine(b)
+	var imgs []Image
+	for i := 0; i < 8; i++ {
+		imgs = append(imgs, Image{Data: readPhoto(b, fmt.Sprintf("ukbench%05d.jpg", i*4))})
+	}
+	for _, p := range append(spec.ProfileNames(), "rmac:448", "rmac:317", "rmac:224") {
+		b.Run(p, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				img := imgs[i%len(imgs)]
+				img.Profile = p
+				if _, err := e.Embed(context.Background(), []Image{img}); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+

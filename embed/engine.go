@@ -568,27 +568,25 @@ func (e *Engine) submit(ctx context.Context, img Image, p spec.Profile, out *Emb
 		}
 		return 1
 	}
-	scales := e.prepareScales(img, p, out)
-	<-e.decSem
-	if scales == nil {
-		return 0
-	}
 	D := e.spec.EmbeddingDim
-	ps := make([]Embedding, len(scales))
-	vecs := make([]float32, len(scales)*D)
-	*parts = ps
-	for k, sj := range scales {
+	ps := make([]Embedding, len(p.Scales))
+	vecs := make([]float32, len(p.Scales)*D)
+	n := 0
+	e.prepareScales(img, p, out, func(k int, sj scaleJob) bool {
 		j := &job{tensor: sj.tensor, w: sj.w, h: sj.h, levels: p.Levels, vec: vecs[k*D : (k+1)*D : (k+1)*D],
 			pooled: true, out: &ps[k], done: done}
 		if !e.enqueue(ctx, j) {
-			for _, rest := range scales[k+1:] {
-				putFloats(rest.tensor)
-			}
 			out.Err = ctx.Err()
-			return k
+			return false
 		}
+		n++
+		return true
+	})
+	<-e.decSem
+	if n == len(ps) {
+		*parts = ps
 	}
-	return len(scales)
+	return n
 }
 
 // enqueue hands j to the workers, or releases its tensor when ctx ends first.

@@ -2,6 +2,7 @@ package embed
 
 import (
 	"math"
+	"math/bits"
 	"sync"
 
 	"github.com/lookalike/lookalike/embed/spec"
@@ -9,28 +10,47 @@ import (
 
 // Scratch buffers of the hot path, reused across images: a decoded photo and the resampler's
 // intermediate rows are ~1 MB per image, and allocating them made the GC a visible share of the CPU.
+// They are pooled by power-of-two size class, so that the sizes of a regional profile's scales,
+// which alternate, each find a buffer instead of discarding each other's.
 var (
-	bytePool  sync.Pool
-	floatPool sync.Pool
+	bytePools  [bits.UintSize]sync.Pool
+	floatPools [bits.UintSize]sync.Pool
 )
 
+// sizeClass is the pool a request for n values takes from: every buffer there holds at least
+// 1<<class values.
+func sizeClass(n int) int { return bits.Len(uint(max(n, 1) - 1)) }
+
+// putClass is the pool a buffer of capacity c goes back to: the largest class it can serve.
+func putClass(c int) int { return bits.Len(uint(c)) - 1 }
+
 func getBytes(n int) []byte {
-	if p, ok := bytePool.Get().(*[]byte); ok && cap(*p) >= n {
+	k := sizeClass(n)
+	if p, ok := bytePools[k].Get().(*[]byte); ok {
 		return (*p)[:n]
 	}
-	return make([]byte, n)
+	return make([]byte, n, 1<<k)
 }
 
-func putBytes(b []byte) { bytePool.Put(&b) }
+func putBytes(b []byte) {
+	if cap(b) > 0 {
+		bytePools[putClass(cap(b))].Put(&b)
+	}
+}
 
 func getFloats(n int) []float32 {
-	if p, ok := floatPool.Get().(*[]float32); ok && cap(*p) >= n {
+	k := sizeClass(n)
+	if p, ok := floatPools[k].Get().(*[]float32); ok {
 		return (*p)[:n]
 	}
-	return make([]float32, n)
+	return make([]float32, n, 1<<k)
 }
 
-func putFloats(b []float32) { floatPool.Put(&b) }
+func putFloats(b []float32) {
+	if cap(b) > 0 {
+		floatPools[putClass(cap(b))].Put(&b)
+	}
+}
 
 // wantScale returns, for a crop r of the photo cfg, the fraction of its full resolution s's resize
 // needs; JPEG decoding picks the smallest DCT scale at or above it, so the resampler only ever

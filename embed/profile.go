@@ -108,8 +108,10 @@ type scaleJob struct {
 }
 
 // prepareScales decodes img once, at the resolution its largest scale needs, and resamples it to
-// every scale of p. On failure out.Err is set and nothing is returned.
-func (e *Engine) prepareScales(img Image, p spec.Profile, out *Embedding) []scaleJob {
+// each scale of p in turn, largest first, handing each to emit as soon as it is ready (so the
+// largest scale's inference overlaps the resampling of the others). It stops when emit returns
+// false. On a decode failure out.Err is set and emit is never called.
+func (e *Engine) prepareScales(img Image, p spec.Profile, out *Embedding, emit func(k int, sj scaleJob) bool) {
 	t0 := time.Now()
 	d, err := decodeImage(img.Data, img.Crop, e.limits, regionalWant(p))
 	t1 := time.Now()
@@ -117,7 +119,7 @@ func (e *Engine) prepareScales(img Image, p spec.Profile, out *Embedding) []scal
 	out.Timings.Decode = t1.Sub(t0)
 	if err != nil {
 		out.Err = err
-		return nil
+		return
 	}
 	defer d.release()
 	// the crop in full-resolution pixels: d.box is in the (possibly DCT-downscaled) decoded image
@@ -126,15 +128,16 @@ func (e *Engine) prepareScales(img Image, p spec.Profile, out *Embedding) []scal
 	cw := int(math.Round((d.box[2] - d.box[0]) * sx))
 	ch := int(math.Round((d.box[3] - d.box[1]) * sy))
 	long := max(d.cfg.Width, d.cfg.Height)
-	jobs := make([]scaleJob, len(p.Scales))
-	for i, s := range p.Scales {
+	for k, s := range p.Scales {
+		t := time.Now()
 		w, h, _ := scaledSize(cw, ch, long, s)
-		t := getFloats(3 * w * h)
-		resizeInto(e.spec, t, d, w, h)
-		jobs[i] = scaleJob{tensor: t, w: w, h: h}
+		tensor := getFloats(3 * w * h)
+		resizeInto(e.spec, tensor, d, w, h)
+		out.Timings.Preprocess += time.Since(t)
+		if !emit(k, scaleJob{tensor: tensor, w: w, h: h}) {
+			return
+		}
 	}
-	out.Timings.Preprocess = time.Since(t1)
-	return jobs
 }
 
 // combineScales sums the per-scale R-MAC vectors of one image (each L2-normalised) into out.Vector,

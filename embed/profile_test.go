@@ -81,9 +81,13 @@ func TestCropInputSize(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out Embedding
-			jobs := e.prepareScales(Image{Data: photo, Crop: tc.crop}, p, &out)
-			if out.Err != nil {
-				t.Fatal(out.Err)
+			var jobs []scaleJob
+			e.prepareScales(Image{Data: photo, Crop: tc.crop}, p, &out, func(_ int, sj scaleJob) bool {
+				jobs = append(jobs, sj)
+				return true
+			})
+			if out.Err != nil || len(jobs) != len(p.Scales) {
+				t.Fatalf("%d scales, error %v", len(jobs), out.Err)
 			}
 			for i, j := range jobs {
 				if j.w != tc.want[i][0] || j.h != tc.want[i][1] {

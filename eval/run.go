@@ -41,6 +41,9 @@ type Config struct {
 	DBCrop string `json:"db_crop,omitempty"`
 	// InputSize overrides the spec's input size (and resize_shorter scaled alike); 0 = the spec's.
 	InputSize int `json:"input_size,omitempty"`
+	// Profile is the descriptor profile of database images and queries (spec.ParseProfile); "" =
+	// the engine's default.
+	Profile string `json:"profile,omitempty"`
 }
 
 // String is the label or a summary.
@@ -67,6 +70,9 @@ func (c Config) String() string {
 	if c.InputSize > 0 {
 		s += " size=" + strconv.Itoa(c.InputSize)
 	}
+	if c.Profile != "" {
+		s = "profile=" + c.Profile + " " + s
+	}
 	return s
 }
 
@@ -85,6 +91,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: db-crop must be center or squash, got %q", ErrConfig, c.DBCrop)
 	case c.InputSize != 0 && (c.InputSize < 32 || c.InputSize > 1024):
 		return fmt.Errorf("%w: input size must be in 32..1024", ErrConfig)
+	}
+	if c.Profile != "" {
+		p, err := spec.ParseProfile(c.Profile)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		if p.Regional() && (c.Pool == "gem" || c.DBCrop != "" || c.InputSize != 0) {
+			return fmt.Errorf("%w: profile %s does its own resizing and pooling: drop pool, db-crop and size", ErrConfig, p.Name)
+		}
 	}
 	return nil
 }
@@ -132,6 +147,8 @@ type Metrics struct {
 	Top1Score *ScoreStats `json:"top1_score,omitempty"`
 	// QPS is queries per second of this mode (single caller, query expansion included).
 	QPS float64 `json:"qps"`
+	// PerQueryAP is each query's AP, in Dataset.Queries order (for paired comparisons).
+	PerQueryAP []float64 `json:"-"`
 }
 
 // ScoreStats summarise cosine scores.
@@ -187,6 +204,15 @@ type Report struct {
 	EmbedSeconds float64  `json:"embed_seconds"`
 	IndexSeconds float64  `json:"index_seconds"`
 	TotalSeconds float64  `json:"total_seconds"`
+	// Versus the run's first configuration (the baseline), for the others: Baseline names it.
+	Baseline string `json:"baseline,omitempty"`
+	// MAPDiff is this mAP minus the baseline's (HNSW), with a paired bootstrap 95 % confidence
+	// interval over the queries (MAPDiffCI95).
+	MAPDiff     *float64    `json:"map_diff,omitempty"`
+	MAPDiffCI95 *[2]float64 `json:"map_diff_ci95,omitempty"`
+	// EmbedCost is this configuration's embedding time over the baseline's, on the same images in
+	// the same run (1 when they share their embeddings).
+	EmbedCost *float64 `json:"embed_cost_ratio,omitempty"`
 }
 
 // vectors of one preprocessing variant.
@@ -307,6 +333,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		r.TotalSeconds = time.Since(t0).Seconds()
 		reports = append(reports, r)
 	}
+	compareToBaseline(reports)
 	return reports, nil
 }
 
@@ -320,7 +347,7 @@ func (c Config) variantKey() string {
 	if pool == "" {
 		pool = "avg"
 	}
-	return fmt.Sprintf("pool=%s/%g;dbcrop=%s;size=%d", pool, p, c.DBCrop, c.InputSize)
+	return fmt.Sprintf("pool=%s/%g;dbcrop=%s;size=%d;profile=%s", pool, p, c.DBCrop, c.InputSize, c.Profile)
 }
 
 func (c Config) specs(base spec.Model) (query, db spec.Model) {
@@ -351,6 +378,11 @@ func embedVariant(ctx context.Context, ds *Dataset, c Config, o Options) (*vecto
 		return nil, err
 	}
 	vs.model = dbEng.Info().Fingerprint
+	if c.Profile != "" {
+		if _, vs.model, err = dbEng.Info().ProfileFingerprint(c.Profile); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+	}
 	qEng := dbEng
 	if qSpec != dbSpec {
 		if qEng, err = o.Engine(ctx, qSpec); err != nil {
@@ -409,7 +441,7 @@ func embedImages(ctx context.Context, eng Embedder, imgs []Image, c Config, o Op
 		for i := lo; i < hi; i++ {
 			data, err := imgs[i].load()
 			errs[i-lo] = err
-			batch[i-lo] = embed.Image{Data: data, Crop: clampCrop(data, imgs[i].Crop)}
+			batch[i-lo] = embed.Image{Data: data, Crop: clampCrop(data, imgs[i].Crop), Profile: c.Profile}
 		}
 		return batch, errs
 	}
@@ -786,6 +818,7 @@ func score(ds *Dataset, rankings [][]string, groupOf map[string]string, groupSiz
 			ap = APAtK(rel, nPos, o.Depth)
 		}
 		apSum += ap
+		m.PerQueryAP = append(m.PerQueryAP, ap)
 		for _, k := range o.Ks {
 			key := strconv.Itoa(k)
 			m.PrecisionAtK[key] += PrecisionAtK(rel, k) / n

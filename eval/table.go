@@ -79,6 +79,20 @@ func WriteTable(w io.Writer, reports []Report) error {
 			return f3(*r.ANNRecall)
 		})
 	}
+	if len(reports) > 1 {
+		row("mAP diff vs first (95% CI)", func(r Report) string {
+			if r.MAPDiff == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%+.3f [%+.3f, %+.3f]", *r.MAPDiff, r.MAPDiffCI95[0], r.MAPDiffCI95[1])
+		})
+		row("embed cost vs first", func(r Report) string {
+			if r.EmbedCost == nil {
+				return "1.00x"
+			}
+			return fmt.Sprintf("%.2fx", *r.EmbedCost)
+		})
+	}
 	row("embeddings/s", func(r Report) string { return fmt.Sprintf("%.1f", r.EmbedPerSec) })
 	row("failed images", func(r Report) string { return fmt.Sprint(r.Failed) })
 	row("run time (s)", func(r Report) string { return fmt.Sprintf("%.1f", r.TotalSeconds) })

@@ -37,7 +37,8 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	fs.Float64Var(&base.GeMP, "gem-p", 3, "GeM exponent")
 	fs.StringVar(&base.DBCrop, "db-crop", "", "preprocessing crop for database images: center or squash (default: the model spec's)")
 	fs.IntVar(&base.InputSize, "size", 0, "model input size override (0 = the model spec's)")
-	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem"`)
+	fs.StringVar(&base.Profile, "profile", "", "descriptor profile: "+strings.Join(spec.ProfileNames(), ", ")+" or rmac:S1,S2,... (default: model.profile)")
+	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem", "profile=ms448"; the first is the baseline of the mAP differences`)
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -200,10 +201,12 @@ func applyOverrides(c eval.Config, spec string) (eval.Config, error) {
 			c.DBCrop = v
 		case "size":
 			c.InputSize, err = strconv.Atoi(v)
+		case "profile":
+			c.Profile = v
 		case "label":
 			c.Label = v
 		default:
-			err = errors.New("unknown key (ef, qe, pool, gem-p, db-crop, size, label)")
+			err = errors.New("unknown key (ef, qe, pool, gem-p, db-crop, size, profile, label)")
 		}
 		if err != nil {
 			return c, fmt.Errorf("%w: --compare %s: %v", errUsage, kv, err)
