@@ -96,4 +96,3 @@ func BenchmarkProfiles(b *testing.B) {
 		})
 	}
 }
-
