@@ -43,7 +43,7 @@ race:
 # Short fuzz runs of every decoder and parser; long runs: make fuzz FUZZTIME=2000000x
 FUZZ_TARGETS := \
 	./embed/:FuzzDecode \
-	./index/:FuzzDecodeRecord ./index/:FuzzParseFilter ./index/:FuzzFilterFromJSON \
+	./index/:FuzzDecodeRecord ./index/:FuzzDecodeTrash ./index/:FuzzParseFilter ./index/:FuzzFilterFromJSON \
 	./api/:FuzzParseSearch ./api/:FuzzParseItem ./api/:FuzzBatch ./api/:FuzzFeedbackRequest \
 	./internal/ingest/:FuzzManifest ./eval/:FuzzIdx
 fuzz:

@@ -71,13 +71,17 @@ func TestDotSegmentIDsRefused(t *testing.T) {
 			}
 		})
 	}
-	// A file named "..jpg" without an id field would be stored as ".".
+	// A file named "..jpg" without an id field was stored as "."; the server now names photos by
+	// their content and never by their file name.
 	body, ct := multipartBody(t, part{"image", "..jpg", jpg})
-	if r := do(t, "POST", items, ct, body); r.status != 400 {
-		t.Errorf("file name ..jpg: %d %s, want 400", r.status, r.body)
+	r := do(t, "POST", items, ct, body)
+	var added struct{ Item struct{ ID string } }
+	r.json(t, &added)
+	if r.status != 201 || !strings.HasPrefix(added.Item.ID, "img-") {
+		t.Errorf("file name ..jpg: %d %s, want 201 with a content id", r.status, r.body)
 	}
-	if n := ts.collectionCount(t, "victim"); n != 1 {
-		t.Errorf("victim holds %d items, want 1", n)
+	if n := ts.collectionCount(t, "victim"); n != 2 {
+		t.Errorf("victim holds %d items, want 2", n)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/intel"
+	"github.com/lookalike/lookalike/internal/ingest"
 	"github.com/lookalike/lookalike/quality"
 )
 
@@ -96,6 +98,12 @@ func classify(err error) *Error {
 		return errorf(http.StatusBadRequest, "invalid_item", "%s", msg)
 	case errors.Is(err, index.ErrDimMismatch):
 		return errorf(http.StatusBadRequest, "dimension_mismatch", "%s", msg)
+	case errors.Is(err, index.ErrVersionConflict):
+		return errorf(http.StatusConflict, "version_conflict", "%s", msg)
+	case errors.Is(err, ingest.ErrDuplicate):
+		return errorf(http.StatusConflict, "duplicate", "%s", msg)
+	case errors.Is(err, ingest.ErrDuplicateID):
+		return errorf(http.StatusBadRequest, "duplicate_id", "%s", msg)
 	case errors.Is(err, index.ErrInvalidFilter):
 		return errorf(http.StatusBadRequest, "invalid_filter", "%s", msg)
 	case errors.Is(err, index.ErrInvalidQuery):
@@ -119,6 +127,16 @@ func classify(err error) *Error {
 		return errorf(http.StatusGatewayTimeout, "timeout", "the request took longer than the server allows (server.write_timeout)")
 	case errors.Is(err, context.Canceled):
 		return errorf(http.StatusServiceUnavailable, "cancelled", "the request was cancelled before it finished (the client left or the server is stopping)")
+	case errors.Is(err, intel.ErrInvalidTier):
+		return errorf(http.StatusBadRequest, "invalid_tier", "%s", msg)
+	case errors.Is(err, intel.ErrIDsRequired):
+		return errorf(http.StatusBadRequest, "ids_required", "%s", msg)
+	case errors.Is(err, intel.ErrKeepListed):
+		return errorf(http.StatusBadRequest, "keep_listed", "%s", msg)
+	case errors.Is(err, intel.ErrNoCluster):
+		return errorf(http.StatusConflict, "no_cluster", "%s", msg)
+	case errors.Is(err, intel.ErrNoThumbnail):
+		return errorf(http.StatusConflict, "no_thumbnail", "%s", msg)
 	}
 	return errorf(http.StatusInternalServerError, "internal", "internal error")
 }

@@ -1,11 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
-	"github.com/lookalike/lookalike/internal/ingest"
 )
 
 func (s *Server) requestContext(c *fiber.Ctx) (context.Context, context.CancelFunc) {
@@ -174,189 +171,7 @@ func (s *Server) handleDropCollection(c *fiber.Ctx) error {
 
 // --- items ----------------------------------------------------------------------------------
 
-type itemJSON struct {
-	ID           string          `json:"id"`
-	Metadata     json.RawMessage `json:"metadata"`
-	ThumbnailURL string          `json:"thumbnail_url"`
-	Fingerprint  string          `json:"fingerprint,omitempty"`
-	Dims         int             `json:"dims,omitempty"`
-	UpdatedAt    time.Time       `json:"updated_at"`
-}
-
-func metadataOrEmpty(m json.RawMessage) json.RawMessage {
-	if len(m) == 0 {
-		return json.RawMessage("{}")
-	}
-	return m
-}
-
-func (s *Server) parseItem(c *fiber.Ctx) (*itemRequest, error) {
-	req := &itemRequest{}
-	switch mt := mediaType(c); mt {
-	case fiber.MIMEApplicationJSON:
-		if err := decodeJSONBody(c.Body(), req); err != nil {
-			return nil, err
-		}
-		if req.ImageB64 == "" {
-			return nil, badRequest("field image (base64) is required")
-		}
-		img, err := decodeBase64Image(req.ImageB64)
-		if err != nil {
-			return nil, err
-		}
-		req.Image, req.ImageB64 = img, ""
-	case fiber.MIMEMultipartForm:
-		form, err := c.MultipartForm()
-		if err != nil {
-			return nil, badRequest("malformed multipart body: %v", err)
-		}
-		files := form.File["image"]
-		if len(files) == 0 {
-			return nil, badRequest("multipart field image (a file) is required")
-		}
-		if req.Image, err = readFormFile(files[0]); err != nil {
-			return nil, err
-		}
-		req.fileName = files[0].Filename
-		if v := form.Value["id"]; len(v) > 0 {
-			req.ID = strings.TrimSpace(v[0])
-		}
-		if v := form.Value["metadata"]; len(v) > 0 {
-			req.Metadata = json.RawMessage(v[0])
-		}
-	default:
-		return nil, errorf(http.StatusUnsupportedMediaType, "unsupported_content_type",
-			"send multipart/form-data (image, id, metadata) or application/json (image as base64)")
-	}
-	if req.ID == "" && req.fileName != "" {
-		base := req.fileName[strings.LastIndexAny(req.fileName, `/\`)+1:]
-		if dot := strings.LastIndexByte(base, '.'); dot > 0 {
-			base = base[:dot]
-		}
-		req.ID = base
-	}
-	req.ID = strings.Clone(req.ID)
-	if err := validateID(req.ID, s.cfg.Limits.MaxIDBytes); err != nil {
-		return nil, err
-	}
-	var err error
-	if req.Metadata, err = validateMetadata(req.Metadata, s.cfg.Limits.MaxMetadataBytes); err != nil {
-		return nil, err
-	}
-	return req, nil
-}
-
-type nearDuplicate struct {
-	ID    string  `json:"id"`
-	Score float32 `json:"score"`
-	Tier  string  `json:"tier"` // exact or near (intel.go)
-}
-
-type addResult struct {
-	Item          *itemJSON      `json:"item,omitempty"`
-	NearDuplicate *nearDuplicate `json:"near_duplicate_of"`
-	// MergedInto is set when on_duplicate=merge folded the item into an existing one (Item is that one).
-	MergedInto string `json:"merged_into,omitempty"`
-}
-
-// storeItems embeds, thumbnails and upserts items; per-item errors come back in errs. onDup is the
-// duplicate policy (allow, reject, merge: intel.go).
-func (s *Server) storeItems(ctx context.Context, col *index.Collection, reqs []*itemRequest, onDup string) ([]addResult, []error, error) {
-	release, err := s.admit.acquire(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer release()
-	results := make([]addResult, len(reqs))
-	errs := make([]error, len(reqs))
-	imgs := make([]embed.Image, len(reqs))
-	for i, r := range reqs {
-		imgs[i] = embed.Image{Data: r.Image}
-	}
-	s.metrics.batchSize.Observe(float64(len(imgs)))
-	embs, err := s.eng.Embed(ctx, imgs)
-	if err != nil {
-		return nil, nil, err
-	}
-	items := make([]index.Item, 0, len(reqs))
-	pos := make([]int, 0, len(reqs))
-	now := time.Now().UTC()
-	for i, r := range reqs {
-		if embs[i].Err != nil {
-			errs[i] = embs[i].Err
-			continue
-		}
-		s.observeEmbedding(embs[i].Timings)
-		thumb, err := embed.Thumbnail(r.Image, s.cfg.Limits.ThumbnailSize, s.cfg.Limits.ThumbnailQuality, s.cfg.Limits.MaxPixels)
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		if nd := s.findDuplicate(ctx, col, r.ID, embs[i].Vector, thumb); nd != nil {
-			results[i].NearDuplicate = nd
-			s.metrics.nearDuplicate.Inc()
-			switch onDup {
-			case dupReject:
-				errs[i] = errorf(http.StatusConflict, "duplicate", "item %q is a %s duplicate of %q (cosine %.3f); on_duplicate=reject", r.ID, nd.Tier, nd.ID, nd.Score).
-					with("near_duplicate_of", nd)
-				continue
-			case dupMerge:
-				merged, err := mergeInto(ctx, col, nd.ID, r.Metadata)
-				if err != nil {
-					errs[i] = err
-					continue
-				}
-				results[i].MergedInto = merged.ID
-				results[i].Item = &itemJSON{ID: merged.ID, Metadata: metadataOrEmpty(merged.Metadata), ThumbnailURL: thumbnailURL(col.Name(), merged.ID),
-					Fingerprint: col.Fingerprint(), Dims: len(merged.Vector), UpdatedAt: merged.UpdatedAt}
-				continue
-			}
-		}
-		items = append(items, index.Item{ID: r.ID, Vector: embs[i].Vector, Metadata: r.Metadata, Thumbnail: thumb,
-			ContentHash: ingest.ContentHash(r.Image, r.Metadata), UpdatedAt: now})
-		pos = append(pos, i)
-	}
-	if len(items) > 0 {
-		if err := col.Upsert(ctx, items...); err != nil {
-			if !errors.Is(err, index.ErrInvalidItem) || len(items) == 1 {
-				if errors.Is(err, index.ErrInvalidItem) {
-					errs[pos[0]] = err
-					items = items[:0]
-				} else {
-					return nil, nil, err
-				}
-			} else {
-				// Find the bad item without failing the good ones.
-				kept := items[:0]
-				keptPos := pos[:0]
-				for j, it := range items {
-					if err := col.Upsert(ctx, it); err != nil {
-						if !errors.Is(err, index.ErrInvalidItem) {
-							return nil, nil, err
-						}
-						errs[pos[j]] = err
-						continue
-					}
-					kept = append(kept, it)
-					keptPos = append(keptPos, pos[j])
-				}
-				items, pos = kept, keptPos
-			}
-		}
-	}
-	info := s.eng.Info()
-	for j, it := range items {
-		results[pos[j]].Item = &itemJSON{ID: it.ID, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
-			Fingerprint: info.Fingerprint, Dims: info.Dims, UpdatedAt: it.UpdatedAt}
-		s.metrics.ingested.WithLabelValues("stored").Inc()
-	}
-	for _, e := range errs {
-		if e != nil {
-			s.metrics.ingested.WithLabelValues("failed").Inc()
-		}
-	}
-	return results, errs, nil
-}
+// The ingest routes (add, batch) and the item shape are in items.go.
 
 // embedAdmitted embeds images holding one admission slot, so inference never bypasses admission
 // control. A per-image failure is returned as the error.
@@ -384,187 +199,6 @@ func (s *Server) observeEmbedding(t embed.Timings) {
 	s.metrics.stage.WithLabelValues("inference").Observe(t.Inference.Seconds())
 }
 
-func (s *Server) handleAddItem(c *fiber.Ctx) error {
-	col, err := s.embeddable(c)
-	if err != nil {
-		return err
-	}
-	req, err := s.parseItem(c)
-	if err != nil {
-		return err
-	}
-	onDup, err := s.duplicatePolicy(c)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := s.requestContext(c)
-	defer cancel()
-	results, errs, err := s.storeItems(ctx, col, []*itemRequest{req}, onDup)
-	if err != nil {
-		return err
-	}
-	if errs[0] != nil {
-		return errs[0]
-	}
-	if results[0].MergedInto != "" {
-		return c.Status(http.StatusOK).JSON(results[0])
-	}
-	return c.Status(http.StatusCreated).JSON(results[0])
-}
-
-// handleBatch adds many items: multipart parts named image (ids from repeated id fields in order,
-// else the file names; metadata from repeated metadata fields in order), or NDJSON lines
-// {"id","image","metadata"}. One bad item never fails the others.
-func (s *Server) handleBatch(c *fiber.Ctx) error {
-	col, err := s.embeddable(c)
-	if err != nil {
-		return err
-	}
-	type lineResult struct {
-		ID            string         `json:"id"`
-		Status        int            `json:"status"`
-		Item          *itemJSON      `json:"item,omitempty"`
-		NearDuplicate *nearDuplicate `json:"near_duplicate_of,omitempty"`
-		MergedInto    string         `json:"merged_into,omitempty"`
-		Error         *Error         `json:"error,omitempty"`
-	}
-	onDup, err := s.duplicatePolicy(c)
-	if err != nil {
-		return err
-	}
-	var reqs []*itemRequest
-	var out []lineResult
-	var parseErrs []*Error
-	addParsed := func(r *itemRequest, perr error) {
-		if perr != nil {
-			e := classify(perr)
-			out = append(out, lineResult{ID: r.ID, Status: e.Status, Error: e})
-			parseErrs = append(parseErrs, e)
-			return
-		}
-		reqs = append(reqs, r)
-		out = append(out, lineResult{ID: r.ID})
-	}
-	switch mt := mediaType(c); mt {
-	case "application/x-ndjson", "application/jsonl", "application/json":
-		for n, line := range bytes.Split(c.Body(), []byte("\n")) {
-			line = bytes.TrimSpace(line)
-			if len(line) == 0 {
-				continue
-			}
-			r := &itemRequest{}
-			if err := decodeJSONBody(line, r); err != nil {
-				addParsed(&itemRequest{ID: fmt.Sprintf("line %d", n+1)}, err)
-				continue
-			}
-			addParsed(r, s.finishItem(r))
-		}
-	case fiber.MIMEMultipartForm:
-		form, err := c.MultipartForm()
-		if err != nil {
-			return badRequest("malformed multipart body: %v", err)
-		}
-		ids, metas := form.Value["id"], form.Value["metadata"]
-		for i, fh := range form.File["image"] {
-			r := &itemRequest{fileName: fh.Filename}
-			if i < len(ids) {
-				r.ID = strings.TrimSpace(ids[i])
-			}
-			if i < len(metas) {
-				r.Metadata = json.RawMessage(metas[i])
-			}
-			data, err := readFormFile(fh)
-			if err != nil {
-				addParsed(r, err)
-				continue
-			}
-			r.Image = data
-			addParsed(r, s.finishItem(r))
-		}
-	default:
-		return errorf(http.StatusUnsupportedMediaType, "unsupported_content_type",
-			"send multipart/form-data (image parts) or application/x-ndjson (one item per line)")
-	}
-	if len(out) == 0 {
-		return badRequest("the batch holds no items")
-	}
-	if len(out) > s.cfg.Limits.MaxBatchItems {
-		return errorf(http.StatusRequestEntityTooLarge, "batch_too_large", "the batch holds %d items, the limit is %d", len(out), s.cfg.Limits.MaxBatchItems)
-	}
-	ctx, cancel := s.requestContext(c)
-	defer cancel()
-	const chunk = 16
-	j := 0
-	for start := 0; start < len(reqs); start += chunk {
-		part := reqs[start:min(start+chunk, len(reqs))]
-		results, errs, err := s.storeItems(ctx, col, part, onDup)
-		if err != nil && len(results) == 0 {
-			e := classify(err)
-			if e.Status >= 500 && e.Code == "internal" {
-				return err
-			}
-			s.logCause(c, e, err) // once for the chunk: its items carry e itself
-			results = make([]addResult, len(part))
-			errs = make([]error, len(part))
-			for i := range errs {
-				errs[i] = e
-			}
-		}
-		for i := range part {
-			for out[j].Status != 0 { // skip lines that failed to parse
-				j++
-			}
-			if errs[i] != nil {
-				e := s.classifyLogged(c, errs[i])
-				out[j].Status, out[j].Error = e.Status, e
-			} else {
-				out[j].Status, out[j].Item, out[j].NearDuplicate = http.StatusCreated, results[i].Item, results[i].NearDuplicate
-				if results[i].MergedInto != "" {
-					out[j].Status, out[j].MergedInto = http.StatusOK, results[i].MergedInto
-				}
-			}
-			j++
-		}
-	}
-	stored, failed := 0, 0
-	for _, r := range out {
-		if r.Status == http.StatusCreated || r.MergedInto != "" {
-			stored++
-		} else {
-			failed++
-		}
-	}
-	return c.JSON(fiber.Map{"results": out, "stored": stored, "failed": failed})
-}
-
-// finishItem applies the same defaults and checks as the single-item path.
-func (s *Server) finishItem(r *itemRequest) error {
-	if r.ImageB64 != "" {
-		img, err := decodeBase64Image(r.ImageB64)
-		if err != nil {
-			return err
-		}
-		r.Image, r.ImageB64 = img, ""
-	}
-	if r.Image == nil {
-		return badRequest("item %q has no image", r.ID)
-	}
-	if r.ID == "" && r.fileName != "" {
-		base := r.fileName[strings.LastIndexAny(r.fileName, `/\`)+1:]
-		if dot := strings.LastIndexByte(base, '.'); dot > 0 {
-			base = base[:dot]
-		}
-		r.ID = base
-	}
-	r.ID = strings.Clone(r.ID)
-	if err := validateID(r.ID, s.cfg.Limits.MaxIDBytes); err != nil {
-		return err
-	}
-	var err error
-	r.Metadata, err = validateMetadata(r.Metadata, s.cfg.Limits.MaxMetadataBytes)
-	return err
-}
-
 func (s *Server) handleGetItem(c *fiber.Ctx) error {
 	col, id, err := s.itemTarget(c)
 	if err != nil {
@@ -576,8 +210,9 @@ func (s *Server) handleGetItem(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
+	c.Set(fiber.HeaderETag, etag(it.Version))
 	return c.JSON(itemDetailJSON{
-		itemJSON: itemJSON{ID: it.ID, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
+		itemJSON: itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
 			Fingerprint: col.Fingerprint(), Dims: len(it.Vector), UpdatedAt: it.UpdatedAt},
 		Labels: s.labelsFor(ctx, col, it),
 	})
@@ -684,7 +319,7 @@ func (s *Server) handleListItems(c *fiber.Ctx) error {
 	}
 	out := make([]itemJSON, 0, len(items))
 	for _, it := range items {
-		out = append(out, itemJSON{ID: it.ID, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID), UpdatedAt: it.UpdatedAt})
+		out = append(out, itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID), UpdatedAt: it.UpdatedAt})
 	}
 	return c.JSON(fiber.Map{"items": out, "next_cursor": next})
 }
@@ -798,9 +433,13 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	if div {
 		opts.K, opts.Offset = min(3*(req.offset+req.K)+1, index.MaxK), 0
 	}
+	release, err := s.admitSearch(ctx, opts, div)
+	if err != nil {
+		return err
+	}
+	defer release()
 	searchStart := time.Now()
 	var res []index.Result
-	var err error
 	if similarTo != "" {
 		res, err = col.Similar(ctx, similarTo, opts)
 		if errors.Is(err, index.ErrNotFound) {
@@ -817,11 +456,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 		s.quality.Observe(col, query, opts, res)
 	}
 	if div {
-		if s.cfg.Intel.DiversifyPixels {
-			res = diversify(col, res, TiersFrom(s.cfg.Intel), s.cfg.Intel.DiversifyTier, &s.signatures)
-		} else {
-			res = diversifyByCosine(col, res, float32(s.cfg.Intel.DiversifyScore))
-		}
+		res = s.diversify(col, res)
 		res = res[min(req.offset, len(res)):]
 	}
 	next := ""

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/embed/spec"
+	"github.com/lookalike/lookalike/intel"
 	"github.com/lookalike/lookalike/internal/config"
 )
 
@@ -70,8 +71,8 @@ func TestSuggestTagsAndBulkApply(t *testing.T) {
 		ts.addPhoto(t, ukName(i), meta)
 	}
 	type sugResp struct {
-		Suggestions map[string][]TagSuggestion `json:"suggestions"`
-		Labels      []labelJSON                `json:"labels"`
+		Suggestions map[string][]intel.TagSuggestion `json:"suggestions"`
+		Labels      []labelJSON                      `json:"labels"`
 	}
 	t.Run("by id", func(t *testing.T) {
 		r := do(t, "POST", ts.url+"/v1/collections/default/tags:suggest?id=ukbench00003", "", nil)
@@ -127,12 +128,12 @@ func TestSuggestTagsAndBulkApply(t *testing.T) {
 		}
 	})
 	t.Run("bulk", func(t *testing.T) {
-		apply := func(body string) TagReport {
+		apply := func(body string) intel.TagReport {
 			r := do(t, "POST", ts.url+"/v1/collections/default/tags:apply", "application/json", strings.NewReader(body))
 			if r.status != 200 {
 				t.Fatalf("apply %s: %d %s", body, r.status, r.body)
 			}
-			var rep TagReport
+			var rep intel.TagReport
 			r.json(t, &rep)
 			return rep
 		}
@@ -171,7 +172,7 @@ func TestSuggestTagsAndBulkApply(t *testing.T) {
 		if meta["category"] != "object-0" || meta["price"] != float64(5) {
 			t.Errorf("ukbench00003 after bulk tagging: %v", meta)
 		}
-		if auto, _ := meta[autoTaggedField].(map[string]any); auto["category"] == nil {
+		if auto, _ := meta[intel.AutoTaggedField].(map[string]any); auto["category"] == nil {
 			t.Errorf("auto_tagged does not record the suggestion: %v", meta)
 		}
 		getMeta("ukbench00011")
@@ -200,16 +201,16 @@ func TestDuplicatesEndpoint(t *testing.T) {
 			t.Fatalf("add %s: %d %s", id, r.status, r.body)
 		}
 	}
-	get := func(q string) DupPage {
+	get := func(q string) dupPageJSON {
 		r := do(t, "GET", ts.url+"/v1/collections/default/duplicates"+q, "", nil)
 		if r.status != 200 {
 			t.Fatalf("duplicates%s: %d %s", q, r.status, r.body)
 		}
-		var p DupPage
+		var p dupPageJSON
 		r.json(t, &p)
 		return p
 	}
-	tiersOf := func(p DupPage) map[string]string {
+	tiersOf := func(p dupPageJSON) map[string]string {
 		out := map[string]string{}
 		for _, c := range p.Clusters {
 			for _, m := range c.Items[1:] {
@@ -219,18 +220,18 @@ func TestDuplicatesEndpoint(t *testing.T) {
 		return out
 	}
 	near := tiersOf(get("?tier=near"))
-	want := map[string]string{"ukbench00000>zz-same-bytes": TierExact, "ukbench00000>zz-half-size": TierNear}
+	want := map[string]string{"ukbench00000>zz-same-bytes": intel.TierExact, "ukbench00000>zz-half-size": intel.TierNear}
 	if fmt.Sprint(near) != fmt.Sprint(want) {
 		t.Errorf("near clusters %v, want %v", near, want)
 	}
-	if exact := tiersOf(get("?tier=exact")); fmt.Sprint(exact) != fmt.Sprint(map[string]string{"ukbench00000>zz-same-bytes": TierExact}) {
+	if exact := tiersOf(get("?tier=exact")); fmt.Sprint(exact) != fmt.Sprint(map[string]string{"ukbench00000>zz-same-bytes": intel.TierExact}) {
 		t.Errorf("exact clusters %v", exact)
 	}
 	// Similar: group-mates (other photos of the same object) join.
 	sim := get("?tier=similar")
 	found := false
 	for k, tier := range tiersOf(sim) {
-		if strings.HasPrefix(k, "ukbench00000>ukbench0000") && tier == TierSimilar {
+		if strings.HasPrefix(k, "ukbench00000>ukbench0000") && tier == intel.TierSimilar {
 			found = true
 		}
 	}
@@ -290,13 +291,13 @@ func TestIngestDuplicatePolicy(t *testing.T) {
 	r = ts.addBytes(t, "copy", copyImg, "", "?on_duplicate=allow")
 	var ar addResult
 	r.json(t, &ar)
-	if r.status != 201 || ar.NearDuplicate == nil || ar.NearDuplicate.ID != "orig" || ar.NearDuplicate.Tier != TierNear {
+	if r.status != 201 || ar.NearDuplicate == nil || ar.NearDuplicate.ID != "orig" || ar.NearDuplicate.Tier != intel.TierNear {
 		t.Fatalf("allow: %d %s", r.status, r.body)
 	}
 	// Same bytes: the exact tier.
 	r = ts.addBytes(t, "same", orig, "", "?on_duplicate=allow")
 	r.json(t, &ar)
-	if ar.NearDuplicate == nil || ar.NearDuplicate.Tier != TierExact {
+	if ar.NearDuplicate == nil || ar.NearDuplicate.Tier != intel.TierExact {
 		t.Errorf("same bytes: %s", r.body)
 	}
 	// merge (as a form field): nothing new stored, missing fields added to the existing item.
@@ -474,60 +475,6 @@ func TestExplainHeatmap(t *testing.T) {
 			}
 		}
 	})
-}
-
-func TestHeatmapAndTiersUnits(t *testing.T) {
-	// Two cells: one aligned with q, one orthogonal.
-	fm := []float32{1, 0, 0, 1} // C=2, H=1, W=2: channel-major
-	heat, err := Heatmap(fm, [3]int{2, 1, 2}, []float32{1, 0})
-	if err != nil || heat[0] != 1 || heat[1] != 0 {
-		t.Fatalf("heat %v, %v", heat, err)
-	}
-	if _, err := Heatmap(fm, [3]int{3, 1, 2}, []float32{1, 0}); err == nil {
-		t.Error("shape mismatch accepted")
-	}
-	tiers := Tiers{Near: 0.85, Pixel: 0.94, Similar: 0.8}
-	for _, tc := range []struct {
-		score float32
-		same  bool
-		pixel float64
-		want  string
-	}{
-		{1, true, 1, TierExact},
-		{0.9999, false, 0.99, TierNear},
-		{0.97, false, 0.5, TierSimilar}, // close embedding, other pixels: another photo
-		{0.9, false, 0.96, TierNear},
-		{0.82, false, 0.99, TierSimilar},
-		{0.5, false, 0, TierNone},
-	} {
-		if got := tiers.PairTier(tc.score, tc.same, tc.pixel); got != tc.want {
-			t.Errorf("PairTier(%v, %v, %v) = %s, want %s", tc.score, tc.same, tc.pixel, got, tc.want)
-		}
-	}
-	// Pixel match: a re-encoded, relit, cropped copy matches; another photo of the object does not.
-	sig := func(img []byte) *PixelSignature {
-		th, err := embed.Thumbnail(img, 256, 82, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := NewPixelSignature(th)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	orig := photo(t, ukName(8))
-	a := sig(orig)
-	if m := PixelMatch(a, sig(reencode(t, orig, 0.5, 50))); m < 0.97 {
-		t.Errorf("pixel match with a half-size re-encode %.3f", m)
-	}
-	if m := PixelMatch(a, sig(photo(t, ukName(30)))); m > 0.8 {
-		t.Errorf("pixel match with another object %.3f", m)
-	}
-	box := cropBox(256, 192, spec.DefaultModel())
-	if box.Dy() != 168 || box.Dx() != 168 || box.Min.X != 44 {
-		t.Errorf("crop box %v", box)
-	}
 }
 
 // BenchmarkSimilarDiversify compares similar (k=24) with and without diversification on 40 UKBench

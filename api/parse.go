@@ -52,13 +52,14 @@ func invalidQuery(param, format string, args ...any) *Error {
 	return errorf(http.StatusBadRequest, "invalid_query", format, args...).with("parameter", param)
 }
 
-// itemRequest is one item to add: multipart (image file + id + metadata) or JSON (base64 image).
+// itemRequest is one item to add: multipart (image file + id + metadata + if_version) or JSON
+// (base64 image). IfVersion 0 means no precondition.
 type itemRequest struct {
-	ID       string          `json:"id"`
-	ImageB64 string          `json:"image"`
-	Metadata json.RawMessage `json:"metadata"`
-	Image    []byte          `json:"-"`
-	fileName string
+	ID        string          `json:"id"`
+	ImageB64  string          `json:"image"`
+	Metadata  json.RawMessage `json:"metadata"`
+	IfVersion uint64          `json:"if_version"`
+	Image     []byte          `json:"-"`
 }
 
 func badRequest(format string, args ...any) *Error {

@@ -41,6 +41,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/intel"
 	"github.com/lookalike/lookalike/internal/config"
 	"github.com/lookalike/lookalike/quality"
 	"github.com/lookalike/lookalike/ui"
@@ -68,10 +69,10 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 
-	methods     methodTable    // which methods each route takes, for 405 (noRoute)
-	downloads   downloads      // backup downloads in progress (admin.go), cut by shutdown
-	fieldsCache sync.Map       // collection name → fieldsCacheEntry
-	signatures  SignatureCache // pixel signatures for duplicate tiers (intel.go)
+	methods     methodTable          // which methods each route takes, for 405 (noRoute)
+	downloads   downloads            // backup downloads in progress (admin.go), cut by shutdown
+	fieldsCache sync.Map             // collection name → fieldsCacheEntry
+	signatures  intel.SignatureCache // pixel signatures for duplicate tiers (intel_handlers.go)
 	labelMu     sync.Mutex
 	labelCache  map[string][]labelJSON
 

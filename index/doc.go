@@ -11,6 +11,8 @@
 // snapshot of its graph. Items map to dense internal slots (freed slots are
 // reused); vectors live in one contiguous []float32 slab and similarity is a
 // SIMD dot product (github.com/viterin/vek) on normalised vectors.
+// Trash moves items into a per-collection trash bucket instead of deleting
+// them, so a deletion can be undone (RestoreFromTrash) until PurgeTrash.
 //
 // Every Upsert/Delete commits to bbolt (fsync) before it returns, then
 // updates the in-memory graph; the same transaction bumps the collection's

@@ -15,6 +15,16 @@ func dot(a, b []float32) float32 {
 	return vek32.Dot(a, b)
 }
 
+// Dot is the same kernel for callers outside the index (diversification, pixel signatures,
+// calibration): the cosine similarity of two unit vectors. Vectors of different lengths give 0
+// instead of the kernel's panic.
+func Dot(a, b []float32) float32 {
+	if len(a) != len(b) {
+		return 0
+	}
+	return dot(a, b)
+}
+
 // normalize returns v scaled to unit length (a copy) or ok=false when v has a
 // non-finite component or a zero norm.
 func normalize(v []float32) (out []float32, ok bool) {

@@ -213,8 +213,9 @@ func (c *Collection) prepareAll(items []Item) ([]prepared, map[string]int, error
 	return ps, pos, nil
 }
 
-// putLocked writes prepared items. Under wmu.
-func (c *Collection) putLocked(ps []prepared) error {
+// putLocked writes prepared items. Under wmu. Each also runs first in the same bbolt transaction
+// (restoring from the trash removes the trash entry there, so the move is atomic).
+func (c *Collection) putLocked(ps []prepared, also ...func(*bolt.Bucket) error) error {
 	c.mu.RLock()
 	err := c.usable()
 	free := len(c.free)
@@ -239,6 +240,11 @@ func (c *Collection) putLocked(ps []prepared) error {
 		b := c.bucket(tx)
 		if b == nil {
 			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
+		}
+		for _, f := range also {
+			if err := f(b); err != nil {
+				return err
+			}
 		}
 		var err error
 		seq, err = c.writeRecords(b, ps)
@@ -404,7 +410,11 @@ func trimLog(b *bolt.Bucket, seq uint64) error {
 
 // applyUpsert updates memory for one persisted item. Under wmu.
 func (c *Collection) applyUpsert(p *prepared) {
-	if !p.isNew {
+	// A write that keeps the vector (a metadata change: merge, tag, edit; its stored vector comes
+	// back re-normalised, hence the tolerance) keeps the item's links: unlinking would hide it
+	// from concurrent searches (and duplicate checks) until it is linked again.
+	keep := !p.isNew && dot(c.g.vec(p.slot), p.vec) >= 1-1e-6
+	if !p.isNew && !keep {
 		c.unlink(p.slot)
 	}
 	a := parseAttrs(p.meta)
@@ -412,7 +422,9 @@ func (c *Collection) applyUpsert(p *prepared) {
 	c.setSlot(p.slot, p.id, p.hash, p.meta, a)
 	c.g.setVector(p.slot, p.vec)
 	c.mu.Unlock()
-	c.link(p.slot)
+	if !keep {
+		c.link(p.slot)
+	}
 }
 
 // link inserts a slot whose vector is in the slab into the graph. Under wmu.
@@ -485,14 +497,21 @@ func (c *Collection) clearSlot(slot uint32) {
 // Delete removes items by id; unknown ids are ignored. It returns how many
 // existed. Durable when it returns.
 func (c *Collection) Delete(ctx context.Context, ids ...string) (int, error) {
+	found, err := c.remove(ctx, ids, nil)
+	return len(found), err
+}
+
+// remove deletes the items of ids that exist and returns their ids. stash, when set, runs for
+// each of them in the same transaction before the record is deleted (Trash copies it there).
+func (c *Collection) remove(ctx context.Context, ids []string, stash func(b *bolt.Bucket, id string) error) ([]string, error) {
 	if len(ids) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	if err := c.writable(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -510,10 +529,10 @@ func (c *Collection) Delete(ctx context.Context, ids ...string) (int, error) {
 	}
 	c.mu.RUnlock()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if len(found) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	var seq uint64
 	err = c.db.bolt.Update(func(tx *bolt.Tx) error {
@@ -523,6 +542,11 @@ func (c *Collection) Delete(ctx context.Context, ids ...string) (int, error) {
 		}
 		items, thumbs := b.Bucket(bucketItems), b.Bucket(bucketThumbs)
 		for _, id := range found {
+			if stash != nil {
+				if err := stash(b, id); err != nil {
+					return err
+				}
+			}
 			if err := items.Delete([]byte(id)); err != nil {
 				return err
 			}
@@ -535,7 +559,7 @@ func (c *Collection) Delete(ctx context.Context, ids ...string) (int, error) {
 		return err
 	})
 	if err != nil {
-		return 0, storageErr("delete from "+c.name, err)
+		return nil, storageErr("delete from "+c.name, err)
 	}
 	for _, s := range slots {
 		c.unlink(s)
@@ -546,5 +570,5 @@ func (c *Collection) Delete(ctx context.Context, ids ...string) (int, error) {
 	c.mu.Lock()
 	c.seq = seq
 	c.mu.Unlock()
-	return len(found), nil
+	return found, nil
 }

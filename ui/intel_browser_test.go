@@ -17,8 +17,10 @@ import (
 )
 
 // TestDuplicatesPage fills its own collection with two objects, an exact copy and a half-size
-// copy of one photo, then reviews the cluster in the page and keeps the half-size copy: the
-// original and the exact copy must be gone from the catalog, the kept one and the others stay.
+// copy of one photo, then reviews the cluster in the page: it keeps the half-size copy (the others
+// are pre-ticked for deletion), unticks nothing, sees the exact ids in the confirmation, confirms
+// (the original and the exact copy leave the catalog, the kept one and the others stay), then
+// undoes it (both come back).
 func TestDuplicatesPage(t *testing.T) {
 	s := startServer(t)
 	const col = "dupes-ui"
@@ -67,21 +69,69 @@ func TestDuplicatesPage(t *testing.T) {
 	if tiers := b.text("#dup-clusters .dup-cluster"); !strings.Contains(tiers, "exact duplicate") || !strings.Contains(tiers, "near duplicate") {
 		t.Errorf("cluster text %q lacks the tiers", tiers)
 	}
-	b.do("keep the half-size copy", 10*time.Second, chromedp.Click(chromedp.CSS(`#dup-clusters button[data-keep="copy-half"]`)))
-	b.wait("cluster resolved", `document.querySelector('#dup-clusters .dup-done')`, 30*time.Second)
-	if got := b.text("#dup-clusters .dup-done"); !strings.Contains(got, "Kept copy-half; deleted 2 duplicates") {
-		t.Errorf("resolution says %q", got)
+	if n := eval[int](b, `document.querySelectorAll('#dup-clusters .delete-choice:checked').length`); n != 0 {
+		t.Fatalf("%d items ticked for deletion before anything was chosen", n)
 	}
-	for id, want := range map[string]int{"copy-half": 200, "copy-exact": 404, "ukbench00000": 404, "ukbench00001": 200, "ukbench00008": 200} {
+	if !eval[bool](b, `document.querySelector('#dup-clusters .dup-review').disabled`) {
+		t.Fatal("the delete button is enabled before an item to keep is chosen")
+	}
+	b.do("keep the half-size copy", 10*time.Second, chromedp.Click(chromedp.CSS(`#dup-clusters input.keep-choice[value="copy-half"]`)))
+	ticked := eval[[]string](b, `[...document.querySelectorAll('#dup-clusters .delete-choice:checked')].map((e) => e.dataset.id).sort()`)
+	if strings.Join(ticked, ",") != "copy-exact,ukbench00000" {
+		t.Fatalf("ticked for deletion %v, want the two others", ticked)
+	}
+	b.do("review the deletion", 10*time.Second, chromedp.Click(chromedp.CSS(`#dup-clusters .dup-review`)))
+	b.wait("the confirmation", `document.querySelector('#dup-clusters .dup-confirm')`, 10*time.Second)
+	listed := eval[[]string](b, `[...document.querySelectorAll('#dup-clusters .dup-confirm-ids li')].map((e) => e.textContent).sort()`)
+	if strings.Join(listed, ",") != "copy-exact,ukbench00000" {
+		t.Fatalf("the confirmation lists %v", listed)
+	}
+	status := func(id string) int {
 		r, err := http.Get(s.URL + "/v1/collections/" + col + "/items/" + id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.Body.Close()
-		if r.StatusCode != want {
-			t.Errorf("after keeping copy-half, %s answers %d, want %d", id, r.StatusCode, want)
+		return r.StatusCode
+	}
+	if status("ukbench00000") != 200 {
+		t.Fatal("an item was deleted before the confirmation")
+	}
+	b.do("confirm", 10*time.Second, chromedp.Click(chromedp.CSS(`#dup-clusters .dup-confirm-yes`)))
+	b.wait("cluster resolved", `document.querySelector('#dup-clusters .dup-done')`, 30*time.Second)
+	if got := b.text("#dup-clusters .dup-done"); !strings.Contains(got, "Kept copy-half; moved 2 items to the trash") {
+		t.Errorf("resolution says %q", got)
+	}
+	for id, want := range map[string]int{"copy-half": 200, "copy-exact": 404, "ukbench00000": 404, "ukbench00001": 200, "ukbench00008": 200} {
+		if got := status(id); got != want {
+			t.Errorf("after keeping copy-half, %s answers %d, want %d", id, got, want)
 		}
 	}
+	b.do("undo", 10*time.Second, chromedp.Click(chromedp.CSS(`#dup-clusters .dup-undo`)))
+	b.wait("restored", `document.querySelector('#dup-clusters .dup-undone')`, 30*time.Second)
+	for _, id := range []string{"copy-exact", "ukbench00000", "copy-half"} {
+		if got := status(id); got != 200 {
+			t.Errorf("after undo, %s answers %d", id, got)
+		}
+	}
+	// The similar tier ticks nothing on its own: every deletion there is picked by hand.
+	pickTier := func(tier string) {
+		eval[bool](b, fmt.Sprintf(`(() => { const s = document.querySelector('#dup-tier'); s.value = %q;
+			s.dispatchEvent(new Event('change', {bubbles: true})); return true; })()`, tier))
+	}
+	pickTier("similar")
+	b.wait("a similar cluster", `document.querySelector('#dup-clusters .dup-cluster input.keep-choice')`, 60*time.Second)
+	b.do("keep one", 10*time.Second, chromedp.Click(chromedp.CSS(`#dup-clusters input.keep-choice`)))
+	if n := eval[int](b, `document.querySelectorAll('#dup-clusters .delete-choice:checked').length`); n != 0 {
+		t.Errorf("similar tier: %d items ticked for deletion without a click", n)
+	}
+	// Delete the copies for good (through the page's own steps) so the rescan finds nothing.
+	pickTier("near")
+	b.wait("the near cluster again", `document.querySelector('#dup-clusters .dup-cluster input.keep-choice[value="copy-half"]')`, 60*time.Second)
+	b.do("keep the half-size copy again", 10*time.Second, chromedp.Click(chromedp.CSS(`#dup-clusters input.keep-choice[value="copy-half"]`)))
+	b.do("review", 10*time.Second, chromedp.Click(chromedp.CSS(`#dup-clusters .dup-review`)))
+	b.do("confirm", 10*time.Second, chromedp.Click(chromedp.CSS(`#dup-clusters .dup-confirm-yes`)))
+	b.wait("resolved again", `document.querySelector('#dup-clusters .dup-done')`, 30*time.Second)
 	// Rescanning finds nothing left.
 	b.do("find again", 10*time.Second, chromedp.Click(chromedp.CSS("#dup-find")))
 	b.wait("no duplicates", `/No duplicates/.test(document.querySelector('#dup-summary').textContent)`, 30*time.Second)

@@ -2,6 +2,8 @@ package ui_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -9,11 +11,11 @@ import (
 	_ "image/gif"
 	"image/jpeg"
 	_ "image/png"
+	"io"
 	"io/fs"
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -409,7 +411,12 @@ func (m *mockServer) upload(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, 413, "image_too_large", "image exceeds 8 MiB", map[string]any{"max_bytes": 8 << 20})
 		return
 	}
-	img, _, err := image.Decode(f)
+	data, err := io.ReadAll(f)
+	if err != nil {
+		writeErr(w, 400, "connection_error", "the upload could not be read", nil)
+		return
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		writeErr(w, 415, "not_an_image", "the file is not an image Lookalike can read (JPEG, PNG, GIF)", nil)
 		return
@@ -422,8 +429,9 @@ func (m *mockServer) upload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	id := r.FormValue("id")
-	if id == "" {
-		id = strings.TrimSuffix(hdr.Filename, filepath.Ext(hdr.Filename))
+	if id == "" { // like the server: the photo's content names it, never the file name
+		sum := sha256.Sum256(data)
+		id = "img-" + hex.EncodeToString(sum[:16])
 	}
 	time.Sleep(200 * time.Millisecond) // let the progress UI show
 	m.mu.Lock()
@@ -431,7 +439,7 @@ func (m *mockServer) upload(w http.ResponseWriter, r *http.Request) {
 	c := r.PathValue("c")
 	it := &mockItem{ID: id, Metadata: meta, Updated: time.Now().UTC().Format(time.RFC3339)}
 	m.put(c, it, shrink(img))
-	writeJSON(w, 201, map[string]any{"item": map[string]any{"id": it.ID, "metadata": meta, "thumbnail_url": it.Thumb, "fingerprint": "mock", "dims": len(it.feat), "updated_at": it.Updated}, "near_duplicate_of": nil})
+	writeJSON(w, 201, map[string]any{"item": map[string]any{"id": it.ID, "metadata": meta, "thumbnail_url": it.Thumb, "fingerprint": "mock", "dims": len(it.feat), "updated_at": it.Updated, "version": 1}, "outcome": "created", "near_duplicate_of": nil})
 }
 
 type mockResult struct {
@@ -486,7 +494,12 @@ func (m *mockServer) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	img, _, err := image.Decode(f)
+	data, err := io.ReadAll(f)
+	if err != nil {
+		writeErr(w, 400, "connection_error", "the upload could not be read", nil)
+		return
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		writeErr(w, 415, "not_an_image", "the file is not an image Lookalike can read (JPEG, PNG, GIF)", map[string]any{"field": "image"})
 		return

@@ -382,11 +382,13 @@ func TestCatalogUploadAndDelete(t *testing.T) {
 	if len(ids) != 2 {
 		t.Fatalf("upload rows link %v, want 2 item ids", ids)
 	}
+	// The photo names the item, the file name stays in its metadata.
 	var item struct {
 		Metadata map[string]any `json:"metadata"`
 	}
-	if code := s.getJSON(t, "/v1/collections/default/items/"+ids[0], &item); code != http.StatusOK || item.Metadata["category"] != "mugs" {
-		t.Errorf("GET item %s: HTTP %d, metadata %v; want category mugs", ids[0], code, item.Metadata)
+	if code := s.getJSON(t, "/v1/collections/default/items/"+ids[0], &item); code != http.StatusOK || item.Metadata["category"] != "mugs" ||
+		!strings.HasPrefix(ids[0], "img-") || !strings.HasPrefix(fmt.Sprint(item.Metadata["file_name"]), "catalog-") {
+		t.Errorf("GET item %s: HTTP %d, metadata %v; want a content id, category mugs and the file name", ids[0], code, item.Metadata)
 	}
 	// More items than one page: the grid offers Load more, and it brings new cards.
 	if n := eval[int](b, `document.querySelectorAll('#catalog-items .card').length`); n != 30 {
@@ -562,10 +564,19 @@ func TestFolderDrop(t *testing.T) {
 	if !slices.Equal(rows, want) {
 		t.Errorf("upload rows %q, want %q (photos uploaded, text skipped, hidden file ignored)", rows, want)
 	}
-	for _, id := range []string{"folder-a", "folder-b"} {
-		if code := s.getJSON(t, "/v1/collections/default/items/"+id, nil); code != http.StatusOK {
-			t.Errorf("GET %s: HTTP %d, want 200", id, code)
+	// Each photo is its own item, named by its content; its path in the folder is kept as metadata.
+	links := eval[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('.upload-row[data-state=done]')].map((r) =>
+		[r.querySelector('.upload-name').textContent, r.querySelector('a.item-link').textContent]))`)
+	for _, name := range []string{"shoot/folder-a.jpg", "shoot/shelf/folder-b.jpg"} {
+		var item struct {
+			Metadata map[string]any `json:"metadata"`
 		}
+		if code := s.getJSON(t, "/v1/collections/default/items/"+links[name], &item); code != http.StatusOK || item.Metadata["file_name"] != name {
+			t.Errorf("GET %s (uploaded from %s): HTTP %d, metadata %v; want file_name %s", links[name], name, code, item.Metadata, name)
+		}
+	}
+	if links["shoot/folder-a.jpg"] == links["shoot/shelf/folder-b.jpg"] {
+		t.Errorf("two photos became one item %s", links["shoot/folder-a.jpg"])
 	}
 	b.noConsoleProblems()
 }

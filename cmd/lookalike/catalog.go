@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -123,6 +124,7 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "index")
 	cf := addCatalogFlags(fs, true)
 	force := fs.Bool("force", false, "re-embed items whose content is unchanged")
+	allowFailures := fs.Bool("allow-failures", false, "exit 0 even when some items failed (they are still listed)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	paths, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -155,8 +157,9 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(env.stderr) }))
 	}
 	rep, err := ingest.Run(ctx, eng, col, sources, ingest.Options{
-		Workers: cfg.Embed.Workers, ThumbnailSize: cfg.Limits.ThumbnailSize, ThumbnailQuality: cfg.Limits.ThumbnailQuality,
-		MaxPixels: cfg.Limits.MaxPixels, Force: *force, Logger: env.logger(cfg),
+		Workers: cfg.Embed.Workers, Logger: env.logger(cfg),
+		Policy: ingest.Policy{ThumbnailSize: cfg.Limits.ThumbnailSize, ThumbnailQuality: cfg.Limits.ThumbnailQuality,
+			MaxPixels: cfg.Limits.MaxPixels, Force: *force},
 		Progress: func(p ingest.Progress) {
 			if bar != nil {
 				_ = bar.Set(p.Done)
@@ -166,6 +169,7 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	if bar != nil {
 		_ = bar.Finish()
 	}
+	sort.Slice(rep.Failures, func(i, j int) bool { return rep.Failures[i].ID < rep.Failures[j].ID })
 	if cf.asJSON {
 		type failure struct{ ID, Path, Error string }
 		out := struct {
@@ -191,6 +195,10 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("index interrupted (re-run to resume): %w", err)
+	}
+	if rep.Failed > 0 && !*allowFailures {
+		// The failures are listed above; a script must not mistake a partial load for a full one.
+		return fmt.Errorf("%d of %d items failed (--allow-failures exits 0 anyway)", rep.Failed, len(sources))
 	}
 	return nil
 }

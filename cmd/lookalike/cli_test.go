@@ -49,20 +49,32 @@ func TestCLICatalogRoundTrip(t *testing.T) {
 		Failures               []struct{ ID, Path, Error string }
 	}
 	var rep indexReport
+	// A failed item does not stop the load, but the exit status says the load is partial.
 	code, out, errOut := runCLI(t, "index", "--data", data, "--json", catalog)
-	if code != 0 {
-		t.Fatalf("index exit %d: %s %s", code, out, errOut)
+	if code != 1 || !strings.Contains(errOut, "1 of 9 items failed") {
+		t.Fatalf("index with a corrupt photo: exit %d, want 1: %s %s", code, out, errOut)
 	}
 	json.Unmarshal([]byte(out), &rep)
 	if rep.Added != 8 || rep.Failed != 1 || rep.Failures[0].ID != "obj1/corrupt" {
 		t.Fatalf("first index: %s", out)
 	}
 	// Re-running skips unchanged items: a bulk load is resumable and idempotent.
-	_, out, _ = runCLI(t, "index", "--data", data, "--json", catalog)
+	code, out, errOut = runCLI(t, "index", "--data", data, "--json", "--allow-failures", catalog)
 	rep = indexReport{}
 	json.Unmarshal([]byte(out), &rep)
-	if rep.Added != 0 || rep.Skipped != 8 {
-		t.Fatalf("second index: %s", out)
+	if code != 0 || rep.Added != 0 || rep.Skipped != 8 || rep.Failed != 1 {
+		t.Fatalf("second index with --allow-failures: exit %d, %s %s", code, out, errOut)
+	}
+	// The text summary names the failed file once (no log line repeating it).
+	code, out, errOut = runCLI(t, "index", "--data", data, "--quiet", catalog)
+	n := 0
+	for _, line := range strings.Split(out+errOut, "\n") {
+		if strings.Contains(line, "corrupt.jpg") {
+			n++
+		}
+	}
+	if code != 1 || n != 1 || !strings.Contains(out, "0 added, 8 unchanged, 1 failed") {
+		t.Fatalf("text summary: exit %d, the corrupt file on %d lines, want 1:\n%s%s", code, n, out, errOut)
 	}
 
 	var sr searchOutput

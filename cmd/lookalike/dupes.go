@@ -3,15 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"math"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"golang.org/x/image/draw"
@@ -19,18 +15,25 @@ import (
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
 
-	"github.com/lookalike/lookalike/api"
-	"github.com/lookalike/lookalike/embed"
-	"github.com/lookalike/lookalike/eval"
-	"github.com/lookalike/lookalike/internal/locate"
+	"github.com/lookalike/lookalike/intel"
 )
 
-// runDupes prints the duplicate clusters of a collection, or (dupes calibrate) measures the tiers
-// on edited copies of the UKBench photos.
-func runDupes(ctx context.Context, env *cliEnv, args []string) error {
-	if len(args) > 0 && args[0] == "calibrate" {
-		return runDupesCalibrate(ctx, env, args[1:])
+// runDupes prints the duplicate clusters of a collection; dupes calibrate measures the tiers on
+// edited copies of the UKBench photos (calibrate.go).
+var runDupes = withSub("calibrate", runDupesCalibrate, listDupes)
+
+// withSub makes a command whose first argument may name its one subcommand (dupes calibrate,
+// tag eval): the offline measurement that goes with it.
+func withSub(name string, sub, main func(context.Context, *cliEnv, []string) error) func(context.Context, *cliEnv, []string) error {
+	return func(ctx context.Context, env *cliEnv, args []string) error {
+		if len(args) > 0 && args[0] == name {
+			return sub(ctx, env, args[1:])
+		}
+		return main(ctx, env, args)
 	}
+}
+
+func listDupes(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "dupes")
 	cf := addCatalogFlags(fs, true)
 	tier := fs.String("tier", "near", "minimum tier: exact, near or similar")
@@ -42,18 +45,17 @@ func runDupes(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer db.Close()
-	var clusters []api.DupCluster
-	cursor := ""
-	for {
-		page, err := api.FindDuplicates(ctx, col, api.TiersFrom(cfg.Intel), *tier, cursor, 1000, &api.SignatureCache{})
+	clusters := []intel.DupCluster{}
+	det := intel.NewDetector(cfg.Intel, &intel.SignatureCache{})
+	for cursor := ""; ; {
+		page, err := det.FindDuplicates(ctx, col, *tier, cursor, 1000)
 		if err != nil {
 			return err
 		}
 		clusters = append(clusters, page.Clusters...)
-		if page.NextCursor == "" {
+		if cursor = page.NextCursor; cursor == "" {
 			break
 		}
-		cursor = page.NextCursor
 	}
 	if cf.asJSON {
 		return writeJSON(env.stdout, map[string]any{"tier": *tier, "clusters": clusters})
@@ -73,7 +75,9 @@ func runDupes(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
-// An edit applied to a photo, and the tier the result has relative to the original.
+// An edit applied to a photo, and the tier the result has relative to the original: the copies a
+// catalog gets by re-encoding, resizing, cropping, watermarking or relighting a photo are near
+// duplicates; the same product in another colour (a hue rotation) is similar, never near.
 type photoEdit struct {
 	name  string
 	truth string
@@ -87,15 +91,15 @@ func photoEdits() []photoEdit {
 		return buf.Bytes(), err
 	}
 	return []photoEdit{
-		{"copy", api.TierExact, func(_ image.Image, data []byte) ([]byte, error) { return bytes.Clone(data), nil }},
-		{"reencode-q50", api.TierNear, func(img image.Image, _ []byte) ([]byte, error) { return enc(img, 50) }},
-		{"resize-50%", api.TierNear, func(img image.Image, _ []byte) ([]byte, error) {
+		{"copy", intel.TierExact, func(_ image.Image, data []byte) ([]byte, error) { return bytes.Clone(data), nil }},
+		{"reencode-q50", intel.TierNear, func(img image.Image, _ []byte) ([]byte, error) { return enc(img, 50) }},
+		{"resize-50%", intel.TierNear, func(img image.Image, _ []byte) ([]byte, error) {
 			b := img.Bounds()
 			dst := image.NewRGBA(image.Rect(0, 0, b.Dx()/2, b.Dy()/2))
 			draw.CatmullRom.Scale(dst, dst.Bounds(), img, b, draw.Src, nil)
 			return enc(dst, 85)
 		}},
-		{"crop-10%", api.TierNear, func(img image.Image, _ []byte) ([]byte, error) {
+		{"crop-10%", intel.TierNear, func(img image.Image, _ []byte) ([]byte, error) {
 			// 10% off the left and 10% off the top: 81% of the area remains, off centre.
 			b := img.Bounds()
 			r := image.Rect(b.Min.X+b.Dx()/10, b.Min.Y+b.Dy()/10, b.Max.X, b.Max.Y)
@@ -103,14 +107,14 @@ func photoEdits() []photoEdit {
 			draw.Copy(dst, image.Point{}, img, r, draw.Src, nil)
 			return enc(dst, 85)
 		}},
-		{"watermark", api.TierNear, func(img image.Image, _ []byte) ([]byte, error) {
+		{"watermark", intel.TierNear, func(img image.Image, _ []byte) ([]byte, error) {
 			b := img.Bounds()
 			dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 			draw.Copy(dst, image.Point{}, img, b, draw.Src, nil)
 			watermark(dst, "(c) LOOKALIKE SAMPLE")
 			return enc(dst, 85)
 		}},
-		{"brightness+25%", api.TierNear, func(img image.Image, _ []byte) ([]byte, error) {
+		{"brightness+25%", intel.TierNear, func(img image.Image, _ []byte) ([]byte, error) {
 			b := img.Bounds()
 			dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 			for y := range b.Dy() {
@@ -122,7 +126,62 @@ func photoEdits() []photoEdit {
 			}
 			return enc(dst, 85)
 		}},
+		hueEdit(30), hueEdit(60), hueEdit(120), hueEdit(180),
 	}
+}
+
+// hueEdit rotates every pixel's hue by deg (HSV), keeping saturation and value: a product photo
+// on a white or grey background becomes the same product in another colour.
+func hueEdit(deg float64) photoEdit {
+	return photoEdit{fmt.Sprintf("hue%+.0f°", deg), intel.TierSimilar, func(img image.Image, _ []byte) ([]byte, error) {
+		b := img.Bounds()
+		dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		for y := range b.Dy() {
+			for x := range b.Dx() {
+				r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+				dst.SetRGBA(x, y, rotateHue(float64(r>>8), float64(g>>8), float64(bl>>8), deg))
+			}
+		}
+		var buf bytes.Buffer
+		err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 85})
+		return buf.Bytes(), err
+	}}
+}
+
+// rotateHue turns an RGB colour (0..255) by deg around the HSV hue circle.
+func rotateHue(r, g, b, deg float64) color.RGBA {
+	mx, mn := max(r, g, b), min(r, g, b)
+	if mx == mn {
+		return color.RGBA{uint8(r), uint8(g), uint8(b), 255}
+	}
+	d := mx - mn
+	var h float64
+	switch mx {
+	case r:
+		h = math.Mod((g-b)/d, 6)
+	case g:
+		h = (b-r)/d + 2
+	default:
+		h = (r-g)/d + 4
+	}
+	h = math.Mod(h*60+deg+720, 360) / 60
+	x := d * (1 - math.Abs(math.Mod(h, 2)-1))
+	var rr, gg, bb float64
+	switch int(h) {
+	case 0:
+		rr, gg = d, x
+	case 1:
+		rr, gg = x, d
+	case 2:
+		gg, bb = d, x
+	case 3:
+		gg, bb = x, d
+	case 4:
+		rr, bb = x, d
+	default:
+		rr, bb = d, x
+	}
+	return color.RGBA{uint8(rr + mn + 0.5), uint8(gg + mn + 0.5), uint8(bb + mn + 0.5), 255}
 }
 
 // watermark writes text across the lower third in semi-transparent white, 4x the basic font's size.
@@ -138,272 +197,4 @@ func watermark(dst *image.RGBA, text string) {
 	at := image.Pt((dst.Bounds().Dx()-big.Bounds().Dx())/2, dst.Bounds().Dy()*2/3)
 	mask := image.NewUniform(color.Alpha{150})
 	draw.DrawMask(dst, big.Bounds().Add(at), big, image.Point{}, mask, image.Point{}, draw.Over)
-}
-
-var tierOrder = []string{api.TierExact, api.TierNear, api.TierSimilar, api.TierNone}
-
-// runDupesCalibrate embeds the grouped UKBench photos and edited copies of each, classifies every
-// (copy, original) pair with the configured tiers and prints the confusion table, near-duplicate
-// precision and recall, and the score ranges each threshold separates.
-func runDupesCalibrate(ctx context.Context, env *cliEnv, args []string) error {
-	fs := flag.NewFlagSet("lookalike dupes calibrate", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.StringVar(&env.configPath, "config", "", "config file")
-	dir := fs.String("dir", "", "UKBench folder (default: found under the dataset folders)")
-	near := fs.Float64("near", 0, "near-duplicate threshold to evaluate (default intel.near_duplicate_score)")
-	similar := fs.Float64("similar", 0, "similar threshold to evaluate (default intel.similar_score)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseInterleaved(fs, args); err != nil {
-		return err
-	}
-	cfg, err := env.loadConfig()
-	if err != nil {
-		return err
-	}
-	cfg.Model.FeatureMapTensor = ""
-	if *dir == "" {
-		if *dir, err = locate.Dir("ukbench", locate.DatasetDirs()); err != nil {
-			return err
-		}
-	}
-	tiers := api.TiersFrom(cfg.Intel)
-	if *near > 0 {
-		tiers.Near = float32(*near)
-	}
-	if *similar > 0 {
-		tiers.Similar = float32(*similar)
-	}
-	ds, err := eval.UKBench(*dir)
-	if err != nil {
-		return err
-	}
-	eng, err := newEngine(ctx, cfg, env)
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	type photo struct {
-		group, edit, truthOf string
-		vec                  []float32
-		thumb                []byte
-		sig                  *api.PixelSignature
-		orig                 int  // index of its original among the originals
-		isOrig               bool // an original itself
-	}
-	var originals, copies []photo
-	edits := photoEdits()
-	var imgs [][]byte
-	var meta []photo
-	for _, it := range ds.Database {
-		if it.Group == "" {
-			continue
-		}
-		data, err := os.ReadFile(it.Image.Path)
-		if err != nil {
-			return err
-		}
-		img, _, err := image.Decode(bytes.NewReader(data))
-		if err != nil {
-			return fmt.Errorf("%s: %w", it.Image.Path, err)
-		}
-		oi := len(originals)
-		originals = append(originals, photo{group: it.Group, edit: filepath.Base(it.Image.Path), orig: oi, isOrig: true})
-		imgs = append(imgs, data)
-		meta = append(meta, photo{orig: oi, isOrig: true})
-		for _, e := range edits {
-			b, err := e.apply(img, data)
-			if err != nil {
-				return err
-			}
-			imgs = append(imgs, b)
-			meta = append(meta, photo{group: it.Group, edit: e.name, truthOf: e.truth, orig: oi})
-		}
-	}
-	fmt.Fprintf(env.stderr, "embedding %d originals and %d edited copies\n", len(originals), len(imgs)-len(originals))
-	for i := 0; i < len(imgs); i += 64 {
-		batch := make([]embed.Image, 0, 64)
-		for _, b := range imgs[i:min(i+64, len(imgs))] {
-			batch = append(batch, embed.Image{Data: b})
-		}
-		embs, err := eng.Embed(ctx, batch)
-		if err != nil {
-			return err
-		}
-		for j, e := range embs {
-			if e.Err != nil {
-				return e.Err
-			}
-			thumb, err := embed.Thumbnail(imgs[i+j], cfg.Limits.ThumbnailSize, cfg.Limits.ThumbnailQuality, cfg.Limits.MaxPixels)
-			if err != nil {
-				return err
-			}
-			m := meta[i+j]
-			m.vec, m.thumb = e.Vector, thumb
-			if m.sig, err = api.NewPixelSignature(thumb); err != nil {
-				return err
-			}
-			if m.isOrig {
-				originals[m.orig].vec, originals[m.orig].thumb, originals[m.orig].sig = m.vec, m.thumb, m.sig
-				continue
-			}
-			copies = append(copies, m)
-		}
-	}
-	dot := func(a, b []float32) float32 {
-		var s float32
-		for i := range a {
-			s += a[i] * b[i]
-		}
-		return s
-	}
-	confusion := map[string]map[string]int{}
-	for _, t := range tierOrder {
-		confusion[t] = map[string]int{}
-	}
-	type cand struct {
-		truth    string
-		cos, pix float64
-	}
-	var cands []cand // pairs at or above the similar threshold, for the sweep
-	pixByTruth := map[string][]float64{}
-	pixOf := func(a, b photo, s float32) float64 {
-		if s < tiers.Similar {
-			return 0
-		}
-		return api.PixelMatch(a.sig, b.sig)
-	}
-	scores := map[string][]float64{}     // truth class → scores
-	editScores := map[string][]float64{} // edit → score with its original
-	editRecall := map[string][2]int{}    // edit → (found near/exact, total)
-	for _, c := range copies {
-		for oi, o := range originals {
-			s := dot(c.vec, o.vec)
-			truth := api.TierNone
-			switch {
-			case oi == c.orig:
-				truth = c.truthOf
-			case o.group == c.group:
-				truth = api.TierSimilar
-			}
-			pix := pixOf(c, o, s)
-			if s >= tiers.Similar {
-				cands = append(cands, cand{truth, float64(s), pix})
-				pixByTruth[truth] = append(pixByTruth[truth], pix)
-			}
-			pred := tiers.PairTier(s, bytes.Equal(c.thumb, o.thumb), pix)
-			confusion[truth][pred]++
-			scores[truth] = append(scores[truth], float64(s))
-			if oi == c.orig {
-				editScores[c.edit] = append(editScores[c.edit], float64(s))
-				r := editRecall[c.edit]
-				r[1]++
-				if pred == api.TierExact || pred == api.TierNear {
-					r[0]++
-				}
-				editRecall[c.edit] = r
-			}
-		}
-	}
-	// Originals among themselves: group-mates are the "similar" truth that near must not catch.
-	for i := range originals {
-		for j := i + 1; j < len(originals); j++ {
-			s := dot(originals[i].vec, originals[j].vec)
-			truth := api.TierNone
-			if originals[i].group == originals[j].group {
-				truth = api.TierSimilar
-			}
-			pix := pixOf(originals[i], originals[j], s)
-			if s >= tiers.Similar {
-				cands = append(cands, cand{truth, float64(s), pix})
-				pixByTruth[truth] = append(pixByTruth[truth], pix)
-			}
-			confusion[truth][tiers.PairTier(s, bytes.Equal(originals[i].thumb, originals[j].thumb), pix)]++
-			scores[truth] = append(scores[truth], float64(s))
-		}
-	}
-	isDup := func(t string) bool { return t == api.TierExact || t == api.TierNear }
-	var tp, fn, fp int
-	for truth, row := range confusion {
-		for pred, n := range row {
-			switch {
-			case isDup(truth) && isDup(pred):
-				tp += n
-			case isDup(truth):
-				fn += n
-			case isDup(pred):
-				fp += n
-			}
-		}
-	}
-	q := func(v []float64, p float64) float64 {
-		if len(v) == 0 {
-			return math.NaN()
-		}
-		s := append([]float64(nil), v...)
-		sort.Float64s(s)
-		return s[min(len(s)-1, int(p*float64(len(s)-1)+0.5))]
-	}
-	recall, precision := float64(tp)/math.Max(1, float64(tp+fn)), float64(tp)/math.Max(1, float64(tp+fp))
-	if *asJSON {
-		return writeJSON(env.stdout, map[string]any{
-			"near_threshold": tiers.Near, "similar_threshold": tiers.Similar, "confusion": confusion,
-			"near_duplicate_recall": recall, "near_duplicate_precision": precision, "edit_recall": editRecall,
-		})
-	}
-	w := env.stdout
-	fmt.Fprintf(w, "UKBench %d originals (%d groups of 4), %d edited copies; thresholds near %.3f, similar %.3f\n\n",
-		len(originals), len(originals)/4, len(copies), tiers.Near, tiers.Similar)
-	fmt.Fprintf(w, "confusion (rows: truth, columns: predicted), pairs\n%-10s", "")
-	for _, t := range tierOrder {
-		fmt.Fprintf(w, " %9s", t)
-	}
-	fmt.Fprintln(w)
-	for _, truth := range tierOrder {
-		fmt.Fprintf(w, "%-10s", truth)
-		for _, pred := range tierOrder {
-			fmt.Fprintf(w, " %9d", confusion[truth][pred])
-		}
-		fmt.Fprintln(w)
-	}
-	fmt.Fprintf(w, "\nnear-duplicate (exact or near) recall %.3f, precision %.3f (false positives: %d pairs)\n\n", recall, precision, fp)
-	fmt.Fprintf(w, "%-16s %7s %7s %7s %7s\n", "edit", "recall", "min", "p05", "median")
-	for _, e := range edits {
-		r, v := editRecall[e.name], editScores[e.name]
-		fmt.Fprintf(w, "%-16s %7.3f %7.3f %7.3f %7.3f\n", e.name, float64(r[0])/math.Max(1, float64(r[1])), q(v, 0), q(v, 0.05), q(v, 0.5))
-	}
-	fmt.Fprintf(w, "\nscores by truth:  %-8s %7s %7s %7s %7s %7s\n", "", "min", "p05", "median", "p95", "max")
-	for _, t := range tierOrder {
-		v := scores[t]
-		fmt.Fprintf(w, "                  %-8s %7.3f %7.3f %7.3f %7.3f %7.3f\n", t, q(v, 0), q(v, 0.05), q(v, 0.5), q(v, 0.95), q(v, 1))
-	}
-	fmt.Fprintf(w, "\npixel match of pairs with cosine >= %.2f, by truth:\n", tiers.Similar)
-	for _, t := range tierOrder {
-		v := pixByTruth[t]
-		fmt.Fprintf(w, "                  %-8s %7.3f %7.3f %7.3f %7.3f %7.3f  (%d pairs)\n", t, q(v, 0), q(v, 0.05), q(v, 0.5), q(v, 0.95), q(v, 1), len(v))
-	}
-	totalDup := tp + fn
-	fmt.Fprintf(w, "\nsweep: near = cosine >= gate AND pixel match >= pixel (recall / precision)\n%-6s", "gate")
-	pixes := []float64{0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96}
-	for _, p := range pixes {
-		fmt.Fprintf(w, "   pixel %.2f", p)
-	}
-	fmt.Fprintln(w)
-	for _, g := range []float64{0.80, 0.85, 0.88, 0.90, 0.92} {
-		fmt.Fprintf(w, "%-6.2f", g)
-		for _, p := range pixes {
-			var tp, fp int
-			for _, c := range cands {
-				if c.cos >= g && c.pix >= p {
-					if isDup(c.truth) {
-						tp++
-					} else {
-						fp++
-					}
-				}
-			}
-			fmt.Fprintf(w, "  %.3f/%.3f", float64(tp)/math.Max(1, float64(totalDup)), float64(tp)/math.Max(1, float64(tp+fp)))
-		}
-		fmt.Fprintln(w)
-	}
-	return nil
 }

@@ -512,12 +512,15 @@ type killState struct {
 func (k *killState) certain() bool { return k.maybe == nil && !k.maybeGone }
 
 // TestE2EKill9KeepsAcknowledgedWrites kills the server with SIGKILL at random moments while batch
-// ingests, replacements, deletes and searches run, and checks after every restart that each
-// acknowledged item is present, unchanged (its last acknowledged version) and searchable, that each
-// acknowledged delete stuck, and that the bbolt file passes its consistency check.
+// ingests, replacements, deletes, searches, duplicate merges (on_duplicate=merge) and tags:apply
+// run, and checks after every restart that each acknowledged item is present, unchanged (its last
+// acknowledged version) and searchable, that each acknowledged delete stuck, that every metadata
+// field an acknowledged merge or tag added is there, and that the bbolt file passes its
+// consistency check.
 func TestE2EKill9KeepsAcknowledgedWrites(t *testing.T) {
 	const rounds, perRound = 20, 26
-	photos := e2ePhotos(t, rounds*perRound)
+	photos := e2ePhotos(t, rounds*perRound+catalogPhotos)
+	cat := newCatalog(photos, rounds*perRound)
 	data := t.TempDir()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -577,6 +580,15 @@ func TestE2EKill9KeepsAcknowledgedWrites(t *testing.T) {
 				}
 			}
 		}
+		if round == 0 {
+			cat.create(t, srv.url)
+		} else {
+			cat.check(t, srv.url)
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+		cat.untag(t, srv.url)
 
 		// This round replaces or deletes a few items of earlier rounds (not the ones just checked
 		// by photo), one at a time; nothing else touches them.
@@ -706,6 +718,12 @@ func TestE2EKill9KeepsAcknowledgedWrites(t *testing.T) {
 				}
 			}()
 		}
+		// Merges and tags of the catalog items, which nothing else of the round writes.
+		cat.run(ctx, &wg, srv.url, round, rng, func(format string, args ...any) {
+			mu.Lock()
+			roundErrs = append(roundErrs, fmt.Sprintf(format, args...))
+			mu.Unlock()
+		})
 		time.Sleep(time.Duration(150+rng.IntN(1100)) * time.Millisecond)
 		srv.kill9()
 		cancel()
@@ -748,13 +766,16 @@ func TestE2EKill9KeepsAcknowledgedWrites(t *testing.T) {
 	}
 	final := present()
 	checkItemsHTTP(t, srv.url, final, recent, photos)
+	cat.check(t, srv.url)
 	if code := srv.terminate(30 * time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM\n%s", code, srv.stderr.String())
 	}
 	checkDataDir(t, data, final, nil)
-	if len(order) < rounds || updates+deletes == 0 {
-		t.Fatalf("only %d items, %d replacements and %d deletes acknowledged in %d rounds: the test did not exercise much", len(order), updates, deletes, rounds)
+	if len(order) < rounds || updates+deletes == 0 || cat.merges < rounds || cat.tagWrites == 0 {
+		t.Fatalf("only %d items, %d replacements, %d deletes, %d merges and %d tag writes acknowledged in %d rounds: the test did not exercise much",
+			len(order), updates, deletes, cat.merges, cat.tagWrites, rounds)
 	}
+	t.Log(cat.summary())
 	t.Logf("%d kill -9 rounds in %s: %d items, %d replacements and %d deletes acknowledged, all as acknowledged after every restart; %d requests cut off by a kill, %d cut-off changes settled either way; %d server errors",
 		rounds, time.Since(start).Round(time.Second), len(order), updates, deletes, killedMidRequest, resolved, serverErrors)
 }

@@ -184,8 +184,9 @@ func loadDemo(ctx context.Context, cfg config.Config, log *slog.Logger, eng inge
 	log.Info("demo catalog: indexing", "photos", len(srcs), "dirs", dirs)
 	lastPct := -1
 	rep, err := ingest.Run(ctx, eng, col, srcs, ingest.Options{
-		Workers: cfg.Embed.Workers, ThumbnailSize: cfg.Limits.ThumbnailSize, ThumbnailQuality: cfg.Limits.ThumbnailQuality,
-		MaxPixels: cfg.Limits.MaxPixels, Logger: log,
+		Workers: cfg.Embed.Workers, Logger: log,
+		Policy: ingest.Policy{ThumbnailSize: cfg.Limits.ThumbnailSize, ThumbnailQuality: cfg.Limits.ThumbnailQuality,
+			MaxPixels: cfg.Limits.MaxPixels},
 		Progress: func(p ingest.Progress) {
 			if pct := 100 * p.Done / max(p.Total, 1); pct/10 != lastPct/10 {
 				lastPct = pct
@@ -197,6 +198,9 @@ func loadDemo(ctx context.Context, cfg config.Config, log *slog.Logger, eng inge
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("demo catalog: stopped", "err", err)
 		return
+	}
+	for _, f := range rep.Failures {
+		log.Warn("demo catalog: photo skipped", "id", f.ID, "path", f.Path, "err", f.Err)
 	}
 	log.Info("demo catalog: done", "added", rep.Added, "unchanged", rep.Skipped, "failed", rep.Failed, "seconds", fmt.Sprintf("%.1f", rep.Elapsed.Seconds()))
 }

@@ -3,24 +3,24 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"time"
 
-	"github.com/lookalike/lookalike/api"
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/eval"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/intel"
+	"github.com/lookalike/lookalike/internal/config"
 )
 
 // runTag suggests metadata for a photo or an item (lookalike tag photo.jpg | --id ID), tags a whole
 // collection (--all), or measures suggestion accuracy on Fashion-MNIST (tag eval).
-func runTag(ctx context.Context, env *cliEnv, args []string) error {
-	if len(args) > 0 && args[0] == "eval" {
-		return runTagEval(ctx, env, args[1:])
-	}
+var runTag = withSub("eval", runTagEval, tagItems)
+
+func tagItems(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "tag")
 	cf := addCatalogFlags(fs, true)
 	id := fs.String("id", "", "suggest for this stored item instead of a photo")
@@ -36,60 +36,19 @@ func runTag(ctx context.Context, env *cliEnv, args []string) error {
 	if !*all && (*id == "") == (len(rest) == 0) {
 		return fmt.Errorf("%w: give one photo, --id ID, or --all", errUsage)
 	}
-	cfg, err := env.loadConfig()
+	cfg, db, col, err := cf.open(env)
 	if err != nil {
 		return err
 	}
-	cf.apply(&cfg)
+	defer db.Close()
 	if *k <= 0 {
 		*k = cfg.Intel.TagNeighbors
 	}
 	if *minConf < 0 {
 		*minConf = cfg.Intel.TagMinConfidence
 	}
-	db, err := openDB(cfg, env)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	col, err := collectionFor(db, cfg, cf.collection, embed.Info{}, false)
-	if err != nil {
-		return err
-	}
 	if *all {
-		total := api.TagReport{Written: map[string]int{}}
-		cursor := ""
-		for {
-			rep, err := api.TagItems(ctx, col, cursor, 500, api.TagOptions{K: *k, MinConfidence: *minConf, Overwrite: *overwrite, DryRun: *dryRun})
-			if err != nil {
-				return err
-			}
-			total.Scanned += rep.Scanned
-			total.Updated += rep.Updated
-			total.LowConfidence += rep.LowConfidence
-			for f, n := range rep.Written {
-				total.Written[f] += n
-			}
-			total.Changes = append(total.Changes, rep.Changes...)
-			if rep.NextCursor == "" {
-				break
-			}
-			cursor = rep.NextCursor
-		}
-		total.DryRun = *dryRun
-		if cf.asJSON {
-			return writeJSON(env.stdout, total)
-		}
-		for _, ch := range total.Changes {
-			fmt.Fprintf(env.stdout, "%s\t%s = %s\t(%.2f)\n", ch.ID, ch.Field, ch.Value, ch.Confidence)
-		}
-		verb := "updated"
-		if *dryRun {
-			verb = "would update"
-		}
-		fmt.Fprintf(env.stdout, "scanned %d items, %s %d, fields %v, %d suggestions below %.2f left out\n",
-			total.Scanned, verb, total.Updated, total.Written, total.LowConfidence, *minConf)
-		return nil
+		return tagAll(ctx, env, col, cf.asJSON, intel.TagOptions{K: *k, MinConfidence: *minConf, Overwrite: *overwrite, DryRun: *dryRun})
 	}
 	var vec []float32
 	var labels []embed.Label
@@ -99,55 +58,92 @@ func runTag(ctx context.Context, env *cliEnv, args []string) error {
 			return fmt.Errorf("item %q: %w", *id, err)
 		}
 		vec = it.Vector
-	} else {
-		data, err := os.ReadFile(rest[0])
-		if err != nil {
-			return err
-		}
-		eng, err := newEngine(ctx, cfg, env)
-		if err != nil {
-			return err
-		}
-		defer eng.Close()
-		if eng.Info().Fingerprint != col.Fingerprint() {
-			return fmt.Errorf("collection %q: %w", col.Name(), index.ErrFingerprintMismatch)
-		}
-		embs, err := eng.Embed(ctx, []embed.Image{{Data: data}})
-		if err != nil {
-			return err
-		}
-		if embs[0].Err != nil {
-			return fmt.Errorf("%s: %w", rest[0], embs[0].Err)
-		}
-		vec, labels = embs[0].Vector, embs[0].Labels
+	} else if vec, labels, err = embedPhoto(ctx, env, cfg, col, rest[0]); err != nil {
+		return err
 	}
-	sug, err := api.SuggestTags(ctx, col, vec, *id, *k)
+	sug, err := intel.SuggestTags(ctx, col, vec, *id, *k)
 	if err != nil {
 		return err
 	}
 	if cf.asJSON {
 		return writeJSON(env.stdout, map[string]any{"suggestions": sug, "labels": labels})
 	}
+	printSuggestions(env.stdout, sug, labels)
+	return nil
+}
+
+// tagAll tags the whole collection, a page of 500 items at a time.
+func tagAll(ctx context.Context, env *cliEnv, col *index.Collection, asJSON bool, o intel.TagOptions) error {
+	total := intel.TagReport{Written: map[string]int{}, Changes: []intel.TagChange{}}
+	for cursor := ""; ; {
+		rep, err := intel.TagItems(ctx, col, cursor, 500, o)
+		if err != nil {
+			return err
+		}
+		total.Add(rep)
+		if cursor = rep.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if asJSON {
+		return writeJSON(env.stdout, total)
+	}
+	for _, ch := range total.Changes {
+		fmt.Fprintf(env.stdout, "%s\t%s = %s\t(%.2f)\n", ch.ID, ch.Field, ch.Value, ch.Confidence)
+	}
+	verb := "updated"
+	if o.DryRun {
+		verb = "would update"
+	}
+	fmt.Fprintf(env.stdout, "scanned %d items, %s %d, fields %v, %d suggestions below %.2f left out\n",
+		total.Scanned, verb, total.Updated, total.Written, total.LowConfidence, o.MinConfidence)
+	return nil
+}
+
+// embedPhoto embeds one photo with the configured model, which must be the collection's.
+func embedPhoto(ctx context.Context, env *cliEnv, cfg config.Config, col *index.Collection, path string) ([]float32, []embed.Label, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := newEngine(ctx, cfg, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer eng.Close()
+	if eng.Info().Fingerprint != col.Fingerprint() {
+		return nil, nil, fmt.Errorf("collection %q: %w", col.Name(), index.ErrFingerprintMismatch)
+	}
+	embs, err := eng.Embed(ctx, []embed.Image{{Data: data}})
+	if err != nil {
+		return nil, nil, err
+	}
+	if embs[0].Err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, embs[0].Err)
+	}
+	return embs[0].Vector, embs[0].Labels, nil
+}
+
+func printSuggestions(w io.Writer, sug map[string][]intel.TagSuggestion, labels []embed.Label) {
 	fields := make([]string, 0, len(sug))
 	for f := range sug {
 		fields = append(fields, f)
 	}
 	sort.Strings(fields)
 	for _, f := range fields {
-		fmt.Fprintf(env.stdout, "%s:", f)
+		fmt.Fprintf(w, "%s:", f)
 		for _, s := range sug[f] {
-			fmt.Fprintf(env.stdout, " %s (%.2f)", s.Value, s.Confidence)
+			fmt.Fprintf(w, " %s (%.2f)", s.Value, s.Confidence)
 		}
-		fmt.Fprintln(env.stdout)
+		fmt.Fprintln(w)
 	}
 	if len(labels) > 0 {
-		fmt.Fprint(env.stdout, "labels:")
+		fmt.Fprint(w, "labels:")
 		for _, l := range labels {
-			fmt.Fprintf(env.stdout, " %s (%.2f)", l.Name, l.Prob)
+			fmt.Fprintf(w, " %s (%.2f)", l.Name, l.Prob)
 		}
-		fmt.Fprintln(env.stdout)
+		fmt.Fprintln(w)
 	}
-	return nil
 }
 
 // tagEvalReport is what lookalike tag eval measures.
@@ -171,9 +167,7 @@ type tagEvalPoint struct {
 // runTagEval indexes Fashion-MNIST training images with their category, suggests a category for
 // each test image, and reports accuracy and the precision/coverage of confidence thresholds.
 func runTagEval(ctx context.Context, env *cliEnv, args []string) error {
-	fs := flag.NewFlagSet("lookalike tag eval", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.StringVar(&env.configPath, "config", "", "config file")
+	fs := newFlags(env, "tag eval")
 	dir := fs.String("dir", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST idx files")
 	nTrain := fs.Int("train", 20000, "training images indexed with their category (0 = all 60000)")
 	nTest := fs.Int("test", 2000, "test images tagged (0 = all 10000)")
@@ -201,127 +195,27 @@ func runTagEval(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer eng.Close()
-	tmp, err := os.MkdirTemp("", "lookalike-tag-eval-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	opts := indexOptions(cfg, env)
-	opts.NoSync = true
-	db, err := index.Open(tmp, opts)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	info := eng.Info()
-	col, err := db.CreateCollection("fashion", index.CollectionConfig{Fingerprint: info.Fingerprint, Dims: info.Dims})
-	if err != nil {
-		return err
-	}
 	start := time.Now()
-	embedAll := func(stage string, imgs [][]byte) ([][]float32, error) {
-		out := make([][]float32, len(imgs))
-		const chunk = 64
-		last := time.Now()
-		for i := 0; i < len(imgs); i += chunk {
-			batch := make([]embed.Image, 0, chunk)
-			for _, b := range imgs[i:min(i+chunk, len(imgs))] {
-				batch = append(batch, embed.Image{Data: b})
-			}
-			embs, err := eng.Embed(ctx, batch)
-			if err != nil {
-				return nil, err
-			}
-			for j, e := range embs {
-				if e.Err != nil {
-					return nil, e.Err
-				}
-				out[i+j] = e.Vector
-			}
-			if time.Since(last) > 10*time.Second {
-				fmt.Fprintf(env.stderr, "  %s %d/%d\n", stage, i+len(batch), len(imgs))
-				last = time.Now()
-			}
-		}
-		return out, nil
-	}
-	var trainImgs, testImgs [][]byte
-	for _, it := range ds.Database {
-		trainImgs = append(trainImgs, it.Image.Data)
-	}
-	for _, q := range ds.Queries {
-		testImgs = append(testImgs, q.Image.Data)
-	}
-	trainVecs, err := embedAll("train", trainImgs)
+	col, closeDB, trainN, testVecs, err := indexFashion(ctx, env, cfg, eng, ds)
 	if err != nil {
 		return err
 	}
-	items := make([]index.Item, 0, len(trainVecs))
-	for i, v := range trainVecs {
-		meta, _ := json.Marshal(map[string]string{"category": ds.Database[i].Group})
-		items = append(items, index.Item{ID: ds.Database[i].ID, Vector: v, Metadata: meta})
-	}
-	for i := 0; i < len(items); i += 1000 {
-		if err := col.Upsert(ctx, items[i:min(i+1000, len(items))]...); err != nil {
-			return err
-		}
-	}
-	testVecs, err := embedAll("test", testImgs)
-	if err != nil {
-		return err
-	}
+	defer closeDB()
 	embedSecs := time.Since(start).Seconds()
 	var reports []tagEvalReport
 	for _, k := range kList {
-		type pred struct {
-			conf    float64
-			correct bool
+		rep, err := tagEvalK(ctx, col, ds, testVecs, k, *target)
+		if err != nil {
+			return err
 		}
-		preds := make([]pred, 0, len(testVecs))
-		correct := 0
-		for i, v := range testVecs {
-			sug, err := api.SuggestTags(ctx, col, v, "", k)
-			if err != nil {
-				return err
-			}
-			p := pred{}
-			if s := sug["category"]; len(s) > 0 {
-				p = pred{conf: s[0].Confidence, correct: s[0].Value == ds.Queries[i].Group}
-			}
-			if p.correct {
-				correct++
-			}
-			preds = append(preds, p)
-		}
-		rep := tagEvalReport{Train: len(trainVecs), Test: len(testVecs), K: k, TargetPrecision: *target, EmbedSeconds: embedSecs,
-			Accuracy: float64(correct) / float64(len(preds))}
-		for t := 0.30; t <= 1.0001; t += 0.05 {
-			kept, ok := 0, 0
-			for _, p := range preds {
-				if p.conf >= t-1e-9 {
-					kept++
-					if p.correct {
-						ok++
-					}
-				}
-			}
-			pt := tagEvalPoint{MinConfidence: round3(t), Coverage: round3(float64(kept) / float64(len(preds)))}
-			if kept > 0 {
-				pt.Precision = round3(float64(ok) / float64(kept))
-			}
-			rep.Curve = append(rep.Curve, pt)
-			if rep.Threshold == nil && kept > 0 && pt.Precision >= *target {
-				p := pt
-				rep.Threshold = &p
-			}
-		}
+		rep.Train, rep.EmbedSeconds = trainN, embedSecs
 		reports = append(reports, rep)
 	}
 	if *asJSON {
 		return writeJSON(env.stdout, reports)
 	}
 	fmt.Fprintf(env.stdout, "Fashion-MNIST: %d train images indexed with their category, %d test images tagged (embedding %.0f s)\n",
-		len(trainVecs), len(testVecs), embedSecs)
+		trainN, len(testVecs), embedSecs)
 	for _, r := range reports {
 		fmt.Fprintf(env.stdout, "\nk=%d  accuracy of the top suggestion: %.3f\n", r.K, r.Accuracy)
 		fmt.Fprintf(env.stdout, "  min_confidence  precision  coverage\n")
@@ -338,4 +232,147 @@ func runTagEval(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
-func round3(v float64) float64 { return float64(int(v*1000+0.5)) / 1000 }
+// indexFashion indexes the training images with their category in a temporary collection and
+// embeds the test images. closeDB removes the collection.
+func indexFashion(ctx context.Context, env *cliEnv, cfg config.Config, eng *embed.Engine, ds *eval.Dataset) (col *index.Collection, closeDB func(), trainN int, testVecs [][]float32, err error) {
+	tmp, err := os.MkdirTemp("", "lookalike-tag-eval-")
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	opts := indexOptions(cfg, env)
+	opts.NoSync = true
+	db, err := index.Open(tmp, opts)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, nil, 0, nil, err
+	}
+	closeDB = func() {
+		db.Close()
+		os.RemoveAll(tmp)
+	}
+	fail := func(err error) (*index.Collection, func(), int, [][]float32, error) {
+		closeDB()
+		return nil, nil, 0, nil, err
+	}
+	info := eng.Info()
+	if col, err = db.CreateCollection("fashion", index.CollectionConfig{Fingerprint: info.Fingerprint, Dims: info.Dims}); err != nil {
+		return fail(err)
+	}
+	progress := func(stage string) func(done, total int) {
+		return func(done, total int) { fmt.Fprintf(env.stderr, "  %s %d/%d\n", stage, done, total) }
+	}
+	var trainImgs, testImgs [][]byte
+	for _, it := range ds.Database {
+		trainImgs = append(trainImgs, it.Image.Data)
+	}
+	for _, q := range ds.Queries {
+		testImgs = append(testImgs, q.Image.Data)
+	}
+	trainVecs, err := embedVectors(ctx, eng, trainImgs, progress("train"))
+	if err != nil {
+		return fail(err)
+	}
+	items := make([]index.Item, 0, len(trainVecs))
+	for i, v := range trainVecs {
+		meta, _ := json.Marshal(map[string]string{"category": ds.Database[i].Group})
+		items = append(items, index.Item{ID: ds.Database[i].ID, Vector: v, Metadata: meta})
+	}
+	for i := 0; i < len(items); i += 1000 {
+		if err := col.Upsert(ctx, items[i:min(i+1000, len(items))]...); err != nil {
+			return fail(err)
+		}
+	}
+	if testVecs, err = embedVectors(ctx, eng, testImgs, progress("test")); err != nil {
+		return fail(err)
+	}
+	return col, closeDB, len(trainVecs), testVecs, nil
+}
+
+// tagEvalK suggests a category for every test vector with k neighbours and reads off the
+// precision and coverage of each confidence threshold.
+func tagEvalK(ctx context.Context, col *index.Collection, ds *eval.Dataset, testVecs [][]float32, k int, target float64) (tagEvalReport, error) {
+	type pred struct {
+		conf    float64
+		correct bool
+	}
+	preds := make([]pred, 0, len(testVecs))
+	correct := 0
+	for i, v := range testVecs {
+		sug, err := intel.SuggestTags(ctx, col, v, "", k)
+		if err != nil {
+			return tagEvalReport{}, err
+		}
+		p := pred{}
+		if s := sug["category"]; len(s) > 0 {
+			p = pred{conf: s[0].Confidence, correct: s[0].Value == ds.Queries[i].Group}
+		}
+		if p.correct {
+			correct++
+		}
+		preds = append(preds, p)
+	}
+	rep := tagEvalReport{Test: len(testVecs), K: k, TargetPrecision: target, Accuracy: float64(correct) / float64(len(preds))}
+	for pct := 30; pct <= 100; pct += 5 {
+		t := float64(pct) / 100 // exact in decimal: no accumulated float steps to round away
+		kept, ok := 0, 0
+		for _, p := range preds {
+			if p.conf >= t-1e-9 {
+				kept++
+				if p.correct {
+					ok++
+				}
+			}
+		}
+		pt := tagEvalPoint{MinConfidence: t, Coverage: float64(kept) / float64(len(preds))}
+		if kept > 0 {
+			pt.Precision = float64(ok) / float64(kept)
+		}
+		rep.Curve = append(rep.Curve, pt)
+		if rep.Threshold == nil && kept > 0 && pt.Precision >= target {
+			p := pt
+			rep.Threshold = &p
+		}
+	}
+	return rep, nil
+}
+
+// embedAll embeds images 64 at a time; progress (may be nil) hears of it every 10 s at most.
+func embedAll(ctx context.Context, eng *embed.Engine, imgs [][]byte, progress func(done, total int)) ([]embed.Embedding, error) {
+	out := make([]embed.Embedding, 0, len(imgs))
+	const chunk = 64
+	last := time.Now()
+	for i := 0; i < len(imgs); i += chunk {
+		batch := make([]embed.Image, 0, chunk)
+		for _, b := range imgs[i:min(i+chunk, len(imgs))] {
+			batch = append(batch, embed.Image{Data: b})
+		}
+		embs, err := eng.Embed(ctx, batch)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range embs {
+			if e.Err != nil {
+				return nil, e.Err
+			}
+		}
+		out = append(out, embs...)
+		if progress != nil && time.Since(last) > 10*time.Second {
+			progress(len(out), len(imgs))
+			last = time.Now()
+		}
+	}
+	return out, nil
+}
+
+// embedVectors is embedAll keeping only the vectors.
+func embedVectors(ctx context.Context, eng *embed.Engine, imgs [][]byte, progress func(done, total int)) ([][]float32, error) {
+	embs, err := embedAll(ctx, eng, imgs, progress)
+	if err != nil {
+		return nil, err
+	}
+	vecs := make([][]float32, len(embs))
+	for i, e := range embs {
+		vecs[i] = e.Vector
+	}
+	return vecs, nil
+}

@@ -125,15 +125,17 @@ type Probes struct {
 
 // Intel configures catalog intelligence: duplicate tiers, ingest policy, diversity and tagging.
 type Intel struct {
-	NearDuplicateScore float64 `yaml:"near_duplicate_score"`
-	PixelMatch         float64 `yaml:"pixel_match"`
-	SimilarScore       float64 `yaml:"similar_score"`
-	OnDuplicate        string  `yaml:"on_duplicate"`
-	DiversifyTier      string  `yaml:"diversify_tier"`
-	DiversifyPixels    bool    `yaml:"diversify_pixels"`
-	DiversifyScore     float64 `yaml:"diversify_score"`
-	TagNeighbors       int     `yaml:"tag_neighbors"`
-	TagMinConfidence   float64 `yaml:"tag_min_confidence"`
+	NearDuplicateScore float64       `yaml:"near_duplicate_score"`
+	PixelMatch         float64       `yaml:"pixel_match"`
+	ChromaMatch        float64       `yaml:"chroma_match"`
+	SimilarScore       float64       `yaml:"similar_score"`
+	OnDuplicate        string        `yaml:"on_duplicate"`
+	DiversifyTier      string        `yaml:"diversify_tier"`
+	DiversifyPixels    bool          `yaml:"diversify_pixels"`
+	DiversifyScore     float64       `yaml:"diversify_score"`
+	TagNeighbors       int           `yaml:"tag_neighbors"`
+	TagMinConfidence   float64       `yaml:"tag_min_confidence"`
+	TrashRetention     time.Duration `yaml:"trash_retention"`
 }
 
 type Demo struct {
@@ -176,8 +178,8 @@ func Default() Config {
 		Model: defaultModel(),
 		Quality: Quality{RecallSampleRate: 0.01, FeedbackWindow: time.Hour, MinScore: 0.75,
 			Probes: Probes{Interval: 15 * time.Minute, K: 10, GroupField: "group"}},
-		Intel: Intel{NearDuplicateScore: 0.80, PixelMatch: 0.94, SimilarScore: 0.80, OnDuplicate: "allow", DiversifyTier: "near", DiversifyScore: 0.95,
-			TagNeighbors: 10, TagMinConfidence: 0.75},
+		Intel: Intel{NearDuplicateScore: 0.80, PixelMatch: 0.94, ChromaMatch: 0.86, SimilarScore: 0.80, OnDuplicate: "allow", DiversifyTier: "near", DiversifyScore: 0.95,
+			TagNeighbors: 10, TagMinConfidence: 0.75, TrashRetention: 7 * 24 * time.Hour},
 		Demo: Demo{Mode: "auto"},
 		Log:  Log{Level: "info", Format: "text"},
 	}
@@ -279,6 +281,8 @@ func (c *Config) Validate() error {
 		return bad("intel.similar_score", "must satisfy 0 < intel.similar_score <= intel.near_duplicate_score < 1, got %v and %v", c.Intel.SimilarScore, c.Intel.NearDuplicateScore)
 	case c.Intel.PixelMatch < 0 || c.Intel.PixelMatch > 1:
 		return bad("intel.pixel_match", "must be in 0..1, got %v", c.Intel.PixelMatch)
+	case c.Intel.ChromaMatch < 0 || c.Intel.ChromaMatch > 1:
+		return bad("intel.chroma_match", "must be in 0..1, got %v", c.Intel.ChromaMatch)
 	case c.Intel.OnDuplicate != "allow" && c.Intel.OnDuplicate != "reject" && c.Intel.OnDuplicate != "merge":
 		return bad("intel.on_duplicate", "must be allow, reject or merge, got %q", c.Intel.OnDuplicate)
 	case c.Intel.DiversifyScore <= 0 || c.Intel.DiversifyScore > 1:
@@ -289,6 +293,8 @@ func (c *Config) Validate() error {
 		return bad("intel.tag_neighbors", "must be in 1..200, got %d", c.Intel.TagNeighbors)
 	case c.Intel.TagMinConfidence < 0 || c.Intel.TagMinConfidence > 1:
 		return bad("intel.tag_min_confidence", "must be in 0..1, got %v", c.Intel.TagMinConfidence)
+	case c.Intel.TrashRetention < time.Minute:
+		return bad("intel.trash_retention", "must be >= 1m, got %v", c.Intel.TrashRetention)
 	case c.Quality.RecallSampleRate < 0 || c.Quality.RecallSampleRate > 1:
 		return bad("quality.recall_sample_rate", "must be in 0..1, got %v", c.Quality.RecallSampleRate)
 	case c.Quality.Probes.Interval < time.Second:

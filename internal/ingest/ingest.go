@@ -2,9 +2,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,28 +10,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lookalike/lookalike/embed"
-	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 )
 
-// Embedder is the part of *embed.Engine the loader needs.
-type Embedder interface {
-	Embed(ctx context.Context, imgs []embed.Image) ([]embed.Embedding, error)
-}
-
 // Options tune a load. Zero values mean the documented defaults.
 type Options struct {
-	Workers          int   // concurrent batches; 0 = number of CPUs
-	BatchSize        int   // images per Embed call; 0 = 8
-	ThumbnailSize    int   // 0 = spec.DefaultThumbnailSize
-	ThumbnailQuality int   // 0 = spec.DefaultThumbnailQuality
-	MaxPixels        int64 // 0 = spec.DefaultMaxPixels
-	// Force re-embeds items whose content hash is unchanged.
-	Force bool
+	Workers   int // concurrent batches; 0 = number of CPUs
+	BatchSize int // images per Store call (one Embed call); 0 = 8
+	// Policy is how every batch is stored (thumbnails, duplicates, Force).
+	Policy Policy
 	// Progress, when set, is called after every batch (from one goroutine at a time).
 	Progress func(Progress)
-	Logger   *slog.Logger
+	// Logger gets one debug line per failed item (the Report lists them) and nothing else.
+	Logger *slog.Logger
 }
 
 // Progress is a snapshot of a running load.
@@ -51,37 +39,24 @@ type Failure struct {
 
 // Report summarises a load.
 type Report struct {
-	Added, Skipped, Failed int
-	Failures               []Failure
-	Elapsed                time.Duration
+	Added    int // created or replaced
+	Skipped  int // unchanged
+	Merged   int // duplicates merged into a stored item (Policy.OnDuplicate merge)
+	Failed   int
+	Failures []Failure // one per failed source, in no particular order
+	Elapsed  time.Duration
 }
 
-// ContentHash is the hash stored with every item to make re-runs idempotent.
-func ContentHash(data []byte, metadata []byte) string {
-	h := sha256.New()
-	h.Write(data)
-	h.Write([]byte{0})
-	h.Write(metadata)
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-// Run loads sources into col. It returns an error only when the load as a whole cannot go on
-// (context cancelled, storage failing); per-item problems land in Report.Failures.
+// Run loads sources into col through Store, in batches on o.Workers goroutines. It returns an
+// error only when the load as a whole cannot go on (context cancelled, storage failing); per-item
+// problems land in Report.Failures, among them ErrDuplicateID for every source whose id an
+// earlier source already uses.
 func Run(ctx context.Context, eng Embedder, col *index.Collection, sources []Source, o Options) (Report, error) {
 	if o.Workers <= 0 {
 		o.Workers = runtime.NumCPU()
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 8
-	}
-	if o.ThumbnailSize <= 0 {
-		o.ThumbnailSize = spec.DefaultThumbnailSize
-	}
-	if o.ThumbnailQuality <= 0 {
-		o.ThumbnailQuality = spec.DefaultThumbnailQuality
-	}
-	if o.MaxPixels <= 0 {
-		o.MaxPixels = spec.DefaultMaxPixels
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -90,7 +65,6 @@ func Run(ctx context.Context, eng Embedder, col *index.Collection, sources []Sou
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	batches := make(chan []Source)
 	var (
 		mu       sync.Mutex
 		rep      Report
@@ -103,22 +77,37 @@ func Run(ctx context.Context, eng Embedder, col *index.Collection, sources []Sou
 		rep.Failed++
 		rep.Failures = append(rep.Failures, Failure{ID: s.ID, Path: s.Path, Err: err})
 		mu.Unlock()
-		o.Logger.Warn("ingest: item failed", "id", s.ID, "path", s.Path, "err", err)
+		o.Logger.Debug("ingest: item failed", "id", s.ID, "path", s.Path, "err", err)
 	}
+	// A repeated id would silently replace the earlier source: refuse it up front, so batches
+	// running concurrently never race on one id either.
+	unique := make([]Source, 0, len(sources))
+	seen := make(map[string]int, len(sources))
+	for i, s := range sources {
+		if err := claimID(seen, s.ID, i); err != nil {
+			fail(s, err)
+			continue
+		}
+		unique = append(unique, s)
+	}
+	done.Add(int64(len(sources) - len(unique)))
+
+	batches := make(chan []Source)
 	for w := 0; w < o.Workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for batch := range batches {
-				added, skipped, err := loadBatch(ctx, eng, col, batch, o, fail)
+				tally, err := loadBatch(ctx, eng, col, batch, o.Policy, fail)
+				mu.Lock()
+				rep.Added += tally.Added
+				rep.Skipped += tally.Skipped
+				rep.Merged += tally.Merged
+				mu.Unlock()
 				if err != nil {
 					cancel(err)
 					return
 				}
-				mu.Lock()
-				rep.Added += added
-				rep.Skipped += skipped
-				mu.Unlock()
 				n := done.Add(int64(len(batch)))
 				if o.Progress != nil {
 					progress.Lock()
@@ -129,10 +118,10 @@ func Run(ctx context.Context, eng Embedder, col *index.Collection, sources []Sou
 		}()
 	}
 feed:
-	for i := 0; i < len(sources); i += o.BatchSize {
-		end := min(i+o.BatchSize, len(sources))
+	for i := 0; i < len(unique); i += o.BatchSize {
+		end := min(i+o.BatchSize, len(unique))
 		select {
-		case batches <- sources[i:end]:
+		case batches <- unique[i:end]:
 		case <-ctx.Done():
 			break feed
 		}
@@ -146,79 +135,38 @@ feed:
 	return rep, nil
 }
 
-// loadBatch embeds and stores one batch. Only errors that stop the whole load are returned.
-func loadBatch(ctx context.Context, eng Embedder, col *index.Collection, batch []Source, o Options, fail func(Source, error)) (added, skipped int, err error) {
-	type pending struct {
-		src  Source
-		data []byte
-		hash string
-	}
-	var todo []pending
+// loadBatch reads one batch's files and stores them. Only errors that stop the whole load are
+// returned; the tally counts what was stored before.
+func loadBatch(ctx context.Context, eng Embedder, col *index.Collection, batch []Source, p Policy, fail func(Source, error)) (Report, error) {
+	var tally Report
+	inputs := make([]Input, 0, len(batch))
+	srcs := make([]Source, 0, len(batch))
 	for _, s := range batch {
 		data, err := os.ReadFile(s.Path)
 		if err != nil {
 			fail(s, fmt.Errorf("read: %w", err))
 			continue
 		}
-		hash := ContentHash(data, s.Metadata)
-		if !o.Force {
-			if old, ok := col.Has(s.ID); ok && old == hash {
-				skipped++
-				continue
-			}
+		inputs = append(inputs, Input{ID: s.ID, Image: data, Metadata: s.Metadata})
+		srcs = append(srcs, s)
+	}
+	if len(inputs) == 0 {
+		return tally, nil
+	}
+	results, err := Store(ctx, eng, col, inputs, p)
+	for i, r := range results {
+		switch {
+		case r.Err != nil && r.Err == err:
+			// Not stored because the load stops: a re-run stores it, so it is not listed.
+		case r.Err != nil:
+			fail(srcs[i], r.Err)
+		case r.Outcome == Unchanged:
+			tally.Skipped++
+		case r.Outcome == Merged:
+			tally.Merged++
+		default:
+			tally.Added++
 		}
-		todo = append(todo, pending{src: s, data: data, hash: hash})
 	}
-	if len(todo) == 0 {
-		return 0, skipped, nil
-	}
-	imgs := make([]embed.Image, len(todo))
-	for i, p := range todo {
-		imgs[i] = embed.Image{Data: p.data}
-	}
-	embs, err := eng.Embed(ctx, imgs)
-	if err != nil {
-		return 0, skipped, fmt.Errorf("embed batch: %w", err)
-	}
-	items := make([]index.Item, 0, len(todo))
-	for i, p := range todo {
-		if embs[i].Err != nil {
-			fail(p.src, embs[i].Err)
-			continue
-		}
-		thumb, err := embed.Thumbnail(p.data, o.ThumbnailSize, o.ThumbnailQuality, o.MaxPixels)
-		if err != nil {
-			fail(p.src, fmt.Errorf("thumbnail: %w", err))
-			continue
-		}
-		items = append(items, index.Item{
-			ID: p.src.ID, Vector: embs[i].Vector, Metadata: p.src.Metadata,
-			Thumbnail: thumb, ContentHash: p.hash, UpdatedAt: time.Now().UTC(),
-		})
-	}
-	if len(items) == 0 {
-		return 0, skipped, nil
-	}
-	if err := col.Upsert(ctx, items...); err != nil {
-		if errors.Is(err, index.ErrInvalidItem) && len(items) > 1 {
-			// One bad item must not sink its batch: retry one by one to find it.
-			for _, it := range items {
-				if err := col.Upsert(ctx, it); err != nil {
-					if errors.Is(err, index.ErrInvalidItem) {
-						fail(Source{ID: it.ID}, err)
-						continue
-					}
-					return added, skipped, fmt.Errorf("store: %w", err)
-				}
-				added++
-			}
-			return added, skipped, nil
-		}
-		if errors.Is(err, index.ErrInvalidItem) {
-			fail(Source{ID: items[0].ID}, err)
-			return 0, skipped, nil
-		}
-		return 0, skipped, fmt.Errorf("store: %w", err)
-	}
-	return len(items), skipped, nil
+	return tally, err
 }

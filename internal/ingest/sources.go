@@ -1,15 +1,9 @@
-// Package ingest bulk-loads photos into a collection: it turns paths (files, folders, CSV or JSONL
-// manifests) into sources, embeds them in a pipeline and upserts them with thumbnails. Re-runs skip
-// items whose content hash is unchanged, so an interrupted load resumes where it stopped, and a
-// corrupt file is reported, never fatal. The CLI's `index`, the server's demo loader and `eval` share
-// it.
 package ingest
 
 import (
 	"bufio"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,9 +13,6 @@ import (
 	"strconv"
 	"strings"
 )
-
-// ErrManifest reports a manifest that cannot be used; the message names the line.
-var ErrManifest = errors.New("invalid manifest")
 
 // Source is one item to load: its external id, where its photo is, and its metadata.
 type Source struct {

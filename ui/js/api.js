@@ -84,6 +84,12 @@ export const api = {
   similar: (c, id, { k, filter, cursor } = {}, signal) =>
     request('GET', `${paths.item(c, id)}/similar${query({ k, filter, cursor })}`, { signal }),
   stats: (signal) => request('GET', '/v1/stats', { signal }),
+  duplicates: (c, { tier, cursor, limit } = {}, signal) =>
+    request('GET', `${col(c)}/duplicates${query({ tier, cursor, limit })}`, { signal }),
+  // resolveDuplicates keeps one item and moves the listed ones to the trash (undoable).
+  resolveDuplicates: (c, { keep, tier, ids }) =>
+    request('POST', `${col(c)}/duplicates:resolve`, { json: { keep, tier, delete: ids } }),
+  restore: (c, ids) => request('POST', `${col(c)}/trash:restore`, { json: { ids } }),
 
   // search posts the query photo; "load more" calls it again with the same form plus cursor.
   search(c, { file, k, filter, crop, cursor }, signal) {

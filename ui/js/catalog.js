@@ -99,7 +99,7 @@ export function mount() {
         drop,
         h('label', { for: 'upload-meta', class: 'small-label', text: 'Metadata for these photos (JSON, optional)' }),
         meta, metaError,
-        h('p', { class: 'hint', text: 'Each photo gets an id from its file name. Uploading an id again replaces that item.' }),
+        h('p', { class: 'hint', text: 'Each photo is named by its content, so uploading the same photo again updates it instead of adding a copy. Its file name is kept as file_name.' }),
         h('div', { class: 'upload-head' }, uploadSummary, clearDone),
         list),
       h('section', { class: 'items-panel', 'aria-labelledby': 'items-h' },
@@ -270,7 +270,7 @@ function enqueue(entries) {
       row.set('skipped', 'Skipped: not an image file');
       continue;
     }
-    queue.push({ file, collection, metadata, row });
+    queue.push({ file, path, collection, metadata, row });
   }
   els.clearDone.hidden = false;
   pump();
@@ -309,14 +309,21 @@ function pump() {
   renderUploadSummary();
 }
 
-async function uploadOne({ file, collection, metadata, row }) {
+// What the server did with an upload (its outcome), as the row says it.
+const OUTCOME = { created: 'Added as', replaced: 'Updated', unchanged: 'Already in the catalog as', merged: 'Merged into' };
+
+async function uploadOne({ file, path, collection, metadata, row }) {
+  // No id is sent: the server names the item by the photo's content. A file name would merge two
+  // different photos (every phone's image.jpg, a/1.jpg and b/1.jpg) into one item.
+  const meta = 'file_name' in metadata ? metadata : { ...metadata, file_name: path };
   for (let attempt = 0; ; attempt++) {
     row.set('uploading', 'Uploading…');
     try {
-      const res = await api.upload(collection, file, { metadata, onProgress: (f) => row.progress(f) });
+      const res = await api.upload(collection, file, { metadata: meta, onProgress: (f) => row.progress(f) });
       const it = res.item || {};
       const link = h('a', { class: 'item-link', href: itemHref(collection, it.id || ''), text: it.id || 'item' });
-      row.set('done', 'Added as', link);
+      row.set('done', OUTCOME[res.outcome] || 'Added as', link);
+      row.li.dataset.outcome = res.outcome || '';
       const dup = res.near_duplicate_of;
       const dupId = dup && (typeof dup === 'string' ? dup : dup.id);
       if (dupId) {

@@ -1,8 +1,11 @@
 // Duplicates page: review clusters of duplicate photos (exact copies, near-duplicates or other
-// photos of the same product) one page of the catalog at a time, and keep one item of a cluster,
-// deleting the others.
+// photos of the same product) one page of the catalog at a time. Resolving a cluster is explicit
+// and undoable: pick the item to keep, tick the items to delete (pre-ticked only for exact and
+// near copies, never for the similar tier), confirm a list of the exact ids, and the server moves
+// them to the trash, from where "Undo" restores them. Clusters are disjoint (the server puts an
+// item in one cluster at most), so keeping an item in one cluster never deletes it from another.
 import { h, clear, errorBox, toast } from './dom.js';
-import { api, ApiError, plainError, paths } from './api.js';
+import { api, plainError } from './api.js';
 import { state } from './state.js';
 import { thumb, scoreBar, itemHref } from './cards.js';
 
@@ -12,23 +15,7 @@ let els = null;
 let cursor = '';
 let loaded = false;
 let seq = 0; // the latest run: answers to older ones are dropped
-
-async function fetchPage(collection, tier, cur) {
-  const q = new URLSearchParams({ tier, limit: String(SCAN) });
-  if (cur) q.set('cursor', cur);
-  let res;
-  try {
-    res = await fetch(`${paths.collection(collection)}/duplicates?${q}`, { headers: { Accept: 'application/json' } });
-  } catch {
-    throw new ApiError(0, 'network', 'The server could not be reached.');
-  }
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    const e = body.error || {};
-    throw new ApiError(res.status, e.code, e.message, e.details, res.headers.get('Retry-After'));
-  }
-  return body;
-}
+let clusterSeq = 0; // names the radio group of each cluster
 
 export function mount() {
   const tier = h('select', { id: 'dup-tier', 'aria-label': 'Duplicate tier' },
@@ -46,7 +33,11 @@ export function mount() {
   more.addEventListener('click', () => run(true));
   return h('section', { id: 'page-duplicates', 'aria-labelledby': 'dup-h' },
     h('h1', { id: 'dup-h', tabindex: '-1', text: 'Duplicates' }),
-    h('p', { class: 'hint', text: 'Groups of photos that look like copies of each other. Keep one item of a group to delete the others.' }),
+    h('p', {
+      class: 'hint',
+      text: 'Groups of photos that look like copies of each other. Choose the one to keep, tick the ones to delete, '
+        + 'and confirm: deleted items go to the trash and can be restored with Undo.',
+    }),
     h('div', { class: 'dup-controls' }, h('label', {}, h('span', { class: 'label-text', text: 'Show ' }), tier), find),
     error, summary, list, h('div', { class: 'more-row' }, more));
 }
@@ -64,6 +55,7 @@ async function run(append) {
   const mine = ++seq;
   loaded = true;
   const collection = state.collection;
+  const tier = els.tier.value;
   clear(els.error);
   if (!append) {
     cursor = '';
@@ -72,11 +64,11 @@ async function run(append) {
   els.summary.textContent = 'Looking for duplicates…';
   els.more.hidden = true;
   try {
-    const page = await fetchPage(collection, els.tier.value, append ? cursor : '');
+    const page = await api.duplicates(collection, { tier, limit: SCAN, cursor: append ? cursor : '' });
     if (mine !== seq) return;
     cursor = page.next_cursor || '';
-    els.list.append(...(page.clusters || []).map((c) => cluster(collection, c)));
-    const n = els.list.children.length;
+    els.list.append(...(page.clusters || []).map((c) => cluster(collection, tier, page.one_click !== false, c)));
+    const n = els.list.querySelectorAll('.dup-cluster').length;
     els.summary.textContent = n === 0
       ? (cursor ? 'No duplicates in the part of the catalog scanned so far.' : 'No duplicates found.')
       : `${n} ${n === 1 ? 'group' : 'groups'} of duplicates${cursor ? ' so far' : ''}.`;
@@ -88,13 +80,33 @@ async function run(append) {
   }
 }
 
-function cluster(collection, c) {
+// cluster renders one group: a "Keep" radio and a "Delete" checkbox per item, and the review
+// button. preTick: whether choosing the item to keep ticks the others (exact and near copies only).
+function cluster(collection, tier, preTick, c) {
   const items = c.items || [];
+  const group = `dup-keep-${++clusterSeq}`;
   const row = h('ul', { class: 'grid dup-items' });
-  const li = h('li', { class: 'dup-cluster', dataset: { seed: items.length ? items[0].id : '' } }, row);
+  const review = h('button', { type: 'button', class: 'button dup-review', text: 'Delete selected…', disabled: true });
+  const panel = h('div', { class: 'dup-panel', 'aria-live': 'polite' });
+  const li = h('li', { class: 'dup-cluster', dataset: { seed: items.length ? items[0].id : '' } }, row,
+    h('div', { class: 'dup-actions' }, review), panel);
+  const boxes = new Map(); // id → delete checkbox
+  const selected = () => [...boxes].filter(([, b]) => b.checked && !b.disabled).map(([id]) => id);
+  const keepId = () => (li.querySelector(`input[name="${group}"]:checked`) || {}).value || '';
+  const update = () => { review.disabled = !keepId() || selected().length === 0; };
+  const choose = (id) => {
+    for (const [other, b] of boxes) {
+      b.disabled = other === id;
+      b.checked = other !== id && (preTick || b.checked);
+    }
+    update();
+  };
   for (const [i, it] of items.entries()) {
-    const keep = h('button', { type: 'button', class: 'button keep', text: 'Keep this one', dataset: { keep: it.id } });
-    keep.addEventListener('click', () => keepOne(collection, li, it.id, items.map((x) => x.id)));
+    const keep = h('input', { type: 'radio', name: group, value: it.id, class: 'keep-choice', 'aria-label': `Keep ${it.id}` });
+    const del = h('input', { type: 'checkbox', class: 'delete-choice', dataset: { id: it.id }, 'aria-label': `Delete ${it.id}` });
+    keep.addEventListener('change', () => choose(it.id));
+    del.addEventListener('change', update);
+    boxes.set(it.id, del);
     row.append(h('li', { class: 'card', dataset: { id: it.id } },
       h('a', { class: 'card-link', href: itemHref(collection, it.id) },
         thumb(it.thumbnail_url, ''),
@@ -102,29 +114,62 @@ function cluster(collection, c) {
           i === 0 ? h('div', { class: 'dup-tier', text: 'first of the group' }) : h('div', { class: `dup-tier tier-${it.tier}`, text: `${it.tier} duplicate` }),
           i === 0 ? null : scoreBar(it.score),
           h('div', { class: 'card-id', text: it.id }))),
-      h('div', { class: 'card-actions' }, keep)));
+      h('div', { class: 'card-actions dup-choices' },
+        h('label', {}, keep, ' Keep'), h('label', {}, del, ' Delete'))));
   }
+  review.addEventListener('click', () => confirmStep(collection, tier, li, panel, keepId(), selected()));
   return li;
 }
 
-async function keepOne(collection, li, keepId, ids) {
-  const others = ids.filter((id) => id !== keepId);
-  for (const b of li.querySelectorAll('button')) b.disabled = true;
-  let deleted = 0;
-  try {
-    for (const id of others) {
-      try {
-        await api.deleteItem(collection, id);
-        deleted++;
-      } catch (err) {
-        if (!(err instanceof ApiError && err.status === 404)) throw err;
-      }
+// confirmStep lists exactly what will be deleted and asks before anything is sent.
+function confirmStep(collection, tier, li, panel, keep, ids) {
+  const inputs = li.querySelectorAll('input, .dup-review');
+  for (const el of inputs) el.disabled = true;
+  const yes = h('button', { type: 'button', class: 'button danger dup-confirm-yes', text: `Move ${ids.length} to the trash` });
+  const no = h('button', { type: 'button', class: 'button dup-confirm-no', text: 'Cancel' });
+  panel.replaceChildren(h('div', { class: 'dup-confirm', role: 'group', 'aria-label': 'Confirm deletion' },
+    h('p', { text: `Keep ${keep} and move ${ids.length} ${ids.length === 1 ? 'item' : 'items'} to the trash:` }),
+    h('ul', { class: 'dup-confirm-ids' }, ids.map((id) => h('li', { text: id }))),
+    h('div', { class: 'dup-actions' }, yes, no)));
+  no.addEventListener('click', () => {
+    panel.replaceChildren();
+    for (const el of inputs) el.disabled = false;
+    for (const b of li.querySelectorAll('.delete-choice')) b.disabled = b.dataset.id === keep;
+  });
+  yes.addEventListener('click', async () => {
+    yes.disabled = no.disabled = true;
+    try {
+      const res = await api.resolveDuplicates(collection, { keep, tier, ids });
+      resolved(collection, li, panel, keep, res);
+    } catch (err) {
+      toast(`${plainError(err)} ${err.message || ''}`.trim(), 'error');
+      yes.disabled = no.disabled = false;
     }
-    li.replaceChildren(h('p', { class: 'dup-done', text: `Kept ${keepId}; deleted ${deleted} ${deleted === 1 ? 'duplicate' : 'duplicates'}.` }));
-    li.classList.add('resolved');
-    window.dispatchEvent(new CustomEvent('lookalike:catalogchanged'));
-  } catch (err) {
-    toast(`${plainError(err)} ${err.message || ''}`.trim(), 'error');
-    for (const b of li.querySelectorAll('button')) b.disabled = false;
-  }
+  });
+}
+
+// resolved says what happened and offers Undo while the trash keeps the items.
+function resolved(collection, li, panel, keep, res) {
+  const trashed = res.trashed || [];
+  const until = res.restorable_until ? new Date(res.restorable_until).toLocaleDateString() : '';
+  const undo = h('button', { type: 'button', class: 'button dup-undo', text: 'Undo' });
+  li.classList.add('resolved');
+  li.querySelector('.dup-items').replaceChildren();
+  panel.replaceChildren(h('p', {
+    class: 'dup-done',
+    text: `Kept ${keep}; moved ${trashed.length} ${trashed.length === 1 ? 'item' : 'items'} to the trash (${trashed.join(', ')}).`
+      + (until ? ` Undo is possible until ${until}.` : ''),
+  }), trashed.length ? undo : null);
+  window.dispatchEvent(new CustomEvent('lookalike:catalogchanged'));
+  undo.addEventListener('click', async () => {
+    undo.disabled = true;
+    try {
+      const out = await api.restore(collection, trashed);
+      panel.replaceChildren(h('p', { class: 'dup-undone', text: `Restored ${out.restored} of ${trashed.length}. Find duplicates again to review the group.` }));
+      window.dispatchEvent(new CustomEvent('lookalike:catalogchanged'));
+    } catch (err) {
+      toast(`${plainError(err)} ${err.message || ''}`.trim(), 'error');
+      undo.disabled = false;
+    }
+  });
 }

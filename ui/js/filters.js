@@ -5,7 +5,7 @@ import { api } from './api.js';
 
 const MAX_KEYWORD_FIELDS = 6;
 const MAX_VALUES = 40;
-const SKIP = new Set(['name', 'title', 'description', 'id', 'sku', 'url', 'label', 'currency']);
+const SKIP = new Set(['name', 'title', 'description', 'id', 'sku', 'url', 'label', 'currency', 'file_name']);
 const FIRST = ['category', 'brand', 'price'];
 const rank = (name) => (FIRST.includes(name) ? FIRST.indexOf(name) : FIRST.length);
 

@@ -1,0 +1,167 @@
+package intel
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/image/draw"
+
+	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
+	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/config"
+	"github.com/lookalike/lookalike/internal/locate"
+)
+
+var ctx = context.Background()
+
+func photo(t testing.TB, i int) []byte {
+	t.Helper()
+	dir, err := locate.Dir("ukbench", locate.DatasetDirs())
+	if err != nil {
+		t.Skipf("UKBench photos not found: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("ukbench%05d.jpg", i)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// edit decodes a photo, applies f to every pixel (nil: none), scales it and re-encodes it.
+func edit(t testing.TB, data []byte, scale float64, q int, f func(r, g, b uint8) color.RGBA) []byte {
+	t.Helper()
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	src := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Copy(src, image.Point{}, img, b, draw.Src, nil)
+	if f != nil {
+		for i := 0; i < len(src.Pix); i += 4 {
+			c := f(src.Pix[i], src.Pix[i+1], src.Pix[i+2])
+			src.Pix[i], src.Pix[i+1], src.Pix[i+2] = c.R, c.G, c.B
+		}
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, int(float64(b.Dx())*scale), int(float64(b.Dy())*scale)))
+	draw.CatmullRom.Scale(dst, dst.Bounds(), src, src.Bounds(), draw.Src, nil)
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: q}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func signature(t testing.TB, img []byte) *PixelSignature {
+	t.Helper()
+	th, err := embed.Thumbnail(img, 256, 82, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewPixelSignature(th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestPairTier(t *testing.T) {
+	tiers := Tiers{Near: 0.85, Pixel: 0.94, Chroma: 0.86, Similar: 0.8}
+	for _, tc := range []struct {
+		name  string
+		score float32
+		same  bool
+		px    PixelScore
+		want  string
+	}{
+		{"same thumbnail", 1, true, PixelScore{1, 1}, TierExact},
+		{"re-encoded", 0.9999, false, PixelScore{0.99, 0.98}, TierNear},
+		{"another photo", 0.97, false, PixelScore{0.5, 0.9}, TierSimilar}, // close embedding, other pixels
+		{"cropped", 0.9, false, PixelScore{0.96, 0.95}, TierNear},
+		{"another colour", 0.95, false, PixelScore{0.99, 0.6}, TierSimilar}, // same luminance, other hue
+		{"below the near gate", 0.82, false, PixelScore{0.99, 1}, TierSimilar},
+		{"unrelated", 0.5, false, PixelScore{}, TierNone},
+	} {
+		if got := tiers.PairTier(tc.score, tc.same, tc.px); got != tc.want {
+			t.Errorf("%s: PairTier(%v, %v, %+v) = %s, want %s", tc.name, tc.score, tc.same, tc.px, got, tc.want)
+		}
+	}
+	if _, err := tiers.Threshold("fuzzy"); err == nil {
+		t.Error("unknown tier accepted")
+	}
+}
+
+// TestCompareSeparatesCopiesFromColourVariants: copies match in luminance and colour; another
+// photo of the object does not match in luminance; the same photo with its hue turned by 120°
+// (every pixel's channels rotated) matches in luminance but not in colour.
+func TestCompareSeparatesCopiesFromColourVariants(t *testing.T) {
+	chroma := config.Default().Intel.ChromaMatch
+	rotate := func(r, g, b uint8) color.RGBA { return color.RGBA{b, r, g, 255} }
+	brighter := func(r, g, b uint8) color.RGBA {
+		f := func(v uint8) uint8 { return uint8(min(255, int(v)*5/4)) }
+		return color.RGBA{f(r), f(g), f(b), 255}
+	}
+	for _, i := range []int{8, 40, 60, 100} {
+		orig := photo(t, i)
+		a := signature(t, orig)
+		for _, tc := range []struct {
+			name   string
+			img    []byte
+			copyOf bool // a near-duplicate
+		}{
+			{"half-size q50", edit(t, orig, 0.5, 50, nil), true},
+			{"brightness+25%", edit(t, orig, 1, 85, brighter), true},
+			{"hue+120", edit(t, orig, 1, 85, rotate), false},
+		} {
+			s := Compare(a, signature(t, tc.img))
+			if s.Luma < 0.95 {
+				t.Errorf("ukbench%05d %s: luma %.3f, the shapes are the same", i, tc.name, s.Luma)
+			}
+			if (s.Chroma >= chroma) != tc.copyOf {
+				t.Errorf("ukbench%05d %s: chroma %.3f against the threshold %.2f", i, tc.name, s.Chroma, chroma)
+			}
+		}
+		if s := Compare(a, signature(t, photo(t, i^1))); s.Luma > 0.9 {
+			t.Errorf("ukbench%05d: luma %.3f with another photo of the object", i, s.Luma)
+		}
+	}
+}
+
+func TestHeatmapAndCropBox(t *testing.T) {
+	// Two cells: one aligned with q, one orthogonal.
+	fm := []float32{1, 0, 0, 1} // C=2, H=1, W=2: channel-major
+	heat, err := Heatmap(fm, [3]int{2, 1, 2}, []float32{1, 0})
+	if err != nil || heat[0] != 1 || heat[1] != 0 {
+		t.Fatalf("heat %v, %v", heat, err)
+	}
+	if _, err := Heatmap(fm, [3]int{3, 1, 2}, []float32{1, 0}); err == nil {
+		t.Error("shape mismatch accepted")
+	}
+	box := CropBox(256, 192, spec.DefaultModel())
+	if box.Dy() != 168 || box.Dx() != 168 || box.Min.X != 44 {
+		t.Errorf("crop box %v", box)
+	}
+}
+
+// newCollection opens a real bbolt collection in a temporary directory.
+func newCollection(t testing.TB, dims int) *index.Collection {
+	t.Helper()
+	db, err := index.Open(t.TempDir(), &index.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	col, err := db.CreateCollection("c", index.CollectionConfig{Fingerprint: "test", Dims: dims})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return col
+}
