@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 )
 
@@ -36,18 +37,28 @@ func (s *Server) collection(c *fiber.Ctx) (*index.Collection, error) {
 	return col, nil
 }
 
-// embeddable returns the collection when vectors of this server's model may enter or query it.
+// embeddable returns the collection when this server makes vectors of its fingerprint: its model,
+// under one of its descriptor profiles (profileOf names which).
 func (s *Server) embeddable(c *fiber.Ctx) (*index.Collection, error) {
 	col, err := s.collection(c)
 	if err != nil {
 		return nil, err
 	}
-	if fp := s.eng.Info().Fingerprint; col.Fingerprint() != fp {
+	info := s.eng.Info()
+	if _, ok := info.ProfileFor(col.Fingerprint()); !ok {
 		return nil, errorf(http.StatusConflict, "fingerprint_mismatch",
-			"collection %q holds embeddings of model fingerprint %s; this server embeds with %s", col.Name(), col.Fingerprint(), fp).
-			with("collection_fingerprint", col.Fingerprint()).with("server_fingerprint", fp)
+			"collection %q holds embeddings of model fingerprint %s; this server embeds with %s (profile %s) or another profile of that model",
+			col.Name(), col.Fingerprint(), info.Fingerprint, info.Profile).
+			with("collection_fingerprint", col.Fingerprint()).with("server_fingerprint", info.Fingerprint)
 	}
 	return col, nil
+}
+
+// profileOf is the descriptor profile of col's vectors ("" when this server makes none: embeddable
+// refuses such a collection first).
+func (s *Server) profileOf(col *index.Collection) string {
+	p, _ := s.eng.Info().ProfileFor(col.Fingerprint())
+	return p
 }
 
 // itemTarget resolves the {c} and {id} path parameters.
@@ -83,6 +94,7 @@ type collectionJSON struct {
 	Dims           int    `json:"dims"`
 	Fingerprint    string `json:"fingerprint"`
 	Model          string `json:"model"`
+	Profile        string `json:"profile"`
 	Levels         int    `json:"levels"`
 	M              int    `json:"m"`
 	EfConstruction int    `json:"ef_construction"`
@@ -92,10 +104,11 @@ type collectionJSON struct {
 
 func (s *Server) collectionJSON(ci index.CollectionInfo) collectionJSON {
 	model := ""
-	if ci.Fingerprint == s.eng.Info().Fingerprint {
+	profile, ok := s.eng.Info().ProfileFor(ci.Fingerprint)
+	if ok {
 		model = s.eng.Info().ModelID
 	}
-	return collectionJSON{Name: ci.Name, Count: ci.Count, Dims: ci.Dims, Fingerprint: ci.Fingerprint, Model: model,
+	return collectionJSON{Name: ci.Name, Count: ci.Count, Dims: ci.Dims, Fingerprint: ci.Fingerprint, Model: model, Profile: profile,
 		Levels: ci.Levels, M: ci.M, EfConstruction: ci.EfConstruction, EfSearch: ci.EfSearch, DiskBytes: ci.DiskBytes}
 }
 
@@ -121,6 +134,7 @@ func (s *Server) handleCreateCollection(c *fiber.Ctx) error {
 		M              int    `json:"m"`
 		EfConstruction int    `json:"ef_construction"`
 		EfSearch       int    `json:"ef_search"`
+		Profile        string `json:"profile"`
 	}
 	if mediaType(c) != fiber.MIMEApplicationJSON {
 		return errorf(http.StatusUnsupportedMediaType, "unsupported_content_type", "send application/json")
@@ -136,8 +150,12 @@ func (s *Server) handleCreateCollection(c *fiber.Ctx) error {
 	case req.EfSearch != 0 && (req.EfSearch < 1 || req.EfSearch > index.MaxEf):
 		return badRequest("ef_search must be in 1..%d", index.MaxEf)
 	}
+	_, fp, err := s.eng.Info().ProfileFingerprint(req.Profile)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "invalid_profile", "%s", err).with("parameter", "profile")
+	}
 	cfg := index.CollectionConfig{
-		Fingerprint: s.eng.Info().Fingerprint, Dims: s.eng.Info().Dims,
+		Fingerprint: fp, Dims: s.eng.Info().Dims,
 		M: orDefault(req.M, s.cfg.Index.M), EfConstruction: orDefault(req.EfConstruction, s.cfg.Index.EfConstruction),
 		EfSearch: orDefault(req.EfSearch, s.cfg.Index.EfSearch),
 	}
@@ -233,7 +251,7 @@ type itemDetailJSON struct {
 // It never waits for an inference slot: under load the item page simply shows no labels.
 func (s *Server) labelsFor(ctx context.Context, col *index.Collection, it index.Item) []labelJSON {
 	out := []labelJSON{}
-	if col.Fingerprint() != s.eng.Info().Fingerprint {
+	if _, ok := s.eng.Info().ProfileFor(col.Fingerprint()); !ok {
 		return out
 	}
 	key := col.Name() + "\x00" + it.ID + "\x00" + it.UpdatedAt.String()
@@ -251,7 +269,8 @@ func (s *Server) labelsFor(ctx context.Context, col *index.Collection, it index.
 	if !ok {
 		return out
 	}
-	embs, err := s.eng.Embed(ctx, []embed.Image{{Data: thumb}})
+	// labels are the model's, whatever the collection's profile: the cheapest profile gives them
+	embs, err := s.eng.Embed(ctx, []embed.Image{{Data: thumb, Profile: spec.ProfileFast}})
 	release()
 	if err != nil || embs[0].Err != nil {
 		return out
@@ -362,7 +381,7 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	var query []float32
 	switch {
 	case req.Image != nil:
-		embs, err := s.embedAdmitted(ctx, embed.Image{Data: req.Image, Crop: req.crop})
+		embs, err := s.embedAdmitted(ctx, embed.Image{Data: req.Image, Crop: req.crop, Profile: s.profileOf(col)})
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/lookalike/lookalike/embed"
+	embedspec "github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/intel"
 )
@@ -341,7 +342,7 @@ func (s *Server) handleSuggestTags(c *fiber.Ctx) error {
 	out := tagsSuggestResponse{ID: req.ID, Labels: []labelJSON{}, Model: s.eng.Info().ModelID}
 	var vec []float32
 	if req.Image != nil {
-		embs, err := s.embedAdmitted(ctx, embed.Image{Data: req.Image, Crop: req.crop})
+		embs, err := s.embedAdmitted(ctx, embed.Image{Data: req.Image, Crop: req.crop, Profile: s.profileOf(col)})
 		if err != nil {
 			return err
 		}
@@ -526,7 +527,9 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	if len(target.Thumbnail) == 0 {
 		return errorf(http.StatusConflict, "no_thumbnail", "item %q has no stored thumbnail to explain", req.id)
 	}
-	imgs := []embed.Image{{Data: target.Thumbnail}}
+	// The heatmap needs the fast profile's feature map of the target; a query photo is embedded
+	// like the collection's vectors, to be compared with them.
+	imgs := []embed.Image{{Data: target.Thumbnail, Profile: embedspec.ProfileFast}}
 	var query []float32
 	if req.queryID != "" {
 		q, err := col.Get(req.queryID)
@@ -535,7 +538,7 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 		}
 		query = q.Vector
 	} else {
-		imgs = append(imgs, embed.Image{Data: req.image, Crop: req.crop})
+		imgs = append(imgs, embed.Image{Data: req.image, Crop: req.crop, Profile: s.profileOf(col)})
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()

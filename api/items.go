@@ -214,7 +214,9 @@ func (s *Server) storeItems(ctx context.Context, col *index.Collection, inputs [
 		return nil, err
 	}
 	defer release()
-	results, err := ingest.Store(ctx, s.eng, col, inputs, s.ingestPolicy(onDup))
+	p := s.ingestPolicy(onDup)
+	p.Profile = s.profileOf(col)
+	results, err := ingest.Store(ctx, s.eng, col, inputs, p)
 	embedded := 0
 	for _, r := range results {
 		if r.Timings != nil {

@@ -153,3 +153,35 @@ func TestCLIUsageErrors(t *testing.T) {
 		t.Fatalf("version: %d %q", code, out)
 	}
 }
+
+// TestCLIProfile: index --profile creates a collection with that descriptor profile; search uses
+// it; indexing into it under another profile is refused, as is an unknown profile.
+func TestCLIProfile(t *testing.T) {
+	catalog, uk := catalogFixture(t)
+	os.Remove(filepath.Join(catalog, "obj1", "corrupt.jpg"))
+	data := filepath.Join(t.TempDir(), "data")
+	if code, out, errOut := runCLI(t, "index", "--data", data, "--quiet", "--profile", "ms317", catalog); code != 0 {
+		t.Fatalf("index --profile ms317: exit %d: %s %s", code, out, errOut)
+	}
+	code, out, errOut := runCLI(t, "stats", "--data", data)
+	if code != 0 || !strings.Contains(out, "@ms317") {
+		t.Fatalf("stats: the fingerprint should name the profile: exit %d %s %s", code, out, errOut)
+	}
+	var sr searchOutput
+	code, out, errOut = runCLI(t, "search", "--data", data, "-k", "4", "--json", filepath.Join(uk, "ukbench00005.jpg"))
+	if err := json.Unmarshal([]byte(out), &sr); code != 0 || err != nil || len(sr.Results) != 4 || sr.Results[0].ID != "obj1/ukbench00005" {
+		t.Fatalf("search: exit %d %v %s %s", code, err, out, errOut)
+	}
+	for _, tc := range []struct{ profile, want string }{
+		{"fast", "holds vectors of profile ms317, not fast"},
+		{"sharp", "profile \"sharp\""},
+	} {
+		code, out, errOut = runCLI(t, "index", "--data", data, "--quiet", "--profile", tc.profile, catalog)
+		if code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("index --profile %s into the ms317 collection: exit %d, want an error saying %q: %s %s", tc.profile, code, tc.want, out, errOut)
+		}
+	}
+	if code, out, errOut = runCLI(t, "index", "--data", data, "--quiet", "--collection", "other", "--profile", "sharp", catalog); code == 0 || !strings.Contains(errOut, "sharp") {
+		t.Errorf("index --profile sharp into a new collection: exit %d %s %s", code, out, errOut)
+	}
+}

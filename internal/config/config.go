@@ -155,6 +155,7 @@ type Log struct {
 func defaultModel() spec.Model {
 	m := spec.DefaultModel()
 	m.FeatureMapTensor = spec.DefaultFeatureMapTensor
+	m.Profile = spec.DefaultProfile
 	return m
 }
 

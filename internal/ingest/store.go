@@ -70,6 +70,9 @@ type Policy struct {
 	ThumbnailQuality int
 	// MaxPixels refuses larger images before decoding them; 0 = spec.DefaultMaxPixels.
 	MaxPixels int64
+	// Profile is the descriptor profile of col's vectors (embed.Info.ProfileFor of its fingerprint);
+	// "" = the engine's default.
+	Profile string
 	// Force embeds items again even when their content hash and metadata are unchanged (they are
 	// still reported Unchanged unless the new thumbnail differs).
 	Force bool
@@ -195,7 +198,7 @@ func Store(ctx context.Context, eng Embedder, col *index.Collection, inputs []In
 	}
 	imgs := make([]embed.Image, len(todo))
 	for k, t := range todo {
-		imgs[k] = embed.Image{Data: in[t.i].Image}
+		imgs[k] = embed.Image{Data: in[t.i].Image, Profile: p.Profile}
 	}
 	embs, err := eng.Embed(ctx, imgs)
 	if err != nil {
