@@ -46,12 +46,12 @@ type probeSet struct {
 	// profile): a collection made again under another profile needs them embedded again.
 	fingerprint string
 	probes      []probe
-	failed    int // probes whose photo could not be read or embedded
-	precision float64
-	hitRate   float64
-	runs      int
-	lastRun   time.Time
-	lastErr   string
+	failed      int // probes whose photo could not be read or embedded
+	precision   float64
+	hitRate     float64
+	runs        int
+	lastRun     time.Time
+	lastErr     string
 }
 
 // probeBatch is how many probe photos are embedded per call.
