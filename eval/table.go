@@ -80,18 +80,7 @@ func WriteTable(w io.Writer, reports []Report) error {
 		})
 	}
 	if len(reports) > 1 {
-		row("mAP diff vs first (95% CI)", func(r Report) string {
-			if r.MAPDiff == nil {
-				return "-"
-			}
-			return fmt.Sprintf("%+.3f [%+.3f, %+.3f]", *r.MAPDiff, r.MAPDiffCI95[0], r.MAPDiffCI95[1])
-		})
-		row("embed cost vs first", func(r Report) string {
-			if r.EmbedCost == nil {
-				return "1.00x"
-			}
-			return fmt.Sprintf("%.2fx", *r.EmbedCost)
-		})
+		comparisonRows(row)
 	}
 	row("embeddings/s", func(r Report) string { return fmt.Sprintf("%.1f", r.EmbedPerSec) })
 	row("failed images", func(r Report) string { return fmt.Sprint(r.Failed) })
@@ -115,4 +104,20 @@ func WriteTable(w io.Writer, reports []Report) error {
 		return tw.Flush()
 	}
 	return nil
+}
+
+// comparisonRows are the rows that compare each configuration with the first (the baseline).
+func comparisonRows(row func(name string, f func(Report) string)) {
+	row("mAP diff vs first (95% CI)", func(r Report) string {
+		if r.MAPDiff == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%+.3f [%+.3f, %+.3f]", *r.MAPDiff, r.MAPDiffCI95[0], r.MAPDiffCI95[1])
+	})
+	row("embed cost vs first", func(r Report) string {
+		if r.EmbedCost == nil {
+			return "1.00x"
+		}
+		return fmt.Sprintf("%.2fx", *r.EmbedCost)
+	})
 }
