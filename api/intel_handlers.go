@@ -488,8 +488,8 @@ func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 	}
 	r.alpha = 0.5
 	if alphaS != "" {
-		if r.alpha, err = strconv.ParseFloat(alphaS, 64); err != nil || r.alpha < 0 || r.alpha > 1 {
-			return nil, badRequest("alpha must be in 0..1, got %q", alphaS)
+		if r.alpha, err = strconv.ParseFloat(alphaS, 64); err != nil || !(r.alpha >= 0 && r.alpha <= 1) { // NaN fails
+			return nil, invalidQuery("alpha", "alpha must be a number in 0..1, got %q", alphaS)
 		}
 	}
 	switch {

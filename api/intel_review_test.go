@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
 	"math"
 	"net/http"
 	"net/url"
@@ -260,6 +263,72 @@ func TestExpensiveSearchesPassAdmission(t *testing.T) {
 	for _, rq := range expensive {
 		if r := do(t, rq.method, ts.url+"/v1/collections/default"+rq.path, "application/json", strings.NewReader(rq.body)); r.status != 200 {
 			t.Errorf("%s %s after release: %d %s", rq.method, rq.path, r.status, r.body)
+		}
+	}
+}
+
+// hueRotate returns a JPEG copy of data with every pixel's hue turned by deg degrees (the CSS
+// hue-rotate matrix: luminance kept, chroma turned), as a catalog's other colour of a product.
+func hueRotate(t testing.TB, data []byte, deg float64) []byte {
+	t.Helper()
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, s := math.Cos(deg*math.Pi/180), math.Sin(deg*math.Pi/180)
+	m := [9]float64{
+		0.213 + c*0.787 - s*0.213, 0.715 - c*0.715 - s*0.715, 0.072 - c*0.072 + s*0.928,
+		0.213 - c*0.213 + s*0.143, 0.715 + c*0.285 + s*0.140, 0.072 - c*0.072 - s*0.283,
+		0.213 - c*0.213 - s*0.787, 0.715 - c*0.715 + s*0.715, 0.072 + c*0.928 + s*0.072,
+	}
+	b := img.Bounds()
+	out := image.NewRGBA(b)
+	clamp := func(v float64) uint8 { return uint8(math.Max(0, math.Min(255, math.Round(v)))) }
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r16, g16, b16, _ := img.At(x, y).RGBA()
+			r, g, bl := float64(r16>>8), float64(g16>>8), float64(b16>>8)
+			out.SetRGBA(x, y, color.RGBA{clamp(m[0]*r + m[1]*g + m[2]*bl), clamp(m[3]*r + m[4]*g + m[5]*bl), clamp(m[6]*r + m[7]*g + m[8]*bl), 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, out, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// Defect 12.5: the same product in another colour was reported near_duplicate_of its photo (and
+// grouped in the near tier, one click from deletion). A re-encoded, resized copy still is.
+func TestColourVariantsAreNotNearDuplicates(t *testing.T) {
+	ts := newTestServer(t, nil)
+	add := func(id string, img []byte) (dupOf, tier string) {
+		t.Helper()
+		body, ct := multipartBody(t, part{"image", "x.jpg", img}, part{"id", "", []byte(id)}, part{"on_duplicate", "", []byte("allow")})
+		r := do(t, "POST", ts.url+"/v1/collections/default/items", ct, body)
+		var res struct {
+			Near *struct{ ID, Tier string } `json:"near_duplicate_of"`
+		}
+		r.json(t, &res)
+		if r.status != http.StatusCreated {
+			t.Fatalf("add %s: %d %s", id, r.status, r.body)
+		}
+		if res.Near == nil {
+			return "", ""
+		}
+		return res.Near.ID, res.Near.Tier
+	}
+	for i := 0; i < 8; i++ {
+		orig := photo(t, ukName(4*i))
+		id := fmt.Sprintf("p%d", i)
+		add(id, orig)
+		for _, deg := range []float64{120, 180} {
+			if dup, tier := add(fmt.Sprintf("%s-hue%v", id, deg), hueRotate(t, orig, deg)); dup != "" {
+				t.Errorf("%s turned %v° is reported a %s duplicate of %s", id, deg, tier, dup)
+			}
+		}
+		if dup, tier := add(id+"-copy", reencode(t, orig, 0.8, 60)); dup != id || (tier != "near" && tier != "exact") {
+			t.Errorf("a re-encoded copy of %s: near_duplicate_of %q (%s), want %s", id, dup, tier, id)
 		}
 	}
 }

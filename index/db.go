@@ -1,6 +1,7 @@
 package index
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lookalike/lookalike/internal/guard"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -150,8 +152,12 @@ func Open(dir string, opts *Options) (*DB, error) {
 		return nil, err
 	}
 	if !ro && o.SnapshotInterval > 0 {
-		db.wg.Add(1)
-		go db.snapshotLoop(o.SnapshotInterval)
+		// The loop stops when Close closes db.stop; a panic in it is logged and it restarts.
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-db.stop; cancel() }()
+		guard.Go(ctx, &db.wg, db.log, "index snapshots", func(ctx context.Context) {
+			db.snapshotLoop(ctx, o.SnapshotInterval)
+		})
 	}
 	return db, nil
 }
@@ -198,13 +204,12 @@ func (db *DB) loadAll() error {
 	return nil
 }
 
-func (db *DB) snapshotLoop(every time.Duration) {
-	defer db.wg.Done()
+func (db *DB) snapshotLoop(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-db.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			db.snapshotAll()

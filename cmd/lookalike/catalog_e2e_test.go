@@ -25,10 +25,9 @@ type catItem struct {
 	id    string
 	photo int
 	base  map[string]any
-	// colored items carry a curated color: merges go to them, and tags:apply leaves them alone.
-	// The others lack one, and tags:apply fills it in. Merges and tags never write the same item
-	// because tags:apply still writes whole items it read earlier (api TagItems, not yet through
-	// Collection.Update); once it does, merges can target uncolored items too.
+	// colored items carry a curated color, which tags:apply leaves alone. The others lack one, and
+	// tags:apply fills it in while merges add fields to the same items: both go through
+	// Collection.Update, so neither may undo the other.
 	colored bool
 	merged  map[string]string // acknowledged merge fields: their exact JSON
 	maybe   map[string]string // merge fields whose answer a kill cut off
@@ -139,19 +138,26 @@ func (c *catalog) untag(t *testing.T, base string) {
 			t.Fatalf("reset catalog item %s: %d %v %s", it.id, r.status, r.err, r.body)
 		}
 		it.tagged = false
+		clear(it.merged) // the reset replaced the metadata: merges start again from the base
+		clear(it.maybe)
 	}
 }
 
 // run starts the round's mergers and tagger; they stop with ctx. Answers other than success or a
 // connection cut by the kill go to fail.
 func (c *catalog) run(ctx context.Context, wg *sync.WaitGroup, base string, round int, rng *rand.Rand, fail func(string, ...any)) {
-	// Two targets a round, two mergers: merges of one item overlap.
-	var targets []*catItem
+	// Two targets a round, two mergers: merges of one item overlap. One target has a curated color,
+	// the other is uncolored, so its merges race the tagger's writes to the same item.
+	var colored, uncolored *catItem
 	for _, i := range rng.Perm(len(c.items)) {
-		if c.items[i].colored && len(targets) < 2 {
-			targets = append(targets, c.items[i])
+		switch it := c.items[i]; {
+		case it.colored && colored == nil:
+			colored = it
+		case !it.colored && uncolored == nil:
+			uncolored = it
 		}
 	}
+	targets := []*catItem{colored, uncolored}
 	var seq sync.Mutex
 	n := 0
 	for w := 0; w < 2; w++ {

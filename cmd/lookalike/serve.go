@@ -19,6 +19,7 @@ import (
 	"github.com/lookalike/lookalike/api"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
+	"github.com/lookalike/lookalike/internal/guard"
 	"github.com/lookalike/lookalike/internal/ingest"
 	"github.com/lookalike/lookalike/internal/locate"
 )
@@ -91,11 +92,10 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		wg.Wait()
 	}()
 	if want, dirs := demoWanted(cfg, col), demoDirs(cfg); want && len(dirs) > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			loadDemo(demoCtx, cfg, log, eng, col, profileOf(eng, col), dirs)
-		}()
+		// A panic restarts the load, which skips what is already stored (content hashes).
+		guard.Go(demoCtx, &wg, log, "demo catalog", func(ctx context.Context) {
+			loadDemo(ctx, cfg, log, eng, col, profileOf(eng, col), dirs)
+		})
 	} else if want {
 		log.Warn("demo catalog: no demo photos found; set LOOKALIKE_DEMO_DIR or demo.dir")
 	}
