@@ -8,7 +8,8 @@ import (
 )
 
 // Thumbnail returns a JPEG (TurboJPEG) of the EXIF-oriented image whose longer side is at most
-// maxSide (never enlarged), alpha composited on white. quality <= 0 means
+// maxSide (never enlarged), alpha composited on white: the stored thumbnails, and the larger
+// source renditions kept to embed a catalog again. quality <= 0 means
 // spec.DefaultThumbnailQuality; maxPixels <= 0 means spec.DefaultMaxPixels. The aspect ratio is
 // not limited here (Engine.Embed refuses extreme ones first); the resize's memory does not depend
 // on it.

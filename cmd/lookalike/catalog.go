@@ -191,6 +191,7 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	rep, err := ingest.Run(ctx, eng, col, sources, ingest.Options{
 		Workers: cfg.Embed.Workers, Logger: env.logger(cfg),
 		Policy: ingest.Policy{ThumbnailSize: cfg.Limits.ThumbnailSize, ThumbnailQuality: cfg.Limits.ThumbnailQuality,
+			SourceSize: cfg.Limits.SourceSize, SourceQuality: cfg.Limits.SourceQuality,
 			MaxPixels: cfg.Limits.MaxPixels, Force: *force, Profile: profileOf(eng, col)},
 		Progress: func(p ingest.Progress) {
 			if bar != nil {

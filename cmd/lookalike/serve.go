@@ -186,6 +186,7 @@ func loadDemo(ctx context.Context, cfg config.Config, log *slog.Logger, eng inge
 	rep, err := ingest.Run(ctx, eng, col, srcs, ingest.Options{
 		Workers: cfg.Embed.Workers, Logger: log,
 		Policy: ingest.Policy{ThumbnailSize: cfg.Limits.ThumbnailSize, ThumbnailQuality: cfg.Limits.ThumbnailQuality,
+			SourceSize: cfg.Limits.SourceSize, SourceQuality: cfg.Limits.SourceQuality,
 			MaxPixels: cfg.Limits.MaxPixels, Profile: profile},
 		Progress: func(p ingest.Progress) {
 			if pct := 100 * p.Done / max(p.Total, 1); pct/10 != lastPct/10 {

@@ -68,6 +68,11 @@ type Policy struct {
 	ThumbnailSize int
 	// ThumbnailQuality is their JPEG quality; 0 = spec.DefaultThumbnailQuality.
 	ThumbnailQuality int
+	// SourceSize is the longest side of the source rendition stored with each item (index.Item.Source,
+	// never enlarged); 0 = none.
+	SourceSize int
+	// SourceQuality is its JPEG quality; 0 = spec.DefaultSourceQuality.
+	SourceQuality int
 	// MaxPixels refuses larger images before decoding them; 0 = spec.DefaultMaxPixels.
 	MaxPixels int64
 	// Profile is the descriptor profile of col's vectors (embed.Info.ProfileFor of its fingerprint);
@@ -90,6 +95,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.MaxPixels <= 0 {
 		p.MaxPixels = spec.DefaultMaxPixels
+	}
+	if p.SourceQuality <= 0 {
+		p.SourceQuality = spec.DefaultSourceQuality
 	}
 	return p
 }
@@ -223,6 +231,13 @@ func Store(ctx context.Context, eng Embedder, col *index.Collection, inputs []In
 			r.Err = fmt.Errorf("thumbnail: %w", err)
 			continue
 		}
+		var source []byte
+		if p.SourceSize > 0 {
+			if source, err = embed.Thumbnail(in[t.i].Image, p.SourceSize, p.SourceQuality, p.MaxPixels); err != nil {
+				r.Err = fmt.Errorf("source rendition: %w", err)
+				continue
+			}
+		}
 		done, err := applyDuplicatePolicy(ctx, col, p, in[t.i], e.Vector, thumb, r)
 		if err != nil {
 			// The store is failing: nothing after this item (nor the queued ones) gets written.
@@ -235,7 +250,7 @@ func Store(ctx context.Context, eng Embedder, col *index.Collection, inputs []In
 		if done {
 			continue
 		}
-		w.add(t.i, index.Item{ID: r.ID, Vector: e.Vector, Metadata: in[t.i].Metadata, Thumbnail: thumb,
+		w.add(t.i, index.Item{ID: r.ID, Vector: e.Vector, Metadata: in[t.i].Metadata, Thumbnail: thumb, Source: source,
 			ContentHash: t.hash, UpdatedAt: now, IfVersion: in[t.i].IfVersion})
 	}
 	return res, w.flush(ctx, col, res)
