@@ -59,3 +59,28 @@ func TestSourceRendition(t *testing.T) {
 		})
 	}
 }
+
+// TestSourceRenditionKept: a photo that already is a rendition (a JPEG within the size, as when a
+// catalog is embedded again from its renditions) is kept byte for byte, not encoded again.
+func TestSourceRenditionKept(t *testing.T) {
+	rendition, err := embed.Thumbnail(photo(t, 100), 512, 90, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		img  []byte
+		same bool
+	}{
+		{"a 512 px rendition", rendition, true},
+		{"a 640 px photo", photo(t, 100), false},
+	} {
+		got, err := sourceRendition(tc.img, Policy{SourceSize: 512, SourceQuality: 90})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if same := string(got) == string(tc.img); same != tc.same {
+			t.Errorf("%s: kept as is %v, want %v", tc.name, same, tc.same)
+		}
+	}
+}

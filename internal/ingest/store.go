@@ -231,12 +231,10 @@ func Store(ctx context.Context, eng Embedder, col *index.Collection, inputs []In
 			r.Err = fmt.Errorf("thumbnail: %w", err)
 			continue
 		}
-		var source []byte
-		if p.SourceSize > 0 {
-			if source, err = embed.Thumbnail(in[t.i].Image, p.SourceSize, p.SourceQuality, p.MaxPixels); err != nil {
-				r.Err = fmt.Errorf("source rendition: %w", err)
-				continue
-			}
+		source, err := sourceRendition(in[t.i].Image, p)
+		if err != nil {
+			r.Err = fmt.Errorf("source rendition: %w", err)
+			continue
 		}
 		done, err := applyDuplicatePolicy(ctx, col, p, in[t.i], e.Vector, thumb, r)
 		if err != nil {
@@ -254,6 +252,21 @@ func Store(ctx context.Context, eng Embedder, col *index.Collection, inputs []In
 			ContentHash: t.hash, UpdatedAt: now, IfVersion: in[t.i].IfVersion})
 	}
 	return res, w.flush(ctx, col, res)
+}
+
+// sourceRendition is the source rendition stored for a photo (nil when p.SourceSize is 0): the
+// photo itself when it is already a JPEG within the size and of a modest byte count (as a
+// rendition is, when a catalog is embedded again from its renditions: no generation loss), else a
+// JPEG of it resized to p.SourceSize.
+func sourceRendition(img []byte, p Policy) ([]byte, error) {
+	if p.SourceSize <= 0 {
+		return nil, nil
+	}
+	if cfg, err := embed.DecodeConfig(img); err == nil && cfg.Format == "jpeg" &&
+		max(cfg.Width, cfg.Height) <= p.SourceSize && len(img) <= cfg.Width*cfg.Height {
+		return img, nil
+	}
+	return embed.Thumbnail(img, p.SourceSize, p.SourceQuality, p.MaxPixels)
 }
 
 // unchanged reports (in r) an input whose id is stored with the same content hash and metadata,
