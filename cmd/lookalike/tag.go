@@ -185,7 +185,7 @@ func runTagEval(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Model.FeatureMapTensor = "" // not needed: faster
+	dropFeatureMap(&cfg)
 	ds, err := eval.FashionMNIST(*dir, *nTrain, *nTest)
 	if err != nil {
 		return err
