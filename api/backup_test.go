@@ -55,13 +55,17 @@ func seedBulk(t testing.TB, url, dir string, size int64, jpg []byte) int {
 		if st, err := os.Stat(filepath.Join(dir, index.FileName)); err == nil && st.Size() >= size {
 			return n
 		}
-		r := do(t, "POST", url+"/v1/collections/default/items:batch", "application/x-ndjson", bytes.NewReader(bulkBatch(t, fmt.Sprintf("seed%03d", b), 16, jpg)))
+		// Small batches: each request must finish well within the tests' short write timeouts, also
+		// on a loaded machine.
+		r := do(t, "POST", url+"/v1/collections/default/items:batch", "application/x-ndjson", bytes.NewReader(bulkBatch(t, fmt.Sprintf("seed%03d", b), seedBatch, jpg)))
 		if r.status != 200 || !strings.Contains(string(r.body), `"failed":0`) {
 			t.Fatalf("seed: %d %.300s", r.status, r.body)
 		}
-		n += 16
+		n += seedBatch
 	}
 }
+
+const seedBatch = 4
 
 // slowGet sends GET path over a raw TCP connection with a small receive buffer, so that the
 // server's writes block as they do for a client on a slow link.
@@ -306,7 +310,7 @@ func TestShutdownCutsStalledBackup(t *testing.T) {
 func TestStalledBackupIsCut(t *testing.T) {
 	logs := &syncLog{}
 	ts, _ := startSlowLinkServer(t, slog.New(slog.NewTextHandler(logs, nil)), func(c *config.Config) {
-		c.Server.WriteTimeout = 500 * time.Millisecond
+		c.Server.WriteTimeout = 3 * time.Second // long enough for a seed batch on a loaded machine, short enough to wait for
 	})
 	seedBulk(t, ts.url, ts.dir, 4<<20, reencode(t, photo(t, ukName(4)), 0.2, 60))
 	_, resp := slowGet(t, ts.url, "/v1/admin/backup")

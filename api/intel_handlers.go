@@ -343,7 +343,7 @@ func (s *Server) handleSuggestTags(c *fiber.Ctx) error {
 	out := tagsSuggestResponse{ID: req.ID, Labels: []labelJSON{}, Model: s.eng.Info().ModelID}
 	var vec []float32
 	if req.Image != nil {
-		embs, err := s.embedAdmitted(ctx, embed.Image{Data: req.Image, Crop: req.crop, Profile: s.profileOf(col)})
+		embs, err := s.embedAdmitted(ctx, col, embed.Image{Data: req.Image, Crop: req.crop})
 		if err != nil {
 			return err
 		}
@@ -539,11 +539,11 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 		}
 		query = q.Vector
 	} else {
-		imgs = append(imgs, embed.Image{Data: req.image, Crop: req.crop, Profile: s.profileOf(col)})
+		imgs = append(imgs, embed.Image{Data: req.image, Crop: req.crop})
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	embs, err := s.embedAdmitted(ctx, imgs...)
+	embs, err := s.embedAdmitted(ctx, col, imgs...)
 	if err != nil {
 		return err
 	}

@@ -1,57 +1,51 @@
 package eval
 
 import (
-	"math/rand/v2"
+	"math"
+	"math/rand"
 	"sort"
 )
 
-// BootstrapResamples is how many resamples PairedBootstrap draws for the reports' intervals.
-const BootstrapResamples = 10000
-
-// PairedBootstrap returns the mean of b[i]-a[i] and its percentile 95 % confidence interval from
-// resamples resamples of the query set with replacement (Efron & Tibshirani), the same queries
-// for both sides of each pair. The seed is fixed, so a report is reproducible.
-func PairedBootstrap(a, b []float64, resamples int) (mean, lo, hi float64) {
-	n := min(len(a), len(b))
-	if n == 0 || resamples <= 0 {
-		return 0, 0, 0
-	}
-	d := make([]float64, n)
-	for i := range n {
-		d[i] = b[i] - a[i]
-		mean += d[i]
-	}
-	mean /= float64(n)
-	r := rand.New(rand.NewPCG(13, 2016))
-	means := make([]float64, resamples)
-	for k := range means {
-		var s float64
-		for range n {
-			s += d[r.IntN(n)]
-		}
-		means[k] = s / float64(n)
-	}
-	sort.Float64s(means)
-	at := func(q float64) float64 { return means[min(resamples-1, max(0, int(q*float64(resamples))))] }
-	return mean, at(0.025), at(0.975)
+// Interval is a difference of means with its 95 % confidence interval.
+type Interval struct {
+	Delta float64 `json:"delta"`
+	Lo    float64 `json:"lo"`
+	Hi    float64 `json:"hi"`
 }
 
-// compareToBaseline fills the comparison fields of every report after the first.
-func compareToBaseline(reports []Report) {
-	if len(reports) < 2 {
-		return
-	}
-	base := reports[0]
-	for i := range reports[1:] {
-		r := &reports[i+1]
-		r.Baseline = base.Config.Label
-		if len(r.PerQueryAP) == len(base.PerQueryAP) {
-			m, lo, hi := PairedBootstrap(base.PerQueryAP, r.PerQueryAP, BootstrapResamples)
-			r.MAPDiff, r.MAPDiffCI95 = &m, &[2]float64{lo, hi}
-		}
-		if base.EmbedSeconds > 0 {
-			c := r.EmbedSeconds / base.EmbedSeconds
-			r.EmbedCost = &c
+// Resamples is how many bootstrap resamples PairedBootstrap draws.
+const Resamples = 10000
+
+// PairedBootstrap is the mean of b[i]-a[i] (per-query figures of two configurations on the same
+// queries) with a percentile bootstrap 95 % confidence interval: the queries are resampled with
+// replacement, the same draw for both, so that the interval reflects how much the difference
+// depends on which queries happen to be in the benchmark. The draws are fixed by seed; NaN pairs
+// (a query one configuration could not run) are left out.
+func PairedBootstrap(a, b []float64, resamples int, seed int64) Interval {
+	var d []float64
+	for i := range min(len(a), len(b)) {
+		if x := b[i] - a[i]; !math.IsNaN(x) {
+			d = append(d, x)
 		}
 	}
+	if len(d) == 0 {
+		return Interval{Delta: math.NaN(), Lo: math.NaN(), Hi: math.NaN()}
+	}
+	mean := func(pick func(int) int) float64 {
+		var s float64
+		for i := range d {
+			s += d[pick(i)]
+		}
+		return s / float64(len(d))
+	}
+	out := Interval{Delta: mean(func(i int) int { return i })}
+	rng := rand.New(rand.NewSource(seed))
+	means := make([]float64, resamples)
+	for r := range means {
+		means[r] = mean(func(int) int { return rng.Intn(len(d)) })
+	}
+	sort.Float64s(means)
+	out.Lo = means[int(0.025*float64(resamples))]
+	out.Hi = means[min(int(0.975*float64(resamples)), resamples-1)]
+	return out
 }

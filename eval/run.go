@@ -15,6 +15,7 @@ import (
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // Embedder is what eval needs of an embedding engine (*embed.Engine).
@@ -44,6 +45,13 @@ type Config struct {
 	// Profile is the descriptor profile of database images and queries (spec.ParseProfile); "" =
 	// the engine's default.
 	Profile string `json:"profile,omitempty"`
+	// Rerank is the index's re-ranking mode (none, qe: expansion over the top 2, kr: k-reciprocal,
+	// qe+kr); the zero value is none. A query that is a database item (UKBench) is asked as
+	// Similar, so k-reciprocal re-ranking uses its stored row.
+	Rerank rerank.Mode `json:"rerank,omitempty"`
+	// SelfAsVector searches a query that is a database item by its vector, as image search does
+	// with a photo that is also in the catalog, instead of as Similar (re-ranking modes only).
+	SelfAsVector bool `json:"self_as_vector,omitempty"`
 }
 
 // String is the label or a summary.
@@ -73,8 +81,17 @@ func (c Config) String() string {
 	if c.Profile != "" {
 		s = "profile=" + c.Profile + " " + s
 	}
+	if c.reranks() {
+		s += " rerank=" + c.Rerank.String()
+		if c.SelfAsVector {
+			s += " self=vector"
+		}
+	}
 	return s
 }
+
+// reranks reports whether the configuration asks the index to re-rank.
+func (c Config) reranks() bool { return c.Rerank.QE() || c.Rerank.KR() }
 
 // Validate names the first bad field.
 func (c Config) Validate() error {
@@ -91,6 +108,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: db-crop must be center or squash, got %q", ErrConfig, c.DBCrop)
 	case c.InputSize != 0 && (c.InputSize < 32 || c.InputSize > 1024):
 		return fmt.Errorf("%w: input size must be in 32..1024", ErrConfig)
+	case c.Rerank > rerank.ModeQEKR:
+		return fmt.Errorf("%w: unknown rerank mode %v", ErrConfig, c.Rerank)
+	case c.QE > 0 && c.reranks():
+		return fmt.Errorf("%w: qe (eval's own expansion) and rerank do not combine; use rerank=qe+kr", ErrConfig)
 	}
 	if c.Profile != "" {
 		p, err := spec.ParseProfile(c.Profile)
@@ -147,8 +168,9 @@ type Metrics struct {
 	Top1Score *ScoreStats `json:"top1_score,omitempty"`
 	// QPS is queries per second of this mode (single caller, query expansion included).
 	QPS float64 `json:"qps"`
-	// PerQueryAP is each query's AP, in Dataset.Queries order (for paired comparisons).
-	PerQueryAP []float64 `json:"-"`
+	// APs and NSs are each query's AP and N-S score (NaN: not run), for the paired bootstrap.
+	APs []float64 `json:"-"`
+	NSs []float64 `json:"-"`
 }
 
 // ScoreStats summarise cosine scores.
@@ -199,19 +221,17 @@ type Report struct {
 	Metrics
 	Exact *Metrics `json:"exact,omitempty"`
 	// ANNRecall is recall@10 of the HNSW answers against exact search (1 = no ANN loss).
-	ANNRecall    *float64 `json:"ann_recall_at_10,omitempty"`
-	EmbedPerSec  float64  `json:"embed_per_sec"`
-	EmbedSeconds float64  `json:"embed_seconds"`
-	IndexSeconds float64  `json:"index_seconds"`
-	TotalSeconds float64  `json:"total_seconds"`
-	// Versus the run's first configuration (the baseline), for the others: Baseline names it.
-	Baseline string `json:"baseline,omitempty"`
-	// MAPDiff is this mAP minus the baseline's (HNSW), with a paired bootstrap 95 % confidence
-	// interval over the queries (MAPDiffCI95).
-	MAPDiff     *float64    `json:"map_diff,omitempty"`
-	MAPDiffCI95 *[2]float64 `json:"map_diff_ci95,omitempty"`
-	// EmbedCost is this configuration's embedding time over the baseline's, on the same images in
-	// the same run (1 when they share their embeddings).
+	ANNRecall *float64 `json:"ann_recall_at_10,omitempty"`
+	// MAPDelta and NSDelta are this configuration's HNSW mAP and N-S score minus the first
+	// configuration's, with a paired bootstrap 95 % interval over the queries (PairedBootstrap).
+	MAPDelta     *Interval `json:"mAP_delta,omitempty"`
+	NSDelta      *Interval `json:"ns_delta,omitempty"`
+	EmbedPerSec  float64   `json:"embed_per_sec"`
+	EmbedSeconds float64   `json:"embed_seconds"`
+	IndexSeconds float64   `json:"index_seconds"`
+	TotalSeconds float64   `json:"total_seconds"`
+	// EmbedCost is this configuration's embedding time over the first configuration's, on the same
+	// images in the same run (1 when they share their embeddings).
 	EmbedCost *float64 `json:"embed_cost_ratio,omitempty"`
 }
 
@@ -312,7 +332,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		r.Metrics = ann
 		if !o.SkipExact {
 			// Exact search ignores ef: configurations differing only in ef share one pass.
-			ek := fmt.Sprintf("%s;qe=%d", key, c.QE)
+			ek := fmt.Sprintf("%s;qe=%d;rerank=%v;self=%v", key, c.QE, c.Rerank, c.SelfAsVector)
 			ep, ok := exactCache[ek]
 			if !ok {
 				ep.m, ep.top, err = searchAll(ctx, ds, b.vs, b.col, c, o, true)
@@ -323,7 +343,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 			}
 			ex, exTop := ep.m, ep.top
 			r.Exact = &ex
-			rec, err := annRecall(ctx, ds, b.vs, b.col, c.Ef, exTop)
+			rec, err := annRecall(ctx, ds, b.vs, b.col, c, exTop)
 			if err != nil {
 				return nil, err
 			}
@@ -333,7 +353,19 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		r.TotalSeconds = time.Since(t0).Seconds()
 		reports = append(reports, r)
 	}
-	compareToBaseline(reports)
+	for i := range reports[1:] {
+		r := &reports[i+1]
+		iv := PairedBootstrap(reports[0].APs, r.APs, Resamples, 1)
+		r.MAPDelta = &iv
+		if reports[0].EmbedSeconds > 0 {
+			c := r.EmbedSeconds / reports[0].EmbedSeconds
+			r.EmbedCost = &c
+		}
+		if ds.NS {
+			iv := PairedBootstrap(reports[0].NSs, r.NSs, Resamples, 1)
+			r.NSDelta = &iv
+		}
+	}
 	return reports, nil
 }
 
@@ -701,11 +733,24 @@ feed:
 }
 
 // annRecall is the mean recall@10 of plain top-10 HNSW searches (as a server runs them, without
-// the deep ranking the metrics need, which widens the beam to the depth) against the exact top 10.
-func annRecall(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Collection, ef int, exactTop [][]string) (float64, error) {
+// the deep ranking the metrics need, which widens the beam to the depth) against the exact top 10;
+// for a re-ranking configuration, of its top 10 through HNSW against its top 10 through exact search.
+func annRecall(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Collection, c Config, exactTop [][]string) (float64, error) {
 	var sum float64
 	n := 0
+	ef := c.Ef
 	for i, q := range ds.Queries {
+		if c.reranks() {
+			_, top, _, err := runQuery(ctx, q, ds.IncludeSelf, vs, col, c, 10, false)
+			if err != nil {
+				return 0, err
+			}
+			if top != nil {
+				sum += Overlap(top, exactTop[i], 10)
+				n++
+			}
+			continue
+		}
 		vec := vs.queries[q.ID]
 		if q.Self != "" {
 			vec = vs.db[q.Self]
@@ -741,13 +786,31 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 	if vec == nil {
 		return nil, nil, best, nil
 	}
-	opts := index.SearchOptions{K: depth, Ef: c.Ef, Exact: exact}
+	opts := index.SearchOptions{K: depth, Ef: c.Ef, Exact: exact, Rerank: c.Rerank}
 	if q.Self != "" && !includeSelf {
 		opts.ExcludeIDs = []string{q.Self}
 	}
-	res, err := col.Search(ctx, vec, opts)
+	var res []index.Result
+	if q.Self != "" && c.reranks() && !c.SelfAsVector {
+		res, err = similar(ctx, col, q.Self, includeSelf, opts)
+	} else {
+		res, err = col.Search(ctx, vec, opts)
+	}
 	if err != nil {
 		return nil, nil, best, fmt.Errorf("eval: search %s: %w", q.ID, err)
+	}
+	if c.reranks() {
+		// The index ranked the final list; the first pass is internal to it.
+		for _, r := range res[:min(10, len(res))] {
+			top10 = append(top10, r.ID)
+		}
+		for _, r := range res {
+			if r.ID != q.Self {
+				best = float64(r.Score)
+				break
+			}
+		}
+		return ids(res), top10, best, nil
 	}
 	for _, r := range res[:min(10, len(res))] {
 		top10 = append(top10, r.ID)
@@ -770,11 +833,29 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 			return nil, nil, best, fmt.Errorf("eval: search %s (query expansion): %w", q.ID, err)
 		}
 	}
-	ranking = make([]string, len(res))
+	return ids(res), top10, best, nil
+}
+
+func ids(res []index.Result) []string {
+	out := make([]string, len(res))
 	for i, r := range res {
-		ranking[i] = r.ID
+		out[i] = r.ID
 	}
-	return ranking, top10, best, nil
+	return out
+}
+
+// similar asks for the items most like a database item, as the server's similar endpoint does:
+// the item itself is excluded from the neighbours, then ranked first when the dataset counts it.
+func similar(ctx context.Context, col *index.Collection, id string, includeSelf bool, opts index.SearchOptions) ([]index.Result, error) {
+	opts.ExcludeIDs = nil
+	if includeSelf {
+		opts.K--
+	}
+	res, err := col.Similar(ctx, id, opts)
+	if err != nil || !includeSelf {
+		return res, err
+	}
+	return append([]index.Result{{ID: id, Score: 1}}, res...), nil
 }
 
 // score turns rankings into metrics.
@@ -818,7 +899,7 @@ func score(ds *Dataset, rankings [][]string, groupOf map[string]string, groupSiz
 			ap = APAtK(rel, nPos, o.Depth)
 		}
 		apSum += ap
-		m.PerQueryAP = append(m.PerQueryAP, ap)
+		m.APs = append(m.APs, ap)
 		for _, k := range o.Ks {
 			key := strconv.Itoa(k)
 			m.PrecisionAtK[key] += PrecisionAtK(rel, k) / n
@@ -827,6 +908,7 @@ func score(ds *Dataset, rankings [][]string, groupOf map[string]string, groupSiz
 		}
 		if ds.NS {
 			ns += NSScore(rel)
+			m.NSs = append(m.NSs, NSScore(rel))
 		}
 		if ds.KNN {
 			ok := 0.0

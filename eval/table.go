@@ -71,6 +71,21 @@ func WriteTable(w io.Writer, reports []Report) error {
 		}
 		row(mode.name+" queries/s", val(func(m *Metrics) string { return fmt.Sprintf("%.0f", m.QPS) }))
 	}
+	if len(reports) > 1 {
+		delta := func(get func(Report) *Interval) func(Report) string {
+			return func(r Report) string {
+				iv := get(r)
+				if iv == nil {
+					return "-"
+				}
+				return fmt.Sprintf("%+.4f [%+.4f, %+.4f]", iv.Delta, iv.Lo, iv.Hi)
+			}
+		}
+		row("hnsw mAP vs first, 95% CI", delta(func(r Report) *Interval { return r.MAPDelta }))
+		if r0.NSScore != nil {
+			row("hnsw N-S vs first, 95% CI", delta(func(r Report) *Interval { return r.NSDelta }))
+		}
+	}
 	if r0.ANNRecall != nil {
 		row("hnsw recall@10 vs exact", func(r Report) string {
 			if r.ANNRecall == nil {
@@ -80,7 +95,12 @@ func WriteTable(w io.Writer, reports []Report) error {
 		})
 	}
 	if len(reports) > 1 {
-		comparisonRows(row)
+		row("embed cost vs first", func(r Report) string {
+			if r.EmbedCost == nil {
+				return "1.00x"
+			}
+			return fmt.Sprintf("%.2fx", *r.EmbedCost)
+		})
 	}
 	row("embeddings/s", func(r Report) string { return fmt.Sprintf("%.1f", r.EmbedPerSec) })
 	row("failed images", func(r Report) string { return fmt.Sprint(r.Failed) })
@@ -106,18 +126,3 @@ func WriteTable(w io.Writer, reports []Report) error {
 	return nil
 }
 
-// comparisonRows are the rows that compare each configuration with the first (the baseline).
-func comparisonRows(row func(name string, f func(Report) string)) {
-	row("mAP diff vs first (95% CI)", func(r Report) string {
-		if r.MAPDiff == nil {
-			return "-"
-		}
-		return fmt.Sprintf("%+.3f [%+.3f, %+.3f]", *r.MAPDiff, r.MAPDiffCI95[0], r.MAPDiffCI95[1])
-	})
-	row("embed cost vs first", func(r Report) string {
-		if r.EmbedCost == nil {
-			return "1.00x"
-		}
-		return fmt.Sprintf("%.2fx", *r.EmbedCost)
-	})
-}

@@ -512,9 +512,15 @@ func TestPasteAndDrop(t *testing.T) {
 	if note := b.text(".upload-row .dup-note"); !strings.Contains(note, seedID(12)) && !strings.Contains(note, seedID(13)) {
 		t.Errorf("upload rows show no near-duplicate note (got %q); want a link to %s or %s", note, seedID(12), seedID(13))
 	}
-	for _, id := range []string{"dropped-a", "dropped-b"} {
-		if code := s.getJSON(t, "/v1/collections/default/items/"+id, nil); code != http.StatusOK {
-			t.Errorf("GET dropped item %s: HTTP %d, want 200 (the id comes from the file name)", id, code)
+	// Each dropped photo is an item named by its content, with its file name kept as metadata.
+	links := eval[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('.upload-row[data-state=done]')].map((r) =>
+		[r.querySelector('.upload-name').textContent, r.querySelector('a.item-link').textContent]))`)
+	for _, name := range []string{"dropped-a.jpg", "dropped-b.jpg"} {
+		var item struct {
+			Metadata map[string]any `json:"metadata"`
+		}
+		if code := s.getJSON(t, "/v1/collections/default/items/"+links[name], &item); code != http.StatusOK || item.Metadata["file_name"] != name {
+			t.Errorf("GET %s (dropped as %s): HTTP %d, metadata %v; want file_name %s", links[name], name, code, item.Metadata, name)
 		}
 	}
 	b.noConsoleProblems()

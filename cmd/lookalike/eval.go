@@ -13,6 +13,7 @@ import (
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/eval"
 	"github.com/lookalike/lookalike/internal/locate"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // fashionMNISTDir is where the Debian package dataset-fashion-mnist installs the idx files.
@@ -38,7 +39,9 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&base.DBCrop, "db-crop", "", "preprocessing crop for database images: center or squash (default: the model spec's)")
 	fs.IntVar(&base.InputSize, "size", 0, "model input size override (0 = the model spec's)")
 	fs.StringVar(&base.Profile, "profile", "", "descriptor profile: "+strings.Join(spec.ProfileNames(), ", ")+" or rmac:S1,S2,... (default: model.profile)")
-	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem", "profile=ms448"; the first is the baseline of the mAP differences`)
+	rerankFlag := fs.String("rerank", "none", "re-ranking: none, qe (expansion over the top 2), kr (k-reciprocal), qe+kr, or all (the four side by side)")
+	selfQueries := fs.String("self-queries", "similar", "with --rerank, a query that is a database item (UKBench) is asked as similar (its stored row) or by its vector (as image search would)")
+	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem", "rerank=kr", "profile=ms448"; the first is the baseline of the differences`)
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -52,8 +55,23 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	if *dataset == "" {
 		return fmt.Errorf("%w: --dataset is required (ukbench, oxford5k, fashion-mnist or a folder/manifest)", errUsage)
 	}
+	switch *selfQueries {
+	case "similar":
+	case "vector":
+		base.SelfAsVector = true
+	default:
+		return fmt.Errorf("%w: --self-queries must be similar or vector", errUsage)
+	}
+	var extra []string
+	if strings.EqualFold(strings.TrimSpace(*rerankFlag), "all") {
+		for _, m := range rerank.Modes[1:] {
+			extra = append(extra, "rerank="+m.String())
+		}
+	} else if base.Rerank, err = rerank.ParseMode(*rerankFlag); err != nil {
+		return fmt.Errorf("%w: --rerank: %v", errUsage, err)
+	}
 	cfgs := []eval.Config{base}
-	for _, spec := range strings.Split(*compare, ";") {
+	for _, spec := range append(extra, strings.Split(*compare, ";")...) {
 		if strings.TrimSpace(spec) == "" {
 			continue
 		}
@@ -203,10 +221,17 @@ func applyOverrides(c eval.Config, spec string) (eval.Config, error) {
 			c.InputSize, err = strconv.Atoi(v)
 		case "profile":
 			c.Profile = v
+		case "rerank":
+			c.Rerank, err = rerank.ParseMode(v)
+		case "self":
+			if v != "similar" && v != "vector" {
+				err = errors.New("want similar or vector")
+			}
+			c.SelfAsVector = v == "vector"
 		case "label":
 			c.Label = v
 		default:
-			err = errors.New("unknown key (ef, qe, pool, gem-p, db-crop, size, profile, label)")
+			err = errors.New("unknown key (ef, qe, pool, gem-p, db-crop, size, profile, rerank, self, label)")
 		}
 		if err != nil {
 			return c, fmt.Errorf("%w: --compare %s: %v", errUsage, kv, err)

@@ -30,34 +30,28 @@ var ErrNotFound = errors.New("not found")
 // ModelDirs returns the folders searched for model files, in order, most specific first.
 // Explicit entries (e.g. from the config) are searched before the defaults.
 func ModelDirs(explicit ...string) []string {
-	var dirs []string
-	for _, d := range explicit {
-		if d = expand(d); d != "" {
-			dirs = append(dirs, d)
-		}
-	}
-	if d := os.Getenv("LOOKALIKE_MODEL_DIR"); d != "" {
-		dirs = append(dirs, d)
-	}
-	for _, a := range ancestors(cwd(), 4) {
-		dirs = append(dirs, filepath.Join(a, "models"), filepath.Join(a, "..", "shared", "models"))
-	}
-	return dedupe(dirs)
+	return searchDirs("LOOKALIKE_MODEL_DIR", "models", explicit)
 }
 
 // DatasetDirs returns the folders searched for benchmark datasets (../shared/datasets and friends).
 func DatasetDirs(explicit ...string) []string {
+	return searchDirs("LOOKALIKE_DATASET_DIR", "datasets", explicit)
+}
+
+// searchDirs is explicit, then $envVar, then sub and ../shared/sub beside the working directory
+// and up to four of its ancestors.
+func searchDirs(envVar, sub string, explicit []string) []string {
 	var dirs []string
 	for _, d := range explicit {
 		if d = expand(d); d != "" {
 			dirs = append(dirs, d)
 		}
 	}
-	if d := os.Getenv("LOOKALIKE_DATASET_DIR"); d != "" {
+	if d := os.Getenv(envVar); d != "" {
 		dirs = append(dirs, d)
 	}
 	for _, a := range ancestors(cwd(), 4) {
-		dirs = append(dirs, filepath.Join(a, "datasets"), filepath.Join(a, "..", "shared", "datasets"))
+		dirs = append(dirs, filepath.Join(a, sub), filepath.Join(a, "..", "shared", sub))
 	}
 	return dedupe(dirs)
 }
