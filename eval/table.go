@@ -82,6 +82,14 @@ func WriteTable(w io.Writer, reports []Report) error {
 			return f3(*r.ANNRecall)
 		})
 	}
+	if len(reports) > 1 {
+		row("embed cost vs first", func(r Report) string {
+			if r.EmbedCost == nil {
+				return "1.00x"
+			}
+			return fmt.Sprintf("%.2fx", *r.EmbedCost)
+		})
+	}
 	row("embeddings/s", func(r Report) string { return fmt.Sprintf("%.1f", r.EmbedPerSec) })
 	row("failed images", func(r Report) string { return fmt.Sprint(r.Failed) })
 	row("run time (s)", func(r Report) string { return fmt.Sprintf("%.1f", r.TotalSeconds) })

@@ -40,6 +40,7 @@ var commands = []command{
 	{"search", "find the items most similar to a photo", runSearch},
 	{"similar", "find the items most similar to an item id", runSimilar},
 	{"delete", "delete items by id", runDelete},
+	{"reembed", "embed a collection again from its source renditions (--into, --profile)", runReembed},
 	{"stats", "collections, sizes, model fingerprint, graph levels", runStats},
 	{"serve", "run the HTTP API and web UI", runServe},
 	{"restore", "replace the data file with a backup from GET /v1/admin/backup", runRestore},

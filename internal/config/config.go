@@ -107,6 +107,8 @@ type Limits struct {
 	MaxIDBytes       int     `yaml:"max_id_bytes"`
 	ThumbnailSize    int     `yaml:"thumbnail_size"`
 	ThumbnailQuality int     `yaml:"thumbnail_quality"`
+	SourceSize       int     `yaml:"source_size"`
+	SourceQuality    int     `yaml:"source_quality"`
 }
 
 type Embed struct {
@@ -174,6 +176,7 @@ type Log struct {
 func defaultModel() spec.Model {
 	m := spec.DefaultModel()
 	m.FeatureMapTensor = spec.DefaultFeatureMapTensor
+	m.Profile = spec.DefaultProfile
 	return m
 }
 
@@ -193,6 +196,7 @@ func Default() Config {
 			MaxBodyBytes: 32 << 20, MaxPixels: spec.DefaultMaxPixels, MaxAspectRatio: spec.DefaultMaxAspectRatio,
 			MaxK: 1000, DefaultK: 10, MaxBatchItems: 256, MaxMetadataBytes: 64 << 10, MaxIDBytes: 256,
 			ThumbnailSize: spec.DefaultThumbnailSize, ThumbnailQuality: spec.DefaultThumbnailQuality,
+			SourceSize: spec.DefaultSourceSize, SourceQuality: spec.DefaultSourceQuality,
 		},
 		Embed: Embed{Device: "auto"},
 		Model: defaultModel(),
@@ -288,6 +292,10 @@ func (c *Config) Validate() error {
 		return bad("limits.max_id_bytes", "must be in 1..1024")
 	case c.Limits.ThumbnailSize < 32 || c.Limits.ThumbnailSize > 2048:
 		return bad("limits.thumbnail_size", "must be in 32..2048, got %d", c.Limits.ThumbnailSize)
+	case c.Limits.SourceSize != 0 && (c.Limits.SourceSize < spec.MinSourceSize || c.Limits.SourceSize > 4096):
+		return bad("limits.source_size", "must be 0 (no source renditions) or in %d..4096, got %d", spec.MinSourceSize, c.Limits.SourceSize)
+	case c.Limits.SourceQuality < 1 || c.Limits.SourceQuality > 100:
+		return bad("limits.source_quality", "must be in 1..100, got %d", c.Limits.SourceQuality)
 	case c.Limits.ThumbnailQuality < 1 || c.Limits.ThumbnailQuality > 100:
 		return bad("limits.thumbnail_quality", "must be in 1..100")
 	case c.Embed.Device != "auto" && c.Embed.Device != "cpu" && c.Embed.Device != "cuda":
