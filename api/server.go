@@ -138,6 +138,11 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 		return nil, err
 	}
 	s.routes()
+	registered := map[string]bool{}
+	for _, r := range s.app.GetRoutes(true) {
+		registered[r.Method+" "+r.Path] = true
+	}
+	s.metrics.seedRequests(registered)
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
 	s.quality.Start(bgCtx, &s.bg)
