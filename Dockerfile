@@ -1,6 +1,6 @@
 # Lookalike in a container. The build stage runs scripts/image-build: scripts/setup (ONNX Runtime
-# from npm, the default model from the ONNX model zoo, both checksum-pinned), then the binary; any
-# failing step fails the build. `make test` checks this file (internal/archtest) and runs the same
+# from npm; the default model from ./models when it is there, else from the ONNX model zoo; both
+# checksum-pinned), then the binary; any failing step fails the build. `make test` checks this file (internal/archtest) and runs the same
 # steps without a container builder (scripts/image-check), or builds and starts the image where one
 # is available. Mount your own models at /models (LOOKALIKE_MODEL_DIR) and your data at /data: a
 # named volume starts out owned by the image's user (uid 65534); a host folder must be writable by it

@@ -225,7 +225,7 @@ func checkDockerignore(t *testing.T, root string, bad func(instruction, string, 
 		}
 	}
 	at := instruction{cmd: "COPY . ."}
-	for _, want := range []string{".git", ".cache", "bin", "data", "models", "lookalike", "**/*.test"} {
+	for _, want := range []string{".git", ".cache", "bin", "data", "lookalike", "**/*.test"} {
 		if !ignored[want] {
 			bad(at, ".dockerignore must leave out %s", want)
 		}
