@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 50000x
 export CGO_ENABLED := 1
 
-.PHONY: all setup setup-test build run test vet fmt-check unit race fuzz bench clean
+.PHONY: all setup setup-test build run test vet fmt-check unit race fuzz image bench clean
 
 all: build
 
@@ -26,7 +26,7 @@ build: setup
 run: build
 	$(BIN) serve
 
-test: setup-test vet fmt-check unit race fuzz
+test: setup-test vet fmt-check unit race fuzz image
 
 vet:
 	$(GO) vet ./...
@@ -39,6 +39,11 @@ unit:
 
 race:
 	$(GO) test -count=1 -race -timeout 15m -run 'Stress|Concurrent' ./index/ ./api/
+
+# The container image: built and started where docker or podman can, else its steps run without
+# a container (scripts/image-check says which). The Dockerfile lint is a unit test (internal/archtest).
+image:
+	@scripts/image-check
 
 # Short fuzz runs of every decoder and parser; long runs: make fuzz FUZZTIME=2000000x
 FUZZ_TARGETS := \

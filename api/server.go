@@ -149,6 +149,11 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 	s.lifecycle = lifecycle.New(db, lifecycle.Options{Engine: s.lifecycleEngine, Admit: s.admit.tryAcquire,
 		Source: storedSource, Grace: cfg.Lifecycle.Grace, Logger: log})
 	s.routes()
+	registered := map[string]bool{}
+	for _, r := range s.app.GetRoutes(true) {
+		registered[r.Method+" "+r.Path] = true
+	}
+	s.metrics.seedRequests(registered)
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
 	s.quality.Start(bgCtx, &s.bg)

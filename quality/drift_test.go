@@ -47,11 +47,11 @@ func TestDrift(t *testing.T) {
 		!d.HasCentroid || math.Abs(d.CentroidDistance-want) > 1e-9 {
 		t.Fatalf("drift summary %+v", d)
 	}
-	// Two hours later the window is empty: the gauges are withdrawn.
+	// Two hours later the window is empty: the gauges say "not measured" (NaN), never 0.
 	clk.set(2 * time.Hour)
 	q.refreshGauges()
-	if n := seriesCount(q.m.lowShare); n != 0 {
-		t.Fatalf("low score share still exported after the window: %d series", n)
+	if n, v := seriesCount(q.m.lowShare), metricValue(t, q.m.lowShare); n != 1 || !math.IsNaN(v) {
+		t.Fatalf("low score share after the window: %d series, value %v; want one NaN", n, v)
 	}
 	if d := q.Summary().Collections["c"].Drift; d != nil {
 		t.Fatalf("drift summary after the window: %+v", d)

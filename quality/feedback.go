@@ -2,6 +2,7 @@ package quality
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -188,16 +189,16 @@ func feedbackSummaryLocked(c *colQuality, k int) FeedbackSummary {
 	return s
 }
 
-// setFeedbackGauges publishes a window; an empty one withdraws its series.
+// setFeedbackGauges publishes a window; an empty one is NaN ("not measured"), not 0, which would
+// read as a precision collapse.
 func (q *Monitor) setFeedbackGauges(name string, s FeedbackSummary) {
+	prec, ctr := math.NaN(), math.NaN()
 	if s.Judged > 0 {
-		q.m.precision.WithLabelValues(name).Set(s.PrecisionAtK)
-	} else {
-		q.m.precision.DeleteLabelValues(name)
+		prec = s.PrecisionAtK
 	}
 	if s.Events > 0 {
-		q.m.ctr.WithLabelValues(name).Set(s.ClickThroughRate)
-	} else {
-		q.m.ctr.DeleteLabelValues(name)
+		ctr = s.ClickThroughRate
 	}
+	q.m.precision.WithLabelValues(name).Set(prec)
+	q.m.ctr.WithLabelValues(name).Set(ctr)
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
 )
@@ -79,11 +81,13 @@ func TestFeedbackWindow(t *testing.T) {
 	if fb == nil || fb.Events != 3 || math.Abs(fb.PrecisionAtK-(2.0/3+0+1)/3) > 1e-12 || fb.K != config.Default().Limits.DefaultK {
 		t.Fatalf("summary feedback %+v", fb)
 	}
-	// Two hours after the last event the window is empty: the gauges are withdrawn.
+	// Two hours after the last event the window is empty: the gauges say "not measured" (NaN).
 	clk.set(3 * time.Hour)
 	q.refreshGauges()
-	if n := seriesCount(q.m.precision) + seriesCount(q.m.ctr); n != 0 {
-		t.Fatalf("feedback gauges still exported after the window: %d series", n)
+	for _, g := range []*prometheus.GaugeVec{q.m.precision, q.m.ctr} {
+		if n, v := seriesCount(g), metricValue(t, g); n != 1 || !math.IsNaN(v) {
+			t.Fatalf("feedback gauge after the window: %d series, value %v; want one NaN", n, v)
+		}
 	}
 }
 

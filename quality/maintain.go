@@ -3,9 +3,8 @@ package quality
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lookalike/lookalike/index"
 )
@@ -48,46 +47,63 @@ func (q *Monitor) maintainLoop(ctx context.Context) {
 	}
 }
 
-// refreshGauges publishes the windowed figures, so they decay when traffic stops, and forgets the
-// windows and series of dropped collections.
+// refreshGauges publishes the windowed figures, so they decay when traffic stops (to NaN, "not
+// measured", once the window is empty), seeds the series of new collections and forgets the
+// windows and series of dropped ones.
 func (q *Monitor) refreshGauges() {
 	type pub struct {
 		name string
 		fb   FeedbackSummary
 		d    DriftSummary
 	}
+	q.seedCollections()
 	var out []pub
 	var gone []string
 	func() {
 		now := q.now()
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		for name, c := range q.cols {
+		for name := range q.seeded {
 			if _, err := q.db.Collection(name); errors.Is(err, index.ErrNotFound) {
+				delete(q.seeded, name)
 				delete(q.cols, name)
 				gone = append(gone, name)
-				continue
 			}
+		}
+		for name, c := range q.cols {
 			q.pruneFeedbackLocked(c, now)
 			out = append(out, pub{name, feedbackSummaryLocked(c, q.cfg.Limits.DefaultK), q.driftLocked(c, now)})
 		}
 	}()
 	for _, name := range gone {
-		for _, v := range []*prometheus.GaugeVec{q.m.recall, q.m.precision, q.m.ctr, q.m.lowShare, q.m.centroid} {
-			v.DeleteLabelValues(name)
-		}
+		q.m.forgetCollection(name)
 	}
 	for _, p := range out {
 		q.setFeedbackGauges(p.name, p.fb)
+		share, dist := math.NaN(), math.NaN()
 		if p.d.Queries > 0 {
-			q.m.lowShare.WithLabelValues(p.name).Set(p.d.LowScoreShare)
-		} else {
-			q.m.lowShare.DeleteLabelValues(p.name)
+			share = p.d.LowScoreShare
 		}
 		if p.d.HasCentroid {
-			q.m.centroid.WithLabelValues(p.name).Set(p.d.CentroidDistance)
-		} else {
-			q.m.centroid.DeleteLabelValues(p.name)
+			dist = p.d.CentroidDistance
 		}
+		q.m.lowShare.WithLabelValues(p.name).Set(share)
+		q.m.centroid.WithLabelValues(p.name).Set(dist)
+	}
+}
+
+// seedCollections creates the series of every collection of the DB not seeded yet.
+func (q *Monitor) seedCollections() {
+	var fresh []string
+	q.mu.Lock()
+	for _, ci := range q.db.Collections() {
+		if !q.seeded[ci.Name] {
+			q.seeded[ci.Name] = true
+			fresh = append(fresh, ci.Name)
+		}
+	}
+	q.mu.Unlock()
+	for _, name := range fresh {
+		q.m.seedCollection(name)
 	}
 }

@@ -2,6 +2,8 @@ package quality
 
 import (
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -60,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		probeRuns: counter("probe_runs_total",
 			"Runs of each labelled probe set.", []string{"set"}),
 		probeLastRun: gauge("probe_last_run_timestamp_seconds",
-			"Unix time of each probe set's latest run.", []string{"set"}),
+			"Unix time of each probe set's latest run (the monitor's start until the first run, so staleness counts from there).", []string{"set"}),
 		queries: counter("queries_observed_total",
 			"Answered searches seen by the quality monitor.", col),
 		top1: histogram("top1_score",
@@ -72,6 +74,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		centroid: gauge("query_centroid_distance",
 			"Cosine distance between the mean query embedding over the window and the catalog's mean embedding.", col),
 	}
+	for _, queue := range []string{"observe", "recall"} {
+		m.dropped.WithLabelValues(queue)
+	}
 	if reg == nil {
 		return m, nil
 	}
@@ -82,4 +87,49 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// Label values the monitor writes, so that seeding creates exactly the series it later counts.
+var (
+	recallOutcomes = []string{"measured", "error"}
+	feedbackKinds  = []string{"impression", "click", "judged"}
+)
+
+// seedCollection makes every series of a collection exist before its first data point: a fresh
+// dashboard lists the collection, and alert rules over increase() have a zero to start from.
+// Gauges start at NaN ("not measured yet"), never 0, so no threshold alert fires on a value nobody
+// measured.
+func (m *metrics) seedCollection(name string) {
+	for _, g := range []*prometheus.GaugeVec{m.recall, m.precision, m.ctr, m.lowShare, m.centroid} {
+		g.WithLabelValues(name).Set(math.NaN())
+	}
+	m.recallHist.WithLabelValues(name)
+	m.top1.WithLabelValues(name)
+	m.queries.WithLabelValues(name)
+	m.lowScore.WithLabelValues(name)
+	for _, o := range recallOutcomes {
+		m.recallSamples.WithLabelValues(name, o)
+	}
+	for _, k := range feedbackKinds {
+		m.feedback.WithLabelValues(name, k)
+	}
+}
+
+// forgetCollection withdraws every series of a dropped collection.
+func (m *metrics) forgetCollection(name string) {
+	for _, v := range []interface{ DeleteLabelValues(...string) bool }{m.recall, m.precision, m.ctr, m.lowShare, m.centroid,
+		m.recallHist, m.top1, m.queries, m.lowScore} {
+		v.DeleteLabelValues(name)
+	}
+	m.recallSamples.DeletePartialMatch(prometheus.Labels{"collection": name})
+	m.feedback.DeletePartialMatch(prometheus.Labels{"collection": name})
+}
+
+// seedProbeSet makes a configured probe set's series exist before its first run. Its last run is
+// the monitor's start, so a set that never runs goes stale (LookalikeProbesStale) instead of being
+// invisible.
+func (m *metrics) seedProbeSet(name string, start time.Time) {
+	m.probePrecision.WithLabelValues(name).Set(math.NaN())
+	m.probeRuns.WithLabelValues(name)
+	m.probeLastRun.WithLabelValues(name).Set(float64(start.Unix()))
 }

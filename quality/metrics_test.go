@@ -1,12 +1,18 @@
 package quality
 
 import (
+	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/config"
 )
 
 // TestQualityConfigsNameRealMetrics: every lookalike_quality_* series the example alert rules and
@@ -64,5 +70,67 @@ func TestQualityConfigsNameRealMetrics(t *testing.T) {
 				t.Errorf("%s uses %s, which the server does not export", file, u)
 			}
 		}
+	}
+}
+
+// TestSeriesExistBeforeData: every series of every collection, and of every configured probe set,
+// exists from the monitor's construction on, before any search, feedback or probe run: a fresh
+// dashboard lists them and LookalikeProbesStale can fire for a set that never runs. Gauges are
+// NaN until measured, never a 0 an alert would read as a collapse. A collection created later is
+// seeded by the maintenance pass, a dropped one withdrawn.
+func TestSeriesExistBeforeData(t *testing.T) {
+	db := openTestDB(t)
+	if _, err := db.CreateCollection("c", index.CollectionConfig{Fingerprint: "c", Dims: 2}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Quality.Probes.Manifests = []string{filepath.Join(t.TempDir(), "shoes.csv")} // not there yet: never runs
+	reg := prometheus.NewRegistry()
+	before := time.Now().Unix()
+	q, err := New(cfg, vectorEmbedder{}, db, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(families) != 15 {
+		t.Errorf("%d metric families before any data, want all 15", len(families))
+	}
+	for _, g := range []*prometheus.GaugeVec{q.m.recall, q.m.precision, q.m.ctr, q.m.lowShare, q.m.centroid} {
+		if v := metricValue(t, g.WithLabelValues("c")); !math.IsNaN(v) {
+			t.Errorf("an unmeasured gauge reads %v, want NaN", v)
+		}
+	}
+	if v := metricValue(t, q.m.probePrecision); !math.IsNaN(v) {
+		t.Errorf("probe precision before a run: %v, want NaN", v)
+	}
+	if v := metricValue(t, q.m.probeLastRun); v < float64(before) {
+		t.Errorf("probe last run %v: want the monitor's start (>= %d) so staleness counts from there", v, before)
+	}
+	if n := seriesCount(q.m.feedback); n != len(feedbackKinds) {
+		t.Errorf("feedback counters: %d series, want one per kind", n)
+	}
+
+	if _, err := db.CreateCollection("d", index.CollectionConfig{Fingerprint: "c", Dims: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DropCollection("c"); err != nil {
+		t.Fatal(err)
+	}
+	q.refreshGauges()
+	families, _ = reg.Gather()
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "collection" && l.GetValue() == "c" {
+					t.Errorf("%s still exports the dropped collection", f.GetName())
+				}
+			}
+		}
+	}
+	if n := seriesCount(q.m.recallSamples); n != len(recallOutcomes) {
+		t.Errorf("collection d: %d recall sample series, want %d", n, len(recallOutcomes))
 	}
 }

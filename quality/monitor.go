@@ -41,6 +41,7 @@ type Monitor struct {
 	mu        sync.Mutex
 	cols      map[string]*colQuality
 	probeSets map[string]*probeSet
+	seeded    map[string]bool // collections whose series exist (metrics.seedCollection)
 }
 
 // observation is one answered search, copied off the request path.
@@ -87,13 +88,21 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg prometheus.Registere
 	if w <= 0 {
 		w = time.Hour
 	}
-	return &Monitor{
+	q := &Monitor{
 		cfg: cfg, db: db, eng: eng, log: log, m: m, probes: pc, window: w, now: time.Now,
 		obs:       make(chan observation, obsQueue),
 		samples:   make(chan observation, sampleQueue),
 		cols:      map[string]*colQuality{},
 		probeSets: map[string]*probeSet{},
-	}, nil
+		seeded:    map[string]bool{},
+	}
+	// Every series the example dashboard and alert rules read exists from the first scrape:
+	// collections created later are seeded by the maintenance pass.
+	q.seedCollections()
+	for _, path := range pc.Manifests {
+		m.seedProbeSet(probeSetName(path), time.Now())
+	}
+	return q, nil
 }
 
 // Start launches the background loops (observations, recall re-runs, maintenance) under

@@ -34,6 +34,11 @@ func probeConfigFrom(cfg config.Config) probeConfig {
 	return pc
 }
 
+// probeSetName names a probe set after its manifest file (probes/shoes.csv → shoes).
+func probeSetName(path string) string {
+	return strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+}
+
 type probe struct {
 	id, group string
 	vec       []float32
@@ -68,7 +73,7 @@ func (q *Monitor) RunProbes(ctx context.Context) {
 // retried on the next round.
 func (q *Monitor) loadProbes(ctx context.Context) {
 	for _, path := range q.probes.Manifests {
-		name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+		name := probeSetName(path)
 		q.mu.Lock()
 		_, done := q.probeSets[name]
 		q.mu.Unlock()

@@ -78,8 +78,10 @@ func TestRecallSamplerSkipsExact(t *testing.T) {
 	q.Observe(col, []float32{1, 0}, index.SearchOptions{Exact: true}, nil)
 	queries := q.m.queries.WithLabelValues("c")
 	waitFor(t, "observation", func() bool { return metricValue(t, queries) == 1 })
-	if n := seriesCount(q.m.recallSamples); n != 0 {
-		t.Fatalf("exact search was sampled (%d series)", n)
+	for _, o := range recallOutcomes {
+		if n := metricValue(t, q.m.recallSamples.WithLabelValues("c", o)); n != 0 {
+			t.Fatalf("exact search was sampled (%s %v)", o, n)
+		}
 	}
 }
 

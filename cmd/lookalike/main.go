@@ -43,6 +43,7 @@ var commands = []command{
 	{"reembed", "embed a collection again from its source renditions (--into, --profile)", runReembed},
 	{"stats", "collections, sizes, model fingerprint, graph levels", runStats},
 	{"serve", "run the HTTP API and web UI", runServe},
+	{"healthcheck", "exit 0 when the local server is ready (GET /readyz): the container's HEALTHCHECK", runHealthcheck},
 	{"restore", "replace the data file with a backup from GET /v1/admin/backup", runRestore},
 	{"bench", "bench embed DIR | bench search [--base B.fvecs --queries Q.fvecs]", runBench},
 	{"eval", "measure retrieval quality: ukbench, oxford5k, fashion-mnist or your own groups", runEval},
@@ -105,7 +106,7 @@ func usage(w io.Writer) {
 	sorted := append([]command(nil), commands...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
 	for _, c := range sorted {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nEvery command takes --config FILE (default: configs/lookalike.yaml when present).")
 	fmt.Fprintln(w, "Run 'lookalike COMMAND -h' for its flags.")

@@ -60,6 +60,17 @@ func TestE2ECatalogThroughServer(t *testing.T) {
 		}
 	})
 
+	t.Run("healthcheck", func(t *testing.T) {
+		// The image's HEALTHCHECK: ready is 0, nobody listening is 1; the port comes from server.addr.
+		port := srv.url[strings.LastIndexByte(srv.url, ':')+1:]
+		if code, out, errOut := runCLIEnv(t, []string{"LOOKALIKE_SERVER_ADDR=:" + port}, "healthcheck"); code != 0 || !strings.Contains(out, "ready") {
+			t.Fatalf("healthcheck of a ready server: exit %d, %s %s", code, out, errOut)
+		}
+		if code, _, errOut := runCLI(t, "healthcheck", "--url", "http://127.0.0.1:1/readyz", "--timeout", "2s"); code != 1 || errOut == "" {
+			t.Fatalf("healthcheck with nobody listening: exit %d, %s", code, errOut)
+		}
+	})
+
 	t.Run("keys", func(t *testing.T) {
 		if code, _, errOut := runCLI(t, append([]string{"stats"}, server...)...); code != 1 || !strings.Contains(errOut, "HTTP 401") || !strings.Contains(errOut, "--key") {
 			t.Fatalf("no key: exit %d, %s", code, errOut)

@@ -1,5 +1,6 @@
-// Package archtest holds tests of the project's shape: which package may import which, and how
-// large a file or a function may grow. They fail when an arrow the design forbids appears.
+// Package archtest holds tests of the project's shape: which package may import which, how large a
+// file or a function may grow, and a lint of the container image's Dockerfile and .dockerignore.
+// They fail when an arrow the design forbids appears.
 package archtest
 
 import (
