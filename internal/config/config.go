@@ -308,24 +308,6 @@ func (c *Config) Validate() error {
 		return bad("embed.max_batch", "must be >= 0 (0 = auto)")
 	case c.Embed.MaxBatchWait < 0:
 		return bad("embed.max_batch_wait", "must be >= 0 (0 = auto)")
-	case !(c.Intel.SimilarScore > 0 && c.Intel.SimilarScore <= c.Intel.NearDuplicateScore && c.Intel.NearDuplicateScore < 1):
-		return bad("intel.similar_score", "must satisfy 0 < intel.similar_score <= intel.near_duplicate_score < 1, got %v and %v", c.Intel.SimilarScore, c.Intel.NearDuplicateScore)
-	case c.Intel.PixelMatch < 0 || c.Intel.PixelMatch > 1:
-		return bad("intel.pixel_match", "must be in 0..1, got %v", c.Intel.PixelMatch)
-	case c.Intel.ChromaMatch < 0 || c.Intel.ChromaMatch > 1:
-		return bad("intel.chroma_match", "must be in 0..1, got %v", c.Intel.ChromaMatch)
-	case c.Intel.OnDuplicate != "allow" && c.Intel.OnDuplicate != "reject" && c.Intel.OnDuplicate != "merge":
-		return bad("intel.on_duplicate", "must be allow, reject or merge, got %q", c.Intel.OnDuplicate)
-	case c.Intel.DiversifyScore <= 0 || c.Intel.DiversifyScore > 1:
-		return bad("intel.diversify_score", "must be in (0, 1], got %v", c.Intel.DiversifyScore)
-	case c.Intel.DiversifyTier != "exact" && c.Intel.DiversifyTier != "near" && c.Intel.DiversifyTier != "similar":
-		return bad("intel.diversify_tier", "must be exact, near or similar, got %q", c.Intel.DiversifyTier)
-	case c.Intel.TagNeighbors < 1 || c.Intel.TagNeighbors > 200:
-		return bad("intel.tag_neighbors", "must be in 1..200, got %d", c.Intel.TagNeighbors)
-	case c.Intel.TagMinConfidence < 0 || c.Intel.TagMinConfidence > 1:
-		return bad("intel.tag_min_confidence", "must be in 0..1, got %v", c.Intel.TagMinConfidence)
-	case c.Intel.TrashRetention < time.Minute:
-		return bad("intel.trash_retention", "must be >= 1m, got %v", c.Intel.TrashRetention)
 	case c.Quality.RecallSampleRate < 0 || c.Quality.RecallSampleRate > 1:
 		return bad("quality.recall_sample_rate", "must be in 0..1, got %v", c.Quality.RecallSampleRate)
 	case c.Quality.Probes.Interval < time.Second:
@@ -342,6 +324,9 @@ func (c *Config) Validate() error {
 		return bad("log.format", "must be text or json, got %q", c.Log.Format)
 	}
 	if err := c.validateLists(bad); err != nil {
+		return err
+	}
+	if err := c.validateIntel(bad); err != nil {
 		return err
 	}
 	if err := c.validateRerank(); err != nil {
@@ -484,6 +469,31 @@ func setFromString(fv reflect.Value, raw string) error {
 		return yaml.Unmarshal([]byte(node), fv.Addr().Interface())
 	default:
 		return fmt.Errorf("unsupported kind %s", fv.Kind())
+	}
+	return nil
+}
+
+// validateIntel checks the catalog-intelligence thresholds.
+func (c *Config) validateIntel(bad func(key, format string, args ...any) error) error {
+	switch {
+	case !(c.Intel.SimilarScore > 0 && c.Intel.SimilarScore <= c.Intel.NearDuplicateScore && c.Intel.NearDuplicateScore < 1):
+		return bad("intel.similar_score", "must satisfy 0 < intel.similar_score <= intel.near_duplicate_score < 1, got %v and %v", c.Intel.SimilarScore, c.Intel.NearDuplicateScore)
+	case c.Intel.PixelMatch < 0 || c.Intel.PixelMatch > 1:
+		return bad("intel.pixel_match", "must be in 0..1, got %v", c.Intel.PixelMatch)
+	case c.Intel.ChromaMatch < 0 || c.Intel.ChromaMatch > 1:
+		return bad("intel.chroma_match", "must be in 0..1, got %v", c.Intel.ChromaMatch)
+	case c.Intel.OnDuplicate != "allow" && c.Intel.OnDuplicate != "reject" && c.Intel.OnDuplicate != "merge":
+		return bad("intel.on_duplicate", "must be allow, reject or merge, got %q", c.Intel.OnDuplicate)
+	case c.Intel.DiversifyScore <= 0 || c.Intel.DiversifyScore > 1:
+		return bad("intel.diversify_score", "must be in (0, 1], got %v", c.Intel.DiversifyScore)
+	case c.Intel.DiversifyTier != "exact" && c.Intel.DiversifyTier != "near" && c.Intel.DiversifyTier != "similar":
+		return bad("intel.diversify_tier", "must be exact, near or similar, got %q", c.Intel.DiversifyTier)
+	case c.Intel.TagNeighbors < 1 || c.Intel.TagNeighbors > 200:
+		return bad("intel.tag_neighbors", "must be in 1..200, got %d", c.Intel.TagNeighbors)
+	case c.Intel.TagMinConfidence < 0 || c.Intel.TagMinConfidence > 1:
+		return bad("intel.tag_min_confidence", "must be in 0..1, got %v", c.Intel.TagMinConfidence)
+	case c.Intel.TrashRetention < time.Minute:
+		return bad("intel.trash_retention", "must be >= 1m, got %v", c.Intel.TrashRetention)
 	}
 	return nil
 }
