@@ -28,7 +28,7 @@ func TestSearchRerankParameter(t *testing.T) {
 	}{
 		{"json default", func() response {
 			return do(t, "POST", searchURL, "application/json", strings.NewReader(fmt.Sprintf(`{"image":%q,"k":3}`, b64)))
-		}, "qe+kr"},
+		}, "none"}, // index.rerank_search defaults to none
 		{"json kr", func() response {
 			return do(t, "POST", searchURL, "application/json", strings.NewReader(fmt.Sprintf(`{"image":%q,"k":3,"rerank":"kr"}`, b64)))
 		}, "kr"},
