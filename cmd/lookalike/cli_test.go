@@ -93,8 +93,8 @@ func TestCLICatalogRoundTrip(t *testing.T) {
 	if _, ok := sr.TimingsMS["inference"]; !ok {
 		t.Errorf("no inference timing: %s", out)
 	}
-	if sr.Rerank != "qe+kr" {
-		t.Errorf("search re-ranked by %q, want the default qe+kr", sr.Rerank)
+	if sr.Rerank != "none" {
+		t.Errorf("search re-ranked by %q, want the default none", sr.Rerank)
 	}
 
 	code, out, _ = runCLI(t, "similar", "--data", data, "-k", "3", "--json", "obj0/ukbench00000")
