@@ -107,7 +107,7 @@ func TestE2ECatalogThroughServer(t *testing.T) {
 			t.Fatalf("search: exit %d, %s %s", code, out, errOut)
 		}
 		code, out, _ = runCLI(t, withKey(e2eReadKey, "similar", "-k", "1", "a0")...)
-		if code != 0 || !strings.Contains(out, "(1 result;") || !strings.Contains(out, "  a") {
+		if code != 0 || !strings.Contains(out, "(1 result,") || !strings.Contains(out, "  a") {
 			t.Fatalf("similar (text): exit %d, %s", code, out)
 		}
 		if code, _, errOut = runCLI(t, withKey(e2eReadKey, "similar", "nope")...); code != 1 || !strings.Contains(errOut, "HTTP 404 item_not_found") {
