@@ -48,9 +48,9 @@ image:
 # Short fuzz runs of every decoder and parser; long runs: make fuzz FUZZTIME=2000000x
 FUZZ_TARGETS := \
 	./embed/:FuzzDecode \
-	./index/:FuzzDecodeRecord ./index/:FuzzDecodeTrash ./index/:FuzzParseFilter ./index/:FuzzFilterFromJSON \
+	./index/:FuzzDecodeRecord ./index/:FuzzDecodeTrash ./index/:FuzzDecodeLists ./index/:FuzzParseFilter ./index/:FuzzFilterFromJSON \
 	./api/:FuzzParseSearch ./api/:FuzzParseItem ./api/:FuzzBatch ./api/:FuzzFeedbackRequest \
-	./internal/ingest/:FuzzManifest ./eval/:FuzzIdx
+	./internal/ingest/:FuzzManifest ./internal/edit/:FuzzMergePatch ./eval/:FuzzIdx
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \

@@ -214,7 +214,7 @@ func TestWrongMethodIs405(t *testing.T) {
 		{"PUT", "/v1/collections/default", []string{"GET", "DELETE"}},
 		{"POST", "/v1/collections/default", []string{"GET", "DELETE"}},
 		{"PATCH", "/v1/collections", []string{"GET", "POST"}},
-		{"POST", "/v1/collections/default/items/x", []string{"GET", "DELETE"}},
+		{"POST", "/v1/collections/default/items/x", []string{"GET", "DELETE", "PATCH"}},
 		{"DELETE", "/v1/collections/default/items/x/thumbnail", []string{"GET"}},
 		{"GET", "/v1/collections/default/search", []string{"POST"}},
 		{"GET", "/v1/collections/default/items:batch", []string{"POST"}},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -14,7 +15,9 @@ import (
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/intel"
+	"github.com/lookalike/lookalike/internal/edit"
 	"github.com/lookalike/lookalike/internal/ingest"
+	"github.com/lookalike/lookalike/lifecycle"
 	"github.com/lookalike/lookalike/quality"
 )
 
@@ -70,7 +73,7 @@ func classify(err error) *Error {
 			return errorf(fe.Code, "bad_request", "%s", fe.Message)
 		}
 	}
-	msg := err.Error()
+	msg := publicMessage(err)
 	switch {
 	case errors.Is(err, embed.ErrEmpty):
 		return errorf(http.StatusBadRequest, "empty_image", "the image is empty")
@@ -88,6 +91,8 @@ func classify(err error) *Error {
 		return errorf(http.StatusBadRequest, "bad_crop", "%s", msg)
 	case errors.Is(err, index.ErrFingerprintMismatch):
 		return errorf(http.StatusConflict, "fingerprint_mismatch", "%s", msg)
+	case classifyLifecycle(err, msg) != nil:
+		return classifyLifecycle(err, msg)
 	case errors.Is(err, index.ErrExists):
 		return errorf(http.StatusConflict, "already_exists", "%s", msg)
 	case errors.Is(err, index.ErrNotFound):
@@ -127,6 +132,8 @@ func classify(err error) *Error {
 		return errorf(http.StatusGatewayTimeout, "timeout", "the request took longer than the server allows (server.write_timeout)")
 	case errors.Is(err, context.Canceled):
 		return errorf(http.StatusServiceUnavailable, "cancelled", "the request was cancelled before it finished (the client left or the server is stopping)")
+	case classifyEdits(err, msg) != nil:
+		return classifyEdits(err, msg)
 	case errors.Is(err, intel.ErrInvalidTier):
 		return errorf(http.StatusBadRequest, "invalid_tier", "%s", msg)
 	case errors.Is(err, intel.ErrIDsRequired):
@@ -139,6 +146,17 @@ func classify(err error) *Error {
 		return errorf(http.StatusConflict, "no_thumbnail", "%s", msg)
 	}
 	return errorf(http.StatusInternalServerError, "internal", "internal error")
+}
+
+// packagePrefix matches the package names that the domain packages' sentinel errors start with
+// ("index: not found"), at the start of the message or of a wrapped part.
+var packagePrefix = regexp.MustCompile(`(^|: )(?:index|embed|intel|ingest|edit|quality|eval|config): `)
+
+// publicMessage is err's message for a client: without the internal package names its sentinels
+// carry ("index: version conflict: item ..." becomes "version conflict: item ..."), which say
+// where in the server a failure arose, not what the client did.
+func publicMessage(err error) string {
+	return packagePrefix.ReplaceAllString(err.Error(), "$1")
 }
 
 // osReason is the operating system's word for a failure ("no space left on device"), without the
@@ -216,4 +234,36 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	}
 	c.Status(e.Status)
 	return c.JSON(fiber.Map{"error": e})
+}
+
+// classifyEdits maps the errors of metadata edits and recommendations; nil for any other error.
+func classifyEdits(err error, msg string) *Error {
+	switch {
+	case errors.Is(err, edit.ErrInvalidPatch):
+		return errorf(http.StatusBadRequest, "invalid_patch", "%s", msg)
+	case errors.Is(err, edit.ErrTooLarge):
+		return errorf(http.StatusRequestEntityTooLarge, "metadata_too_large", "%s", msg)
+	case errors.Is(err, intel.ErrInvalidExamples):
+		return errorf(http.StatusBadRequest, "invalid_examples", "%s", msg)
+	}
+	return nil
+}
+
+// classifyLifecycle maps the errors of generations and rebuilds (docs/lifecycle.md); nil for others.
+func classifyLifecycle(err error, msg string) *Error {
+	switch {
+	case errors.Is(err, index.ErrFrozen):
+		return errorf(http.StatusConflict, "generation_read_only", "%s (write through the collection's alias)", msg)
+	case errors.Is(err, index.ErrInUse):
+		return errorf(http.StatusConflict, "generation_in_use", "%s (switch the alias first)", msg)
+	case errors.Is(err, lifecycle.ErrRunning):
+		return errorf(http.StatusConflict, "rebuild_running", "%s", msg)
+	case errors.Is(err, lifecycle.ErrNotReady):
+		return errorf(http.StatusConflict, "rebuild_not_ready", "%s", msg)
+	case errors.Is(err, lifecycle.ErrNoJob):
+		return errorf(http.StatusNotFound, "no_rebuild", "%s", msg)
+	case errors.Is(err, lifecycle.ErrUnknownModel):
+		return errorf(http.StatusBadRequest, "unknown_model", "%s", msg)
+	}
+	return nil
 }

@@ -7,14 +7,13 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 func (s *Server) requestContext(c *fiber.Ctx) (context.Context, context.CancelFunc) {
@@ -26,7 +25,7 @@ func (s *Server) collection(c *fiber.Ctx) (*index.Collection, error) {
 	if err != nil {
 		return nil, err
 	}
-	col, err := s.db.Collection(name)
+	col, err := s.db.Collection(s.db.Resolve(name))
 	if err != nil {
 		if errors.Is(err, index.ErrNotFound) {
 			return nil, errorf(http.StatusNotFound, "collection_not_found", "no collection named %q", name)
@@ -42,7 +41,8 @@ func (s *Server) embeddable(c *fiber.Ctx) (*index.Collection, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fp := s.eng.Info().Fingerprint; col.Fingerprint() != fp {
+	if _, ok := s.engineFor(col.Fingerprint()); !ok {
+		fp := s.eng.Info().Fingerprint
 		return nil, errorf(http.StatusConflict, "fingerprint_mismatch",
 			"collection %q holds embeddings of model fingerprint %s; this server embeds with %s", col.Name(), col.Fingerprint(), fp).
 			with("collection_fingerprint", col.Fingerprint()).with("server_fingerprint", fp)
@@ -160,7 +160,7 @@ func (s *Server) handleDropCollection(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.DropCollection(name); err != nil {
+	if err := s.db.DropCollection(s.db.Resolve(name)); err != nil {
 		if errors.Is(err, index.ErrNotFound) {
 			return errorf(http.StatusNotFound, "collection_not_found", "no collection named %q", name)
 		}
@@ -175,13 +175,13 @@ func (s *Server) handleDropCollection(c *fiber.Ctx) error {
 
 // embedAdmitted embeds images holding one admission slot, so inference never bypasses admission
 // control. A per-image failure is returned as the error.
-func (s *Server) embedAdmitted(ctx context.Context, imgs ...embed.Image) ([]embed.Embedding, error) {
+func (s *Server) embedAdmitted(ctx context.Context, col *index.Collection, imgs ...embed.Image) ([]embed.Embedding, error) {
 	release, err := s.admit.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release() // also when Embed panics (recoverPanic): the slot must come back
-	embs, err := s.eng.Embed(ctx, imgs)
+	embs, err := s.engineOf(col).Embed(ctx, imgs)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +204,10 @@ func (s *Server) handleGetItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	withVector, err := queryBool(c, "with_vector")
+	if err != nil {
+		return err
+	}
 	it, err := col.Get(id)
 	if err != nil {
 		return itemErr(err, col, id)
@@ -211,11 +215,15 @@ func (s *Server) handleGetItem(c *fiber.Ctx) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	c.Set(fiber.HeaderETag, etag(it.Version))
-	return c.JSON(itemDetailJSON{
+	out := itemDetailJSON{
 		itemJSON: itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
 			Fingerprint: col.Fingerprint(), Dims: len(it.Vector), UpdatedAt: it.UpdatedAt},
 		Labels: s.labelsFor(ctx, col, it),
-	})
+	}
+	if withVector {
+		out.Vector = it.Vector
+	}
+	return c.JSON(out)
 }
 
 type labelJSON struct {
@@ -299,31 +307,6 @@ func (s *Server) handleDeleteItem(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"deleted": n})
 }
 
-// maxListLimit bounds GET items?limit=: one page of a listing.
-const maxListLimit = 1000
-
-func (s *Server) handleListItems(c *fiber.Ctx) error {
-	col, err := s.collection(c)
-	if err != nil {
-		return err
-	}
-	limit := 50
-	if v := c.Query("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxListLimit {
-			return invalidQuery("limit", "limit must be in 1..%d, got %q", maxListLimit, v)
-		}
-	}
-	items, next, err := col.List(strings.Clone(c.Query("cursor")), limit)
-	if err != nil {
-		return err
-	}
-	out := make([]itemJSON, 0, len(items))
-	for _, it := range items {
-		out = append(out, itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID), UpdatedAt: it.UpdatedAt})
-	}
-	return c.JSON(fiber.Map{"items": out, "next_cursor": next})
-}
-
 // --- search ---------------------------------------------------------------------------------
 
 type resultJSON struct {
@@ -336,8 +319,27 @@ type resultJSON struct {
 type searchResponse struct {
 	Results    []resultJSON       `json:"results"`
 	Model      string             `json:"model"`
+	Collection string             `json:"collection"` // the concrete generation that answered
+	Generation int                `json:"generation"`
 	TimingsMS  map[string]float64 `json:"timings_ms"`
 	NextCursor string             `json:"next_cursor"`
+	Rerank     string             `json:"rerank"`
+}
+
+// rerankMode is the request's re-ranking, or the endpoint's configured default (index.rerank_search,
+// index.rerank_similar; validated at start).
+func (s *Server) rerankMode(m rerank.Mode, similar bool) rerank.Mode {
+	if m != rerank.ModeDefault {
+		return m
+	}
+	def := s.cfg.Index.RerankSearch
+	if similar {
+		def = s.cfg.Index.RerankSimilar
+	}
+	if m, err := rerank.ParseMode(def); err == nil && m != rerank.ModeDefault {
+		return m
+	}
+	return rerank.ModeNone
 }
 
 func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -359,32 +361,40 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	timings := map[string]float64{"decode": 0, "preprocess": 0, "inference": 0}
-	var query []float32
+	query, err := s.queryVector(ctx, col, req, timings)
+	if err != nil {
+		return err
+	}
+	return s.answer(c, col, req, query, "", start, timings)
+}
+
+// queryVector is a search's query: the embedding of its image (timings get the stages), the
+// stored vector of its item (which it then excludes from the results), or its raw vector.
+func (s *Server) queryVector(ctx context.Context, col *index.Collection, req *searchRequest, timings map[string]float64) ([]float32, error) {
 	switch {
 	case req.Image != nil:
-		embs, err := s.embedAdmitted(ctx, embed.Image{Data: req.Image, Crop: req.crop})
+		embs, err := s.embedAdmitted(ctx, col, embed.Image{Data: req.Image, Crop: req.crop})
 		if err != nil {
-			return err
+			return nil, err
 		}
+		s.lifecycleQueries.add(req.Image)
 		t := embs[0].Timings
 		s.observeEmbedding(t)
 		timings["decode"], timings["preprocess"], timings["inference"] = msf(t.Decode), msf(t.Preprocess), msf(t.Inference)
-		query = embs[0].Vector
+		return embs[0].Vector, nil
 	case req.ID != "":
 		it, err := col.Get(req.ID)
 		if err != nil {
-			return itemErr(err, col, req.ID)
+			return nil, itemErr(err, col, req.ID)
 		}
-		query = it.Vector
 		req.ExcludeIDs = append(req.ExcludeIDs, req.ID)
-	default:
-		// embeddable() checked the fingerprint, so the collection's dims are the model's.
-		if dims := s.eng.Info().Dims; len(req.Vector) != dims {
-			return errorf(http.StatusBadRequest, "dimension_mismatch", "vector has %d dimensions, the collection has %d", len(req.Vector), dims)
-		}
-		query = req.Vector
+		return it.Vector, nil
 	}
-	return s.answer(c, col, req, query, "", start, timings)
+	// embeddable() checked the fingerprint, so the collection's dims are the model's.
+	if dims := col.Config().Dims; len(req.Vector) != dims {
+		return nil, errorf(http.StatusBadRequest, "dimension_mismatch", "vector has %d dimensions, the collection has %d", len(req.Vector), dims)
+	}
+	return req.Vector, nil
 }
 
 func (s *Server) handleSimilar(c *fiber.Ctx) error {
@@ -416,6 +426,16 @@ func (s *Server) handleSimilar(c *fiber.Ctx) error {
 func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest, query []float32, similarTo string, start time.Time, timings map[string]float64) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
+	out, err := s.runQuery(ctx, col, req, query, similarTo, start, timings)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+// runQuery is answer without the HTTP: the one search behind search, similar, recommend and
+// their batches.
+func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searchRequest, query []float32, similarTo string, start time.Time, timings map[string]float64) (*searchResponse, error) {
 	// One extra result says whether another page exists, asked for only while the next page would
 	// still start inside the result window (validate cut this page to end at it at most).
 	more := req.offset+req.K < index.MaxK
@@ -423,7 +443,8 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	if more {
 		fetch++
 	}
-	opts := index.SearchOptions{K: fetch, Ef: req.Ef, Filter: req.filter, Exact: req.Exact, ExcludeIDs: req.ExcludeIDs, Offset: req.offset, MinScore: req.MinScore}
+	opts := index.SearchOptions{K: fetch, Ef: req.Ef, Filter: req.filter, Exact: req.Exact, ExcludeIDs: req.ExcludeIDs, Offset: req.offset, MinScore: req.MinScore,
+		Rerank: s.rerankMode(req.rerank, similarTo != "")}
 	// Diversified pages are cut from one diversified ranking fetched from the top (3x over-fetch),
 	// so pages stay consistent with each other. On by default for similar, off for search.
 	div := similarTo != ""
@@ -435,21 +456,29 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	}
 	release, err := s.admitSearch(ctx, opts, div)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer release()
 	searchStart := time.Now()
 	var res []index.Result
-	if similarTo != "" {
+	switch {
+	case similarTo != "":
 		res, err = col.Similar(ctx, similarTo, opts)
 		if errors.Is(err, index.ErrNotFound) {
-			return itemErr(err, col, similarTo)
+			return nil, itemErr(err, col, similarTo)
 		}
-	} else {
+	case req.ID != "":
+		// A search by id is a similar search with the search defaults: the stored item (and its
+		// k-reciprocal row) is the query, and it is excluded like any other id in exclude_ids.
+		res, err = col.Similar(ctx, req.ID, opts)
+		if errors.Is(err, index.ErrNotFound) {
+			return nil, itemErr(err, col, req.ID)
+		}
+	default:
 		res, err = col.Search(ctx, query, opts)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	searchDur := time.Since(searchStart)
 	if similarTo == "" {
@@ -467,7 +496,8 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 		}
 	}
 	name := col.Name()
-	out := searchResponse{Results: make([]resultJSON, 0, len(res)), Model: s.eng.Info().ModelID, TimingsMS: timings, NextCursor: next}
+	out := searchResponse{Results: make([]resultJSON, 0, len(res)), Model: s.engineOf(col).Info().ModelID, TimingsMS: timings, NextCursor: next,
+		Collection: name, Generation: col.Generation(), Rerank: opts.Rerank.String()}
 	for _, r := range res {
 		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(name, r.ID)})
 	}
@@ -476,7 +506,7 @@ func (s *Server) answer(c *fiber.Ctx, col *index.Collection, req *searchRequest,
 	s.metrics.stage.WithLabelValues("search").Observe(searchDur.Seconds())
 	s.metrics.stage.WithLabelValues("total").Observe(total.Seconds())
 	s.stats.query(timings["inference"] > 0, total)
-	return c.JSON(out)
+	return &out, nil
 }
 
 // --- fields and stats -----------------------------------------------------------------------

@@ -341,7 +341,7 @@ func (s *Server) handleSuggestTags(c *fiber.Ctx) error {
 	out := tagsSuggestResponse{ID: req.ID, Labels: []labelJSON{}, Model: s.eng.Info().ModelID}
 	var vec []float32
 	if req.Image != nil {
-		embs, err := s.embedAdmitted(ctx, embed.Image{Data: req.Image, Crop: req.crop})
+		embs, err := s.embedAdmitted(ctx, col, embed.Image{Data: req.Image, Crop: req.crop})
 		if err != nil {
 			return err
 		}
@@ -539,7 +539,7 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	embs, err := s.embedAdmitted(ctx, imgs...)
+	embs, err := s.embedAdmitted(ctx, col, imgs...)
 	if err != nil {
 		return err
 	}

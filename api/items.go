@@ -27,6 +27,8 @@ type itemJSON struct {
 	Fingerprint  string          `json:"fingerprint,omitempty"`
 	Dims         int             `json:"dims,omitempty"`
 	UpdatedAt    time.Time       `json:"updated_at"`
+	// Vector is the stored (normalised) vector, sent only when asked for (with_vector=true).
+	Vector []float32 `json:"vector,omitempty"`
 }
 
 func metadataOrEmpty(m json.RawMessage) json.RawMessage {
@@ -174,7 +176,7 @@ func (s *Server) toAddResult(col *index.Collection, r ingest.Result) *addResult 
 	}
 	out := &addResult{Outcome: string(r.Outcome), MergedInto: r.MergedInto,
 		Item: &itemJSON{ID: id, Version: r.Version, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(col.Name(), id),
-			Fingerprint: col.Fingerprint(), Dims: s.eng.Info().Dims, UpdatedAt: r.UpdatedAt}}
+			Fingerprint: col.Fingerprint(), Dims: col.Config().Dims, UpdatedAt: r.UpdatedAt}}
 	if d := r.Duplicate; d != nil {
 		out.NearDuplicate = &nearDuplicate{ID: d.ID, Score: d.Score, Tier: d.Tier}
 	}
@@ -214,7 +216,7 @@ func (s *Server) storeItems(ctx context.Context, col *index.Collection, inputs [
 		return nil, err
 	}
 	defer release()
-	results, err := ingest.Store(ctx, s.eng, col, inputs, s.ingestPolicy(onDup))
+	results, err := ingest.Store(ctx, s.engineOf(col), col, inputs, s.ingestPolicy(onDup))
 	embedded := 0
 	for _, r := range results {
 		if r.Timings != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // searchRequest is a search query in either of its encodings (multipart form or JSON). Exactly one
@@ -37,9 +38,11 @@ type searchRequest struct {
 	Cursor     string          `json:"cursor"`
 	Exact      bool            `json:"exact"`
 	Diversify  *bool           `json:"diversify"`
+	Rerank     string          `json:"rerank"`
 
 	crop   *embed.Rect
 	filter *index.Filter
+	rerank rerank.Mode // ModeDefault: the endpoint's default (answer)
 	offset int
 	kSet   bool // k was given (an explicit 0 is refused, not read as "default")
 }
@@ -79,19 +82,7 @@ func parseSearch(c *fiber.Ctx, maxK int, defaultK int) (*searchRequest, error) {
 	req := &searchRequest{}
 	switch mt := mediaType(c); {
 	case mt == fiber.MIMEApplicationJSON:
-		if err := decodeJSONBody(c.Body(), req); err != nil {
-			return nil, err
-		}
-		if req.KJSON != nil {
-			req.K, req.kSet = *req.KJSON, true
-		}
-		if req.ImageB64 != "" {
-			img, err := decodeBase64Image(req.ImageB64)
-			if err != nil {
-				return nil, err
-			}
-			req.Image = img
-		}
+		return parseSearchJSON(c.Body(), maxK, defaultK)
 	case mt == fiber.MIMEMultipartForm:
 		form, err := c.MultipartForm()
 		if err != nil {
@@ -111,6 +102,25 @@ func parseSearch(c *fiber.Ctx, maxK int, defaultK int) (*searchRequest, error) {
 	default:
 		return nil, errorf(http.StatusUnsupportedMediaType, "unsupported_content_type",
 			"content type %q is not accepted here; send multipart/form-data, application/json or image/*", mt)
+	}
+	return req, req.validate(maxK, defaultK)
+}
+
+// parseSearchJSON reads a search from its JSON encoding (a search body, or one query of a batch).
+func parseSearchJSON(body []byte, maxK int, defaultK int) (*searchRequest, error) {
+	req := &searchRequest{}
+	if err := decodeJSONBody(body, req); err != nil {
+		return nil, err
+	}
+	if req.KJSON != nil {
+		req.K, req.kSet = *req.KJSON, true
+	}
+	if req.ImageB64 != "" {
+		img, err := decodeBase64Image(req.ImageB64)
+		if err != nil {
+			return nil, err
+		}
+		req.Image = img
 	}
 	return req, req.validate(maxK, defaultK)
 }
@@ -229,10 +239,10 @@ func (req *searchRequest) fromValues(get func(string) string, excludes []string)
 		}
 	}
 	if v := get("filter"); v != "" {
-		req.Filter = json.RawMessage(strconv.Quote(v))
-		if strings.HasPrefix(v, "{") {
-			req.Filter = json.RawMessage(v)
-		}
+		req.Filter = rawFilter(v)
+	}
+	if v := get("rerank"); v != "" {
+		req.Rerank = v
 	}
 	req.Cursor = get("cursor")
 	for _, e := range excludes {
@@ -273,6 +283,9 @@ func (req *searchRequest) validate(maxK, defaultK int) error {
 	}
 	if req.offset, err = decodeCursor(req.Cursor); err != nil {
 		return err
+	}
+	if req.rerank, err = rerank.ParseMode(req.Rerank); err != nil {
+		return invalidQuery("rerank", "rerank must be none, qe, kr or qe+kr, got %q", req.Rerank)
 	}
 	// Pages end at the index's result window: the last page is cut there (answer then offers no
 	// next_cursor), so cursors of any page size reach result index.MaxK and stop.

@@ -57,8 +57,9 @@ func (l *syncLog) String() string {
 // concretePath fills a route pattern's parameters.
 func concretePath(p string) string {
 	p = strings.ReplaceAll(p, "\\:", ":")
-	p = strings.ReplaceAll(p, ":c", "default")
-	p = strings.ReplaceAll(p, ":id", "ukbench00000")
+	// Whole parameters only: items:count is a custom method, not a parameter named count.
+	p = regexp.MustCompile(`:c\b`).ReplaceAllString(p, "default")
+	p = regexp.MustCompile(`:id\b`).ReplaceAllString(p, "ukbench00000")
 	return strings.ReplaceAll(p, "*", "")
 }
 
@@ -66,10 +67,14 @@ func concretePath(p string) string {
 // feedback) and change no stored item. A new POST route that only reads belongs here; any other
 // must require the write scope.
 var readRoutes = map[string]bool{
-	"POST /v1/collections/:c/search":         true,
-	"POST /v1/collections/:c/search/explain": true,
-	`POST /v1/collections/:c/tags\:suggest`:  true,
-	"POST /v1/collections/:c/feedback":       true,
+	"POST /v1/collections/:c/search":           true,
+	"POST /v1/collections/:c/search/explain":   true,
+	`POST /v1/collections/:c/tags\:suggest`:    true,
+	"POST /v1/collections/:c/feedback":         true,
+	"POST /v1/collections/:c/recommend":        true,
+	`POST /v1/collections/:c/recommend\:batch`: true,
+	`POST /v1/collections/:c/search\:batch`:    true,
+	`POST /v1/collections/:c/similar\:batch`:   true,
 }
 
 // openRoutes answer without any key.

@@ -43,6 +43,7 @@ import (
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/intel"
 	"github.com/lookalike/lookalike/internal/config"
+	"github.com/lookalike/lookalike/lifecycle"
 	"github.com/lookalike/lookalike/quality"
 	"github.com/lookalike/lookalike/ui"
 )
@@ -69,12 +70,17 @@ type Server struct {
 	ready   atomic.Bool
 	started time.Time
 
-	methods     methodTable          // which methods each route takes, for 405 (noRoute)
-	downloads   downloads            // backup downloads in progress (admin.go), cut by shutdown
-	fieldsCache sync.Map             // collection name → fieldsCacheEntry
-	signatures  intel.SignatureCache // pixel signatures for duplicate tiers (intel_handlers.go)
-	labelMu     sync.Mutex
-	labelCache  map[string][]labelJSON
+	methods          methodTable          // which methods each route takes, for 405 (noRoute)
+	corsPolicy       corsPolicy           // server.cors_origins (cors.go)
+	downloads        downloads            // backup downloads in progress (admin.go), cut by shutdown
+	fieldsCache      sync.Map             // collection name → fieldsCacheEntry
+	signatures       intel.SignatureCache // pixel signatures for duplicate tiers (intel_handlers.go)
+	engMu            sync.RWMutex
+	engines          map[string]Embedder // by fingerprint: the models collections may use (lifecycle.go)
+	lifecycle        *lifecycle.Manager
+	lifecycleQueries recentQueries
+	labelMu          sync.Mutex
+	labelCache       map[string][]labelJSON
 
 	// bg owns the server's background goroutines; Close stops and waits.
 	bgCancel context.CancelFunc
@@ -109,6 +115,8 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 		stats:   newStatsRecorder(cfg.Server.StatsWindow),
 		started: time.Now(),
 
+		corsPolicy: newCORSPolicy(cfg.Server.CORSOrigins),
+
 		labelCache: map[string][]labelJSON{},
 	}
 	s.admit = newAdmission(cfg.Server, s.metrics)
@@ -137,6 +145,9 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 	if s.quality, err = quality.New(cfg, eng, db, reg, log); err != nil {
 		return nil, err
 	}
+	s.engines = map[string]Embedder{info.Fingerprint: eng}
+	s.lifecycle = lifecycle.New(db, lifecycle.Options{Engine: s.lifecycleEngine, Admit: s.admit.tryAcquire,
+		Grace: cfg.Lifecycle.Grace, Logger: log})
 	s.routes()
 	registered := map[string]bool{}
 	for _, r := range s.app.GetRoutes(true) {
@@ -146,6 +157,7 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
 	s.quality.Start(bgCtx, &s.bg)
+	s.lifecycle.Start(bgCtx, &s.bg)
 	return s, nil
 }
 
@@ -275,6 +287,7 @@ func (s *Server) routes() {
 	app.Use(s.observe)
 	app.Use(s.recoverPanic) // inside observe, so a panicking request is still counted and logged
 	app.Use(securityHeaders)
+	app.Use(s.cors)
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", func(c *fiber.Ctx) error {
@@ -330,6 +343,7 @@ func (s *Server) routes() {
 	v1.Post("/collections/:c/items\\:batch", write, s.handleBatch)
 	v1.Post("/collections/:c/items", write, s.handleAddItem)
 	v1.Get("/collections/:c/items", read, s.handleListItems)
+	v1.Get("/collections/:c/items\\:count", read, s.handleCountItems)
 	v1.Get("/collections/:c/items/:id/thumbnail", read, s.handleThumbnail)
 	v1.Get("/collections/:c/items/:id/similar", read, s.handleSimilar)
 	v1.Get("/collections/:c/items/:id", read, s.handleGetItem)
@@ -337,6 +351,9 @@ func (s *Server) routes() {
 	v1.Post("/collections/:c/search", read, s.handleSearch)
 	s.registerQualityRoutes(v1, read)
 	s.registerIntelRoutes(v1, read, write)
+	s.registerEditRoutes(v1, write)
+	s.registerQueryRoutes(v1, read)
+	s.registerLifecycleRoutes(v1, read, write)
 	v1.Use(s.noRoute("API route"))
 
 	app.Use("/", s.uiKeyLogin)
@@ -498,7 +515,7 @@ func requestID(c *fiber.Ctx) string {
 func (s *Server) requireScope(need scope) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if len(s.keys) == 0 {
-			if err := checkCSRF(c, false); err != nil {
+			if err := s.checkCSRF(c, false); err != nil {
 				return err
 			}
 			return c.Next()
@@ -511,7 +528,7 @@ func (s *Server) requireScope(need scope) fiber.Handler {
 			// The web UI's requests (thumbnails in <img> included) carry the key as a cookie, which
 			// the browser attaches whichever page made the request.
 			key = c.Cookies(keyCookie)
-			if err := checkCSRF(c, key != ""); err != nil {
+			if err := s.checkCSRF(c, key != ""); err != nil {
 				return err
 			}
 		}
@@ -571,15 +588,15 @@ func (s *Server) uiKeyLogin(c *fiber.Ctx) error {
 // SameSite does not separate ports of one host) the request must prove it comes from this origin:
 // Sec-Fetch-Site: same-origin or a matching Origin, and a body type that a cross-origin HTML form
 // cannot send (JSON, multipart, which carries the Origin, or a raw image). Otherwise (header keys,
-// no keys) only requests the browser marks as coming from another origin are refused: API clients
-// send neither header.
-func checkCSRF(c *fiber.Ctx, cookieAuth bool) error {
+// no keys) only requests the browser marks as coming from another origin are refused, unless
+// that origin is in server.cors_origins: API clients send neither header.
+func (s *Server) checkCSRF(c *fiber.Ctx, cookieAuth bool) error {
 	switch c.Method() {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
 		return nil
 	}
 	site, origin := c.Get("Sec-Fetch-Site"), c.Get(fiber.HeaderOrigin)
-	sameOrigin := site == "same-origin" || origin != "" && sameOriginAs(c, origin)
+	sameOrigin := site == "same-origin" || origin != "" && (sameOriginAs(c, origin) || !cookieAuth && s.corsPolicy.allows(origin))
 	if !sameOrigin && (cookieAuth || site != "" || origin != "") {
 		return errorf(http.StatusForbidden, "csrf_rejected",
 			"a cookie-authenticated or browser request that changes data must come from this server's own page (Origin or Sec-Fetch-Site: same-origin); API clients send Authorization or X-API-Key").

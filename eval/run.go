@@ -15,6 +15,7 @@ import (
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // Embedder is what eval needs of an embedding engine (*embed.Engine).
@@ -41,6 +42,13 @@ type Config struct {
 	DBCrop string `json:"db_crop,omitempty"`
 	// InputSize overrides the spec's input size (and resize_shorter scaled alike); 0 = the spec's.
 	InputSize int `json:"input_size,omitempty"`
+	// Rerank is the index's re-ranking mode (none, qe: expansion over the top 2, kr: k-reciprocal,
+	// qe+kr); the zero value is none. A query that is a database item (UKBench) is asked as
+	// Similar, so k-reciprocal re-ranking uses its stored row.
+	Rerank rerank.Mode `json:"rerank,omitempty"`
+	// SelfAsVector searches a query that is a database item by its vector, as image search does
+	// with a photo that is also in the catalog, instead of as Similar (re-ranking modes only).
+	SelfAsVector bool `json:"self_as_vector,omitempty"`
 }
 
 // String is the label or a summary.
@@ -67,8 +75,17 @@ func (c Config) String() string {
 	if c.InputSize > 0 {
 		s += " size=" + strconv.Itoa(c.InputSize)
 	}
+	if c.reranks() {
+		s += " rerank=" + c.Rerank.String()
+		if c.SelfAsVector {
+			s += " self=vector"
+		}
+	}
 	return s
 }
+
+// reranks reports whether the configuration asks the index to re-rank.
+func (c Config) reranks() bool { return c.Rerank.QE() || c.Rerank.KR() }
 
 // Validate names the first bad field.
 func (c Config) Validate() error {
@@ -85,6 +102,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: db-crop must be center or squash, got %q", ErrConfig, c.DBCrop)
 	case c.InputSize != 0 && (c.InputSize < 32 || c.InputSize > 1024):
 		return fmt.Errorf("%w: input size must be in 32..1024", ErrConfig)
+	case c.Rerank > rerank.ModeQEKR:
+		return fmt.Errorf("%w: unknown rerank mode %v", ErrConfig, c.Rerank)
+	case c.QE > 0 && c.reranks():
+		return fmt.Errorf("%w: qe (eval's own expansion) and rerank do not combine; use rerank=qe+kr", ErrConfig)
 	}
 	return nil
 }
@@ -132,6 +153,9 @@ type Metrics struct {
 	Top1Score *ScoreStats `json:"top1_score,omitempty"`
 	// QPS is queries per second of this mode (single caller, query expansion included).
 	QPS float64 `json:"qps"`
+	// APs and NSs are each query's AP and N-S score (NaN: not run), for the paired bootstrap.
+	APs []float64 `json:"-"`
+	NSs []float64 `json:"-"`
 }
 
 // ScoreStats summarise cosine scores.
@@ -182,11 +206,15 @@ type Report struct {
 	Metrics
 	Exact *Metrics `json:"exact,omitempty"`
 	// ANNRecall is recall@10 of the HNSW answers against exact search (1 = no ANN loss).
-	ANNRecall    *float64 `json:"ann_recall_at_10,omitempty"`
-	EmbedPerSec  float64  `json:"embed_per_sec"`
-	EmbedSeconds float64  `json:"embed_seconds"`
-	IndexSeconds float64  `json:"index_seconds"`
-	TotalSeconds float64  `json:"total_seconds"`
+	ANNRecall *float64 `json:"ann_recall_at_10,omitempty"`
+	// MAPDelta and NSDelta are this configuration's HNSW mAP and N-S score minus the first
+	// configuration's, with a paired bootstrap 95 % interval over the queries (PairedBootstrap).
+	MAPDelta     *Interval `json:"mAP_delta,omitempty"`
+	NSDelta      *Interval `json:"ns_delta,omitempty"`
+	EmbedPerSec  float64   `json:"embed_per_sec"`
+	EmbedSeconds float64   `json:"embed_seconds"`
+	IndexSeconds float64   `json:"index_seconds"`
+	TotalSeconds float64   `json:"total_seconds"`
 }
 
 // vectors of one preprocessing variant.
@@ -213,28 +241,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 	if o.Engine == nil {
 		return nil, fmt.Errorf("%w: no engine", ErrConfig)
 	}
-	if len(o.Ks) == 0 {
-		o.Ks = []int{1, 4, 10}
-	}
-	if o.KNN <= 0 {
-		o.KNN = 10
-	}
-	if o.Batch <= 0 {
-		o.Batch = 64
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Depth <= 0 {
-		o.Depth = 100
-		if ds.OxfordAP {
-			o.Depth = index.MaxK
-		}
-	}
-	o.Depth = min(o.Depth, len(ds.Database), index.MaxK-1)
-	for _, k := range o.Ks {
-		o.Depth = max(o.Depth, min(k, len(ds.Database)))
-	}
+	o.setDefaults(ds)
 	type built struct {
 		vs  *vectorSet
 		col *index.Collection
@@ -286,7 +293,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		r.Metrics = ann
 		if !o.SkipExact {
 			// Exact search ignores ef: configurations differing only in ef share one pass.
-			ek := fmt.Sprintf("%s;qe=%d", key, c.QE)
+			ek := fmt.Sprintf("%s;qe=%d;rerank=%v;self=%v", key, c.QE, c.Rerank, c.SelfAsVector)
 			ep, ok := exactCache[ek]
 			if !ok {
 				ep.m, ep.top, err = searchAll(ctx, ds, b.vs, b.col, c, o, true)
@@ -297,7 +304,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 			}
 			ex, exTop := ep.m, ep.top
 			r.Exact = &ex
-			rec, err := annRecall(ctx, ds, b.vs, b.col, c.Ef, exTop)
+			rec, err := annRecall(ctx, ds, b.vs, b.col, c, exTop)
 			if err != nil {
 				return nil, err
 			}
@@ -307,7 +314,34 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		r.TotalSeconds = time.Since(t0).Seconds()
 		reports = append(reports, r)
 	}
+	addDeltas(ds, reports)
 	return reports, nil
+}
+
+// setDefaults fills the zero options with their documented defaults for ds.
+func (o *Options) setDefaults(ds *Dataset) {
+	if len(o.Ks) == 0 {
+		o.Ks = []int{1, 4, 10}
+	}
+	if o.KNN <= 0 {
+		o.KNN = 10
+	}
+	if o.Batch <= 0 {
+		o.Batch = 64
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Depth <= 0 {
+		o.Depth = 100
+		if ds.OxfordAP {
+			o.Depth = index.MaxK
+		}
+	}
+	o.Depth = min(o.Depth, len(ds.Database), index.MaxK-1)
+	for _, k := range o.Ks {
+		o.Depth = max(o.Depth, min(k, len(ds.Database)))
+	}
 }
 
 // variantKey identifies what changes the vectors (not the search).
@@ -341,183 +375,6 @@ func (c Config) specs(base spec.Model) (query, db spec.Model) {
 		d.Crop = c.DBCrop
 	}
 	return q, d
-}
-
-func embedVariant(ctx context.Context, ds *Dataset, c Config, o Options) (*vectorSet, error) {
-	qSpec, dbSpec := c.specs(o.Spec)
-	vs := &vectorSet{db: map[string][]float32{}, queries: map[string][]float32{}}
-	dbEng, err := o.Engine(ctx, dbSpec)
-	if err != nil {
-		return nil, err
-	}
-	vs.model = dbEng.Info().Fingerprint
-	qEng := dbEng
-	if qSpec != dbSpec {
-		if qEng, err = o.Engine(ctx, qSpec); err != nil {
-			return nil, err
-		}
-	}
-	t0 := time.Now()
-	dbImgs := make([]Image, len(ds.Database))
-	for i, it := range ds.Database {
-		dbImgs[i] = it.Image
-	}
-	vecs, failed, err := embedImages(ctx, dbEng, dbImgs, c, o, "embed database")
-	if err != nil {
-		return nil, err
-	}
-	vs.failed += failed
-	for i, it := range ds.Database {
-		if vecs[i] != nil {
-			vs.db[it.ID] = vecs[i]
-		}
-	}
-	vs.images = len(dbImgs)
-	var qImgs []Image
-	var qIdx []int
-	for i, q := range ds.Queries {
-		if q.Self == "" {
-			qImgs = append(qImgs, q.Image)
-			qIdx = append(qIdx, i)
-		}
-	}
-	if len(qImgs) > 0 {
-		qv, failed, err := embedImages(ctx, qEng, qImgs, c, o, "embed queries")
-		if err != nil {
-			return nil, err
-		}
-		vs.failed += failed
-		for j, i := range qIdx {
-			if qv[j] != nil {
-				vs.queries[ds.Queries[i].ID] = qv[j]
-			}
-		}
-		vs.images += len(qImgs)
-	}
-	vs.embedS = time.Since(t0).Seconds()
-	return vs, nil
-}
-
-// embedImages embeds in batches, reading the next batch's files while the engine works. Failed
-// images get a nil vector.
-func embedImages(ctx context.Context, eng Embedder, imgs []Image, c Config, o Options, stage string) ([][]float32, int, error) {
-	out := make([][]float32, len(imgs))
-	failed := 0
-	load := func(lo, hi int) ([]embed.Image, []error) {
-		batch := make([]embed.Image, hi-lo)
-		errs := make([]error, hi-lo)
-		for i := lo; i < hi; i++ {
-			data, err := imgs[i].load()
-			errs[i-lo] = err
-			batch[i-lo] = embed.Image{Data: data, Crop: clampCrop(data, imgs[i].Crop)}
-		}
-		return batch, errs
-	}
-	type loaded struct {
-		batch []embed.Image
-		errs  []error
-	}
-	next := make(chan loaded, 1)
-	go func() {
-		defer close(next)
-		for lo := 0; lo < len(imgs); lo += o.Batch {
-			b, e := load(lo, min(lo+o.Batch, len(imgs)))
-			select {
-			case next <- loaded{b, e}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	done := 0
-	for l := range next {
-		var todo []embed.Image
-		var pos []int
-		for i, e := range l.errs {
-			if e != nil {
-				failed++
-				o.Logger.Warn("eval: unreadable image", "err", e)
-				continue
-			}
-			todo = append(todo, l.batch[i])
-			pos = append(pos, done+i)
-		}
-		res, err := eng.Embed(ctx, todo)
-		if err != nil {
-			for range next {
-			}
-			return nil, 0, fmt.Errorf("eval: embed: %w", err)
-		}
-		for j, e := range res {
-			if e.Err != nil {
-				failed++
-				o.Logger.Warn("eval: image not embedded", "err", e.Err)
-				continue
-			}
-			v := e.Vector
-			if c.Pool == "gem" {
-				if v, err = gem(e.FeatureMap, e.FeatureMapShape, c.GeMP); err != nil {
-					return nil, 0, err
-				}
-			}
-			out[pos[j]] = v
-		}
-		done += len(l.batch)
-		if o.Progress != nil {
-			o.Progress(stage, done, len(imgs))
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, 0, err
-	}
-	return out, failed, nil
-}
-
-// clampCrop keeps a crop inside the image: ground-truth rectangles rescaled to smaller photos can
-// overhang by a pixel.
-func clampCrop(data []byte, r *embed.Rect) *embed.Rect {
-	if r == nil {
-		return nil
-	}
-	cfg, err := embed.DecodeConfig(data)
-	if err != nil {
-		return r
-	}
-	c := *r
-	c.X, c.Y = max(c.X, 0), max(c.Y, 0)
-	c.W = min(c.W, cfg.Width-c.X)
-	c.H = min(c.H, cfg.Height-c.Y)
-	return &c
-}
-
-// gem is generalised-mean pooling of a [C,H,W] map, L2-normalised: (mean x^p)^(1/p) per channel.
-func gem(fm []float32, shape [3]int, p float64) ([]float32, error) {
-	if p <= 0 {
-		p = 3
-	}
-	ch, hw := shape[0], shape[1]*shape[2]
-	if ch == 0 || len(fm) != ch*hw {
-		return nil, fmt.Errorf("%w: gem pooling needs the feature map (model spec feature_map_tensor)", ErrConfig)
-	}
-	out := make([]float32, ch)
-	var norm float64
-	for c := range ch {
-		var s float64
-		for _, x := range fm[c*hw : (c+1)*hw] {
-			s += math.Pow(max(float64(x), 1e-6), p)
-		}
-		v := math.Pow(s/float64(hw), 1/p)
-		out[c] = float32(v)
-		norm += v * v
-	}
-	norm = math.Sqrt(norm)
-	if norm == 0 {
-		return nil, fmt.Errorf("%w: gem pooling: zero feature map", ErrConfig)
-	}
-	for i := range out {
-		out[i] = float32(float64(out[i]) / norm)
-	}
-	return out, nil
 }
 
 func buildIndex(ctx context.Context, ds *Dataset, vs *vectorSet, key string, o Options) (string, *index.DB, *index.Collection, error) {
@@ -669,11 +526,24 @@ feed:
 }
 
 // annRecall is the mean recall@10 of plain top-10 HNSW searches (as a server runs them, without
-// the deep ranking the metrics need, which widens the beam to the depth) against the exact top 10.
-func annRecall(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Collection, ef int, exactTop [][]string) (float64, error) {
+// the deep ranking the metrics need, which widens the beam to the depth) against the exact top 10;
+// for a re-ranking configuration, of its top 10 through HNSW against its top 10 through exact search.
+func annRecall(ctx context.Context, ds *Dataset, vs *vectorSet, col *index.Collection, c Config, exactTop [][]string) (float64, error) {
 	var sum float64
 	n := 0
+	ef := c.Ef
 	for i, q := range ds.Queries {
+		if c.reranks() {
+			_, top, _, err := runQuery(ctx, q, ds.IncludeSelf, vs, col, c, 10, false)
+			if err != nil {
+				return 0, err
+			}
+			if top != nil {
+				sum += Overlap(top, exactTop[i], 10)
+				n++
+			}
+			continue
+		}
 		vec := vs.queries[q.ID]
 		if q.Self != "" {
 			vec = vs.db[q.Self]
@@ -709,13 +579,31 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 	if vec == nil {
 		return nil, nil, best, nil
 	}
-	opts := index.SearchOptions{K: depth, Ef: c.Ef, Exact: exact}
+	opts := index.SearchOptions{K: depth, Ef: c.Ef, Exact: exact, Rerank: c.Rerank}
 	if q.Self != "" && !includeSelf {
 		opts.ExcludeIDs = []string{q.Self}
 	}
-	res, err := col.Search(ctx, vec, opts)
+	var res []index.Result
+	if q.Self != "" && c.reranks() && !c.SelfAsVector {
+		res, err = similar(ctx, col, q.Self, includeSelf, opts)
+	} else {
+		res, err = col.Search(ctx, vec, opts)
+	}
 	if err != nil {
 		return nil, nil, best, fmt.Errorf("eval: search %s: %w", q.ID, err)
+	}
+	if c.reranks() {
+		// The index ranked the final list; the first pass is internal to it.
+		for _, r := range res[:min(10, len(res))] {
+			top10 = append(top10, r.ID)
+		}
+		for _, r := range res {
+			if r.ID != q.Self {
+				best = float64(r.Score)
+				break
+			}
+		}
+		return ids(res), top10, best, nil
 	}
 	for _, r := range res[:min(10, len(res))] {
 		top10 = append(top10, r.ID)
@@ -738,11 +626,7 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 			return nil, nil, best, fmt.Errorf("eval: search %s (query expansion): %w", q.ID, err)
 		}
 	}
-	ranking = make([]string, len(res))
-	for i, r := range res {
-		ranking[i] = r.ID
-	}
-	return ranking, top10, best, nil
+	return ids(res), top10, best, nil
 }
 
 // score turns rankings into metrics.
@@ -786,6 +670,7 @@ func score(ds *Dataset, rankings [][]string, groupOf map[string]string, groupSiz
 			ap = APAtK(rel, nPos, o.Depth)
 		}
 		apSum += ap
+		m.APs = append(m.APs, ap)
 		for _, k := range o.Ks {
 			key := strconv.Itoa(k)
 			m.PrecisionAtK[key] += PrecisionAtK(rel, k) / n
@@ -794,6 +679,7 @@ func score(ds *Dataset, rankings [][]string, groupOf map[string]string, groupSiz
 		}
 		if ds.NS {
 			ns += NSScore(rel)
+			m.NSs = append(m.NSs, NSScore(rel))
 		}
 		if ds.KNN {
 			ok := 0.0

@@ -71,6 +71,9 @@ func WriteTable(w io.Writer, reports []Report) error {
 		}
 		row(mode.name+" queries/s", val(func(m *Metrics) string { return fmt.Sprintf("%.0f", m.QPS) }))
 	}
+	if len(reports) > 1 {
+		deltaRows(row, r0.NSScore != nil)
+	}
 	if r0.ANNRecall != nil {
 		row("hnsw recall@10 vs exact", func(r Report) string {
 			if r.ANNRecall == nil {
@@ -101,4 +104,21 @@ func WriteTable(w io.Writer, reports []Report) error {
 		return tw.Flush()
 	}
 	return nil
+}
+
+// deltaRows prints the differences from the first configuration with their 95 % intervals.
+func deltaRows(row func(string, func(Report) string), ns bool) {
+	delta := func(get func(Report) *Interval) func(Report) string {
+		return func(r Report) string {
+			iv := get(r)
+			if iv == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%+.4f [%+.4f, %+.4f]", iv.Delta, iv.Lo, iv.Hi)
+		}
+	}
+	row("hnsw mAP vs first, 95% CI", delta(func(r Report) *Interval { return r.MAPDelta }))
+	if ns {
+		row("hnsw N-S vs first, 95% CI", delta(func(r Report) *Interval { return r.NSDelta }))
+	}
 }

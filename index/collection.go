@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // Item is one indexed product image. Vector is normalised on Upsert.
@@ -58,7 +60,10 @@ type Collection struct {
 	mu       sync.RWMutex
 	closed   bool
 	dropped  bool // closed by DropCollection, not by DB.Close
+	frozen   bool // a generation its alias does not name: client writes refused (generation.go)
 	g        *graph
+	rr       *rerank.State     // neighbour lists and k-reciprocal rows (rerank.go)
+	rrSkip   bool              // benchmarks only: writes leave rr alone (what keeping it costs)
 	ids      []string          // slot -> id ("" = free)
 	byID     map[string]uint32 // id -> slot
 	hashes   []string
@@ -71,12 +76,14 @@ type Collection struct {
 	snapSeq  uint64 // seq of the stored snapshot
 
 	loadedFrom string // "snapshot", "rebuild" or "empty", for logs and tests
+	rrFrom     string // how the re-ranking lists were loaded, for logs and tests
 }
 
 func newCollection(db *DB, name string, cfg CollectionConfig) *Collection {
 	return &Collection{
 		db: db, name: name, cfg: cfg,
 		g:          newGraph(cfg.Dims, cfg.M, cfg.EfConstruction, db.opts.Ml, time.Now().UnixNano()),
+		rr:         rerank.NewDefault(),
 		byID:       map[string]uint32{},
 		postings:   map[string]map[uint32]struct{}{},
 		loadedFrom: "empty",
@@ -187,6 +194,9 @@ type SearchOptions struct {
 	// cut: cosines below zero are still the nearest items there are.
 	MinScore *float32
 	Offset   int
+	// Rerank re-ranks the results (rerank.ModeDefault and ModeNone: plain nearest neighbours).
+	// Re-ranked results are ordered by the re-ranked distance; Score stays the cosine similarity.
+	Rerank rerank.Mode
 }
 
 // Result is one hit; Score is the cosine similarity.
@@ -282,15 +292,11 @@ func (c *Collection) searchLocked(q []float32, o SearchOptions, self uint32) ([]
 			return f == nil || f.match(&c.attrs[s])
 		}
 	}
-	n := c.g.count
 	var hits []cand
-	switch {
-	case o.Exact || n <= c.db.opts.ExactThreshold:
-		hits = c.g.exact(q, need, nil, accept)
-	case o.Filter != nil:
-		hits = c.filteredSearch(q, need, ef, o.Filter, accept)
-	default:
-		hits = c.g.search(q, need, ef, accept)
+	if o.Rerank.QE() || o.Rerank.KR() {
+		hits = c.rerankSearch(q, need, ef, o, accept, self)
+	} else {
+		hits = c.nearest(q, need, ef, o, accept)
 	}
 	out := make([]Result, 0, min(len(hits), k))
 	for i, h := range hits {
@@ -299,12 +305,23 @@ func (c *Collection) searchLocked(q []float32, o SearchOptions, self uint32) ([]
 		}
 		score := 1 - h.d
 		if o.MinScore != nil && score < *o.MinScore {
-			break
+			continue // re-ranked results are not in score order
 		}
 		// Metadata is copied: callers (HTTP handlers) may keep or modify it.
 		out = append(out, Result{ID: c.ids[h.id], Score: score, Metadata: bytes.Clone(c.metas[h.id])})
 	}
 	return out, nil
+}
+
+// nearest picks the strategy: brute force when asked or small, filtered, or plain HNSW.
+func (c *Collection) nearest(q []float32, need, ef int, o SearchOptions, accept func(uint32) bool) []cand {
+	switch {
+	case o.Exact || c.g.count <= c.db.opts.ExactThreshold:
+		return c.g.exact(q, need, nil, accept)
+	case o.Filter != nil:
+		return c.filteredSearch(q, need, ef, o.Filter, accept)
+	}
+	return c.g.search(q, need, ef, accept)
 }
 
 // filteredSearch keeps recall under selective filters: it estimates how

@@ -151,6 +151,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 		b.Close()
 		return nil, err
 	}
+	db.refreshFrozen()
 	if !ro && o.SnapshotInterval > 0 {
 		// The loop stops when Close closes db.stop; a panic in it is logged and it restarts.
 		ctx, cancel := context.WithCancel(context.Background())
@@ -305,11 +306,19 @@ func (db *DB) fillConfig(cfg CollectionConfig) CollectionConfig {
 // ErrExists when its fingerprint and dims match cfg, ErrFingerprintMismatch
 // when they do not.
 func (db *DB) CreateCollection(name string, cfg CollectionConfig) (*Collection, error) {
-	if db.closed.Load() {
-		return nil, ErrClosed
-	}
 	if !validName.MatchString(name) {
 		return nil, fmt.Errorf("%w: %q (want [a-z0-9_-]{1,64})", ErrInvalidName, name)
+	}
+	if t := db.aliasTarget(name); t != "" {
+		return nil, fmt.Errorf("%w: %q is an alias of %q", ErrExists, name, t)
+	}
+	return db.createCollection(name, cfg)
+}
+
+// createCollection creates a collection under a name already validated (a base or generation name).
+func (db *DB) createCollection(name string, cfg CollectionConfig) (*Collection, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
 	}
 	if cfg.Dims <= 0 || cfg.Dims > 65536 {
 		return nil, fmt.Errorf("%w: collection %q: dims %d out of range 1..65536", ErrInvalidItem, name, cfg.Dims)
@@ -347,6 +356,8 @@ func (db *DB) CreateCollection(name string, cfg CollectionConfig) (*Collection, 
 		return nil, storageErr("create collection "+name, err)
 	}
 	c := newCollection(db, name, cfg)
+	base, _ := ParseGeneration(name)
+	c.frozen = name != GenerationName(base, 1) // a new generation is a shadow until the alias names it
 	db.colls[name] = c
 	return c, nil
 }
@@ -388,6 +399,10 @@ func (db *DB) DropCollection(name string) error {
 	c, ok := db.colls[name]
 	if !ok {
 		return fmt.Errorf("%w: collection %q", ErrNotFound, name)
+	}
+	base, _ := ParseGeneration(name)
+	if t := db.aliasTarget(base); t == name && base != name {
+		return fmt.Errorf("%w: collection %q is what alias %q names", ErrInUse, name, base)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

@@ -29,6 +29,16 @@
 // estimate (keyword postings, else sampling) says it is small, otherwise HNSW
 // with a beam widened by 1/selectivity; plain HNSW otherwise.
 //
+// SearchOptions.Rerank re-ranks the answer (package rerank): average query
+// expansion over the top 2, k-reciprocal re-ranking, or both. For the latter
+// each collection keeps every item's 20 nearest neighbours (rerank.State),
+// derived from the vectors like the graph: an added item's come from its
+// insertion beam and it enters the lists of the items it is closer to than
+// their 20th; the items that listed a deleted or replaced item search again.
+// The lists are snapshotted beside the graph (key "knn", same transaction)
+// and replayed with it; the k-reciprocal rows and their postings are
+// recomputed from the lists at Open.
+//
 // # Concurrency
 //
 // Collections are safe for concurrent use. Per collection, one mutex
@@ -47,6 +57,11 @@
 //   - Deletes repair the graph by scanning for in-links: O(n) per deleted
 //     item, fine for catalogue churn, not for bulk deletes of most items
 //     (drop and recreate the collection instead).
+//   - The re-ranking state costs about 1.3 kB per item in memory, a write
+//     about 10 % more CPU (a delete: one 20-nearest search per item that
+//     listed it), and Open the rows' recomputation (seconds at 100k); when
+//     its snapshot is missing or corrupt, one search per item (minutes at
+//     100k). docs/quality.md has the measurements.
 //   - Graph is the HNSW core alone (in memory, no locking), exported for the
 //     benchmarks in internal/bench, which also hold the github.com/coder/hnsw
 //     baseline; the index never imports it.

@@ -45,6 +45,11 @@ var (
 	ErrLocked = errors.New("index: data file in use by another process")
 	// ErrReadOnly: the data directory or file is not writable; reads keep working.
 	ErrReadOnly = errors.New("index: read-only")
+	// ErrFrozen: a client's write to a generation its alias does not name (a shadow being built,
+	// or the previous generation kept for rollback); it is read-only but for the lifecycle mirror.
+	ErrFrozen = errors.New("index: generation is read-only")
+	// ErrInUse: dropping the generation an alias names.
+	ErrInUse = errors.New("index: collection in use")
 	// ErrStorage: a write to bbolt failed (disk full, I/O error); the wrapped
 	// error names the cause. In-memory state is unchanged; reads keep working.
 	ErrStorage = errors.New("index: storage error")

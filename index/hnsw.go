@@ -327,6 +327,7 @@ type insertPlan struct {
 	level   int
 	own     [][]uint32 // own[lc] for lc <= min(level, maxLevel)
 	updates []linkUpdate
+	near    []cand // the layer-0 beam (ascending): the node's nearest, for the re-ranking lists
 }
 
 // planInsert runs Algorithm 1's searches for a slot whose vector is already
@@ -365,6 +366,9 @@ func (g *graph) planInsert(slot uint32, level int) insertPlan {
 			ids[i] = c.id
 		}
 		p.own[lc] = ids
+		if lc == 0 {
+			p.near = w
+		}
 		for _, e := range sel {
 			cur := g.links(e.id, lc)
 			var nl []uint32

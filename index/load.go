@@ -15,7 +15,7 @@ import (
 
 func loadCollection(db *DB, name string) (*Collection, error) {
 	var c *Collection
-	var snap []byte
+	var snap, knn []byte
 	var live []bool
 	var touched map[uint32]bool
 	logOK := false
@@ -62,6 +62,7 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 			return err
 		}
 		snap = bytes.Clone(b.Get(keyGraph))
+		knn = bytes.Clone(b.Get(keyKNN))
 		if sseq, ok := snapshotSeq(snap); ok {
 			touched, logOK = readLog(b, sseq, c.seq)
 		}
@@ -94,11 +95,13 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 				c.replay(live, touched)
 				c.loadedFrom = "snapshot+replay"
 			}
+			c.loadRerank(knn, sseq, live, touched)
 			return c, nil
 		}
 		db.log.Warn("graph snapshot unusable, rebuilding", "collection", name, "err", err)
 	}
 	c.rebuildGraph(live)
+	c.loadRerank(nil, 0, live, nil)
 	return c, nil
 }
 
@@ -174,6 +177,7 @@ func (c *Collection) snapshot() error {
 	}
 	seq := c.seq
 	b := encodeSnapshot(c.g, seq)
+	kb := encodeLists(c.rr, seq, len(c.g.levels))
 	c.mu.RUnlock()
 	err := c.db.bolt.Update(func(tx *bolt.Tx) error {
 		bk := c.bucket(tx)
@@ -181,6 +185,9 @@ func (c *Collection) snapshot() error {
 			return nil
 		}
 		if err := bk.Put(keyGraph, b); err != nil {
+			return err
+		}
+		if err := bk.Put(keyKNN, kb); err != nil {
 			return err
 		}
 		return trimLog(bk, seq)

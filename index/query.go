@@ -3,6 +3,8 @@ package index
 import (
 	"fmt"
 	"sort"
+
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // Query-side checks: the search limits, and the metadata fields a filter can name.
@@ -23,6 +25,8 @@ func (o *SearchOptions) check(k int) error {
 		return bad("ef %d outside 0..%d (0 = the collection's default)", o.Ef, MaxEf)
 	case o.MinScore != nil && !(*o.MinScore >= -1 && *o.MinScore <= 1): // NaN fails both
 		return bad("min score %v outside -1..1", *o.MinScore)
+	case o.Rerank > rerank.ModeQEKR:
+		return bad("re-ranking mode %v unknown", o.Rerank)
 	}
 	return nil
 }

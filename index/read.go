@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -101,38 +100,5 @@ func (c *Collection) Thumbnail(id string) ([]byte, error) {
 // greater than cursor, in id order; next is the cursor for the following
 // page, "" at the end. limit <= 0 means 100; at most 10000.
 func (c *Collection) List(cursor string, limit int) ([]Item, string, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	limit = min(limit, 10000)
-	var items []Item
-	next := ""
-	err := c.db.bolt.View(func(tx *bolt.Tx) error {
-		b := c.bucket(tx)
-		if b == nil {
-			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
-		}
-		cur := b.Bucket(bucketItems).Cursor()
-		k, v := cur.Seek([]byte(cursor))
-		if k != nil && cursor != "" && string(k) == cursor {
-			k, v = cur.Next()
-		}
-		for ; k != nil; k, v = cur.Next() {
-			if len(items) == limit {
-				next = items[len(items)-1].ID
-				break
-			}
-			r, err := decodeRecordView(v)
-			if err != nil {
-				return fmt.Errorf("%w: item %q: %w", ErrStorage, k, err)
-			}
-			it := Item{ID: string(k), ContentHash: string(r.hash), UpdatedAt: time.Unix(0, r.updatedAt).UTC(), Version: r.version}
-			if len(r.meta) > 0 {
-				it.Metadata = bytes.Clone(r.meta)
-			}
-			items = append(items, it)
-		}
-		return nil
-	})
-	return items, next, err
+	return c.Scroll(ScrollOptions{Cursor: cursor, Limit: limit})
 }

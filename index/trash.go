@@ -81,6 +81,9 @@ func (c *Collection) RestoreFromTrash(ctx context.Context, id string) (Written, 
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.checkFrozen(ctx); err != nil {
+		return Written{}, err
+	}
 	// Every writer holds wmu, so what memory says now stays true until the write below.
 	if _, ok := c.Has(id); ok {
 		return Written{}, fmt.Errorf("%w: item %q in %q was added again since it was trashed; delete it before restoring", ErrExists, id, c.name)

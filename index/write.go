@@ -143,6 +143,9 @@ func (c *Collection) Put(ctx context.Context, items ...Item) ([]Written, error) 
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.checkFrozen(ctx); err != nil {
+		return nil, err
+	}
 	if err := c.putLocked(ps); err != nil {
 		return nil, err
 	}
@@ -169,6 +172,9 @@ func (c *Collection) Update(ctx context.Context, id string, fn func(*Item) error
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.checkFrozen(ctx); err != nil {
+		return Written{}, err
+	}
 	it, err := c.Get(id)
 	if err != nil {
 		return Written{}, err
@@ -321,6 +327,9 @@ func (c *Collection) writeRecords(b *bolt.Bucket, ps []prepared) (uint64, error)
 		if err != nil {
 			return 0, err
 		}
+		if err := recordChange(b, p.id, seq); err != nil {
+			return 0, err
+		}
 		slots = append(slots, p.slot)
 	}
 	if len(slots) == 0 {
@@ -432,9 +441,11 @@ func (c *Collection) link(slot uint32) {
 	level := c.g.randomLevel()
 	c.mu.RLock()
 	plan := c.g.planInsert(slot, level)
+	rp := c.rrPlanAdd(slot, plan.near)
 	c.mu.RUnlock()
 	c.mu.Lock()
 	c.g.applyInsert(plan)
+	c.rr.Apply(rp)
 	c.mu.Unlock()
 }
 
@@ -442,9 +453,11 @@ func (c *Collection) link(slot uint32) {
 func (c *Collection) unlink(slot uint32) {
 	c.mu.RLock()
 	plan := c.g.planDelete(slot)
+	rp := c.rrPlanRemove(slot)
 	c.mu.RUnlock()
 	c.mu.Lock()
 	c.g.applyDelete(plan)
+	c.rr.Apply(rp)
 	c.mu.Unlock()
 }
 
@@ -515,6 +528,9 @@ func (c *Collection) remove(ctx context.Context, ids []string, stash func(b *bol
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := c.checkFrozen(ctx); err != nil {
+		return nil, err
+	}
 	c.mu.RLock()
 	err := c.usable()
 	var slots []uint32
@@ -541,7 +557,11 @@ func (c *Collection) remove(ctx context.Context, ids []string, stash func(b *bol
 			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
 		}
 		items, thumbs := b.Bucket(bucketItems), b.Bucket(bucketThumbs)
+		next := currentSeq(b) + 1 // the sequence bumpSeq gives this delete
 		for _, id := range found {
+			if err := recordChange(b, id, next); err != nil {
+				return err
+			}
 			if stash != nil {
 				if err := stash(b, id); err != nil {
 					return err

@@ -19,4 +19,7 @@ var (
 	// ErrNoFeatureMap: an explanation from an embedding without a spatial feature map, or one whose
 	// shape does not match the query.
 	ErrNoFeatureMap = errors.New("intel: no usable feature map")
+	// ErrInvalidExamples: a recommendation without a positive example, with too many examples, a
+	// weight that is not a positive number, a vector of the wrong length, or examples that cancel out.
+	ErrInvalidExamples = errors.New("intel: invalid recommendation examples")
 )

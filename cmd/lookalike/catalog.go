@@ -16,6 +16,7 @@ import (
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
 	"github.com/lookalike/lookalike/internal/ingest"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // catalogFlags are the flags every catalog command shares.
@@ -105,6 +106,10 @@ func openDB(cfg config.Config, env *cliEnv) (*index.DB, error) {
 // collectionFor returns the named collection, creating it for the engine's fingerprint when create
 // is set. An existing collection of another fingerprint is an error (index.ErrFingerprintMismatch).
 func collectionFor(db *index.DB, cfg config.Config, name string, info embed.Info, create bool) (*index.Collection, error) {
+	if t := db.Resolve(name); t != name {
+		// A rebuilt collection: its alias names the generation to use, whatever its model.
+		return db.Collection(t)
+	}
 	col, err := db.Collection(name)
 	if errors.Is(err, index.ErrNotFound) && create {
 		return db.CreateCollection(name, index.CollectionConfig{
@@ -215,6 +220,7 @@ type searchOutput struct {
 	Collection string             `json:"collection"`
 	Query      string             `json:"query"`
 	Model      string             `json:"model,omitempty"`
+	Rerank     string             `json:"rerank"`
 	Results    []resultOutput     `json:"results"`
 	TimingsMS  map[string]float64 `json:"timings_ms"`
 }
@@ -225,19 +231,25 @@ type resultOutput struct {
 	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
-func searchFlags(fs *flag.FlagSet) (k, ef *int, filter *string, exact *bool) {
+func searchFlags(fs *flag.FlagSet) (k, ef *int, filter *string, exact *bool, rr *string) {
 	k = fs.Int("k", 10, "number of results")
 	ef = fs.Int("ef", 0, "HNSW beam width (0 = collection default)")
 	filter = fs.String("filter", "", `metadata filter, e.g. 'category = "shoes" AND price < 100'`)
 	exact = fs.Bool("exact", false, "exact (brute-force) search")
+	rr = fs.String("rerank", "", "re-ranking: none, qe, kr or qe+kr (default: index.rerank_search, or index.rerank_similar for similar)")
 	return
 }
 
-func buildSearchOptions(k, ef int, filter string, exact bool) (index.SearchOptions, error) {
+func buildSearchOptions(k, ef int, filter string, exact bool, rr string) (index.SearchOptions, error) {
 	o := index.SearchOptions{K: k, Ef: ef, Exact: exact}
 	if k < 1 {
 		return o, fmt.Errorf("%w: -k must be >= 1", errUsage)
 	}
+	m, err := rerank.ParseMode(rr)
+	if err != nil {
+		return o, fmt.Errorf("%w: --rerank: %v", errUsage, err)
+	}
+	o.Rerank = m
 	if filter != "" {
 		f, err := index.ParseFilter(filter)
 		if err != nil {
@@ -252,7 +264,7 @@ func buildSearchOptions(k, ef int, filter string, exact bool) (index.SearchOptio
 func queryCommand(env *cliEnv, name, what string, args []string) (*catalogFlags, index.SearchOptions, string, error) {
 	fs := newFlags(env, name)
 	cf := addCatalogFlags(fs, true)
-	k, ef, filter, exact := searchFlags(fs)
+	k, ef, filter, exact, rr := searchFlags(fs)
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return nil, index.SearchOptions{}, "", err
@@ -260,9 +272,16 @@ func queryCommand(env *cliEnv, name, what string, args []string) (*catalogFlags,
 	if len(rest) != 1 {
 		return nil, index.SearchOptions{}, "", fmt.Errorf("%w: expected one %s", errUsage, what)
 	}
-	opts, err := buildSearchOptions(*k, *ef, *filter, *exact)
+	opts, err := buildSearchOptions(*k, *ef, *filter, *exact, *rr)
 	cf.filter = *filter
 	return cf, opts, rest[0], err
+}
+
+// defaultRerank applies the configured default when the command named no re-ranking.
+func defaultRerank(o *index.SearchOptions, def string) {
+	if o.Rerank == rerank.ModeDefault {
+		o.Rerank, _ = rerank.ParseMode(def) // validated with the configuration
+	}
 }
 
 func runSearch(ctx context.Context, env *cliEnv, args []string) error {
@@ -278,6 +297,7 @@ func runSearch(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	cf.apply(&cfg)
+	defaultRerank(&opts, cfg.Index.RerankSearch)
 	start := time.Now()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -307,7 +327,7 @@ func runSearch(ctx context.Context, env *cliEnv, args []string) error {
 		"decode": ms(t.Decode), "preprocess": ms(t.Preprocess), "inference": ms(t.Inference),
 		"search": ms(time.Since(searchStart)), "total": ms(time.Since(queryStart)), "startup": ms(queryStart.Sub(start)),
 	}
-	return printResults(env, cf, path, eng.Info().ModelID, res, timings)
+	return printResults(env, cf, path, eng.Info().ModelID, opts.Rerank, res, timings)
 }
 
 func runSimilar(ctx context.Context, env *cliEnv, args []string) error {
@@ -318,23 +338,24 @@ func runSimilar(ctx context.Context, env *cliEnv, args []string) error {
 	if cf.server != "" {
 		return remoteSimilar(ctx, env, cf, opts, id)
 	}
-	_, db, col, err := cf.open(env)
+	cfg, db, col, err := cf.open(env)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	defaultRerank(&opts, cfg.Index.RerankSimilar)
 	start := time.Now()
 	res, err := col.Similar(ctx, id, opts)
 	if err != nil {
 		return fmt.Errorf("similar to %q: %w", id, err)
 	}
 	timings := map[string]float64{"search": ms(time.Since(start)), "total": ms(time.Since(start))}
-	return printResults(env, cf, id, "", res, timings)
+	return printResults(env, cf, id, "", opts.Rerank, res, timings)
 }
 
-func printResults(env *cliEnv, cf *catalogFlags, query, model string, res []index.Result, timings map[string]float64) error {
+func printResults(env *cliEnv, cf *catalogFlags, query, model string, mode rerank.Mode, res []index.Result, timings map[string]float64) error {
 	if cf.asJSON {
-		out := searchOutput{Collection: cf.collection, Query: query, Model: model, Results: []resultOutput{}, TimingsMS: timings}
+		out := searchOutput{Collection: cf.collection, Query: query, Model: model, Rerank: mode.String(), Results: []resultOutput{}, TimingsMS: timings}
 		for _, r := range res {
 			out.Results = append(out.Results, resultOutput{ID: r.ID, Score: r.Score, Metadata: r.Metadata})
 		}
@@ -343,7 +364,7 @@ func printResults(env *cliEnv, cf *catalogFlags, query, model string, res []inde
 	for i, r := range res {
 		fmt.Fprintf(env.stdout, "%3d  %.4f  %s  %s\n", i+1, r.Score, r.ID, string(r.Metadata))
 	}
-	fmt.Fprintf(env.stdout, "(%s; search %.2f ms, total %.2f ms)\n", plural(len(res), "result"), timings["search"], timings["total"])
+	fmt.Fprintf(env.stdout, "(%s, re-ranking %s; search %.2f ms, total %.2f ms)\n", plural(len(res), "result"), mode, timings["search"], timings["total"])
 	return nil
 }
 

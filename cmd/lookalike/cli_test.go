@@ -93,11 +93,22 @@ func TestCLICatalogRoundTrip(t *testing.T) {
 	if _, ok := sr.TimingsMS["inference"]; !ok {
 		t.Errorf("no inference timing: %s", out)
 	}
+	if sr.Rerank != "qe+kr" {
+		t.Errorf("search re-ranked by %q, want the default qe+kr", sr.Rerank)
+	}
 
 	code, out, _ = runCLI(t, "similar", "--data", data, "-k", "3", "--json", "obj0/ukbench00000")
 	sr = searchOutput{}
 	if json.Unmarshal([]byte(out), &sr); code != 0 || len(sr.Results) != 3 || !strings.HasPrefix(sr.Results[0].ID, "obj0/") {
 		t.Fatalf("similar: %d %s", code, out)
+	}
+	if sr.Rerank != "none" {
+		t.Errorf("similar re-ranked by %q, want the default none", sr.Rerank)
+	}
+	code, out, _ = runCLI(t, "similar", "--data", data, "-k", "3", "--rerank", "kr", "--json", "obj0/ukbench00000")
+	sr = searchOutput{}
+	if json.Unmarshal([]byte(out), &sr); code != 0 || len(sr.Results) != 3 || sr.Rerank != "kr" {
+		t.Fatalf("similar --rerank kr: %d %s", code, out)
 	}
 	if code, out, _ = runCLI(t, "delete", "--data", data, "obj0/ukbench00000", "nope"); code != 0 || !strings.Contains(out, "deleted 1 of 2") {
 		t.Fatalf("delete: %d %s", code, out)
@@ -137,6 +148,8 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"search", "--data", t.TempDir()}, 2, "one IMAGE"},
 		{[]string{"search", "-k", "0", "x.jpg"}, 2, "-k"},
 		{[]string{"search", "--filter", "price <<< 1", "x.jpg"}, 2, "filter"},
+		{[]string{"similar", "--rerank", "best", "sku-1"}, 2, "--rerank"},
+		{[]string{"eval", "--dataset", "ukbench", "--rerank", "qe+"}, 2, "--rerank"},
 		{[]string{"bench", "nothing"}, 2, "unknown bench"},
 		{[]string{"serve", "--config", "/nonexistent.yaml"}, 1, "nonexistent"},
 		{[]string{"embed", "/nonexistent.jpg"}, 1, "failed"},

@@ -218,10 +218,16 @@ func freePort(t *testing.T) int {
 // startProc starts `lookalike serve` on a free loopback port without waiting for it.
 func startProc(t *testing.T, data string, extraEnv ...string) *e2eServer {
 	t.Helper()
+	return startProcArgs(t, data, nil, extraEnv...)
+}
+
+// startProcArgs is startProc with more arguments for serve (--config FILE).
+func startProcArgs(t *testing.T, data string, args []string, extraEnv ...string) *e2eServer {
+	t.Helper()
 	bin := lookalikeBinary(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s := &e2eServer{t: t, url: "http://" + addr, data: data, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, "serve", "--addr", addr, "--data", data)
+	s.cmd = exec.Command(bin, append([]string{"serve", "--addr", addr, "--data", data}, args...)...)
 	s.cmd.Env = serverEnv(extraEnv...)
 	s.cmd.Stderr = s.stderr
 	s.cmd.Stdout = s.stderr
@@ -253,8 +259,14 @@ func startProc(t *testing.T, data string, extraEnv ...string) *e2eServer {
 // startServer starts `lookalike serve` and waits until /readyz says ready.
 func startServer(t *testing.T, data string, extraEnv ...string) *e2eServer {
 	t.Helper()
+	return startServerArgs(t, data, nil, extraEnv...)
+}
+
+// startServerArgs is startServer with more arguments for serve.
+func startServerArgs(t *testing.T, data string, args []string, extraEnv ...string) *e2eServer {
+	t.Helper()
 	for attempt := 0; ; attempt++ {
-		s := startProc(t, data, extraEnv...)
+		s := startProcArgs(t, data, args, extraEnv...)
 		err := s.waitReady(60 * time.Second)
 		if err == nil {
 			return s

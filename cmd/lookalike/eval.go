@@ -13,6 +13,7 @@ import (
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/eval"
 	"github.com/lookalike/lookalike/internal/locate"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // fashionMNISTDir is where the Debian package dataset-fashion-mnist installs the idx files.
@@ -37,7 +38,9 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	fs.Float64Var(&base.GeMP, "gem-p", 3, "GeM exponent")
 	fs.StringVar(&base.DBCrop, "db-crop", "", "preprocessing crop for database images: center or squash (default: the model spec's)")
 	fs.IntVar(&base.InputSize, "size", 0, "model input size override (0 = the model spec's)")
-	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem"`)
+	rerankFlag := fs.String("rerank", "none", "re-ranking: none, qe (expansion over the top 2), kr (k-reciprocal), qe+kr, or all (the four side by side)")
+	selfQueries := fs.String("self-queries", "similar", "with --rerank, a query that is a database item (UKBench) is asked as similar (its stored row) or by its vector (as image search would)")
+	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem", "rerank=kr"`)
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -51,21 +54,9 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	if *dataset == "" {
 		return fmt.Errorf("%w: --dataset is required (ukbench, oxford5k, fashion-mnist or a folder/manifest)", errUsage)
 	}
-	cfgs := []eval.Config{base}
-	for _, spec := range strings.Split(*compare, ";") {
-		if strings.TrimSpace(spec) == "" {
-			continue
-		}
-		c, err := applyOverrides(base, spec)
-		if err != nil {
-			return err
-		}
-		cfgs = append(cfgs, c)
-	}
-	for _, c := range cfgs {
-		if err := c.Validate(); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
+	cfgs, err := evalConfigs(base, *rerankFlag, *selfQueries, *compare)
+	if err != nil {
+		return err
 	}
 	kList, err := parseInts(*ks)
 	if err != nil || len(kList) == 0 {
@@ -108,16 +99,7 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 		engines[key] = e
 		return e, nil
 	}
-	lastStage, lastPrint := "", time.Time{}
-	progress := func(stage string, done, total int) {
-		if *asJSON && stage == lastStage && done != total {
-			return
-		}
-		if stage != lastStage || done == total || time.Since(lastPrint) > 5*time.Second {
-			fmt.Fprintf(env.stderr, "  %-16s %d/%d\n", stage, done, total)
-			lastStage, lastPrint = stage, time.Now()
-		}
-	}
+	progress := evalProgress(env, *asJSON)
 	start := time.Now()
 	reports, err := eval.Run(ctx, ds, cfgs, eval.Options{
 		Spec: cfg.Model, Engine: engineFor, Ks: kList, Depth: *depth, SkipExact: *noExact,
@@ -177,6 +159,69 @@ func loadDataset(name, dir, groupField string, limitTrain, limitTest int) (*eval
 	return eval.Folder(name, groupField)
 }
 
+// evalConfigs is the configurations to measure: the flags' (base, with --rerank and
+// --self-queries), then --rerank all's other modes, then --compare's.
+func evalConfigs(base eval.Config, rerankFlag, selfQueries, compare string) ([]eval.Config, error) {
+	extra, err := applyRerankFlags(&base, rerankFlag, selfQueries)
+	if err != nil {
+		return nil, err
+	}
+	cfgs := []eval.Config{base}
+	for _, spec := range append(extra, strings.Split(compare, ";")...) {
+		if strings.TrimSpace(spec) == "" {
+			continue
+		}
+		c, err := applyOverrides(base, spec)
+		if err != nil {
+			return nil, err
+		}
+		cfgs = append(cfgs, c)
+	}
+	for _, c := range cfgs {
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	return cfgs, nil
+}
+
+// evalProgress prints each stage's progress to stderr: every 5 s, or (with --json) only when a
+// stage starts and ends.
+func evalProgress(env *cliEnv, asJSON bool) func(stage string, done, total int) {
+	lastStage, lastPrint := "", time.Time{}
+	return func(stage string, done, total int) {
+		if asJSON && stage == lastStage && done != total {
+			return
+		}
+		if stage != lastStage || done == total || time.Since(lastPrint) > 5*time.Second {
+			fmt.Fprintf(env.stderr, "  %-16s %d/%d\n", stage, done, total)
+			lastStage, lastPrint = stage, time.Now()
+		}
+	}
+}
+
+// applyRerankFlags sets --rerank and --self-queries on base; --rerank all returns the other modes
+// as --compare overrides.
+func applyRerankFlags(base *eval.Config, mode, selfQueries string) (extra []string, err error) {
+	switch selfQueries {
+	case "similar":
+	case "vector":
+		base.SelfAsVector = true
+	default:
+		return nil, fmt.Errorf("%w: --self-queries must be similar or vector", errUsage)
+	}
+	if strings.EqualFold(strings.TrimSpace(mode), "all") {
+		for _, m := range rerank.Modes[1:] {
+			extra = append(extra, "rerank="+m.String())
+		}
+		return extra, nil
+	}
+	if base.Rerank, err = rerank.ParseMode(mode); err != nil {
+		return nil, fmt.Errorf("%w: --rerank: %v", errUsage, err)
+	}
+	return nil, nil
+}
+
 // applyOverrides parses "key=value" pairs (space or comma separated) over c.
 func applyOverrides(c eval.Config, spec string) (eval.Config, error) {
 	c.Label = ""
@@ -200,10 +245,17 @@ func applyOverrides(c eval.Config, spec string) (eval.Config, error) {
 			c.DBCrop = v
 		case "size":
 			c.InputSize, err = strconv.Atoi(v)
+		case "rerank":
+			c.Rerank, err = rerank.ParseMode(v)
+		case "self":
+			if v != "similar" && v != "vector" {
+				err = errors.New("want similar or vector")
+			}
+			c.SelfAsVector = v == "vector"
 		case "label":
 			c.Label = v
 		default:
-			err = errors.New("unknown key (ef, qe, pool, gem-p, db-crop, size, label)")
+			err = errors.New("unknown key (ef, qe, pool, gem-p, db-crop, size, rerank, self, label)")
 		}
 		if err != nil {
 			return c, fmt.Errorf("%w: --compare %s: %v", errUsage, kv, err)

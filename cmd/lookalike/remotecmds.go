@@ -17,6 +17,7 @@ import (
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/intel"
 	"github.com/lookalike/lookalike/internal/ingest"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // Bulk loads go up in requests of at most remoteBatch photos and about remoteBatchBytes of body
@@ -163,6 +164,7 @@ type searchAnswer struct {
 		Metadata json.RawMessage `json:"metadata"`
 	} `json:"results"`
 	Model     string             `json:"model"`
+	Rerank    rerank.Mode        `json:"rerank"`
 	TimingsMS map[string]float64 `json:"timings_ms"`
 }
 
@@ -179,7 +181,7 @@ func (a searchAnswer) print(env *cliEnv, cf *catalogFlags, query string, started
 		a.TimingsMS = map[string]float64{}
 	}
 	a.TimingsMS["roundtrip"] = ms(time.Since(started))
-	return printResults(env, cf, query, a.Model, res, a.TimingsMS)
+	return printResults(env, cf, query, a.Model, a.Rerank, res, a.TimingsMS)
 }
 
 func remoteSearch(ctx context.Context, env *cliEnv, cf *catalogFlags, opts index.SearchOptions, path string) error {
@@ -194,6 +196,9 @@ func remoteSearch(ctx context.Context, env *cliEnv, cf *catalogFlags, opts index
 	req := map[string]any{"image": data, "k": opts.K, "exact": opts.Exact}
 	if opts.Ef > 0 {
 		req["ef"] = opts.Ef
+	}
+	if opts.Rerank != rerank.ModeDefault {
+		req["rerank"] = opts.Rerank.String()
 	}
 	if cf.filter != "" {
 		req["filter"] = cf.filter
@@ -215,6 +220,9 @@ func remoteSimilar(ctx context.Context, env *cliEnv, cf *catalogFlags, opts inde
 	q := url.Values{"k": {strconv.Itoa(opts.K)}, "exact": {strconv.FormatBool(opts.Exact)}, "diversify": {"false"}}
 	if opts.Ef > 0 {
 		q.Set("ef", strconv.Itoa(opts.Ef))
+	}
+	if opts.Rerank != rerank.ModeDefault {
+		q.Set("rerank", opts.Rerank.String())
 	}
 	if cf.filter != "" {
 		q.Set("filter", cf.filter)

@@ -82,6 +82,18 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, m := range cfg.Models {
+		// One engine per configured model: a collection rebuilt with it (docs/lifecycle.md) is served by it.
+		mc := cfg
+		mc.Model = m
+		other, err := newEngine(ctx, mc, env)
+		if err != nil {
+			return fmt.Errorf("model %q: %w", m.ID, err)
+		}
+		defer other.Close()
+		srv.AddEngine(other)
+		log.Info("model ready", "model", m.ID, "fingerprint", other.Info().Fingerprint)
+	}
 	srv.SetReady(true)
 	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data.Dir, "ui", "http://"+displayAddr(ln.Addr()))
 

@@ -48,9 +48,10 @@ func deps(t *testing.T, root, pkg string) map[string]bool {
 	return set
 }
 
-// TestImportArrows: dependencies point inward (cmd → api → {intel, quality, ingest} → {embed,
-// index}); only api knows HTTP; embed and index never import each other; the config package stays
-// free of cgo.
+// TestImportArrows: dependencies point inward (cmd → api → {intel, quality, ingest, edit} →
+// {embed, index}); only api knows HTTP as a server; embed and index never import each other; the
+// config package stays free of cgo; the Go client (client/) imports nothing of the server, so an
+// integrator's program links none of it.
 func TestImportArrows(t *testing.T) {
 	root := repoRoot(t)
 	rules := []struct {
@@ -62,8 +63,11 @@ func TestImportArrows(t *testing.T) {
 		{"intel", []string{"api", "quality", "github.com/gofiber/fiber/v2"}},
 		{"quality", []string{"api", "intel", "github.com/gofiber/fiber/v2"}},
 		{"internal/ingest", []string{"api", "quality", "github.com/gofiber/fiber/v2"}},
+		{"internal/edit", []string{"api", "embed", "intel", "quality", "internal/ingest", "github.com/gofiber/fiber/v2"}},
+		{"client", []string{"api", "index", "embed", "intel", "quality", "internal/ingest", "internal/edit", "internal/config", "github.com/gofiber/fiber/v2"}},
 		{"internal/config", []string{"embed", "api", "intel", "quality", "internal/ingest"}},
 		{"eval", []string{"api", "github.com/gofiber/fiber/v2"}},
+		{"lifecycle", []string{"api", "intel", "quality", "github.com/gofiber/fiber/v2"}},
 	}
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // ErrInvalid wraps every validation failure; the message names the offending key.
@@ -38,17 +40,21 @@ var ErrInvalid = errors.New("invalid configuration")
 
 // Config is the whole configuration tree. Field comments live in configs/lookalike.yaml.
 type Config struct {
-	Server  Server     `yaml:"server"`
-	Auth    Auth       `yaml:"auth"`
-	Data    Data       `yaml:"data"`
-	Index   Index      `yaml:"index"`
-	Limits  Limits     `yaml:"limits"`
-	Embed   Embed      `yaml:"embed"`
-	Model   spec.Model `yaml:"model"`
-	Quality Quality    `yaml:"quality"`
-	Intel   Intel      `yaml:"intel"`
-	Demo    Demo       `yaml:"demo"`
-	Log     Log        `yaml:"log"`
+	Server Server     `yaml:"server"`
+	Auth   Auth       `yaml:"auth"`
+	Data   Data       `yaml:"data"`
+	Index  Index      `yaml:"index"`
+	Limits Limits     `yaml:"limits"`
+	Embed  Embed      `yaml:"embed"`
+	Model  spec.Model `yaml:"model"`
+	// Models are the other models collections may be rebuilt with (docs/lifecycle.md); each id is
+	// unique. The server loads an engine for each.
+	Models    []spec.Model `yaml:"models"`
+	Lifecycle Lifecycle    `yaml:"lifecycle"`
+	Quality   Quality      `yaml:"quality"`
+	Intel     Intel        `yaml:"intel"`
+	Demo      Demo         `yaml:"demo"`
+	Log       Log          `yaml:"log"`
 }
 
 type Server struct {
@@ -63,6 +69,9 @@ type Server struct {
 	MetricsRequireAuth bool          `yaml:"metrics_require_auth"`
 	Pprof              bool          `yaml:"pprof"`
 	StatsWindow        time.Duration `yaml:"stats_window"`
+	// CORSOrigins are the browser origins (scheme://host[:port]) allowed to call the API from
+	// their pages; "*" allows any origin. Empty: no CORS headers (same-origin only).
+	CORSOrigins []string `yaml:"cors_origins"`
 }
 
 type Auth struct {
@@ -81,6 +90,10 @@ type Index struct {
 	EfSearch         int           `yaml:"ef_search"`
 	ExactThreshold   int           `yaml:"exact_threshold"`
 	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
+	// RerankSearch and RerankSimilar are the re-ranking of searches (by image, vector or id) and
+	// of similar-item requests that name none: none, qe, kr or qe+kr.
+	RerankSearch  string `yaml:"rerank_search"`
+	RerankSimilar string `yaml:"rerank_similar"`
 }
 
 type Limits struct {
@@ -138,6 +151,12 @@ type Intel struct {
 	TrashRetention     time.Duration `yaml:"trash_retention"`
 }
 
+// Lifecycle configures shadow rebuilds.
+type Lifecycle struct {
+	// Grace is how long the previous generation keeps receiving writes after a switch; 0 = 24h.
+	Grace time.Duration `yaml:"grace"`
+}
+
 type Demo struct {
 	// Mode is auto (index the demo photos when the default collection is empty), on or off.
 	Mode string `yaml:"mode"`
@@ -168,7 +187,8 @@ func Default() Config {
 		},
 		Data: Data{Dir: "./data", DefaultCollection: "default"},
 		Index: Index{M: index.DefaultM, EfConstruction: index.DefaultEfConstruction, EfSearch: index.DefaultEfSearch,
-			ExactThreshold: index.DefaultExactThreshold, SnapshotInterval: index.DefaultSnapshotInterval},
+			ExactThreshold: index.DefaultExactThreshold, SnapshotInterval: index.DefaultSnapshotInterval,
+			RerankSearch: index.DefaultRerankSearch.String(), RerankSimilar: index.DefaultRerankSimilar.String()},
 		Limits: Limits{
 			MaxBodyBytes: 32 << 20, MaxPixels: spec.DefaultMaxPixels, MaxAspectRatio: spec.DefaultMaxAspectRatio,
 			MaxK: 1000, DefaultK: 10, MaxBatchItems: 256, MaxMetadataBytes: 64 << 10, MaxIDBytes: 256,
@@ -207,6 +227,9 @@ func Load(path string, environ []string) (Config, error) {
 	// "keys: []" and an absent key mean the same; keep one representation.
 	if len(cfg.Auth.Keys) == 0 {
 		cfg.Auth.Keys = nil
+	}
+	if len(cfg.Server.CORSOrigins) == 0 {
+		cfg.Server.CORSOrigins = nil
 	}
 	if len(cfg.Embed.ModelDirs) == 0 {
 		cfg.Embed.ModelDirs = nil
@@ -310,14 +333,57 @@ func (c *Config) Validate() error {
 	case c.Log.Format != "text" && c.Log.Format != "json":
 		return bad("log.format", "must be text or json, got %q", c.Log.Format)
 	}
+	if err := c.validateLists(bad); err != nil {
+		return err
+	}
+	if err := c.validateRerank(); err != nil {
+		return err
+	}
+	return c.validateModels()
+}
+
+// validateLists checks each element of the list-valued keys.
+func (c *Config) validateLists(bad func(key, format string, args ...any) error) error {
 	for i, k := range c.Auth.Keys {
 		scope, key, ok := strings.Cut(k, ":")
 		if !ok || (scope != "read" && scope != "write") || len(key) < 16 {
 			return bad(fmt.Sprintf("auth.keys[%d]", i), "must be \"read:KEY\" or \"write:KEY\" with a key of at least 16 characters")
 		}
 	}
-	if err := c.Model.Validate(); err != nil {
-		return fmt.Errorf("%w: model: %v", ErrInvalid, err)
+	for i, o := range c.Server.CORSOrigins {
+		if err := validOrigin(o); err != nil {
+			return bad(fmt.Sprintf("server.cors_origins[%d]", i), "%v", err)
+		}
+	}
+	return nil
+}
+
+// validOrigin accepts "*" or a browser origin: http or https, a host, an optional port, and
+// nothing else (a browser's Origin header never carries a path, a query or a trailing slash).
+func validOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL: %v", o, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q must start with http:// or https://", o)
+	case u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q must be scheme://host[:port] only, as a browser sends it in Origin", o)
+	}
+	return nil
+}
+
+// validateRerank checks the default re-ranking modes: each must name one (none, qe, kr, qe+kr).
+func (c Config) validateRerank() error {
+	for _, k := range []struct{ key, v string }{
+		{"index.rerank_search", c.Index.RerankSearch}, {"index.rerank_similar", c.Index.RerankSimilar},
+	} {
+		if m, err := rerank.ParseMode(k.v); err != nil || m == rerank.ModeDefault {
+			return fmt.Errorf("%w: %s: must be none, qe, kr or qe+kr, got %q", ErrInvalid, k.key, k.v)
+		}
 	}
 	return nil
 }
@@ -410,6 +476,27 @@ func setFromString(fv reflect.Value, raw string) error {
 		return yaml.Unmarshal([]byte(node), fv.Addr().Interface())
 	default:
 		return fmt.Errorf("unsupported kind %s", fv.Kind())
+	}
+	return nil
+}
+
+// validateModels checks the model, the models: list (unique ids, valid specs) and the lifecycle settings.
+func (c Config) validateModels() error {
+	if err := c.Model.Validate(); err != nil {
+		return fmt.Errorf("%w: model: %v", ErrInvalid, err)
+	}
+	ids := map[string]bool{c.Model.ID: true}
+	for i, m := range c.Models {
+		if err := m.Validate(); err != nil {
+			return fmt.Errorf("%w: models[%d]: %w", ErrInvalid, i, err)
+		}
+		if ids[m.ID] {
+			return fmt.Errorf("%w: models[%d]: id %q is used twice", ErrInvalid, i, m.ID)
+		}
+		ids[m.ID] = true
+	}
+	if c.Lifecycle.Grace < 0 {
+		return fmt.Errorf("%w: lifecycle.grace must not be negative", ErrInvalid)
 	}
 	return nil
 }

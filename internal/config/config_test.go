@@ -74,6 +74,8 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"max_k beyond the index's window", "limits:\n  max_k: 1001\n", "", "limits.max_k"},
 		{"max_k zero", "", "LOOKALIKE_LIMITS_MAX_K=0", "limits.max_k"},
 		{"ef_search beyond MaxEf", "index:\n  ef_search: 10000\n", "", "index.ef_search"},
+		{"unknown rerank mode", "index:\n  rerank_search: k-reciprocal\n", "", "index.rerank_search"},
+		{"empty rerank mode env", "", "LOOKALIKE_INDEX_RERANK_SIMILAR=", "index.rerank_similar"},
 		{"bad duration env", "", "LOOKALIKE_SERVER_QUEUE_WAIT=soon", "server.queue_wait"},
 		{"bad int env", "", "LOOKALIKE_INDEX_M=many", "index.m"},
 		{"short key", "auth:\n  keys: [\"read:short\"]\n", "", "auth.keys[0]"},
@@ -81,6 +83,8 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"bad demo", "demo:\n  mode: maybe\n", "", "demo.mode"},
 		{"bad model layout", "model:\n  layout: CHWN\n", "", "model"},
 		{"bad aspect ratio", "limits:\n  max_aspect_ratio: 0.5\n", "", "limits.max_aspect_ratio"},
+		{"cors origin with a path", "server:\n  cors_origins: [\"https://shop.example/\"]\n", "", "server.cors_origins[0]"},
+		{"cors origin without scheme", "", "LOOKALIKE_SERVER_CORS_ORIGINS=https://a.example,shop.example", "server.cors_origins[1]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lookalike/lookalike/embed"
@@ -280,7 +281,7 @@ func applyDuplicatePolicy(ctx context.Context, col *index.Collection, p Policy, 
 	r.Duplicate = d
 	switch p.OnDuplicate {
 	case DuplicateReject:
-		r.Err = fmt.Errorf("%w: item %q is a %s duplicate of %q (cosine %.3f)", ErrDuplicate, r.ID, d.Tier, d.ID, d.Score)
+		r.Err = fmt.Errorf("%w: item %q is %s %s duplicate of %q (cosine %.3f)", ErrDuplicate, r.ID, article(d.Tier), d.Tier, d.ID, d.Score)
 		return true, nil
 	case DuplicateMerge:
 		it, w, err := mergeMetadata(ctx, col, d.ID, in.Metadata)
@@ -377,4 +378,12 @@ func record(col *index.Collection, r *Result, it index.Item, w index.Written) {
 			r.Metadata, r.UpdatedAt = stored.Metadata, stored.UpdatedAt
 		}
 	}
+}
+
+// article is the indefinite article before word ("an exact", "a near").
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiouAEIOU", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }

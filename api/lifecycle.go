@@ -1,0 +1,214 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/lifecycle"
+)
+
+// Model and index lifecycle (docs/lifecycle.md): the engines by model, the rebuild routes, and the
+// recent real queries the comparison report replays.
+
+// AddEngine makes another model available to collections and rebuilds (config models:). Call it
+// before serving.
+func (s *Server) AddEngine(eng Embedder) {
+	s.engMu.Lock()
+	defer s.engMu.Unlock()
+	s.engines[eng.Info().Fingerprint] = eng
+}
+
+// engineFor is the engine whose vectors have fingerprint fp.
+func (s *Server) engineFor(fp string) (Embedder, bool) {
+	s.engMu.RLock()
+	defer s.engMu.RUnlock()
+	e, ok := s.engines[fp]
+	return e, ok
+}
+
+func (s *Server) lifecycleEngine(fp string) (lifecycle.Embedder, bool) { return s.engineFor(fp) }
+
+// engineOf is the engine of col's model, the server's own when none matches (embeddable refused
+// such a collection before any embedding).
+func (s *Server) engineOf(col *index.Collection) Embedder {
+	if e, ok := s.engineFor(col.Fingerprint()); ok {
+		return e
+	}
+	return s.eng
+}
+
+// engineByModel finds a loaded engine by model id.
+func (s *Server) engineByModel(id string) (Embedder, bool) {
+	s.engMu.RLock()
+	defer s.engMu.RUnlock()
+	for _, e := range s.engines {
+		if e.Info().ModelID == id {
+			return e, true
+		}
+	}
+	return nil, false
+}
+
+func (s *Server) registerLifecycleRoutes(v1 fiber.Router, read, write fiber.Handler) {
+	v1.Get("/models", read, s.handleModels)
+	v1.Get("/rebuilds", read, s.handleListRebuilds)
+	v1.Post("/collections/:c/rebuild", write, s.handleRebuild)
+	v1.Get("/collections/:c/rebuild", read, s.handleRebuildStatus)
+	v1.Get("/collections/:c/rebuild/report", read, s.handleRebuildReport)
+	v1.Post("/collections/:c/switch", write, s.handleSwitch)
+	v1.Post("/collections/:c/rollback", write, s.handleRollback)
+}
+
+type modelJSON struct {
+	ID          string `json:"id"`
+	File        string `json:"file"`
+	SHA256      string `json:"sha256"`
+	Fingerprint string `json:"fingerprint"`
+	Dims        int    `json:"dims"`
+	Device      string `json:"device"`
+	InputSize   int    `json:"input_size"`
+	Resize      int    `json:"resize_shorter"`
+	Crop        string `json:"crop"`
+	Default     bool   `json:"default"`
+}
+
+func (s *Server) handleModels(c *fiber.Ctx) error {
+	s.engMu.RLock()
+	out := make([]modelJSON, 0, len(s.engines))
+	for _, e := range s.engines {
+		in := e.Info()
+		out = append(out, modelJSON{ID: in.ModelID, File: in.Spec.File, SHA256: in.Spec.SHA256, Fingerprint: in.Fingerprint,
+			Dims: in.Dims, Device: in.Device, InputSize: in.Spec.InputSize, Resize: in.Spec.ResizeShorter, Crop: in.Spec.Crop,
+			Default: in.Fingerprint == s.eng.Info().Fingerprint})
+	}
+	s.engMu.RUnlock()
+	slices.SortFunc(out, func(a, b modelJSON) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		return 1
+	})
+	return c.JSON(fiber.Map{"models": out})
+}
+
+// rebuildBase is the base name of the {c} parameter (an alias or any of its generations).
+func (s *Server) rebuildBase(c *fiber.Ctx) (string, error) {
+	col, err := s.collection(c)
+	if err != nil {
+		return "", err
+	}
+	base, _ := index.ParseGeneration(col.Name())
+	return base, nil
+}
+
+func (s *Server) handleRebuild(c *fiber.Ctx) error {
+	base, err := s.rebuildBase(c)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Model string `json:"model"`
+	}
+	if err := decodeJSONBody(c.Body(), &req); err != nil {
+		return err
+	}
+	eng, ok := s.engineByModel(req.Model)
+	if !ok {
+		return errorf(http.StatusBadRequest, "unknown_model", "no model %q is loaded (GET /v1/models)", req.Model).with("parameter", "model")
+	}
+	j, err := s.lifecycle.Rebuild(base, eng)
+	if err != nil {
+		return err
+	}
+	return c.Status(http.StatusAccepted).JSON(j)
+}
+
+func (s *Server) handleRebuildStatus(c *fiber.Ctx) error {
+	base, err := s.rebuildBase(c)
+	if err != nil {
+		return err
+	}
+	j, err := s.lifecycle.Status(base)
+	if err != nil {
+		return err
+	}
+	return c.JSON(j)
+}
+
+func (s *Server) handleListRebuilds(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"rebuilds": s.lifecycle.Jobs(), "aliases": s.db.Aliases()})
+}
+
+func (s *Server) handleRebuildReport(c *fiber.Ctx) error {
+	base, err := s.rebuildBase(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(c)
+	defer cancel()
+	rep, err := s.lifecycle.Compare(ctx, base, s.lifecycleQueries.sample())
+	if err != nil {
+		return err
+	}
+	return c.JSON(rep)
+}
+
+func (s *Server) handleSwitch(c *fiber.Ctx) error {
+	return s.flipAlias(c, s.lifecycle.Switch)
+}
+
+func (s *Server) handleRollback(c *fiber.Ctx) error {
+	return s.flipAlias(c, s.lifecycle.Rollback)
+}
+
+func (s *Server) flipAlias(c *fiber.Ctx, op func(ctx context.Context, base string) (lifecycle.Job, error)) error {
+	base, err := s.rebuildBase(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(c)
+	defer cancel()
+	j, err := op(ctx, base)
+	if err != nil {
+		return err
+	}
+	return c.JSON(j)
+}
+
+// recentQueries keeps the last query photos (bounded count and size) for the comparison report.
+type recentQueries struct {
+	mu   sync.Mutex
+	imgs [][]byte
+	next int
+}
+
+const (
+	recentQueryCount = 32
+	recentQueryBytes = 1 << 20
+)
+
+func (q *recentQueries) add(img []byte) {
+	if len(img) > recentQueryBytes {
+		return
+	}
+	cp := slices.Clone(img) // fiber reuses the request buffer
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.imgs) < recentQueryCount {
+		q.imgs = append(q.imgs, cp)
+		return
+	}
+	q.imgs[q.next] = cp
+	q.next = (q.next + 1) % recentQueryCount
+}
+
+func (q *recentQueries) sample() [][]byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.imgs)
+}

@@ -1,0 +1,299 @@
+package index
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lookalike/lookalike/rerank"
+)
+
+// Re-ranking state (package rerank): each item's K1 nearest neighbours and the k-reciprocal rows
+// derived from them, kept current by every add, replace and delete. Like the graph it is derived
+// from the stored vectors: a change is planned under mu.RLock beside searches (an added item's
+// nearest come from its insertion beam; the items that listed a deleted one search again) and
+// applied under the same short mu.Lock as the graph change. The lists are snapshotted with the
+// graph and brought up to date by the same replay; the rows are recomputed at Open.
+
+var keyKNN = []byte("knn")
+
+// rrDist is the distance of two stored items.
+func (c *Collection) rrDist(a, b uint32) float32 { return 1 - dot(c.g.vec(a), c.g.vec(b)) }
+
+func toNeighbors(cs []cand) []rerank.Neighbor {
+	out := make([]rerank.Neighbor, len(cs))
+	for i, x := range cs {
+		out[i] = rerank.Neighbor{ID: x.id, D: x.d}
+	}
+	return out
+}
+
+// rrNearest returns the k nearest items to q that accept admits, exactly in small collections
+// (as searches do) and through the graph otherwise. Under RLock.
+func (c *Collection) rrNearest(q []float32, k int, accept func(uint32) bool) []cand {
+	if c.g.count <= c.db.opts.ExactThreshold {
+		return c.g.exact(q, k, nil, accept)
+	}
+	return c.g.search(q, k, max(k, min(c.cfg.EfSearch, MaxEf)), accept)
+}
+
+// rrPlanAdd plans listing a slot just planned into the graph (beam: its insertion beam, or nil
+// to search for one). Under RLock and wmu.
+func (c *Collection) rrPlanAdd(slot uint32, beam []cand) *rerank.Patch {
+	if c.rrSkip {
+		return nil
+	}
+	notSelf := func(s uint32) bool { return s != slot }
+	switch {
+	case c.g.count < c.db.opts.ExactThreshold:
+		// Small collections are searched exactly, and so are their lists kept: every item is a
+		// candidate, so the new one enters every list it belongs in.
+		beam = c.g.exact(c.g.vec(slot), c.g.count, nil, notSelf)
+	case beam == nil:
+		beam = c.g.search(c.g.vec(slot), c.cfg.EfConstruction, c.cfg.EfConstruction, notSelf)
+	}
+	return c.rr.PlanAdd(slot, toNeighbors(beam), c.rrDist)
+}
+
+// rrPlanRemove plans unlisting a slot: the items that listed it search again, without it. Under
+// RLock and wmu; the graph may still hold the slot.
+func (c *Collection) rrPlanRemove(slot uint32) *rerank.Patch {
+	if c.rrSkip {
+		return nil
+	}
+	k1 := c.rr.Params().K1
+	return c.rr.PlanRemove(slot, func(y uint32) []rerank.Neighbor {
+		return toNeighbors(c.rrNearest(c.g.vec(y), k1, func(s uint32) bool { return s != y && s != slot }))
+	}, c.rrDist)
+}
+
+// ---- search ----
+
+// rerankSearch answers a search with query expansion and/or k-reciprocal re-ranking. self is the
+// queried item (Similar) or noSlot. Under RLock.
+// Results carry their distance to the query as given, also after expansion: a score says how
+// alike the result and the query are, whatever ordered them.
+func (c *Collection) rerankSearch(q []float32, need, ef int, o SearchOptions, accept func(uint32) bool, self uint32) []cand {
+	out := c.rerankOrder(q, need, ef, o, accept, self)
+	if o.Rerank.QE() {
+		for i := range out {
+			out[i].d = c.g.dist(q, out[i].id)
+		}
+	}
+	return out
+}
+
+// rerankOrder ranks the results; their distances are to the query as searched (expanded or not).
+func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, accept func(uint32) bool, self uint32) []cand {
+	if o.Rerank.QE() {
+		// Average query expansion: the query and its top results, searched again.
+		sum := slices.Clone(q)
+		for _, h := range c.nearest(q, rerank.DefaultQE, ef, o, accept) {
+			for j, x := range c.g.vec(h.id) {
+				sum[j] += x
+			}
+		}
+		if e, ok := normalize(sum); ok {
+			q, self = e, noSlot
+		}
+		if !o.Rerank.KR() {
+			return c.nearest(q, need, ef, o, accept)
+		}
+	}
+	dq := func(g uint32) float32 { return 1 - dot(q, c.g.vec(g)) }
+	// An external query is placed among the items from its nearest, unfiltered: the neighbour
+	// structure is the collection's, a filter only selects among the re-ranked results.
+	nearK := 2 * c.rr.Params().K1
+	var rq *rerank.Query
+	var base []cand
+	switch {
+	case self != noSlot:
+		rq = c.rr.ItemQuery(self)
+		base = c.nearest(q, need, ef, o, accept)
+	case o.Filter == nil:
+		// One search serves both: at most the exclusions and the queried item fall out of base.
+		all := c.nearest(q, max(need+len(o.ExcludeIDs)+1, nearK), ef, o, nil)
+		for _, h := range all {
+			if len(base) < need && (accept == nil || accept(h.id)) {
+				base = append(base, h)
+			}
+		}
+		rq = c.rr.ExternalQuery(toNeighbors(all[:min(nearK, len(all))]), dq, c.rrDist)
+	default:
+		base = c.nearest(q, need, ef, o, accept)
+		rq = c.rr.ExternalQuery(toNeighbors(c.nearest(q, nearK, ef, SearchOptions{Exact: o.Exact}, nil)), dq, c.rrDist)
+	}
+	ranked := c.rr.Rank(rq, toNeighbors(base), need, dq, accept)
+	out := make([]cand, len(ranked))
+	for i, r := range ranked {
+		out[i] = cand{r.D, r.ID}
+	}
+	return out
+}
+
+// ---- load and snapshot ----
+
+// loadRerank makes the re-ranking state of a loaded collection whose graph is final: from the
+// lists snapshotted with the graph at seq (blob), brought up to date by replaying the touched
+// slots, or else by searching the graph for every item's neighbours; then the rows. Single-
+// threaded caller, before the collection is shared (it runs workers and waits for them).
+func (c *Collection) loadRerank(blob []byte, seq uint64, live []bool, touched map[uint32]bool) {
+	start := time.Now()
+	st := rerank.NewDefault()
+	how := "lists from the snapshot"
+	if err := decodeLists(st, blob, seq, live, touched); err != nil {
+		st = rerank.NewDefault()
+		if blob != nil {
+			c.db.log.Warn("re-ranking lists unusable, searching the graph for them", "collection", c.name, "err", err)
+		}
+		c.rrListsFromGraph(st, live)
+		how, touched = "lists from the graph", nil
+	}
+	c.rr, c.rrFrom = st, how
+	if len(touched) > 0 {
+		slots := make([]uint32, 0, len(touched))
+		for s := range touched {
+			slots = append(slots, s)
+		}
+		slices.Sort(slots)
+		for _, s := range slots {
+			if st.Has(s) {
+				st.Apply(c.rrPlanRemove(s))
+			}
+		}
+		for _, s := range slots {
+			if int(s) < len(live) && live[s] && !st.Has(s) {
+				st.Apply(c.rrPlanAdd(s, nil))
+			}
+		}
+		how += " + replay"
+		c.rrFrom = how
+	}
+	st.Rebuild(c.rrDist, runtime.GOMAXPROCS(0))
+	c.db.log.Info("re-ranking state ready", "collection", c.name, "items", st.Len(), "from", how, "took", time.Since(start))
+}
+
+// rrListsFromGraph lists every live item's nearest through the graph, on all cores.
+func (c *Collection) rrListsFromGraph(st *rerank.State, live []bool) {
+	k1 := st.Params().K1
+	lists := make([][]rerank.Neighbor, len(live))
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := w; s < len(live); s += workers {
+				if live[s] {
+					self := uint32(s)
+					lists[s] = toNeighbors(c.rrNearest(c.g.vec(self), k1, func(x uint32) bool { return x != self }))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for s, ok := range live {
+		if ok {
+			st.SetList(uint32(s), lists[s])
+		}
+	}
+}
+
+// Lists snapshot, stored under "knn" beside the graph snapshot and written in its transaction:
+//
+//	"LKN1" | seq u64 | slots u32 | k1 u32 |
+//	per slot: n u8 (255 = no item), then n x (id u32, distance f32) | crc32c u32
+var knnMagic = []byte("LKN1")
+
+const knnAbsent = 255
+
+// encodeLists writes the lists of slots 0..n-1 (the graph's slots: every item is among them).
+func encodeLists(st *rerank.State, seq uint64, n int) []byte {
+	b := make([]byte, 0, 4+8+8+n*(1+8*st.Params().K1)+4)
+	b = append(b, knnMagic...)
+	b = binary.LittleEndian.AppendUint64(b, seq)
+	b = binary.LittleEndian.AppendUint32(b, uint32(n))
+	b = binary.LittleEndian.AppendUint32(b, uint32(st.Params().K1))
+	for s := range n {
+		if !st.Has(uint32(s)) {
+			b = append(b, knnAbsent)
+			continue
+		}
+		l := st.List(uint32(s))
+		b = append(b, byte(len(l)))
+		for _, x := range l {
+			b = binary.LittleEndian.AppendUint32(b, x.ID)
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x.D))
+		}
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+// decodeLists loads snapshotted lists into an empty st. As for the graph, every slot not touched
+// since must be an item exactly when it is live, and lists may name only live or touched slots.
+func decodeLists(st *rerank.State, b []byte, seq uint64, live []bool, touched map[uint32]bool) error {
+	if len(b) < 4+8+8+4 || string(b[:4]) != string(knnMagic) {
+		return errBadSnap
+	}
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+		return errBadSnap
+	}
+	if binary.LittleEndian.Uint64(b[4:]) != seq {
+		return errStaleSnap
+	}
+	n := int(binary.LittleEndian.Uint32(b[12:]))
+	if int(binary.LittleEndian.Uint32(b[16:])) != st.Params().K1 || n > len(live) {
+		return errStaleSnap
+	}
+	ok := func(s uint32) bool { return int(s) < len(live) && (live[s] || touched[s]) }
+	p := 20
+	var list []rerank.Neighbor
+	for s := range n {
+		if p >= len(body) {
+			return errBadSnap
+		}
+		cnt := int(body[p])
+		p++
+		if cnt == knnAbsent {
+			if live[s] && !touched[uint32(s)] {
+				return errStaleSnap
+			}
+			continue
+		}
+		if cnt > st.Params().K1 || len(body)-p < 8*cnt {
+			return errBadSnap
+		}
+		if !live[s] && !touched[uint32(s)] {
+			return errStaleSnap
+		}
+		list = list[:0]
+		for range cnt {
+			x := rerank.Neighbor{ID: binary.LittleEndian.Uint32(body[p:]), D: math.Float32frombits(binary.LittleEndian.Uint32(body[p+4:]))}
+			p += 8
+			if !ok(x.ID) || x.ID == uint32(s) || math.IsNaN(float64(x.D)) {
+				return errBadSnap
+			}
+			for _, y := range list { // ascending, each item once
+				if y.ID == x.ID || y.D > x.D {
+					return errBadSnap
+				}
+			}
+			list = append(list, x)
+		}
+		st.SetList(uint32(s), list)
+	}
+	if p != len(body) {
+		return errBadSnap
+	}
+	for s := n; s < len(live); s++ { // items created after the snapshot
+		if live[s] && !touched[uint32(s)] {
+			return errStaleSnap
+		}
+	}
+	return nil
+}
