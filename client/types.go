@@ -197,6 +197,7 @@ type Result struct {
 type SearchResponse struct {
 	Results    []Result           `json:"results"`
 	Model      string             `json:"model"`
+	Rerank     string             `json:"rerank"` // the re-ranking applied: none, qe, kr or qe+kr
 	TimingsMS  map[string]float64 `json:"timings_ms"`
 	NextCursor string             `json:"next_cursor"`
 }
