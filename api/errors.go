@@ -89,6 +89,8 @@ func classify(err error) *Error {
 		return errorf(http.StatusUnprocessableEntity, "corrupt_image", "the image is corrupt or truncated: %s", msg)
 	case errors.Is(err, embed.ErrBadCrop):
 		return errorf(http.StatusBadRequest, "bad_crop", "%s", msg)
+	case errors.Is(err, embed.ErrProfile):
+		return errorf(http.StatusBadRequest, "invalid_profile", "%s", msg)
 	case errors.Is(err, index.ErrFingerprintMismatch):
 		return errorf(http.StatusConflict, "fingerprint_mismatch", "%s", msg)
 	case classifyLifecycle(err, msg) != nil:

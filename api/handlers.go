@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/rerank"
 )
@@ -35,17 +36,19 @@ func (s *Server) collection(c *fiber.Ctx) (*index.Collection, error) {
 	return col, nil
 }
 
-// embeddable returns the collection when vectors of this server's model may enter or query it.
+// embeddable returns the collection when this server makes vectors of its fingerprint: one of its
+// models, under one of its descriptor profiles (engineOf(col) embeds for it).
 func (s *Server) embeddable(c *fiber.Ctx) (*index.Collection, error) {
 	col, err := s.collection(c)
 	if err != nil {
 		return nil, err
 	}
+	info := s.eng.Info()
 	if _, ok := s.engineFor(col.Fingerprint()); !ok {
-		fp := s.eng.Info().Fingerprint
 		return nil, errorf(http.StatusConflict, "fingerprint_mismatch",
-			"collection %q holds embeddings of model fingerprint %s; this server embeds with %s", col.Name(), col.Fingerprint(), fp).
-			with("collection_fingerprint", col.Fingerprint()).with("server_fingerprint", fp)
+			"collection %q holds embeddings of model fingerprint %s; this server embeds with %s (profile %s) or another profile of that model",
+			col.Name(), col.Fingerprint(), info.Fingerprint, info.Profile).
+			with("collection_fingerprint", col.Fingerprint()).with("server_fingerprint", info.Fingerprint)
 	}
 	return col, nil
 }
@@ -83,6 +86,7 @@ type collectionJSON struct {
 	Dims           int    `json:"dims"`
 	Fingerprint    string `json:"fingerprint"`
 	Model          string `json:"model"`
+	Profile        string `json:"profile"`
 	Levels         int    `json:"levels"`
 	M              int    `json:"m"`
 	EfConstruction int    `json:"ef_construction"`
@@ -91,11 +95,11 @@ type collectionJSON struct {
 }
 
 func (s *Server) collectionJSON(ci index.CollectionInfo) collectionJSON {
-	model := ""
-	if ci.Fingerprint == s.eng.Info().Fingerprint {
-		model = s.eng.Info().ModelID
+	model, profile := "", ""
+	if e, ok := s.engineFor(ci.Fingerprint); ok {
+		model, profile = e.Info().ModelID, e.Info().Profile
 	}
-	return collectionJSON{Name: ci.Name, Count: ci.Count, Dims: ci.Dims, Fingerprint: ci.Fingerprint, Model: model,
+	return collectionJSON{Name: ci.Name, Count: ci.Count, Dims: ci.Dims, Fingerprint: ci.Fingerprint, Model: model, Profile: profile,
 		Levels: ci.Levels, M: ci.M, EfConstruction: ci.EfConstruction, EfSearch: ci.EfSearch, DiskBytes: ci.DiskBytes}
 }
 
@@ -121,6 +125,7 @@ func (s *Server) handleCreateCollection(c *fiber.Ctx) error {
 		M              int    `json:"m"`
 		EfConstruction int    `json:"ef_construction"`
 		EfSearch       int    `json:"ef_search"`
+		Profile        string `json:"profile"`
 	}
 	if mediaType(c) != fiber.MIMEApplicationJSON {
 		return errorf(http.StatusUnsupportedMediaType, "unsupported_content_type", "send application/json")
@@ -136,8 +141,12 @@ func (s *Server) handleCreateCollection(c *fiber.Ctx) error {
 	case req.EfSearch != 0 && (req.EfSearch < 1 || req.EfSearch > index.MaxEf):
 		return badRequest("ef_search must be in 1..%d", index.MaxEf)
 	}
+	_, fp, err := s.eng.Info().ProfileFingerprint(req.Profile)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "invalid_profile", "%s", err).with("parameter", "profile")
+	}
 	cfg := index.CollectionConfig{
-		Fingerprint: s.eng.Info().Fingerprint, Dims: s.eng.Info().Dims,
+		Fingerprint: fp, Dims: s.eng.Info().Dims,
 		M: orDefault(req.M, s.cfg.Index.M), EfConstruction: orDefault(req.EfConstruction, s.cfg.Index.EfConstruction),
 		EfSearch: orDefault(req.EfSearch, s.cfg.Index.EfSearch),
 	}
@@ -241,7 +250,8 @@ type itemDetailJSON struct {
 // It never waits for an inference slot: under load the item page simply shows no labels.
 func (s *Server) labelsFor(ctx context.Context, col *index.Collection, it index.Item) []labelJSON {
 	out := []labelJSON{}
-	if col.Fingerprint() != s.eng.Info().Fingerprint {
+	eng, ok := s.engineFor(col.Fingerprint())
+	if !ok {
 		return out
 	}
 	key := col.Name() + "\x00" + it.ID + "\x00" + it.UpdatedAt.String()
@@ -259,7 +269,8 @@ func (s *Server) labelsFor(ctx context.Context, col *index.Collection, it index.
 	if !ok {
 		return out
 	}
-	embs, err := s.eng.Embed(ctx, []embed.Image{{Data: thumb}})
+	// labels are the model's, whatever the collection's profile: the cheapest profile gives them
+	embs, err := eng.Embed(ctx, []embed.Image{{Data: thumb, Profile: spec.ProfileFast}})
 	release()
 	if err != nil || embs[0].Err != nil {
 		return out

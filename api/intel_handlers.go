@@ -19,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/lookalike/lookalike/embed"
+	embedspec "github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/intel"
 )
@@ -37,14 +38,15 @@ func (s *Server) registerIntelRoutes(v1 fiber.Router, read, write fiber.Handler)
 	v1.Post("/collections/:c/search/explain", read, s.handleExplain)
 }
 
-// detector is cheap: one per call, sharing the server's signature cache.
-func (s *Server) detector() *intel.Detector {
-	return intel.NewDetector(s.cfg.Intel, &s.signatures)
+// detector is cheap: one per call, sharing the server's signature cache, with the thresholds of
+// col's descriptor profile.
+func (s *Server) detector(col *index.Collection) *intel.Detector {
+	return intel.NewDetector(intel.ForFingerprint(s.cfg.Intel, col.Fingerprint()), &s.signatures)
 }
 
 // findDuplicate returns the closest stored item (other than id) in the near or exact tier.
 func (s *Server) findDuplicate(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) *nearDuplicate {
-	m := s.detector().FindDuplicate(ctx, col, id, vec, thumb)
+	m := s.detector(col).FindDuplicate(ctx, col, id, vec, thumb)
 	if m == nil {
 		return nil
 	}
@@ -69,7 +71,7 @@ func (s *Server) admitSearch(ctx context.Context, opts index.SearchOptions, dive
 
 // diversify drops copies of better-ranked results (intel.Detector.Diversify: bounded work).
 func (s *Server) diversify(col *index.Collection, res []index.Result) []index.Result {
-	return s.detector().Diversify(col, res)
+	return s.detector(col).Diversify(col, res)
 }
 
 // --- duplicates -----------------------------------------------------------------------------
@@ -104,7 +106,7 @@ func (s *Server) handleDuplicates(c *fiber.Ctx) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	tier := strings.Clone(c.Query("tier"))
-	page, err := s.detector().FindDuplicates(ctx, col, tier, strings.Clone(c.Query("cursor")), limit)
+	page, err := s.detector(col).FindDuplicates(ctx, col, tier, strings.Clone(c.Query("cursor")), limit)
 	if err != nil {
 		return err
 	}
@@ -167,7 +169,7 @@ func (s *Server) handleResolve(c *fiber.Ctx) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	s.purgeTrash(ctx, col)
-	res, err := s.detector().Resolve(ctx, col, req.Keep, req.Tier, req.Delete, req.DryRun)
+	res, err := s.detector(col).Resolve(ctx, col, req.Keep, req.Tier, req.Delete, req.DryRun)
 	if err != nil {
 		return err
 	}
@@ -526,7 +528,9 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	if len(target.Thumbnail) == 0 {
 		return errorf(http.StatusConflict, "no_thumbnail", "item %q has no stored thumbnail to explain", req.id)
 	}
-	imgs := []embed.Image{{Data: target.Thumbnail}}
+	// The heatmap needs the fast profile's feature map of the target; a query photo is embedded
+	// like the collection's vectors, to be compared with them.
+	imgs := []embed.Image{{Data: target.Thumbnail, Profile: embedspec.ProfileFast}}
 	var query []float32
 	if req.queryID != "" {
 		q, err := col.Get(req.queryID)

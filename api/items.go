@@ -204,6 +204,7 @@ func (s *Server) ingestPolicy(onDup string) ingest.Policy {
 			return &ingest.Duplicate{ID: nd.ID, Score: nd.Score, Tier: nd.Tier}
 		},
 		ThumbnailSize: s.cfg.Limits.ThumbnailSize, ThumbnailQuality: s.cfg.Limits.ThumbnailQuality, MaxPixels: s.cfg.Limits.MaxPixels,
+		SourceSize: s.cfg.Limits.SourceSize, SourceQuality: s.cfg.Limits.SourceQuality,
 	}
 }
 

@@ -23,12 +23,20 @@ func (s *Server) AddEngine(eng Embedder) {
 	s.engines[eng.Info().Fingerprint] = eng
 }
 
-// engineFor is the engine whose vectors have fingerprint fp.
+// engineFor is the engine whose vectors have fingerprint fp, bound to the descriptor profile that
+// fp names (profile.go).
 func (s *Server) engineFor(fp string) (Embedder, bool) {
 	s.engMu.RLock()
 	defer s.engMu.RUnlock()
-	e, ok := s.engines[fp]
-	return e, ok
+	if e, ok := s.engines[fp]; ok {
+		return e, true
+	}
+	for _, e := range s.engines {
+		if pe, ok := withProfileFor(e, fp); ok {
+			return pe, true
+		}
+	}
+	return nil, false
 }
 
 func (s *Server) lifecycleEngine(fp string) (lifecycle.Embedder, bool) { return s.engineFor(fp) }

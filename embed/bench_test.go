@@ -27,7 +27,7 @@ func BenchmarkDecode(b *testing.B) {
 	b.Run("turbojpeg-full", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			if _, err := decodeImage(data, nil, limits{}, func(int, int) float64 { return 1 }); err != nil {
+			if _, err := decodeImage(data, nil, limits{}, func(Config, Rect) float64 { return 1 }); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -71,4 +71,28 @@ func BenchmarkEmbed(b *testing.B) {
 		}
 		b.ReportMetric(float64(8*b.N)/b.Elapsed().Seconds(), "img/s")
 	})
+}
+
+// BenchmarkProfiles embeds UKBench photos one call at a time (one request in flight, as a search
+// does) under each profile, on an engine with the feature map exposed: the latency ratio of the
+// regional profiles to fast.
+func BenchmarkProfiles(b *testing.B) {
+	e := regionalEngine(b)
+	var imgs []Image
+	for i := 0; i < 8; i++ {
+		imgs = append(imgs, Image{Data: readPhoto(b, fmt.Sprintf("ukbench%05d.jpg", i*4))})
+	}
+	for _, p := range append(spec.ProfileNames(), "rmac:448", "rmac:317", "rmac:224") {
+		b.Run(p, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				img := imgs[i%len(imgs)]
+				img.Profile = p
+				if _, err := e.Embed(context.Background(), []Image{img}); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
 }

@@ -169,10 +169,10 @@ func (d *decoded) release() {
 	}
 }
 
-// decodeImage decodes data for a consumer that needs at least scale want(cropW, cropH) of the
+// decodeImage decodes data for a consumer that needs at least scale want(cfg, crop) of the
 // full-resolution crop (JPEG uses the smallest DCT scale that still meets it). lim guards every
 // format before any pixel is decoded.
-func decodeImage(data []byte, crop *Rect, lim limits, want func(cw, ch int) float64) (d decoded, err error) {
+func decodeImage(data []byte, crop *Rect, lim limits, want func(cfg Config, r Rect) float64) (d decoded, err error) {
 	defer guard(&err)
 	cfg, err := DecodeConfig(data)
 	if err != nil {
@@ -195,7 +195,7 @@ func decodeImage(data []byte, crop *Rect, lim limits, want func(cw, ch int) floa
 		if err != nil {
 			return decoded{}, err
 		}
-		need := want(r.W, r.H)
+		need := want(cfg, r)
 		f := scaleFactor{1, 1}
 		for _, sf := range jpegScales {
 			// scaled crop must keep at least the needed size; TJSCALED rounds up, so check both sides

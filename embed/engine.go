@@ -56,6 +56,9 @@ type Options struct {
 	// MaxAspectRatio refuses images whose longer side exceeds this many times the shorter one, from
 	// their header (ErrAspectRatio); 0 = spec.DefaultMaxAspectRatio.
 	MaxAspectRatio float64
+	// Profile is the default descriptor profile (Image.Profile ""): a spec.ParseProfile name; "" =
+	// Model.Profile, else spec.DefaultProfile. Regional profiles need Model.FeatureMapTensor.
+	Profile string
 	// DecodeWorkers bounds concurrent decodes across all callers; 0 = GOMAXPROCS+1 (one more than
 	// the cores: inference workers sit in long cgo calls, and an extra decoder keeps a core busy
 	// while the runtime hands a P back; measured +20-30% end to end on 2 cores).
@@ -96,12 +99,19 @@ type Info struct {
 	Workers     int        `json:"workers"`
 	IntraOp     int        `json:"intra_op_threads"`
 	MaxBatch    int        `json:"max_batch"`
+	// Profile is the default profile, whose vectors Fingerprint names; Profiles lists the named
+	// profiles this engine serves (others of the rmac:... form are served on request).
+	Profile  string        `json:"profile"`
+	Profiles []ProfileInfo `json:"profiles"`
 }
 
-// Image is one input: encoded bytes and an optional crop in pixels of the EXIF-oriented image.
+// Image is one input: encoded bytes, an optional crop in pixels of the EXIF-oriented image, and the
+// descriptor profile ("" = the engine's default, Options.Profile). A collection's images and
+// queries must use the profile of its fingerprint (Info.ProfileFor).
 type Image struct {
-	Data []byte
-	Crop *Rect
+	Data    []byte
+	Crop    *Rect
+	Profile string
 }
 
 // Embedding is one result. On a per-image failure only Err (typed: ErrCorrupt, ErrTooLarge, ...)
@@ -112,10 +122,12 @@ type Embedding struct {
 	// Width, Height: the EXIF-oriented size of the whole image.
 	Width, Height int
 	Timings       Timings
-	// FeatureMap is the dequantized [C,H,W] map of spec.Model.FeatureMapTensor (nil when unset).
+	// FeatureMap is the dequantized [C,H,W] map of spec.Model.FeatureMapTensor (nil when unset, and
+	// for regional profiles).
 	FeatureMap      []float32
 	FeatureMapShape [3]int
-	// Batch is how many images (from any callers) shared the inference run.
+	// Batch is how many images (from any callers) shared the inference run (the largest of a
+	// regional profile's runs; Timings.Inference is the sum of its runs).
 	Batch int
 	Err   error
 }
@@ -137,8 +149,9 @@ type Timings struct {
 type Engine struct {
 	opts   Options
 	spec   spec.Model
-	limits limits                   // per-image header checks, from Options
-	want   func(cw, ch int) float64 // wantScale(spec)
+	limits limits                     // per-image header checks, from Options
+	want   func(Config, Rect) float64 // wantScale(spec)
+	profs  *profiles
 	info   Info
 	labels []string
 	log    *slog.Logger
@@ -156,12 +169,6 @@ type Engine struct {
 
 	mu     sync.RWMutex
 	closed bool
-}
-
-type job struct {
-	tensor []float32
-	out    *Embedding
-	done   chan<- struct{}
 }
 
 var ortEnv struct {
@@ -227,8 +234,16 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.MaxAspectRatio <= 0 {
 		opts.MaxAspectRatio = spec.DefaultMaxAspectRatio
 	}
+	def, err := spec.ParseProfile(cmp.Or(opts.Profile, ms.Profile))
+	if err == nil {
+		err = ms.CheckProfile(def)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrProfile, err)
+	}
 	e := &Engine{opts: opts, spec: ms, log: log, logitsIdx: -1, fmapIdx: -1,
-		limits: limits{pixels: opts.MaxPixels, aspect: opts.MaxAspectRatio}, want: wantScale(ms)}
+		limits: limits{pixels: opts.MaxPixels, aspect: opts.MaxAspectRatio}, want: wantScale(ms),
+		profs: &profiles{def: def, spec: ms}}
 	onnxData, path, sum, err := e.loadModel()
 	if err != nil {
 		return nil, err
@@ -256,9 +271,14 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if useCUDA {
 		device = "cuda"
 	}
-	e.info = Info{ModelID: ms.ID, Fingerprint: ms.Fingerprint(sum), Dims: ms.EmbeddingDim, Device: device,
+	e.info = Info{ModelID: ms.ID, Fingerprint: ms.ProfileFingerprint(sum, def), Dims: ms.EmbeddingDim, Device: device,
 		Spec: ms, ModelPath: path, ModelSHA256: sum, Workers: e.opts.Workers, IntraOp: e.opts.IntraOpThreads,
-		MaxBatch: e.opts.MaxBatch}
+		MaxBatch: e.opts.MaxBatch, Profile: def.Name}
+	for _, name := range spec.ProfileNames() {
+		if p, fp, err := e.info.ProfileFingerprint(name); err == nil {
+			e.info.Profiles = append(e.info.Profiles, ProfileInfo{Name: p.Name, Fingerprint: fp, Scales: p.Scales})
+		}
+	}
 	dw := e.opts.DecodeWorkers
 	if dw <= 0 {
 		dw = cores + 1
@@ -273,7 +293,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		go e.worker(e.sessions[i])
 	}
 	ok = true
-	log.Info("embed: engine ready", "model", path, "fingerprint", e.info.Fingerprint, "device", device,
+	log.Info("embed: engine ready", "model", path, "fingerprint", e.info.Fingerprint, "profile", def.Name, "device", device,
 		"workers", e.opts.Workers, "intra_op_threads", e.opts.IntraOpThreads, "max_batch", e.opts.MaxBatch)
 	return e, nil
 }
@@ -322,6 +342,10 @@ func (e *Engine) loadModel() (onnxData []byte, path, sum string, err error) {
 		}
 		e.fmapIdx = len(e.outputs)
 		e.outputs = append(e.outputs, outFeatureMap)
+		// regional profiles feed whole photos at their own size
+		if err := makeSpatialSymbolic(m, ms.Input, ms.Layout); err != nil {
+			return nil, "", "", err
+		}
 	}
 	if onnxData, err = proto.Marshal(m); err != nil {
 		return nil, "", "", fmt.Errorf("%w: marshal edited graph: %v", ErrModel, err)
@@ -431,192 +455,45 @@ func (e *Engine) destroySessions() {
 }
 
 // warmUp runs one dummy batch per session so the first request does not pay for ORT's lazy
-// initialisation, and checks the output sizes against the spec.
+// initialisation, and checks the output sizes against the spec. With a feature map it also runs
+// one non-square size, so a graph that cannot take other sizes (regional profiles) fails here.
 func (e *Engine) warmUp(ctx context.Context) error {
-	n := e.spec.TensorLen()
-	for _, s := range e.sessions {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		bs := e.opts.MaxBatch
-		out := make([]Embedding, bs)
-		if err := e.run(s, make([]float32, bs*n), out); err != nil {
-			return err
-		}
-		if out[0].Err != nil {
-			return out[0].Err
-		}
-	}
-	return nil
-}
-
-// run infers a batch of len(out) images held in buf and fills out.
-func (e *Engine) run(s *ort.DynamicAdvancedSession, buf []float32, out []Embedding) error {
-	bs := len(out)
-	S := int64(e.spec.InputSize)
-	shape := ort.NewShape(int64(bs), 3, S, S)
-	if e.spec.Layout == "NHWC" {
-		shape = ort.NewShape(int64(bs), S, S, 3)
-	}
-	in, err := ort.NewTensor(shape, buf[:bs*e.spec.TensorLen()])
-	if err != nil {
-		return fmt.Errorf("embed: input tensor: %w", err)
-	}
-	defer in.Destroy()
-	outs := make([]ort.Value, len(e.outputs))
-	t0 := time.Now()
-	err = s.Run([]ort.Value{in}, outs)
-	dt := time.Since(t0)
-	defer func() {
-		for _, v := range outs {
-			if v != nil {
-				v.Destroy()
-			}
-		}
-	}()
-	if err != nil {
-		return fmt.Errorf("embed: inference: %w", err)
-	}
-	floats := func(i int) ([]float32, error) {
-		t, ok := outs[i].(*ort.Tensor[float32])
-		if !ok {
-			return nil, fmt.Errorf("%w: output %s is not float32", ErrModel, e.outputs[i])
-		}
-		d := t.GetData()
-		if len(d)%bs != 0 {
-			return nil, fmt.Errorf("%w: output %s has %d values for batch %d", ErrModel, e.outputs[i], len(d), bs)
-		}
-		return d, nil
-	}
-	emb, err := floats(0)
-	if err != nil {
-		return err
-	}
-	if len(emb) != bs*e.spec.EmbeddingDim {
-		return fmt.Errorf("%w: embedding %s has %d values per image, spec says embedding_dim %d",
-			ErrModel, e.spec.EmbeddingTensor, len(emb)/bs, e.spec.EmbeddingDim)
-	}
-	var logits, fmap []float32
-	if e.logitsIdx >= 0 {
-		if logits, err = floats(e.logitsIdx); err != nil {
-			return err
-		}
-	}
-	var fshape [3]int
+	S := e.spec.InputSize
+	sizes := [][2]int{{S, S}}
 	if e.fmapIdx >= 0 {
-		if fmap, err = floats(e.fmapIdx); err != nil {
-			return err
-		}
-		sh := outs[e.fmapIdx].GetShape()
-		if len(sh) != 4 {
-			return fmt.Errorf("%w: feature map %s has shape %v, want [N,C,H,W]", ErrModel, e.spec.FeatureMapTensor, sh)
-		}
-		fshape = [3]int{int(sh[1]), int(sh[2]), int(sh[3])}
+		sizes = append(sizes, [2]int{S + 32, S - 32})
 	}
-	D := e.spec.EmbeddingDim
-	for i := range out {
-		v := make([]float32, D)
-		copy(v, emb[i*D:(i+1)*D])
-		l2normalize(v)
-		out[i].Vector = v
-		out[i].Timings.Inference = dt
-		if logits != nil {
-			k := len(logits) / bs
-			out[i].Labels = topK(logits[i*k:(i+1)*k], e.labels, topLabels)
-		}
-		if fmap != nil {
-			k := len(fmap) / bs
-			out[i].FeatureMap = append([]float32(nil), fmap[i*k:(i+1)*k]...)
-			out[i].FeatureMapShape = fshape
+	var pool rmacPool
+	for _, s := range e.sessions {
+		for _, wh := range sizes {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			bs := e.opts.MaxBatch
+			r, err := e.infer(s, make([]float32, bs*3*wh[0]*wh[1]), bs, wh[0], wh[1])
+			if err != nil {
+				return err
+			}
+			var out Embedding
+			levels, vec := 0, []float32(nil)
+			if wh[0] != S {
+				levels, vec = spec.RMACLevels, make([]float32, e.spec.EmbeddingDim)
+			}
+			err = e.fill(&r, 0, &out, levels, vec, &pool)
+			r.release()
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil
-}
-
-func (e *Engine) worker(s *ort.DynamicAdvancedSession) {
-	defer e.wg.Done()
-	n := e.spec.TensorLen()
-	buf := make([]float32, e.opts.MaxBatch*n)
-	batch := make([]*job, 0, e.opts.MaxBatch)
-	outs := make([]Embedding, e.opts.MaxBatch)
-	var timer *time.Timer
-	for {
-		batch = batch[:0]
-		select {
-		case <-e.stop:
-			return
-		case j := <-e.queue:
-			batch = append(batch, j)
-		}
-		// Take what is queued; then, with MaxBatchWait, wait for more until one deadline counted
-		// from the first image (not per image: a trickle must not stretch the wait).
-		armed := false
-	fill:
-		for len(batch) < e.opts.MaxBatch {
-			select {
-			case j := <-e.queue:
-				batch = append(batch, j)
-				continue
-			default:
-			}
-			if e.opts.MaxBatchWait <= 0 {
-				break
-			}
-			if !armed {
-				if timer == nil {
-					timer = time.NewTimer(e.opts.MaxBatchWait)
-				} else {
-					timer.Reset(e.opts.MaxBatchWait)
-				}
-				armed = true
-			}
-			select {
-			case j := <-e.queue:
-				batch = append(batch, j)
-			case <-timer.C:
-				armed = false
-				break fill
-			case <-e.stop:
-				break fill
-			}
-		}
-		if armed {
-			timer.Stop()
-		}
-		in := buf
-		if len(batch) == 1 {
-			in = batch[0].tensor // no copy for the common CPU case
-		} else {
-			for i, j := range batch {
-				copy(buf[i*n:(i+1)*n], j.tensor)
-			}
-		}
-		for i := range batch {
-			outs[i] = Embedding{}
-		}
-		err := e.run(s, in, outs[:len(batch)])
-		for _, j := range batch {
-			e.putBuf(j.tensor)
-		}
-		for i, j := range batch {
-			if err != nil {
-				j.out.Err = err
-			} else {
-				j.out.Vector, j.out.Labels = outs[i].Vector, outs[i].Labels
-				j.out.FeatureMap, j.out.FeatureMapShape = outs[i].FeatureMap, outs[i].FeatureMapShape
-				j.out.Timings.Inference = outs[i].Timings.Inference
-				j.out.Batch = len(batch)
-			}
-			j.done <- struct{}{}
-		}
-	}
 }
 
 func (e *Engine) getBuf() []float32  { return *(e.bufs.Get().(*[]float32)) }
 func (e *Engine) putBuf(b []float32) { e.bufs.Put(&b) }
 
-// Embed embeds imgs. Per-image failures land in Embedding.Err; the returned error is only for a
-// cancelled context or a closed engine.
+// Embed embeds imgs, each under its Image.Profile. Per-image failures land in Embedding.Err; the
+// returned error is only for a cancelled context or a closed engine.
 func (e *Engine) Embed(ctx context.Context, imgs []Image) ([]Embedding, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -624,11 +501,27 @@ func (e *Engine) Embed(ctx context.Context, imgs []Image) ([]Embedding, error) {
 		return nil, ErrClosed
 	}
 	res := make([]Embedding, len(imgs))
-	done := make(chan struct{}, len(imgs))
+	profs := make([]spec.Profile, len(imgs))
+	jobs := 0
+	for i, img := range imgs {
+		p, err := e.profs.resolve(img.Profile)
+		if err != nil {
+			res[i].Err = err
+			continue
+		}
+		profs[i] = p
+		jobs += max(1, len(p.Scales))
+	}
+	// Workers answer every job on done without blocking: it holds them all.
+	done := make(chan struct{}, jobs)
+	parts := make([][]Embedding, len(imgs)) // a regional image's scales
 	pending := 0
 	var wg sync.WaitGroup
 	var submitted = make(chan int, len(imgs))
 	for i := range imgs {
+		if res[i].Err != nil {
+			continue
+		}
 		select {
 		case e.decSem <- struct{}{}:
 		case <-ctx.Done():
@@ -638,20 +531,7 @@ func (e *Engine) Embed(ctx context.Context, imgs []Image) ([]Embedding, error) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			t, ok := e.prepare(imgs[i], &res[i])
-			<-e.decSem
-			if !ok {
-				submitted <- 0
-				return
-			}
-			select {
-			case e.queue <- &job{tensor: t, out: &res[i], done: done}:
-				submitted <- 1
-			case <-ctx.Done():
-				e.putBuf(t)
-				res[i].Err = ctx.Err()
-				submitted <- 0
-			}
+			submitted <- e.submit(ctx, imgs[i], profs[i], &res[i], &parts[i], done)
 		}(i)
 	}
 	wg.Wait()
@@ -667,7 +547,58 @@ func (e *Engine) Embed(ctx context.Context, imgs []Image) ([]Embedding, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	for i := range res {
+		if parts[i] != nil && res[i].Err == nil {
+			combineScales(&res[i], parts[i])
+		}
+	}
 	return res, nil
+}
+
+// submit prepares one image (holding a decode slot, which it gives back) and queues its jobs: one
+// for the fast profile, one per scale for a regional one, whose results land in *parts. It returns
+// how many jobs were queued; an image that cannot be prepared or queued gets out.Err.
+func (e *Engine) submit(ctx context.Context, img Image, p spec.Profile, out *Embedding, parts *[]Embedding, done chan<- struct{}) int {
+	if !p.Regional() {
+		t, ok := e.prepare(img, out)
+		<-e.decSem
+		S := e.spec.InputSize
+		if !ok || !e.enqueue(ctx, &job{tensor: t, w: S, h: S, out: out, done: done}) {
+			return 0
+		}
+		return 1
+	}
+	D := e.spec.EmbeddingDim
+	ps := make([]Embedding, len(p.Scales))
+	vecs := make([]float32, len(p.Scales)*D)
+	n := 0
+	e.prepareScales(img, p, out, func(k int, sj scaleJob) bool {
+		j := &job{tensor: sj.tensor, w: sj.w, h: sj.h, levels: p.Levels, vec: vecs[k*D : (k+1)*D : (k+1)*D],
+			pooled: true, out: &ps[k], done: done}
+		if !e.enqueue(ctx, j) {
+			out.Err = ctx.Err()
+			return false
+		}
+		n++
+		return true
+	})
+	<-e.decSem
+	if n == len(ps) {
+		*parts = ps
+	}
+	return n
+}
+
+// enqueue hands j to the workers, or releases its tensor when ctx ends first.
+func (e *Engine) enqueue(ctx context.Context, j *job) bool {
+	select {
+	case e.queue <- j:
+		return true
+	case <-ctx.Done():
+		e.releaseTensor(j)
+		j.out.Err = ctx.Err()
+		return false
+	}
 }
 
 // EmbedTensors embeds input tensors the caller prepared (each Info().Spec.TensorLen() values, laid
@@ -693,7 +624,7 @@ submit:
 		buf := e.getBuf()
 		copy(buf, t)
 		select {
-		case e.queue <- &job{tensor: buf, out: &res[i], done: done}:
+		case e.queue <- &job{tensor: buf, w: e.spec.InputSize, h: e.spec.InputSize, out: &res[i], done: done}:
 			pending++
 		case <-ctx.Done():
 			e.putBuf(buf)

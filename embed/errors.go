@@ -19,6 +19,9 @@ var (
 	ErrAspectRatio = errors.New("embed: aspect ratio too extreme")
 	// ErrBadCrop: Image.Crop lies outside the (oriented) image or is empty.
 	ErrBadCrop = errors.New("embed: bad crop rectangle")
+	// ErrProfile: Image.Profile (or Options.Profile) is no profile name, or one the model cannot
+	// serve (a regional profile without a feature map tensor).
+	ErrProfile = errors.New("embed: unknown descriptor profile")
 )
 
 // Startup errors, returned by New, Inspect and ExportWithOutputs.

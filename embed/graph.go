@@ -465,3 +465,42 @@ func ortElemName(v ort.Value) string {
 	}
 	return ""
 }
+
+// Symbolic names given to the input's spatial dimensions by makeSpatialSymbolic.
+const (
+	dimHeight = "lookalike_height"
+	dimWidth  = "lookalike_width"
+)
+
+// makeSpatialSymbolic lets the graph take any input height and width, so regional profiles can feed
+// whole photos at their own aspect ratio: the input's spatial dimensions become symbolic, and the
+// shapes recorded for intermediate tensors and outputs (inferred for one input size, e.g. by the
+// shared copy of the default model) are dropped so that ONNX Runtime infers them per run. A fully
+// convolutional model then runs at any size; a model whose graph hard-codes its size (a Reshape to
+// 7x7, say) fails at the first run at another size, which New's warm-up reports.
+func makeSpatialSymbolic(m *onnx.ModelProto, input, layout string) error {
+	g := m.GetGraph()
+	var in *onnx.ValueInfoProto
+	for _, v := range g.GetInput() {
+		if v.GetName() == input {
+			in = v
+		}
+	}
+	dims := in.GetType().GetTensorType().GetShape().GetDim()
+	if len(dims) != 4 {
+		return fmt.Errorf("%w: input %q: rank %d, want 4", ErrModel, input, len(dims))
+	}
+	hi, wi := 2, 3
+	if layout == "NHWC" {
+		hi, wi = 1, 2
+	}
+	dims[hi].Value = &onnx.TensorShapeProto_Dimension_DimParam{DimParam: dimHeight}
+	dims[wi].Value = &onnx.TensorShapeProto_Dimension_DimParam{DimParam: dimWidth}
+	g.ValueInfo = nil
+	for _, o := range g.GetOutput() {
+		if tt := o.GetType().GetTensorType(); tt != nil {
+			tt.Shape = nil
+		}
+	}
+	return nil
+}

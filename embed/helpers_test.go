@@ -35,8 +35,10 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if sharedEngine != nil {
-		sharedEngine.Close()
+	for _, e := range []*Engine{sharedEngine, regEngine} {
+		if e != nil {
+			e.Close()
+		}
 	}
 	os.Exit(code)
 }

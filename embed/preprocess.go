@@ -2,6 +2,7 @@ package embed
 
 import (
 	"math"
+	"math/bits"
 	"sync"
 
 	"github.com/lookalike/lookalike/embed/spec"
@@ -9,39 +10,58 @@ import (
 
 // Scratch buffers of the hot path, reused across images: a decoded photo and the resampler's
 // intermediate rows are ~1 MB per image, and allocating them made the GC a visible share of the CPU.
+// They are pooled by power-of-two size class, so that the sizes of a regional profile's scales,
+// which alternate, each find a buffer instead of discarding each other's.
 var (
-	bytePool  sync.Pool
-	floatPool sync.Pool
+	bytePools  [bits.UintSize]sync.Pool
+	floatPools [bits.UintSize]sync.Pool
 )
 
+// sizeClass is the pool a request for n values takes from: every buffer there holds at least
+// 1<<class values.
+func sizeClass(n int) int { return bits.Len(uint(max(n, 1) - 1)) }
+
+// putClass is the pool a buffer of capacity c goes back to: the largest class it can serve.
+func putClass(c int) int { return bits.Len(uint(c)) - 1 }
+
 func getBytes(n int) []byte {
-	if p, ok := bytePool.Get().(*[]byte); ok && cap(*p) >= n {
+	k := sizeClass(n)
+	if p, ok := bytePools[k].Get().(*[]byte); ok {
 		return (*p)[:n]
 	}
-	return make([]byte, n)
+	return make([]byte, n, 1<<k)
 }
 
-func putBytes(b []byte) { bytePool.Put(&b) }
+func putBytes(b []byte) {
+	if cap(b) > 0 {
+		bytePools[putClass(cap(b))].Put(&b)
+	}
+}
 
 func getFloats(n int) []float32 {
-	if p, ok := floatPool.Get().(*[]float32); ok && cap(*p) >= n {
+	k := sizeClass(n)
+	if p, ok := floatPools[k].Get().(*[]float32); ok {
 		return (*p)[:n]
 	}
-	return make([]float32, n)
+	return make([]float32, n, 1<<k)
 }
 
-func putFloats(b []float32) { floatPool.Put(&b) }
+func putFloats(b []float32) {
+	if cap(b) > 0 {
+		floatPools[putClass(cap(b))].Put(&b)
+	}
+}
 
-// wantScale returns, for a crop of cw x ch pixels, the fraction of its full resolution s's resize
+// wantScale returns, for a crop r of the photo cfg, the fraction of its full resolution s's resize
 // needs; JPEG decoding picks the smallest DCT scale at or above it, so the resampler only ever
 // shrinks by less than ~1.3x.
-func wantScale(s spec.Model) func(cw, ch int) float64 {
+func wantScale(s spec.Model) func(cfg Config, r Rect) float64 {
 	if s.Crop == "squash" {
-		return func(cw, ch int) float64 {
-			return math.Max(float64(s.InputSize)/float64(cw), float64(s.InputSize)/float64(ch))
+		return func(_ Config, r Rect) float64 {
+			return math.Max(float64(s.InputSize)/float64(r.W), float64(s.InputSize)/float64(r.H))
 		}
 	}
-	return func(cw, ch int) float64 { return float64(s.ResizeTarget()) / float64(min(cw, ch)) }
+	return func(_ Config, r Rect) float64 { return float64(s.ResizeTarget()) / float64(min(r.W, r.H)) }
 }
 
 // maxWeightTable is the most weights (float32) an axis keeps in a table. A triangle filter
@@ -222,8 +242,22 @@ func preprocessInto(s spec.Model, dst []float32, d decoded) {
 	}
 	xw := makeWeights(S, d.box[0], d.box[2], sx, offX, img.w)
 	yw := makeWeights(S, d.box[1], d.box[3], sy, offY, img.h)
+	normalizeInto(s, dst, img, &xw, &yw)
+}
 
-	// normalisation and layout as each output row completes
+// resizeInto resamples d's whole crop box, aspect kept by the caller's choice of w x h, into dst
+// (3*w*h values), normalised and laid out per the spec: the input of a regional profile's scale.
+func resizeInto(s spec.Model, dst []float32, d decoded, w, h int) {
+	bw, bh := d.box[2]-d.box[0], d.box[3]-d.box[1]
+	xw := makeWeights(w, d.box[0], d.box[2], float64(w)/bw, 0, d.img.w)
+	yw := makeWeights(h, d.box[1], d.box[3], float64(h)/bh, 0, d.img.h)
+	normalizeInto(s, dst, d.img, &xw, &yw)
+}
+
+// normalizeInto resamples img through xw x yw into dst, normalising and laying out each output row
+// as it completes.
+func normalizeInto(s spec.Model, dst []float32, img *rgbImage, xw, yw *axisWeights) {
+	W, H := len(xw.start), len(yw.start)
 	var scale, bias [3]float32
 	var srcCh [3]int
 	for c := 0; c < 3; c++ {
@@ -234,12 +268,12 @@ func preprocessInto(s spec.Model, dst []float32, d decoded) {
 			srcCh[c] = 2 - c
 		}
 	}
-	plane := S * S
+	plane := W * H
 	nhwc := s.Layout == "NHWC"
-	resample(img, &xw, &yw, func(y int, acc []float32) {
+	resample(img, xw, yw, func(y int, acc []float32) {
 		if nhwc {
-			o := dst[y*S*3 : (y+1)*S*3]
-			for x := 0; x < S; x++ {
+			o := dst[y*W*3 : (y+1)*W*3]
+			for x := 0; x < W; x++ {
 				for c := 0; c < 3; c++ {
 					o[3*x+c] = acc[3*x+srcCh[c]]*scale[c] + bias[c]
 				}
@@ -247,7 +281,7 @@ func preprocessInto(s spec.Model, dst []float32, d decoded) {
 			return
 		}
 		for c := 0; c < 3; c++ {
-			o := dst[c*plane+y*S : c*plane+(y+1)*S]
+			o := dst[c*plane+y*W : c*plane+(y+1)*W]
 			sc, bi, sch := scale[c], bias[c], srcCh[c]
 			for x := range o {
 				o[x] = acc[3*x+sch]*sc + bi

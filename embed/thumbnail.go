@@ -8,7 +8,8 @@ import (
 )
 
 // Thumbnail returns a JPEG (TurboJPEG) of the EXIF-oriented image whose longer side is at most
-// maxSide (never enlarged), alpha composited on white. quality <= 0 means
+// maxSide (never enlarged), alpha composited on white: the stored thumbnails, and the larger
+// source renditions kept to embed a catalog again. quality <= 0 means
 // spec.DefaultThumbnailQuality; maxPixels <= 0 means spec.DefaultMaxPixels. The aspect ratio is
 // not limited here (Engine.Embed refuses extreme ones first); the resize's memory does not depend
 // on it.
@@ -20,12 +21,12 @@ func Thumbnail(data []byte, maxSide, quality int, maxPixels int64) (out []byte, 
 	if quality <= 0 || quality > 100 {
 		quality = spec.DefaultThumbnailQuality
 	}
-	want := func(cw, ch int) float64 { return math.Min(1, float64(maxSide)/float64(max(cw, ch))) }
+	want := func(_ Config, r Rect) float64 { return math.Min(1, float64(maxSide)/float64(max(r.W, r.H))) }
 	d, err := decodeImage(data, nil, limits{pixels: maxPixels}, want)
 	if err != nil {
 		return nil, err
 	}
-	s := want(d.cfg.Width, d.cfg.Height)
+	s := want(d.cfg, Rect{W: d.cfg.Width, H: d.cfg.Height})
 	ow := max(1, int(math.Round(float64(d.cfg.Width)*s)))
 	oh := max(1, int(math.Round(float64(d.cfg.Height)*s)))
 	img := d.img

@@ -19,6 +19,11 @@ func embedVariant(ctx context.Context, ds *Dataset, c Config, o Options) (*vecto
 		return nil, err
 	}
 	vs.model = dbEng.Info().Fingerprint
+	if c.Profile != "" {
+		if _, vs.model, err = dbEng.Info().ProfileFingerprint(c.Profile); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+	}
 	qEng := dbEng
 	if qSpec != dbSpec {
 		if qEng, err = o.Engine(ctx, qSpec); err != nil {
@@ -77,7 +82,7 @@ func embedImages(ctx context.Context, eng Embedder, imgs []Image, c Config, o Op
 		for i := lo; i < hi; i++ {
 			data, err := imgs[i].load()
 			errs[i-lo] = err
-			batch[i-lo] = embed.Image{Data: data, Crop: clampCrop(data, imgs[i].Crop)}
+			batch[i-lo] = embed.Image{Data: data, Crop: clampCrop(data, imgs[i].Crop), Profile: c.Profile}
 		}
 		return batch, errs
 	}

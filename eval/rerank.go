@@ -15,6 +15,10 @@ func addDeltas(ds *Dataset, reports []Report) {
 		r := &reports[i+1]
 		iv := PairedBootstrap(reports[0].APs, r.APs, Resamples, 1)
 		r.MAPDelta = &iv
+		if reports[0].EmbedSeconds > 0 {
+			c := r.EmbedSeconds / reports[0].EmbedSeconds
+			r.EmbedCost = &c
+		}
 		if ds.NS {
 			iv := PairedBootstrap(reports[0].NSs, r.NSs, Resamples, 1)
 			r.NSDelta = &iv

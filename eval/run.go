@@ -42,6 +42,9 @@ type Config struct {
 	DBCrop string `json:"db_crop,omitempty"`
 	// InputSize overrides the spec's input size (and resize_shorter scaled alike); 0 = the spec's.
 	InputSize int `json:"input_size,omitempty"`
+	// Profile is the descriptor profile of database images and queries (spec.ParseProfile); "" =
+	// the engine's default.
+	Profile string `json:"profile,omitempty"`
 	// Rerank is the index's re-ranking mode (none, qe: expansion over the top 2, kr: k-reciprocal,
 	// qe+kr); the zero value is none. A query that is a database item (UKBench) is asked as
 	// Similar, so k-reciprocal re-ranking uses its stored row.
@@ -75,6 +78,9 @@ func (c Config) String() string {
 	if c.InputSize > 0 {
 		s += " size=" + strconv.Itoa(c.InputSize)
 	}
+	if c.Profile != "" {
+		s = "profile=" + c.Profile + " " + s
+	}
 	if c.reranks() {
 		s += " rerank=" + c.Rerank.String()
 		if c.SelfAsVector {
@@ -106,6 +112,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: unknown rerank mode %v", ErrConfig, c.Rerank)
 	case c.QE > 0 && c.reranks():
 		return fmt.Errorf("%w: qe (eval's own expansion) and rerank do not combine; use rerank=qe+kr", ErrConfig)
+	}
+	if c.Profile != "" {
+		p, err := spec.ParseProfile(c.Profile)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		if p.Regional() && (c.Pool == "gem" || c.DBCrop != "" || c.InputSize != 0) {
+			return fmt.Errorf("%w: profile %s does its own resizing and pooling: drop pool, db-crop and size", ErrConfig, p.Name)
+		}
 	}
 	return nil
 }
@@ -215,6 +230,9 @@ type Report struct {
 	EmbedSeconds float64   `json:"embed_seconds"`
 	IndexSeconds float64   `json:"index_seconds"`
 	TotalSeconds float64   `json:"total_seconds"`
+	// EmbedCost is this configuration's embedding time over the first configuration's, on the same
+	// images in the same run (1 when they share their embeddings).
+	EmbedCost *float64 `json:"embed_cost_ratio,omitempty"`
 }
 
 // vectors of one preprocessing variant.
@@ -354,7 +372,7 @@ func (c Config) variantKey() string {
 	if pool == "" {
 		pool = "avg"
 	}
-	return fmt.Sprintf("pool=%s/%g;dbcrop=%s;size=%d", pool, p, c.DBCrop, c.InputSize)
+	return fmt.Sprintf("pool=%s/%g;dbcrop=%s;size=%d;profile=%s", pool, p, c.DBCrop, c.InputSize, c.Profile)
 }
 
 func (c Config) specs(base spec.Model) (query, db spec.Model) {

@@ -24,6 +24,53 @@ func WriteTable(w io.Writer, reports []Report) error {
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
 	row("", func(r Report) string { return r.Config.Label })
+	f3 := metricRows(row, r0)
+	if len(reports) > 1 {
+		deltaRows(row, r0.NSScore != nil)
+	}
+	if r0.ANNRecall != nil {
+		row("hnsw recall@10 vs exact", func(r Report) string {
+			if r.ANNRecall == nil {
+				return "-"
+			}
+			return f3(*r.ANNRecall)
+		})
+	}
+	if len(reports) > 1 {
+		row("embed cost vs first", func(r Report) string {
+			if r.EmbedCost == nil {
+				return "1.00x"
+			}
+			return fmt.Sprintf("%.2fx", *r.EmbedCost)
+		})
+	}
+	row("embeddings/s", func(r Report) string { return fmt.Sprintf("%.1f", r.EmbedPerSec) })
+	row("failed images", func(r Report) string { return fmt.Sprint(r.Failed) })
+	row("run time (s)", func(r Report) string { return fmt.Sprintf("%.1f", r.TotalSeconds) })
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r0.PerGroup) > 0 {
+		fmt.Fprintf(w, "\nper class (hnsw, %s):\n", r0.Config.Label)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "class\tqueries\tprecision@k\tmAP@k\tk-NN acc")
+		names := make([]string, 0, len(r0.PerGroup))
+		for g := range r0.PerGroup {
+			names = append(names, g)
+		}
+		sort.Strings(names)
+		for _, g := range names {
+			m := r0.PerGroup[g]
+			fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.4f\t%.4f\n", g, m.Queries, m.Precision, m.MAPAtK, m.KNN)
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+// metricRows prints the retrieval metrics of the HNSW and exact passes; it returns the number
+// format the other rows share.
+func metricRows(row func(string, func(Report) string), r0 Report) func(float64) string {
 	f3 := func(v float64) string { return fmt.Sprintf("%.4f", v) }
 	modes := []struct {
 		name string
@@ -71,39 +118,7 @@ func WriteTable(w io.Writer, reports []Report) error {
 		}
 		row(mode.name+" queries/s", val(func(m *Metrics) string { return fmt.Sprintf("%.0f", m.QPS) }))
 	}
-	if len(reports) > 1 {
-		deltaRows(row, r0.NSScore != nil)
-	}
-	if r0.ANNRecall != nil {
-		row("hnsw recall@10 vs exact", func(r Report) string {
-			if r.ANNRecall == nil {
-				return "-"
-			}
-			return f3(*r.ANNRecall)
-		})
-	}
-	row("embeddings/s", func(r Report) string { return fmt.Sprintf("%.1f", r.EmbedPerSec) })
-	row("failed images", func(r Report) string { return fmt.Sprint(r.Failed) })
-	row("run time (s)", func(r Report) string { return fmt.Sprintf("%.1f", r.TotalSeconds) })
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(r0.PerGroup) > 0 {
-		fmt.Fprintf(w, "\nper class (hnsw, %s):\n", r0.Config.Label)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "class\tqueries\tprecision@k\tmAP@k\tk-NN acc")
-		names := make([]string, 0, len(r0.PerGroup))
-		for g := range r0.PerGroup {
-			names = append(names, g)
-		}
-		sort.Strings(names)
-		for _, g := range names {
-			m := r0.PerGroup[g]
-			fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.4f\t%.4f\n", g, m.Queries, m.Precision, m.MAPAtK, m.KNN)
-		}
-		return tw.Flush()
-	}
-	return nil
+	return f3
 }
 
 // deltaRows prints the differences from the first configuration with their 95 % intervals.

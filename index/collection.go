@@ -18,12 +18,16 @@ import (
 
 // Item is one indexed product image. Vector is normalised on Upsert.
 type Item struct {
-	ID          string          `json:"id"`
-	Vector      []float32       `json:"vector,omitempty"`
-	Metadata    json.RawMessage `json:"metadata,omitempty"`
-	Thumbnail   []byte          `json:"-"`
-	ContentHash string          `json:"content_hash,omitempty"`
-	UpdatedAt   time.Time       `json:"updated_at"`
+	ID        string          `json:"id"`
+	Vector    []float32       `json:"vector,omitempty"`
+	Metadata  json.RawMessage `json:"metadata,omitempty"`
+	Thumbnail []byte          `json:"-"`
+	// Source is an optional rendition of the original photo (larger than the thumbnail), kept so
+	// that the catalog can be embedded again under another profile or model without the uploads.
+	// Stored in its own bucket; nil when the item has none.
+	Source      []byte    `json:"-"`
+	ContentHash string    `json:"content_hash,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at"`
 	// Version is set by reads: the collection's write sequence number of the
 	// item's last change. It only grows, so clients can send it back as a
 	// precondition.
@@ -39,6 +43,7 @@ const (
 	MaxIDLen       = 256
 	MaxMetadataLen = 64 << 10
 	MaxThumbLen    = 4 << 20
+	MaxSourceLen   = 16 << 20
 )
 
 // Collection is a named set of items with one HNSW graph.

@@ -94,7 +94,10 @@ var (
 	keyGraph          = []byte("graph")
 	bucketItems       = []byte("items")
 	bucketThumbs      = []byte("thumbs")
-	bucketLog         = []byte("log")
+	// bucketSources holds Item.Source, created on the first write of one (older collections have
+	// none).
+	bucketSources = []byte("sources")
+	bucketLog     = []byte("log")
 )
 
 // Open opens (creating if needed) the data directory and loads every

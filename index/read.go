@@ -34,7 +34,7 @@ func (c *Collection) slotLocked(id string) (uint32, error) {
 	return slot, nil
 }
 
-// Get returns an item with its vector, metadata and thumbnail (copies).
+// Get returns an item with its vector, metadata, thumbnail and source rendition (copies).
 func (c *Collection) Get(id string) (Item, error) {
 	var it Item
 	c.mu.RLock()
@@ -63,9 +63,51 @@ func (c *Collection) Get(id string) (Item, error) {
 		if t := b.Bucket(bucketThumbs).Get([]byte(id)); t != nil {
 			it.Thumbnail = bytes.Clone(t)
 		}
+		it.Source = bytes.Clone(getSource(b, id))
 		return nil
 	})
 	return it, err
+}
+
+// Source returns the stored source rendition of an item (nil, nil when it has none).
+func (c *Collection) Source(id string) ([]byte, error) {
+	var out []byte
+	err := c.db.bolt.View(func(tx *bolt.Tx) error {
+		b := c.bucket(tx)
+		if b == nil {
+			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
+		}
+		if b.Bucket(bucketItems).Get([]byte(id)) == nil {
+			return fmt.Errorf("%w: item %q in %q", ErrNotFound, id, c.name)
+		}
+		out = bytes.Clone(getSource(b, id))
+		return nil
+	})
+	return out, err
+}
+
+// getSource reads an item's source rendition inside a transaction (nil when none); the slice dies
+// with the transaction.
+func getSource(b *bolt.Bucket, id string) []byte {
+	if sb := b.Bucket(bucketSources); sb != nil {
+		return sb.Get([]byte(id))
+	}
+	return nil
+}
+
+// putSource stores (or, when empty, removes) an item's source rendition in a write transaction.
+func putSource(b *bolt.Bucket, id string, src []byte) error {
+	if len(src) == 0 {
+		if sb := b.Bucket(bucketSources); sb != nil {
+			return sb.Delete([]byte(id))
+		}
+		return nil
+	}
+	sb, err := b.CreateBucketIfNotExists(bucketSources)
+	if err != nil {
+		return err
+	}
+	return sb.Put([]byte(id), src)
 }
 
 // Has reports whether id exists and its content hash, from memory.

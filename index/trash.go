@@ -28,33 +28,50 @@ type TrashEntry struct {
 	HasThumbnail bool            `json:"has_thumbnail"`
 }
 
-// Trash encoding: 0x01 | deletedAt varint (unix ns) | len+record (the items bucket's value) | thumbnail.
-const trashVersion = 1
+// Trash encoding, version 2: 0x02 | deletedAt varint (unix ns) | len+record (the items bucket's
+// value) | len+thumbnail | source rendition. Version 1 (before source renditions) ends with the
+// thumbnail: 0x01 | deletedAt | len+record | thumbnail.
+const trashVersion = 2
 
-func appendTrash(dst []byte, at time.Time, rec, thumb []byte) []byte {
+func appendTrash(dst []byte, at time.Time, rec, thumb, source []byte) []byte {
 	dst = append(dst, trashVersion)
 	dst = binary.AppendVarint(dst, at.UnixNano())
 	dst = binary.AppendUvarint(dst, uint64(len(rec)))
 	dst = append(dst, rec...)
-	return append(dst, thumb...)
+	dst = binary.AppendUvarint(dst, uint64(len(thumb)))
+	dst = append(dst, thumb...)
+	return append(dst, source...)
 }
 
 // decodeTrash splits an entry; the slices alias b.
-func decodeTrash(b []byte) (at time.Time, rec, thumb []byte, err error) {
-	if len(b) < 1 || b[0] != trashVersion {
-		return at, nil, nil, errCorruptRecord
+func decodeTrash(b []byte) (at time.Time, rec, thumb, source []byte, err error) {
+	if len(b) < 1 || (b[0] != 1 && b[0] != trashVersion) {
+		return at, nil, nil, nil, errCorruptRecord
 	}
 	ts, n := binary.Varint(b[1:])
 	if n <= 0 {
-		return at, nil, nil, errCorruptRecord
+		return at, nil, nil, nil, errCorruptRecord
 	}
 	p := 1 + n
-	l, m := binary.Uvarint(b[p:])
-	if m <= 0 || l > uint64(len(b)-p-m) {
-		return at, nil, nil, errCorruptRecord
+	field := func() ([]byte, bool) {
+		l, m := binary.Uvarint(b[p:])
+		if m <= 0 || l > uint64(len(b)-p-m) {
+			return nil, false
+		}
+		p += m + int(l)
+		return b[p-int(l) : p], true
 	}
-	p += m
-	return time.Unix(0, ts).UTC(), b[p : p+int(l)], b[p+int(l):], nil
+	rec, ok := field()
+	if !ok {
+		return at, nil, nil, nil, errCorruptRecord
+	}
+	if b[0] == 1 {
+		return time.Unix(0, ts).UTC(), rec, b[p:], nil, nil
+	}
+	if thumb, ok = field(); !ok {
+		return at, nil, nil, nil, errCorruptRecord
+	}
+	return time.Unix(0, ts).UTC(), rec, thumb, b[p:], nil
 }
 
 // Trash moves the items of ids that exist to the collection's trash (unknown ids are ignored) and
@@ -68,11 +85,11 @@ func (c *Collection) Trash(ctx context.Context, ids ...string) ([]string, error)
 		}
 		rec := b.Bucket(bucketItems).Get([]byte(id))
 		thumb := b.Bucket(bucketThumbs).Get([]byte(id))
-		return tb.Put([]byte(id), appendTrash(nil, now, rec, thumb))
+		return tb.Put([]byte(id), appendTrash(nil, now, rec, thumb, getSource(b, id)))
 	})
 }
 
-// RestoreFromTrash puts a trashed item back (vector, metadata, thumbnail, content hash) as a new
+// RestoreFromTrash puts a trashed item back (vector, metadata, thumbnail, source, content hash) as a new
 // version and removes it from the trash, in one transaction. ErrNotFound when id is not in the
 // trash; ErrExists when an item with that id was added since (delete it first).
 func (c *Collection) RestoreFromTrash(ctx context.Context, id string) (Written, error) {
@@ -97,7 +114,7 @@ func (c *Collection) RestoreFromTrash(ctx context.Context, id string) (Written, 
 		if v == nil {
 			return fmt.Errorf("%w: item %q is not in the trash of %q", ErrNotFound, id, c.name)
 		}
-		_, raw, thumb, err := decodeTrash(v)
+		_, raw, thumb, source, err := decodeTrash(v)
 		if err != nil {
 			return fmt.Errorf("%w: trashed item %q: %w", ErrStorage, id, err)
 		}
@@ -105,7 +122,8 @@ func (c *Collection) RestoreFromTrash(ctx context.Context, id string) (Written, 
 		if err != nil {
 			return fmt.Errorf("%w: trashed item %q: %w", ErrStorage, id, err)
 		}
-		it = Item{ID: id, Vector: r.vec, ContentHash: r.hash, UpdatedAt: r.updatedAt, Thumbnail: bytes.Clone(thumb)}
+		it = Item{ID: id, Vector: r.vec, ContentHash: r.hash, UpdatedAt: r.updatedAt, Thumbnail: bytes.Clone(thumb),
+			Source: bytes.Clone(source)}
 		if len(r.meta) > 0 {
 			it.Metadata = r.meta
 		}
@@ -150,7 +168,7 @@ func (c *Collection) ListTrash(cursor string, limit int) ([]TrashEntry, string, 
 				next = out[len(out)-1].ID
 				break
 			}
-			at, raw, thumb, err := decodeTrash(v)
+			at, raw, thumb, _, err := decodeTrash(v)
 			if err != nil {
 				return fmt.Errorf("%w: trashed item %q: %w", ErrStorage, k, err)
 			}
@@ -184,7 +202,7 @@ func (c *Collection) PurgeTrash(ctx context.Context, cutoff time.Time) (int, err
 			return nil
 		}
 		return tb.ForEach(func(k, v []byte) error {
-			if at, _, _, err := decodeTrash(v); err != nil || at.Before(cutoff) {
+			if at, _, _, _, err := decodeTrash(v); err != nil || at.Before(cutoff) {
 				old = append(old, bytes.Clone(k))
 			}
 			return nil

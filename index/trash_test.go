@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"testing"
@@ -126,12 +127,36 @@ func TestTrashRoundTrip(t *testing.T) {
 // FuzzDecodeTrash: a damaged trash entry is an error, never a panic or an out-of-range slice.
 func FuzzDecodeTrash(f *testing.F) {
 	rec := appendRecord(nil, &record{slot: 1, version: 2, meta: []byte(`{"a":1}`), vec: []float32{1, 0}})
-	f.Add(appendTrash(nil, time.Unix(5, 0), rec, []byte("thumb")))
+	f.Add(appendTrash(nil, time.Unix(5, 0), rec, []byte("thumb"), []byte("source")))
 	f.Add([]byte{trashVersion, 0x80})
+	// version 1, before source renditions: 0x01 | at | len+record | thumbnail
+	v1 := binary.AppendUvarint(binary.AppendVarint([]byte{1}, 5e9), uint64(len(rec)))
+	f.Add(append(append(v1, rec...), "thumb"...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, raw, thumb, err := decodeTrash(b)
-		if err == nil && len(raw)+len(thumb) > len(b) {
+		_, raw, thumb, source, err := decodeTrash(b)
+		if err == nil && len(raw)+len(thumb)+len(source) > len(b) {
 			t.Fatalf("slices longer than the input")
 		}
 	})
+}
+
+// TestDecodeTrashVersions: entries written before source renditions (version 1) still decode.
+func TestDecodeTrashVersions(t *testing.T) {
+	rec := appendRecord(nil, &record{slot: 1, version: 2, vec: []float32{1, 0}})
+	v1 := binary.AppendUvarint(binary.AppendVarint([]byte{1}, 5e9), uint64(len(rec)))
+	v1 = append(append(v1, rec...), "thumb"...)
+	for _, tc := range []struct {
+		name          string
+		entry         []byte
+		thumb, source string
+	}{
+		{"version 1", v1, "thumb", ""},
+		{"version 2", appendTrash(nil, time.Unix(5, 0), rec, []byte("thumb"), []byte("src")), "thumb", "src"},
+		{"version 2 without source", appendTrash(nil, time.Unix(5, 0), rec, []byte("thumb"), nil), "thumb", ""},
+	} {
+		at, raw, thumb, source, err := decodeTrash(tc.entry)
+		if err != nil || !at.Equal(time.Unix(5, 0)) || !bytes.Equal(raw, rec) || string(thumb) != tc.thumb || string(source) != tc.source {
+			t.Errorf("%s: %v %v %q %q %v", tc.name, at, bytes.Equal(raw, rec), thumb, source, err)
+		}
+	}
 }

@@ -14,14 +14,15 @@ import (
 )
 
 type prepared struct {
-	id    string
-	vec   []float32
-	meta  json.RawMessage
-	thumb []byte
-	hash  string
-	at    time.Time
-	slot  uint32
-	isNew bool
+	id     string
+	vec    []float32
+	meta   json.RawMessage
+	thumb  []byte
+	source []byte
+	hash   string
+	at     time.Time
+	slot   uint32
+	isNew  bool
 
 	ifVersion uint64  // precondition from Item.IfVersion
 	version   uint64  // after the write
@@ -66,6 +67,10 @@ func (c *Collection) prepare(it Item) (prepared, error) {
 		return fail("thumbnail is %d bytes, max %d", len(it.Thumbnail), MaxThumbLen)
 	}
 	p.thumb = slices.Clone(it.Thumbnail)
+	if len(it.Source) > MaxSourceLen {
+		return fail("source rendition is %d bytes, max %d", len(it.Source), MaxSourceLen)
+	}
+	p.source = slices.Clone(it.Source)
 	if len(it.ContentHash) > 256 {
 		return fail("content hash longer than 256 bytes")
 	}
@@ -304,7 +309,7 @@ func (c *Collection) writeRecords(b *bolt.Bucket, ps []prepared) (uint64, error)
 		case p.ifVersion != 0 && stored.version != p.ifVersion:
 			return 0, fmt.Errorf("%w: item %q in %q is at version %d, expected %d", ErrVersionConflict, p.id, c.name, stored.version, p.ifVersion)
 		case old != nil && p.hash != "" && string(stored.hash) == p.hash && bytes.Equal(stored.meta, p.meta) &&
-			bytes.Equal(thumbs.Get([]byte(p.id)), p.thumb):
+			bytes.Equal(thumbs.Get([]byte(p.id)), p.thumb) && bytes.Equal(getSource(b, p.id), p.source):
 			p.outcome, p.version = Unchanged, stored.version
 			continue
 		case old != nil:
@@ -325,6 +330,9 @@ func (c *Collection) writeRecords(b *bolt.Bucket, ps []prepared) (uint64, error)
 			err = thumbs.Delete([]byte(p.id))
 		}
 		if err != nil {
+			return 0, err
+		}
+		if err := putSource(b, p.id, p.source); err != nil {
 			return 0, err
 		}
 		if err := recordChange(b, p.id, seq); err != nil {
@@ -571,6 +579,9 @@ func (c *Collection) remove(ctx context.Context, ids []string, stash func(b *bol
 				return err
 			}
 			if err := thumbs.Delete([]byte(id)); err != nil {
+				return err
+			}
+			if err := putSource(b, id, nil); err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
 )
@@ -89,6 +90,16 @@ type Detector struct {
 	DivPixels bool
 	DivTier   string
 	cache     *SignatureCache
+}
+
+// ForFingerprint returns c with its cosine thresholds (calibrated on the fast profile's vectors)
+// mapped onto the vectors of a collection of that fingerprint (spec.ThresholdFor: regional
+// profiles score unrelated photos higher). Pixel thresholds do not depend on the vectors.
+func ForFingerprint(c config.Intel, fingerprint string) config.Intel {
+	c.NearDuplicateScore = spec.ThresholdFor(fingerprint, c.NearDuplicateScore)
+	c.SimilarScore = spec.ThresholdFor(fingerprint, c.SimilarScore)
+	c.DiversifyScore = spec.ThresholdFor(fingerprint, c.DiversifyScore)
+	return c
 }
 
 // NewDetector reads the configuration; cache may be nil (nothing is cached across calls).

@@ -1,8 +1,11 @@
 package quality
 
 import (
+	"cmp"
 	"math"
 	"time"
+
+	"github.com/lookalike/lookalike/embed/spec"
 )
 
 // driftBucket aggregates the queries of one slice (window/driftBuckets) of time.
@@ -40,7 +43,9 @@ func (q *Monitor) recordDrift(o observation) {
 	if o.hasTop {
 		q.m.top1.WithLabelValues(name).Observe(float64(o.top1))
 	}
-	low := !o.hasTop || float64(o.top1) < q.cfg.Quality.MinScore
+	// quality.min_score is set for fast vectors; a regional profile scores unrelated photos higher
+	minScore := spec.ThresholdFor(o.col.Fingerprint(), q.cfg.Quality.MinScore)
+	low := !o.hasTop || float64(o.top1) < minScore
 	if low {
 		q.m.lowScore.WithLabelValues(name).Inc()
 	}
@@ -48,7 +53,9 @@ func (q *Monitor) recordDrift(o observation) {
 	slot := q.now().Truncate(d)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	b := &q.colLocked(name).drift[(slot.UnixNano()/int64(d))%driftBuckets]
+	cq := q.colLocked(name)
+	cq.minScore = minScore
+	b := &cq.drift[(slot.UnixNano()/int64(d))%driftBuckets]
 	if !b.start.Equal(slot) {
 		sv := b.sumVec[:0]
 		*b = driftBucket{start: slot, sumVec: sv}
@@ -83,7 +90,7 @@ func addUnit(sum []float64, v []float32) {
 
 // driftLocked sums the buckets inside the window ending at now.
 func (q *Monitor) driftLocked(c *colQuality, now time.Time) DriftSummary {
-	s := DriftSummary{MinScore: q.cfg.Quality.MinScore, CentroidDistance: math.NaN()}
+	s := DriftSummary{MinScore: cmp.Or(c.minScore, q.cfg.Quality.MinScore), CentroidDistance: math.NaN()}
 	var bins [scoreBins]int
 	var sum []float64
 	var scored, low int

@@ -180,6 +180,7 @@ type colQuality struct {
 	catalog      []float64 // centroid of a sample of the catalog
 	catalogCount int       // collection size when it was computed
 	catalogAt    time.Time
+	minScore     float64 // quality.min_score for this collection's profile (0 until a search)
 }
 
 func (q *Monitor) colLocked(name string) *colQuality {

@@ -46,14 +46,17 @@ type probe struct {
 
 // probeSet is one manifest's probes and latest result. Guarded by Monitor.mu.
 type probeSet struct {
-	name      string
-	probes    []probe
-	failed    int // probes whose photo could not be read or embedded
-	precision float64
-	hitRate   float64
-	runs      int
-	lastRun   time.Time
-	lastErr   string
+	name string
+	// fingerprint is the probed collection's when the probes were embedded (under its descriptor
+	// profile): a collection made again under another profile needs them embedded again.
+	fingerprint string
+	probes      []probe
+	failed      int // probes whose photo could not be read or embedded
+	precision   float64
+	hitRate     float64
+	runs        int
+	lastRun     time.Time
+	lastErr     string
 }
 
 // probeBatch is how many probe photos are embedded per call.
@@ -95,7 +98,8 @@ func (q *Monitor) loadProbeSet(ctx context.Context, name, path string) (*probeSe
 	if err != nil {
 		return nil, err
 	}
-	ps := &probeSet{name: name}
+	profile, fp := q.probedProfile()
+	ps := &probeSet{name: name, fingerprint: fp}
 	var imgs []embed.Image
 	var kept []probe
 	for _, s := range srcs {
@@ -109,7 +113,7 @@ func (q *Monitor) loadProbeSet(ctx context.Context, name, path string) (*probeSe
 			ps.failed++
 			continue
 		}
-		imgs = append(imgs, embed.Image{Data: data})
+		imgs = append(imgs, embed.Image{Data: data, Profile: profile})
 		kept = append(kept, probe{id: s.ID, group: g})
 	}
 	for lo := 0; lo < len(imgs); lo += probeBatch {
@@ -132,6 +136,19 @@ func (q *Monitor) loadProbeSet(ctx context.Context, name, path string) (*probeSe
 		return nil, fmt.Errorf("quality: no usable probe in %s (%d failed; each needs a photo and a %q value)", path, ps.failed, q.probes.GroupField)
 	}
 	return ps, nil
+}
+
+// probedProfile is the descriptor profile of the probed collection's vectors and its fingerprint
+// ("" for both when it does not exist yet, or when the engine cannot say: the default profile).
+func (q *Monitor) probedProfile() (profile, fingerprint string) {
+	col, err := q.db.Collection(q.probes.Collection)
+	if err != nil {
+		return "", ""
+	}
+	if ie, ok := q.eng.(interface{ Info() embed.Info }); ok {
+		profile, _ = ie.Info().ProfileFor(col.Fingerprint())
+	}
+	return profile, col.Fingerprint()
 }
 
 // metadataField is the string form of a top-level metadata field ("" when absent).
@@ -162,7 +179,11 @@ func (q *Monitor) runProbes(ctx context.Context) {
 	}
 	q.mu.Lock()
 	sets := make([]*probeSet, 0, len(q.probeSets))
-	for _, ps := range q.probeSets {
+	for name, ps := range q.probeSets {
+		if ps.fingerprint != col.Fingerprint() {
+			delete(q.probeSets, name) // embedded for another profile: loaded again next round
+			continue
+		}
 		sets = append(sets, ps)
 	}
 	q.mu.Unlock()

@@ -6,6 +6,7 @@
 //	loadgen -url http://127.0.0.1:8080 -seed 10000 -duration 30s -concurrency 1 -mix search=1
 //	loadgen -duration 10m -concurrency 8 -mix search=4,similar=4,ingest=1,delete=1
 //	loadgen -duration 30s -concurrency 64 -mix search=1     # overload: expect 429s, bounded latency
+//	loadgen -collection fast,ms448 -duration 60s -mix search=1 # collections in turn, one report each
 //
 // It only talks to the URL it is given (loopback in tests), and every run stops by itself.
 package main
@@ -47,7 +48,8 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "server base URL")
-	flag.StringVar(&o.collection, "collection", "default", "collection")
+	flag.StringVar(&o.collection, "collection", "default", "collection; several, comma-separated, take the requests in turn (search only), "+
+		"so that each one's latency is measured under the same load (e.g. collections of different descriptor profiles)")
 	flag.StringVar(&o.images, "images", "", "folder of query/ingest photos (default: ../shared/datasets/ukbench)")
 	flag.StringVar(&o.mix, "mix", "search=1", "operation weights: search, similar, ingest, delete")
 	flag.StringVar(&o.apiKey, "api-key", "", "API key (write scope for ingest/delete)")
@@ -97,6 +99,7 @@ type report struct {
 
 type client struct {
 	o      options
+	cols   []string // -collection, split: requests go to each in turn
 	http   *http.Client
 	photos [][]byte
 	ids    []string
@@ -113,7 +116,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	c := &client{o: o, http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	c := &client{o: o, cols: strings.Split(o.collection, ","), http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	c.o.collection = c.cols[0] // seeding and item ids use the first
+	if len(c.cols) > 1 && (o.seed > 0 || len(weights) != 1 || weights["search"] == 0) {
+		return errors.New("several collections take -mix search=1 only and no -seed")
+	}
 	if err := c.loadPhotos(); err != nil {
 		return err
 	}
@@ -222,7 +229,7 @@ func (c *client) drive(ctx context.Context, weights map[string]int, d time.Durat
 		go func(seed uint64) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, 7))
-			for ctx.Err() == nil {
+			for n := 0; ctx.Err() == nil; n++ {
 				if pace != nil {
 					select {
 					case <-pace:
@@ -231,8 +238,12 @@ func (c *client) drive(ctx context.Context, weights map[string]int, d time.Durat
 					}
 				}
 				op := ops[rng.IntN(len(ops))]
+				col := c.cols[n%len(c.cols)]
 				start := time.Now()
-				status, err := c.do(ctx, op, rng)
+				status, err := c.do(ctx, op, col, rng)
+				if len(c.cols) > 1 {
+					op += "@" + col
+				}
 				if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
 					return // cut off by the end of the run, not by the server
 				}
@@ -245,8 +256,8 @@ func (c *client) drive(ctx context.Context, weights map[string]int, d time.Durat
 	wg.Wait()
 }
 
-func (c *client) do(ctx context.Context, op string, rng *rand.Rand) (int, error) {
-	base := c.o.url + "/v1/collections/" + url.PathEscape(c.o.collection)
+func (c *client) do(ctx context.Context, op, col string, rng *rand.Rand) (int, error) {
+	base := c.o.url + "/v1/collections/" + url.PathEscape(col)
 	switch op {
 	case "search":
 		body, ct := multipartImage(c.photos[rng.IntN(len(c.photos))], map[string]string{"k": strconv.Itoa(c.o.k)})
@@ -538,9 +549,13 @@ func summarize(rs []opResult, elapsed time.Duration, conc int) report {
 
 func printReport(r report) {
 	fmt.Printf("%.1f s at concurrency %d, collection holds %d items\n", r.DurationS, r.Concurrency, r.Items)
-	fmt.Printf("%-8s %8s %9s %9s %9s %9s %9s  %s\n", "op", "count", "per_s", "p50_ms", "p95_ms", "p99_ms", "max_ms", "statuses")
+	w := 8
 	for _, o := range r.Ops {
-		fmt.Printf("%-8s %8d %9.1f %9.2f %9.2f %9.2f %9.2f  %v\n", o.Op, o.Count, o.PerS, o.P50, o.P95, o.P99, o.Max, o.Statuses)
+		w = max(w, len(o.Op))
+	}
+	fmt.Printf("%-*s %8s %9s %9s %9s %9s %9s  %s\n", w, "op", "count", "per_s", "p50_ms", "p95_ms", "p99_ms", "max_ms", "statuses")
+	for _, o := range r.Ops {
+		fmt.Printf("%-*s %8d %9.1f %9.2f %9.2f %9.2f %9.2f  %v\n", w, o.Op, o.Count, o.PerS, o.P50, o.P95, o.P99, o.Max, o.Statuses)
 	}
 	fmt.Printf("server RSS MB over time: %v\n", fmtSeries(r.RSSMB))
 	fmt.Printf("server goroutines over time: %v\n", fmtSeries(r.Goroutines))

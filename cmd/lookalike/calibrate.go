@@ -61,7 +61,7 @@ func runDupesCalibrate(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Model.FeatureMapTensor = ""
+	dropFeatureMap(&cfg)
 	if *dir == "" {
 		if *dir, err = locate.Dir("ukbench", locate.DatasetDirs()); err != nil {
 			return err

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/lookalike/lookalike/client"
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
 	"github.com/lookalike/lookalike/internal/ingest"
@@ -25,6 +27,9 @@ type catalogFlags struct {
 	remoteFlags      // --server, --key: through a running server's API (remote.go)
 	data, collection string
 	asJSON           bool
+	// profile is the descriptor profile a new collection gets ("" = model.profile); only index
+	// takes it (--profile).
+	profile string
 }
 
 func addCatalogFlags(fs *flag.FlagSet, withJSON bool) *catalogFlags {
@@ -59,7 +64,7 @@ func (f *catalogFlags) open(env *cliEnv) (config.Config, *index.DB, *index.Colle
 	if err != nil {
 		return cfg, nil, nil, err
 	}
-	col, err := collectionFor(db, cfg, f.collection, embed.Info{}, false)
+	col, err := collectionFor(db, cfg, f.collection, embed.Info{}, "", false)
 	if err != nil {
 		db.Close()
 		return cfg, nil, nil, err
@@ -79,7 +84,7 @@ func (f *catalogFlags) openWithEngine(ctx context.Context, env *cliEnv, cfg conf
 		eng.Close()
 		return nil, nil, nil, err
 	}
-	col, err := collectionFor(db, cfg, f.collection, eng.Info(), create)
+	col, err := collectionFor(db, cfg, f.collection, eng.Info(), f.profile, create)
 	if err != nil {
 		db.Close()
 		eng.Close()
@@ -104,28 +109,53 @@ func openDB(cfg config.Config, env *cliEnv) (*index.DB, error) {
 	return db, nil
 }
 
-// collectionFor returns the named collection, creating it for the engine's fingerprint when create
-// is set. An existing collection of another fingerprint is an error (index.ErrFingerprintMismatch).
-func collectionFor(db *index.DB, cfg config.Config, name string, info embed.Info, create bool) (*index.Collection, error) {
+// collectionFor returns the named collection, creating it when create is set for the engine's
+// fingerprint under profile ("" = the engine's default). An existing collection must hold vectors
+// the engine makes (under any of its profiles, or under profile when one is named); otherwise it
+// is an error (index.ErrFingerprintMismatch). An empty info checks nothing.
+func collectionFor(db *index.DB, cfg config.Config, name string, info embed.Info, profile string, create bool) (*index.Collection, error) {
 	if t := db.Resolve(name); t != name {
 		// A rebuilt collection: its alias names the generation to use, whatever its model.
 		return db.Collection(t)
 	}
+	var want spec.Profile
+	var fp string
+	if info.Fingerprint != "" {
+		var err error
+		if want, fp, err = info.ProfileFingerprint(profile); err != nil {
+			return nil, fmt.Errorf("%w: --profile: %v", errUsage, err)
+		}
+	}
 	col, err := db.Collection(name)
 	if errors.Is(err, index.ErrNotFound) && create {
 		return db.CreateCollection(name, index.CollectionConfig{
-			Fingerprint: info.Fingerprint, Dims: info.Dims,
+			Fingerprint: fp, Dims: info.Dims,
 			M: cfg.Index.M, EfConstruction: cfg.Index.EfConstruction, EfSearch: cfg.Index.EfSearch,
 		})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("collection %q: %w", name, err)
 	}
-	if info.Fingerprint != "" && col.Fingerprint() != info.Fingerprint {
-		return nil, fmt.Errorf("collection %q was built with model fingerprint %s, the configured model is %s: %w",
-			name, col.Fingerprint(), info.Fingerprint, index.ErrFingerprintMismatch)
+	if info.Fingerprint == "" {
+		return col, nil
+	}
+	got, ok := info.ProfileFor(col.Fingerprint())
+	if !ok {
+		return nil, fmt.Errorf("collection %q was built with model fingerprint %s, the configured model is %s (profile %s): %w",
+			name, col.Fingerprint(), info.Fingerprint, info.Profile, index.ErrFingerprintMismatch)
+	}
+	if profile != "" && want.Name != got {
+		return nil, fmt.Errorf("collection %q holds vectors of profile %s, not %s (a collection keeps the profile it was created with): %w",
+			name, got, want.Name, index.ErrFingerprintMismatch)
 	}
 	return col, nil
+}
+
+// profileOf is the descriptor profile of col's vectors under eng (collectionFor checked that eng
+// makes them).
+func profileOf(eng *embed.Engine, col *index.Collection) string {
+	p, _ := eng.Info().ProfileFor(col.Fingerprint())
+	return p
 }
 
 func runIndex(ctx context.Context, env *cliEnv, args []string) error {
@@ -134,6 +164,8 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	force := fs.Bool("force", false, "re-embed items whose content is unchanged")
 	allowFailures := fs.Bool("allow-failures", false, "exit 0 even when some items failed (they are still listed)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	fs.StringVar(&cf.profile, "profile", "", "descriptor profile of a new collection: "+strings.Join(spec.ProfileNames(), ", ")+
+		" or rmac:S1,S2,... (default: model.profile; an existing collection keeps its own)")
 	paths, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -166,7 +198,8 @@ func runIndex(ctx context.Context, env *cliEnv, args []string) error {
 	rep, err := ingest.Run(ctx, eng, col, sources, ingest.Options{
 		Workers: cfg.Embed.Workers, Logger: env.logger(cfg),
 		Policy: ingest.Policy{ThumbnailSize: cfg.Limits.ThumbnailSize, ThumbnailQuality: cfg.Limits.ThumbnailQuality,
-			MaxPixels: cfg.Limits.MaxPixels, Force: *force},
+			SourceSize: cfg.Limits.SourceSize, SourceQuality: cfg.Limits.SourceQuality,
+			MaxPixels: cfg.Limits.MaxPixels, Force: *force, Profile: profileOf(eng, col)},
 		Progress: func(p ingest.Progress) {
 			if bar != nil {
 				_ = bar.Set(p.Done)
@@ -311,7 +344,7 @@ func runSearch(ctx context.Context, env *cliEnv, args []string) error {
 	defer eng.Close()
 	defer db.Close()
 	queryStart := time.Now()
-	embs, err := eng.Embed(ctx, []embed.Image{{Data: data}})
+	embs, err := eng.Embed(ctx, []embed.Image{{Data: data, Profile: profileOf(eng, col)}})
 	if err != nil {
 		return err
 	}

@@ -166,3 +166,78 @@ func TestCLIUsageErrors(t *testing.T) {
 		t.Fatalf("version: %d %q", code, out)
 	}
 }
+
+// TestCLIProfile: index --profile creates a collection with that descriptor profile; search uses
+// it; indexing into it under another profile is refused, as is an unknown profile.
+func TestCLIProfile(t *testing.T) {
+	catalog, uk := catalogFixture(t)
+	os.Remove(filepath.Join(catalog, "obj1", "corrupt.jpg"))
+	data := filepath.Join(t.TempDir(), "data")
+	if code, out, errOut := runCLI(t, "index", "--data", data, "--quiet", "--profile", "ms317", catalog); code != 0 {
+		t.Fatalf("index --profile ms317: exit %d: %s %s", code, out, errOut)
+	}
+	code, out, errOut := runCLI(t, "stats", "--data", data)
+	if code != 0 || !strings.Contains(out, "@ms317") {
+		t.Fatalf("stats: the fingerprint should name the profile: exit %d %s %s", code, out, errOut)
+	}
+	var sr searchOutput
+	code, out, errOut = runCLI(t, "search", "--data", data, "-k", "4", "--json", filepath.Join(uk, "ukbench00005.jpg"))
+	if err := json.Unmarshal([]byte(out), &sr); code != 0 || err != nil || len(sr.Results) != 4 || sr.Results[0].ID != "obj1/ukbench00005" {
+		t.Fatalf("search: exit %d %v %s %s", code, err, out, errOut)
+	}
+	for _, tc := range []struct{ profile, want string }{
+		{"fast", "holds vectors of profile ms317, not fast"},
+		{"sharp", "profile \"sharp\""},
+	} {
+		code, out, errOut = runCLI(t, "index", "--data", data, "--quiet", "--profile", tc.profile, catalog)
+		if code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("index --profile %s into the ms317 collection: exit %d, want an error saying %q: %s %s", tc.profile, code, tc.want, out, errOut)
+		}
+	}
+	if code, out, errOut = runCLI(t, "index", "--data", data, "--quiet", "--collection", "other", "--profile", "sharp", catalog); code == 0 || !strings.Contains(errOut, "sharp") {
+		t.Errorf("index --profile sharp into a new collection: exit %d %s %s", code, out, errOut)
+	}
+}
+
+// TestCLIReembed: a collection is embedded again from its source renditions into a collection of
+// another profile, keeping ids and metadata, and searches there find the same objects.
+func TestCLIReembed(t *testing.T) {
+	catalog, uk := catalogFixture(t)
+	os.Remove(filepath.Join(catalog, "obj1", "corrupt.jpg"))
+	data := filepath.Join(t.TempDir(), "data")
+	if code, out, errOut := runCLI(t, "index", "--data", data, "--quiet", catalog); code != 0 {
+		t.Fatalf("index: exit %d: %s %s", code, out, errOut)
+	}
+	code, out, errOut := runCLI(t, "reembed", "--data", data, "--into", "regional", "--profile", "ms317")
+	if code != 0 || !strings.Contains(out, "8 stored, 0 failed") || !strings.Contains(out, "@ms317") {
+		t.Fatalf("reembed: exit %d: %s %s", code, out, errOut)
+	}
+	var sr searchOutput
+	code, out, errOut = runCLI(t, "search", "--data", data, "--collection", "regional", "-k", "4", "--json", filepath.Join(uk, "ukbench00005.jpg"))
+	if err := json.Unmarshal([]byte(out), &sr); code != 0 || err != nil || len(sr.Results) != 4 {
+		t.Fatalf("search the re-embedded collection: exit %d %v %s %s", code, err, out, errOut)
+	}
+	for _, r := range sr.Results {
+		if !strings.HasPrefix(r.ID, "obj1/") {
+			t.Errorf("top 4 for an obj1 photo holds %s: %s", r.ID, out)
+		}
+	}
+	// Re-running skips what is stored; a collection without renditions says so.
+	if code, out, _ = runCLI(t, "reembed", "--data", data, "--into", "regional", "--profile", "ms317"); code != 0 || !strings.Contains(out, "8 stored") {
+		t.Errorf("second reembed: exit %d %s", code, out)
+	}
+	bare := filepath.Join(t.TempDir(), "bare")
+	runCLI(t, "index", "--data", bare, "--quiet", catalog, "--config", writeConfig(t, "limits:\n  source_size: 0\n"))
+	if code, out, _ = runCLI(t, "reembed", "--data", bare, "--into", "x"); code == 0 || !strings.Contains(out, "no source rendition") {
+		t.Errorf("reembed without renditions: exit %d %s", code, out)
+	}
+}
+
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "lookalike.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

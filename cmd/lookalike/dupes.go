@@ -52,7 +52,7 @@ func listDupes(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer db.Close()
 	clusters := []intel.DupCluster{}
-	det := intel.NewDetector(cfg.Intel, &intel.SignatureCache{})
+	det := intel.NewDetector(intel.ForFingerprint(cfg.Intel, col.Fingerprint()), &intel.SignatureCache{})
 	for cursor := ""; ; {
 		page, err := det.FindDuplicates(ctx, col, *tier, cursor, 1000)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/bench"
 	"github.com/lookalike/lookalike/internal/config"
@@ -41,6 +42,14 @@ func engineOptions(cfg config.Config, env *cliEnv) (embed.Options, error) {
 		MaxAspectRatio: cfg.Limits.MaxAspectRatio,
 		Logger:         env.logger(cfg),
 	}, nil
+}
+
+// dropFeatureMap turns the feature-map output off for commands that need no heatmap (faster),
+// unless the configured profile pools that map (a regional profile).
+func dropFeatureMap(cfg *config.Config) {
+	if p, err := spec.ParseProfile(cfg.Model.Profile); err == nil && !p.Regional() {
+		cfg.Model.FeatureMapTensor = ""
+	}
 }
 
 func newEngine(ctx context.Context, cfg config.Config, env *cliEnv) (*embed.Engine, error) {

@@ -71,7 +71,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			log.Error("close data directory", "err", err)
 		}
 	}()
-	col, err := collectionFor(db, cfg, cfg.Data.DefaultCollection, info, true)
+	col, err := collectionFor(db, cfg, cfg.Data.DefaultCollection, info, "", true)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if want, dirs := demoWanted(cfg, col), demoDirs(cfg); want && len(dirs) > 0 {
 		// A panic restarts the load, which skips what is already stored (content hashes).
 		guard.Go(demoCtx, &wg, log, "demo catalog", func(ctx context.Context) {
-			loadDemo(ctx, cfg, log, eng, col, dirs)
+			loadDemo(ctx, cfg, log, eng, col, profileOf(eng, col), dirs)
 		})
 	} else if want {
 		log.Warn("demo catalog: no demo photos found; set LOOKALIKE_DEMO_DIR or demo.dir")
@@ -194,7 +194,7 @@ func demoSources(dirs []string) ([]ingest.Source, error) {
 	return srcs, nil
 }
 
-func loadDemo(ctx context.Context, cfg config.Config, log *slog.Logger, eng ingest.Embedder, col *index.Collection, dirs []string) {
+func loadDemo(ctx context.Context, cfg config.Config, log *slog.Logger, eng ingest.Embedder, col *index.Collection, profile string, dirs []string) {
 	srcs, err := demoSources(dirs)
 	if err != nil {
 		log.Error("demo catalog", "err", err)
@@ -205,7 +205,8 @@ func loadDemo(ctx context.Context, cfg config.Config, log *slog.Logger, eng inge
 	rep, err := ingest.Run(ctx, eng, col, srcs, ingest.Options{
 		Workers: cfg.Embed.Workers, Logger: log,
 		Policy: ingest.Policy{ThumbnailSize: cfg.Limits.ThumbnailSize, ThumbnailQuality: cfg.Limits.ThumbnailQuality,
-			MaxPixels: cfg.Limits.MaxPixels},
+			SourceSize: cfg.Limits.SourceSize, SourceQuality: cfg.Limits.SourceQuality,
+			MaxPixels: cfg.Limits.MaxPixels, Profile: profile},
 		Progress: func(p ingest.Progress) {
 			if pct := 100 * p.Done / max(p.Total, 1); pct/10 != lastPct/10 {
 				lastPct = pct

@@ -119,10 +119,10 @@ func embedPhoto(ctx context.Context, env *cliEnv, cfg config.Config, col *index.
 		return nil, nil, err
 	}
 	defer eng.Close()
-	if eng.Info().Fingerprint != col.Fingerprint() {
+	if _, ok := eng.Info().ProfileFor(col.Fingerprint()); !ok {
 		return nil, nil, fmt.Errorf("collection %q: %w", col.Name(), index.ErrFingerprintMismatch)
 	}
-	embs, err := eng.Embed(ctx, []embed.Image{{Data: data}})
+	embs, err := eng.Embed(ctx, []embed.Image{{Data: data, Profile: profileOf(eng, col)}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -202,7 +202,7 @@ func runTagEval(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Model.FeatureMapTensor = "" // not needed: faster
+	dropFeatureMap(&cfg)
 	ds, err := eval.FashionMNIST(*dir, *nTrain, *nTest)
 	if err != nil {
 		return err

@@ -18,4 +18,13 @@ const (
 	DefaultThumbnailSize = 256
 	// DefaultThumbnailQuality is the JPEG quality of stored thumbnails.
 	DefaultThumbnailQuality = 82
+	// DefaultSourceSize is the longer side of the source rendition stored with each item, so that
+	// a catalog can be embedded again under another profile or model without its uploads: at
+	// least the largest scale of the built-in profiles (448), with room for one more.
+	DefaultSourceSize = 512
+	// DefaultSourceQuality is the JPEG quality of source renditions: high enough that embedding
+	// one gives the vector of the original (docs/quality.md).
+	DefaultSourceQuality = 90
+	// MinSourceSize is the least source size accepted: the largest built-in profile scale.
+	MinSourceSize = 448
 )

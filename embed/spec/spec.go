@@ -48,6 +48,11 @@ type Model struct {
 	// FeatureMapTensor optionally names a [N,C,H,W] tensor returned in embed.Embedding.FeatureMap
 	// (dequantized); empty = not computed into the result (faster).
 	FeatureMapTensor string `yaml:"feature_map_tensor" json:"feature_map_tensor"`
+
+	// Profile is the descriptor profile of new collections (ParseProfile; "" = DefaultProfile).
+	// Each collection keeps the profile it was created with in its fingerprint; this only picks
+	// the default. Not part of Fingerprint.
+	Profile string `yaml:"profile" json:"profile"`
 }
 
 // Checksums of the two valid copies of the default model (see ../shared/models/README.md): the
@@ -129,6 +134,11 @@ func (s Model) Validate() error {
 		if v != v {
 			return bad("mean", fmt.Sprintf("entry %d is NaN", i), s.Mean)
 		}
+	}
+	if p, err := ParseProfile(s.Profile); err != nil {
+		return bad("profile", err.Error(), fmt.Sprintf("%q", s.Profile))
+	} else if err := s.CheckProfile(p); err != nil {
+		return bad("profile", err.Error(), fmt.Sprintf("%q", s.Profile))
 	}
 	for _, h := range s.Checksums() {
 		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {

@@ -107,6 +107,8 @@ type Limits struct {
 	MaxIDBytes       int     `yaml:"max_id_bytes"`
 	ThumbnailSize    int     `yaml:"thumbnail_size"`
 	ThumbnailQuality int     `yaml:"thumbnail_quality"`
+	SourceSize       int     `yaml:"source_size"`
+	SourceQuality    int     `yaml:"source_quality"`
 }
 
 type Embed struct {
@@ -174,6 +176,7 @@ type Log struct {
 func defaultModel() spec.Model {
 	m := spec.DefaultModel()
 	m.FeatureMapTensor = spec.DefaultFeatureMapTensor
+	m.Profile = spec.DefaultProfile
 	return m
 }
 
@@ -193,6 +196,7 @@ func Default() Config {
 			MaxBodyBytes: 32 << 20, MaxPixels: spec.DefaultMaxPixels, MaxAspectRatio: spec.DefaultMaxAspectRatio,
 			MaxK: 1000, DefaultK: 10, MaxBatchItems: 256, MaxMetadataBytes: 64 << 10, MaxIDBytes: 256,
 			ThumbnailSize: spec.DefaultThumbnailSize, ThumbnailQuality: spec.DefaultThumbnailQuality,
+			SourceSize: spec.DefaultSourceSize, SourceQuality: spec.DefaultSourceQuality,
 		},
 		Embed: Embed{Device: "auto"},
 		Model: defaultModel(),
@@ -288,6 +292,10 @@ func (c *Config) Validate() error {
 		return bad("limits.max_id_bytes", "must be in 1..1024")
 	case c.Limits.ThumbnailSize < 32 || c.Limits.ThumbnailSize > 2048:
 		return bad("limits.thumbnail_size", "must be in 32..2048, got %d", c.Limits.ThumbnailSize)
+	case c.Limits.SourceSize != 0 && (c.Limits.SourceSize < spec.MinSourceSize || c.Limits.SourceSize > 4096):
+		return bad("limits.source_size", "must be 0 (no source renditions) or in %d..4096, got %d", spec.MinSourceSize, c.Limits.SourceSize)
+	case c.Limits.SourceQuality < 1 || c.Limits.SourceQuality > 100:
+		return bad("limits.source_quality", "must be in 1..100, got %d", c.Limits.SourceQuality)
 	case c.Limits.ThumbnailQuality < 1 || c.Limits.ThumbnailQuality > 100:
 		return bad("limits.thumbnail_quality", "must be in 1..100")
 	case c.Embed.Device != "auto" && c.Embed.Device != "cpu" && c.Embed.Device != "cuda":
@@ -300,24 +308,6 @@ func (c *Config) Validate() error {
 		return bad("embed.max_batch", "must be >= 0 (0 = auto)")
 	case c.Embed.MaxBatchWait < 0:
 		return bad("embed.max_batch_wait", "must be >= 0 (0 = auto)")
-	case !(c.Intel.SimilarScore > 0 && c.Intel.SimilarScore <= c.Intel.NearDuplicateScore && c.Intel.NearDuplicateScore < 1):
-		return bad("intel.similar_score", "must satisfy 0 < intel.similar_score <= intel.near_duplicate_score < 1, got %v and %v", c.Intel.SimilarScore, c.Intel.NearDuplicateScore)
-	case c.Intel.PixelMatch < 0 || c.Intel.PixelMatch > 1:
-		return bad("intel.pixel_match", "must be in 0..1, got %v", c.Intel.PixelMatch)
-	case c.Intel.ChromaMatch < 0 || c.Intel.ChromaMatch > 1:
-		return bad("intel.chroma_match", "must be in 0..1, got %v", c.Intel.ChromaMatch)
-	case c.Intel.OnDuplicate != "allow" && c.Intel.OnDuplicate != "reject" && c.Intel.OnDuplicate != "merge":
-		return bad("intel.on_duplicate", "must be allow, reject or merge, got %q", c.Intel.OnDuplicate)
-	case c.Intel.DiversifyScore <= 0 || c.Intel.DiversifyScore > 1:
-		return bad("intel.diversify_score", "must be in (0, 1], got %v", c.Intel.DiversifyScore)
-	case c.Intel.DiversifyTier != "exact" && c.Intel.DiversifyTier != "near" && c.Intel.DiversifyTier != "similar":
-		return bad("intel.diversify_tier", "must be exact, near or similar, got %q", c.Intel.DiversifyTier)
-	case c.Intel.TagNeighbors < 1 || c.Intel.TagNeighbors > 200:
-		return bad("intel.tag_neighbors", "must be in 1..200, got %d", c.Intel.TagNeighbors)
-	case c.Intel.TagMinConfidence < 0 || c.Intel.TagMinConfidence > 1:
-		return bad("intel.tag_min_confidence", "must be in 0..1, got %v", c.Intel.TagMinConfidence)
-	case c.Intel.TrashRetention < time.Minute:
-		return bad("intel.trash_retention", "must be >= 1m, got %v", c.Intel.TrashRetention)
 	case c.Quality.RecallSampleRate < 0 || c.Quality.RecallSampleRate > 1:
 		return bad("quality.recall_sample_rate", "must be in 0..1, got %v", c.Quality.RecallSampleRate)
 	case c.Quality.Probes.Interval < time.Second:
@@ -334,6 +324,9 @@ func (c *Config) Validate() error {
 		return bad("log.format", "must be text or json, got %q", c.Log.Format)
 	}
 	if err := c.validateLists(bad); err != nil {
+		return err
+	}
+	if err := c.validateIntel(bad); err != nil {
 		return err
 	}
 	if err := c.validateRerank(); err != nil {
@@ -476,6 +469,31 @@ func setFromString(fv reflect.Value, raw string) error {
 		return yaml.Unmarshal([]byte(node), fv.Addr().Interface())
 	default:
 		return fmt.Errorf("unsupported kind %s", fv.Kind())
+	}
+	return nil
+}
+
+// validateIntel checks the catalog-intelligence thresholds.
+func (c *Config) validateIntel(bad func(key, format string, args ...any) error) error {
+	switch {
+	case !(c.Intel.SimilarScore > 0 && c.Intel.SimilarScore <= c.Intel.NearDuplicateScore && c.Intel.NearDuplicateScore < 1):
+		return bad("intel.similar_score", "must satisfy 0 < intel.similar_score <= intel.near_duplicate_score < 1, got %v and %v", c.Intel.SimilarScore, c.Intel.NearDuplicateScore)
+	case c.Intel.PixelMatch < 0 || c.Intel.PixelMatch > 1:
+		return bad("intel.pixel_match", "must be in 0..1, got %v", c.Intel.PixelMatch)
+	case c.Intel.ChromaMatch < 0 || c.Intel.ChromaMatch > 1:
+		return bad("intel.chroma_match", "must be in 0..1, got %v", c.Intel.ChromaMatch)
+	case c.Intel.OnDuplicate != "allow" && c.Intel.OnDuplicate != "reject" && c.Intel.OnDuplicate != "merge":
+		return bad("intel.on_duplicate", "must be allow, reject or merge, got %q", c.Intel.OnDuplicate)
+	case c.Intel.DiversifyScore <= 0 || c.Intel.DiversifyScore > 1:
+		return bad("intel.diversify_score", "must be in (0, 1], got %v", c.Intel.DiversifyScore)
+	case c.Intel.DiversifyTier != "exact" && c.Intel.DiversifyTier != "near" && c.Intel.DiversifyTier != "similar":
+		return bad("intel.diversify_tier", "must be exact, near or similar, got %q", c.Intel.DiversifyTier)
+	case c.Intel.TagNeighbors < 1 || c.Intel.TagNeighbors > 200:
+		return bad("intel.tag_neighbors", "must be in 1..200, got %d", c.Intel.TagNeighbors)
+	case c.Intel.TagMinConfidence < 0 || c.Intel.TagMinConfidence > 1:
+		return bad("intel.tag_min_confidence", "must be in 0..1, got %v", c.Intel.TagMinConfidence)
+	case c.Intel.TrashRetention < time.Minute:
+		return bad("intel.trash_retention", "must be >= 1m, got %v", c.Intel.TrashRetention)
 	}
 	return nil
 }

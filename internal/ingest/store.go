@@ -69,8 +69,16 @@ type Policy struct {
 	ThumbnailSize int
 	// ThumbnailQuality is their JPEG quality; 0 = spec.DefaultThumbnailQuality.
 	ThumbnailQuality int
+	// SourceSize is the longest side of the source rendition stored with each item (index.Item.Source,
+	// never enlarged); 0 = none.
+	SourceSize int
+	// SourceQuality is its JPEG quality; 0 = spec.DefaultSourceQuality.
+	SourceQuality int
 	// MaxPixels refuses larger images before decoding them; 0 = spec.DefaultMaxPixels.
 	MaxPixels int64
+	// Profile is the descriptor profile of col's vectors (embed.Info.ProfileFor of its fingerprint);
+	// "" = the engine's default.
+	Profile string
 	// Force embeds items again even when their content hash and metadata are unchanged (they are
 	// still reported Unchanged unless the new thumbnail differs).
 	Force bool
@@ -88,6 +96,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.MaxPixels <= 0 {
 		p.MaxPixels = spec.DefaultMaxPixels
+	}
+	if p.SourceQuality <= 0 {
+		p.SourceQuality = spec.DefaultSourceQuality
 	}
 	return p
 }
@@ -196,7 +207,7 @@ func Store(ctx context.Context, eng Embedder, col *index.Collection, inputs []In
 	}
 	imgs := make([]embed.Image, len(todo))
 	for k, t := range todo {
-		imgs[k] = embed.Image{Data: in[t.i].Image}
+		imgs[k] = embed.Image{Data: in[t.i].Image, Profile: p.Profile}
 	}
 	embs, err := eng.Embed(ctx, imgs)
 	if err != nil {
@@ -221,6 +232,11 @@ func Store(ctx context.Context, eng Embedder, col *index.Collection, inputs []In
 			r.Err = fmt.Errorf("thumbnail: %w", err)
 			continue
 		}
+		source, err := sourceRendition(in[t.i].Image, p)
+		if err != nil {
+			r.Err = fmt.Errorf("source rendition: %w", err)
+			continue
+		}
 		done, err := applyDuplicatePolicy(ctx, col, p, in[t.i], e.Vector, thumb, r)
 		if err != nil {
 			// The store is failing: nothing after this item (nor the queued ones) gets written.
@@ -233,10 +249,25 @@ func Store(ctx context.Context, eng Embedder, col *index.Collection, inputs []In
 		if done {
 			continue
 		}
-		w.add(t.i, index.Item{ID: r.ID, Vector: e.Vector, Metadata: in[t.i].Metadata, Thumbnail: thumb,
+		w.add(t.i, index.Item{ID: r.ID, Vector: e.Vector, Metadata: in[t.i].Metadata, Thumbnail: thumb, Source: source,
 			ContentHash: t.hash, UpdatedAt: now, IfVersion: in[t.i].IfVersion})
 	}
 	return res, w.flush(ctx, col, res)
+}
+
+// sourceRendition is the source rendition stored for a photo (nil when p.SourceSize is 0): the
+// photo itself when it is already a JPEG within the size and of a modest byte count (as a
+// rendition is, when a catalog is embedded again from its renditions: no generation loss), else a
+// JPEG of it resized to p.SourceSize.
+func sourceRendition(img []byte, p Policy) ([]byte, error) {
+	if p.SourceSize <= 0 {
+		return nil, nil
+	}
+	if cfg, err := embed.DecodeConfig(img); err == nil && cfg.Format == "jpeg" &&
+		max(cfg.Width, cfg.Height) <= p.SourceSize && len(img) <= cfg.Width*cfg.Height {
+		return img, nil
+	}
+	return embed.Thumbnail(img, p.SourceSize, p.SourceQuality, p.MaxPixels)
 }
 
 // unchanged reports (in r) an input whose id is stored with the same content hash and metadata,
