@@ -14,6 +14,7 @@ import (
 
 	"github.com/lookalike/lookalike/client"
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/intel"
 	"github.com/lookalike/lookalike/internal/ingest"
@@ -33,6 +34,9 @@ func remoteIndex(ctx context.Context, env *cliEnv, cf *catalogFlags, paths []str
 	if force {
 		return fmt.Errorf("%w: --force works on a data directory only (the server skips unchanged items itself)", errUsage)
 	}
+	if _, err := spec.ParseProfile(cf.profile); err != nil {
+		return fmt.Errorf("%w: --profile: %v", errUsage, err)
+	}
 	r, err := cf.connect(env)
 	if err != nil {
 		return err
@@ -41,7 +45,7 @@ func remoteIndex(ctx context.Context, env *cliEnv, cf *catalogFlags, paths []str
 	if err != nil {
 		return err
 	}
-	if err := r.ensureCollection(ctx); err != nil {
+	if err := r.ensureCollection(ctx, cf.profile); err != nil {
 		return r.explain(err)
 	}
 	o := ingest.Options{Workers: remoteWorkers, BatchSize: remoteBatch}
@@ -60,13 +64,18 @@ func remoteIndex(ctx context.Context, env *cliEnv, cf *catalogFlags, paths []str
 	return reportIndex(env, cf, rep, err, len(sources), allowFailures)
 }
 
-// ensureCollection creates the collection when the server does not have it, as a local index does.
-func (r *remote) ensureCollection(ctx context.Context) error {
-	_, err := r.c.Collection(ctx, r.collection)
+// ensureCollection creates the collection when the server does not have it, under profile ("":
+// the server's default), as a local index does; an existing one must hold that profile.
+func (r *remote) ensureCollection(ctx context.Context, profile string) error {
+	col, err := r.c.Collection(ctx, r.collection)
+	if err == nil && profile != "" && !sameProfile(col.Profile, profile) {
+		return fmt.Errorf("collection %q holds vectors of profile %s, not %s (a collection keeps the profile it was created with)",
+			r.collection, col.Profile, profile)
+	}
 	if !isAPIError(err, http.StatusNotFound, "") {
 		return err
 	}
-	_, err = r.c.CreateCollection(ctx, client.CollectionSpec{Name: r.collection})
+	_, err = r.c.CreateCollection(ctx, client.CollectionSpec{Name: r.collection, Profile: profile})
 	if isAPIError(err, http.StatusConflict, "already_exists") {
 		return nil // created meanwhile
 	}
@@ -130,6 +139,13 @@ func (r *remote) postBatch(ctx context.Context, inputs []ingest.Input) ([]ingest
 		}
 	}
 	return results, nil
+}
+
+// sameProfile compares profile names as spec reads them (rmac:1,2 and RMAC:1, 2 are one profile).
+func sameProfile(a, b string) bool {
+	pa, errA := spec.ParseProfile(a)
+	pb, errB := spec.ParseProfile(b)
+	return errA == nil && errB == nil && pa.Name == pb.Name
 }
 
 func failedResults(inputs []ingest.Input, err error) []ingest.Result {
