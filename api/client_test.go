@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -188,4 +189,42 @@ func TestClientRetriesOverload(t *testing.T) {
 	if r.TimingsMS["inference"] <= 0 {
 		t.Fatalf("the retried search was not embedded: %+v", r.TimingsMS)
 	}
+}
+
+// TestClientIntel: tag suggestions (by item, by photo), bulk tagging and duplicate clusters
+// through the client, as `lookalike tag` and `dupes` use them with --server.
+func TestClientIntel(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	c := newClient(t, ts)
+	for i := 0; i < 8; i++ {
+		meta := fmt.Sprintf(`{"category":"object-%d","name":"photo %d"}`, i/4, i)
+		if i == 3 {
+			meta = `{"name":"photo 3"}`
+		}
+		ts.addPhoto(t, ukName(i), meta)
+	}
+	sug, err := c.SuggestTags(ctx, "default", client.TagQuery{ID: "ukbench00003"})
+	if err != nil || len(sug.Suggestions["category"]) == 0 || sug.Suggestions["category"][0].Value != "object-0" {
+		t.Fatalf("SuggestTags by id = %+v, %v", sug, err)
+	}
+	if _, ok := sug.Suggestions["name"]; ok {
+		t.Errorf("free-text name suggested: %+v", sug.Suggestions["name"])
+	}
+	if sug, err = c.SuggestTags(ctx, "default", client.TagQuery{Image: photo(t, ukName(5)), K: 3}); err != nil || len(sug.Labels) == 0 {
+		t.Fatalf("SuggestTags by photo = %+v, %v", sug, err)
+	}
+	_, err = c.SuggestTags(ctx, "default", client.TagQuery{ID: "nope"})
+	wantAPIError(t, "suggest for a missing item", err, http.StatusNotFound, "item_not_found")
+	minConf := 0.3
+	rep, err := c.ApplyTags(ctx, "default", client.TagApply{DryRun: true, MinConfidence: &minConf, Limit: 5})
+	if err != nil || rep.Scanned != 5 || rep.Written["category"] != 1 || rep.NextCursor == "" || !rep.DryRun {
+		t.Fatalf("ApplyTags = %+v, %v", rep, err)
+	}
+	page, err := c.Duplicates(ctx, "default", "similar", "", 0)
+	if err != nil || page.Tier != "similar" || len(page.Clusters) == 0 || len(page.Clusters[0].Items) < 2 || page.Clusters[0].Items[1].Tier == "" {
+		t.Fatalf("Duplicates = %+v, %v", page, err)
+	}
+	_, err = c.Duplicates(ctx, "default", "bogus", "", 0)
+	wantAPIError(t, "an unknown tier", err, http.StatusBadRequest, "invalid_tier")
 }

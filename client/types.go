@@ -12,6 +12,7 @@ type Collection struct {
 	Dims           int    `json:"dims"`
 	Fingerprint    string `json:"fingerprint"`
 	Model          string `json:"model"`
+	Profile        string `json:"profile"` // the descriptor profile of its vectors
 	Levels         int    `json:"levels"`
 	M              int    `json:"m"`
 	EfConstruction int    `json:"ef_construction"`
@@ -22,6 +23,7 @@ type Collection struct {
 // CollectionSpec creates a collection; zero index parameters take the server's defaults.
 type CollectionSpec struct {
 	Name           string `json:"name"`
+	Profile        string `json:"profile,omitempty"` // descriptor profile ("": the server's model.profile)
 	M              int    `json:"m,omitempty"`
 	EfConstruction int    `json:"ef_construction,omitempty"`
 	EfSearch       int    `json:"ef_search,omitempty"`
@@ -197,6 +199,7 @@ type Result struct {
 type SearchResponse struct {
 	Results    []Result           `json:"results"`
 	Model      string             `json:"model"`
+	Rerank     string             `json:"rerank"` // the re-ranking applied: none, qe, kr or qe+kr
 	TimingsMS  map[string]float64 `json:"timings_ms"`
 	NextCursor string             `json:"next_cursor"`
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/lookalike/lookalike/client"
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
@@ -451,16 +452,16 @@ func runStats(ctx context.Context, env *cliEnv, args []string) error {
 		return writeJSON(env.stdout, map[string]any{"data_dir": cfg.Data.Dir, "collections": infos})
 	}
 	fmt.Fprintf(env.stdout, "data directory %s\n", cfg.Data.Dir)
-	rows := make([]collectionAnswer, len(infos))
+	rows := make([]client.Collection, len(infos))
 	for i, c := range infos {
-		rows[i] = collectionAnswer{Name: c.Name, Count: c.Count, Dims: c.Dims, Levels: c.Levels, DiskBytes: c.DiskBytes, Fingerprint: c.Fingerprint}
+		rows[i] = client.Collection{Name: c.Name, Count: c.Count, Dims: c.Dims, Levels: c.Levels, DiskBytes: c.DiskBytes, Fingerprint: c.Fingerprint}
 	}
 	printCollections(env, rows)
 	return nil
 }
 
 // printCollections is the table of stats (from a data directory or through --server).
-func printCollections(env *cliEnv, cols []collectionAnswer) {
+func printCollections(env *cliEnv, cols []client.Collection) {
 	fmt.Fprintf(env.stdout, "%-20s %9s %5s %7s %10s  %s\n", "collection", "items", "dims", "levels", "disk", "fingerprint")
 	for _, c := range cols {
 		fmt.Fprintf(env.stdout, "%-20s %9d %5d %7d %9.1fM  %s\n", c.Name, c.Count, c.Dims, c.Levels, float64(c.DiskBytes)/(1<<20), c.Fingerprint)

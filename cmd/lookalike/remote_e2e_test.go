@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lookalike/lookalike/client"
 	"github.com/lookalike/lookalike/intel"
 )
 
@@ -72,11 +73,11 @@ func TestE2ECatalogThroughServer(t *testing.T) {
 	})
 
 	t.Run("keys", func(t *testing.T) {
-		if code, _, errOut := runCLI(t, append([]string{"stats"}, server...)...); code != 1 || !strings.Contains(errOut, "HTTP 401") || !strings.Contains(errOut, "--key") {
+		if code, _, errOut := runCLI(t, append([]string{"stats"}, server...)...); code != 1 || !strings.Contains(errOut, ": 401 ") || !strings.Contains(errOut, "--key") {
 			t.Fatalf("no key: exit %d, %s", code, errOut)
 		}
 		code, out, errOut := runCLI(t, withKey(e2eReadKey, "index", "--quiet", mpath)...)
-		if code != 1 || !strings.Contains(errOut, "HTTP 403") {
+		if code != 1 || !strings.Contains(errOut, ": 403 ") {
 			t.Fatalf("index with a read key: exit %d, %s %s", code, out, errOut)
 		}
 	})
@@ -110,7 +111,7 @@ func TestE2ECatalogThroughServer(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "(1 result,") || !strings.Contains(out, "  a") {
 			t.Fatalf("similar (text): exit %d, %s", code, out)
 		}
-		if code, _, errOut = runCLI(t, withKey(e2eReadKey, "similar", "nope")...); code != 1 || !strings.Contains(errOut, "HTTP 404 item_not_found") {
+		if code, _, errOut = runCLI(t, withKey(e2eReadKey, "similar", "nope")...); code != 1 || !strings.Contains(errOut, "404 item_not_found") {
 			t.Fatalf("similar to an unknown id: exit %d, %s", code, errOut)
 		}
 	})
@@ -157,7 +158,7 @@ func TestE2ECatalogThroughServer(t *testing.T) {
 			t.Fatalf("delete: exit %d, %s %s", code, out, errOut)
 		}
 		var st struct {
-			Collections []collectionAnswer `json:"collections"`
+			Collections []client.Collection `json:"collections"`
 		}
 		code, out, errOut := runCLI(t, withKey(e2eReadKey, "stats", "--json")...)
 		if code != 0 || json.Unmarshal([]byte(out), &st) != nil || len(st.Collections) != 1 || st.Collections[0].Count != 7 {

@@ -1,19 +1,20 @@
 package main
 
 // The catalog commands with --server: the same work and the same output as on a data directory,
-// through the REST API (remote.go). Output goes through the printers the local commands use.
+// through the REST API with the Go client (remote.go). Output goes through the printers the local
+// commands use.
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
-	"strconv"
 	"time"
 
+	"github.com/lookalike/lookalike/client"
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/intel"
 	"github.com/lookalike/lookalike/internal/ingest"
@@ -33,6 +34,9 @@ func remoteIndex(ctx context.Context, env *cliEnv, cf *catalogFlags, paths []str
 	if force {
 		return fmt.Errorf("%w: --force works on a data directory only (the server skips unchanged items itself)", errUsage)
 	}
+	if _, err := spec.ParseProfile(cf.profile); err != nil {
+		return fmt.Errorf("%w: --profile: %v", errUsage, err)
+	}
 	r, err := cf.connect(env)
 	if err != nil {
 		return err
@@ -41,8 +45,8 @@ func remoteIndex(ctx context.Context, env *cliEnv, cf *catalogFlags, paths []str
 	if err != nil {
 		return err
 	}
-	if err := r.ensureCollection(ctx); err != nil {
-		return err
+	if err := r.ensureCollection(ctx, cf.profile); err != nil {
+		return r.explain(err)
 	}
 	o := ingest.Options{Workers: remoteWorkers, BatchSize: remoteBatch}
 	var finish func() error
@@ -54,30 +58,28 @@ func remoteIndex(ctx context.Context, env *cliEnv, cf *catalogFlags, paths []str
 	if finish != nil {
 		_ = finish()
 	}
+	if err != nil {
+		err = r.explain(err)
+	}
 	return reportIndex(env, cf, rep, err, len(sources), allowFailures)
 }
 
-// ensureCollection creates the collection when the server does not have it, as a local index does.
-func (r *remote) ensureCollection(ctx context.Context) error {
-	err := r.call(ctx, http.MethodGet, r.colPath(), nil, nil, nil)
+// ensureCollection creates the collection when the server does not have it, under profile ("":
+// the server's default), as a local index does; an existing one must hold that profile.
+func (r *remote) ensureCollection(ctx context.Context, profile string) error {
+	col, err := r.c.Collection(ctx, r.collection)
+	if err == nil && profile != "" && !sameProfile(col.Profile, profile) {
+		return fmt.Errorf("collection %q holds vectors of profile %s, not %s (a collection keeps the profile it was created with)",
+			r.collection, col.Profile, profile)
+	}
 	if !isAPIError(err, http.StatusNotFound, "") {
 		return err
 	}
-	err = r.call(ctx, http.MethodPost, "/v1/collections", nil, map[string]string{"name": r.collection}, nil)
+	_, err = r.c.CreateCollection(ctx, client.CollectionSpec{Name: r.collection, Profile: profile})
 	if isAPIError(err, http.StatusConflict, "already_exists") {
 		return nil // created meanwhile
 	}
 	return err
-}
-
-// batchLine is one item of an items:batch request and its answer.
-type batchLine struct {
-	ID       string          `json:"id"`
-	Image    []byte          `json:"image,omitempty"` // base64 in JSON
-	Metadata json.RawMessage `json:"metadata,omitempty"`
-	Outcome  string          `json:"outcome,omitempty"`
-	Error    *apiError       `json:"error,omitempty"`
-	Status   int             `json:"status,omitempty"`
 }
 
 // loadBatch is the ingest.Loader of --server: the batch's photos go up as NDJSON lines, in
@@ -106,18 +108,11 @@ func (r *remote) loadBatch(ctx context.Context, batch []ingest.Source, fail func
 // split in halves, down to a single photo, which then fails alone. err stops the load (the server
 // refused the request as a whole); the results of items not stored because of it carry err.
 func (r *remote) postBatch(ctx context.Context, inputs []ingest.Input) ([]ingest.Result, error) {
-	var body []byte
-	for _, in := range inputs {
-		line, err := json.Marshal(batchLine{ID: in.ID, Image: in.Image, Metadata: in.Metadata})
-		if err != nil {
-			return nil, err
-		}
-		body = append(append(body, line...), '\n')
+	items := make([]client.NewItem, len(inputs))
+	for i, in := range inputs {
+		items[i] = client.NewItem{ID: in.ID, Image: in.Image, Metadata: in.Metadata}
 	}
-	var out struct {
-		Results []batchLine `json:"results"`
-	}
-	err := r.call(ctx, http.MethodPost, r.colPath("/items:batch"), nil, ndjson(body), &out)
+	out, err := r.c.AddItems(ctx, r.collection, items, "")
 	if isAPIError(err, http.StatusRequestEntityTooLarge, "") {
 		if len(inputs) == 1 {
 			return []ingest.Result{{ID: inputs[0].ID, Err: err}}, nil
@@ -130,22 +125,27 @@ func (r *remote) postBatch(ctx context.Context, inputs []ingest.Input) ([]ingest
 		b, err := r.postBatch(ctx, inputs[half:])
 		return append(a, b...), err
 	}
-	if err != nil {
-		return failedResults(inputs, err), err
+	if err == nil && len(out.Results) != len(inputs) {
+		err = fmt.Errorf("the server answered %d results for %d items", len(out.Results), len(inputs))
 	}
-	if len(out.Results) != len(inputs) {
-		err := fmt.Errorf("the server answered %d results for %d items", len(out.Results), len(inputs))
+	if err != nil {
 		return failedResults(inputs, err), err
 	}
 	results := make([]ingest.Result, len(inputs))
 	for i, l := range out.Results {
 		results[i] = ingest.Result{ID: l.ID, Outcome: ingest.Outcome(l.Outcome)}
 		if l.Error != nil {
-			l.Error.Status = l.Status
 			results[i].Err = l.Error
 		}
 	}
 	return results, nil
+}
+
+// sameProfile compares profile names as spec reads them (rmac:1,2 and RMAC:1, 2 are one profile).
+func sameProfile(a, b string) bool {
+	pa, errA := spec.ParseProfile(a)
+	pb, errB := spec.ParseProfile(b)
+	return errA == nil && errB == nil && pa.Name == pb.Name
 }
 
 func failedResults(inputs []ingest.Input, err error) []ingest.Result {
@@ -156,19 +156,20 @@ func failedResults(inputs []ingest.Input, err error) []ingest.Result {
 	return out
 }
 
-// searchAnswer is the part of the API's search response the CLI prints.
-type searchAnswer struct {
-	Results []struct {
-		ID       string          `json:"id"`
-		Score    float32         `json:"score"`
-		Metadata json.RawMessage `json:"metadata"`
-	} `json:"results"`
-	Model     string             `json:"model"`
-	Rerank    rerank.Mode        `json:"rerank"`
-	TimingsMS map[string]float64 `json:"timings_ms"`
+// queryParams are the options of search and similar as the API's parameters.
+func queryParams(cf *catalogFlags, opts index.SearchOptions) client.Params {
+	p := client.Params{K: opts.K, Ef: opts.Ef, Exact: opts.Exact}
+	if opts.Rerank != rerank.ModeDefault {
+		p.Rerank = opts.Rerank.String()
+	}
+	if cf.filter != "" {
+		p.Filter = cf.filter
+	}
+	return p
 }
 
-func (a searchAnswer) print(env *cliEnv, cf *catalogFlags, query string, started time.Time) error {
+// printAnswer prints a search or similar answered by the server, as a local one.
+func printAnswer(env *cliEnv, cf *catalogFlags, query string, a *client.SearchResponse, started time.Time) error {
 	res := make([]index.Result, len(a.Results))
 	for i, r := range a.Results {
 		meta := r.Metadata
@@ -177,11 +178,13 @@ func (a searchAnswer) print(env *cliEnv, cf *catalogFlags, query string, started
 		}
 		res[i] = index.Result{ID: r.ID, Score: r.Score, Metadata: meta}
 	}
-	if a.TimingsMS == nil {
-		a.TimingsMS = map[string]float64{}
+	mode, _ := rerank.ParseMode(a.Rerank) // an unknown mode prints as the default
+	timings := map[string]float64{}
+	for k, v := range a.TimingsMS {
+		timings[k] = v
 	}
-	a.TimingsMS["roundtrip"] = ms(time.Since(started))
-	return printResults(env, cf, query, a.Model, a.Rerank, res, a.TimingsMS)
+	timings["roundtrip"] = ms(time.Since(started))
+	return printResults(env, cf, query, a.Model, mode, res, timings)
 }
 
 func remoteSearch(ctx context.Context, env *cliEnv, cf *catalogFlags, opts index.SearchOptions, path string) error {
@@ -193,22 +196,12 @@ func remoteSearch(ctx context.Context, env *cliEnv, cf *catalogFlags, opts index
 	if err != nil {
 		return err
 	}
-	req := map[string]any{"image": data, "k": opts.K, "exact": opts.Exact}
-	if opts.Ef > 0 {
-		req["ef"] = opts.Ef
-	}
-	if opts.Rerank != rerank.ModeDefault {
-		req["rerank"] = opts.Rerank.String()
-	}
-	if cf.filter != "" {
-		req["filter"] = cf.filter
-	}
 	start := time.Now()
-	var ans searchAnswer
-	if err := r.call(ctx, http.MethodPost, r.colPath("/search"), nil, req, &ans); err != nil {
-		return fmt.Errorf("search %s: %w", path, err)
+	ans, err := r.c.Search(ctx, r.collection, client.Query{Image: data, Params: queryParams(cf, opts)})
+	if err != nil {
+		return fmt.Errorf("search %s: %w", path, r.explain(err))
 	}
-	return ans.print(env, cf, path, start)
+	return printAnswer(env, cf, path, ans, start)
 }
 
 func remoteSimilar(ctx context.Context, env *cliEnv, cf *catalogFlags, opts index.SearchOptions, id string) error {
@@ -216,23 +209,14 @@ func remoteSimilar(ctx context.Context, env *cliEnv, cf *catalogFlags, opts inde
 	if err != nil {
 		return err
 	}
-	// diversify=false: the command lists the nearest items, copies included, as it does locally.
-	q := url.Values{"k": {strconv.Itoa(opts.K)}, "exact": {strconv.FormatBool(opts.Exact)}, "diversify": {"false"}}
-	if opts.Ef > 0 {
-		q.Set("ef", strconv.Itoa(opts.Ef))
-	}
-	if opts.Rerank != rerank.ModeDefault {
-		q.Set("rerank", opts.Rerank.String())
-	}
-	if cf.filter != "" {
-		q.Set("filter", cf.filter)
-	}
+	p := queryParams(cf, opts)
+	p.Diversify = new(bool) // false: the nearest items, copies included, as the command lists them locally
 	start := time.Now()
-	var ans searchAnswer
-	if err := r.call(ctx, http.MethodGet, r.colPath(itemPath(id), "/similar"), q, nil, &ans); err != nil {
-		return fmt.Errorf("similar to %q: %w", id, err)
+	ans, err := r.c.Similar(ctx, r.collection, id, p)
+	if err != nil {
+		return fmt.Errorf("similar to %q: %w", id, r.explain(err))
 	}
-	return ans.print(env, cf, id, start)
+	return printAnswer(env, cf, id, ans, start)
 }
 
 func remoteDelete(ctx context.Context, env *cliEnv, cf *catalogFlags, ids []string) error {
@@ -242,11 +226,11 @@ func remoteDelete(ctx context.Context, env *cliEnv, cf *catalogFlags, ids []stri
 	}
 	n := 0
 	for _, id := range ids {
-		err := r.call(ctx, http.MethodDelete, r.colPath(itemPath(id)), nil, nil, nil)
+		err := r.c.DeleteItem(ctx, r.collection, id)
 		switch {
 		case isAPIError(err, http.StatusNotFound, "item_not_found"):
 		case err != nil:
-			return fmt.Errorf("delete %q (%d of %d deleted before): %w", id, n, len(ids), err)
+			return fmt.Errorf("delete %q (%d of %d deleted before): %w", id, n, len(ids), r.explain(err))
 		default:
 			n++
 		}
@@ -255,33 +239,20 @@ func remoteDelete(ctx context.Context, env *cliEnv, cf *catalogFlags, ids []stri
 	return nil
 }
 
-// collectionAnswer is a collection as GET /v1/collections lists it.
-type collectionAnswer struct {
-	Name        string `json:"name"`
-	Count       int    `json:"count"`
-	Dims        int    `json:"dims"`
-	Fingerprint string `json:"fingerprint"`
-	Model       string `json:"model"`
-	Levels      int    `json:"levels"`
-	DiskBytes   int64  `json:"disk_bytes"`
-}
-
 func remoteStats(ctx context.Context, env *cliEnv, cf *catalogFlags) error {
 	r, err := cf.connect(env)
 	if err != nil {
 		return err
 	}
-	var ans struct {
-		Collections []collectionAnswer `json:"collections"`
-	}
-	if err := r.call(ctx, http.MethodGet, "/v1/collections", nil, nil, &ans); err != nil {
-		return err
+	cols, err := r.c.Collections(ctx)
+	if err != nil {
+		return r.explain(err)
 	}
 	if cf.asJSON {
-		return writeJSON(env.stdout, map[string]any{"server": r.base, "collections": ans.Collections})
+		return writeJSON(env.stdout, map[string]any{"server": r.base, "collections": cols})
 	}
 	fmt.Fprintf(env.stdout, "server %s\n", r.base)
-	printCollections(env, ans.Collections)
+	printCollections(env, cols)
 	return nil
 }
 
@@ -290,19 +261,22 @@ func remoteDupes(ctx context.Context, env *cliEnv, cf *catalogFlags, tier string
 	if err != nil {
 		return err
 	}
-	clusters := []intel.DupCluster{}
+	var clusters []client.DuplicateCluster
 	for cursor := ""; ; {
-		var page intel.DupPage
-		q := url.Values{"tier": {tier}, "limit": {"1000"}, "cursor": {cursor}}
-		if err := r.call(ctx, http.MethodGet, r.colPath("/duplicates"), q, nil, &page); err != nil {
-			return err
+		page, err := r.c.Duplicates(ctx, r.collection, tier, cursor, 1000)
+		if err != nil {
+			return r.explain(err)
 		}
 		clusters = append(clusters, page.Clusters...)
 		if cursor = page.NextCursor; cursor == "" {
 			break
 		}
 	}
-	return printDupes(env, tier, clusters, cf.asJSON)
+	out := []intel.DupCluster{}
+	if err := sameJSON(clusters, &out); err != nil {
+		return err
+	}
+	return printDupes(env, tier, out, cf.asJSON)
 }
 
 // remoteTagAll tags the collection a page at a time through tags:apply. o.K <= 0 and
@@ -312,24 +286,24 @@ func remoteTagAll(ctx context.Context, env *cliEnv, cf *catalogFlags, o intel.Ta
 	if err != nil {
 		return err
 	}
-	req := map[string]any{"limit": 500, "overwrite": o.Overwrite, "dry_run": o.DryRun}
-	if o.K > 0 {
-		req["k"] = o.K
-	}
+	req := client.TagApply{Limit: 500, K: max(o.K, 0), Overwrite: o.Overwrite, DryRun: o.DryRun}
 	threshold := "the server's minimum confidence"
 	if o.MinConfidence >= 0 {
-		req["min_confidence"] = o.MinConfidence
+		req.MinConfidence = &o.MinConfidence
 		threshold = fmt.Sprintf("%.2f", o.MinConfidence)
 	}
 	total := intel.TagReport{Written: map[string]int{}, Changes: []intel.TagChange{}, DryRun: o.DryRun}
-	for cursor := ""; ; {
-		req["cursor"] = cursor
-		var rep intel.TagReport
-		if err := r.call(ctx, http.MethodPost, r.colPath("/tags:apply"), nil, req, &rep); err != nil {
+	for {
+		rep, err := r.c.ApplyTags(ctx, r.collection, req)
+		if err != nil {
+			return r.explain(err)
+		}
+		var page intel.TagReport
+		if err := sameJSON(rep, &page); err != nil {
 			return err
 		}
-		total.Add(rep)
-		if cursor = rep.NextCursor; cursor == "" {
+		total.Add(page)
+		if req.Cursor = rep.NextCursor; req.Cursor == "" {
 			break
 		}
 	}
@@ -342,30 +316,37 @@ func remoteSuggest(ctx context.Context, env *cliEnv, cf *catalogFlags, id string
 	if err != nil {
 		return err
 	}
-	req := map[string]any{}
-	if k > 0 {
-		req["k"] = k
-	}
+	q := client.TagQuery{ID: id, K: max(k, 0)}
 	what := id
-	if id != "" {
-		req["id"] = id
-	} else {
+	if id == "" {
 		what = photos[0]
-		data, err := os.ReadFile(what)
-		if err != nil {
+		if q.Image, err = os.ReadFile(what); err != nil {
 			return err
 		}
-		req["image"] = data
 	}
-	var ans struct {
-		Suggestions map[string][]intel.TagSuggestion `json:"suggestions"`
-		Labels      []embed.Label                    `json:"labels"`
+	ans, err := r.c.SuggestTags(ctx, r.collection, q)
+	if err != nil {
+		return fmt.Errorf("suggest tags for %s: %w", what, r.explain(err))
 	}
-	if err := r.call(ctx, http.MethodPost, r.colPath("/tags:suggest"), nil, req, &ans); err != nil {
-		return fmt.Errorf("suggest tags for %s: %w", what, err)
+	var sug map[string][]intel.TagSuggestion
+	var labels []embed.Label
+	if err := sameJSON(ans.Suggestions, &sug); err != nil {
+		return err
 	}
-	if len(ans.Labels) == 0 {
-		ans.Labels = nil // an item's labels may be empty: print none, as locally
+	if len(ans.Labels) > 0 { // an item's labels may be empty: print none, as locally
+		if err := sameJSON(ans.Labels, &labels); err != nil {
+			return err
+		}
 	}
-	return printSuggestions(env, ans.Suggestions, ans.Labels, cf.asJSON)
+	return printSuggestions(env, sug, labels, cf.asJSON)
+}
+
+// sameJSON copies src into dst, a type of the same JSON shape (the client's types mirror the
+// server's packages, which the client does not import).
+func sameJSON(src, dst any) error {
+	b, err := json.Marshal(src)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, dst)
 }
