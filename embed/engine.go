@@ -57,7 +57,7 @@ type Options struct {
 	// their header (ErrAspectRatio); 0 = spec.DefaultMaxAspectRatio.
 	MaxAspectRatio float64
 	// Profile is the default descriptor profile (Image.Profile ""): a spec.ParseProfile name; "" =
-	// Model.Profile, else spec.DefaultProfile. Regional profiles need Model.FeatureMapTensor.
+	// Model.Profile, else fast. Regional profiles need Model.FeatureMapTensor.
 	Profile string
 	// DecodeWorkers bounds concurrent decodes across all callers; 0 = GOMAXPROCS+1 (one more than
 	// the cores: inference workers sit in long cgo calls, and an extra decoder keeps a core busy

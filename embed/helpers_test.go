@@ -17,25 +17,31 @@ import (
 // session costs ~100ms), or skips when ONNX Runtime or the model is truly absent.
 func testEngine(t testing.TB) *Engine {
 	t.Helper()
-	sharedOnce.Do(func() {
-		sharedEngine, sharedErr = New(context.Background(), testOptions(Options{}))
-	})
-	if sharedErr != nil {
-		skipIfAbsent(t, sharedErr)
-		t.Fatalf("New: %v", sharedErr)
-	}
-	return sharedEngine
+	return plain.get(t, func() Options { return Options{} })
 }
 
-var (
-	sharedOnce   sync.Once
-	sharedEngine *Engine
-	sharedErr    error
-)
+// sharedEngineOnce starts one engine for the tests of a run, on first use; TestMain closes it.
+type sharedEngineOnce struct {
+	once sync.Once
+	eng  *Engine
+	err  error
+}
+
+var plain sharedEngineOnce
+
+func (s *sharedEngineOnce) get(t testing.TB, opts func() Options) *Engine {
+	t.Helper()
+	s.once.Do(func() { s.eng, s.err = New(context.Background(), testOptions(opts())) })
+	if s.err != nil {
+		skipIfAbsent(t, s.err)
+		t.Fatalf("New: %v", s.err)
+	}
+	return s.eng
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, e := range []*Engine{sharedEngine, regEngine} {
+	for _, e := range []*Engine{plain.eng, regional.eng} {
 		if e != nil {
 			e.Close()
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/lookalike/lookalike/embed/spec"
@@ -15,23 +14,14 @@ import (
 // by the tests of one run.
 func regionalEngine(t testing.TB) *Engine {
 	t.Helper()
-	regOnce.Do(func() {
+	return regional.get(t, func() Options {
 		ms := spec.DefaultModel()
 		ms.FeatureMapTensor = spec.DefaultFeatureMapTensor
-		regEngine, regErr = New(context.Background(), testOptions(Options{Model: ms}))
+		return Options{Model: ms}
 	})
-	if regErr != nil {
-		skipIfAbsent(t, regErr)
-		t.Fatalf("New: %v", regErr)
-	}
-	return regEngine
 }
 
-var (
-	regOnce   sync.Once
-	regEngine *Engine
-	regErr    error
-)
+var regional sharedEngineOnce
 
 // TestScaledSize is the q@scale rule: the whole photo's long side becomes the scale, and a crop
 // keeps the factor of its photo instead of being blown up to the scale itself.

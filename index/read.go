@@ -71,19 +71,7 @@ func (c *Collection) Get(id string) (Item, error) {
 
 // Source returns the stored source rendition of an item (nil, nil when it has none).
 func (c *Collection) Source(id string) ([]byte, error) {
-	var out []byte
-	err := c.db.bolt.View(func(tx *bolt.Tx) error {
-		b := c.bucket(tx)
-		if b == nil {
-			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
-		}
-		if b.Bucket(bucketItems).Get([]byte(id)) == nil {
-			return fmt.Errorf("%w: item %q in %q", ErrNotFound, id, c.name)
-		}
-		out = bytes.Clone(getSource(b, id))
-		return nil
-	})
-	return out, err
+	return c.itemBlob(id, getSource)
 }
 
 // getSource reads an item's source rendition inside a transaction (nil when none); the slice dies
@@ -123,6 +111,12 @@ func (c *Collection) Has(id string) (contentHash string, ok bool) {
 
 // Thumbnail returns the stored thumbnail bytes (nil, nil when the item has none).
 func (c *Collection) Thumbnail(id string) ([]byte, error) {
+	return c.itemBlob(id, func(b *bolt.Bucket, id string) []byte { return b.Bucket(bucketThumbs).Get([]byte(id)) })
+}
+
+// itemBlob returns a copy of what get reads for an existing item in one read transaction
+// (ErrNotFound when the collection or the item is missing).
+func (c *Collection) itemBlob(id string, get func(b *bolt.Bucket, id string) []byte) ([]byte, error) {
 	var out []byte
 	err := c.db.bolt.View(func(tx *bolt.Tx) error {
 		b := c.bucket(tx)
@@ -132,7 +126,7 @@ func (c *Collection) Thumbnail(id string) ([]byte, error) {
 		if b.Bucket(bucketItems).Get([]byte(id)) == nil {
 			return fmt.Errorf("%w: item %q in %q", ErrNotFound, id, c.name)
 		}
-		out = bytes.Clone(b.Bucket(bucketThumbs).Get([]byte(id)))
+		out = bytes.Clone(get(b, id))
 		return nil
 	})
 	return out, err

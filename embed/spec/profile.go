@@ -30,8 +30,11 @@ const (
 	// ProfileFast is the model's own pooled embedding of the spec's crop (224 centre crop for the
 	// default model): the cheapest profile and the fingerprint collections had before profiles.
 	ProfileFast = "fast"
-	// DefaultProfile is the profile of new collections when the configuration names none.
-	DefaultProfile = ProfileFast
+	// DefaultProfile is the profile of new collections in the shipped configuration
+	// (model.profile): chosen by measurement as the best quality whose image search stays within
+	// 25 ms p95 at 10 000 items, one request in flight, on 2 cores (docs/quality.md). It pools the
+	// feature map, so it needs Model.FeatureMapTensor; the zero value of Model.Profile is fast.
+	DefaultProfile = "ms317"
 	// RMACLevels is the literature's default (Tolias et al. 2016: 3 levels, 40 % overlap).
 	RMACLevels = 3
 	// MinScale and MaxScale bound a profile's long sides: below 64 px the 32-px-stride map has
@@ -76,13 +79,10 @@ func ProfileNames() []string {
 
 // ParseProfile resolves a profile name: "fast", a built-in name, or "rmac:S1,S2,..." (1 to
 // MaxScales long sides in MinScale..MaxScale, e.g. "rmac:448" or "rmac:640,453,320"). "" means
-// DefaultProfile. An explicit form equal to a built-in gets the built-in's name.
+// fast, which every model serves. An explicit form equal to a built-in gets the built-in's name.
 func ParseProfile(name string) (Profile, error) {
 	name = strings.ToLower(strings.TrimSpace(name))
-	if name == "" {
-		name = DefaultProfile
-	}
-	if name == ProfileFast {
+	if name == "" || name == ProfileFast {
 		return Profile{Name: ProfileFast}, nil
 	}
 	for _, p := range builtinProfiles {

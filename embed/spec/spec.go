@@ -49,7 +49,8 @@ type Model struct {
 	// (dequantized); empty = not computed into the result (faster).
 	FeatureMapTensor string `yaml:"feature_map_tensor" json:"feature_map_tensor"`
 
-	// Profile is the descriptor profile of new collections (ParseProfile; "" = DefaultProfile).
+	// Profile is the descriptor profile of new collections (ParseProfile; "" = fast; the shipped
+	// configuration sets DefaultProfile).
 	// Each collection keeps the profile it was created with in its fingerprint; this only picks
 	// the default. Not part of Fingerprint.
 	Profile string `yaml:"profile" json:"profile"`
