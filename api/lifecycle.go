@@ -115,25 +115,59 @@ func (s *Server) rebuildBase(c *fiber.Ctx) (string, error) {
 }
 
 func (s *Server) handleRebuild(c *fiber.Ctx) error {
-	base, err := s.rebuildBase(c)
+	col, err := s.collection(c)
 	if err != nil {
 		return err
 	}
+	base, _ := index.ParseGeneration(col.Name())
 	var req struct {
-		Model string `json:"model"`
+		Model   string `json:"model"`
+		Profile string `json:"profile"`
 	}
 	if err := decodeJSONBody(c.Body(), &req); err != nil {
 		return err
 	}
-	eng, ok := s.engineByModel(req.Model)
-	if !ok {
-		return errorf(http.StatusBadRequest, "unknown_model", "no model %q is loaded (GET /v1/models)", req.Model).with("parameter", "model")
+	eng, err := s.rebuildEngine(col, req.Model, req.Profile)
+	if err != nil {
+		return err
 	}
 	j, err := s.lifecycle.Rebuild(base, eng)
 	if err != nil {
 		return err
 	}
 	return c.Status(http.StatusAccepted).JSON(j)
+}
+
+// rebuildEngine is the engine a rebuild of col makes its vectors with: model (a loaded model id;
+// "" = the model of col's vectors) under profile ("" = that model's configured profile when a
+// model is named, else the profile col has).
+func (s *Server) rebuildEngine(col *index.Collection, model, profile string) (lifecycle.Embedder, error) {
+	if model == "" && profile == "" {
+		return nil, badRequest("name the target: model (GET /v1/models), profile, or both").with("parameter", "model")
+	}
+	var eng Embedder
+	if model == "" {
+		cur, ok := s.engineFor(col.Fingerprint())
+		if !ok {
+			return nil, errorf(http.StatusBadRequest, "unknown_model", "no loaded model makes the vectors of %s (fingerprint %s): name one", col.Name(), col.Fingerprint()).with("parameter", "model")
+		}
+		eng = s.rawEngine(cur)
+	} else if eng, _ = s.engineByModel(model); eng == nil {
+		return nil, errorf(http.StatusBadRequest, "unknown_model", "no model %q is loaded (GET /v1/models)", model).with("parameter", "model")
+	}
+	pe, err := lifecycle.WithProfile(eng, profile)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "invalid_profile", "%s", err).with("parameter", "profile")
+	}
+	return pe, nil
+}
+
+// rawEngine is the loaded engine behind e (engineFor binds engines to profiles).
+func (s *Server) rawEngine(e Embedder) Embedder {
+	if raw, ok := s.engineByModel(e.Info().ModelID); ok {
+		return raw
+	}
+	return e
 }
 
 func (s *Server) handleRebuildStatus(c *fiber.Ctx) error {

@@ -55,6 +55,7 @@ type Job struct {
 	From          string    `json:"from"`
 	To            string    `json:"to"`
 	Model         string    `json:"model"`
+	Profile       string    `json:"profile"`
 	Fingerprint   string    `json:"fingerprint"`
 	State         string    `json:"state"`
 	Live          string    `json:"live"`
@@ -157,8 +158,9 @@ func (m *Manager) launch(r *run) {
 	guard.Go(m.ctx, m.wg, m.log, "rebuild "+r.job.Base, func(ctx context.Context) { m.loop(ctx, r) })
 }
 
-// Rebuild starts building the next generation of base with the engine eng. ErrRunning when a
-// job of base is not done yet.
+// Rebuild starts building the next generation of base with the engine eng (bound to the target
+// profile: WithProfile). ErrRunning when a job of base is not done yet, ErrSameVectors when eng
+// makes the vectors the live generation holds.
 func (m *Manager) Rebuild(base string, eng Embedder) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -174,10 +176,13 @@ func (m *Manager) Rebuild(base string, eng Embedder) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	gen := m.nextGeneration(base)
 	info := eng.Info()
+	if info.Fingerprint == live.Fingerprint() {
+		return Job{}, fmt.Errorf("%w: %s already holds vectors of %s (model %s, profile %s)", ErrSameVectors, live.Name(), info.Fingerprint, info.ModelID, info.Profile)
+	}
+	gen := m.nextGeneration(base)
 	j := Job{Base: base, From: live.Name(), To: index.GenerationName(base, gen), Live: live.Name(), Model: info.ModelID,
-		Fingerprint: info.Fingerprint, State: StateStarting, Total: live.Info().Count, StartedAt: time.Now().UTC()}
+		Profile: info.Profile, Fingerprint: info.Fingerprint, State: StateStarting, Total: live.Info().Count, StartedAt: time.Now().UTC()}
 	r := &run{job: j}
 	if err := m.save(r); err != nil {
 		return Job{}, err

@@ -1,0 +1,89 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lookalike/lookalike/lifecycle"
+)
+
+// rebuildFixture is a server with a feature-map engine (so regional profiles can be rebuilt into)
+// and a few UKBench photos in default.
+func rebuildFixture(t *testing.T, photos []int) *testServer {
+	t.Helper()
+	ts := newServerWith(t, featureMapEngine(t), nil)
+	for _, i := range photos {
+		n := ukName(i)
+		body, ct := multipartBody(t, part{"image", n, photo(t, n)}, part{"id", "", []byte(strings.TrimSuffix(n, ".jpg"))},
+			part{"metadata", "", []byte(`{"group":"` + ukName(i/4*4) + `"}`)})
+		if r := do(t, "POST", ts.url+"/v1/collections/default/items", ct, body); r.status != http.StatusCreated {
+			t.Fatalf("add %s: %d %s", n, r.status, r.body)
+		}
+	}
+	return ts
+}
+
+// waitRebuild polls the rebuild of default until it reaches state (failing on failed).
+func waitRebuild(t *testing.T, ts *testServer, state string) lifecycle.Job {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var j lifecycle.Job
+		r := do(t, "GET", ts.url+"/v1/collections/default/rebuild", "", nil)
+		r.json(t, &j)
+		if j.State == state {
+			return j
+		}
+		if j.State == lifecycle.StateFailed {
+			t.Fatalf("rebuild failed: %s", r.body)
+		}
+	}
+	t.Fatalf("rebuild did not reach %s", state)
+	return lifecycle.Job{}
+}
+
+// TestRebuildTarget: a rebuild names its target by model, profile or both; unknown models and
+// profiles, no target at all and a target that makes the vectors already held are 400; a rebuild
+// into another profile of the same model builds a generation of that profile's fingerprint.
+func TestRebuildTarget(t *testing.T) {
+	ts := rebuildFixture(t, []int{0, 1, 2, 4, 5})
+	start := func(body string) response {
+		return do(t, "POST", ts.url+"/v1/collections/default/rebuild", "application/json", strings.NewReader(body))
+	}
+	for _, tc := range []struct{ name, body, code, param string }{
+		{"no target", `{}`, "bad_request", "model"},
+		{"unknown model", `{"model":"nope"}`, "unknown_model", "model"},
+		{"unknown profile", `{"profile":"sharp"}`, "invalid_profile", "profile"},
+		{"bad scales", `{"model":"mnv2i8","profile":"rmac:4000"}`, "invalid_profile", "profile"},
+		{"same vectors", `{"profile":"fast"}`, "nothing_to_rebuild", ""},
+		{"same model, default profile", `{"model":"mnv2i8"}`, "nothing_to_rebuild", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := start(tc.body)
+			e := r.apiError(t)
+			if r.status != http.StatusBadRequest || e.Code != tc.code || (tc.param != "" && e.Details["parameter"] != tc.param) {
+				t.Errorf("%d %s, want 400 %s (parameter %q)", r.status, r.body, tc.code, tc.param)
+			}
+		})
+	}
+	if r := do(t, "GET", ts.url+"/v1/collections/default/rebuild", "", nil); r.status != http.StatusNotFound {
+		t.Errorf("a refused rebuild left a job: %d %s", r.status, r.body)
+	}
+
+	r := start(`{"profile":"ms317"}`)
+	var j lifecycle.Job
+	r.json(t, &j)
+	_, want, _ := featureMapEngine(t).Info().ProfileFingerprint("ms317")
+	if r.status != http.StatusAccepted || j.Profile != "ms317" || j.Model != "mnv2i8" || j.Fingerprint != want || j.To != "default@2" {
+		t.Fatalf("rebuild into ms317: %d %s (want fingerprint %s)", r.status, r.body, want)
+	}
+	j = waitRebuild(t, ts, lifecycle.StateReady)
+	shadow, err := ts.db.Collection("default@2")
+	if err != nil || shadow.Fingerprint() != want || shadow.Info().Count != 5 || j.Copied != 5 {
+		t.Fatalf("shadow %v: %+v; job %+v", err, shadow.Info(), j)
+	}
+	if r := start(`{"profile":"ms448"}`); r.status != http.StatusConflict || r.errorCode(t) != "rebuild_running" {
+		t.Errorf("second rebuild: %d %s, want 409 rebuild_running", r.status, r.body)
+	}
+}
