@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/index"
 )
 
 // profiled is an engine bound to one of its descriptor profiles: what a generation whose
@@ -54,4 +55,11 @@ func WithProfile(e Embedder, profile string) (Embedder, error) {
 	}
 	pe, _ := WithProfileFor(e, fp)
 	return pe, nil
+}
+
+// StoredSource is the Options.Source of a server or the CLI: a rebuild embeds an item from its
+// stored source rendition (limits.source_size) when it has one, from its thumbnail otherwise.
+func StoredSource(col *index.Collection, id string) ([]byte, bool) {
+	b, err := col.Source(id)
+	return b, err == nil && len(b) > 0
 }
