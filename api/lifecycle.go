@@ -41,6 +41,19 @@ func (s *Server) engineFor(fp string) (Embedder, bool) {
 
 func (s *Server) lifecycleEngine(fp string) (lifecycle.Embedder, bool) { return s.engineFor(fp) }
 
+// lifecycleProbes scores the quality probe sets on a generation for the rebuild report.
+func (s *Server) lifecycleProbes(ctx context.Context, col *index.Collection, eng lifecycle.Embedder) (map[string]lifecycle.ProbeScore, error) {
+	scores, err := s.quality.ScoreProbes(ctx, col, eng)
+	if err != nil || scores == nil {
+		return nil, err
+	}
+	out := make(map[string]lifecycle.ProbeScore, len(scores))
+	for name, sc := range scores {
+		out[name] = lifecycle.ProbeScore(sc)
+	}
+	return out, nil
+}
+
 // engineOf is the engine of col's model, the server's own when none matches (embeddable refused
 // such a collection before any embedding).
 func (s *Server) engineOf(col *index.Collection) Embedder {

@@ -1,23 +1,39 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lookalike/lookalike/internal/config"
 	"github.com/lookalike/lookalike/lifecycle"
 )
 
 // rebuildFixture is a server with a feature-map engine (so regional profiles can be rebuilt into)
-// and a few UKBench photos in default.
-func rebuildFixture(t *testing.T, photos []int) *testServer {
+// and a few UKBench photos in default (metadata group gN for object N), with a probe set of the
+// held-out photos 3 and 7 (quality.probes, k 2).
+func rebuildFixture(t *testing.T, photos []int, mutate func(*config.Config)) *testServer {
 	t.Helper()
-	ts := newServerWith(t, featureMapEngine(t), nil)
+	dir := ukbenchDir(t)
+	manifest := filepath.Join(t.TempDir(), "ukprobes.csv")
+	csv := "id,path,group\nukbench00003," + filepath.Join(dir, ukName(3)) + ",g0\nukbench00007," + filepath.Join(dir, ukName(7)) + ",g1\n"
+	if err := os.WriteFile(manifest, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts := newServerWith(t, featureMapEngine(t), func(c *config.Config) {
+		c.Quality.Probes.Manifests, c.Quality.Probes.K = []string{manifest}, 2
+		if mutate != nil {
+			mutate(c)
+		}
+	})
 	for _, i := range photos {
 		n := ukName(i)
 		body, ct := multipartBody(t, part{"image", n, photo(t, n)}, part{"id", "", []byte(strings.TrimSuffix(n, ".jpg"))},
-			part{"metadata", "", []byte(`{"group":"` + ukName(i/4*4) + `"}`)})
+			part{"metadata", "", []byte(fmt.Sprintf(`{"group":"g%d"}`, i/4))})
 		if r := do(t, "POST", ts.url+"/v1/collections/default/items", ct, body); r.status != http.StatusCreated {
 			t.Fatalf("add %s: %d %s", n, r.status, r.body)
 		}
@@ -45,9 +61,10 @@ func waitRebuild(t *testing.T, ts *testServer, state string) lifecycle.Job {
 
 // TestRebuildTarget: a rebuild names its target by model, profile or both; unknown models and
 // profiles, no target at all and a target that makes the vectors already held are 400; a rebuild
-// into another profile of the same model builds a generation of that profile's fingerprint.
+// into another profile of the same model builds a generation of that profile's fingerprint, and
+// its report scores the probe sets on both generations.
 func TestRebuildTarget(t *testing.T) {
-	ts := rebuildFixture(t, []int{0, 1, 2, 4, 5})
+	ts := rebuildFixture(t, []int{0, 1, 2, 4, 5}, nil)
 	start := func(body string) response {
 		return do(t, "POST", ts.url+"/v1/collections/default/rebuild", "application/json", strings.NewReader(body))
 	}
@@ -86,4 +103,18 @@ func TestRebuildTarget(t *testing.T) {
 	if r := start(`{"profile":"ms448"}`); r.status != http.StatusConflict || r.errorCode(t) != "rebuild_running" {
 		t.Errorf("second rebuild: %d %s, want 409 rebuild_running", r.status, r.body)
 	}
+
+	var rep lifecycle.Report
+	r = do(t, "GET", ts.url+"/v1/collections/default/rebuild/report", "", nil)
+	r.json(t, &rep)
+	for _, arm := range []lifecycle.Arm{rep.Live, rep.Shadow} {
+		sc, ok := arm.Probes["ukprobes"]
+		if r.status != http.StatusOK || !ok || sc.Probes != 2 || sc.K != 2 || arm.ProbePrecision == nil || *arm.ProbePrecision != sc.Precision || sc.Precision < 0.5 {
+			t.Errorf("report arm %s: probes %+v (want set ukprobes, 2 probes, k 2, precision >= 0.5): %d %s", arm.Collection, arm.Probes, r.status, r.body)
+		}
+	}
+	if rep.Live.Collection != "default" || rep.Shadow.Collection != "default@2" {
+		t.Errorf("report arms %s, %s", rep.Live.Collection, rep.Shadow.Collection)
+	}
+	t.Logf("report: %s", r.body)
 }

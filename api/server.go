@@ -147,7 +147,7 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 	}
 	s.engines = map[string]Embedder{info.Fingerprint: eng}
 	s.lifecycle = lifecycle.New(db, lifecycle.Options{Engine: s.lifecycleEngine, Admit: s.admit.tryAcquire,
-		Source: lifecycle.StoredSource, Grace: cfg.Lifecycle.Grace, Logger: log})
+		Source: lifecycle.StoredSource, Probes: s.lifecycleProbes, Grace: cfg.Lifecycle.Grace, Logger: log})
 	s.routes()
 	registered := map[string]bool{}
 	for _, r := range s.app.GetRoutes(true) {

@@ -66,16 +66,26 @@ type Quantiles struct {
 	P90 float64 `json:"p90"`
 }
 
+// ProbeScore is one probe set's precision@k and hit rate on one generation.
+type ProbeScore struct {
+	Probes    int     `json:"probes"`
+	K         int     `json:"k"`
+	Precision float64 `json:"precision_at_k"`
+	HitRate   float64 `json:"hit_rate_at_k"`
+}
+
 // RebuildArm is one generation's side of a RebuildReport.
 type RebuildArm struct {
-	Collection     string    `json:"collection"`
-	Generation     int       `json:"generation"`
-	Model          string    `json:"model"`
-	Count          int       `json:"count"`
-	Queries        int       `json:"queries"`
-	TopScore       Quantiles `json:"top_score"`
-	LatencyMS      Quantiles `json:"latency_ms"`
-	ProbePrecision *float64  `json:"probe_precision,omitempty"`
+	Collection string    `json:"collection"`
+	Generation int       `json:"generation"`
+	Model      string    `json:"model"`
+	Count      int       `json:"count"`
+	Queries    int       `json:"queries"`
+	TopScore   Quantiles `json:"top_score"`
+	LatencyMS  Quantiles `json:"latency_ms"`
+	// Probes are the probe sets' results (quality.probes) when the collection is the probed one.
+	Probes         map[string]ProbeScore `json:"probes,omitempty"`
+	ProbePrecision *float64              `json:"probe_precision,omitempty"`
 }
 
 // RebuildReport compares the live generation with the other one of a rebuild.

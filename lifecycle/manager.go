@@ -30,6 +30,9 @@ type Options struct {
 	Admit func() (release func(), ok bool)
 	// Source returns an item's stored source rendition; nil, or false, means the thumbnail is used.
 	Source func(col *index.Collection, id string) ([]byte, bool)
+	// Probes scores the labelled probe sets on a generation with the engine that makes its vectors,
+	// for the comparison report; nil, or an empty answer, leaves them out.
+	Probes func(ctx context.Context, col *index.Collection, eng Embedder) (map[string]ProbeScore, error)
 	// Batch is how many items are embedded and written at once; default 16.
 	Batch int
 	// Grace is how long the previous generation keeps receiving writes after a switch, so that a
