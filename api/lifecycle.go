@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -233,6 +235,52 @@ func (s *Server) flipAlias(c *fiber.Ctx, op func(ctx context.Context, base strin
 		return err
 	}
 	return c.JSON(j)
+}
+
+// canary routes a share of searches by photo or item on an alias (lifecycle.canary_share) to the
+// generation a rebuild has made ready, and marks the request; col itself otherwise. A request that
+// names a generation, pages on (cursor), or searches by raw vector (another model's space) stays,
+// as does one by an item the shadow does not hold yet (the mirror lags by a moment).
+func (s *Server) canary(col *index.Collection, req *searchRequest) *index.Collection {
+	share := s.cfg.Lifecycle.CanaryShare
+	if share <= 0 || req.offset > 0 || (req.Image == nil && req.ID == "") {
+		return col
+	}
+	base, _ := index.ParseGeneration(col.Name())
+	if s.db.Target(base) != col.Name() {
+		return col
+	}
+	name, ok := s.lifecycle.Shadow(base)
+	if !ok || rand.Float64() >= share {
+		return col
+	}
+	shadow, err := s.db.Collection(name)
+	if err != nil {
+		return col
+	}
+	if _, ok := s.engineFor(shadow.Fingerprint()); !ok {
+		return col
+	}
+	if req.ID != "" {
+		if _, err := shadow.Get(req.ID); err != nil {
+			return col
+		}
+	}
+	req.canary = true
+	return shadow
+}
+
+// observeArm records a search's latency and best score by arm: the alias's generation (live) or
+// another one (shadow: the canary, or a generation named directly).
+func (s *Server) observeArm(col *index.Collection, res []index.Result, total time.Duration) {
+	arm := armLive
+	if base, _ := index.ParseGeneration(col.Name()); s.db.Target(base) != col.Name() {
+		arm = armShadow
+	}
+	s.metrics.armLatency.WithLabelValues(arm).Observe(total.Seconds())
+	if len(res) > 0 {
+		s.metrics.armTopScore.WithLabelValues(arm).Observe(float64(res[0].Score))
+	}
 }
 
 // recentQueries keeps the last query photos (bounded count and size) for the comparison report.

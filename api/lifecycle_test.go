@@ -1,6 +1,9 @@
 package api
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -117,4 +120,69 @@ func TestRebuildTarget(t *testing.T) {
 		t.Errorf("report arms %s, %s", rep.Live.Collection, rep.Shadow.Collection)
 	}
 	t.Logf("report: %s", r.body)
+}
+
+// TestRebuildCanary: with lifecycle.canary_share 1 and a ready shadow, searches by photo and by
+// item on the alias are answered from the shadow and say so; a search by raw vector, a page after
+// the first and a search naming no alias stay live; the Prometheus series carry the arm
+// (generation live/shadow) and the alias's generation, which follows the switch, after which
+// nothing is a canary.
+func TestRebuildCanary(t *testing.T) {
+	ts := rebuildFixture(t, []int{0, 1, 2, 4, 5, 6}, func(c *config.Config) { c.Lifecycle.CanaryShare = 1 })
+	q := photo(t, ukName(3))
+	if _, sr := ts.searchImage(t, q); sr.Collection != "default" || sr.Canary {
+		t.Fatalf("search before any rebuild: %+v", sr)
+	}
+	if r := do(t, "POST", ts.url+"/v1/collections/default/rebuild", "application/json", strings.NewReader(`{"profile":"ms317"}`)); r.status != http.StatusAccepted {
+		t.Fatalf("rebuild: %d %s", r.status, r.body)
+	}
+	waitRebuild(t, ts, lifecycle.StateReady)
+
+	r, sr := ts.searchImage(t, q, part{"k", "", []byte("2")})
+	if sr.Collection != "default@2" || sr.Generation != 2 || !sr.Canary || len(sr.Results) != 2 || !strings.HasPrefix(sr.Results[0].ID, "ukbench0000") {
+		t.Errorf("search by photo with canary_share 1: %d %s", r.status, r.body)
+	}
+	var page2 searchResponse
+	do(t, "POST", ts.url+"/v1/collections/default/search", "application/json",
+		strings.NewReader(`{"image":"`+base64.StdEncoding.EncodeToString(q)+`","k":2,"cursor":"`+sr.NextCursor+`"}`)).json(t, &page2)
+	if page2.Collection != "default" || page2.Canary {
+		t.Errorf("second page went to the canary: %+v", page2)
+	}
+	var sim searchResponse
+	do(t, "GET", ts.url+"/v1/collections/default/items/ukbench00000/similar?k=2", "", nil).json(t, &sim)
+	if sim.Collection != "default@2" || !sim.Canary {
+		t.Errorf("similar with canary_share 1: %+v", sim)
+	}
+	it, err := ts.db.Collection("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := it.Get("ukbench00000")
+	vec, _ := json.Marshal(map[string]any{"vector": stored.Vector, "k": 2})
+	var byVec searchResponse
+	do(t, "POST", ts.url+"/v1/collections/default/search", "application/json", bytes.NewReader(vec)).json(t, &byVec)
+	if byVec.Collection != "default" || byVec.Canary || len(byVec.Results) != 2 {
+		t.Errorf("search by raw vector went to the canary: %+v", byVec)
+	}
+
+	metrics := func() string { return string(do(t, "GET", ts.url+"/metrics", "", nil).body) }
+	m := metrics()
+	for _, want := range []string{`lookalike_search_duration_seconds_count{generation="shadow"} 2`, `lookalike_search_duration_seconds_count{generation="live"} 3`,
+		`lookalike_search_top_score_count{generation="shadow"} 2`, `lookalike_alias_generation{alias="default"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if r := do(t, "POST", ts.url+"/v1/collections/default/switch", "application/json", nil); r.status != http.StatusOK {
+		t.Fatalf("switch: %d %s", r.status, r.body)
+	}
+	if _, sr := ts.searchImage(t, q); sr.Collection != "default@2" || sr.Canary {
+		t.Errorf("search after the switch: %+v", sr)
+	}
+	m = metrics()
+	for _, want := range []string{`lookalike_alias_generation{alias="default"} 2`, `lookalike_search_duration_seconds_count{generation="live"} 4`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics after the switch lacks %s", want)
+		}
+	}
 }

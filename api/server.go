@@ -651,9 +651,14 @@ func csrfSafeBody(mt string) bool {
 func (s *Server) updateIndexMetrics() {
 	s.metrics.indexItems.Reset()
 	s.metrics.indexLevels.Reset()
+	s.metrics.aliasGen.Reset()
 	for _, ci := range s.db.Collections() {
 		s.metrics.indexItems.WithLabelValues(ci.Name).Set(float64(ci.Count))
 		s.metrics.indexLevels.WithLabelValues(ci.Name).Set(float64(ci.Levels))
+		// Every base, also one whose generation 1 was dropped after a switch.
+		base, _ := index.ParseGeneration(ci.Name)
+		_, gen := index.ParseGeneration(s.db.Target(base))
+		s.metrics.aliasGen.WithLabelValues(base).Set(float64(gen))
 	}
 }
 

@@ -263,6 +263,17 @@ func (m *Manager) Status(base string) (Job, error) {
 	return j, nil
 }
 
+// Shadow names the generation a rebuild of base has made ready and not switched to yet: the
+// canary's arm (false while copying, after a switch, or with no rebuild).
+func (m *Manager) Shadow(base string) (string, bool) {
+	r, err := m.get(base)
+	if err != nil {
+		return "", false
+	}
+	j := r.snapshot()
+	return j.To, j.State == StateReady && j.Live == j.From
+}
+
 // Jobs lists every known job.
 func (m *Manager) Jobs() []Job {
 	m.mu.Lock()
