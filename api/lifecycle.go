@@ -94,6 +94,7 @@ type modelJSON struct {
 	Fingerprint string `json:"fingerprint"`
 	Dims        int    `json:"dims"`
 	Device      string `json:"device"`
+	Sessions    int    `json:"sessions"`
 	InputSize   int    `json:"input_size"`
 	Resize      int    `json:"resize_shorter"`
 	Crop        string `json:"crop"`
@@ -106,7 +107,7 @@ func (s *Server) handleModels(c *fiber.Ctx) error {
 	for _, e := range s.engines {
 		in := e.Info()
 		out = append(out, modelJSON{ID: in.ModelID, File: in.Spec.File, SHA256: in.Spec.SHA256, Fingerprint: in.Fingerprint,
-			Dims: in.Dims, Device: in.Device, InputSize: in.Spec.InputSize, Resize: in.Spec.ResizeShorter, Crop: in.Spec.Crop,
+			Dims: in.Dims, Device: in.Device, Sessions: in.Workers, InputSize: in.Spec.InputSize, Resize: in.Spec.ResizeShorter, Crop: in.Spec.Crop,
 			Default: in.Fingerprint == s.eng.Info().Fingerprint})
 	}
 	s.engMu.RUnlock()

@@ -14,6 +14,7 @@ type Model struct {
 	Fingerprint string `json:"fingerprint"`
 	Dims        int    `json:"dims"`
 	Device      string `json:"device"`
+	Sessions    int    `json:"sessions"` // its engine's inference sessions: the models share one pool
 	Default     bool   `json:"default"`
 }
 
