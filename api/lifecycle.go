@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -63,18 +64,6 @@ func (s *Server) engineOf(col *index.Collection) Embedder {
 		return e
 	}
 	return s.eng
-}
-
-// engineByModel finds a loaded engine by model id.
-func (s *Server) engineByModel(id string) (Embedder, bool) {
-	s.engMu.RLock()
-	defer s.engMu.RUnlock()
-	for _, e := range s.engines {
-		if e.Info().ModelID == id {
-			return e, true
-		}
-	}
-	return nil, false
 }
 
 func (s *Server) registerLifecycleRoutes(v1 fiber.Router, read, write fiber.Handler) {
@@ -154,36 +143,26 @@ func (s *Server) handleRebuild(c *fiber.Ctx) error {
 	return c.Status(http.StatusAccepted).JSON(j)
 }
 
-// rebuildEngine is the engine a rebuild of col makes its vectors with: model (a loaded model id;
-// "" = the model of col's vectors) under profile ("" = that model's configured profile when a
-// model is named, else the profile col has).
+// rebuildEngine is the engine a rebuild of col makes its vectors with (lifecycle.Target): at least
+// one of model and profile is named.
 func (s *Server) rebuildEngine(col *index.Collection, model, profile string) (lifecycle.Embedder, error) {
 	if model == "" && profile == "" {
 		return nil, badRequest("name the target: model (GET /v1/models), profile, or both").with("parameter", "model")
 	}
-	var eng Embedder
-	if model == "" {
-		cur, ok := s.engineFor(col.Fingerprint())
-		if !ok {
-			return nil, errorf(http.StatusBadRequest, "unknown_model", "no loaded model makes the vectors of %s (fingerprint %s): name one", col.Name(), col.Fingerprint()).with("parameter", "model")
-		}
-		eng = s.rawEngine(cur)
-	} else if eng, _ = s.engineByModel(model); eng == nil {
-		return nil, errorf(http.StatusBadRequest, "unknown_model", "no model %q is loaded (GET /v1/models)", model).with("parameter", "model")
+	s.engMu.RLock()
+	engines := make([]lifecycle.Embedder, 0, len(s.engines))
+	for _, e := range s.engines {
+		engines = append(engines, e)
 	}
-	pe, err := lifecycle.WithProfile(eng, profile)
-	if err != nil {
+	s.engMu.RUnlock()
+	eng, err := lifecycle.Target(engines, col.Fingerprint(), model, profile)
+	switch {
+	case errors.Is(err, lifecycle.ErrUnknownModel):
+		return nil, errorf(http.StatusBadRequest, "unknown_model", "%s (GET /v1/models)", err).with("parameter", "model")
+	case err != nil:
 		return nil, errorf(http.StatusBadRequest, "invalid_profile", "%s", err).with("parameter", "profile")
 	}
-	return pe, nil
-}
-
-// rawEngine is the loaded engine behind e (engineFor binds engines to profiles).
-func (s *Server) rawEngine(e Embedder) Embedder {
-	if raw, ok := s.engineByModel(e.Info().ModelID); ok {
-		return raw
-	}
-	return e
+	return eng, nil
 }
 
 func (s *Server) handleRebuildStatus(c *fiber.Ctx) error {

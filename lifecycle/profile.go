@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
@@ -55,6 +56,32 @@ func WithProfile(e Embedder, profile string) (Embedder, error) {
 	}
 	pe, _ := WithProfileFor(e, fp)
 	return pe, nil
+}
+
+// Target is the engine a rebuild of a collection whose vectors have fingerprint liveFP makes its
+// vectors with, among engines: model (a model id; "" = the engine that makes liveFP) under profile
+// ("" = that model's configured profile). ErrUnknownModel, or embed.ErrProfile when the model
+// cannot serve the profile.
+func Target(engines []Embedder, liveFP, model, profile string) (Embedder, error) {
+	var eng Embedder
+	for _, e := range engines {
+		if model == "" {
+			if _, ok := WithProfileFor(e, liveFP); ok {
+				eng = e
+				break
+			}
+		} else if e.Info().ModelID == model {
+			eng = e
+			break
+		}
+	}
+	switch {
+	case eng == nil && model != "":
+		return nil, fmt.Errorf("%w: no model %q is loaded", ErrUnknownModel, model)
+	case eng == nil:
+		return nil, fmt.Errorf("%w: no loaded model makes the vectors of fingerprint %s: name one", ErrUnknownModel, liveFP)
+	}
+	return WithProfile(eng, profile)
 }
 
 // StoredSource is the Options.Source of a server or the CLI: a rebuild embeds an item from its

@@ -304,33 +304,19 @@ func (lr *localRebuild) engine(fp string) (lifecycle.Embedder, bool) {
 
 // target is the engine the rebuild makes its vectors with (rules of POST .../rebuild).
 func (lr *localRebuild) target(model, profile string) (lifecycle.Embedder, error) {
-	var eng lifecycle.Embedder
-	for _, e := range lr.engines {
-		if model == "" {
-			live, err := lr.db.Collection(lr.db.Resolve(lr.base))
-			if err != nil {
-				return nil, err
-			}
-			if _, ok := lifecycle.WithProfileFor(e, live.Fingerprint()); ok {
-				eng = e
-				break
-			}
-		} else if e.Info().ModelID == model {
-			eng = e
-			break
-		}
-	}
-	if eng == nil && model != "" {
-		return nil, fmt.Errorf("no model %q in the config (model:, models:)", model)
-	}
-	if eng == nil {
-		return nil, fmt.Errorf("no configured model makes the vectors of %s: name one with --model", lr.base)
-	}
-	pe, err := lifecycle.WithProfile(eng, profile)
+	live, err := lr.db.Collection(lr.db.Resolve(lr.base))
 	if err != nil {
+		return nil, err
+	}
+	engines := make([]lifecycle.Embedder, len(lr.engines))
+	for i, e := range lr.engines {
+		engines[i] = e
+	}
+	eng, err := lifecycle.Target(engines, live.Fingerprint(), model, profile)
+	if errors.Is(err, embed.ErrProfile) {
 		return nil, fmt.Errorf("%w: --profile: %v", errUsage, err)
 	}
-	return pe, nil
+	return eng, err
 }
 
 func (lr *localRebuild) start(_ context.Context, model, profile string) (client.Rebuild, bool, error) {
