@@ -14,6 +14,10 @@ import (
 // TestStatusRebuild: a collection of its own is rebuilt into another profile through the API; the
 // status page shows the rebuild with its progress, compares the generations on demand (probe
 // precision, scores, latency) and switches and rolls back with its buttons.
+//
+// It leaves a ready rebuild on the shared server, so the status page keeps focusable buttons after
+// its heading; TestKeyboardAndPhone tabs from that heading to the skip link and needs none. This
+// file's name sorts after ui_browser_test.go, so the test runs after that one.
 func TestStatusRebuild(t *testing.T) {
 	s := startServer(t)
 	name := fmt.Sprintf("rb-%d", time.Now().UnixNano()%1e6)
