@@ -266,6 +266,8 @@ func classifyLifecycle(err error, msg string) *Error {
 		return errorf(http.StatusNotFound, "no_rebuild", "%s", msg)
 	case errors.Is(err, lifecycle.ErrUnknownModel):
 		return errorf(http.StatusBadRequest, "unknown_model", "%s", msg)
+	case errors.Is(err, lifecycle.ErrSameVectors):
+		return errorf(http.StatusBadRequest, "nothing_to_rebuild", "%s (name another model or profile)", msg)
 	}
 	return nil
 }

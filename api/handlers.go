@@ -335,6 +335,8 @@ type searchResponse struct {
 	TimingsMS  map[string]float64 `json:"timings_ms"`
 	NextCursor string             `json:"next_cursor"`
 	Rerank     string             `json:"rerank"`
+	// Canary is set when the search was routed to a rebuild's shadow (lifecycle.canary_share).
+	Canary bool `json:"canary,omitempty"`
 }
 
 // rerankMode is the request's re-ranking, or the endpoint's configured default (index.rerank_search,
@@ -365,6 +367,7 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	col = s.canary(col, req)
 	// Before the image is embedded: a typo in a filter should not cost an inference.
 	if err := checkFilterFields(col, req.filter); err != nil {
 		return err
@@ -426,6 +429,7 @@ func (s *Server) handleSimilar(c *fiber.Ctx) error {
 	if err := req.validate(s.cfg.Limits.MaxK, s.cfg.Limits.DefaultK); err != nil {
 		return err
 	}
+	col = s.canary(col, req)
 	if err := checkFilterFields(col, req.filter); err != nil {
 		return err
 	}
@@ -513,6 +517,8 @@ func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searc
 		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(name, r.ID)})
 	}
 	total := time.Since(start)
+	out.Canary = req.canary
+	s.observeArm(col, res, total)
 	timings["search"], timings["total"] = msf(searchDur), msf(total)
 	s.metrics.stage.WithLabelValues("search").Observe(searchDur.Seconds())
 	s.metrics.stage.WithLabelValues("total").Observe(total.Seconds())

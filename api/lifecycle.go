@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -41,6 +44,19 @@ func (s *Server) engineFor(fp string) (Embedder, bool) {
 
 func (s *Server) lifecycleEngine(fp string) (lifecycle.Embedder, bool) { return s.engineFor(fp) }
 
+// lifecycleProbes scores the quality probe sets on a generation for the rebuild report.
+func (s *Server) lifecycleProbes(ctx context.Context, col *index.Collection, eng lifecycle.Embedder) (map[string]lifecycle.ProbeScore, error) {
+	scores, err := s.quality.ScoreProbes(ctx, col, eng)
+	if err != nil || scores == nil {
+		return nil, err
+	}
+	out := make(map[string]lifecycle.ProbeScore, len(scores))
+	for name, sc := range scores {
+		out[name] = lifecycle.ProbeScore(sc)
+	}
+	return out, nil
+}
+
 // engineOf is the engine of col's model, the server's own when none matches (embeddable refused
 // such a collection before any embedding).
 func (s *Server) engineOf(col *index.Collection) Embedder {
@@ -48,18 +64,6 @@ func (s *Server) engineOf(col *index.Collection) Embedder {
 		return e
 	}
 	return s.eng
-}
-
-// engineByModel finds a loaded engine by model id.
-func (s *Server) engineByModel(id string) (Embedder, bool) {
-	s.engMu.RLock()
-	defer s.engMu.RUnlock()
-	for _, e := range s.engines {
-		if e.Info().ModelID == id {
-			return e, true
-		}
-	}
-	return nil, false
 }
 
 func (s *Server) registerLifecycleRoutes(v1 fiber.Router, read, write fiber.Handler) {
@@ -79,6 +83,7 @@ type modelJSON struct {
 	Fingerprint string `json:"fingerprint"`
 	Dims        int    `json:"dims"`
 	Device      string `json:"device"`
+	Sessions    int    `json:"sessions"`
 	InputSize   int    `json:"input_size"`
 	Resize      int    `json:"resize_shorter"`
 	Crop        string `json:"crop"`
@@ -91,7 +96,7 @@ func (s *Server) handleModels(c *fiber.Ctx) error {
 	for _, e := range s.engines {
 		in := e.Info()
 		out = append(out, modelJSON{ID: in.ModelID, File: in.Spec.File, SHA256: in.Spec.SHA256, Fingerprint: in.Fingerprint,
-			Dims: in.Dims, Device: in.Device, InputSize: in.Spec.InputSize, Resize: in.Spec.ResizeShorter, Crop: in.Spec.Crop,
+			Dims: in.Dims, Device: in.Device, Sessions: in.Workers, InputSize: in.Spec.InputSize, Resize: in.Spec.ResizeShorter, Crop: in.Spec.Crop,
 			Default: in.Fingerprint == s.eng.Info().Fingerprint})
 	}
 	s.engMu.RUnlock()
@@ -115,25 +120,49 @@ func (s *Server) rebuildBase(c *fiber.Ctx) (string, error) {
 }
 
 func (s *Server) handleRebuild(c *fiber.Ctx) error {
-	base, err := s.rebuildBase(c)
+	col, err := s.collection(c)
 	if err != nil {
 		return err
 	}
+	base, _ := index.ParseGeneration(col.Name())
 	var req struct {
-		Model string `json:"model"`
+		Model   string `json:"model"`
+		Profile string `json:"profile"`
 	}
 	if err := decodeJSONBody(c.Body(), &req); err != nil {
 		return err
 	}
-	eng, ok := s.engineByModel(req.Model)
-	if !ok {
-		return errorf(http.StatusBadRequest, "unknown_model", "no model %q is loaded (GET /v1/models)", req.Model).with("parameter", "model")
+	eng, err := s.rebuildEngine(col, req.Model, req.Profile)
+	if err != nil {
+		return err
 	}
 	j, err := s.lifecycle.Rebuild(base, eng)
 	if err != nil {
 		return err
 	}
 	return c.Status(http.StatusAccepted).JSON(j)
+}
+
+// rebuildEngine is the engine a rebuild of col makes its vectors with (lifecycle.Target): at least
+// one of model and profile is named.
+func (s *Server) rebuildEngine(col *index.Collection, model, profile string) (lifecycle.Embedder, error) {
+	if model == "" && profile == "" {
+		return nil, badRequest("name the target: model (GET /v1/models), profile, or both").with("parameter", "model")
+	}
+	s.engMu.RLock()
+	engines := make([]lifecycle.Embedder, 0, len(s.engines))
+	for _, e := range s.engines {
+		engines = append(engines, e)
+	}
+	s.engMu.RUnlock()
+	eng, err := lifecycle.Target(engines, col.Fingerprint(), model, profile)
+	switch {
+	case errors.Is(err, lifecycle.ErrUnknownModel):
+		return nil, errorf(http.StatusBadRequest, "unknown_model", "%s (GET /v1/models)", err).with("parameter", "model")
+	case err != nil:
+		return nil, errorf(http.StatusBadRequest, "invalid_profile", "%s", err).with("parameter", "profile")
+	}
+	return eng, nil
 }
 
 func (s *Server) handleRebuildStatus(c *fiber.Ctx) error {
@@ -186,6 +215,52 @@ func (s *Server) flipAlias(c *fiber.Ctx, op func(ctx context.Context, base strin
 		return err
 	}
 	return c.JSON(j)
+}
+
+// canary routes a share of searches by photo or item on an alias (lifecycle.canary_share) to the
+// generation a rebuild has made ready, and marks the request; col itself otherwise. A request that
+// names a generation, pages on (cursor), or searches by raw vector (another model's space) stays,
+// as does one by an item the shadow does not hold yet (the mirror lags by a moment).
+func (s *Server) canary(col *index.Collection, req *searchRequest) *index.Collection {
+	share := s.cfg.Lifecycle.CanaryShare
+	if share <= 0 || req.offset > 0 || (req.Image == nil && req.ID == "") {
+		return col
+	}
+	base, _ := index.ParseGeneration(col.Name())
+	if s.db.Target(base) != col.Name() {
+		return col
+	}
+	name, ok := s.lifecycle.Shadow(base)
+	if !ok || rand.Float64() >= share {
+		return col
+	}
+	shadow, err := s.db.Collection(name)
+	if err != nil {
+		return col
+	}
+	if _, ok := s.engineFor(shadow.Fingerprint()); !ok {
+		return col
+	}
+	if req.ID != "" {
+		if _, err := shadow.Get(req.ID); err != nil {
+			return col
+		}
+	}
+	req.canary = true
+	return shadow
+}
+
+// observeArm records a search's latency and best score by arm: the alias's generation (live) or
+// another one (shadow: the canary, or a generation named directly).
+func (s *Server) observeArm(col *index.Collection, res []index.Result, total time.Duration) {
+	arm := armLive
+	if base, _ := index.ParseGeneration(col.Name()); s.db.Target(base) != col.Name() {
+		arm = armShadow
+	}
+	s.metrics.armLatency.WithLabelValues(arm).Observe(total.Seconds())
+	if len(res) > 0 {
+		s.metrics.armTopScore.WithLabelValues(arm).Observe(float64(res[0].Score))
+	}
 }
 
 // recentQueries keeps the last query photos (bounded count and size) for the comparison report.

@@ -20,6 +20,11 @@ type metrics struct {
 	modelInfo     *prometheus.GaugeVec
 	ingested      *prometheus.CounterVec
 	nearDuplicate prometheus.Counter
+	// Per arm of a rebuild (generation "live": the alias's generation; "shadow": any other, such
+	// as the canary's): the same telemetry, two label values whatever the generation numbers.
+	armLatency  *prometheus.HistogramVec
+	armTopScore *prometheus.HistogramVec
+	aliasGen    *prometheus.GaugeVec
 }
 
 // latencyBuckets span 0.25 ms (a similar-by-id lookup) to 10 s (a large batch upload).
@@ -74,10 +79,35 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "lookalike", Name: "near_duplicates_detected_total", Help: "Ingested items that were near-duplicates of an existing item.",
 		}),
 	}
+	m.armLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "lookalike", Name: "search_duration_seconds",
+		Help:    "Search and similar latency by arm: generation live (the alias's generation) or shadow (another one, e.g. the canary).",
+		Buckets: latencyBuckets,
+	}, []string{"generation"})
+	m.armTopScore = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "lookalike", Name: "search_top_score",
+		Help:    "Cosine of the best result of searches and similar, by arm (generation live or shadow).",
+		Buckets: prometheus.LinearBuckets(0.1, 0.1, 10),
+	}, []string{"generation"})
+	m.aliasGen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "lookalike", Name: "alias_generation",
+		Help: "The generation each collection's alias names (1 before any switch).",
+	}, []string{"alias"})
+	for _, arm := range []string{armLive, armShadow} {
+		m.armLatency.WithLabelValues(arm)
+		m.armTopScore.WithLabelValues(arm)
+	}
+	reg.MustRegister(m.armLatency, m.armTopScore, m.aliasGen)
 	reg.MustRegister(m.requests, m.duration, m.inflight, m.stage, m.queueDepth, m.admission, m.batchSize,
 		m.rejected, m.indexItems, m.indexLevels, m.modelInfo, m.ingested, m.nearDuplicate)
 	return m
 }
+
+// The values of the generation label.
+const (
+	armLive   = "live"
+	armShadow = "shadow"
+)
 
 // seededRoutes are the routes whose request series exist before their first request: the RED
 // panels and alert rules in configs/ chart them, and on a fresh server their rates read 0

@@ -45,6 +45,7 @@ type searchRequest struct {
 	rerank rerank.Mode // ModeDefault: the endpoint's default (answer)
 	offset int
 	kSet   bool // k was given (an explicit 0 is refused, not read as "default")
+	canary bool // routed to a rebuild's shadow (lifecycle.canary_share)
 }
 
 // maxExcludeIDs bounds exclude_ids: each one costs a lookup per search.

@@ -1,54 +1,11 @@
 package api
 
 import (
-	"context"
-
-	"github.com/lookalike/lookalike/embed"
-	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/lifecycle"
 )
-
-// profiled is an engine bound to one of its descriptor profiles: what a collection whose
-// fingerprint names that profile embeds with. Images that name no profile get it; Info reports the
-// profile's fingerprint, so the code that checks fingerprints needs no profile of its own.
-type profiled struct {
-	Embedder
-	profile, fingerprint string
-}
-
-func (p profiled) Embed(ctx context.Context, imgs []embed.Image) ([]embed.Embedding, error) {
-	bound := make([]embed.Image, len(imgs))
-	for i, img := range imgs {
-		if img.Profile == "" {
-			img.Profile = p.profile
-		}
-		bound[i] = img
-	}
-	return p.Embedder.Embed(ctx, bound)
-}
-
-func (p profiled) Info() embed.Info {
-	info := p.Embedder.Info()
-	info.Fingerprint, info.Profile = p.fingerprint, p.profile
-	return info
-}
 
 // withProfileFor returns e bound to the profile under which it makes vectors of fingerprint fp
 // (e itself for its default profile), or false when it makes none.
 func withProfileFor(e Embedder, fp string) (Embedder, bool) {
-	info := e.Info()
-	if fp == info.Fingerprint {
-		return e, true
-	}
-	p, ok := info.ProfileFor(fp)
-	if !ok {
-		return nil, false
-	}
-	return profiled{Embedder: e, profile: p, fingerprint: fp}, true
-}
-
-// storedSource is the lifecycle's source hook: a rebuild embeds an item from its stored source
-// rendition (limits.source_size) when it has one, from its thumbnail otherwise.
-func storedSource(col *index.Collection, id string) ([]byte, bool) {
-	b, err := col.Source(id)
-	return b, err == nil && len(b) > 0
+	return lifecycle.WithProfileFor(e, fp)
 }

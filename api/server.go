@@ -147,7 +147,7 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 	}
 	s.engines = map[string]Embedder{info.Fingerprint: eng}
 	s.lifecycle = lifecycle.New(db, lifecycle.Options{Engine: s.lifecycleEngine, Admit: s.admit.tryAcquire,
-		Source: storedSource, Grace: cfg.Lifecycle.Grace, Logger: log})
+		Source: lifecycle.StoredSource, Probes: s.lifecycleProbes, Grace: cfg.Lifecycle.Grace, Logger: log})
 	s.routes()
 	registered := map[string]bool{}
 	for _, r := range s.app.GetRoutes(true) {
@@ -651,9 +651,14 @@ func csrfSafeBody(mt string) bool {
 func (s *Server) updateIndexMetrics() {
 	s.metrics.indexItems.Reset()
 	s.metrics.indexLevels.Reset()
+	s.metrics.aliasGen.Reset()
 	for _, ci := range s.db.Collections() {
 		s.metrics.indexItems.WithLabelValues(ci.Name).Set(float64(ci.Count))
 		s.metrics.indexLevels.WithLabelValues(ci.Name).Set(float64(ci.Levels))
+		// Every base, also one whose generation 1 was dropped after a switch.
+		base, _ := index.ParseGeneration(ci.Name)
+		_, gen := index.ParseGeneration(s.db.Target(base))
+		s.metrics.aliasGen.WithLabelValues(base).Set(float64(gen))
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package client is the Go client of the Lookalike REST API: typed, context-aware methods for the
 // main routes (collections, adding items one by one or in batches, reading, patching, scrolling,
 // counting and deleting them, searching by photo, item or vector, similar items, recommendations
-// and batches of queries, tag suggestions and bulk tagging, duplicate clusters). `lookalike
+// and batches of queries, tag suggestions and bulk tagging, duplicate clusters, models, shadow
+// rebuilds with their report, switch and rollback). `lookalike
 // COMMAND --server URL` is built on it.
 //
 // It imports nothing of the server, so a program that uses it links none of it.

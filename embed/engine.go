@@ -43,8 +43,13 @@ type Options struct {
 	// 0 = 1 on CUDA, GOMAXPROCS on CPU. On 2 cores, 2 sessions x 1 thread beat 1 session x 2
 	// threads end to end (198 vs 110 images/s), and batch 1 beat batch 4 and 8 in ratio.
 	Workers int
-	// IntraOpThreads per session; 0 = max(1, GOMAXPROCS/Workers) on CPU, 1 on CUDA.
+	// IntraOpThreads per session; 0 = max(1, GOMAXPROCS/(Workers*PoolShare)) on CPU, 1 on CUDA.
 	IntraOpThreads int
+	// PoolShare is how many engines share the session pool (one per model: docs/lifecycle.md); 0
+	// or 1 = this engine alone. With Workers 0 the engine takes its share of the default pool
+	// (GOMAXPROCS/PoolShare sessions on CPU, at least one), and the default IntraOpThreads counts
+	// the sessions of every engine, so the threads of all of them stay within the cores.
+	PoolShare int
 	// MaxBatch caps how many queued images (from any callers) one session run takes; 0 =
 	// DefaultMaxBatchCPU or DefaultMaxBatchCUDA.
 	MaxBatch int
@@ -383,14 +388,15 @@ func (e *Engine) startSessions(ctx context.Context, onnxData []byte, dev string,
 
 func (e *Engine) applyDefaults(cuda bool, cores int) {
 	o := &e.opts
+	share := max(o.PoolShare, 1)
 	if o.Workers <= 0 {
-		o.Workers = cores
+		o.Workers = max(1, cores/share)
 		if cuda {
 			o.Workers = 1
 		}
 	}
 	if o.IntraOpThreads <= 0 {
-		o.IntraOpThreads = max(1, cores/o.Workers)
+		o.IntraOpThreads = max(1, cores/(o.Workers*share))
 		if cuda {
 			o.IntraOpThreads = 1
 		}

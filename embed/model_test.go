@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -301,4 +302,25 @@ func TestClose(t *testing.T) {
 	}
 	// The shared engine still works: the runtime is reference-counted.
 	embedOne(t, testEngine(t), Image{Data: readPhoto(t, "ukbench00000.jpg")})
+}
+
+// TestPoolShare: engines sharing the session pool (PoolShare) each take their share of the default
+// sessions, at least one, and their default threads stay within the cores all together.
+func TestPoolShare(t *testing.T) {
+	testEngine(t)
+	cores := runtime.GOMAXPROCS(0)
+	for _, share := range []int{1, 2, cores + 1} {
+		e, err := New(context.Background(), testOptions(Options{Device: "cpu", PoolShare: share}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := e.Info()
+		e.Close()
+		if want := max(1, cores/share); in.Workers != want {
+			t.Errorf("PoolShare %d on %d cores: %d sessions, want %d", share, cores, in.Workers, want)
+		}
+		if total := in.Workers * in.IntraOp * share; total > max(cores, share) {
+			t.Errorf("PoolShare %d: %d sessions x %d threads x %d engines exceed the %d cores", share, in.Workers, in.IntraOp, share, cores)
+		}
+	}
 }

@@ -12,4 +12,7 @@ var (
 	ErrNotReady = errors.New("lifecycle: not in a state that allows this")
 	// ErrUnknownModel: a model no engine is loaded for.
 	ErrUnknownModel = errors.New("lifecycle: unknown model")
+	// ErrSameVectors: the rebuild asked for would make the vectors the live generation holds (same
+	// model, preprocessing and profile).
+	ErrSameVectors = errors.New("lifecycle: the target makes the vectors the collection already holds")
 )

@@ -30,6 +30,9 @@ type Options struct {
 	Admit func() (release func(), ok bool)
 	// Source returns an item's stored source rendition; nil, or false, means the thumbnail is used.
 	Source func(col *index.Collection, id string) ([]byte, bool)
+	// Probes scores the labelled probe sets on a generation with the engine that makes its vectors,
+	// for the comparison report; nil, or an empty answer, leaves them out.
+	Probes func(ctx context.Context, col *index.Collection, eng Embedder) (map[string]ProbeScore, error)
 	// Batch is how many items are embedded and written at once; default 16.
 	Batch int
 	// Grace is how long the previous generation keeps receiving writes after a switch, so that a
@@ -55,6 +58,7 @@ type Job struct {
 	From          string    `json:"from"`
 	To            string    `json:"to"`
 	Model         string    `json:"model"`
+	Profile       string    `json:"profile"`
 	Fingerprint   string    `json:"fingerprint"`
 	State         string    `json:"state"`
 	Live          string    `json:"live"`
@@ -157,8 +161,9 @@ func (m *Manager) launch(r *run) {
 	guard.Go(m.ctx, m.wg, m.log, "rebuild "+r.job.Base, func(ctx context.Context) { m.loop(ctx, r) })
 }
 
-// Rebuild starts building the next generation of base with the engine eng. ErrRunning when a
-// job of base is not done yet.
+// Rebuild starts building the next generation of base with the engine eng (bound to the target
+// profile: WithProfile). ErrRunning when a job of base is not done yet, ErrSameVectors when eng
+// makes the vectors the live generation holds.
 func (m *Manager) Rebuild(base string, eng Embedder) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -174,10 +179,13 @@ func (m *Manager) Rebuild(base string, eng Embedder) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	gen := m.nextGeneration(base)
 	info := eng.Info()
+	if info.Fingerprint == live.Fingerprint() {
+		return Job{}, fmt.Errorf("%w: %s already holds vectors of %s (model %s, profile %s)", ErrSameVectors, live.Name(), info.Fingerprint, info.ModelID, info.Profile)
+	}
+	gen := m.nextGeneration(base)
 	j := Job{Base: base, From: live.Name(), To: index.GenerationName(base, gen), Live: live.Name(), Model: info.ModelID,
-		Fingerprint: info.Fingerprint, State: StateStarting, Total: live.Info().Count, StartedAt: time.Now().UTC()}
+		Profile: info.Profile, Fingerprint: info.Fingerprint, State: StateStarting, Total: live.Info().Count, StartedAt: time.Now().UTC()}
 	r := &run{job: j}
 	if err := m.save(r); err != nil {
 		return Job{}, err
@@ -253,6 +261,17 @@ func (m *Manager) Status(base string) (Job, error) {
 		}
 	}
 	return j, nil
+}
+
+// Shadow names the generation a rebuild of base has made ready and not switched to yet: the
+// canary's arm (false while copying, after a switch, or with no rebuild).
+func (m *Manager) Shadow(base string) (string, bool) {
+	r, err := m.get(base)
+	if err != nil {
+		return "", false
+	}
+	j := r.snapshot()
+	return j.To, j.State == StateReady && j.Live == j.From
 }
 
 // Jobs lists every known job.

@@ -12,14 +12,25 @@ import (
 
 // Arm is one generation's side of a comparison.
 type Arm struct {
-	Collection     string    `json:"collection"`
-	Generation     int       `json:"generation"`
-	Model          string    `json:"model"`
-	Count          int       `json:"count"`
-	Queries        int       `json:"queries"`
-	TopScore       Quantiles `json:"top_score"`
-	LatencyMS      Quantiles `json:"latency_ms"`
-	ProbePrecision *float64  `json:"probe_precision,omitempty"`
+	Collection string    `json:"collection"`
+	Generation int       `json:"generation"`
+	Model      string    `json:"model"`
+	Count      int       `json:"count"`
+	Queries    int       `json:"queries"`
+	TopScore   Quantiles `json:"top_score"`
+	LatencyMS  Quantiles `json:"latency_ms"`
+	// Probes are the labelled probe sets' results on this generation (Options.Probes; absent when
+	// none is configured for the collection); ProbePrecision is their precision@k over all probes.
+	Probes         map[string]ProbeScore `json:"probes,omitempty"`
+	ProbePrecision *float64              `json:"probe_precision,omitempty"`
+}
+
+// ProbeScore is one probe set's result on one generation (quality.probes).
+type ProbeScore struct {
+	Probes    int     `json:"probes"`
+	K         int     `json:"k"`
+	Precision float64 `json:"precision_at_k"`
+	HitRate   float64 `json:"hit_rate_at_k"`
 }
 
 // Quantiles summarise a distribution.
@@ -42,7 +53,7 @@ type Report struct {
 }
 
 // Compare embeds each query image with both arms' engines, searches both (top 10) and reports
-// their agreement, score distributions and latencies.
+// their agreement, score distributions and latencies, and each arm's probe sets' precision.
 func (m *Manager) Compare(ctx context.Context, base string, queries [][]byte) (Report, error) {
 	j, err := m.Status(base)
 	if err != nil {
@@ -85,6 +96,9 @@ func (m *Manager) Compare(ctx context.Context, base string, queries [][]byte) (R
 			}
 		}
 		arm.Queries, arm.TopScore, arm.LatencyMS = len(lat), quantiles(tops), quantiles(lat)
+		if err := m.scoreProbes(ctx, &arm, col, eng); err != nil {
+			return rep, err
+		}
 		if i == 0 {
 			rep.Live = arm
 		} else {
@@ -116,4 +130,27 @@ func quantiles(v []float64) Quantiles {
 	slices.Sort(s)
 	at := func(p float64) float64 { return s[min(int(p*float64(len(s))), len(s)-1)] }
 	return Quantiles{P10: at(0.1), P50: at(0.5), P90: at(0.9)}
+}
+
+// scoreProbes fills the arm's probe results (Options.Probes).
+func (m *Manager) scoreProbes(ctx context.Context, arm *Arm, col *index.Collection, eng Embedder) error {
+	if m.opts.Probes == nil {
+		return nil
+	}
+	scores, err := m.opts.Probes(ctx, col, eng)
+	if err != nil || len(scores) == 0 {
+		return err
+	}
+	var sum float64
+	n := 0
+	for _, sc := range scores {
+		sum += sc.Precision * float64(sc.Probes)
+		n += sc.Probes
+	}
+	arm.Probes = scores
+	if n > 0 {
+		p := sum / float64(n)
+		arm.ProbePrecision = &p
+	}
+	return nil
 }

@@ -26,7 +26,7 @@ func (q *Monitor) maintainLoop(ctx context.Context) {
 			lastChangeCheck = now
 			q.refreshCentroids(ctx)
 			if probing {
-				if col, err := q.db.Collection(q.probes.Collection); err == nil {
+				if col, err := q.probed(); err == nil {
 					if n := col.Info().Count; n != probeCount {
 						probeCount = n
 						lastProbe = time.Time{} // index changed: probe now

@@ -41,7 +41,8 @@ type Monitor struct {
 	mu        sync.Mutex
 	cols      map[string]*colQuality
 	probeSets map[string]*probeSet
-	seeded    map[string]bool // collections whose series exist (metrics.seedCollection)
+	scored    map[string]*probeSet // ScoreProbes' sets by name and fingerprint
+	seeded    map[string]bool      // collections whose series exist (metrics.seedCollection)
 }
 
 // observation is one answered search, copied off the request path.
@@ -94,6 +95,7 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg prometheus.Registere
 		samples:   make(chan observation, sampleQueue),
 		cols:      map[string]*colQuality{},
 		probeSets: map[string]*probeSet{},
+		scored:    map[string]*probeSet{},
 		seeded:    map[string]bool{},
 	}
 	// Every series the example dashboard and alert rules read exists from the first scrape:

@@ -94,11 +94,17 @@ func (q *Monitor) loadProbes(ctx context.Context) {
 }
 
 func (q *Monitor) loadProbeSet(ctx context.Context, name, path string) (*probeSet, error) {
+	profile, fp := q.probedProfile()
+	return q.embedProbeSet(ctx, name, path, q.eng, profile, fp)
+}
+
+// embedProbeSet reads a manifest and embeds its probes with eng under profile ("" = eng's own):
+// vectors for a collection of fingerprint fp.
+func (q *Monitor) embedProbeSet(ctx context.Context, name, path string, eng Embedder, profile, fp string) (*probeSet, error) {
 	srcs, err := ingest.Collect([]string{path})
 	if err != nil {
 		return nil, err
 	}
-	profile, fp := q.probedProfile()
 	ps := &probeSet{name: name, fingerprint: fp}
 	var imgs []embed.Image
 	var kept []probe
@@ -118,7 +124,7 @@ func (q *Monitor) loadProbeSet(ctx context.Context, name, path string) (*probeSe
 	}
 	for lo := 0; lo < len(imgs); lo += probeBatch {
 		hi := min(lo+probeBatch, len(imgs))
-		embs, err := q.eng.Embed(ctx, imgs[lo:hi])
+		embs, err := eng.Embed(ctx, imgs[lo:hi])
 		if err != nil {
 			return nil, fmt.Errorf("quality: embed probes of %s: %w", path, err)
 		}
@@ -141,7 +147,7 @@ func (q *Monitor) loadProbeSet(ctx context.Context, name, path string) (*probeSe
 // probedProfile is the descriptor profile of the probed collection's vectors and its fingerprint
 // ("" for both when it does not exist yet, or when the engine cannot say: the default profile).
 func (q *Monitor) probedProfile() (profile, fingerprint string) {
-	col, err := q.db.Collection(q.probes.Collection)
+	col, err := q.probed()
 	if err != nil {
 		return "", ""
 	}
@@ -173,7 +179,7 @@ func metadataField(meta json.RawMessage, field string) string {
 // runProbes searches every probe of every set; a result is relevant when its group metadata equals
 // the probe's. The probe's own id is excluded in case it was indexed after all.
 func (q *Monitor) runProbes(ctx context.Context) {
-	col, err := q.db.Collection(q.probes.Collection)
+	col, err := q.probed()
 	if err != nil {
 		return
 	}
@@ -195,18 +201,53 @@ func (q *Monitor) runProbes(ctx context.Context) {
 	}
 }
 
-// runProbeSet scores one set: precision@k and hit rate (a share of probes with a relevant result)
-// over the probes whose search succeeded.
+// probed is the probed collection: the generation its alias names (docs/lifecycle.md).
+func (q *Monitor) probed() (*index.Collection, error) {
+	return q.db.Collection(q.db.Resolve(q.probes.Collection))
+}
+
+// runProbeSet scores one set and records the result (state and metrics).
 func (q *Monitor) runProbeSet(ctx context.Context, col *index.Collection, ps *probeSet) {
+	sc, lastErr, ok := q.scoreProbeSet(ctx, col, ps)
+	if !ok {
+		return
+	}
+	now := q.now()
+	q.mu.Lock()
+	ps.runs++
+	ps.lastRun = now
+	ps.lastErr = lastErr
+	if sc.Probes > 0 {
+		ps.precision, ps.hitRate = sc.Precision, sc.HitRate
+	}
+	prec := ps.precision
+	q.mu.Unlock()
+	if sc.Probes > 0 {
+		q.m.probePrecision.WithLabelValues(ps.name).Set(prec)
+		q.m.probeRuns.WithLabelValues(ps.name).Inc()
+		q.m.probeLastRun.WithLabelValues(ps.name).Set(float64(now.Unix()))
+	}
+}
+
+// ProbeScore is one probe set's result on one collection: precision@k and hit rate (the share of
+// probes with a relevant result) over the Probes whose search succeeded.
+type ProbeScore struct {
+	Probes    int     `json:"probes"`
+	K         int     `json:"k"`
+	Precision float64 `json:"precision_at_k"`
+	HitRate   float64 `json:"hit_rate_at_k"`
+}
+
+// scoreProbeSet searches every probe of ps in col; a result is relevant when its group metadata
+// equals the probe's. ok is false when ctx ended.
+func (q *Monitor) scoreProbeSet(ctx context.Context, col *index.Collection, ps *probeSet) (sc ProbeScore, lastErr string, ok bool) {
 	k := q.probes.K
 	var psum, hits float64
-	n := 0
-	var lastErr string
 	for _, p := range ps.probes {
 		res, err := col.Search(ctx, p.vec, index.SearchOptions{K: k, ExcludeIDs: []string{p.id}})
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return sc, "", false
 			}
 			lastErr = err.Error()
 			continue
@@ -221,21 +262,63 @@ func (q *Monitor) runProbeSet(ctx context.Context, col *index.Collection, ps *pr
 		if rel > 0 {
 			hits++
 		}
-		n++
+		sc.Probes++
 	}
-	now := q.now()
+	sc.K = k
+	if sc.Probes > 0 {
+		sc.Precision, sc.HitRate = psum/float64(sc.Probes), hits/float64(sc.Probes)
+	}
+	return sc, lastErr, true
+}
+
+// ScoreProbes scores every configured probe set on col, a generation of the probed collection (the
+// other one of a rebuild, say), with its probes embedded by eng (which makes col's vectors). It
+// records nothing: the monitor's figures stay those of the live collection. Nil when no set is
+// configured or col is not a generation of the probed collection.
+func (q *Monitor) ScoreProbes(ctx context.Context, col *index.Collection, eng Embedder) (map[string]ProbeScore, error) {
+	base, _ := index.ParseGeneration(col.Name())
+	if probed, _ := index.ParseGeneration(q.probes.Collection); len(q.probes.Manifests) == 0 || base != probed {
+		return nil, nil
+	}
+	out := map[string]ProbeScore{}
+	for _, path := range q.probes.Manifests {
+		ps, err := q.scoredSet(ctx, probeSetName(path), path, eng, col.Fingerprint())
+		if err != nil {
+			return nil, err
+		}
+		sc, _, ok := q.scoreProbeSet(ctx, col, ps)
+		if !ok {
+			return nil, ctx.Err()
+		}
+		out[ps.name] = sc
+	}
+	return out, nil
+}
+
+// maxScoredSets bounds the cache of probe sets embedded for ScoreProbes (sets × fingerprints).
+const maxScoredSets = 16
+
+// scoredSet is the probe set of path embedded for fingerprint fp, cached.
+func (q *Monitor) scoredSet(ctx context.Context, name, path string, eng Embedder, fp string) (*probeSet, error) {
+	key := name + "\x00" + fp
 	q.mu.Lock()
-	ps.runs++
-	ps.lastRun = now
-	ps.lastErr = lastErr
-	if n > 0 {
-		ps.precision, ps.hitRate = psum/float64(n), hits/float64(n)
+	ps, ok := q.scored[key]
+	if live, found := q.probeSets[name]; !ok && found && live.fingerprint == fp {
+		ps, ok = live, true // the live collection's, embedded by the background loop
 	}
-	prec := ps.precision
 	q.mu.Unlock()
-	if n > 0 {
-		q.m.probePrecision.WithLabelValues(ps.name).Set(prec)
-		q.m.probeRuns.WithLabelValues(ps.name).Inc()
-		q.m.probeLastRun.WithLabelValues(ps.name).Set(float64(now.Unix()))
+	if ok {
+		return ps, nil
 	}
+	ps, err := q.embedProbeSet(ctx, name, path, eng, "", fp)
+	if err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	if len(q.scored) >= maxScoredSets {
+		clear(q.scored)
+	}
+	q.scored[key] = ps
+	q.mu.Unlock()
+	return ps, nil
 }

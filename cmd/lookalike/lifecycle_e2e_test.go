@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,19 @@ func TestE2ERebuildSwitchRollback(t *testing.T) {
 	args := []string{"--config", cfgPath}
 	srv := startServerArgs(t, data, args)
 	ctx := context.Background()
+	// The two models share the session pool: together they have no more sessions than one alone.
+	var models struct {
+		Models []struct {
+			ID       string `json:"id"`
+			Sessions int    `json:"sessions"`
+		} `json:"models"`
+	}
+	if r := httpDo(ctx, "GET", srv.url+"/v1/models", "", nil); json.Unmarshal(r.body, &models) != nil || len(models.Models) != 2 {
+		t.Fatalf("models: %d %s", r.status, r.body)
+	}
+	if n := models.Models[0].Sessions + models.Models[1].Sessions; n > max(runtime.NumCPU(), 2) || models.Models[0].Sessions < 1 || models.Models[1].Sessions < 1 {
+		t.Errorf("two models hold %d sessions (%+v) on %d cores: the pool is not shared", n, models.Models, runtime.NumCPU())
+	}
 
 	var mu sync.Mutex
 	want := map[string]map[string]any{} // acknowledged state: id → metadata

@@ -54,11 +54,12 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer ln.Close()
 
-	eng, err := newEngine(ctx, cfg, env)
+	engines, err := startEngines(ctx, cfg, env)
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer closeEngines(engines)
+	eng := engines[0]
 	info := eng.Info()
 	log.Info("model ready", "model", info.ModelID, "fingerprint", info.Fingerprint, "dims", info.Dims, "device", info.Device)
 
@@ -82,17 +83,10 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range cfg.Models {
+	for _, other := range engines[1:] {
 		// One engine per configured model: a collection rebuilt with it (docs/lifecycle.md) is served by it.
-		mc := cfg
-		mc.Model = m
-		other, err := newEngine(ctx, mc, env)
-		if err != nil {
-			return fmt.Errorf("model %q: %w", m.ID, err)
-		}
-		defer other.Close()
 		srv.AddEngine(other)
-		log.Info("model ready", "model", m.ID, "fingerprint", other.Info().Fingerprint)
+		log.Info("model ready", "model", other.Info().ModelID, "fingerprint", other.Info().Fingerprint)
 	}
 	srv.SetReady(true)
 	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data.Dir, "ui", "http://"+displayAddr(ln.Addr()))

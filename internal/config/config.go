@@ -157,6 +157,9 @@ type Intel struct {
 type Lifecycle struct {
 	// Grace is how long the previous generation keeps receiving writes after a switch; 0 = 24h.
 	Grace time.Duration `yaml:"grace"`
+	// CanaryShare is the share (0..1) of searches on an alias answered from the generation a rebuild
+	// has made ready, before any switch: a canary whose telemetry is labelled generation="shadow".
+	CanaryShare float64 `yaml:"canary_share"`
 }
 
 type Demo struct {
@@ -204,8 +207,9 @@ func Default() Config {
 			Probes: Probes{Interval: 15 * time.Minute, K: 10, GroupField: "group"}},
 		Intel: Intel{NearDuplicateScore: 0.80, PixelMatch: 0.94, ChromaMatch: 0.86, SimilarScore: 0.80, OnDuplicate: "allow", DiversifyTier: "near", DiversifyScore: 0.95,
 			TagNeighbors: 10, TagMinConfidence: 0.75, TrashRetention: 7 * 24 * time.Hour},
-		Demo: Demo{Mode: "auto"},
-		Log:  Log{Level: "info", Format: "text"},
+		Lifecycle: Lifecycle{Grace: 24 * time.Hour},
+		Demo:      Demo{Mode: "auto"},
+		Log:       Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -515,6 +519,9 @@ func (c Config) validateModels() error {
 	}
 	if c.Lifecycle.Grace < 0 {
 		return fmt.Errorf("%w: lifecycle.grace must not be negative", ErrInvalid)
+	}
+	if s := c.Lifecycle.CanaryShare; s < 0 || s > 1 || s != s {
+		return fmt.Errorf("%w: lifecycle.canary_share must be in 0..1, got %v", ErrInvalid, s)
 	}
 	return nil
 }

@@ -84,6 +84,8 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"bad model layout", "model:\n  layout: CHWN\n", "", "model"},
 		{"bad aspect ratio", "limits:\n  max_aspect_ratio: 0.5\n", "", "limits.max_aspect_ratio"},
 		{"cors origin with a path", "server:\n  cors_origins: [\"https://shop.example/\"]\n", "", "server.cors_origins[0]"},
+		{"canary share over 1", "lifecycle:\n  canary_share: 1.5\n", "", "lifecycle.canary_share"},
+		{"negative canary share", "", "LOOKALIKE_LIFECYCLE_CANARY_SHARE=-0.1", "lifecycle.canary_share"},
 		{"cors origin without scheme", "", "LOOKALIKE_SERVER_CORS_ORIGINS=https://a.example,shop.example", "server.cors_origins[1]"},
 	}
 	for _, tc := range cases {

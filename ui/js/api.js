@@ -22,7 +22,8 @@ function parseError(status, text, retryAfter) {
   return new ApiError(status, e.code, e.message || fallback, e.details, retryAfter);
 }
 
-async function request(method, path, { body, signal, json } = {}) {
+// request is the one fetch of the API (exported for page sections that own their routes).
+export async function request(method, path, { body, signal, json } = {}) {
   let res;
   const headers = { Accept: 'application/json' };
   if (json !== undefined) {

@@ -3,6 +3,7 @@
 import { h, clear, fmtNumber, fmtMs, fmtDuration, errorBox } from './dom.js';
 import { api, plainError } from './api.js';
 import { lineChart, barChart } from './charts.js';
+import * as rebuilds from './rebuilds.js';
 
 const REFRESH_MS = 5000;
 
@@ -23,7 +24,8 @@ export function mount() {
     h('div', { class: 'page-head' }, h('h1', { id: 'status-h', tabindex: '-1', text: 'Status' }), updated),
     error, tiles, charts,
     h('div', { class: 'status-lower' }, collections, reasons),
-    quality);
+    quality,
+    rebuilds.mount(() => refresh()));
 }
 
 export function show() {
@@ -44,6 +46,7 @@ async function refresh() {
     const st = await api.stats(controller.signal);
     clear(els.error);
     render(st);
+    await rebuilds.refresh(controller.signal);
     els.updated.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every ${REFRESH_MS / 1000} s`;
   } catch (err) {
     if (err && err.name === 'AbortError') return;
