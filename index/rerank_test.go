@@ -409,8 +409,8 @@ func TestRerankConcurrent(t *testing.T) {
 // that item first, also among look-alikes (groups of four close photos, as UKBench's) and
 // near-identical copies (cosine ~0.998, a re-encoded upload). Query expansion moves the query off
 // the item, and k-reciprocal re-ranking then orders the item and its group-mates by Jaccard
-// distances whose noise outweighs their original distances: without the exact-match rule the item
-// fell to rank 2-4 for about a third of the queries.
+// distances whose noise outweighs their original distances: without the exact-match rule 9 of the
+// 48 items of the first case were not first under qe+kr, one not even among the top 3.
 func TestRerankKeepsExactMatchFirst(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
