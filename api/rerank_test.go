@@ -101,3 +101,23 @@ func TestRerankDefaultsFromConfig(t *testing.T) {
 		t.Errorf("similar default %q, want qe", sim.Rerank)
 	}
 }
+
+// TestSearchRerankOwnPhotoFirst: a catalog photo sent as the query comes back first under every
+// re-ranking, among its three look-alikes (UKBench groups of four). Query expansion used to let
+// k-reciprocal re-ranking rank the look-alikes above it (docs/quality.md, Re-ranking).
+func TestSearchRerankOwnPhotoFirst(t *testing.T) {
+	ts := newTestServer(t, nil)
+	const n = 48
+	for i := range n {
+		ts.addPhoto(t, ukName(i), "{}")
+	}
+	for _, mode := range []string{"qe", "kr", "qe+kr"} {
+		for i := range n {
+			r, sr := ts.searchImage(t, photo(t, ukName(i)), part{"k", "", []byte("3")}, part{"rerank", "", []byte(mode)})
+			want := strings.TrimSuffix(ukName(i), ".jpg")
+			if r.status != http.StatusOK || len(sr.Results) == 0 || sr.Results[0].ID != want {
+				t.Errorf("%s: %s searched with its own photo: %d %v", mode, want, r.status, ids(sr.Results))
+			}
+		}
+	}
+}

@@ -73,26 +73,64 @@ func (c *Collection) rrPlanRemove(slot uint32) *rerank.Patch {
 
 // ---- search ----
 
+// exactMatchDist is the distance (1 - cosine) within which a result is the query's photo itself:
+// identical pixels give identical vectors (0 up to rounding), a JPEG re-encode of the same photo
+// scores 0.99-0.999 and unrelated look-alikes far less (intel's exact-duplicate bound, 0.9995).
+const exactMatchDist = 0.0005
+
 // rerankSearch answers a search with query expansion and/or k-reciprocal re-ranking. self is the
 // queried item (Similar) or noSlot. Under RLock.
 // Results carry their distance to the query as given, also after expansion: a score says how
 // alike the result and the query are, whatever ordered them.
+//
+// Re-ranking orders look-alikes; it never puts one above an exact match of the query as sent
+// (keepExactFirst). Query expansion moves the query off the photo it was taken from, and the
+// k-reciprocal Jaccard distance (weight 1 - lambda = 0.7) of that photo and of its close
+// look-alikes then differs by noise far larger than their original distances: the expanded
+// query's row, averaged over its K2 nearest, equals a look-alike's whenever their K2 nearest
+// coincide, and the photo's own row can differ by one neighbour at the K2 boundary.
 func (c *Collection) rerankSearch(q []float32, need, ef int, o SearchOptions, accept func(uint32) bool, self uint32) []cand {
-	out := c.rerankOrder(q, need, ef, o, accept, self)
+	out, plain := c.rerankOrder(q, need, ef, o, accept, self)
 	if o.Rerank.QE() {
 		for i := range out {
 			out[i].d = c.g.dist(q, out[i].id)
+		}
+	}
+	return keepExactFirst(plain, out, need)
+}
+
+// keepExactFirst puts the exact matches among plain (the query's nearest as sent, ascending,
+// accepted) first, by distance, then the re-ranked results without them, need in all.
+func keepExactFirst(plain, ranked []cand, need int) []cand {
+	n := 0
+	for n < len(plain) && plain[n].d <= exactMatchDist {
+		n++
+	}
+	if n == 0 {
+		return ranked
+	}
+	out := make([]cand, 0, need)
+	out = append(out, plain[:min(n, need)]...)
+	for _, r := range ranked {
+		if len(out) == need {
+			break
+		}
+		if !slices.ContainsFunc(plain[:n], func(p cand) bool { return p.id == r.id }) {
+			out = append(out, r)
 		}
 	}
 	return out
 }
 
 // rerankOrder ranks the results; their distances are to the query as searched (expanded or not).
-func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, accept func(uint32) bool, self uint32) []cand {
+// plain is the query's nearest as sent (accepted, ascending): at least its first, unless nothing
+// is accepted.
+func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, accept func(uint32) bool, self uint32) (ranked, plain []cand) {
 	if o.Rerank.QE() {
 		// Average query expansion: the query and its top results, searched again.
+		plain = c.nearest(q, rerank.DefaultQE, ef, o, accept)
 		sum := slices.Clone(q)
-		for _, h := range c.nearest(q, rerank.DefaultQE, ef, o, accept) {
+		for _, h := range plain {
 			for j, x := range c.g.vec(h.id) {
 				sum[j] += x
 			}
@@ -101,7 +139,7 @@ func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, acc
 			q, self = e, noSlot
 		}
 		if !o.Rerank.KR() {
-			return c.nearest(q, need, ef, o, accept)
+			return c.nearest(q, need, ef, o, accept), plain
 		}
 	}
 	dq := func(g uint32) float32 { return 1 - dot(q, c.g.vec(g)) }
@@ -127,12 +165,15 @@ func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, acc
 		base = c.nearest(q, need, ef, o, accept)
 		rq = c.rr.ExternalQuery(toNeighbors(c.nearest(q, nearK, ef, SearchOptions{Exact: o.Exact}, nil)), dq, c.rrDist)
 	}
-	ranked := c.rr.Rank(rq, toNeighbors(base), need, dq, accept)
-	out := make([]cand, len(ranked))
-	for i, r := range ranked {
-		out[i] = cand{r.D, r.ID}
+	rr := c.rr.Rank(rq, toNeighbors(base), need, dq, accept)
+	ranked = make([]cand, len(rr))
+	for i, r := range rr {
+		ranked[i] = cand{r.D, r.ID}
 	}
-	return out
+	if plain == nil {
+		plain = base // no expansion: the query searched is the query sent
+	}
+	return ranked, plain
 }
 
 // ---- load and snapshot ----

@@ -7,6 +7,8 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+
+	"github.com/lookalike/lookalike/internal/bench/synth"
 )
 
 // small parameters keep the reference fast while exercising the expansion (half 3) and local
@@ -254,4 +256,43 @@ func TestReplayBeforeRebuild(t *testing.T) {
 	if err := st.Verify(w.dist); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestExternalQueryOfAnItemRanksItFirst: a query equal to a stored item is placed among the items
+// as the paper places a probe, beside its copy: both have the same neighbours, so their rows are
+// equal (Jaccard 0) and the item (distance 0) comes first, before its group-mates and a
+// near-identical copy of it.
+func TestExternalQueryOfAnItemRanksItFirst(t *testing.T) {
+	p := DefaultParams()
+	vecs := synth.Groups(30, 4, 64, 0.5, 9)
+	for i := 0; i < 120; i += 5 { // near-identical copies of every fifth item
+		c := slices.Clone(vecs[i])
+		c[i%64] += 0.01
+		vecs = append(vecs, unitVec(c))
+	}
+	w := &world{vecs: vecs, live: make([]bool, len(vecs))}
+	for s := range w.live {
+		w.live[s] = true
+	}
+	st := w.fresh(p)
+	for x := range uint32(120) {
+		qv := vecs[x]
+		dq := func(g uint32) float32 { return 1 - dot32(qv, w.vecs[g]) }
+		near := w.nearest(qv, NoSlot)
+		got := st.Rank(st.ExternalQuery(near[:2*p.K1], dq, w.dist), near[:4], 4, dq, nil)
+		if got[0].ID != x {
+			t.Errorf("item %d queried by its vector ranks %v", x, got)
+		}
+	}
+}
+
+func unitVec(v []float32) []float32 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	for i := range v {
+		v[i] = float32(float64(v[i]) / math.Sqrt(s))
+	}
+	return v
 }
