@@ -325,10 +325,16 @@ type resultJSON struct {
 	Score        float32         `json:"score"`
 	Metadata     json.RawMessage `json:"metadata"`
 	ThumbnailURL string          `json:"thumbnail_url"`
+	// Weak: the score is below WeakBelow, so this is the nearest item rather than a close match;
+	// the UI lists such results apart ("no close match") and does not count them as matches.
+	Weak bool `json:"weak"`
 }
 
 type searchResponse struct {
-	Results    []resultJSON       `json:"results"`
+	Results []resultJSON `json:"results"`
+	// WeakBelow is quality.min_score mapped onto the collection's descriptor profile: the score
+	// under which the quality monitor counts a search as "no good match".
+	WeakBelow  float32            `json:"weak_below"`
 	Model      string             `json:"model"`
 	Collection string             `json:"collection"` // the concrete generation that answered
 	Generation int                `json:"generation"`
@@ -507,10 +513,12 @@ func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searc
 		}
 	}
 	name := col.Name()
-	out := searchResponse{Results: make([]resultJSON, 0, len(res)), Model: s.engineOf(col).Info().ModelID, TimingsMS: timings, NextCursor: next,
-		Collection: name, Generation: col.Generation(), Rerank: opts.Rerank.String()}
+	weak := float32(spec.ThresholdFor(col.Fingerprint(), s.cfg.Quality.MinScore))
+	out := searchResponse{Results: make([]resultJSON, 0, len(res)), WeakBelow: weak, Model: s.engineOf(col).Info().ModelID, TimingsMS: timings,
+		NextCursor: next, Collection: name, Generation: col.Generation(), Rerank: opts.Rerank.String()}
 	for _, r := range res {
-		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(name, r.ID)})
+		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(name, r.ID),
+			Weak: r.Score < weak})
 	}
 	total := time.Since(start)
 	timings["search"], timings["total"] = msf(searchDur), msf(total)

@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -22,6 +23,9 @@ import (
 // (see startServer), with real photos from UKBench.
 
 const resultCards = "#results .card:not(.skeleton)"
+
+// allCards are the matches and the weak results listed apart under "No close match".
+const allCards = "#results .card:not(.skeleton), #weak-results .card"
 
 func leftHeld(p *input.DispatchMouseEventParams) {
 	p.Button = input.MouseButtonLeft
@@ -45,7 +49,7 @@ func (b *browser) searchFor(photo string) {
 	b.t.Helper()
 	b.open("#/search", "#page-search")
 	b.upload("#search-file", photo)
-	b.wait("search results or an error", fmt.Sprintf(`document.querySelector(%q) || document.querySelector('#search-error .error-box')`, resultCards), 60*time.Second)
+	b.wait("search results or an error", fmt.Sprintf(`document.querySelector(%q) || document.querySelector('#search-error .error-box')`, allCards), 60*time.Second)
 	if msg := b.text("#search-error"); msg != "" {
 		b.t.Fatalf("search failed in the page: %s", msg)
 	}
@@ -87,18 +91,90 @@ func TestSearchByPhoto(t *testing.T) {
 		}
 	}
 	// The catalog holds more than one page of results.
-	if n := len(b.ids(resultCards)); n != 24 {
+	if n := len(b.ids(allCards)); n != 24 {
 		t.Fatalf("first page has %d results, want 24 (the page size) of the %d items", n, 3*seedGroups+1)
 	}
 	b.do("load more", 10*time.Second, chromedp.Click(chromedp.CSS("#load-more")))
-	b.wait("second page", `document.querySelectorAll('#results .card').length > 24 && !document.querySelector('#results[aria-busy]')`, 60*time.Second)
-	all := b.ids(resultCards)
+	b.wait("second page", fmt.Sprintf(`document.querySelectorAll(%q).length > 24 && !document.querySelector('#results[aria-busy]')`, allCards), 60*time.Second)
+	all := b.ids(allCards)
 	seen := map[string]bool{}
 	for _, id := range all {
 		if seen[id] {
 			t.Errorf("result %s appears twice after Load more", id)
 		}
 		seen[id] = true
+	}
+	b.noConsoleProblems()
+}
+
+// TestWeakMatches: results below the server's match threshold are not counted as matches and are
+// listed apart, under "No close match — these are the nearest" when none is close.
+func TestWeakMatches(t *testing.T) {
+	s := startServer(t)
+	b := newBrowser(t, s.URL)
+	for _, tc := range []struct {
+		name   string
+		photo  int
+		strong bool // at least one close match expected
+	}{
+		{"held-back photo of an indexed object", 4*3 + 3, true},
+		{"object the catalog does not hold", 4*(seedGroups+10) + 3, false},
+	} {
+		resp, body, err := s.postImage("/v1/collections/default/search", s.photo(tc.photo), map[string]string{"k": "24"})
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: search through the API: %v %s", tc.name, err, body)
+		}
+		var res struct {
+			WeakBelow float64 `json:"weak_below"`
+			Results   []struct {
+				ID    string  `json:"id"`
+				Score float64 `json:"score"`
+				Weak  bool    `json:"weak"`
+			} `json:"results"`
+		}
+		if err := json.Unmarshal(body, &res); err != nil {
+			t.Fatal(err)
+		}
+		var strong, weak []string
+		for _, r := range res.Results {
+			if r.Weak != (r.Score < res.WeakBelow) {
+				t.Errorf("%s: result %s score %.3f weak=%v, weak_below %.3f", tc.name, r.ID, r.Score, r.Weak, res.WeakBelow)
+			}
+			if r.Weak {
+				weak = append(weak, r.ID)
+			} else {
+				strong = append(strong, r.ID)
+			}
+		}
+		if tc.strong != (len(strong) > 0) || len(weak) == 0 {
+			t.Fatalf("%s: %d close and %d weak results (weak_below %.3f, scores %+v); the test needs close=%v and some weak",
+				tc.name, len(strong), len(weak), res.WeakBelow, res.Results, tc.strong)
+		}
+		b.searchFor(s.photo(tc.photo))
+		b.wait("results settled", `!document.querySelector('#results[aria-busy]')`, 30*time.Second)
+		if got := b.ids(resultCards); !slices.Equal(got, strong) {
+			t.Errorf("%s: match cards %v, want the close results %v", tc.name, got, strong)
+		}
+		if got := b.ids("#weak-results .card"); !slices.Equal(got, weak) {
+			t.Errorf("%s: weak cards %v, want %v", tc.name, got, weak)
+		}
+		summary := b.text("#results-summary")
+		head := b.text("#weak-h")
+		if tc.strong {
+			if want := fmt.Sprintf("%d match", len(strong)); !strings.HasPrefix(summary, want) {
+				t.Errorf("%s: summary %q, want it to start with %q (weak results are not matches)", tc.name, summary, want)
+			}
+		} else {
+			if !strings.HasPrefix(summary, "No close match") {
+				t.Errorf("%s: summary %q, want No close match", tc.name, summary)
+			}
+			if head != "No close match — these are the nearest" {
+				t.Errorf("%s: weak section heading %q", tc.name, head)
+			}
+		}
+		if eval[bool](b, `document.querySelector('#weak-section').hidden`) {
+			t.Errorf("%s: the weak section is hidden", tc.name)
+		}
 	}
 	b.noConsoleProblems()
 }

@@ -46,14 +46,19 @@ export function mount() {
   const timing = h('p', { class: 'timing', id: 'timing', 'aria-live': 'polite' });
   const summary = h('p', { class: 'results-summary', id: 'results-summary' });
   const grid = h('ol', { class: 'grid', id: 'results', 'aria-label': 'Search results' });
+  // Results below the server's match threshold (weak): the nearest items, not matches.
+  const weakHead = h('h2', { class: 'weak-head', id: 'weak-h' });
+  const weakGrid = h('ol', { class: 'grid', id: 'weak-results', 'aria-labelledby': 'weak-h' });
+  const weak = h('section', { class: 'weak-section', id: 'weak-section', hidden: true, 'aria-labelledby': 'weak-h' },
+    weakHead, h('p', { class: 'muted weak-note', text: 'These items look less alike than a close match usually does.' }), weakGrid);
   const more = h('button', { type: 'button', class: 'button', id: 'load-more', text: 'Load more', hidden: true });
   const error = h('div', { id: 'search-error' });
   const empty = h('div', { class: 'empty-state', id: 'search-empty' },
     h('h2', { text: 'Find lookalikes by photo' }),
     h('p', { text: 'Add a photo of a product. Lookalike shows the items in the catalog that look most like it, best match first. Draw a box on the photo to search by one part of it.' }));
 
-  els = { fileInput, drop, preview, cropInfo, clearCrop, timing, summary, grid, more, error, empty };
-  feedback = tracker(grid);
+  els = { fileInput, drop, preview, cropInfo, clearCrop, timing, summary, grid, weak, weakHead, weakGrid, more, error, empty };
+  feedback = tracker(grid, weakGrid);
 
   fileInput.addEventListener('change', () => {
     const f = fileInput.files && fileInput.files[0];
@@ -90,7 +95,7 @@ export function mount() {
     h('h1', { id: 'search-h', class: 'visually-hidden', tabindex: '-1', text: 'Search by photo' }),
     h('div', { class: 'search-layout' },
       h('aside', { class: 'query-panel', 'aria-label': 'Query' }, drop, preview, filters.el),
-      h('section', { class: 'results-panel', 'aria-label': 'Results' }, error, empty, summary, timing, grid, h('div', { class: 'more-row' }, more))));
+      h('section', { class: 'results-panel', 'aria-label': 'Results' }, error, empty, summary, timing, grid, weak, h('div', { class: 'more-row' }, more))));
 }
 
 export function show() {
@@ -161,6 +166,8 @@ async function run(append) {
     results = [];
     nextCursor = '';
     els.grid.replaceChildren(...skeletonCards(8));
+    els.weakGrid.replaceChildren();
+    els.weak.hidden = true;
     els.summary.textContent = 'Searching…';
     els.timing.textContent = '';
   } else {
@@ -174,8 +181,11 @@ async function run(append) {
     results = results.concat(page);
     nextCursor = res.next_cursor || '';
     const cards = page.map((r, i) => card(collection, r, { rank: start + i + 1, extra: whyButton(collection, r.id, () => query) }));
-    if (append) els.grid.append(...cards);
-    else els.grid.replaceChildren(...cards);
+    const strong = cards.filter((_, i) => !page[i].weak);
+    const weak = cards.filter((_, i) => page[i].weak);
+    if (append) els.grid.append(...strong);
+    else els.grid.replaceChildren(...strong);
+    els.weakGrid.append(...weak);
     if (!append) feedback.start(collection, PAGE);
     feedback.shown(page.map((r) => r.id));
     renderSummary(collection, filter);
@@ -199,16 +209,20 @@ async function run(append) {
 }
 
 function renderSummary(collection, filter) {
-  const n = results.length;
+  // Only results above the match threshold are matches; the rest are listed apart as the nearest.
+  const n = results.filter((r) => !r.weak).length;
+  const nWeak = results.length - n;
+  els.weak.hidden = nWeak === 0;
+  els.weakHead.textContent = n === 0 ? 'No close match — these are the nearest' : 'Not close matches — the nearest after those';
   const parts = [];
-  parts.push(n === 0 ? 'No matches' : `${n} ${n === 1 ? 'match' : 'matches'}`);
+  parts.push(n === 0 ? (nWeak ? 'No close match' : 'No matches') : `${n} ${n === 1 ? 'match' : 'matches'}`);
   parts.push(`in “${collection}”`);
   if (query.crop) parts.push('for the selected region');
   const nf = Object.keys(filter).length;
   if (nf) parts.push(`with ${nf} ${nf === 1 ? 'filter' : 'filters'}`);
   els.summary.textContent = parts.join(' ') + (n === 0 && nf ? '. Try removing a filter.' : '');
   const info = state.collections.find((c) => c.name === collection);
-  if (n === 0 && !nf && (!info || !info.count)) {
+  if (results.length === 0 && !nf && (!info || !info.count)) {
     els.summary.textContent = `The collection “${collection}” has no photos yet. `;
     els.summary.append(h('a', { href: '#/catalog', text: 'Add photos in the catalog' }), '.');
   }
