@@ -345,6 +345,7 @@ func (s *Server) routes() {
 	v1.Get("/collections/:c/items", read, s.handleListItems)
 	v1.Get("/collections/:c/items\\:count", read, s.handleCountItems)
 	v1.Get("/collections/:c/items/:id/thumbnail", read, s.handleThumbnail)
+	v1.Get("/collections/:c/items/:id/source", read, s.handleSource)
 	v1.Get("/collections/:c/items/:id/similar", read, s.handleSimilar)
 	v1.Get("/collections/:c/items/:id", read, s.handleGetItem)
 	v1.Delete("/collections/:c/items/:id", write, s.handleDeleteItem)

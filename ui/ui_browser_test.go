@@ -190,7 +190,7 @@ func TestSearchFilter(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#filter-category"), "watches"),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('#filter-category').dispatchEvent(new Event('change'))`))
 	b.wait("filtered results", `document.querySelector('#results-summary').textContent.includes('filter') && !document.querySelector('#results[aria-busy]')`, 30*time.Second)
-	got := b.ids(resultCards)
+	got := b.ids(allCards)
 	if len(got) == 0 {
 		t.Fatalf("no results with category=watches; want the photos of objects 2 and 8")
 	}
@@ -257,7 +257,18 @@ func TestItemPageSimilar(t *testing.T) {
 			t.Errorf("item metadata %q lacks %q", meta, want)
 		}
 	}
+	// The large photo is the source rendition (UKBench photos are 640 px wide), not the 256 px thumbnail.
 	b.wait("photo", `document.querySelector('#item-photo img') && document.querySelector('#item-photo img').naturalWidth > 0`, 15*time.Second)
+	if src, w := eval[string](b, `document.querySelector('#item-photo img').getAttribute('src')`), eval[int](b, `document.querySelector('#item-photo img').naturalWidth`); !strings.HasSuffix(src, "/source") || w <= 256 {
+		t.Errorf("item photo %s is %d px wide, want the source rendition (> 256 px)", src, w)
+	}
+	// ImageNet labels are the catalog team's: closed away, not in the text a shopper sees.
+	if open := eval[bool](b, `document.querySelector('#item-labels-box').open`); open {
+		t.Errorf("the model labels are shown to shoppers; want them in a closed catalog-team section")
+	}
+	if eval[bool](b, `document.querySelector('#item-labels').checkVisibility()`) {
+		t.Errorf("the item page shows model labels to shoppers")
+	}
 	b.wait("similar items", `document.querySelector('#similar .card') || document.querySelector('#similar-error .error-box')`, 30*time.Second)
 	if msg := b.text("#similar-error"); msg != "" {
 		t.Fatalf("similar items failed in the page: %s", msg)
@@ -273,11 +284,17 @@ func TestItemPageSimilar(t *testing.T) {
 	b.do("open a similar item", 15*time.Second, chromedp.Click(chromedp.CSS("#similar .card a")))
 	b.wait("next item page", fmt.Sprintf(`location.hash === '#/item/default/' + %s && document.querySelector('#item-title').textContent.startsWith('Object 1')`, quote(next)), 15*time.Second)
 	b.wait("its similar items", fmt.Sprintf(`document.querySelector('#similar .card') && !document.querySelector('#similar .card[data-id=%s]')`, quote(next)), 30*time.Second)
-	// "Search with this photo" runs a search with the item's picture: the item itself comes first.
-	b.do("search with this photo", 10*time.Second, chromedp.Click(chromedp.CSS(".item-actions button")))
-	b.wait("search results", fmt.Sprintf(`location.hash === '#/search' && document.querySelector(%q)`, resultCards), 60*time.Second)
-	if got := b.ids(resultCards); got[0] != next {
-		t.Errorf("search with the photo of %s: first result %s", next, got[0])
+	similar := b.ids("#similar .card")
+	// "Search with this photo" searches with the item's stored vector: the search page ranks like
+	// "Similar items" (not the thumbnail scoring itself first), and its URL names the item.
+	b.do("search with this photo", 10*time.Second, chromedp.Click(chromedp.CSS("#item-search")))
+	b.wait("search results", fmt.Sprintf(`location.hash.startsWith('#/search?') && document.querySelector(%q) && !document.querySelector('#results[aria-busy]')`, allCards), 60*time.Second)
+	if hash := eval[string](b, `location.hash`); !strings.Contains(hash, "item="+next) || !strings.Contains(hash, "c=default") {
+		t.Errorf("search by item: URL %s, want the item id and collection in it", hash)
+	}
+	got := b.ids(allCards)
+	if slices.Contains(got, next) || len(got) < len(similar) || !slices.Equal(got[:len(similar)], similar) {
+		t.Errorf("search with the photo of %s: results %v, want the item page's similar items %v first (and not the item itself)", next, got, similar)
 	}
 	// A missing item says so once, in words.
 	b.open("#/item/default/no-such-item", "#item-error .error-box")

@@ -3,9 +3,11 @@
 import { h } from './dom.js';
 import { ApiError, plainError, paths } from './api.js';
 
-async function fetchExplain(collection, { file, crop, id }) {
+// A search by a catalog item has no file: the item (query_id) is the query.
+async function fetchExplain(collection, { file, crop, id, queryItem }) {
   const form = new FormData();
-  form.append('image', file, file.name || 'query.jpg');
+  if (file) form.append('image', file, file.name || 'query.jpg');
+  else form.append('query_id', queryItem);
   form.append('id', id);
   if (crop) form.append('crop', `${crop.x},${crop.y},${crop.w},${crop.h}`);
   let res;
@@ -22,7 +24,7 @@ async function fetchExplain(collection, { file, crop, id }) {
   return URL.createObjectURL(await res.blob());
 }
 
-// whyButton returns the card control; query() gives the current {file, crop}.
+// whyButton returns the card control; query() gives the current {file, crop} or {kind: 'item', id}.
 export function whyButton(collection, id, query) {
   let heatUrl = '';
   let photoUrl = '';
@@ -45,7 +47,7 @@ export function whyButton(collection, id, query) {
     btn.textContent = 'Explaining…';
     try {
       const q = query();
-      if (!heatUrl) heatUrl = await fetchExplain(collection, { file: q.file, crop: q.crop, id });
+      if (!heatUrl) heatUrl = await fetchExplain(collection, { file: q.file, crop: q.crop, id, queryItem: q.kind === 'item' ? q.id : '' });
       photoUrl = photoUrl || img.getAttribute('src');
       img.src = heatUrl;
       btn.setAttribute('aria-pressed', 'true');

@@ -1,8 +1,10 @@
 // Search page: pick, drop, paste or capture a photo, optionally draw a region, filter, and page
-// through the results.
+// through the results. A search by a catalog item ("Search with this photo") uses the item's stored
+// vector, like its "Similar items". The URL (#/search?c=…&item=…) names the search, so it can be
+// reloaded and shared.
 import { h, clear, fmtMs, errorBox } from './dom.js';
-import { api, plainError } from './api.js';
-import { state } from './state.js';
+import { api, plainError, paths } from './api.js';
+import { state, setCollection } from './state.js';
 import { card, skeletonCards } from './cards.js';
 import { createCropper } from './cropper.js';
 import { createFilters } from './filters.js';
@@ -15,7 +17,7 @@ const PAGE = 24;
 let els = null;
 let cropper = null;
 let filters = null;
-let query = null; // {file, url, crop, filter}
+let query = null; // {kind: 'photo'|'item', collection, file, url, crop, id (item mode)}
 let results = [];
 let nextCursor = '';
 let controller = null;
@@ -33,7 +35,7 @@ export function mount() {
     h('p', { class: 'drop-hint', text: 'or paste one (Ctrl+V / ⌘V), or' }),
     h('div', { class: 'drop-actions' }, fileInput, pick, camera));
 
-  cropper = createCropper({ onChange: (px) => { if (query) { query.crop = px; showCrop(); run(false); } } });
+  cropper = createCropper({ onChange: (px) => cropChanged(px) });
   filters = createFilters({ onChange: () => { if (query) run(false); } });
 
   const cropInfo = h('p', { class: 'crop-info', id: 'crop-info' });
@@ -88,7 +90,7 @@ export function mount() {
     e.preventDefault();
     setQueryFile(new File([f], f.name && f.name !== 'image.png' ? f.name : `pasted.${(f.type.split('/')[1] || 'png')}`, { type: f.type }));
   });
-  clearCrop.addEventListener('click', () => { cropper.clear(); query.crop = null; showCrop(); run(false); });
+  clearCrop.addEventListener('click', () => { cropper.clear(); cropChanged(null); });
   more.addEventListener('click', () => run(true));
 
   return h('section', { id: 'page-search', 'aria-labelledby': 'search-h' },
@@ -98,14 +100,46 @@ export function mount() {
       h('section', { class: 'results-panel', 'aria-label': 'Results' }, error, empty, summary, timing, grid, weak, h('div', { class: 'more-row' }, more))));
 }
 
-export function show() {
+// show runs the search the URL names (#/search?c=…&item=…), unless it is the one on screen; a bare
+// #/search keeps the current search and puts its URL back.
+export function show(params = {}) {
   visible = true;
+  const p = params.query || new URLSearchParams();
+  const c = p.get('c');
+  if (c && p.get('item')) {
+    if (!sameSearch(p)) {
+      query = null; // the collection switch below must not re-run the old search
+      if (c !== state.collection) setCollection(c);
+      filters.load(state.collection);
+      setQueryItem(c, p.get('item'));
+    }
+    return;
+  }
   filters.load(state.collection);
   if (pending) {
     const f = pending;
     pending = null;
     setQueryFile(f);
+    return;
   }
+  syncHash();
+}
+
+function sameSearch(p) {
+  return !!query && query.kind === 'item' && p.get('item') === query.id && p.get('c') === query.collection;
+}
+
+// searchHash is the URL of a search; photo searches have none yet, so they keep #/search.
+export function searchHash({ collection, item }) {
+  if (!item) return '#/search';
+  return `#/search?${new URLSearchParams({ c: collection, item })}`;
+}
+
+function syncHash() {
+  if (!visible) return;
+  const want = query ? searchHash({ collection: query.collection, item: query.kind === 'item' && !query.crop ? query.id : '' }) : '#/search';
+  // replaceState: the page already shows this search, so no hashchange (and no second search).
+  if (location.hash !== want) history.replaceState(null, '', want);
 }
 
 export function hide() {
@@ -115,7 +149,66 @@ export function hide() {
 export function collectionChanged() {
   filters.invalidate();
   filters.load(state.collection);
-  if (query) run(false);
+  // An item belongs to its collection: searching "like it" elsewhere means nothing.
+  if (query && query.kind === 'item') {
+    resetQuery();
+    return;
+  }
+  if (query) {
+    query.collection = state.collection;
+    run(false);
+  }
+}
+
+function resetQuery() {
+  if (controller) controller.abort();
+  if (query && query.url && query.kind === 'photo') URL.revokeObjectURL(query.url);
+  query = null;
+  results = [];
+  els.preview.hidden = true;
+  els.drop.hidden = false;
+  els.empty.hidden = false;
+  els.grid.replaceChildren();
+  els.weakGrid.replaceChildren();
+  els.weak.hidden = true;
+  els.summary.textContent = '';
+  els.timing.textContent = '';
+  els.more.hidden = true;
+  clear(els.error);
+  syncHash();
+}
+
+// setQueryItem searches with a catalog item's stored vector; the preview shows its largest photo.
+export function setQueryItem(collection, id) {
+  if (query && query.url && query.kind === 'photo') URL.revokeObjectURL(query.url);
+  query = { kind: 'item', collection, id, file: null, url: `${paths.item(collection, id)}/source`, crop: null };
+  els.empty.hidden = true;
+  els.preview.hidden = false;
+  els.drop.hidden = true;
+  cropper.el.classList.remove('no-preview');
+  cropper.setSource(query.url);
+  showCrop();
+  run(false);
+}
+
+// cropChanged searches a region. A region of an item's photo is a photo search: its stored photo
+// is fetched once and sent like an upload.
+async function cropChanged(px) {
+  if (!query) return;
+  if (query.kind === 'item' && px && !query.file) {
+    try {
+      const res = await fetch(query.url);
+      if (!res.ok) throw new Error(String(res.status));
+      const blob = await res.blob();
+      query.file = new File([blob], `${query.id}.jpg`, { type: blob.type || 'image/jpeg' });
+    } catch {
+      els.error.replaceChildren(errorBox('The photo of this item could not be loaded.'));
+      return;
+    }
+  }
+  query.crop = px;
+  showCrop();
+  run(false);
 }
 
 // setQueryFile makes `file` the query photo and runs the search. Other pages use it for
@@ -126,8 +219,8 @@ export function setQueryFile(file) {
     pending = file;
     return;
   }
-  if (query && query.url) URL.revokeObjectURL(query.url);
-  query = { file, url: '', crop: null };
+  if (query && query.url && query.kind === 'photo') URL.revokeObjectURL(query.url);
+  query = { kind: 'photo', collection: state.collection, file, url: '', crop: null };
   els.empty.hidden = true;
   els.preview.hidden = false;
   els.drop.hidden = true;
@@ -147,9 +240,10 @@ export function setQueryFile(file) {
 
 function showCrop() {
   const c = query && query.crop;
+  const hint = query && query.kind === 'item' ? `Items that look like ${query.id}. Drag on the photo to search one region.` : 'Drag on the photo to search one region.';
   els.cropInfo.textContent = c
     ? `Searching a region: ${c.w} × ${c.h} px at (${c.x}, ${c.y})`
-    : (query && query.url ? 'Drag on the photo to search one region.' : `${query ? query.file.name : ''}`);
+    : (query && query.url ? hint : `${query ? query.file.name : ''}`);
   els.clearCrop.hidden = !c;
 }
 
@@ -158,8 +252,9 @@ async function run(append) {
   if (controller) controller.abort();
   controller = new AbortController();
   const { signal } = controller;
-  const collection = state.collection;
+  const collection = query.collection;
   const filter = filters.value();
+  syncHash();
   clear(els.error);
   els.more.hidden = true;
   if (!append) {
@@ -175,8 +270,13 @@ async function run(append) {
   }
   els.grid.setAttribute('aria-busy', 'true');
   try {
-    const res = await api.search(collection, { file: query.file, k: PAGE, filter, crop: query.crop, cursor: append ? nextCursor : '' }, signal);
-    const page = Array.isArray(res.results) ? res.results : [];
+    const cursor = append ? nextCursor : '';
+    const byItem = query.kind === 'item' && !query.crop;
+    // By item: the similar endpoint, so the order is the item page's "Similar items".
+    const res = byItem
+      ? await api.similar(collection, query.id, { k: PAGE, filter: Object.keys(filter).length ? filter : undefined, cursor }, signal)
+      : await api.search(collection, { file: query.file, k: PAGE, filter, crop: query.crop, cursor }, signal);
+    const page = (Array.isArray(res.results) ? res.results : []).filter((r) => !byItem || r.id !== query.id);
     const start = results.length;
     results = results.concat(page);
     nextCursor = res.next_cursor || '';
@@ -218,6 +318,7 @@ function renderSummary(collection, filter) {
   parts.push(n === 0 ? (nWeak ? 'No close match' : 'No matches') : `${n} ${n === 1 ? 'match' : 'matches'}`);
   parts.push(`in “${collection}”`);
   if (query.crop) parts.push('for the selected region');
+  else if (query.kind === 'item') parts.push(`like ${query.id}`);
   const nf = Object.keys(filter).length;
   if (nf) parts.push(`with ${nf} ${nf === 1 ? 'filter' : 'filters'}`);
   els.summary.textContent = parts.join(' ') + (n === 0 && nf ? '. Try removing a filter.' : '');
