@@ -341,6 +341,8 @@ type searchResponse struct {
 	TimingsMS  map[string]float64 `json:"timings_ms"`
 	NextCursor string             `json:"next_cursor"`
 	Rerank     string             `json:"rerank"`
+	// PhotoID names the query photo of an image search, kept for a while (photos.go).
+	PhotoID string `json:"photo_id,omitempty"`
 }
 
 // rerankMode is the request's re-ranking, or the endpoint's configured default (index.rerank_search,
@@ -382,12 +384,26 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.answer(c, col, req, query, "", start, timings)
+	out, err := s.runQuery(ctx, col, req, query, "", start, timings)
+	if err != nil {
+		return err
+	}
+	if req.Image != nil {
+		out.PhotoID = s.photos.put(req.Image)
+	}
+	return c.JSON(out)
 }
 
 // queryVector is a search's query: the embedding of its image (timings get the stages), the
 // stored vector of its item (which it then excludes from the results), or its raw vector.
 func (s *Server) queryVector(ctx context.Context, col *index.Collection, req *searchRequest, timings map[string]float64) ([]float32, error) {
+	if req.PhotoID != "" && req.Image == nil {
+		img, err := s.keptPhoto(req.PhotoID)
+		if err != nil {
+			return nil, err
+		}
+		req.Image = img
+	}
 	switch {
 	case req.Image != nil:
 		embs, err := s.embedAdmitted(ctx, col, embed.Image{Data: req.Image, Crop: req.crop})

@@ -426,16 +426,16 @@ type explainJSON struct {
 
 // explainRequest is what handleExplain needs, from the query string, a form or a JSON body.
 type explainRequest struct {
-	queryID, id, format string
-	alpha               float64
-	image               []byte
-	crop                *embed.Rect
+	queryID, photoID, id, format string
+	alpha                        float64
+	image                        []byte
+	crop                         *embed.Rect
 }
 
 // parseExplain reads GET ?query_id=&id= or a POST multipart/JSON body with image (or query_id) and id.
 func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 	get := func(name string) string { return strings.Clone(strings.TrimSpace(c.Query(name))) }
-	r := &explainRequest{queryID: get("query_id"), id: get("id"), format: get("format")}
+	r := &explainRequest{queryID: get("query_id"), photoID: get("photo_id"), id: get("id"), format: get("format")}
 	alphaS := get("alpha")
 	var err error
 	switch mt := mediaType(c); {
@@ -450,7 +450,7 @@ func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 				return nil, err
 			}
 		}
-		for k, dst := range map[string]*string{"query_id": &r.queryID, "id": &r.id, "format": &r.format, "alpha": &alphaS} {
+		for k, dst := range map[string]*string{"query_id": &r.queryID, "photo_id": &r.photoID, "id": &r.id, "format": &r.format, "alpha": &alphaS} {
 			if v := form.Value[k]; len(v) > 0 && *dst == "" {
 				*dst = strings.Clone(strings.TrimSpace(v[0]))
 			}
@@ -464,6 +464,7 @@ func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 		var body struct {
 			Image   string          `json:"image"`
 			QueryID string          `json:"query_id"`
+			PhotoID string          `json:"photo_id"`
 			ID      string          `json:"id"`
 			Crop    json.RawMessage `json:"crop"`
 			Format  string          `json:"format"`
@@ -481,6 +482,7 @@ func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 			return nil, err
 		}
 		r.queryID, r.id, r.format = cmp.Or(r.queryID, body.QueryID), cmp.Or(r.id, body.ID), cmp.Or(r.format, body.Format)
+		r.photoID = cmp.Or(r.photoID, body.PhotoID)
 		if body.Alpha != nil && alphaS == "" {
 			alphaS = strconv.FormatFloat(*body.Alpha, 'f', -1, 64)
 		}
@@ -496,10 +498,10 @@ func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 	switch {
 	case r.id == "":
 		return nil, badRequest("id (the result to explain) is required")
-	case r.queryID == "" && r.image == nil:
-		return nil, badRequest("give the query as query_id or as an uploaded image")
-	case r.queryID != "" && r.image != nil:
-		return nil, badRequest("give only one of query_id and image")
+	case r.queryID == "" && r.image == nil && r.photoID == "":
+		return nil, badRequest("give the query as query_id (an item), photo_id (a kept query photo) or an uploaded image")
+	case r.queryID != "" && (r.image != nil || r.photoID != "") || r.image != nil && r.photoID != "":
+		return nil, badRequest("give only one of query_id, photo_id and image")
 	case r.format != "" && r.format != "png" && r.format != "json":
 		return nil, badRequest("format must be png or json, got %q", r.format)
 	}
@@ -520,6 +522,11 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	req, err := parseExplain(c)
 	if err != nil {
 		return err
+	}
+	if req.photoID != "" {
+		if req.image, err = s.keptPhoto(req.photoID); err != nil {
+			return err
+		}
 	}
 	target, err := col.Get(req.id)
 	if err != nil {

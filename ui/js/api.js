@@ -91,10 +91,12 @@ export const api = {
     request('POST', `${col(c)}/duplicates:resolve`, { json: { keep, tier, delete: ids } }),
   restore: (c, ids) => request('POST', `${col(c)}/trash:restore`, { json: { ids } }),
 
-  // search posts the query photo; "load more" calls it again with the same form plus cursor.
-  search(c, { file, k, filter, crop, cursor }, signal) {
+  // search posts the query photo, or names the photo the server kept (photoId); "load more" calls
+  // it again with the same form plus cursor.
+  search(c, { file, photoId, k, filter, crop, cursor }, signal) {
     const form = new FormData();
-    form.append('image', file, file.name || 'query.jpg');
+    if (photoId) form.append('photo_id', photoId);
+    else form.append('image', file, file.name || 'query.jpg');
     if (k) form.append('k', String(k));
     if (filter && Object.keys(filter).length) form.append('filter', JSON.stringify(filter));
     if (crop) form.append('crop', `${crop.x},${crop.y},${crop.w},${crop.h}`);
@@ -150,6 +152,7 @@ export function plainError(err) {
   }
   if (has('corrupt')) return 'This image is damaged or incomplete. Try another copy of the photo.';
   if (has('empty_image')) return 'This file is empty.';
+  if (has('photo_not_found')) return 'The photo of this search is no longer kept on the server (it keeps them for a day). Choose the photo again to search.';
   if (has('bad_crop')) return 'The selected region is not inside the photo. Draw the box again.';
   if (has('invalid_filter')) return 'One of the filters is not valid. Clear the filters and try again.';
   if (has('csrf')) return 'The server refused a change that did not seem to come from this page. Reload the page and try again.';

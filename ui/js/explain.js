@@ -4,10 +4,11 @@ import { h } from './dom.js';
 import { ApiError, plainError, paths } from './api.js';
 
 // A search by a catalog item has no file: the item (query_id) is the query.
-async function fetchExplain(collection, { file, crop, id, queryItem }) {
+async function fetchExplain(collection, { file, photoId, crop, id, queryItem }) {
   const form = new FormData();
-  if (file) form.append('image', file, file.name || 'query.jpg');
-  else form.append('query_id', queryItem);
+  if (queryItem) form.append('query_id', queryItem);
+  else if (photoId) form.append('photo_id', photoId);
+  else form.append('image', file, file.name || 'query.jpg');
   form.append('id', id);
   if (crop) form.append('crop', `${crop.x},${crop.y},${crop.w},${crop.h}`);
   let res;
@@ -47,7 +48,7 @@ export function whyButton(collection, id, query) {
     btn.textContent = 'Explaining…';
     try {
       const q = query();
-      if (!heatUrl) heatUrl = await fetchExplain(collection, { file: q.file, crop: q.crop, id, queryItem: q.kind === 'item' ? q.id : '' });
+      if (!heatUrl) heatUrl = await fetchExplain(collection, { file: q.file, photoId: q.photoId, crop: q.crop, id, queryItem: q.kind === 'item' && !q.crop ? q.id : '' });
       photoUrl = photoUrl || img.getAttribute('src');
       img.src = heatUrl;
       btn.setAttribute('aria-pressed', 'true');

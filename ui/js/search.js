@@ -100,18 +100,19 @@ export function mount() {
       h('section', { class: 'results-panel', 'aria-label': 'Results' }, error, empty, summary, timing, grid, weak, h('div', { class: 'more-row' }, more))));
 }
 
-// show runs the search the URL names (#/search?c=…&item=…), unless it is the one on screen; a bare
-// #/search keeps the current search and puts its URL back.
+// show runs the search the URL names (#/search?c=…&item=… or ?c=…&photo=…&crop=…), unless it is
+// the one on screen; a bare #/search keeps the current search and puts its URL back.
 export function show(params = {}) {
   visible = true;
   const p = params.query || new URLSearchParams();
   const c = p.get('c');
-  if (c && p.get('item')) {
+  if (c && (p.get('item') || p.get('photo'))) {
     if (!sameSearch(p)) {
       query = null; // the collection switch below must not re-run the old search
       if (c !== state.collection) setCollection(c);
       filters.load(state.collection);
-      setQueryItem(c, p.get('item'));
+      if (p.get('item')) setQueryItem(c, p.get('item'));
+      else restorePhoto(c, p.get('photo'), parseCrop(p.get('crop')));
     }
     return;
   }
@@ -125,25 +126,59 @@ export function show(params = {}) {
   syncHash();
 }
 
-function sameSearch(p) {
-  return !!query && query.kind === 'item' && p.get('item') === query.id && p.get('c') === query.collection;
+function parseCrop(v) {
+  const n = String(v || '').split(',').map(Number);
+  if (n.length !== 4 || !n.every((x) => Number.isInteger(x) && x >= 0) || !n[2] || !n[3]) return null;
+  return { x: n[0], y: n[1], w: n[2], h: n[3] };
 }
 
-// searchHash is the URL of a search; photo searches have none yet, so they keep #/search.
-export function searchHash({ collection, item }) {
-  if (!item) return '#/search';
-  return `#/search?${new URLSearchParams({ c: collection, item })}`;
+const cropText = (c) => (c ? `${c.x},${c.y},${c.w},${c.h}` : '');
+
+// searchHash is the URL of a search: by item, or by a photo the server keeps (photo_id). A photo
+// search whose photo the server did not keep has none, and stays #/search.
+export function searchHash({ collection, item, photo, crop }) {
+  if (item) return `#/search?${new URLSearchParams({ c: collection, item })}`;
+  if (!photo) return '#/search';
+  const q = new URLSearchParams({ c: collection, photo });
+  if (crop) q.set('crop', cropText(crop));
+  return `#/search?${q}`;
+}
+
+function currentHash() {
+  if (!query) return '#/search';
+  if (query.kind === 'item' && !query.crop) return searchHash({ collection: query.collection, item: query.id });
+  return searchHash({ collection: query.collection, photo: query.photoId, crop: query.crop });
+}
+
+function sameSearch(p) {
+  return !!query && `#/search?${p}` === currentHash();
 }
 
 function syncHash() {
   if (!visible) return;
-  const want = query ? searchHash({ collection: query.collection, item: query.kind === 'item' && !query.crop ? query.id : '' }) : '#/search';
+  const want = currentHash();
   // replaceState: the page already shows this search, so no hashchange (and no second search).
   if (location.hash !== want) history.replaceState(null, '', want);
 }
 
-export function hide() {
-  visible = false;
+// restorePhoto shows a search by a photo the server kept, from a reloaded or shared URL.
+async function restorePhoto(collection, photoId, crop) {
+  if (query && query.url && query.kind === 'photo' && query.file) URL.revokeObjectURL(query.url);
+  const q = { kind: 'photo', collection, file: null, photoId, url: `/v1/photos/${encodeURIComponent(photoId)}`, crop: null };
+  query = q;
+  els.empty.hidden = true;
+  els.preview.hidden = false;
+  els.drop.hidden = true;
+  cropper.el.classList.remove('no-preview');
+  cropper.setSource(q.url);
+  if (crop) {
+    try { await cropper.img.decode(); } catch { /* gone: the search below says so */ }
+    if (query !== q) return;
+    cropper.set(crop);
+    q.crop = cropper.pixels() && crop;
+  }
+  showCrop();
+  run(false);
 }
 
 export function collectionChanged() {
@@ -162,7 +197,7 @@ export function collectionChanged() {
 
 function resetQuery() {
   if (controller) controller.abort();
-  if (query && query.url && query.kind === 'photo') URL.revokeObjectURL(query.url);
+  if (query && query.url && query.kind === 'photo' && query.file) URL.revokeObjectURL(query.url);
   query = null;
   results = [];
   els.preview.hidden = true;
@@ -180,7 +215,7 @@ function resetQuery() {
 
 // setQueryItem searches with a catalog item's stored vector; the preview shows its largest photo.
 export function setQueryItem(collection, id) {
-  if (query && query.url && query.kind === 'photo') URL.revokeObjectURL(query.url);
+  if (query && query.url && query.kind === 'photo' && query.file) URL.revokeObjectURL(query.url);
   query = { kind: 'item', collection, id, file: null, url: `${paths.item(collection, id)}/source`, crop: null };
   els.empty.hidden = true;
   els.preview.hidden = false;
@@ -219,8 +254,8 @@ export function setQueryFile(file) {
     pending = file;
     return;
   }
-  if (query && query.url && query.kind === 'photo') URL.revokeObjectURL(query.url);
-  query = { kind: 'photo', collection: state.collection, file, url: '', crop: null };
+  if (query && query.url && query.kind === 'photo' && query.file) URL.revokeObjectURL(query.url);
+  query = { kind: 'photo', collection: state.collection, file, photoId: '', url: '', crop: null };
   els.empty.hidden = true;
   els.preview.hidden = false;
   els.drop.hidden = true;
@@ -275,8 +310,14 @@ async function run(append) {
     // By item: the similar endpoint, so the order is the item page's "Similar items".
     const res = byItem
       ? await api.similar(collection, query.id, { k: PAGE, filter: Object.keys(filter).length ? filter : undefined, cursor }, signal)
-      : await api.search(collection, { file: query.file, k: PAGE, filter, crop: query.crop, cursor }, signal);
+      : await api.search(collection, { file: query.file, photoId: query.photoId, k: PAGE, filter, crop: query.crop, cursor }, signal);
     const page = (Array.isArray(res.results) ? res.results : []).filter((r) => !byItem || r.id !== query.id);
+    if (res.photo_id && !byItem) {
+      // The server keeps the photo: the search now has a URL, and the next requests name the photo
+      // instead of sending it again.
+      query.photoId = res.photo_id;
+      syncHash();
+    }
     const start = results.length;
     results = results.concat(page);
     nextCursor = res.next_cursor || '';
@@ -293,6 +334,18 @@ async function run(append) {
     els.more.hidden = !nextCursor;
   } catch (err) {
     if (err && err.name === 'AbortError') return;
+    if (err && err.code === 'photo_not_found') {
+      if (query.file) {
+        // Forgotten since (a restart, or a day unused): send the photo itself again.
+        query.photoId = '';
+        controller = null;
+        run(append);
+        return;
+      }
+      // A reloaded or shared URL whose photo is gone: say so, and offer to choose one.
+      els.preview.hidden = true;
+      els.drop.hidden = false;
+    }
     if (!append) {
       els.grid.replaceChildren();
       els.summary.textContent = '';
