@@ -11,6 +11,7 @@ import { createFilters } from './filters.js';
 import { openCamera, cameraAvailable } from './camera.js';
 import { tracker } from './feedback.js';
 import { whyButton } from './explain.js';
+import { shrinkPhoto } from './shrink.js';
 
 const PAGE = 24;
 
@@ -43,7 +44,7 @@ export function mount() {
   const replace = h('label', { for: 'search-file', class: 'link-button', text: 'Change photo' });
   const preview = h('div', { class: 'preview', hidden: true },
     cropper.el,
-    h('div', { class: 'preview-bar' }, cropInfo, clearCrop, replace));
+    h('div', { class: 'preview-bar' }, cropInfo, cropper.modeButton, clearCrop, replace));
 
   const timing = h('p', { class: 'timing', id: 'timing', 'aria-live': 'polite' });
   const summary = h('p', { class: 'results-summary', id: 'results-summary' });
@@ -246,14 +247,14 @@ async function cropChanged(px) {
   run(false);
 }
 
-// setQueryFile makes `file` the query photo and runs the search. Other pages use it for
-// "search with this photo".
-export function setQueryFile(file) {
+// setQueryFile makes `file` the query photo (shrunk in the browser first) and runs the search.
+export async function setQueryFile(original) {
   if (!els) {
     // Called from another page before this one was ever shown: run it when it mounts.
-    pending = file;
+    pending = original;
     return;
   }
+  const file = await shrinkPhoto(original);
   if (query && query.url && query.kind === 'photo' && query.file) URL.revokeObjectURL(query.url);
   query = { kind: 'photo', collection: state.collection, file, photoId: '', url: '', crop: null };
   els.empty.hidden = true;
@@ -275,7 +276,10 @@ export function setQueryFile(file) {
 
 function showCrop() {
   const c = query && query.crop;
-  const hint = query && query.kind === 'item' ? `Items that look like ${query.id}. Drag on the photo to search one region.` : 'Drag on the photo to search one region.';
+  const how = window.matchMedia('(pointer: coarse)').matches
+    ? 'Tap “Select a region”, then drag on the photo to search one part of it.'
+    : 'Drag on the photo to search one region.';
+  const hint = query && query.kind === 'item' ? `Items that look like ${query.id}. ${how}` : how;
   els.cropInfo.textContent = c
     ? `Searching a region: ${c.w} × ${c.h} px at (${c.x}, ${c.y})`
     : (query && query.url ? hint : `${query ? query.file.name : ''}`);
