@@ -372,6 +372,17 @@ func TestStatusPage(t *testing.T) {
 	if n := eval[int](b, `document.querySelectorAll('#status-charts svg path.line').length`); n < 4 {
 		t.Errorf("%d chart lines, want qps plus p50/p95/p99", n)
 	}
+	// p95 is drawn last (on top), so it shows even where it equals p99 (latency bins).
+	if cls := eval[string](b, `(() => { const ls = [...document.querySelectorAll('#status-charts figure')[1].querySelectorAll('path.line')]; return ls.length ? ls[ls.length - 1].getAttribute('class') : ''; })()`); !strings.Contains(cls, "p95") {
+		t.Errorf("the latency chart's top line is %q, want p95", cls)
+	}
+	// Figures are worded for people, not raw field names.
+	words := eval[string](b, `[...document.querySelectorAll('#page-status dt, #page-status h3, #status-reasons td:first-child')].map((e) => e.textContent).join(' | ')`)
+	for _, raw := range []string{"_", "Window S", "Precision At K", "Low Score Share", "Top1", "Ann Recall"} {
+		if strings.Contains(words, raw) {
+			t.Errorf("status page labels contain the raw name %q: %s", raw, words)
+		}
+	}
 	hidden := eval[bool](b, `document.querySelector('#status-quality').hidden`)
 	if hidden == (len(stats.Quality) > 0) {
 		t.Errorf("quality section hidden=%v, stats has %d quality figures", hidden, len(stats.Quality))
