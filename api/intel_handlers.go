@@ -420,7 +420,8 @@ type explainJSON struct {
 	Grid    [][]float32 `json:"grid"`
 	Min     float32     `json:"min"`
 	Max     float32     `json:"max"`
-	// Crop is the region of the thumbnail the grid covers, in thumbnail pixels.
+	// Crop is the region the grid covers, in thumbnail pixels: the whole thumbnail and some of the
+	// padding around it (x, y may be negative; intel.Letterbox).
 	Crop [4]int `json:"crop"`
 }
 
@@ -535,9 +536,14 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	if len(target.Thumbnail) == 0 {
 		return errorf(http.StatusConflict, "no_thumbnail", "item %q has no stored thumbnail to explain", req.id)
 	}
-	// The heatmap needs the fast profile's feature map of the target; a query photo is embedded
-	// like the collection's vectors, to be compared with them.
-	imgs := []embed.Image{{Data: target.Thumbnail, Profile: embedspec.ProfileFast}}
+	// The heatmap needs the fast profile's feature map of the target, of the whole thumbnail (padded
+	// so the model's centre crop takes it all in); a query photo is embedded like the collection's
+	// vectors, to be compared with them.
+	padded, box, err := intel.Letterbox(target.Thumbnail, spec)
+	if err != nil {
+		return err
+	}
+	imgs := []embed.Image{{Data: padded, Profile: embedspec.ProfileFast}}
 	var query []float32
 	if req.queryID != "" {
 		q, err := col.Get(req.queryID)
@@ -561,6 +567,7 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	ex.Box = box
 	c.Set("X-Match-Score", strconv.FormatFloat(float64(ex.Score), 'f', 4, 32))
 	if req.format == "json" {
 		return c.JSON(explainJSON{QueryID: req.queryID, ID: req.id, Score: ex.Score, Rows: ex.Rows, Cols: ex.Cols, Grid: ex.Grid(),

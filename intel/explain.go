@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
 	"image/jpeg"
 	"image/png"
 	"math"
@@ -160,4 +161,35 @@ func heatColour(v float64) (r, g, b float64) {
 		t := (v - 2.0/3) * 3
 		return 255, 255 * (1 - t), 0
 	}
+}
+
+// letterboxGrey is the padding of Letterbox: close to the mean ImageNet colour, so the padding
+// looks like nothing in particular to the model.
+var letterboxGrey = color.RGBA{124, 116, 104, 255}
+
+// Letterbox pads a JPEG photo onto a square of neutral grey large enough that the model's centre
+// crop (CropBox) takes in the whole photo, so a heatmap from the padded photo's feature map spans
+// all of it instead of the middle square. It returns the padded JPEG and the region the crop covers
+// in the photo's own pixels (at least the photo; with Explanation.Box set to it, RenderHeatmap
+// draws over the whole photo). A model that squashes its input already sees the whole photo.
+func Letterbox(photo []byte, ms spec.Model) ([]byte, image.Rectangle, error) {
+	src, err := jpeg.Decode(bytes.NewReader(photo))
+	if err != nil {
+		return nil, image.Rectangle{}, fmt.Errorf("letterbox: %w", err)
+	}
+	w, h := src.Bounds().Dx(), src.Bounds().Dy()
+	if ms.Crop == "squash" || ms.InputSize == 0 {
+		return photo, image.Rect(0, 0, w, h), nil
+	}
+	// The crop is InputSize/ResizeTarget of the square's side: the side that makes it the photo's.
+	side := int(math.Ceil(float64(max(w, h)) * float64(ms.ResizeTarget()) / float64(ms.InputSize)))
+	canvas := image.NewRGBA(image.Rect(0, 0, side, side))
+	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(letterboxGrey), image.Point{}, draw.Src)
+	off := image.Pt((side-w)/2, (side-h)/2)
+	draw.Draw(canvas, image.Rectangle{Min: off, Max: off.Add(image.Pt(w, h))}, src, src.Bounds().Min, draw.Src)
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, canvas, &jpeg.Options{Quality: 92}); err != nil {
+		return nil, image.Rectangle{}, fmt.Errorf("letterbox: %w", err)
+	}
+	return buf.Bytes(), CropBox(side, side, ms).Sub(off), nil
 }

@@ -151,6 +151,33 @@ func TestHeatmapAndCropBox(t *testing.T) {
 	}
 }
 
+// TestLetterbox: the padded photo is square, and the model's centre crop of it covers the whole
+// photo (the heatmap then spans all of it), for landscape, portrait and square photos.
+func TestLetterbox(t *testing.T) {
+	ms := spec.DefaultModel()
+	for _, size := range []image.Point{{256, 192}, {192, 256}, {256, 256}} {
+		var buf bytes.Buffer
+		if err := jpeg.Encode(&buf, image.NewRGBA(image.Rectangle{Max: size}), nil); err != nil {
+			t.Fatal(err)
+		}
+		padded, box, err := Letterbox(buf.Bytes(), ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(padded))
+		if err != nil || cfg.Width != cfg.Height {
+			t.Fatalf("%v: padded %dx%d (%v), want a square", size, cfg.Width, cfg.Height, err)
+		}
+		photo := image.Rectangle{Max: size}
+		if !photo.In(box) || box.Dx() > size.X+4 && box.Dy() > size.Y+4 {
+			t.Errorf("%v: crop covers %v of the photo %v: want all of it, and tight on its long side", size, box, photo)
+		}
+	}
+	if _, _, err := Letterbox([]byte("not a jpeg"), ms); err == nil {
+		t.Error("a non-JPEG was padded")
+	}
+}
+
 // newCollection opens a real bbolt collection in a temporary directory.
 func newCollection(t testing.TB, dims int) *index.Collection {
 	t.Helper()

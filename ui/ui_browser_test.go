@@ -698,6 +698,23 @@ func TestCollections(t *testing.T) {
 	name := fmt.Sprintf("second-%d", time.Now().UnixNano()%1e6)
 	b := newBrowser(t, s.URL)
 	b.open("#/catalog", "#catalog-items .card")
+	// The rule for names is stated in words where a name is typed, and a name the server would
+	// refuse (capitals, a dot) is refused here with the same words.
+	rule := b.text("#new-collection-rule")
+	if !strings.Contains(rule, "lowercase") || strings.ContainsAny(rule, "[]{}^$") {
+		t.Errorf("collection name rule %q: want it in words, not a pattern", rule)
+	}
+	b.do("a name the server refuses", 15*time.Second, chromedp.SendKeys(chromedp.CSS("#new-collection"), "Summer.Shoes"+kb.Enter))
+	b.wait("refusal", `document.querySelector('#toasts .toast.error')`, 10*time.Second)
+	if msg := b.text("#toasts .toast.error"); !strings.Contains(msg, rule) {
+		t.Errorf("refusal says %q, want the rule %q", msg, rule)
+	}
+	for _, c := range eval[[]string](b, `[...document.querySelectorAll('#collection option')].map((o) => o.value)`) {
+		if c == "Summer.Shoes" || c == "summer.shoes" {
+			t.Errorf("the refused name became a collection")
+		}
+	}
+	b.do("clear the name", 5*time.Second, chromedp.Evaluate[chromedp.Void](`document.querySelector('#new-collection').value = ''`))
 	b.do("create a collection", 15*time.Second,
 		chromedp.SendKeys(chromedp.CSS("#new-collection"), name+kb.Enter))
 	b.wait("new collection selected", fmt.Sprintf(`document.querySelector('.collection-card[aria-pressed=true]') &&

@@ -14,6 +14,10 @@ export class ApiError extends Error {
 
 const enc = encodeURIComponent;
 
+// The server's rule for collection names (index.NameRule), checked here before asking it.
+export const COLLECTION_NAME = /^[a-z0-9_-]{1,64}$/;
+export const COLLECTION_NAME_RULE = 'Use 1 to 64 lowercase letters (a–z), digits, dashes (-) or underscores (_).';
+
 function parseError(status, text, retryAfter) {
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { /* not JSON: use the text */ }
@@ -173,7 +177,7 @@ export function plainError(err) {
   if (err.status === 503) return 'The server is not ready yet (it may still be loading). Please try again shortly.';
   if (err.status === 404) return has('collection') ? 'This collection does not exist yet.' : 'Not found: it may have been deleted.';
   if (has('already_exists')) return 'That name is already taken.';
-  if (has('invalid_name')) return 'That name cannot be used. Use letters, digits, dots, dashes or underscores.';
+  if (has('invalid_name')) return `That name cannot be used. ${COLLECTION_NAME_RULE}`;
   if (has('fingerprint_mismatch')) return 'This collection was built with a different model than the server runs, so it cannot be searched or extended.';
   if (err.status === 409) return 'This conflicts with what is already stored.';
   if (err.code === 'network') return 'The server could not be reached. Check that Lookalike is running.';

@@ -1,5 +1,6 @@
 // "Why it matched": fetches the server's heatmap of a result (POST /search/explain with the query
-// photo) and swaps it into the result card's thumbnail; a second click shows the photo again.
+// photo) and swaps it into the result card's thumbnail, the whole photo with a colour legend; a
+// second click shows the photo again.
 import { h } from './dom.js';
 import { ApiError, plainError, paths } from './api.js';
 
@@ -25,6 +26,13 @@ async function fetchExplain(collection, { file, photoId, crop, id, queryItem }) 
   return URL.createObjectURL(await res.blob());
 }
 
+function legend() {
+  return h('div', { class: 'heat-legend', role: 'note', 'aria-label': 'Heatmap colours: blue parts of the photo are least like your photo, red parts most like it' },
+    h('span', { class: 'heat-label', text: 'Less like your photo' }),
+    h('span', { class: 'heat-scale', 'aria-hidden': 'true' }),
+    h('span', { class: 'heat-label', text: 'More' }));
+}
+
 // whyButton returns the card control; query() gives the current {file, crop} or {kind: 'item', id}.
 export function whyButton(collection, id, query) {
   let heatUrl = '';
@@ -42,6 +50,7 @@ export function whyButton(collection, id, query) {
       btn.setAttribute('aria-pressed', 'false');
       btn.textContent = 'Why it matched';
       card.classList.remove('explained');
+      card.querySelector('.heat-legend')?.remove();
       return;
     }
     btn.disabled = true;
@@ -54,6 +63,7 @@ export function whyButton(collection, id, query) {
       btn.setAttribute('aria-pressed', 'true');
       btn.textContent = 'Show photo';
       card.classList.add('explained');
+      if (!card.querySelector('.heat-legend')) card.querySelector('.card-link').after(legend());
     } catch (err) {
       btn.textContent = 'Why it matched';
       btn.title = `${plainError(err)} ${err.message || ''}`.trim();
