@@ -509,6 +509,26 @@ func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 	return r, nil
 }
 
+// explainBaseline is how many of the query's nearest items make the "average match" a heatmap is
+// contrasted with.
+const explainBaseline = 16
+
+// averageMatch is the mean stored vector of the query's nearest items (nil when there are none): the
+// baseline that makes a heatmap show what differs from an average match (intel.Contrast).
+func (s *Server) averageMatch(ctx context.Context, col *index.Collection, query []float32) []float32 {
+	res, err := col.Search(ctx, query, index.SearchOptions{K: explainBaseline})
+	if err != nil {
+		return nil
+	}
+	vecs := make([][]float32, 0, len(res))
+	for _, r := range res {
+		if v, err := col.Vector(r.ID); err == nil {
+			vecs = append(vecs, v)
+		}
+	}
+	return intel.MeanVector(vecs)
+}
+
 // handleExplain answers a PNG of the result's thumbnail with the heatmap, or JSON with format=json.
 func (s *Server) handleExplain(c *fiber.Ctx) error {
 	col, err := s.embeddable(c)
@@ -568,6 +588,11 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 		return err
 	}
 	ex.Box = box
+	if base := s.averageMatch(ctx, col, query); base != nil {
+		if err := ex.Contrast(embs[0], base); err != nil {
+			return err
+		}
+	}
 	c.Set("X-Match-Score", strconv.FormatFloat(float64(ex.Score), 'f', 4, 32))
 	if req.format == "json" {
 		return c.JSON(explainJSON{QueryID: req.queryID, ID: req.id, Score: ex.Score, Rows: ex.Rows, Cols: ex.Cols, Grid: ex.Grid(),

@@ -193,3 +193,42 @@ func Letterbox(photo []byte, ms spec.Model) ([]byte, image.Rectangle, error) {
 	}
 	return buf.Bytes(), CropBox(side, side, ms).Sub(off), nil
 }
+
+// Contrast makes the heatmap discriminative: each cell's heat becomes its cosine with the query
+// minus its cosine with base, the average of the query's nearest matches. What every match shares
+// with the query (background, the usual shape) cools down; what this one shares with the query
+// beyond an average match stands out. fm is the embedding Explain was given.
+func (e *Explanation) Contrast(fm embed.Embedding, base []float32) error {
+	b, err := Heatmap(fm.FeatureMap, fm.FeatureMapShape, base)
+	if err != nil {
+		return err
+	}
+	if len(b) != len(e.Heat) {
+		return fmt.Errorf("%w: baseline grid of %d cells for %d", ErrNoFeatureMap, len(b), len(e.Heat))
+	}
+	for i := range e.Heat {
+		e.Heat[i] -= b[i]
+	}
+	e.Min, e.Max = e.Heat[0], e.Heat[0]
+	for _, v := range e.Heat {
+		e.Min, e.Max = min(e.Min, v), max(e.Max, v)
+	}
+	return nil
+}
+
+// MeanVector is the average of vecs (nil when there are none or their lengths differ).
+func MeanVector(vecs [][]float32) []float32 {
+	if len(vecs) == 0 {
+		return nil
+	}
+	out := make([]float32, len(vecs[0]))
+	for _, v := range vecs {
+		if len(v) != len(out) {
+			return nil
+		}
+		for i, x := range v {
+			out[i] += x / float32(len(vecs))
+		}
+	}
+	return out
+}

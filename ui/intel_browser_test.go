@@ -169,7 +169,7 @@ func TestExplainInResults(t *testing.T) {
 		t.Errorf("aria-pressed %q after showing the heatmap", p)
 	}
 	// A legend says what the colours mean, and the whole photo shows (its box takes the photo's shape).
-	if legend := b.text(first + " .heat-legend"); !strings.Contains(legend, "Less like your photo") || !strings.Contains(legend, "More") {
+	if legend := b.text(first + " .heat-legend"); !strings.Contains(legend, "Matches your photo") || !strings.Contains(legend, "more") {
 		t.Errorf("heatmap legend %q", legend)
 	}
 	if d := eval[float64](b, fmt.Sprintf(`(() => { const img = document.querySelector(%q), r = img.getBoundingClientRect();

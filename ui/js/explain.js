@@ -26,11 +26,15 @@ async function fetchExplain(collection, { file, photoId, crop, id, queryItem }) 
   return URL.createObjectURL(await res.blob());
 }
 
+// legend explains the colours: red where this photo matches yours more than an average match does.
 function legend() {
-  return h('div', { class: 'heat-legend', role: 'note', 'aria-label': 'Heatmap colours: blue parts of the photo are least like your photo, red parts most like it' },
-    h('span', { class: 'heat-label', text: 'Less like your photo' }),
-    h('span', { class: 'heat-scale', 'aria-hidden': 'true' }),
-    h('span', { class: 'heat-label', text: 'More' }));
+  return h('div', { class: 'heat-legend', role: 'note' },
+    h('span', { class: 'heat-title', text: 'Matches your photo' }),
+    h('span', { class: 'heat-row' },
+      h('span', { class: 'heat-label', text: 'less' }),
+      h('span', { class: 'heat-scale', 'aria-hidden': 'true' }),
+      h('span', { class: 'heat-label', text: 'more' })),
+    h('span', { class: 'heat-note', text: 'than an average match' }));
 }
 
 // whyButton returns the card control; query() gives the current {file, crop} or {kind: 'item', id}.
