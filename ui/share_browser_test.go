@@ -22,6 +22,12 @@ func TestShareableSearch(t *testing.T) {
 	// A region (keyboard: Enter puts a box in the middle) goes into the URL as well.
 	b.do("region", 10*time.Second, chromedp.Focus(chromedp.CSS(".stage")), chromedp.KeyEvent("\r"))
 	b.wait("region search", `location.hash.includes('crop=') && document.querySelector('#results-summary').textContent.includes('region') && !document.querySelector('#results[aria-busy]')`, 60*time.Second)
+	// And a filter.
+	b.wait("category filter", `document.querySelector('#filter-category option[value="watches"]')`, 15*time.Second)
+	b.do("choose a category", 10*time.Second,
+		chromedp.SetValue(chromedp.CSS("#filter-category"), "watches"),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#filter-category').dispatchEvent(new Event('change'))`))
+	b.wait("filtered search", `location.hash.includes('f=') && document.querySelector('#results-summary').textContent.includes('1 filter') && !document.querySelector('#results[aria-busy]')`, 60*time.Second)
 	url := eval[string](b, `location.href`)
 	want := b.ids(allCards)
 	crop := b.text("#crop-info")
@@ -39,6 +45,9 @@ func TestShareableSearch(t *testing.T) {
 		}
 		if got := eval[string](b, `location.href`); got != url {
 			t.Errorf("%s: URL %s, want %s", what, got, url)
+		}
+		if got := eval[string](b, `document.querySelector('#filter-category').value`); got != "watches" {
+			t.Errorf("%s: category filter %q, want watches", what, got)
 		}
 	}
 	b.do("reload", 30*time.Second, chromedp.Reload())

@@ -269,11 +269,11 @@ func TestItemPageSimilar(t *testing.T) {
 	if eval[bool](b, `document.querySelector('#item-labels').checkVisibility()`) {
 		t.Errorf("the item page shows model labels to shoppers")
 	}
-	b.wait("similar items", `document.querySelector('#similar .card') || document.querySelector('#similar-error .error-box')`, 30*time.Second)
+	b.wait("similar items", `document.querySelector('#similar .card:not(.skeleton)') || document.querySelector('#similar-error .error-box')`, 30*time.Second)
 	if msg := b.text("#similar-error"); msg != "" {
 		t.Fatalf("similar items failed in the page: %s", msg)
 	}
-	sim := b.ids("#similar .card")
+	sim := b.ids("#similar .card:not(.skeleton)")
 	if slices.Contains(sim, seedID(4)) {
 		t.Errorf("similar items %v include the item itself", sim)
 	}
@@ -283,8 +283,8 @@ func TestItemPageSimilar(t *testing.T) {
 	next := sim[0]
 	b.do("open a similar item", 15*time.Second, chromedp.Click(chromedp.CSS("#similar .card a")))
 	b.wait("next item page", fmt.Sprintf(`location.hash === '#/item/default/' + %s && document.querySelector('#item-title').textContent.startsWith('Object 1')`, quote(next)), 15*time.Second)
-	b.wait("its similar items", fmt.Sprintf(`document.querySelector('#similar .card') && !document.querySelector('#similar .card[data-id=%s]')`, quote(next)), 30*time.Second)
-	similar := b.ids("#similar .card")
+	b.wait("its similar items", fmt.Sprintf(`document.querySelector('#similar .card:not(.skeleton)') && !document.querySelector('#similar .card[data-id=%s]')`, quote(next)), 30*time.Second)
+	similar := b.ids("#similar .card:not(.skeleton)")
 	// "Search with this photo" searches with the item's stored vector: the search page ranks like
 	// "Similar items" (not the thumbnail scoring itself first), and its URL names the item.
 	b.do("search with this photo", 10*time.Second, chromedp.Click(chromedp.CSS("#item-search")))

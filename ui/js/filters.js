@@ -26,10 +26,14 @@ export function createFilters({ onChange }) {
   let timer = 0;
   let loadedFor = null;
 
-  function changed(delay) {
+  function relabel() {
     const n = Object.keys(value()).length;
     reset.hidden = n === 0;
     summary.textContent = n ? `Filters (${n})` : 'Filters';
+  }
+
+  function changed(delay) {
+    relabel();
     clearTimeout(timer);
     timer = setTimeout(onChange, delay);
   }
@@ -47,8 +51,10 @@ export function createFilters({ onChange }) {
     sel.addEventListener('change', () => changed(0));
     return {
       el: h('div', { class: 'field' }, h('label', { for: id, text: label(f.name) }), sel),
+      name: f.name,
       value: () => (sel.value ? [f.name, sel.value] : null),
       reset: () => { sel.value = ''; },
+      set: (v) => { if (typeof v === 'string' && f.values.map(String).includes(v)) sel.value = v; },
     };
   }
 
@@ -98,6 +104,12 @@ export function createFilters({ onChange }) {
         none.hidden = true;
         sync();
       },
+      name: f.name,
+      set: (v) => {
+        const want = new Set((typeof v === 'string' ? [v] : (v && Array.isArray(v.in) ? v.in : [])).map(String));
+        for (const b of boxes) b.cb.checked = want.has(b.v);
+        sync();
+      },
     };
   }
 
@@ -122,6 +134,11 @@ export function createFilters({ onChange }) {
         return Object.keys(r).length ? [f.name, r] : null;
       },
       reset: () => { lo.value = ''; hi.value = ''; },
+      name: f.name,
+      set: (v) => {
+        if (v && Number.isFinite(v.gte)) lo.value = String(v.gte);
+        if (v && Number.isFinite(v.lte)) hi.value = String(v.lte);
+      },
     };
   }
 
@@ -134,9 +151,27 @@ export function createFilters({ onChange }) {
     return out;
   }
 
-  async function load(collection) {
-    if (loadedFor === collection) return;
+  // set shows a filter object (from a search's URL) in the controls; parts no control can show
+  // (a value the field list does not hold) are left out. It runs no search.
+  function set(filter) {
+    for (const c of controls) {
+      c.reset();
+      if (filter && filter[c.name] !== undefined) c.set(filter[c.name]);
+    }
+    relabel();
+  }
+
+  // load builds the controls of a collection's fields; the promise settles when they are in place
+  // (at once when they already are, or when a load for it is under way).
+  let loading = Promise.resolve();
+  function load(collection) {
+    if (loadedFor === collection) return loading;
     loadedFor = collection;
+    loading = build(collection);
+    return loading;
+  }
+
+  async function build(collection) {
     let fields = [];
     try {
       const res = await api.fields(collection);
@@ -165,5 +200,5 @@ export function createFilters({ onChange }) {
     reset.hidden = true;
   }
 
-  return { el, value, load, invalidate: () => { loadedFor = null; } };
+  return { el, value, load, set, invalidate: () => { loadedFor = null; } };
 }

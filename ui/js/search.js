@@ -25,6 +25,7 @@ let controller = null;
 let visible = false;
 let feedback = null;
 let pending = null; // a query photo handed over before the page was mounted
+let filtersReady = Promise.resolve(); // settles when the filter controls show a URL's filter
 
 export function mount() {
   const fileInput = h('input', { type: 'file', accept: 'image/*', id: 'search-file', class: 'visually-hidden' });
@@ -111,7 +112,9 @@ export function show(params = {}) {
     if (!sameSearch(p)) {
       query = null; // the collection switch below must not re-run the old search
       if (c !== state.collection) setCollection(c);
-      filters.load(state.collection);
+      const f = parseFilter(p.get('f'));
+      // The search waits for the filter controls, so that it runs with the URL's filter.
+      filtersReady = filters.load(state.collection).then(() => filters.set(f));
       if (p.get('item')) setQueryItem(c, p.get('item'));
       else restorePhoto(c, p.get('photo'), parseCrop(p.get('crop')));
     }
@@ -127,6 +130,15 @@ export function show(params = {}) {
   syncHash();
 }
 
+function parseFilter(v) {
+  try {
+    const f = JSON.parse(v || '{}');
+    return f && typeof f === 'object' && !Array.isArray(f) ? f : {};
+  } catch {
+    return {};
+  }
+}
+
 function parseCrop(v) {
   const n = String(v || '').split(',').map(Number);
   if (n.length !== 4 || !n.every((x) => Number.isInteger(x) && x >= 0) || !n[2] || !n[3]) return null;
@@ -137,18 +149,21 @@ const cropText = (c) => (c ? `${c.x},${c.y},${c.w},${c.h}` : '');
 
 // searchHash is the URL of a search: by item, or by a photo the server keeps (photo_id). A photo
 // search whose photo the server did not keep has none, and stays #/search.
-export function searchHash({ collection, item, photo, crop }) {
-  if (item) return `#/search?${new URLSearchParams({ c: collection, item })}`;
-  if (!photo) return '#/search';
-  const q = new URLSearchParams({ c: collection, photo });
-  if (crop) q.set('crop', cropText(crop));
+export function searchHash({ collection, item, photo, crop, filter }) {
+  let q;
+  if (item) q = new URLSearchParams({ c: collection, item });
+  else if (photo) q = new URLSearchParams({ c: collection, photo });
+  else return '#/search';
+  if (photo && crop) q.set('crop', cropText(crop));
+  if (filter && Object.keys(filter).length) q.set('f', JSON.stringify(filter));
   return `#/search?${q}`;
 }
 
 function currentHash() {
   if (!query) return '#/search';
-  if (query.kind === 'item' && !query.crop) return searchHash({ collection: query.collection, item: query.id });
-  return searchHash({ collection: query.collection, photo: query.photoId, crop: query.crop });
+  const filter = filters.value();
+  if (query.kind === 'item' && !query.crop) return searchHash({ collection: query.collection, item: query.id, filter });
+  return searchHash({ collection: query.collection, photo: query.photoId, crop: query.crop, filter });
 }
 
 function sameSearch(p) {
@@ -287,6 +302,7 @@ function showCrop() {
 }
 
 async function run(append) {
+  await filtersReady;
   if (!query) return;
   if (controller) controller.abort();
   controller = new AbortController();
