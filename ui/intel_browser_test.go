@@ -24,13 +24,8 @@ import (
 func TestDuplicatesPage(t *testing.T) {
 	s := startServer(t)
 	const col = "dupes-ui"
-	resp, err := http.Post(s.URL+"/v1/collections", "application/json", strings.NewReader(`{"name":"`+col+`"}`))
-	if err != nil {
+	if err := s.createCollection(col); err != nil {
 		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create collection: %d", resp.StatusCode)
 	}
 	t.Cleanup(func() {
 		req, _ := http.NewRequest(http.MethodDelete, s.URL+"/v1/collections/"+col+"?confirm="+col, nil)

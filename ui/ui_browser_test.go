@@ -48,8 +48,11 @@ func (b *browser) ids(sel string) []string {
 func (b *browser) searchFor(photo string) {
 	b.t.Helper()
 	b.open("#/search", "#page-search")
+	// The page replaces the results of an earlier search; drop them here too, so that the wait
+	// below cannot see them before the page has reacted to the new photo.
+	b.do("forget earlier results", 5*time.Second, chromedp.Evaluate[chromedp.Void](`document.querySelectorAll('#results .card, #weak-results .card').forEach((c) => c.remove())`))
 	b.upload("#search-file", photo)
-	b.wait("search results or an error", fmt.Sprintf(`document.querySelector(%q) || document.querySelector('#search-error .error-box')`, allCards), 60*time.Second)
+	b.wait("search results or an error", fmt.Sprintf(`(document.querySelector(%q) && !document.querySelector('#results[aria-busy]')) || document.querySelector('#search-error .error-box')`, allCards), 60*time.Second)
 	if msg := b.text("#search-error"); msg != "" {
 		b.t.Fatalf("search failed in the page: %s", msg)
 	}
@@ -174,6 +177,9 @@ func TestWeakMatches(t *testing.T) {
 		}
 		if eval[bool](b, `document.querySelector('#weak-section').hidden`) {
 			t.Errorf("%s: the weak section is hidden", tc.name)
+		}
+		if n := eval[int](b, `document.querySelectorAll('#weak-results .score.high').length`); n > 0 {
+			t.Errorf("%s: %d weak results have a green (high) score bar", tc.name, n)
 		}
 	}
 	b.noConsoleProblems()

@@ -26,6 +26,7 @@ let visible = false;
 let feedback = null;
 let pending = null; // a query photo handed over before the page was mounted
 let filtersReady = Promise.resolve(); // settles when the filter controls show a URL's filter
+let photoSeq = 0; // the latest photo being prepared (setQueryFile)
 
 export function mount() {
   const fileInput = h('input', { type: 'file', accept: 'image/*', id: 'search-file', class: 'visually-hidden' });
@@ -269,7 +270,19 @@ export async function setQueryFile(original) {
     pending = original;
     return;
   }
+  // The old results go at once: shrinking a large photo takes a moment.
+  const mine = ++photoSeq;
+  if (controller) controller.abort();
+  controller = null;
+  els.grid.replaceChildren(...skeletonCards(8));
+  els.weakGrid.replaceChildren();
+  els.weak.hidden = true;
+  els.more.hidden = true;
+  els.summary.textContent = 'Preparing the photo…';
+  els.timing.textContent = '';
+  clear(els.error);
   const file = await shrinkPhoto(original);
+  if (mine !== photoSeq) return; // another photo came meanwhile
   if (query && query.url && query.kind === 'photo' && query.file) URL.revokeObjectURL(query.url);
   query = { kind: 'photo', collection: state.collection, file, photoId: '', url: '', crop: null };
   els.empty.hidden = true;
