@@ -232,8 +232,17 @@ function resetQuery() {
 
 // setQueryItem searches with a catalog item's stored vector; the preview shows its largest photo.
 export function setQueryItem(collection, id) {
+  let url;
+  try {
+    url = `${paths.item(collection, id)}/source`;
+  } catch (err) {
+    // An id no URL can name ("." or ".."), e.g. from a hand-edited link.
+    resetQuery();
+    els.error.replaceChildren(errorBox(plainError(err), err.message));
+    return;
+  }
   if (query && query.url && query.kind === 'photo' && query.file) URL.revokeObjectURL(query.url);
-  query = { kind: 'item', collection, id, file: null, url: `${paths.item(collection, id)}/source`, crop: null };
+  query = { kind: 'item', collection, id, file: null, url, crop: null };
   els.empty.hidden = true;
   els.preview.hidden = false;
   els.drop.hidden = true;
