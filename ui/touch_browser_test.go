@@ -59,11 +59,14 @@ func TestTouchCropMode(t *testing.T) {
 	s := startServer(t)
 	b := newBrowser(t, s.URL)
 	b.phone()
-	b.searchFor(s.photo(4*5 + 3))
-	b.wait("results settled", `!document.querySelector('#results[aria-busy]') && document.querySelector('.stage-img').naturalWidth > 0`, 30*time.Second)
-	b.do("top", 5*time.Second, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
-	if bottom, h := eval[float64](b, `document.querySelector('#results .card, #weak-results .card').getBoundingClientRect().bottom`), eval[float64](b, `window.innerHeight`); bottom > h {
-		t.Errorf("the first result ends at %.0f px, below the first %0.f px phone screen: results must come first", bottom, h)
+	// Results come first, with close matches and without (the "no close match" heading).
+	for _, photo := range []int{4*(seedGroups+10) + 3, 4*5 + 3} {
+		b.searchFor(s.photo(photo))
+		b.wait("results settled", `!document.querySelector('#results[aria-busy]') && document.querySelector('.stage-img').naturalWidth > 0`, 30*time.Second)
+		b.do("top", 5*time.Second, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+		if bottom, h := eval[float64](b, `document.querySelector('#results .card, #weak-results .card').getBoundingClientRect().bottom`), eval[float64](b, `window.innerHeight`); bottom > h {
+			t.Errorf("photo %d: the first result ends at %.0f px, below the first %0.f px phone screen: results must come first", photo, bottom, h)
+		}
 	}
 	summary := b.text("#results-summary")
 
