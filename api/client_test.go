@@ -125,6 +125,13 @@ func TestClientQueries(t *testing.T) {
 	}
 	r, err := c.Search(ctx, "default", client.Query{Image: reencode(t, photo(t, ukName(0)), 0.5, 80), Params: client.Params{K: 1}})
 	first("search by photo", r, err, "ukbench00000")
+	if err == nil {
+		kept, err := c.Search(ctx, "default", client.Query{PhotoID: r.PhotoID, Params: client.Params{K: 1}})
+		first("search by the kept photo "+r.PhotoID, kept, err, "ukbench00000")
+		if err == nil && (kept.Results[0].Weak != (kept.Results[0].Score < kept.WeakBelow) || kept.WeakBelow <= 0) {
+			t.Errorf("weak %v for score %v, weak_below %v", kept.Results[0].Weak, kept.Results[0].Score, kept.WeakBelow)
+		}
+	}
 	r, err = c.Search(ctx, "default", client.Query{Vector: axisVector(dims, cosDeg(95), sinDeg(95)), Params: client.Params{K: 2, Filter: map[string]any{"deg": map[string]any{"gte": 0}}}})
 	first("search by vector with a JSON filter", r, err, "a90")
 	r, err = c.Search(ctx, "default", client.Query{ID: "a0", Params: client.Params{K: 1}})

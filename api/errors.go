@@ -230,7 +230,11 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 		e = e.with("request_id", requestID(c))
 	}
 	s.metrics.rejected.WithLabelValues(e.Code).Inc()
-	s.stats.reject(e.Code)
+	// The status page's "rejected inputs" are requests refused for what they sent: not a missing
+	// item or route (404, 405), nor the server's own failures (5xx).
+	if e.Status >= 400 && e.Status < 500 && e.Status != http.StatusNotFound && e.Status != http.StatusMethodNotAllowed {
+		s.stats.reject(e.Code)
+	}
 	if e.RetryAfter > 0 {
 		c.Set(fiber.HeaderRetryAfter, fmt.Sprint(e.RetryAfter))
 	}

@@ -325,10 +325,16 @@ type resultJSON struct {
 	Score        float32         `json:"score"`
 	Metadata     json.RawMessage `json:"metadata"`
 	ThumbnailURL string          `json:"thumbnail_url"`
+	// Weak: the score is below WeakBelow, so this is the nearest item rather than a close match;
+	// the UI lists such results apart ("no close match") and does not count them as matches.
+	Weak bool `json:"weak"`
 }
 
 type searchResponse struct {
-	Results    []resultJSON       `json:"results"`
+	Results []resultJSON `json:"results"`
+	// WeakBelow is quality.min_score mapped onto the collection's descriptor profile: the score
+	// under which the quality monitor counts a search as "no good match".
+	WeakBelow  float32            `json:"weak_below"`
 	Model      string             `json:"model"`
 	Collection string             `json:"collection"` // the concrete generation that answered
 	Generation int                `json:"generation"`
@@ -337,6 +343,8 @@ type searchResponse struct {
 	Rerank     string             `json:"rerank"`
 	// Canary is set when the search was routed to a rebuild's shadow (lifecycle.canary_share).
 	Canary bool `json:"canary,omitempty"`
+	// PhotoID names the query photo of an image search, kept for a while (photos.go).
+	PhotoID string `json:"photo_id,omitempty"`
 }
 
 // rerankMode is the request's re-ranking, or the endpoint's configured default (index.rerank_search,
@@ -379,12 +387,26 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.answer(c, col, req, query, "", start, timings)
+	out, err := s.runQuery(ctx, col, req, query, "", start, timings)
+	if err != nil {
+		return err
+	}
+	if req.Image != nil {
+		out.PhotoID = s.photos.put(req.Image)
+	}
+	return c.JSON(out)
 }
 
 // queryVector is a search's query: the embedding of its image (timings get the stages), the
 // stored vector of its item (which it then excludes from the results), or its raw vector.
 func (s *Server) queryVector(ctx context.Context, col *index.Collection, req *searchRequest, timings map[string]float64) ([]float32, error) {
+	if req.PhotoID != "" && req.Image == nil {
+		img, err := s.keptPhoto(req.PhotoID)
+		if err != nil {
+			return nil, err
+		}
+		req.Image = img
+	}
 	switch {
 	case req.Image != nil:
 		embs, err := s.embedAdmitted(ctx, col, embed.Image{Data: req.Image, Crop: req.crop})
@@ -511,10 +533,12 @@ func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searc
 		}
 	}
 	name := col.Name()
-	out := searchResponse{Results: make([]resultJSON, 0, len(res)), Model: s.engineOf(col).Info().ModelID, TimingsMS: timings, NextCursor: next,
-		Collection: name, Generation: col.Generation(), Rerank: opts.Rerank.String()}
+	weak := float32(spec.ThresholdFor(col.Fingerprint(), s.cfg.Quality.MinScore))
+	out := searchResponse{Results: make([]resultJSON, 0, len(res)), WeakBelow: weak, Model: s.engineOf(col).Info().ModelID, TimingsMS: timings,
+		NextCursor: next, Collection: name, Generation: col.Generation(), Rerank: opts.Rerank.String()}
 	for _, r := range res {
-		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(name, r.ID)})
+		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(name, r.ID),
+			Weak: r.Score < weak})
 	}
 	total := time.Since(start)
 	out.Canary = req.canary

@@ -420,22 +420,23 @@ type explainJSON struct {
 	Grid    [][]float32 `json:"grid"`
 	Min     float32     `json:"min"`
 	Max     float32     `json:"max"`
-	// Crop is the region of the thumbnail the grid covers, in thumbnail pixels.
+	// Crop is the region the grid covers, in thumbnail pixels: the whole thumbnail and some of the
+	// padding around it (x, y may be negative; intel.Letterbox).
 	Crop [4]int `json:"crop"`
 }
 
 // explainRequest is what handleExplain needs, from the query string, a form or a JSON body.
 type explainRequest struct {
-	queryID, id, format string
-	alpha               float64
-	image               []byte
-	crop                *embed.Rect
+	queryID, photoID, id, format string
+	alpha                        float64
+	image                        []byte
+	crop                         *embed.Rect
 }
 
 // parseExplain reads GET ?query_id=&id= or a POST multipart/JSON body with image (or query_id) and id.
 func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 	get := func(name string) string { return strings.Clone(strings.TrimSpace(c.Query(name))) }
-	r := &explainRequest{queryID: get("query_id"), id: get("id"), format: get("format")}
+	r := &explainRequest{queryID: get("query_id"), photoID: get("photo_id"), id: get("id"), format: get("format")}
 	alphaS := get("alpha")
 	var err error
 	switch mt := mediaType(c); {
@@ -450,7 +451,7 @@ func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 				return nil, err
 			}
 		}
-		for k, dst := range map[string]*string{"query_id": &r.queryID, "id": &r.id, "format": &r.format, "alpha": &alphaS} {
+		for k, dst := range map[string]*string{"query_id": &r.queryID, "photo_id": &r.photoID, "id": &r.id, "format": &r.format, "alpha": &alphaS} {
 			if v := form.Value[k]; len(v) > 0 && *dst == "" {
 				*dst = strings.Clone(strings.TrimSpace(v[0]))
 			}
@@ -464,6 +465,7 @@ func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 		var body struct {
 			Image   string          `json:"image"`
 			QueryID string          `json:"query_id"`
+			PhotoID string          `json:"photo_id"`
 			ID      string          `json:"id"`
 			Crop    json.RawMessage `json:"crop"`
 			Format  string          `json:"format"`
@@ -481,6 +483,7 @@ func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 			return nil, err
 		}
 		r.queryID, r.id, r.format = cmp.Or(r.queryID, body.QueryID), cmp.Or(r.id, body.ID), cmp.Or(r.format, body.Format)
+		r.photoID = cmp.Or(r.photoID, body.PhotoID)
 		if body.Alpha != nil && alphaS == "" {
 			alphaS = strconv.FormatFloat(*body.Alpha, 'f', -1, 64)
 		}
@@ -496,14 +499,34 @@ func parseExplain(c *fiber.Ctx) (*explainRequest, error) {
 	switch {
 	case r.id == "":
 		return nil, badRequest("id (the result to explain) is required")
-	case r.queryID == "" && r.image == nil:
-		return nil, badRequest("give the query as query_id or as an uploaded image")
-	case r.queryID != "" && r.image != nil:
-		return nil, badRequest("give only one of query_id and image")
+	case r.queryID == "" && r.image == nil && r.photoID == "":
+		return nil, badRequest("give the query as query_id (an item), photo_id (a kept query photo) or an uploaded image")
+	case r.queryID != "" && (r.image != nil || r.photoID != "") || r.image != nil && r.photoID != "":
+		return nil, badRequest("give only one of query_id, photo_id and image")
 	case r.format != "" && r.format != "png" && r.format != "json":
 		return nil, badRequest("format must be png or json, got %q", r.format)
 	}
 	return r, nil
+}
+
+// explainBaseline is how many of the query's nearest items make the "average match" a heatmap is
+// contrasted with.
+const explainBaseline = 16
+
+// averageMatch is the mean stored vector of the query's nearest items (nil when there are none): the
+// baseline that makes a heatmap show what differs from an average match (intel.Contrast).
+func (s *Server) averageMatch(ctx context.Context, col *index.Collection, query []float32) []float32 {
+	res, err := col.Search(ctx, query, index.SearchOptions{K: explainBaseline})
+	if err != nil {
+		return nil
+	}
+	vecs := make([][]float32, 0, len(res))
+	for _, r := range res {
+		if v, err := col.Vector(r.ID); err == nil {
+			vecs = append(vecs, v)
+		}
+	}
+	return intel.MeanVector(vecs)
 }
 
 // handleExplain answers a PNG of the result's thumbnail with the heatmap, or JSON with format=json.
@@ -521,6 +544,11 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if req.photoID != "" {
+		if req.image, err = s.keptPhoto(req.photoID); err != nil {
+			return err
+		}
+	}
 	target, err := col.Get(req.id)
 	if err != nil {
 		return itemErr(err, col, req.id)
@@ -528,9 +556,14 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	if len(target.Thumbnail) == 0 {
 		return errorf(http.StatusConflict, "no_thumbnail", "item %q has no stored thumbnail to explain", req.id)
 	}
-	// The heatmap needs the fast profile's feature map of the target; a query photo is embedded
-	// like the collection's vectors, to be compared with them.
-	imgs := []embed.Image{{Data: target.Thumbnail, Profile: embedspec.ProfileFast}}
+	// The heatmap needs the fast profile's feature map of the target, of the whole thumbnail (padded
+	// so the model's centre crop takes it all in); a query photo is embedded like the collection's
+	// vectors, to be compared with them.
+	padded, box, err := intel.Letterbox(target.Thumbnail, spec)
+	if err != nil {
+		return err
+	}
+	imgs := []embed.Image{{Data: padded, Profile: embedspec.ProfileFast}}
 	var query []float32
 	if req.queryID != "" {
 		q, err := col.Get(req.queryID)
@@ -553,6 +586,12 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	ex, err := intel.Explain(target, embs[0], query, spec)
 	if err != nil {
 		return err
+	}
+	ex.Box = box
+	if base := s.averageMatch(ctx, col, query); base != nil {
+		if err := ex.Contrast(embs[0], base); err != nil {
+			return err
+		}
 	}
 	c.Set("X-Match-Score", strconv.FormatFloat(float64(ex.Score), 'f', 4, 32))
 	if req.format == "json" {

@@ -414,6 +414,20 @@ func TestExplainHeatmap(t *testing.T) {
 			t.Error("no X-Match-Score")
 		}
 	})
+	// The grid covers the whole thumbnail, not only the model's centre square.
+	t.Run("covers the whole photo", func(t *testing.T) {
+		r := do(t, "GET", ts.url+"/v1/collections/default/search/explain?format=json&query_id=ukbench00001&id=ukbench00002", "", nil)
+		var ex explainJSON
+		r.json(t, &ex)
+		thumb := do(t, "GET", ts.url+"/v1/collections/default/items/ukbench00002/thumbnail", "", nil)
+		cfg, _, err := image.DecodeConfig(bytes.NewReader(thumb.body))
+		if err != nil || r.status != 200 {
+			t.Fatalf("%d %s (%v)", r.status, r.body, err)
+		}
+		if c := ex.Crop; c[0] > 0 || c[1] > 0 || c[0]+c[2] < cfg.Width || c[1]+c[3] < cfg.Height {
+			t.Errorf("grid covers %v of a %dx%d thumbnail, want all of it", c, cfg.Width, cfg.Height)
+		}
+	})
 	// The query is the left half of a photo: the heat over the result (the whole photo) must be
 	// higher on its left side than on its right.
 	t.Run("uploaded crop lights up its region", func(t *testing.T) {

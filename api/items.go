@@ -422,3 +422,26 @@ func (s *Server) parseBatch(c *fiber.Ctx) ([]batchLine, []batchRequest, error) {
 	}
 	return out, reqs, nil
 }
+
+// handleSource sends the item's largest stored photo: its source rendition (limits.source_size)
+// when it has one, its thumbnail otherwise (items added before renditions, or with source_size 0).
+// X-Rendition says which, so a page can tell a sharp photo from an enlarged thumbnail.
+func (s *Server) handleSource(c *fiber.Ctx) error {
+	col, id, err := s.itemTarget(c)
+	if err != nil {
+		return err
+	}
+	img, err := col.Source(id)
+	rendition := "source"
+	if err == nil && len(img) == 0 {
+		img, err = col.Thumbnail(id)
+		rendition = "thumbnail"
+	}
+	if err != nil {
+		return itemErr(err, col, id)
+	}
+	c.Set(fiber.HeaderContentType, "image/jpeg")
+	c.Set(fiber.HeaderCacheControl, "private, max-age=60")
+	c.Set("X-Rendition", rendition)
+	return c.Send(img)
+}

@@ -27,6 +27,7 @@ type searchRequest struct {
 	Image      []byte          `json:"-"`
 	ImageB64   string          `json:"image"`
 	ID         string          `json:"id"`
+	PhotoID    string          `json:"photo_id"` // a query photo the server kept (photos.go)
 	Vector     []float32       `json:"vector"`
 	Crop       json.RawMessage `json:"crop"`
 	KJSON      *int            `json:"k"`
@@ -196,6 +197,9 @@ func (req *searchRequest) fromValues(get func(string) string, excludes []string)
 	if v := get("id"); v != "" {
 		req.ID = v
 	}
+	if v := get("photo_id"); v != "" {
+		req.PhotoID = v
+	}
 	if v := get("k"); v != "" {
 		if req.K, err = strconv.Atoi(v); err != nil {
 			return invalidQuery("k", "k must be an integer, got %q", v)
@@ -258,16 +262,16 @@ func (req *searchRequest) fromValues(get func(string) string, excludes []string)
 
 func (req *searchRequest) validate(maxK, defaultK int) error {
 	n := 0
-	for _, set := range []bool{req.Image != nil, req.ID != "", req.Vector != nil} {
+	for _, set := range []bool{req.Image != nil, req.ID != "", req.Vector != nil, req.PhotoID != ""} {
 		if set {
 			n++
 		}
 	}
 	switch {
 	case n == 0:
-		return badRequest("a search needs one of: an image (file or base64), an item id, or a vector")
+		return badRequest("a search needs one of: an image (file or base64), a photo_id, an item id, or a vector")
 	case n > 1:
-		return badRequest("give only one of image, id and vector")
+		return badRequest("give only one of image, photo_id, id and vector")
 	}
 	if err := req.validateLimits(maxK, defaultK); err != nil {
 		return err
@@ -276,7 +280,7 @@ func (req *searchRequest) validate(maxK, defaultK int) error {
 	if req.crop, err = parseCrop(req.Crop); err != nil {
 		return err
 	}
-	if req.crop != nil && req.Image == nil {
+	if req.crop != nil && req.Image == nil && req.PhotoID == "" {
 		return badRequest("crop applies only to an image query")
 	}
 	if req.filter, err = parseFilter(req.Filter); err != nil {

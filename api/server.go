@@ -81,6 +81,7 @@ type Server struct {
 	lifecycleQueries recentQueries
 	labelMu          sync.Mutex
 	labelCache       map[string][]labelJSON
+	photos           *photoStore // query photos of recent image searches (photos.go)
 
 	// bg owns the server's background goroutines; Close stops and waits.
 	bgCancel context.CancelFunc
@@ -118,6 +119,7 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 		corsPolicy: newCORSPolicy(cfg.Server.CORSOrigins),
 
 		labelCache: map[string][]labelJSON{},
+		photos:     newPhotoStore(photoStoreBytes, photoStoreEntries, photoTTL),
 	}
 	s.admit = newAdmission(cfg.Server, s.metrics)
 	for _, k := range cfg.Auth.Keys {
@@ -334,6 +336,7 @@ func (s *Server) routes() {
 	read, write := s.requireScope(scopeRead), s.requireScope(scopeWrite)
 	v1 := app.Group("/v1")
 	v1.Get("/stats", read, s.handleStats)
+	v1.Get("/photos/:photo", read, s.handlePhoto)
 	v1.Get("/admin/backup", write, s.handleBackup)
 	v1.Get("/collections", read, s.handleListCollections)
 	v1.Post("/collections", write, s.handleCreateCollection)
@@ -345,6 +348,7 @@ func (s *Server) routes() {
 	v1.Get("/collections/:c/items", read, s.handleListItems)
 	v1.Get("/collections/:c/items\\:count", read, s.handleCountItems)
 	v1.Get("/collections/:c/items/:id/thumbnail", read, s.handleThumbnail)
+	v1.Get("/collections/:c/items/:id/source", read, s.handleSource)
 	v1.Get("/collections/:c/items/:id/similar", read, s.handleSimilar)
 	v1.Get("/collections/:c/items/:id", read, s.handleGetItem)
 	v1.Delete("/collections/:c/items/:id", write, s.handleDeleteItem)

@@ -163,10 +163,13 @@ type Rect struct {
 // Query is a search: exactly one of Image (a photo; Crop picks a region of it), ID (a stored
 // item) and Vector.
 type Query struct {
-	Image  []byte    `json:"image,omitempty"`
-	ID     string    `json:"id,omitempty"`
-	Vector []float32 `json:"vector,omitempty"`
-	Crop   *Rect     `json:"crop,omitempty"`
+	Image []byte `json:"image,omitempty"`
+	// PhotoID names a photo the server kept from an earlier image search (SearchResponse.PhotoID),
+	// so it need not be sent again; kept a day after its last use, not across restarts.
+	PhotoID string    `json:"photo_id,omitempty"`
+	ID      string    `json:"id,omitempty"`
+	Vector  []float32 `json:"vector,omitempty"`
+	Crop    *Rect     `json:"crop,omitempty"`
 	Params
 }
 
@@ -192,6 +195,8 @@ type Result struct {
 	Score        float32         `json:"score"`
 	Metadata     json.RawMessage `json:"metadata"`
 	ThumbnailURL string          `json:"thumbnail_url"`
+	// Weak: Score is below SearchResponse.WeakBelow, the nearest item rather than a close match.
+	Weak bool `json:"weak"`
 }
 
 // SearchResponse is the answer of every query. NextCursor, sent back as Params.Cursor, gives the
@@ -202,6 +207,10 @@ type SearchResponse struct {
 	Rerank     string             `json:"rerank"` // the re-ranking applied: none, qe, kr or qe+kr
 	TimingsMS  map[string]float64 `json:"timings_ms"`
 	NextCursor string             `json:"next_cursor"`
+	// WeakBelow is the server's match threshold for the collection (quality.min_score).
+	WeakBelow float32 `json:"weak_below"`
+	// PhotoID (image searches) names the query photo the server keeps for a while: Query.PhotoID.
+	PhotoID string `json:"photo_id,omitempty"`
 }
 
 // Answer is one query's answer in a batch: a SearchResponse when Status is 200, else Error.

@@ -268,6 +268,10 @@ func (db *DB) Close() error {
 
 var validName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
+// NameRule is validName in words, for people who type a collection name (the web UI states the
+// same rule where a name is entered).
+const NameRule = "a collection name is 1 to 64 lowercase letters (a-z), digits, dashes (-) or underscores (_)"
+
 // CollectionConfig describes a collection. Fingerprint names the model and
 // preprocessing that produced the vectors; Dims their length. M,
 // EfConstruction, EfSearch default to the DB's Options.
@@ -310,7 +314,7 @@ func (db *DB) fillConfig(cfg CollectionConfig) CollectionConfig {
 // when they do not.
 func (db *DB) CreateCollection(name string, cfg CollectionConfig) (*Collection, error) {
 	if !validName.MatchString(name) {
-		return nil, fmt.Errorf("%w: %q (want [a-z0-9_-]{1,64})", ErrInvalidName, name)
+		return nil, fmt.Errorf("%w: %q: %s", ErrInvalidName, name, NameRule)
 	}
 	if t := db.aliasTarget(name); t != "" {
 		return nil, fmt.Errorf("%w: %q is an alias of %q", ErrExists, name, t)

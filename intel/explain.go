@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
 	"image/jpeg"
 	"image/png"
 	"math"
@@ -160,4 +161,74 @@ func heatColour(v float64) (r, g, b float64) {
 		t := (v - 2.0/3) * 3
 		return 255, 255 * (1 - t), 0
 	}
+}
+
+// letterboxGrey is the padding of Letterbox: close to the mean ImageNet colour, so the padding
+// looks like nothing in particular to the model.
+var letterboxGrey = color.RGBA{124, 116, 104, 255}
+
+// Letterbox pads a JPEG photo onto a square of neutral grey large enough that the model's centre
+// crop (CropBox) takes in the whole photo, so a heatmap from the padded photo's feature map spans
+// all of it instead of the middle square. It returns the padded JPEG and the region the crop covers
+// in the photo's own pixels (at least the photo; with Explanation.Box set to it, RenderHeatmap
+// draws over the whole photo). A model that squashes its input already sees the whole photo.
+func Letterbox(photo []byte, ms spec.Model) ([]byte, image.Rectangle, error) {
+	src, err := jpeg.Decode(bytes.NewReader(photo))
+	if err != nil {
+		return nil, image.Rectangle{}, fmt.Errorf("letterbox: %w", err)
+	}
+	w, h := src.Bounds().Dx(), src.Bounds().Dy()
+	if ms.Crop == "squash" || ms.InputSize == 0 {
+		return photo, image.Rect(0, 0, w, h), nil
+	}
+	// The crop is InputSize/ResizeTarget of the square's side: the side that makes it the photo's.
+	side := int(math.Ceil(float64(max(w, h)) * float64(ms.ResizeTarget()) / float64(ms.InputSize)))
+	canvas := image.NewRGBA(image.Rect(0, 0, side, side))
+	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(letterboxGrey), image.Point{}, draw.Src)
+	off := image.Pt((side-w)/2, (side-h)/2)
+	draw.Draw(canvas, image.Rectangle{Min: off, Max: off.Add(image.Pt(w, h))}, src, src.Bounds().Min, draw.Src)
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, canvas, &jpeg.Options{Quality: 92}); err != nil {
+		return nil, image.Rectangle{}, fmt.Errorf("letterbox: %w", err)
+	}
+	return buf.Bytes(), CropBox(side, side, ms).Sub(off), nil
+}
+
+// Contrast makes the heatmap discriminative: each cell's heat becomes its cosine with the query
+// minus its cosine with base, the average of the query's nearest matches. What every match shares
+// with the query (background, the usual shape) cools down; what this one shares with the query
+// beyond an average match stands out. fm is the embedding Explain was given.
+func (e *Explanation) Contrast(fm embed.Embedding, base []float32) error {
+	b, err := Heatmap(fm.FeatureMap, fm.FeatureMapShape, base)
+	if err != nil {
+		return err
+	}
+	if len(b) != len(e.Heat) {
+		return fmt.Errorf("%w: baseline grid of %d cells for %d", ErrNoFeatureMap, len(b), len(e.Heat))
+	}
+	for i := range e.Heat {
+		e.Heat[i] -= b[i]
+	}
+	e.Min, e.Max = e.Heat[0], e.Heat[0]
+	for _, v := range e.Heat {
+		e.Min, e.Max = min(e.Min, v), max(e.Max, v)
+	}
+	return nil
+}
+
+// MeanVector is the average of vecs (nil when there are none or their lengths differ).
+func MeanVector(vecs [][]float32) []float32 {
+	if len(vecs) == 0 {
+		return nil
+	}
+	out := make([]float32, len(vecs[0]))
+	for _, v := range vecs {
+		if len(v) != len(out) {
+			return nil
+		}
+		for i, x := range v {
+			out[i] += x / float32(len(vecs))
+		}
+	}
+	return out
 }

@@ -151,6 +151,63 @@ func TestHeatmapAndCropBox(t *testing.T) {
 	}
 }
 
+// TestContrast: a cell every match shares with the query and a cell only this match shares with
+// it score the same cosine with the query (a uniform glow); against the average match, the second
+// stands out.
+func TestContrast(t *testing.T) {
+	// C=3, H=1, W=2, channel-major: cell 0 is (1,0,0), cell 1 is (0,1,0).
+	fm := embed.Embedding{FeatureMap: []float32{1, 0, 0, 1, 0, 0}, FeatureMapShape: [3]int{3, 1, 2}}
+	q := []float32{0.7071, 0.7071, 0}
+	e := &Explanation{}
+	var err error
+	if e.Heat, err = Heatmap(fm.FeatureMap, fm.FeatureMapShape, q); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.Heat[0] - e.Heat[1]; d > 1e-3 || d < -1e-3 {
+		t.Fatalf("plain heat %v: want both cells alike", e.Heat)
+	}
+	base := MeanVector([][]float32{{1, 0, 0}, {1, 0.1, 0}})
+	if err := e.Contrast(fm, base); err != nil {
+		t.Fatal(err)
+	}
+	if e.Heat[1] <= e.Heat[0]+0.5 || e.Max != e.Heat[1] || e.Min != e.Heat[0] {
+		t.Errorf("contrasted heat %v (min %v, max %v): want the distinctive cell far hotter", e.Heat, e.Min, e.Max)
+	}
+	if err := e.Contrast(fm, []float32{1, 0}); err == nil {
+		t.Error("a baseline of the wrong size was accepted")
+	}
+	if MeanVector([][]float32{{1}, {1, 2}}) != nil || MeanVector(nil) != nil {
+		t.Error("MeanVector of mismatched or no vectors")
+	}
+}
+
+// TestLetterbox: the padded photo is square, and the model's centre crop of it covers the whole
+// photo (the heatmap then spans all of it), for landscape, portrait and square photos.
+func TestLetterbox(t *testing.T) {
+	ms := spec.DefaultModel()
+	for _, size := range []image.Point{{256, 192}, {192, 256}, {256, 256}} {
+		var buf bytes.Buffer
+		if err := jpeg.Encode(&buf, image.NewRGBA(image.Rectangle{Max: size}), nil); err != nil {
+			t.Fatal(err)
+		}
+		padded, box, err := Letterbox(buf.Bytes(), ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(padded))
+		if err != nil || cfg.Width != cfg.Height {
+			t.Fatalf("%v: padded %dx%d (%v), want a square", size, cfg.Width, cfg.Height, err)
+		}
+		photo := image.Rectangle{Max: size}
+		if !photo.In(box) || box.Dx() > size.X+4 && box.Dy() > size.Y+4 {
+			t.Errorf("%v: crop covers %v of the photo %v: want all of it, and tight on its long side", size, box, photo)
+		}
+	}
+	if _, _, err := Letterbox([]byte("not a jpeg"), ms); err == nil {
+		t.Error("a non-JPEG was padded")
+	}
+}
+
 // newCollection opens a real bbolt collection in a temporary directory.
 func newCollection(t testing.TB, dims int) *index.Collection {
 	t.Helper()

@@ -24,13 +24,8 @@ import (
 func TestDuplicatesPage(t *testing.T) {
 	s := startServer(t)
 	const col = "dupes-ui"
-	resp, err := http.Post(s.URL+"/v1/collections", "application/json", strings.NewReader(`{"name":"`+col+`"}`))
-	if err != nil {
+	if err := s.createCollection(col); err != nil {
 		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create collection: %d", resp.StatusCode)
 	}
 	t.Cleanup(func() {
 		req, _ := http.NewRequest(http.MethodDelete, s.URL+"/v1/collections/"+col+"?confirm="+col, nil)
@@ -66,6 +61,16 @@ func TestDuplicatesPage(t *testing.T) {
 	if n := eval[int](b, `document.querySelectorAll('#dup-clusters .dup-cluster').length`); n != 1 {
 		t.Errorf("%d clusters, want 1", n)
 	}
+	// On a 390 px phone screen the page, its tier selector included, fits the width.
+	b.do("phone viewport", 10*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	b.wait("phone layout", `window.innerWidth === 390`, 5*time.Second)
+	if w := eval[int](b, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
+		t.Errorf("the duplicates page is %d px wider than a 390 px screen", w)
+	}
+	if r := b.rect("#dup-tier"); r.X < 0 || r.X+r.W > 390 {
+		t.Errorf("the tier selector spans %.0f..%.0f px of a 390 px screen", r.X, r.X+r.W)
+	}
+	b.do("desktop viewport", 10*time.Second, chromedp.EmulateReset())
 	if tiers := b.text("#dup-clusters .dup-cluster"); !strings.Contains(tiers, "exact duplicate") || !strings.Contains(tiers, "near duplicate") {
 		t.Errorf("cluster text %q lacks the tiers", tiers)
 	}
@@ -158,9 +163,20 @@ func TestExplainInResults(t *testing.T) {
 	if p := eval[string](b, fmt.Sprintf(`document.querySelector(%q).getAttribute('aria-pressed')`, first+" button.why")); p != "true" {
 		t.Errorf("aria-pressed %q after showing the heatmap", p)
 	}
+	// A legend says what the colours mean, and the whole photo shows (its box takes the photo's shape).
+	if legend := b.text(first + " .heat-legend"); !strings.Contains(legend, "Matches your photo") || !strings.Contains(legend, "more") {
+		t.Errorf("heatmap legend %q", legend)
+	}
+	if d := eval[float64](b, fmt.Sprintf(`(() => { const img = document.querySelector(%q), r = img.getBoundingClientRect();
+		return Math.abs(r.width / r.height - img.naturalWidth / img.naturalHeight); })()`, first+" .thumb img")); d > 0.03 {
+		t.Errorf("the heatmap is shown cut or banded (aspect off by %.3f)", d)
+	}
 	b.do("back to the photo", 10*time.Second, chromedp.Click(chromedp.CSS(first+" button.why")))
 	if src := eval[string](b, fmt.Sprintf(`document.querySelector(%q).getAttribute('src')`, first+" .thumb img")); src != photoSrc {
 		t.Errorf("photo src %q after toggling back, want %q", src, photoSrc)
+	}
+	if n := eval[int](b, fmt.Sprintf(`document.querySelectorAll(%q).length`, first+" .heat-legend")); n != 0 {
+		t.Errorf("the legend stays after the photo is back")
 	}
 	b.noConsoleProblems()
 }

@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -66,7 +67,7 @@ func TestScreenshots(t *testing.T) {
 			b.open("#/search", "#search-drop")
 			b.screenshot("search-empty")
 			b.upload("#search-file", photo)
-			b.wait("results", "document.querySelectorAll('#results .card:not(.skeleton)').length > 0", 10*time.Second)
+			b.wait("results", fmt.Sprintf("document.querySelectorAll(%q).length > 0", allCards), 10*time.Second)
 			b.do("crop", 10*time.Second, chromedp.Evaluate[chromedp.Void](`(() => {
 				const s = document.querySelector('.stage'); s.focus();
 				s.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}));
@@ -88,7 +89,7 @@ func TestScreenshots(t *testing.T) {
 			b.open("#/status", "#status-tiles .tile")
 			time.Sleep(300 * time.Millisecond)
 			b.screenshot("status")
-			b.open("#/search", "#results .card")
+			b.open("#/search", allCards)
 			txt := filepath.Join(t.TempDir(), "notes.txt")
 			_ = os.WriteFile(txt, []byte("hello"), 0o644)
 			b.upload("#search-file", txt)

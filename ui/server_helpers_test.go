@@ -331,3 +331,16 @@ func groupIDs(gs ...int) []string {
 }
 
 func quote(s string) string { return mustJSON(s) }
+
+// createCollection creates an empty collection through the API.
+func (s *realServer) createCollection(name string) error {
+	resp, err := http.Post(s.URL+"/v1/collections", "application/json", bytes.NewBufferString(mustJSON(map[string]string{"name": name})))
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("create collection %s: HTTP %d", name, resp.StatusCode)
+	}
+	return nil
+}

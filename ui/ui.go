@@ -3,7 +3,10 @@
 // routing, headers and the Content-Security-Policy.
 //
 // The app routes on the URL hash (#/search, #/item/{collection}/{id}, #/catalog, #/status) and
-// talks only to the /v1 REST API, so the server needs no fallback route for deep links.
+// talks only to the /v1 REST API, so the server needs no fallback route for deep links. A search
+// has a URL that can be reloaded and shared: #/search?c={collection}&item={id} for a search by
+// item, #/search?c={collection}&photo={photo_id}&crop=x,y,w,h for a photo the server keeps, each
+// with f={filter JSON} when filtered.
 //
 // # Development
 //

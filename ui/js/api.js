@@ -14,6 +14,10 @@ export class ApiError extends Error {
 
 const enc = encodeURIComponent;
 
+// The server's rule for collection names (index.NameRule), checked here before asking it.
+export const COLLECTION_NAME = /^[a-z0-9_-]{1,64}$/;
+export const COLLECTION_NAME_RULE = 'Use 1 to 64 lowercase letters (a–z), digits, dashes (-) or underscores (_).';
+
 function parseError(status, text, retryAfter) {
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { /* not JSON: use the text */ }
@@ -92,10 +96,12 @@ export const api = {
     request('POST', `${col(c)}/duplicates:resolve`, { json: { keep, tier, delete: ids } }),
   restore: (c, ids) => request('POST', `${col(c)}/trash:restore`, { json: { ids } }),
 
-  // search posts the query photo; "load more" calls it again with the same form plus cursor.
-  search(c, { file, k, filter, crop, cursor }, signal) {
+  // search posts the query photo, or names the photo the server kept (photoId); "load more" calls
+  // it again with the same form plus cursor.
+  search(c, { file, photoId, k, filter, crop, cursor }, signal) {
     const form = new FormData();
-    form.append('image', file, file.name || 'query.jpg');
+    if (photoId) form.append('photo_id', photoId);
+    else form.append('image', file, file.name || 'query.jpg');
     if (k) form.append('k', String(k));
     if (filter && Object.keys(filter).length) form.append('filter', JSON.stringify(filter));
     if (crop) form.append('crop', `${crop.x},${crop.y},${crop.w},${crop.h}`);
@@ -151,6 +157,7 @@ export function plainError(err) {
   }
   if (has('corrupt')) return 'This image is damaged or incomplete. Try another copy of the photo.';
   if (has('empty_image')) return 'This file is empty.';
+  if (has('photo_not_found')) return 'The photo of this search is no longer kept on the server (it keeps them for a day). Choose the photo again to search.';
   if (has('bad_crop')) return 'The selected region is not inside the photo. Draw the box again.';
   if (has('invalid_filter')) return 'One of the filters is not valid. Clear the filters and try again.';
   if (has('csrf')) return 'The server refused a change that did not seem to come from this page. Reload the page and try again.';
@@ -171,7 +178,7 @@ export function plainError(err) {
   if (err.status === 503) return 'The server is not ready yet (it may still be loading). Please try again shortly.';
   if (err.status === 404) return has('collection') ? 'This collection does not exist yet.' : 'Not found: it may have been deleted.';
   if (has('already_exists')) return 'That name is already taken.';
-  if (has('invalid_name')) return 'That name cannot be used. Use letters, digits, dots, dashes or underscores.';
+  if (has('invalid_name')) return `That name cannot be used. ${COLLECTION_NAME_RULE}`;
   if (has('fingerprint_mismatch')) return 'This collection was built with a different model than the server runs, so it cannot be searched or extended.';
   if (err.status === 409) return 'This conflicts with what is already stored.';
   if (err.code === 'network') return 'The server could not be reached. Check that Lookalike is running.';

@@ -14,7 +14,11 @@ const titles = { search: 'Search by photo', catalog: 'Catalog', status: 'Status'
 let current = null;
 
 function parseHash() {
-  const raw = location.hash.replace(/^#\/?/, '');
+  const whole = location.hash.replace(/^#\/?/, '');
+  // #/search?c=…&item=… names a search; ids inside the path are percent-encoded, so "?" is ours.
+  const qi = whole.indexOf('?');
+  const raw = qi >= 0 ? whole.slice(0, qi) : whole;
+  const query = new URLSearchParams(qi >= 0 ? whole.slice(qi + 1) : '');
   const parts = raw.split('/').map((p) => {
     try { return decodeURIComponent(p); } catch { return p; }
   });
@@ -22,7 +26,7 @@ function parseHash() {
   if (name === 'item' && parts.length >= 3) {
     return { name, params: { collection: parts[1], id: parts.slice(2).join('/') } };
   }
-  return { name: pages[name] && name !== 'item' ? name : 'search', params: {} };
+  return { name: pages[name] && name !== 'item' ? name : 'search', params: { query } };
 }
 
 function route() {

@@ -34,12 +34,13 @@ export function scorePercent(score) {
   return Math.max(0, Math.min(100, score * 100));
 }
 
-export function scoreBar(score) {
+// scoreBar draws the score; a weak result (below the server's match threshold) is never green.
+export function scoreBar(score, weak = false) {
   const pct = scorePercent(score);
   const fill = h('span', { class: 'bar-fill' });
   // CSSOM writes are allowed by the CSP (style attributes in markup are not).
   fill.style.width = `${pct.toFixed(1)}%`;
-  const tone = pct >= 80 ? 'high' : pct >= 60 ? 'mid' : 'low';
+  const tone = pct >= 80 && !weak ? 'high' : pct >= 60 ? 'mid' : 'low';
   return h('div', { class: `score ${tone}` },
     h('span', { class: 'score-pct', text: `${pct.toFixed(1)}%` }),
     h('span', {
@@ -67,7 +68,7 @@ export function card(collection, it, { showScore = true, extra = null, rank = 0 
   const link = h('a', { class: 'card-link', href: itemHref(collection, it.id), 'aria-label': `${title || it.id}${showScore && typeof it.score === 'number' ? `, ${scorePercent(it.score).toFixed(0)}% similar` : ''}` },
     thumb(it.thumbnail_url, ''),
     h('div', { class: 'card-body' },
-      showScore ? scoreBar(it.score) : null,
+      showScore ? scoreBar(it.score, it.weak === true) : null,
       title ? h('div', { class: 'card-title', text: title }) : null,
       h('div', { class: 'card-id', text: it.id }),
       facts.length ? h('ul', { class: 'facts' },

@@ -1,7 +1,7 @@
 // Catalog page: the collections with their sizes, a paginated grid of items, bulk upload of photos
 // and folders with per-file progress, and deletion.
 import { h, clear, errorBox, fmtBytes, fmtNumber, toast } from './dom.js';
-import { api, plainError, ApiError } from './api.js';
+import { api, plainError, ApiError, COLLECTION_NAME, COLLECTION_NAME_RULE } from './api.js';
 import { state, setCollection, refreshCollections } from './state.js';
 import { card, itemHref } from './cards.js';
 
@@ -20,15 +20,22 @@ let batch = { done: 0, failed: 0 };
 
 export function mount() {
   const collections = h('ul', { class: 'collections', id: 'collections', 'aria-label': 'Collections' });
-  const newName = h('input', { type: 'text', id: 'new-collection', placeholder: 'new-collection', pattern: '[A-Za-z0-9_.\\-]{1,64}', 'aria-label': 'New collection name', autocomplete: 'off' });
-  const newForm = h('form', { class: 'new-collection' }, newName, h('button', { type: 'submit', class: 'button', text: 'New collection' }));
+  const newName = h('input', {
+    type: 'text', id: 'new-collection', placeholder: 'new-collection', pattern: '[a-z0-9_\\-]{1,64}', maxlength: 64,
+    'aria-label': 'New collection name', 'aria-describedby': 'new-collection-rule', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false',
+  });
+  // novalidate: the page states the rule in its own words instead of the browser's "match the format".
+  const newForm = h('form', { class: 'new-collection', novalidate: true }, newName, h('button', { type: 'submit', class: 'button', text: 'New collection' }),
+    h('p', { class: 'field-hint', id: 'new-collection-rule', text: COLLECTION_NAME_RULE }));
   newForm.addEventListener('submit', async (e) => {
     e.preventDefault();
     const name = newName.value.trim();
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
-      toast('Use 1 to 64 letters, digits, dots, dashes or underscores for a collection name.', 'error');
+    if (!COLLECTION_NAME.test(name)) {
+      newName.setAttribute('aria-invalid', 'true');
+      toast(`“${name}” cannot be a collection name. ${COLLECTION_NAME_RULE}`, 'error');
       return;
     }
+    newName.removeAttribute('aria-invalid');
     const button = newForm.querySelector('button');
     button.disabled = true;
     try {

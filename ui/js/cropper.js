@@ -2,6 +2,9 @@
 // (mouse, pen, touch) or the keyboard. The region is kept in fractions of the displayed image and
 // reported in pixels of the image as decoded by the browser, which applies EXIF orientation the
 // same way the server does.
+//
+// On a touch screen a swipe over the photo scrolls the page: a finger draws a region only in the
+// crop mode that modeButton turns on (for one region at a time). Mouse and pen draw directly.
 import { h } from './dom.js';
 
 const MIN_FRACTION = 0.03; // smaller drags count as a click and clear the region
@@ -19,6 +22,19 @@ export function createCropper({ onChange }) {
 
   let crop = null; // {x, y, w, h} as fractions of the image, or null for the whole image
   let drag = null;
+  let cropMode = false; // touch: a finger draws only in crop mode
+
+  const modeButton = h('button', {
+    type: 'button', class: 'button small crop-mode', id: 'crop-mode', 'aria-pressed': 'false',
+    text: 'Select a region', title: 'Then drag on the photo to search one part of it',
+  });
+  function setMode(on) {
+    cropMode = on;
+    el.classList.toggle('cropping', on);
+    modeButton.setAttribute('aria-pressed', String(on));
+    modeButton.textContent = on ? 'Drag on the photo…' : 'Select a region';
+  }
+  modeButton.addEventListener('click', () => setMode(!cropMode));
 
   function layout() {
     box.hidden = shade.hidden = !crop;
@@ -48,6 +64,8 @@ export function createCropper({ onChange }) {
 
   el.addEventListener('pointerdown', (e) => {
     if (!img.naturalWidth || e.button !== 0) return;
+    // A finger outside crop mode scrolls (touch-action lets the browser pan): no region.
+    if (e.pointerType === 'touch' && !cropMode) return;
     e.preventDefault();
     el.focus({ preventScroll: true });
     el.setPointerCapture(e.pointerId);
@@ -77,6 +95,7 @@ export function createCropper({ onChange }) {
     el.classList.remove('dragging');
     if (el.hasPointerCapture(e.pointerId)) el.releasePointerCapture(e.pointerId);
     if (crop && (crop.w < MIN_FRACTION || crop.h < MIN_FRACTION)) crop = wasMove ? crop : null;
+    if (e.pointerType === 'touch' && crop) setMode(false); // one region per press of the button
     layout();
     report();
   };
@@ -125,7 +144,9 @@ export function createCropper({ onChange }) {
   const api = {
     el,
     img,
+    modeButton,
     setSource(url) {
+      setMode(false);
       crop = null;
       reported = 'null';
       layout();

@@ -20,8 +20,8 @@ let clusterSeq = 0; // names the radio group of each cluster
 export function mount() {
   const tier = h('select', { id: 'dup-tier', 'aria-label': 'Duplicate tier' },
     h('option', { value: 'exact', text: 'Exact copies' }),
-    h('option', { value: 'near', text: 'Near-duplicates (re-encoded, resized, cropped, watermarked)', selected: true }),
-    h('option', { value: 'similar', text: 'Similar (probably the same product)' }));
+    h('option', { value: 'near', text: 'Near-duplicates (edited copies)', selected: true }),
+    h('option', { value: 'similar', text: 'Same product, other photo' }));
   const find = h('button', { type: 'button', class: 'button primary', id: 'dup-find', text: 'Find duplicates' });
   const summary = h('p', { class: 'results-summary', id: 'dup-summary', 'aria-live': 'polite' });
   const list = h('ol', { class: 'dup-clusters', id: 'dup-clusters', 'aria-label': 'Duplicate clusters' });
@@ -35,8 +35,8 @@ export function mount() {
     h('h1', { id: 'dup-h', tabindex: '-1', text: 'Duplicates' }),
     h('p', {
       class: 'hint',
-      text: 'Groups of photos that look like copies of each other. Choose the one to keep, tick the ones to delete, '
-        + 'and confirm: deleted items go to the trash and can be restored with Undo.',
+      text: 'Groups of photos that look like copies of each other (edited copies: re-encoded, resized, cropped or watermarked). '
+        + 'Choose the one to keep, tick the ones to delete, and confirm: deleted items go to the trash and can be restored with Undo.',
     }),
     h('div', { class: 'dup-controls' }, h('label', {}, h('span', { class: 'label-text', text: 'Show ' }), tier), find),
     error, summary, list, h('div', { class: 'more-row' }, more));

@@ -30,16 +30,18 @@ function send(s) {
 }
 
 // track follows one result list. shown() reports the ids on screen (again after "Load more");
-// clicks on result links inside `grid` are reported as they happen.
-export function tracker(grid) {
+// clicks on result links inside the grids (one list may be shown in several) are reported as they
+// happen.
+export function tracker(...grids) {
   let session = null;
-  grid.addEventListener('click', (e) => {
+  const onClick = (e) => {
     const li = e.target.closest('.card');
     if (!session || !li || !e.target.closest('a') || !li.dataset.id) return;
     if (session.clicked.has(li.dataset.id)) return;
     session.clicked.add(li.dataset.id);
     send(session);
-  });
+  };
+  for (const g of grids) g.addEventListener('click', onClick);
   return {
     start(collection, k) {
       session = { id: newQueryId(), collection, k, results: [], clicked: new Set() };

@@ -1,10 +1,11 @@
-// Item page: the photo, every metadata field, predicted labels and the items most similar to it,
-// so a user can walk the catalog from item to item.
+// Item page: the item's largest stored photo, every metadata field and the items most similar to
+// it, so a user can walk the catalog from item to item. The model's ImageNet labels mean nothing to
+// a shopper ("toilet seat" for a cookie tin): they sit in a closed catalog-team section.
 import { h, clear, metaText, errorBox, fmtMs } from './dom.js';
-import { api, plainError } from './api.js';
+import { api, plainError, paths } from './api.js';
 import { card, scoreBar, thumb, skeletonCards } from './cards.js';
 import { setCollection, state } from './state.js';
-import { setQueryFile } from './search.js';
+import { searchHash } from './search.js';
 import { tracker } from './feedback.js';
 
 const PAGE = 12;
@@ -28,7 +29,10 @@ export function mount() {
   const photo = h('div', { class: 'item-photo', id: 'item-photo' });
   const meta = h('dl', { class: 'meta-list', id: 'item-meta' });
   const labels = h('ul', { class: 'labels', id: 'item-labels' });
-  const labelsBox = h('section', { class: 'labels-box', hidden: true }, h('h2', { text: 'Looks like' }), labels);
+  const labelsBox = h('details', { class: 'labels-box catalog-view', id: 'item-labels-box', hidden: true },
+    h('summary', { text: 'For the catalog team: model labels' }),
+    h('p', { class: 'muted', text: 'What the model recognises in the photo (ImageNet classes), to help tagging. Shoppers do not see these.' }),
+    labels);
   const actions = h('div', { class: 'item-actions' });
   const error = h('div', { id: 'item-error' });
   const grid = h('ol', { class: 'grid', id: 'similar', 'aria-label': 'Similar items' });
@@ -109,8 +113,15 @@ function renderItem(collection, it) {
   const name = ['name', 'title'].map((k) => m[k]).find((v) => typeof v === 'string' && v);
   els.title.textContent = name || it.id;
   document.title = `${name || it.id} — Lookalike`;
-  const big = thumb(it.thumbnail_url, `Photo of ${name || it.id}`);
+  // The source rendition when the item has one (the server falls back to the thumbnail itself);
+  // the thumbnail when even that fails to load.
+  const big = thumb(`${paths.item(collection, it.id)}/source`, `Photo of ${name || it.id}`);
   big.classList.add('big');
+  const img = big.querySelector('img');
+  if (img) {
+    img.removeAttribute('loading');
+    img.addEventListener('error', () => { big.classList.remove('broken'); img.src = it.thumbnail_url; }, { once: true });
+  }
   els.photo.replaceChildren(big);
 
   const rows = [['id', it.id]];
@@ -123,18 +134,8 @@ function renderItem(collection, it) {
     h('li', { class: 'label-row' }, h('span', { class: 'label-name', text: l.name }), scoreBar(l.prob))));
   els.labelsBox.hidden = labels.length === 0;
 
-  const searchWith = h('button', { type: 'button', class: 'button', text: 'Search with this photo' });
-  searchWith.addEventListener('click', async () => {
-    try {
-      const res = await fetch(it.thumbnail_url);
-      if (!res.ok) throw new Error(String(res.status));
-      const blob = await res.blob();
-      location.hash = '#/search';
-      setQueryFile(new File([blob], `${it.id}.jpg`, { type: blob.type || 'image/jpeg' }));
-    } catch {
-      els.error.replaceChildren(errorBox('The photo of this item could not be loaded.'));
-    }
-  });
+  // The search uses the item's stored vector, so it ranks like "Similar items" below.
+  const searchWith = h('a', { class: 'button', id: 'item-search', href: searchHash({ collection, item: it.id }), text: 'Search with this photo' });
   els.actions.replaceChildren(searchWith, h('a', { class: 'button', href: '#/catalog', text: 'Open catalog' }));
 }
 

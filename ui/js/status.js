@@ -88,7 +88,7 @@ function render(st) {
     tile('p95 latency', fmtMs(last(series, 'p95_ms') ?? totals.p95_ms),
       `p50 ${fmtMs(last(series, 'p50_ms') ?? totals.p50_ms)} · p99 ${fmtMs(last(series, 'p99_ms') ?? totals.p99_ms)}`, 'tile-latency'),
     tile('Searches', fmtNumber(totals.searches ?? 0), `${fmtNumber(totals.requests ?? 0)} requests`, 'tile-searches'),
-    tile('Rejected inputs', fmtNumber(rejected), 'since start', 'tile-rejected'),
+    tile('Rejected inputs', fmtNumber(rejected), 'bad photos and requests since start', 'tile-rejected'),
     tile('Uptime', fmtDuration(st.uptime_s), model.fingerprint ? `model ${String(model.fingerprint).slice(0, 12)}` : '', 'tile-uptime'));
 
   const ts = series.map((p) => p.t);
@@ -101,9 +101,11 @@ function render(st) {
   if (series.length) {
     els.charts.replaceChildren(
       chartBox(`Queries per second, last ${windowMin} min`, lineChart('Queries per second', ts, [{ cls: 's1', values: pick('qps') }], { area: true })),
+      // p95 is drawn last and thickest: percentiles are histogram bins, so with little traffic p95
+      // often equals p99 and would hide under it.
       chartBox('Latency (ms)', lineChart('Latency percentiles in milliseconds', ts, [
-        { cls: 's1', values: latency('p50_ms') }, { cls: 's2', values: latency('p95_ms') }, { cls: 's3', values: latency('p99_ms') },
-      ]), [['s1', 'p50'], ['s2', 'p95'], ['s3', 'p99']]),
+        { cls: 's3 p99', values: latency('p99_ms') }, { cls: 's1 p50', values: latency('p50_ms') }, { cls: 's2 p95', values: latency('p95_ms') },
+      ]), [['s1', 'p50 (median)'], ['s2', 'p95'], ['s3', 'p99 (dashed)']]),
       chartBox('Rejected inputs', barChart('Rejected inputs per interval', ts, pick('rejected'), 's4')));
   } else {
     els.charts.replaceChildren(h('p', { class: 'muted', text: 'No traffic recorded yet. Charts appear after the first requests.' }));
@@ -119,35 +121,97 @@ function render(st) {
   const reasons = Object.entries(byReason).sort((a, b) => b[1] - a[1]);
   els.reasons.replaceChildren(h('h2', { text: 'Rejected inputs by reason' }), reasons.length
     ? h('table', { class: 'table' },
-      h('tbody', null, reasons.map(([k, v]) => h('tr', null, h('td', { text: k.replace(/_/g, ' ') }), h('td', { class: 'num', text: fmtNumber(v) })))))
+      h('tbody', null, reasons.map(([k, v]) => h('tr', null, h('td', { text: reasonText(k) }), h('td', { class: 'num', text: fmtNumber(v) })))))
     : h('p', { class: 'muted', text: 'None so far.' }));
 
   renderQuality(st.quality);
 }
 
-// renderQuality shows whatever figures the server reports, so new metrics need no UI change:
-// top-level numbers under "Overall", each nested object (per collection: ANN recall, drift,
-// feedback, probe sets) as its own group of tiles.
+const REASONS = {
+  not_an_image: 'Not an image', unsupported_image: 'Unsupported image format', corrupt_image: 'Damaged image',
+  image_too_large: 'Image too large', too_large: 'Request too large', payload_too_large: 'Request too large',
+  invalid_query: 'Parameter out of range', invalid_filter: 'Invalid filter', unknown_field: 'Filter on an unknown field',
+  bad_request: 'Malformed request', bad_crop: 'Region outside the photo', overloaded: 'Busy: asked to retry',
+  unsupported_content_type: 'Wrong content type', unauthorized: 'Missing API key', forbidden: 'API key not allowed',
+};
+
+function sentence(k) {
+  const t = k.replace(/_/g, ' ');
+  return t.charAt(0).toUpperCase() + t.slice(1);
+}
+
+function reasonText(code) {
+  return REASONS[code] || sentence(code);
+}
+
+const pct = (v) => `${(v * 100).toFixed(1)} %`;
+const count = (v) => fmtNumber(v);
+const when = (v) => { const d = new Date(v); return Number.isNaN(d.getTime()) ? String(v) : d.toLocaleString(); };
+
+// QUALITY words each figure of /v1/stats "quality" by its group and name; group.* are defaults. A
+// null label hides the figure (it is part of another one's label). Unknown figures keep their name.
+const QUALITY = {
+  'window_s': ['Measured over the last', (v) => fmtDuration(v)],
+  'recall_sample_rate': ['Searches checked against exact search', pct],
+  'ann_recall.mean': ['Index recall (true nearest items found)', pct],
+  'ann_recall.samples': ['Checks since start', count],
+  'ann_recall.window_samples': ['Checks in this window', count],
+  'feedback.events': ['Result lists shown', count],
+  'feedback.judged': ['Lists rated by people', count],
+  'feedback.k': [null],
+  'feedback.precision_at_k': ['Relevant in the top results (rated lists)', pct],
+  'feedback.clicked': ['Lists with a click', count],
+  'feedback.click_through_rate': ['Click-through rate', pct],
+  'drift.queries': ['Searches', count],
+  'drift.low_score_share': ['Searches without a close match', pct],
+  'drift.min_score': ['Close-match threshold (score)', pct],
+  'drift.top1_score_mean': ['Best score, average', pct],
+  'drift.top1_score_p10': ['Best score, lowest 10 %', pct],
+  'drift.top1_score_p50': ['Best score, median', pct],
+  'drift.top1_score_p90': ['Best score, top 10 %', pct],
+  'drift.centroid_distance': ['Shift of search photos from the catalog (cosine distance)', (v) => fmtNumber(v, 3)],
+  'probe.collection': ['Collection', String],
+  'probe.probes': ['Probe queries', count],
+  'probe.failed': ['Failed probes', count],
+  'probe.k': [null],
+  'probe.runs': ['Runs', count],
+  'probe.precision_at_k': ['Relevant in the top results', pct],
+  'probe.hit_rate_at_k': ['Probes with a hit in the top results', pct],
+  'probe.last_run': ['Last run', when],
+  'probe.last_error': ['Last error', String],
+};
+const GROUPS = { ann_recall: 'index recall', feedback: 'shopper feedback', drift: 'search scores' };
+
+// renderQuality words the figures the server reports (QUALITY); figures it does not know yet keep
+// their names, so new metrics need no UI change. A precision over zero rated lists is "not yet".
 function renderQuality(q) {
   if (!q || typeof q !== 'object' || !Object.keys(q).length) {
     els.quality.hidden = true;
     return;
   }
   const groups = new Map();
-  const label = (k) => k.replace(/_/g, ' ');
-  const walk = (obj, path) => {
+  const add = (title, kind, obj, ctx) => {
     for (const [k, v] of Object.entries(obj)) {
-      if (v && typeof v === 'object' && !Array.isArray(v)) {
-        walk(v, path.concat(k));
-        continue;
-      }
-      const title = path.filter((p, i) => !(i === 0 && p === 'collections')).map(label).join(' · ') || 'Overall';
+      if (v && typeof v === 'object' && !Array.isArray(v)) continue;
+      const [labelText, fmt] = QUALITY[kind ? `${kind}.${k}` : k] || [sentence(k), (x) => (typeof x === 'number' ? fmtNumber(x, 3) : String(x))];
+      if (labelText === null) continue;
+      let text = fmt(v);
+      let name = labelText;
+      if (/precision_at_k|hit_rate_at_k/.test(k) && ctx.k) name = `${labelText}: top ${ctx.k}`;
+      if (kind === 'feedback' && k === 'precision_at_k' && !ctx.judged) text = 'not yet (no rated lists)';
       if (!groups.has(title)) groups.set(title, []);
-      const text = typeof v === 'number' ? fmtNumber(v, 3) : Array.isArray(v) ? v.join(', ') : String(v);
-      groups.get(title).push([label(k), text, typeof v === 'number']);
+      groups.get(title).push([name, text, typeof v === 'number' && !text.startsWith('not')]);
     }
   };
-  walk(q, []);
+  add('Overall', '', q, {});
+  for (const [name, col] of Object.entries(q.collections || {})) {
+    for (const [kind, obj] of Object.entries(col || {})) {
+      if (obj && typeof obj === 'object') add(`${name} · ${GROUPS[kind] || sentence(kind).toLowerCase()}`, kind, obj, obj);
+    }
+  }
+  for (const [name, p] of Object.entries(q.probes || {})) {
+    if (p && typeof p === 'object') add(`Probe set “${name}”`, 'probe', p, p);
+  }
   els.quality.hidden = false;
   els.quality.replaceChildren(
     h('h2', { id: 'quality-h', text: 'Retrieval quality' }),
