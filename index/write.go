@@ -173,6 +173,12 @@ func (c *Collection) Put(ctx context.Context, items ...Item) ([]Written, error) 
 // metadata and thumbnail; it may change anything but the ID. When fn returns an
 // error nothing is written and Update returns it. ErrNotFound when id is absent.
 func (c *Collection) Update(ctx context.Context, id string, fn func(*Item) error) (Written, error) {
+	return c.update(ctx, id, fn)
+}
+
+// update is Update; each also runs first in the write's bbolt transaction (UpdateApplied records
+// its log position there).
+func (c *Collection) update(ctx context.Context, id string, fn func(*Item) error, also ...func(*bolt.Bucket) error) (Written, error) {
 	if err := c.writable(); err != nil {
 		return Written{}, err
 	}
@@ -203,7 +209,7 @@ func (c *Collection) Update(ctx context.Context, id string, fn func(*Item) error
 	if err != nil {
 		return Written{}, err
 	}
-	if err := c.putLocked(ps); err != nil {
+	if err := c.putLocked(ps, also...); err != nil {
 		return Written{}, err
 	}
 	return Written{ID: id, Version: ps[0].version, Outcome: ps[0].outcome}, nil

@@ -55,6 +55,7 @@ type Config struct {
 	Intel     Intel        `yaml:"intel"`
 	Demo      Demo         `yaml:"demo"`
 	Log       Log          `yaml:"log"`
+	Cluster   Cluster      `yaml:"cluster"`
 }
 
 type Server struct {
@@ -204,8 +205,9 @@ func Default() Config {
 			Probes: Probes{Interval: 15 * time.Minute, K: 10, GroupField: "group"}},
 		Intel: Intel{NearDuplicateScore: 0.80, PixelMatch: 0.94, ChromaMatch: 0.86, SimilarScore: 0.80, OnDuplicate: "allow", DiversifyTier: "near", DiversifyScore: 0.95,
 			TagNeighbors: 10, TagMinConfidence: 0.75, TrashRetention: 7 * 24 * time.Hour},
-		Demo: Demo{Mode: "auto"},
-		Log:  Log{Level: "info", Format: "text"},
+		Demo:    Demo{Mode: "auto"},
+		Log:     Log{Level: "info", Format: "text"},
+		Cluster: defaultCluster(),
 	}
 }
 
@@ -240,6 +242,9 @@ func Load(path string, environ []string) (Config, error) {
 	}
 	if len(cfg.Quality.Probes.Manifests) == 0 {
 		cfg.Quality.Probes.Manifests = nil
+	}
+	if len(cfg.Cluster.Routes) == 0 {
+		cfg.Cluster.Routes = nil
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
@@ -330,6 +335,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateRerank(); err != nil {
+		return err
+	}
+	if err := c.validateCluster(bad); err != nil {
 		return err
 	}
 	return c.validateModels()
