@@ -101,6 +101,8 @@ func startCluster(t *testing.T, names []string, shards int) []*testNode {
 	t.Cleanup(func() {
 		for _, tn := range nodes {
 			if tn.node != nil {
+				began := time.Now()
+				defer func() { t.Logf("closed %s in %v", tn.o.NodeName, time.Since(began)) }()
 				if err := tn.node.Close(); err != nil {
 					t.Errorf("close %s: %v", tn.o.NodeName, err)
 				}
@@ -292,6 +294,7 @@ func TestClusterStopLeaderMidIngest(t *testing.T) {
 		}
 		ref = v
 	}
+	restarted := time.Now()
 	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer rcancel()
 	if err := nodes[victim].start(t, rctx); err != nil {
@@ -300,7 +303,27 @@ func TestClusterStopLeaderMidIngest(t *testing.T) {
 	if v := checkReplicas(t, nodes[victim], acked); !sameVersions(ref, v) {
 		t.Fatalf("restarted %s differs from the survivors (%d vs %d items)", leader, len(v), len(ref))
 	}
-	t.Logf("%d acknowledged items checked on 3 nodes", len(acked))
+	t.Logf("%d acknowledged items checked on 3 nodes; restart and catch-up took %v", len(acked), time.Since(restarted))
+
+	// A minority refuses writes: with two of three servers stopped, no write is acknowledged and
+	// Publish says so (ErrUnavailable) when its budget ends.
+	survivor := nodes[victim]
+	closing := time.Now()
+	for i, tn := range nodes {
+		if i != victim {
+			if err := tn.node.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tn.node = nil
+		}
+	}
+	t.Logf("two nodes closed in %v", time.Since(closing))
+	mctx, mcancel := context.WithTimeout(ctx, 3*time.Second)
+	defer mcancel()
+	defer func(began time.Time) { t.Logf("minority write refused in %v", time.Since(began)) }(time.Now())
+	if _, err := survivor.node.Publish(mctx, "products", Mutation{Op: OpDelete, ID: "n1-1"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a write to a minority: %v, want ErrUnavailable", err)
+	}
 }
 
 func sameVersions(a, b map[string]uint64) bool {

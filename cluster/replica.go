@@ -193,7 +193,10 @@ func (r *Replica) follow(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	defer cc.Stop()
+	// Stop in the background: while the client re-creates a lost consumer it holds the lock Stop
+	// needs, for up to 10 s per attempt when no quorum answers. The handler drops what still comes
+	// (fctx is done), and Node.Close closes the connection, which ends the re-creation.
+	defer func() { go cc.Stop() }()
 	r.setErr(nil)
 	for {
 		select {
