@@ -74,18 +74,35 @@ func (tn *testNode) start(t *testing.T, ctx context.Context) error {
 	return nil
 }
 
-// startCluster starts names as one cluster of embedded servers on loopback, concurrently (a
-// JetStream cluster answers only once a quorum of its servers runs).
-func startCluster(t *testing.T, names []string, shards int) []*testNode {
+// clusterOptions are the options of nodes names forming one cluster on loopback.
+func clusterOptions(t *testing.T, names []string, shards int) []Options {
 	t.Helper()
 	addrs := freeAddrs(t, 2*len(names))
 	routes := addrs[len(names):]
 	dir := t.TempDir()
-	nodes := make([]*testNode, len(names))
+	out := make([]Options, len(names))
 	for i, name := range names {
-		nodes[i] = &testNode{o: Options{NodeName: name, ClientAddr: addrs[i], ClusterAddr: routes[i], Routes: routes,
-			Dir: filepath.Join(dir, name), Shards: shards, WriteBudget: 20 * time.Second}}
+		out[i] = Options{NodeName: name, ClientAddr: addrs[i], ClusterAddr: routes[i], Routes: routes,
+			Dir: filepath.Join(dir, name), Shards: shards, WriteBudget: 20 * time.Second}
 	}
+	return out
+}
+
+// startCluster starts names as one cluster of embedded servers on loopback.
+func startCluster(t *testing.T, names []string, shards int) []*testNode {
+	t.Helper()
+	var nodes []*testNode
+	for _, o := range clusterOptions(t, names, shards) {
+		nodes = append(nodes, &testNode{o: o})
+	}
+	startNodes(t, nodes)
+	return nodes
+}
+
+// startNodes starts nodes concurrently (a JetStream cluster answers only once a quorum of its
+// servers runs) and closes them when the test ends.
+func startNodes(t *testing.T, nodes []*testNode) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	errs := make([]error, len(nodes))
@@ -101,8 +118,6 @@ func startCluster(t *testing.T, names []string, shards int) []*testNode {
 	t.Cleanup(func() {
 		for _, tn := range nodes {
 			if tn.node != nil {
-				began := time.Now()
-				defer func() { t.Logf("closed %s in %v", tn.o.NodeName, time.Since(began)) }()
 				if err := tn.node.Close(); err != nil {
 					t.Errorf("close %s: %v", tn.o.NodeName, err)
 				}
@@ -112,7 +127,6 @@ func startCluster(t *testing.T, names []string, shards int) []*testNode {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("cluster did not form: %v", err)
 	}
-	return nodes
 }
 
 // want is what the acknowledged writes say an item must be: present with this metadata, or gone.

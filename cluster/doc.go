@@ -19,10 +19,11 @@
 //
 // # Caveats
 //
-//   - The position lives in bbolt, not in the server: the consumer is an ordered consumer (memory,
-//     one replica, recreated by the client from the last delivered sequence when its server goes
-//     away), which detects gaps itself. A durable server-side consumer would be a second cursor
-//     that could disagree with the data.
+//   - The position lives in bbolt, not in the server: the consumer is an ephemeral one (memory,
+//     one replica, no acks) created from applied+1. The replica checks that the consumer's own
+//     sequence has no gap and starts a new one from its applied position after a gap, missed
+//     heartbeats, or when the consumer is gone with its server. A durable server-side consumer
+//     would be a second cursor that could disagree with the data.
 //   - Each message is applied in its own bbolt transaction (one fsync), so item versions (the
 //     collection's write sequence) are identical on every replica of a shard, and an IfVersion
 //     precondition decides the same way everywhere. That bounds a replica's apply rate by fsync.

@@ -156,8 +156,8 @@ func (r *Replica) run(ctx context.Context) {
 	}
 }
 
-// follow consumes the shard's subject from applied+1 with an ordered consumer and applies each
-// message until ctx ends or a message cannot be applied.
+// follow consumes the shard's subject from applied+1 and applies each message until ctx ends, a
+// message cannot be applied, or the consumer is lost or skips (run then starts again).
 func (r *Replica) follow(ctx context.Context) error {
 	start := r.Applied() + 1
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -173,14 +173,19 @@ func (r *Replica) follow(ctx context.Context) error {
 	case start < state.FirstSeq && start <= state.LastSeq:
 		return fmt.Errorf("%w: replica needs %d, the log starts at %d", ErrTruncated, start, state.FirstSeq)
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{r.subject},
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start})
+	cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+	cons, err := r.n.js.CreateConsumer(cctx, StreamName, jetstream.ConsumerConfig{
+		FilterSubject: r.subject, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
+		AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, Replicas: 1, InactiveThreshold: 30 * time.Second,
+		Description: "replica " + r.subject + " on " + r.n.o.NodeName})
+	ccancel()
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
 	fctx, fcancel := context.WithCancel(ctx)
 	defer fcancel()
 	msgs := make(chan jetstream.Msg, 64)
+	failed := make(chan error, 1)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case msgs <- m:
@@ -189,42 +194,84 @@ func (r *Replica) follow(ctx context.Context) error {
 	}, jetstream.PullExpiry(4*time.Second), jetstream.PullHeartbeat(time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			r.log.Debug("consumer", "err", err)
+			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+				errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConnectionClosed) {
+				select {
+				case failed <- err:
+				default:
+				}
+			}
 		}))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	// Stop in the background: while the client re-creates a lost consumer it holds the lock Stop
-	// needs, for up to 10 s per attempt when no quorum answers. The handler drops what still comes
-	// (fctx is done), and Node.Close closes the connection, which ends the re-creation.
-	defer func() { go cc.Stop() }()
+	defer cc.Stop()
 	r.setErr(nil)
+	tick := time.NewTicker(watchEvery)
+	defer tick.Stop()
+	lastMsg := time.Now()
+	var delivered uint64 // the consumer's own sequence: 1, 2, 3... without a gap
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-failed:
+			return fmt.Errorf("consumer lost: %w", err)
 		case m := <-msgs:
-			if err := r.apply(ctx, m); err != nil {
+			lastMsg = time.Now()
+			md, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("message metadata: %w", err)
+			}
+			if md.Sequence.Consumer != delivered+1 {
+				return fmt.Errorf("consumer delivered #%d after #%d", md.Sequence.Consumer, delivered)
+			}
+			delivered++
+			if err := r.apply(ctx, md.Sequence.Stream, m.Data()); err != nil {
+				return err
+			}
+		case <-tick.C:
+			if time.Since(lastMsg) < watchEvery {
+				continue
+			}
+			if err := watch(ctx, cons); err != nil {
 				return err
 			}
 		}
 	}
 }
 
+// watchEvery is how often a quiet replica checks that its consumer still exists.
+const watchEvery = 2 * time.Second
+
+// watch checks that a quiet replica's consumer still exists and has nothing pending it does not
+// deliver (its server may have died without the heartbeats saying so yet); otherwise the replica
+// starts again from its applied position.
+func watch(ctx context.Context, cons jetstream.Consumer) error {
+	ictx, cancel := context.WithTimeout(ctx, watchEvery)
+	defer cancel()
+	info, err := cons.Info(ictx)
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case err != nil:
+		return fmt.Errorf("consumer lost: %w", err)
+	case info.NumPending > 0:
+		return fmt.Errorf("consumer stalled with %d messages pending", info.NumPending)
+	}
+	return nil
+}
+
 // errRefused marks a message that changes nothing on any replica (a failed precondition, an
 // absent item, an invalid item or patch): its position is recorded and the log moves on.
 var errRefused = errors.New("refused")
 
-// apply applies one message in its own bbolt transaction, with its stream sequence.
-func (r *Replica) apply(ctx context.Context, m jetstream.Msg) error {
-	md, err := m.Metadata()
-	if err != nil {
-		return fmt.Errorf("message metadata: %w", err)
-	}
-	seq := md.Sequence.Stream
+// apply applies the message at stream sequence seq in its own bbolt transaction.
+func (r *Replica) apply(ctx context.Context, seq uint64, data []byte) error {
 	if seq <= r.Applied() {
 		return nil
 	}
-	mut, err := DecodeMutation(m.Data())
+	mut, err := DecodeMutation(data)
 	if err == nil {
 		err = r.write(ctx, seq, mut)
 	}
