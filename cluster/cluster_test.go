@@ -308,6 +308,23 @@ func TestClusterStopLeaderMidIngest(t *testing.T) {
 		}
 		ref = v
 	}
+	// Any survivor answers a search of the whole collection from the survivors' replicas.
+	for id, w := range acked {
+		if w.deleted {
+			continue
+		}
+		var res SearchResult
+		var err error
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if res, err = nodes[(victim+1)%3].node.Search(ctx, "products", Query{Vector: vecOf(id), K: 3}, time.Second); err == nil && res.Shards == res.Of {
+				break
+			}
+		}
+		if err != nil || res.Shards != 4 || len(res.Results) == 0 || res.Results[0].ID != id {
+			t.Fatalf("search for %s through a survivor: %+v, %v", id, res, err)
+		}
+		break
+	}
 	restarted := time.Now()
 	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer rcancel()

@@ -30,6 +30,8 @@
 //   - A precondition is checked when a replica applies the message, not when the write is
 //     acknowledged: an acknowledged conditional write may turn out to be a no-op (the same one on
 //     every replica).
-//   - Not done yet: shard assignment in a KV bucket, snapshots and catch-up from them, the
-//     scatter-gather query path, wiring into `lookalike serve`. Assign gives a static placement.
+//   - Node.Search scatters a search to one replica of every shard (a queue group per shard) and
+//     merges the top k, reporting how many shards answered; replicas answer only once caught up.
+//   - Not done yet: shard assignment in a KV bucket, snapshots and catch-up from them, wiring into
+//     `lookalike serve`. Assign gives a static placement.
 package cluster

@@ -20,3 +20,6 @@ var (
 	// ErrConfig: invalid options.
 	ErrConfig = errors.New("cluster: invalid options")
 )
+
+// ErrInvalidQuery: a search a shard refused (k out of range, a vector of other dims, a bad filter).
+var ErrInvalidQuery = errors.New("cluster: invalid query")

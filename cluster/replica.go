@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lookalike/lookalike/index"
@@ -35,6 +36,10 @@ type Replica struct {
 
 	errMu   sync.Mutex
 	lastErr error
+
+	subMu sync.Mutex
+	sub   *nats.Subscription // the shard's query group, joined once caught up (query.go)
+	left  bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -145,6 +150,7 @@ func (r *Replica) run(ctx context.Context) {
 		}
 		r.setErr(err)
 		if errors.Is(err, ErrTruncated) {
+			r.leave()
 			r.log.Error("replica stopped: it cannot catch up from the log", "err", err)
 			return
 		}
@@ -207,6 +213,9 @@ func (r *Replica) follow(ctx context.Context) error {
 	}
 	defer cc.Stop()
 	r.setErr(nil)
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+		r.join()
+	}
 	tick := time.NewTicker(watchEvery)
 	defer tick.Stop()
 	lastMsg := time.Now()
@@ -229,6 +238,9 @@ func (r *Replica) follow(ctx context.Context) error {
 			delivered++
 			if err := r.apply(ctx, md.Sequence.Stream, m.Data()); err != nil {
 				return err
+			}
+			if md.NumPending == 0 {
+				r.join() // caught up
 			}
 		case <-tick.C:
 			if time.Since(lastMsg) < watchEvery {
@@ -336,6 +348,7 @@ func (r *Replica) write(ctx context.Context, seq uint64, mut Mutation) error {
 
 // close stops following the log and closes the replica's store.
 func (r *Replica) close() error {
+	r.leave()
 	r.cancel()
 	<-r.done
 	r.n.mu.Lock()
