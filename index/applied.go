@@ -81,30 +81,7 @@ func (c *Collection) MarkApplied(ctx context.Context, key string, seq uint64) er
 // refuses the items (ErrInvalidItem, ErrVersionConflict) nothing is written, the position
 // neither: the caller decides (MarkApplied to skip the entry).
 func (c *Collection) PutApplied(ctx context.Context, key string, seq uint64, items ...Item) ([]Written, error) {
-	if err := c.writable(); err != nil {
-		return nil, err
-	}
-	ps, pos, err := c.prepareAll(items)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if err := c.checkFrozen(ctx); err != nil {
-		return nil, err
-	}
-	if err := c.putLocked(ps, func(b *bolt.Bucket) error { return setApplied(b, key, seq) }); err != nil {
-		return nil, err
-	}
-	out := make([]Written, len(items))
-	for i, it := range items {
-		p := &ps[pos[it.ID]]
-		out[i] = Written{ID: p.id, Version: p.version, Outcome: p.outcome}
-	}
-	return out, nil
+	return c.put(ctx, items, func(b *bolt.Bucket) error { return setApplied(b, key, seq) })
 }
 
 // DeleteApplied is Delete that records position seq under key in the same transaction, also when

@@ -137,6 +137,12 @@ func (c *Collection) Upsert(ctx context.Context, items ...Item) error {
 // per input item, in order. An item whose non-empty content hash, metadata and
 // thumbnail equal the stored ones is not rewritten (Unchanged, version kept).
 func (c *Collection) Put(ctx context.Context, items ...Item) ([]Written, error) {
+	return c.put(ctx, items)
+}
+
+// put is Put; each also runs first in the write's bbolt transaction (PutApplied records its log
+// position there).
+func (c *Collection) put(ctx context.Context, items []Item, also ...func(*bolt.Bucket) error) ([]Written, error) {
 	if len(items) == 0 {
 		return nil, nil
 	}
@@ -155,7 +161,7 @@ func (c *Collection) Put(ctx context.Context, items ...Item) ([]Written, error) 
 	if err := c.checkFrozen(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.putLocked(ps); err != nil {
+	if err := c.putLocked(ps, also...); err != nil {
 		return nil, err
 	}
 	out := make([]Written, len(items))
