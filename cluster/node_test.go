@@ -184,3 +184,34 @@ func TestTruncatedLogStopsTheReplica(t *testing.T) {
 		t.Fatalf("the replica applied past the hole: %v", err)
 	}
 }
+
+// With an external NATS URL the node starts no server of its own: here a second node uses the
+// first one's server as its "external" NATS.
+func TestExternalURL(t *testing.T) {
+	ctx := context.Background()
+	host, _ := startSingle(t, t.TempDir())
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	n, err := Start(sctx, Options{NodeName: "client", URL: host.srv.ClientURL(), Dir: t.TempDir(), Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.srv != nil {
+		t.Fatal("a node with an external URL started a server")
+	}
+	r, err := n.OpenReplica("products", 0, testCollection, &index.Options{NoSync: true, SnapshotInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, err := n.Publish(ctx, "products", Mutation{Op: OpUpsert, ID: "e", Vector: vecOf("e")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WaitApplied(ctx, seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Collection().Get("e"); err != nil {
+		t.Fatal(err)
+	}
+}
