@@ -336,6 +336,27 @@ func TestClusterStopLeaderMidIngest(t *testing.T) {
 	}
 	t.Logf("%d acknowledged items checked on 3 nodes; restart and catch-up took %v", len(acked), time.Since(restarted))
 
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	defer scancel()
+	var st Status
+	for { // a restarted server answers without a leader until the stream has elected one
+		if st, err = nodes[victim].node.Status(sctx); err != nil {
+			t.Fatal(err)
+		}
+		if st.Log.Leader != "" || sctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st.Log.Leader == "" || len(st.Log.Peers) != 2 || len(st.Replicas) != 4 || st.Log.LastSeq == 0 {
+		t.Fatalf("status: %+v", st)
+	}
+	for _, rs := range st.Replicas {
+		if rs.Applied == 0 || rs.Err != "" {
+			t.Errorf("replica status %+v", rs)
+		}
+	}
+
 	// A minority refuses writes: with two of three servers stopped, no write is acknowledged and
 	// Publish says so (ErrUnavailable) when its budget ends.
 	survivor := nodes[victim]

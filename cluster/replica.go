@@ -172,7 +172,13 @@ func (r *Replica) follow(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream info: %w", err)
 	}
-	state := st.CachedInfo().State
+	info := st.CachedInfo()
+	if info.Cluster != nil && info.Cluster.Leader == "" {
+		// A server that has just restarted answers from its own, possibly stale copy until the
+		// stream has a leader: judge the replica's position only against the leader's state.
+		return errors.New("the log has no leader yet")
+	}
+	state := info.State
 	switch {
 	case start > state.LastSeq+1:
 		return fmt.Errorf("%w: replica applied up to %d but the log ends at %d (was the stream recreated?)", ErrTruncated, start-1, state.LastSeq)
