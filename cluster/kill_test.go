@@ -75,12 +75,17 @@ func TestClusterChild(t *testing.T) {
 	for i := 0; ; i++ {
 		id := fmt.Sprintf("%s-%d", spec.Options.NodeName, i)
 		meta := fmt.Sprintf(`{"by":%q,"i":%d}`, spec.Options.NodeName, i)
-		seq, err := tn.node.Publish(ctx, "products", Mutation{Op: OpUpsert, ID: id, Vector: vecOf(id), Metadata: []byte(meta)})
-		if err != nil {
-			fmt.Println("error:", err)
-			continue
+		if ctx.Err() != nil {
+			os.Exit(1) // never outlive the parent's test for long
 		}
-		fmt.Printf("ack %s %d\n", id, seq)
+		seq, err := tn.node.Publish(ctx, "products", Mutation{Op: OpUpsert, ID: id, Vector: vecOf(id), Metadata: []byte(meta)})
+		line := fmt.Sprintf("ack %s %d\n", id, seq)
+		if err != nil {
+			line = fmt.Sprintln("error:", err)
+		}
+		if _, err := os.Stdout.WriteString(line); err != nil {
+			os.Exit(1) // the parent is gone
+		}
 		time.Sleep(5 * time.Millisecond) // leave the parent's writers a share of the log
 	}
 }
