@@ -50,7 +50,7 @@ FUZZ_TARGETS := \
 	./embed/:FuzzDecode \
 	./index/:FuzzDecodeRecord ./index/:FuzzDecodeTrash ./index/:FuzzDecodeLists ./index/:FuzzParseFilter ./index/:FuzzFilterFromJSON \
 	./api/:FuzzParseSearch ./api/:FuzzParseItem ./api/:FuzzBatch ./api/:FuzzFeedbackRequest \
-	./internal/ingest/:FuzzManifest ./internal/edit/:FuzzMergePatch ./eval/:FuzzIdx
+	./internal/ingest/:FuzzManifest ./internal/edit/:FuzzMergePatch ./eval/:FuzzIdx ./cluster/:FuzzDecodeMutation
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \

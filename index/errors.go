@@ -53,4 +53,7 @@ var (
 	// ErrStorage: a write to bbolt failed (disk full, I/O error); the wrapped
 	// error names the cause. In-memory state is unchanged; reads keep working.
 	ErrStorage = errors.New("index: storage error")
+	// ErrStaleApplied: a change recorded with a log position at or below the one already applied
+	// (PutApplied and friends); nothing was written. It comes wrapped in ErrStorage.
+	ErrStaleApplied = errors.New("index: log position already applied")
 )

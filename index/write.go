@@ -137,6 +137,12 @@ func (c *Collection) Upsert(ctx context.Context, items ...Item) error {
 // per input item, in order. An item whose non-empty content hash, metadata and
 // thumbnail equal the stored ones is not rewritten (Unchanged, version kept).
 func (c *Collection) Put(ctx context.Context, items ...Item) ([]Written, error) {
+	return c.put(ctx, items)
+}
+
+// put is Put; each also runs first in the write's bbolt transaction (PutApplied records its log
+// position there).
+func (c *Collection) put(ctx context.Context, items []Item, also ...func(*bolt.Bucket) error) ([]Written, error) {
 	if len(items) == 0 {
 		return nil, nil
 	}
@@ -155,7 +161,7 @@ func (c *Collection) Put(ctx context.Context, items ...Item) ([]Written, error) 
 	if err := c.checkFrozen(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.putLocked(ps); err != nil {
+	if err := c.putLocked(ps, also...); err != nil {
 		return nil, err
 	}
 	out := make([]Written, len(items))
@@ -173,6 +179,12 @@ func (c *Collection) Put(ctx context.Context, items ...Item) ([]Written, error) 
 // metadata and thumbnail; it may change anything but the ID. When fn returns an
 // error nothing is written and Update returns it. ErrNotFound when id is absent.
 func (c *Collection) Update(ctx context.Context, id string, fn func(*Item) error) (Written, error) {
+	return c.update(ctx, id, fn)
+}
+
+// update is Update; each also runs first in the write's bbolt transaction (UpdateApplied records
+// its log position there).
+func (c *Collection) update(ctx context.Context, id string, fn func(*Item) error, also ...func(*bolt.Bucket) error) (Written, error) {
 	if err := c.writable(); err != nil {
 		return Written{}, err
 	}
@@ -203,7 +215,7 @@ func (c *Collection) Update(ctx context.Context, id string, fn func(*Item) error
 	if err != nil {
 		return Written{}, err
 	}
-	if err := c.putLocked(ps); err != nil {
+	if err := c.putLocked(ps, also...); err != nil {
 		return Written{}, err
 	}
 	return Written{ID: id, Version: ps[0].version, Outcome: ps[0].outcome}, nil

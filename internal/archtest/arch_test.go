@@ -48,24 +48,29 @@ func deps(t *testing.T, root, pkg string) map[string]bool {
 	return set
 }
 
-// TestImportArrows: dependencies point inward (cmd → api → {intel, quality, ingest, edit} →
+// TestImportArrows: dependencies point inward (cmd → api → {intel, quality, ingest, edit, cluster} →
 // {embed, index}); only api knows HTTP as a server; embed and index never import each other; the
 // config package stays free of cgo; the Go client (client/) imports nothing of the server, so an
 // integrator's program links none of it.
 func TestImportArrows(t *testing.T) {
 	root := repoRoot(t)
+	// Only cluster may link NATS: the single-node packages stay free of it.
+	const nats, natsServer = "github.com/nats-io/nats.go", "github.com/nats-io/nats-server/v2/server"
 	rules := []struct {
 		pkg    string
 		forbid []string
 	}{
-		{"index", []string{"embed", "api", "intel", "quality", "internal/ingest", "github.com/gofiber/fiber/v2"}},
-		{"embed", []string{"index", "api", "intel", "quality", "internal/ingest", "github.com/gofiber/fiber/v2"}},
+		{"index", []string{"embed", "api", "intel", "quality", "internal/ingest", "cluster", nats, natsServer, "github.com/gofiber/fiber/v2"}},
+		{"embed", []string{"index", "api", "intel", "quality", "internal/ingest", "cluster", nats, "github.com/gofiber/fiber/v2"}},
 		{"intel", []string{"api", "quality", "github.com/gofiber/fiber/v2"}},
 		{"quality", []string{"api", "intel", "github.com/gofiber/fiber/v2"}},
 		{"internal/ingest", []string{"api", "quality", "github.com/gofiber/fiber/v2"}},
 		{"internal/edit", []string{"api", "embed", "intel", "quality", "internal/ingest", "github.com/gofiber/fiber/v2"}},
-		{"client", []string{"api", "index", "embed", "intel", "quality", "internal/ingest", "internal/edit", "internal/config", "github.com/gofiber/fiber/v2"}},
-		{"internal/config", []string{"embed", "api", "intel", "quality", "internal/ingest"}},
+		{"client", []string{"api", "index", "embed", "intel", "quality", "internal/ingest", "internal/edit", "internal/config", "cluster", nats, "github.com/gofiber/fiber/v2"}},
+		{"internal/config", []string{"embed", "api", "intel", "quality", "internal/ingest", "cluster", nats}},
+		// cluster sits beside ingest, below api: it applies the log through index's write path and
+		// knows nothing of HTTP, embedding or catalog intelligence.
+		{"cluster", []string{"api", "embed", "intel", "quality", "internal/ingest", "lifecycle", "github.com/gofiber/fiber/v2"}},
 		{"eval", []string{"api", "github.com/gofiber/fiber/v2"}},
 		{"lifecycle", []string{"api", "intel", "quality", "github.com/gofiber/fiber/v2"}},
 	}

@@ -55,6 +55,7 @@ type Config struct {
 	Intel     Intel        `yaml:"intel"`
 	Demo      Demo         `yaml:"demo"`
 	Log       Log          `yaml:"log"`
+	Cluster   Cluster      `yaml:"cluster"`
 }
 
 type Server struct {
@@ -210,6 +211,7 @@ func Default() Config {
 		Lifecycle: Lifecycle{Grace: 24 * time.Hour},
 		Demo:      Demo{Mode: "auto"},
 		Log:       Log{Level: "info", Format: "text"},
+		Cluster:   defaultCluster(),
 	}
 }
 
@@ -244,6 +246,9 @@ func Load(path string, environ []string) (Config, error) {
 	}
 	if len(cfg.Quality.Probes.Manifests) == 0 {
 		cfg.Quality.Probes.Manifests = nil
+	}
+	if len(cfg.Cluster.Routes) == 0 {
+		cfg.Cluster.Routes = nil
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
@@ -334,6 +339,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateRerank(); err != nil {
+		return err
+	}
+	if err := c.validateCluster(bad); err != nil {
 		return err
 	}
 	return c.validateModels()
