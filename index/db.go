@@ -48,6 +48,9 @@ type Options struct {
 	NoSync bool
 	// ReadOnly opens the file read-only; writes fail with ErrReadOnly.
 	ReadOnly bool
+	// Compression is how vectors are held in memory: CompressionSQ8 (the
+	// default) or CompressionNone (float32). See compress.go.
+	Compression string
 }
 
 func (o Options) withDefaults() Options {
@@ -68,6 +71,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Compression == "" {
+		o.Compression = DefaultCompression
 	}
 	return o
 }
@@ -110,6 +116,9 @@ func Open(dir string, opts *Options) (*DB, error) {
 		o = *opts
 	}
 	o = o.withDefaults()
+	if err := validCompression(o.Compression); err != nil {
+		return nil, err
+	}
 	db := &DB{opts: o, log: o.Logger, colls: map[string]*Collection{}, stop: make(chan struct{})}
 	path := filepath.Join(dir, FileName)
 	ro := o.ReadOnly

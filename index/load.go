@@ -18,7 +18,7 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 	var snap, knn []byte
 	var live []bool
 	var touched map[uint32]bool
-	logOK := false
+	logOK, trained := false, false
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCollections).Bucket([]byte(name))
 		var cfg CollectionConfig
@@ -34,7 +34,15 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 			return fmt.Errorf("%w: missing items bucket", ErrStorage)
 		}
 		g := c.g
-		g.reserve(items.Stats().KeyN)
+		n := items.Stats().KeyN
+		if db.opts.Compression == CompressionSQ8 {
+			g.sq = loadSQ8(b, cfg.Dims)
+			if g.sq == nil && n >= SQ8TrainAt {
+				g.sq, trained = trainStored(items, cfg.Dims), true
+			}
+		}
+		g.reserve(n)
+		buf := make([]float32, cfg.Dims)
 		err := items.ForEach(func(k, v []byte) error {
 			r, err := decodeRecordView(v)
 			if err != nil || r.dims() != cfg.Dims || r.slot > 1<<30 {
@@ -50,7 +58,12 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 			}
 			live[r.slot] = true
 			g.grow(int(r.slot) + 1)
-			r.vectorInto(g.vec(r.slot))
+			if g.sq != nil {
+				r.vectorInto(buf)
+				g.sq.encode(g.code(r.slot), buf)
+			} else {
+				r.vectorInto(g.vec(r.slot))
+			}
 			meta := json.RawMessage(bytes.Clone(r.meta))
 			if len(meta) == 0 {
 				meta = nil
@@ -70,6 +83,9 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if trained && !db.readOnly {
+		c.storeSQ8()
 	}
 	g := c.g
 	if len(snap) >= 16 { // slots freed at the end after the snapshot still count

@@ -455,6 +455,8 @@ func (c *Collection) link(slot uint32) {
 	c.g.applyInsert(plan)
 	c.rr.Apply(rp)
 	c.mu.Unlock()
+	// The write that brings the collection to SQ8TrainAt items compresses it.
+	c.maybeCompress()
 }
 
 // unlink removes a slot from the graph, repairing its neighbours. Under wmu.

@@ -291,10 +291,11 @@ func runBenchSearch(ctx context.Context, env *cliEnv, args []string) error {
 	efs := fs.String("ef", "10,20,40,80,160", "efSearch values to sweep")
 	fs.BoolVar(&o.Baseline, "baseline", true, "also run coder/hnsw v0.6.1")
 	fs.StringVar(&o.Dir, "dir", "", "keep generated vectors and the ground truth here (reused by later runs)")
-	indexes := fs.String("indexes", "float", "our configurations: float (float32 in memory)")
+	indexes := fs.String("indexes", "float,sq8", "our configurations: float (float32 in memory), sq8 (compressed)")
 	fs.IntVar(&o.BuildWorkers, "build-workers", 0, "goroutines building our graphs, threads building the peers' (0 = all cores)")
 	fs.IntVar(&o.Repeat, "repeat", 3, "runs of each ef's queries; the fastest counts")
 	fs.BoolVar(&o.SerialBuild, "serial-build", false, "also build the first of --indexes on one goroutine (the parallel speed-up)")
+	fs.BoolVar(&o.FloatSameGraph, "float-same-graph", false, "with --indexes sq8: measure float32 storage on the SQ8 graph instead of building it (saves the longest build at 1M)")
 	peers := fs.String("peers", "", "also run these peers on the same files: hnswlib,faiss (scripts/setup --peers)")
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -308,8 +309,8 @@ func runBenchSearch(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	o.Indexes, o.Peers = splitComma(*indexes), splitComma(*peers)
 	for _, x := range o.Indexes {
-		if x != "float" {
-			return fmt.Errorf("%w: --indexes: unknown configuration %q (float)", errUsage, x)
+		if x != "float" && x != "sq8" {
+			return fmt.Errorf("%w: --indexes: unknown configuration %q (float, sq8)", errUsage, x)
 		}
 	}
 	for _, x := range o.Peers {

@@ -36,7 +36,7 @@ func TestSearchPeers(t *testing.T) {
 		t.Skip("python3-hnswlib / python3-faiss not installed (scripts/setup --peers)")
 	}
 	rep, err := Search(ctx, SearchOptions{N: 3000, Queries: 50, Dim: 48, Efs: []int{16, 64}, EfConstruction: 64,
-		Dir: t.TempDir(), Peers: []string{"hnswlib", "faiss"}})
+		Dir: t.TempDir(), Indexes: []string{"sq8"}, Peers: []string{"hnswlib", "faiss"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func best(rows []Row, index string) Row {
 	return b
 }
 
-// BenchmarkPeerANN runs ours and both peers on the same .fvecs files in one run,
+// BenchmarkPeerANN runs ours (float and SQ8) and both peers on the same .fvecs files in one run,
 // building on all cores and searching on one, M=16, efConstruction=200, and prints the ef sweeps
 // and the QPS ratios at recall@10 >= 0.99.
 //
@@ -80,7 +80,7 @@ func BenchmarkPeerANN(b *testing.B) {
 		}
 		printReport(b, rep)
 		hn := bestQPS(rep.Rows, "hnswlib", 0.99)
-		for _, ours := range []string{"lookalike"} {
+		for _, ours := range []string{"lookalike", "lookalike-sq8"} {
 			if q := bestQPS(rep.Rows, ours, 0.99); hn > 0 {
 				fmt.Printf("QPS at recall@10 >= 0.99: %s %.1f, hnswlib %.1f, ratio %.2f (target >= 2)\n", ours, q, hn, q/hn)
 			}

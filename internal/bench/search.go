@@ -20,7 +20,7 @@ import (
 
 // SearchOptions configure Search. Zero values: N 100000 synthetic vectors (ignored with Base: the
 // file's size, or its first N), Queries 1000, Dim 1280, K 10, Efs 16..256, M index.DefaultM,
-// EfConstruction index.DefaultEfConstruction, BuildWorkers GOMAXPROCS, Indexes float.
+// EfConstruction index.DefaultEfConstruction, BuildWorkers GOMAXPROCS, Indexes both of ours.
 type SearchOptions struct {
 	N, Queries, Dim, K int
 	Efs                []int
@@ -32,12 +32,17 @@ type SearchOptions struct {
 	// peers). Empty: a temporary directory, removed afterwards. Generated files already there with
 	// the right size are reused.
 	Dir string
-	// Indexes picks our configurations: "float" (float32 vectors in memory). Default float.
+	// Indexes picks our configurations: "float" (float32 vectors in memory) and "sq8" (SQ8 codes,
+	// re-scored from the float vectors on disk: here the mapped .fvecs file). Default both.
 	Indexes []string
 	// BuildWorkers is how many goroutines link our graphs; SerialBuild also builds the first of
 	// Indexes on one goroutine, to measure the parallel speed-up.
 	BuildWorkers int
 	SerialBuild  bool
+	// FloatSameGraph measures float32 storage on the SQ8 build's graph (UseFloat) instead of a
+	// float build of its own, when Indexes is just "sq8": at a million vectors that saves the
+	// longest build. Its rows are "lookalike-samegraph".
+	FloatSameGraph bool
 	// Baseline adds github.com/coder/hnsw v0.6.1 rows (see baseline.go).
 	Baseline bool
 	// Peers runs scripts/peer_ann.py for each name ("hnswlib", "faiss") on the same files, after
@@ -70,7 +75,7 @@ type SearchReport struct {
 // Row is one measured configuration. BuildS is set on the first row of an index that had to be
 // built (the baseline).
 type Row struct {
-	Index  string  `json:"index"` // "lookalike" | "exact" | "coder/hnsw" | a peer's name
+	Index  string  `json:"index"` // "lookalike" | "lookalike-sq8" | "exact" | "coder/hnsw" | a peer's name
 	Ef     int     `json:"ef"`
 	Recall float64 `json:"recall"`
 	QPS    float64 `json:"qps"`
@@ -98,7 +103,7 @@ type Build struct {
 	BytesPerItem float64 `json:"bytes_per_item"`
 }
 
-// Search runs the benchmark: our HNSW with each storage of Indexes, then for
+// Search runs the benchmark: our HNSW with float and with SQ8 storage, built in parallel, then for
 // each ef every query sequentially on one goroutine, reporting recall@K against brute force and
 // queries per second; the peers build on the same files and are searched in turn with ours. It uses the in-memory index core
 // (index.Graph, no bbolt) so that the numbers compare like for like with other in-memory indexes.
@@ -165,6 +170,16 @@ func Search(ctx context.Context, o SearchOptions) (SearchReport, error) {
 			if b, err := json.MarshalIndent(r, "", "  "); err == nil {
 				os.WriteFile(filepath.Join(o.Dir, "report.json"), b, 0o644)
 			}
+		}
+	}
+	if o.FloatSameGraph && kept != nil && keptName == indexName("sq8") {
+		kept.UseFloat()
+		rows, err := sweep(ctx, kept, indexName("float")+"-samegraph", queries, o.K, o.Efs, o.Repeat, recall)
+		rep.Rows = append(rep.Rows, rows...)
+		kept.UseCompressed()
+		freeMemory()
+		if err != nil {
+			return rep, err
 		}
 	}
 	save()
@@ -345,7 +360,12 @@ func interleaved(ctx context.Context, g *index.Graph, name string, peers []*peer
 }
 
 // indexName is a configuration's name in the report.
-func indexName(kind string) string { return "lookalike" }
+func indexName(kind string) string {
+	if kind == "sq8" {
+		return "lookalike-sq8"
+	}
+	return "lookalike"
+}
 
 // buildOurs builds our graph over the first n base vectors with the given storage.
 func buildOurs(ctx context.Context, base *FvecsFile, n int, kind string, workers int, o SearchOptions) (*index.Graph, Build, error) {
@@ -355,6 +375,20 @@ func buildOurs(ctx context.Context, base *FvecsFile, n int, kind string, workers
 	start, cpu0 := time.Now(), procstat.ProcessCPU()
 	g := index.NewGraph(base.Dim(), o.M, o.EfConstruction, 42)
 	g.Reserve(n)
+	if kind == "sq8" {
+		sample := make([][]float32, 0, index.SQ8TrainAt)
+		for i := 0; i < min(n, index.SQ8TrainAt); i++ {
+			sample = append(sample, base.Row(i))
+		}
+		fetch := func(i uint32, dst []float32) bool {
+			copy(dst, base.Row(int(i)))
+			normalizeInPlace(dst)
+			return true
+		}
+		if err := g.Compress(sample, fetch); err != nil {
+			return nil, b, fmt.Errorf("bench: SQ8 training: %w", err)
+		}
+	}
 	for i := range n {
 		if i%65536 == 0 && ctx.Err() != nil {
 			return nil, b, ctx.Err()
@@ -434,7 +468,7 @@ func (o SearchOptions) withDefaults() SearchOptions {
 		o.BuildWorkers = runtime.GOMAXPROCS(0)
 	}
 	if len(o.Indexes) == 0 {
-		o.Indexes = []string{"float"}
+		o.Indexes = []string{"float", "sq8"}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
