@@ -156,3 +156,27 @@ func BenchmarkSQ8Kernels(b *testing.B) {
 		}
 	})
 }
+
+// FuzzUnmarshalSQ8: stored ranges are read back from bbolt; damaged bytes are refused, never a
+// panic, and what is accepted encodes and decodes within its ranges.
+func FuzzUnmarshalSQ8(f *testing.F) {
+	tr := newSQ8Trainer(8)
+	tr.add([]float32{0.1, -0.2, 0.3, 0, 0.5, -0.5, 0.2, 0.1})
+	tr.add([]float32{-0.1, 0.2, 0.1, 0.4, 0.1, -0.1, 0, 0.3})
+	f.Add(tr.quantizer().marshal())
+	f.Add([]byte("LKQ1"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, err := unmarshalSQ8(b, 8)
+		if err != nil {
+			return
+		}
+		code, back := make([]uint8, 8), make([]float32, 8)
+		q.encode(code, []float32{1, -1, 0, 0.5, -0.5, 0.25, 0, 2})
+		q.decode(back, code)
+		for j, x := range back {
+			if x < q.lo[j]-1e-6 || x > q.hi[j]+1e-6 {
+				t.Fatalf("dimension %d decodes to %v outside [%v, %v]", j, x, q.lo[j], q.hi[j])
+			}
+		}
+	})
+}
