@@ -77,8 +77,9 @@ type Collection struct {
 	postings map[string]map[uint32]struct{} // field NUL value -> slots
 	fields   map[string]int                 // field -> items with a value in it (query.go)
 	free     []uint32
-	seq      uint64 // last persisted write sequence number
-	snapSeq  uint64 // seq of the stored snapshot
+	hidden   map[uint32]bool // linked slots searches skip: an item's vector mid-move (write.go)
+	seq      uint64          // last persisted write sequence number
+	snapSeq  uint64          // seq of the stored snapshot
 
 	loadedFrom string // "snapshot", "rebuild" or "empty", for logs and tests
 	rrFrom     string // how the re-ranking lists were loaded, for logs and tests
@@ -90,6 +91,7 @@ func newCollection(db *DB, name string, cfg CollectionConfig) *Collection {
 		g:          newGraph(cfg.Dims, cfg.M, cfg.EfConstruction, db.opts.Ml, time.Now().UnixNano()),
 		rr:         rerank.NewDefault(),
 		byID:       map[string]uint32{},
+		hidden:     map[uint32]bool{},
 		postings:   map[string]map[uint32]struct{}{},
 		loadedFrom: "empty",
 	}
@@ -292,10 +294,10 @@ func (c *Collection) searchLocked(q []float32, o SearchOptions, self uint32) ([]
 		}
 	}
 	var accept func(uint32) bool
-	if o.Filter != nil || excl != nil {
-		f := o.Filter
+	if o.Filter != nil || excl != nil || len(c.hidden) > 0 {
+		f, hidden := o.Filter, c.hidden
 		accept = func(s uint32) bool {
-			if excl[s] {
+			if excl[s] || hidden[s] {
 				return false
 			}
 			return f == nil || f.match(&c.attrs[s])

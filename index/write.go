@@ -23,6 +23,10 @@ type prepared struct {
 	at     time.Time
 	slot   uint32
 	isNew  bool
+	// moved: an existing item whose vector changes is written to a new slot (slot) and leaves
+	// oldSlot only once the new one is linked, so concurrent searches find it throughout.
+	moved   bool
+	oldSlot uint32
 
 	ifVersion uint64  // precondition from Item.IfVersion
 	version   uint64  // after the write
@@ -232,13 +236,19 @@ func (c *Collection) putLocked(ps []prepared, also ...func(*bolt.Bucket) error) 
 	free := len(c.free)
 	next := uint32(len(c.ids))
 	for i := range ps {
-		if s, ok := c.byID[ps[i].id]; ok {
-			ps[i].slot = s
-		} else if free > 0 {
+		p := &ps[i]
+		if s, ok := c.byID[p.id]; ok {
+			p.slot = s
+			if dot(c.g.vec(s), p.vec) >= sameVector {
+				continue
+			}
+			p.moved, p.oldSlot = true, s
+		}
+		if free > 0 {
 			free--
-			ps[i].slot, ps[i].isNew = c.free[free], true
+			p.slot, p.isNew = c.free[free], true
 		} else {
-			ps[i].slot, ps[i].isNew = next, true
+			p.slot, p.isNew = next, true
 			next++
 		}
 	}
@@ -272,10 +282,23 @@ func (c *Collection) putLocked(ps []prepared, also ...func(*bolt.Bucket) error) 
 	c.mu.Lock()
 	c.free = c.free[:free]
 	c.mu.Unlock()
+	var unused []uint32 // new slots of moves that turned out unchanged
 	for i := range ps {
-		if ps[i].outcome != Unchanged {
+		switch {
+		case ps[i].outcome != Unchanged:
 			c.applyUpsert(&ps[i])
+		case ps[i].moved:
+			unused = append(unused, ps[i].slot)
 		}
+	}
+	if len(unused) > 0 {
+		c.mu.Lock()
+		for _, s := range unused {
+			if int(s) < len(c.ids) { // beyond: never materialised, the next append takes it
+				c.free = append(c.free, s)
+			}
+		}
+		c.mu.Unlock()
 	}
 	if seq != 0 {
 		c.mu.Lock()
@@ -339,6 +362,9 @@ func (c *Collection) writeRecords(b *bolt.Bucket, ps []prepared) (uint64, error)
 			return 0, err
 		}
 		slots = append(slots, p.slot)
+		if p.moved {
+			slots = append(slots, p.oldSlot) // Open's replay unlinks it from an older snapshot
+		}
 	}
 	if len(slots) == 0 {
 		return 0, nil
@@ -425,23 +451,52 @@ func trimLog(b *bolt.Bucket, seq uint64) error {
 	return nil
 }
 
+// sameVector is the cosine above which a write keeps the stored vector: a stored vector comes back
+// re-normalised, hence the tolerance.
+const sameVector = 1 - 1e-6
+
 // applyUpsert updates memory for one persisted item. Under wmu.
 func (c *Collection) applyUpsert(p *prepared) {
-	// A write that keeps the vector (a metadata change: merge, tag, edit; its stored vector comes
-	// back re-normalised, hence the tolerance) keeps the item's links: unlinking would hide it
-	// from concurrent searches (and duplicate checks) until it is linked again.
-	keep := !p.isNew && dot(c.g.vec(p.slot), p.vec) >= 1-1e-6
-	if !p.isNew && !keep {
-		c.unlink(p.slot)
-	}
 	a := parseAttrs(p.meta)
+	if p.moved {
+		c.move(p, a)
+		return
+	}
+	// A write that keeps the vector (a metadata change: merge, tag, edit) keeps the item's links:
+	// unlinking would hide it from concurrent searches (and duplicate checks) until it is linked
+	// again. A new vector for an existing item is a move (putLocked gave it a new slot).
 	c.mu.Lock()
 	c.setSlot(p.slot, p.id, p.hash, p.meta, a)
 	c.g.setVector(p.slot, p.vec)
 	c.mu.Unlock()
-	if !keep {
+	if p.isNew {
 		c.link(p.slot)
 	}
+}
+
+// move gives an existing item its new vector without a moment where searches miss it: the new
+// slot is linked while hidden, then the id switches to it in one step and the old slot, hidden
+// in turn, is unlinked and freed. Under wmu.
+func (c *Collection) move(p *prepared, a attrs) {
+	c.mu.Lock()
+	c.ensureSlot(p.slot)
+	c.g.setVector(p.slot, p.vec)
+	c.hidden[p.slot] = true
+	c.mu.Unlock()
+	c.link(p.slot)
+
+	c.mu.Lock()
+	c.releaseSlot(p.oldSlot)
+	c.setSlot(p.slot, p.id, p.hash, p.meta, a)
+	delete(c.hidden, p.slot)
+	c.hidden[p.oldSlot] = true
+	c.mu.Unlock()
+
+	c.unlink(p.oldSlot)
+	c.mu.Lock()
+	delete(c.hidden, p.oldSlot)
+	c.free = append(c.free, p.oldSlot)
+	c.mu.Unlock()
 }
 
 // link inserts a slot whose vector is in the slab into the graph. Under wmu.
@@ -473,12 +528,7 @@ func (c *Collection) unlink(slot uint32) {
 
 // setSlot records id metadata for a slot. Under mu.Lock.
 func (c *Collection) setSlot(slot uint32, id, hash string, meta json.RawMessage, a attrs) {
-	for int(slot) >= len(c.ids) {
-		c.ids = append(c.ids, "")
-		c.hashes = append(c.hashes, "")
-		c.metas = append(c.metas, nil)
-		c.attrs = append(c.attrs, attrs{})
-	}
+	c.ensureSlot(slot)
 	c.dropPostings(slot)
 	c.ids[slot], c.hashes[slot], c.metas[slot], c.attrs[slot] = id, hash, meta, a
 	c.byID[id] = slot
@@ -509,11 +559,29 @@ func (c *Collection) dropPostings(slot uint32) {
 	}
 }
 
+// ensureSlot makes the per-slot tables cover slot. Under mu.Lock.
+func (c *Collection) ensureSlot(slot uint32) {
+	for int(slot) >= len(c.ids) {
+		c.ids = append(c.ids, "")
+		c.hashes = append(c.hashes, "")
+		c.metas = append(c.metas, nil)
+		c.attrs = append(c.attrs, attrs{})
+	}
+}
+
+// releaseSlot forgets a slot's item (id, metadata, postings) without freeing the slot. Under
+// mu.Lock.
+func (c *Collection) releaseSlot(slot uint32) {
+	c.dropPostings(slot)
+	if s, ok := c.byID[c.ids[slot]]; ok && s == slot {
+		delete(c.byID, c.ids[slot])
+	}
+	c.ids[slot], c.hashes[slot], c.metas[slot], c.attrs[slot] = "", "", nil, attrs{}
+}
+
 // clearSlot frees a slot. Under mu.Lock.
 func (c *Collection) clearSlot(slot uint32) {
-	c.dropPostings(slot)
-	delete(c.byID, c.ids[slot])
-	c.ids[slot], c.hashes[slot], c.metas[slot], c.attrs[slot] = "", "", nil, attrs{}
+	c.releaseSlot(slot)
 	c.free = append(c.free, slot)
 }
 
