@@ -31,7 +31,7 @@ func BenchmarkSearch(b *testing.B) {
 		if kind == "sq8" {
 			q = tr.quantizer()
 		}
-		g := buildStored(b, vecs[:n], 16, 200, q)
+		g := buildParallel(b, vecs[:n], 16, 200, 0, q)
 		b.Run(kind, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {

@@ -129,7 +129,7 @@ func (c *Collection) Info() CollectionInfo {
 	c.mu.RLock()
 	info := CollectionInfo{
 		Name: c.name, Fingerprint: c.cfg.Fingerprint, Dims: c.cfg.Dims,
-		Count: c.g.count, Levels: c.g.maxLevel + 1,
+		Count: c.g.count, Levels: c.g.maxLevel() + 1,
 		M: c.cfg.M, EfConstruction: c.cfg.EfConstruction, EfSearch: c.cfg.EfSearch,
 	}
 	closed := c.closed

@@ -2,7 +2,6 @@ package index
 
 import (
 	"fmt"
-	"runtime"
 	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
@@ -118,6 +117,17 @@ func (c *Collection) slotVector(slot uint32) ([]float32, error) {
 	return out, nil
 }
 
+// sameVectorLocked reports whether slot s holds the unit vector v (up to
+// rounding): compared in memory, or when compressed with the float vector in
+// bbolt (the codes are approximate). Under mu.RLock.
+func (c *Collection) sameVectorLocked(s uint32, v []float32) bool {
+	if c.g.sq == nil {
+		return dot(c.g.vec(s), v) >= sameVector
+	}
+	u, err := c.slotVector(s)
+	return err == nil && dot(u, v) >= sameVector
+}
+
 // rescoreLocked gives compressed search results their exact scores and order
 // from the float vectors in bbolt and keeps the best k. Should bbolt fail to
 // read, the approximate order stands (scores within ~0.005). Under mu.RLock.
@@ -229,5 +239,5 @@ func (c *Collection) rrRedistance() {
 		}
 		c.rr.SetList(s, c.rrList(s, cs))
 	}
-	c.rr.Rebuild(c.rrDist, runtime.GOMAXPROCS(0))
+	c.rr.Rebuild(c.rrDist, c.db.opts.BuildWorkers)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -150,5 +151,44 @@ func TestCompressionOptions(t *testing.T) {
 
 	if _, err := Open(dir, &Options{Compression: "pq"}); err == nil || !strings.Contains(err.Error(), "compression") {
 		t.Errorf("unknown compression: %v", err)
+	}
+}
+
+// TestConcurrentBatchSearch: multi-item writes link on several goroutines while searches run;
+// under -race (make race) this checks the link lists' atomic access.
+func TestConcurrentBatchSearch(t *testing.T) {
+	const dim = 32
+	db := openTestDB(t, "", &Options{NoSync: true, ExactThreshold: -1, SnapshotInterval: -1, EfConstruction: 48, BuildWorkers: 3})
+	c, _ := db.CreateCollection("c", CollectionConfig{Fingerprint: "f", Dims: dim})
+	vecs := synth.Clustered(2400, dim, 8, 1, 23)
+	items := mkItems(vecs[:2000], "i", nil)
+	upsertAll(t, c, items[:400], 400)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Search(ctx, vecs[2000+(i*7+w)%400], SearchOptions{K: 10}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	upsertAll(t, c, items[400:], 400)
+	close(stop)
+	wg.Wait()
+	if !c.compressed() {
+		t.Error("not compressed at 2000 items")
+	}
+	if r := reachable(c.g); r != c.g.count || c.g.count != 2000 {
+		t.Errorf("%d of %d reachable", r, c.g.count)
 	}
 }

@@ -9,7 +9,8 @@ import (
 // Graph is the HNSW core on its own: in memory, without storage, filters or locking, over vectors
 // numbered 0, 1, ... in the order they are added. Collections wrap the same core; Graph exists so
 // that benchmarks (internal/bench, `lookalike bench search`) can compare the algorithm like for like
-// with other in-memory indexes. It is not safe for concurrent use.
+// with other in-memory indexes. It is not safe for concurrent use (Link uses several goroutines
+// itself).
 type Graph struct {
 	g      *graph
 	linked int  // vectors 0..linked-1 are linked
@@ -83,20 +84,28 @@ func (g *Graph) Append(v []float32) error {
 	if err != nil {
 		return err
 	}
-	g.g.setVector(uint32(len(g.g.levels)), u)
+	id := uint32(len(g.g.levels))
+	g.g.setVector(id, u)
+	g.g.place(id, g.g.randomLevel())
 	return nil
 }
 
-// Link links the appended vectors into the graph, in the order they were appended. workers is how
-// many goroutines may do it (0: GOMAXPROCS); the build is serial for now. On ctx's end it returns
-// ctx.Err() with the vectors linked so far usable.
+// Link links the appended vectors on workers goroutines (0: GOMAXPROCS). The graph it builds has
+// the recall of a serial build (TestConcurrentBuildRecall). On ctx's end it returns ctx.Err() and
+// the graph must not be used.
 func (g *Graph) Link(ctx context.Context, workers int) error {
-	for n := len(g.g.levels); g.linked < n; g.linked++ {
-		if g.linked%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		g.g.insert(uint32(g.linked))
+	n := len(g.g.levels)
+	if g.linked >= n {
+		return nil
 	}
+	slots := make([]uint32, 0, n-g.linked)
+	for i := g.linked; i < n; i++ {
+		slots = append(slots, uint32(i))
+	}
+	if err := g.g.linkAll(ctx, slots, workers, nil); err != nil {
+		return err
+	}
+	g.linked = n
 	return nil
 }
 
@@ -132,7 +141,7 @@ func (g *Graph) Exact(q []float32, k int) ([]uint32, error) {
 func (g *Graph) Len() int { return len(g.g.levels) }
 
 // Levels is the number of layers of the graph.
-func (g *Graph) Levels() int { return g.g.maxLevel + 1 }
+func (g *Graph) Levels() int { return g.g.maxLevel() + 1 }
 
 // Memory is what a graph holds in memory, in bytes.
 type Memory struct {

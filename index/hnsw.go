@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -12,14 +13,19 @@ import (
 // one contiguous slab, indexed by dense internal slots. The slab holds float32
 // vectors, or (once compressed) their SQ8 codes: see sq8.go.
 //
-// Locking: graph has no lock of its own. Its owner (Collection) guarantees:
-//   - at most one mutator at a time (Collection.wmu);
-//   - read-only methods (search, exact, plan*) run under the owner's RLock;
-//   - mutating methods (apply*, setVector, grow, compress) run under the owner's Lock.
+// Locking: the owner (Collection) guarantees:
+//   - at most one mutator operation at a time (Collection.wmu);
+//   - read-only methods (search, exact, planDelete) run under the owner's RLock;
+//   - methods that resize or free (grow, place, compress, applyDelete) run
+//     under the owner's Lock.
 //
-// Because mutators are serialised, a mutator may compute its change under
-// RLock (concurrent with searches) and then apply it under a short Lock:
-// nothing else can change the graph in between.
+// Linking (hnsw_build.go) is the exception: nodes placed under Lock are then
+// linked under RLock, by several goroutines at once and concurrently with
+// searches. Link lists are therefore read and written with atomic loads and
+// stores (plain moves on amd64), a writer changes a node's list only under
+// that node's stripe lock (g.locks), and the entry point is one atomic word.
+// A search may see a list mid-update (some old ids, some new): every id in it
+// is a linked node, which is all a beam search needs.
 type graph struct {
 	dim   int
 	m, m0 int // max links per node on upper layers / layer 0
@@ -30,17 +36,22 @@ type graph struct {
 	codes []uint8   // SQ8 storage, same layout; nil while float
 	sq    *sq8      // non-nil once compressed
 
-	levels []int8     // -1: slot free or not linked yet
+	levels []int8     // -1: slot free
 	links0 []uint32   // layer-0 links, stride m0+1: count, then ids
 	upper  [][]uint32 // upper[slot]: layers 1..level, stride m+1 each
 
-	entry    uint32
-	maxLevel int // -1 when empty
-	count    int
+	top   atomic.Uint64 // entry point: entry | (maxLevel+1)<<32; 0 = empty
+	count int           // placed nodes
 
-	rng  *rand.Rand
-	pool sync.Pool // *searcher
+	rng   *rand.Rand
+	pool  sync.Pool  // *searcher
+	topMu sync.Mutex // held by an insert that may raise the top level
+	locks [linkStripes]sync.Mutex
 }
+
+// linkStripes is the number of link-list locks: a node's list is guarded by
+// locks[slot%linkStripes]. A writer holds one at a time, so they cannot deadlock.
+const linkStripes = 1024
 
 func newGraph(dim, m, efc int, ml float64, seed int64) *graph {
 	if m < 2 {
@@ -49,29 +60,46 @@ func newGraph(dim, m, efc int, ml float64, seed int64) *graph {
 	if ml <= 0 {
 		ml = 1 / math.Log(float64(m))
 	}
-	return &graph{dim: dim, m: m, m0: 2 * m, efc: efc, ml: ml, maxLevel: -1, rng: rand.New(rand.NewSource(seed))}
+	return &graph{dim: dim, m: m, m0: 2 * m, efc: efc, ml: ml, rng: rand.New(rand.NewSource(seed))}
 }
 
 // entryPoint is the node searches start from and its level; level -1 when the graph is empty.
-func (g *graph) entryPoint() (uint32, int) { return g.entry, g.maxLevel }
+func (g *graph) entryPoint() (uint32, int) {
+	t := g.top.Load()
+	return uint32(t), int(t>>32) - 1
+}
+
+func (g *graph) setEntryPoint(slot uint32, level int) {
+	g.top.Store(uint64(slot) | uint64(level+1)<<32)
+}
+
+// maxLevel is the top layer's index, -1 when empty.
+func (g *graph) maxLevel() int {
+	_, l := g.entryPoint()
+	return l
+}
 
 // searcher holds per-search scratch memory, reused through graph.pool so that
 // a search allocates nothing: visited is an epoch-stamped array (a slot is
 // visited when marks[slot] == epoch), so clearing it is one increment.
 type searcher struct {
-	marks []uint32
-	epoch uint32
-	cands minHeap
-	res   maxHeap
-	out   []cand
-	q     probe     // the vector being searched for
-	qbuf  []float32 // q's decoded vector when it is a stored node
-	nb    []uint32  // a copy of one link list
-	sel   []cand    // selectNeighbors' result
-	kept  [][]float32
-	dec   []float32 // selectNeighbors: decoded vectors of kept candidates
-	p2    probe     // a neighbour being pruned or repaired
-	p2buf []float32
+	marks  []uint32
+	epoch  uint32
+	cands  minHeap
+	res    maxHeap
+	out    []cand
+	q      probe     // the vector being searched for
+	qbuf   []float32 // q's decoded vector when it is a stored node
+	nb     []uint32  // a copy of one link list
+	w      []cand    // insert: the layer's candidates
+	sel    []cand    // selectNeighbors' result
+	kept   [][]float32
+	dec    []float32 // selectNeighbors: decoded vectors of kept candidates
+	cs     []cand    // insert: a neighbour's candidate links
+	chosen []cand    // insert: the neighbours chosen on a layer
+	ids    []uint32
+	p2     probe // insert: a neighbour being pruned
+	p2buf  []float32
 }
 
 func (g *graph) getSearcher() *searcher {
@@ -190,27 +218,45 @@ func (g *graph) pairDist(a, b uint32) float32 {
 	return d
 }
 
-func (g *graph) links(slot uint32, lc int) []uint32 {
+// list is the link-list storage of a slot on a layer: count, then capacity ids.
+func (g *graph) list(slot uint32, lc int) []uint32 {
 	if lc == 0 {
 		o := int(slot) * (g.m0 + 1)
-		n := int(g.links0[o])
-		return g.links0[o+1 : o+1+n]
+		return g.links0[o : o+g.m0+1 : o+g.m0+1]
 	}
-	u := g.upper[slot]
 	o := (lc - 1) * (g.m + 1)
-	n := int(u[o])
-	return u[o+1 : o+1+n]
+	return g.upper[slot][o : o+g.m+1 : o+g.m+1]
 }
 
-func (g *graph) setLinks(slot uint32, lc int, ids []uint32) {
-	if lc == 0 {
-		o := int(slot) * (g.m0 + 1)
-		g.links0[o] = uint32(copy(g.links0[o+1:o+1+g.m0], ids))
-		return
+// neighbors copies a slot's links on a layer into buf with atomic loads: safe
+// while inserts run.
+func (g *graph) neighbors(slot uint32, lc int, buf []uint32) []uint32 {
+	l := g.list(slot, lc)
+	n := min(int(atomic.LoadUint32(&l[0])), len(l)-1)
+	buf = buf[:0]
+	for i := 1; i <= n; i++ {
+		buf = append(buf, atomic.LoadUint32(&l[i]))
 	}
-	u := g.upper[slot]
-	o := (lc - 1) * (g.m + 1)
-	u[o] = uint32(copy(u[o+1:o+1+g.m], ids))
+	return buf
+}
+
+// links is a slot's link list on a layer, aliasing the graph: only where no
+// insert can run (under the owner's Lock, or RLock with the mutator lock held
+// and no linking in progress).
+func (g *graph) links(slot uint32, lc int) []uint32 {
+	l := g.list(slot, lc)
+	return l[1 : 1+l[0]]
+}
+
+// setLinks replaces a slot's links on a layer: ids first, then the count, so a
+// reader that sees the new count sees the ids.
+func (g *graph) setLinks(slot uint32, lc int, ids []uint32) {
+	l := g.list(slot, lc)
+	n := min(len(ids), len(l)-1)
+	for i, x := range ids[:n] {
+		atomic.StoreUint32(&l[1+i], x)
+	}
+	atomic.StoreUint32(&l[0], uint32(n))
 }
 
 // grow makes room for slot n-1. Under Lock.
@@ -313,7 +359,8 @@ func (g *graph) randomLevel() int {
 func (g *graph) greedy(s *searcher, ep cand, lc int) cand {
 	for changed := true; changed; {
 		changed = false
-		for _, n := range g.links(ep.id, lc) {
+		s.nb = g.neighbors(ep.id, lc, s.nb)
+		for _, n := range s.nb {
 			if d := g.dist(&s.q, n); d < ep.d {
 				ep = cand{d, n}
 				changed = true
@@ -351,13 +398,16 @@ func (g *graph) searchLayer(s *searcher, eps []cand, ef, lc int, accept func(uin
 		}
 		// Unvisited neighbours first, all hinted into the caches before the first distance: their
 		// memory fetches overlap (a third faster on 20k 1280-d codes).
-		nb := s.nb[:0]
-		for _, n := range g.links(c.id, lc) {
+		nb := g.neighbors(c.id, lc, s.nb)
+		k := 0
+		for _, n := range nb {
 			if marks[n] != epoch {
 				marks[n] = epoch
-				nb = append(nb, n)
+				nb[k] = n
+				k++
 			}
 		}
+		nb = nb[:k]
 		for _, n := range nb {
 			g.prefetch(n)
 		}
@@ -543,109 +593,6 @@ type linkUpdate struct {
 	ids  []uint32
 }
 
-// insertPlan is Algorithm 1 computed without mutating the graph.
-type insertPlan struct {
-	slot    uint32
-	level   int
-	own     [][]uint32 // own[lc] for lc <= min(level, maxLevel)
-	updates []linkUpdate
-	near    []cand // the layer-0 beam (ascending): the node's nearest, for the re-ranking lists
-}
-
-// planInsert runs Algorithm 1's searches for a slot whose vector is already
-// in the slab but which is not linked. Under RLock (and the mutator lock).
-func (g *graph) planInsert(slot uint32, level int) insertPlan {
-	p := insertPlan{slot: slot, level: level}
-	entry, top := g.entryPoint()
-	if top < 0 {
-		return p
-	}
-	s := g.getSearcher()
-	defer g.putSearcher(s)
-	g.prepareNode(&s.q, slot, &s.qbuf, true)
-	ep := cand{g.dist(&s.q, entry), entry}
-	for lc := top; lc > level; lc-- {
-		ep = g.greedy(s, ep, lc)
-	}
-	top = min(level, top)
-	p.own = make([][]uint32, top+1)
-	eps := []cand{ep}
-	for lc := top; lc >= 0; lc-- {
-		if lc != top {
-			s.newEpoch() // fresh visited set per layer
-		}
-		w := slices.Clone(g.searchLayer(s, eps, g.efc, lc, nil))
-		mmax := g.m
-		if lc == 0 {
-			mmax = g.m0
-		}
-		// A copy: the pruning below reuses selectNeighbors' buffer.
-		sel := slices.Clone(g.selectNeighbors(s, w, g.m))
-		ids := make([]uint32, len(sel))
-		for i, c := range sel {
-			ids[i] = c.id
-		}
-		p.own[lc] = ids
-		if lc == 0 {
-			p.near = w
-		}
-		for _, e := range sel {
-			p.updates = append(p.updates, linkUpdate{e.id, lc, g.withLink(s, e, slot, lc, mmax)})
-		}
-		eps = w
-	}
-	return p
-}
-
-// withLink is e's links on layer lc with slot added (e.d: their distance),
-// pruned with the heuristic when full.
-func (g *graph) withLink(s *searcher, e cand, slot uint32, lc, mmax int) []uint32 {
-	cur := g.links(e.id, lc)
-	if len(cur) < mmax {
-		return append(slices.Clone(cur), slot)
-	}
-	g.prepareNode(&s.p2, e.id, &s.p2buf, false)
-	cs := make([]cand, 0, len(cur)+1)
-	cs = append(cs, cand{e.d, slot})
-	for _, n := range cur {
-		cs = append(cs, cand{g.dist(&s.p2, n), n})
-	}
-	slices.SortFunc(cs, cmpCand)
-	kept := g.selectNeighbors(s, cs, mmax)
-	nl := make([]uint32, len(kept))
-	for i, c := range kept {
-		nl[i] = c.id
-	}
-	return nl
-}
-
-// applyInsert links a planned node. Under Lock.
-func (g *graph) applyInsert(p insertPlan) {
-	g.levels[p.slot] = int8(p.level)
-	if p.level > 0 {
-		g.upper[p.slot] = make([]uint32, p.level*(g.m+1))
-	} else {
-		g.upper[p.slot] = nil
-	}
-	g.setLinks(p.slot, 0, nil)
-	for lc, ids := range p.own {
-		g.setLinks(p.slot, lc, ids)
-	}
-	for _, u := range p.updates {
-		g.setLinks(u.slot, u.lc, u.ids)
-	}
-	if g.maxLevel < 0 || p.level > g.maxLevel {
-		g.entry = p.slot
-		g.maxLevel = p.level
-	}
-	g.count++
-}
-
-// insert is planInsert+applyInsert for single-threaded callers (build, bench).
-func (g *graph) insert(slot uint32) {
-	g.applyInsert(g.planInsert(slot, g.randomLevel()))
-}
-
 // deletePlan unlinks a node and repairs every node that linked to it.
 type deletePlan struct {
 	slot     uint32
@@ -827,6 +774,10 @@ func (g *graph) applyDelete(p deletePlan) {
 	g.setLinks(p.slot, 0, nil)
 	g.levels[p.slot] = -1
 	g.upper[p.slot] = nil
-	g.entry, g.maxLevel = p.entry, p.maxLevel
+	if p.maxLevel < 0 {
+		g.top.Store(0)
+	} else {
+		g.setEntryPoint(p.entry, p.maxLevel)
+	}
 	g.count--
 }

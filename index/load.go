@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -127,8 +128,8 @@ func (c *Collection) sizeSlots(live []bool) {
 	}
 }
 
-// rebuildGraph resets the links and re-inserts every stored vector. Single-threaded, before the
-// collection is shared.
+// rebuildGraph resets the links and re-inserts every stored vector, on Options.BuildWorkers
+// goroutines, before the collection is shared.
 func (c *Collection) rebuildGraph(live []bool) {
 	g, db, name := c.g, c.db, c.name
 	start := time.Now()
@@ -138,12 +139,16 @@ func (c *Collection) rebuildGraph(live []bool) {
 		g.upper[i] = nil
 	}
 	clear(g.links0)
-	g.maxLevel, g.count, g.entry = -1, 0, 0
+	g.count = 0
+	g.top.Store(0)
+	var slots []uint32
 	for i, ok := range live {
 		if ok {
-			g.insert(uint32(i))
+			g.place(uint32(i), g.randomLevel())
+			slots = append(slots, uint32(i))
 		}
 	}
+	_ = g.linkAll(context.Background(), slots, db.opts.BuildWorkers, nil)
 	c.loadedFrom = "rebuild"
 	db.log.Info("graph rebuilt", "collection", name, "count", g.count, "took", time.Since(start))
 }

@@ -3,7 +3,6 @@ package index
 import (
 	"bytes"
 	"encoding/json"
-	"runtime"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -13,7 +12,7 @@ import (
 // load on every core: (1) walk the records once, keeping views into bbolt's
 // pages (valid for the load transaction), and size every table exactly (a
 // slab grown by doubling would briefly hold twice a million vectors); (2) on
-// GOMAXPROCS goroutines, decode each vector into its slot (encoding
+// Options.BuildWorkers goroutines, decode each vector into its slot (encoding
 // it when compressed) and parse its metadata; (3) record ids and metadata in
 // the maps, on one goroutine.
 
@@ -75,7 +74,7 @@ func (c *Collection) loadItems(b, items *bolt.Bucket) (live []bool, trained bool
 	g.reserve(len(live))
 	g.grow(len(live))
 
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(recs)/1024))
+	workers := max(1, min(db.opts.BuildWorkers, len(recs)/1024))
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)

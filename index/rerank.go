@@ -41,6 +41,12 @@ func (c *Collection) rrList(x uint32, cs []cand) []rerank.Neighbor {
 	return out
 }
 
+// rrKnown admits what accept admits (nil: all) among the items the re-ranking state holds: a
+// multi-item write links its items into the graph before it lists them one by one.
+func (c *Collection) rrKnown(accept func(uint32) bool) func(uint32) bool {
+	return func(s uint32) bool { return c.rr.Has(s) && (accept == nil || accept(s)) }
+}
+
 func toNeighbors(cs []cand) []rerank.Neighbor {
 	out := make([]rerank.Neighbor, len(cs))
 	for i, x := range cs {
@@ -68,7 +74,7 @@ func (c *Collection) rrPlanAdd(slot uint32, beam []cand) *rerank.Patch {
 	if c.rrSkip {
 		return nil
 	}
-	notSelf := func(s uint32) bool { return s != slot }
+	notSelf := c.rrKnown(func(s uint32) bool { return s != slot })
 	var buf []float32
 	switch {
 	case c.g.count < c.db.opts.ExactThreshold:
@@ -77,6 +83,8 @@ func (c *Collection) rrPlanAdd(slot uint32, beam []cand) *rerank.Patch {
 		beam = c.g.exact(c.g.vecOf(slot, &buf), c.g.count, nil, notSelf)
 	case beam == nil:
 		beam = c.g.search(c.g.vecOf(slot, &buf), c.cfg.EfConstruction, c.cfg.EfConstruction, notSelf)
+	default:
+		beam = slices.DeleteFunc(slices.Clone(beam), func(x cand) bool { return !notSelf(x.id) })
 	}
 	return c.rr.PlanAdd(slot, c.rrList(slot, beam), c.rrDist)
 }
@@ -90,7 +98,7 @@ func (c *Collection) rrPlanRemove(slot uint32) *rerank.Patch {
 	k1 := c.rr.Params().K1
 	var buf []float32
 	return c.rr.PlanRemove(slot, func(y uint32) []rerank.Neighbor {
-		return c.rrList(y, c.rrNearest(c.g.vecOf(y, &buf), k1, func(s uint32) bool { return s != y && s != slot }))
+		return c.rrList(y, c.rrNearest(c.g.vecOf(y, &buf), k1, c.rrKnown(func(s uint32) bool { return s != y && s != slot })))
 	}, c.rrDist)
 }
 
@@ -101,7 +109,7 @@ func (c *Collection) rrPlanRemove(slot uint32) *rerank.Patch {
 // Results carry their distance to the query as given, also after expansion: a score says how
 // alike the result and the query are, whatever ordered them.
 func (c *Collection) rerankSearch(q []float32, need, ef int, o SearchOptions, accept func(uint32) bool, self uint32) []cand {
-	out := c.rerankOrder(q, need, ef, o, accept, self)
+	out := c.rerankOrder(q, need, ef, o, c.rrKnown(accept), self)
 	if o.Rerank.QE() {
 		var p probe
 		c.g.prepare(&p, q, true)
@@ -144,7 +152,7 @@ func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, acc
 		base = c.nearest(q, need, ef, o, accept)
 	case o.Filter == nil:
 		// One search serves both: at most the exclusions and the queried item fall out of base.
-		all := c.nearest(q, max(need+len(o.ExcludeIDs)+1, nearK), ef, o, nil)
+		all := c.nearest(q, max(need+len(o.ExcludeIDs)+1, nearK), ef, o, c.rrKnown(nil))
 		for _, h := range all {
 			if len(base) < need && (accept == nil || accept(h.id)) {
 				base = append(base, h)
@@ -153,7 +161,7 @@ func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, acc
 		rq = c.rr.ExternalQuery(toNeighbors(all[:min(nearK, len(all))]), dq, c.rrDist)
 	default:
 		base = c.nearest(q, need, ef, o, accept)
-		rq = c.rr.ExternalQuery(toNeighbors(c.nearest(q, nearK, ef, SearchOptions{Exact: o.Exact}, nil)), dq, c.rrDist)
+		rq = c.rr.ExternalQuery(toNeighbors(c.nearest(q, nearK, ef, SearchOptions{Exact: o.Exact}, c.rrKnown(nil))), dq, c.rrDist)
 	}
 	ranked := c.rr.Rank(rq, toNeighbors(base), need, dq, accept)
 	out := make([]cand, len(ranked))

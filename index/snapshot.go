@@ -423,10 +423,12 @@ func decodeSnapshot(g *graph, r *snapReader, h snapHead, live []bool, touched ma
 	if count > 0 && (int(entry) >= n || g.levels[entry] < 0 || int(g.levels[entry]) != maxLevel) {
 		return errBadSnap
 	}
+	g.count = count
 	if count == 0 {
-		maxLevel = -1
+		g.top.Store(0)
+	} else {
+		g.setEntryPoint(entry, maxLevel)
 	}
-	g.entry, g.maxLevel, g.count = entry, maxLevel, count
 	return nil
 }
 

@@ -95,6 +95,7 @@ type Index struct {
 	RerankSearch  string `yaml:"rerank_search"`
 	RerankSimilar string `yaml:"rerank_similar"`
 	Compression   string `yaml:"compression"`
+	BuildWorkers  int    `yaml:"build_workers"`
 }
 
 type Limits struct {
@@ -265,6 +266,8 @@ func (ix Index) validate() error {
 		return invalid("index.ef_search", "must be in 1..%d (index.MaxEf), got %d", index.MaxEf, ix.EfSearch)
 	case ix.Compression != index.CompressionSQ8 && ix.Compression != index.CompressionNone:
 		return invalid("index.compression", "must be %q or %q, got %q", index.CompressionSQ8, index.CompressionNone, ix.Compression)
+	case ix.BuildWorkers < 0:
+		return invalid("index.build_workers", "must be >= 0 (0 = all cores), got %d", ix.BuildWorkers)
 	}
 	return nil
 }
