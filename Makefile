@@ -48,7 +48,7 @@ image:
 # Short fuzz runs of every decoder and parser; long runs: make fuzz FUZZTIME=2000000x
 FUZZ_TARGETS := \
 	./embed/:FuzzDecode \
-	./index/:FuzzDecodeRecord ./index/:FuzzDecodeTrash ./index/:FuzzDecodeLists ./index/:FuzzParseFilter ./index/:FuzzFilterFromJSON \
+	./index/:FuzzDecodeRecord ./index/:FuzzDecodeTrash ./index/:FuzzDecodeLists ./index/:FuzzParseFilter ./index/:FuzzFilterFromJSON ./index/:FuzzUnmarshalSQ8 ./index/:FuzzParseSnapHead \
 	./api/:FuzzParseSearch ./api/:FuzzParseItem ./api/:FuzzBatch ./api/:FuzzFeedbackRequest \
 	./internal/ingest/:FuzzManifest ./internal/edit/:FuzzMergePatch ./eval/:FuzzIdx ./cluster/:FuzzDecodeMutation
 fuzz:

@@ -5,17 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/bench"
 )
 
 // TestRealEmbeddingRecall measures HNSW recall@10 against exact search on real CNN embeddings (the
 // index's own tests use synthetic vectors): Fashion-MNIST training images, unfiltered and under a
 // 1% selective metadata filter. It embeds 20 000 images (minutes on 2 cores), so it runs only when
-// LOOKALIKE_REAL_RECALL=1; the figures go to the README.
+// LOOKALIKE_REAL_RECALL=1; the figures go to the README. LOOKALIKE_REAL_FVECS=DIR also writes the
+// embeddings there as .fvecs (for `lookalike bench search` against the peers on real vectors).
 func TestRealEmbeddingRecall(t *testing.T) {
 	if os.Getenv("LOOKALIKE_REAL_RECALL") != "1" {
 		t.Skip("set LOOKALIKE_REAL_RECALL=1 to embed 20k Fashion-MNIST images and measure recall")
@@ -66,6 +69,15 @@ func TestRealEmbeddingRecall(t *testing.T) {
 	}
 	base, queries := embedAll(baseImgs), embedAll(queryImgs)
 	t.Logf("embedded %d + %d images in %s", len(base), len(queries), time.Since(start).Round(time.Second))
+	if dir := os.Getenv("LOOKALIKE_REAL_FVECS"); dir != "" {
+		// Real embeddings for `lookalike bench search --base DIR/real-base.fvecs --queries DIR/real-queries.fvecs`.
+		if err := bench.WriteFvecs(filepath.Join(dir, "real-base.fvecs"), base); err != nil {
+			t.Fatal(err)
+		}
+		if err := bench.WriteFvecs(filepath.Join(dir, "real-queries.fvecs"), queries); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// The index as lookalike serve configures it, without the exact shortcut.
 	db, err := index.Open(t.TempDir(), &index.Options{ExactThreshold: -1, NoSync: true})

@@ -129,7 +129,7 @@ func (c *Collection) Info() CollectionInfo {
 	c.mu.RLock()
 	info := CollectionInfo{
 		Name: c.name, Fingerprint: c.cfg.Fingerprint, Dims: c.cfg.Dims,
-		Count: c.g.count, Levels: c.g.maxLevel + 1,
+		Count: c.g.count, Levels: c.g.maxLevel() + 1,
 		M: c.cfg.M, EfConstruction: c.cfg.EfConstruction, EfSearch: c.cfg.EfSearch,
 	}
 	closed := c.closed
@@ -257,7 +257,11 @@ func (c *Collection) Similar(ctx context.Context, id string, o SearchOptions) ([
 	if err != nil {
 		return nil, err
 	}
-	return c.searchLocked(c.g.vec(s), o, s)
+	q, err := c.slotVector(s)
+	if err != nil {
+		return nil, err
+	}
+	return c.searchLocked(q, o, s)
 }
 
 const noSlot = ^uint32(0)
@@ -301,7 +305,7 @@ func (c *Collection) searchLocked(q []float32, o SearchOptions, self uint32) ([]
 	}
 	var hits []cand
 	if o.Rerank.QE() || o.Rerank.KR() {
-		hits = c.rerankSearch(q, need, ef, o, accept, self)
+		hits = c.exactScoresLocked(q, c.rerankSearch(q, need, ef, o, accept, self))
 	} else {
 		hits = c.nearest(q, need, ef, o, accept)
 	}
@@ -320,15 +324,19 @@ func (c *Collection) searchLocked(q []float32, o SearchOptions, self uint32) ([]
 	return out, nil
 }
 
-// nearest picks the strategy: brute force when asked or small, filtered, or plain HNSW.
+// nearest picks the strategy: brute force when asked or small, filtered, or plain HNSW; the
+// best need with their exact distances (re-scored when compressed).
 func (c *Collection) nearest(q []float32, need, ef int, o SearchOptions, accept func(uint32) bool) []cand {
+	var hits []cand
 	switch {
 	case o.Exact || c.g.count <= c.db.opts.ExactThreshold:
-		return c.g.exact(q, need, nil, accept)
+		hits = c.g.exact(q, need, nil, accept)
 	case o.Filter != nil:
-		return c.filteredSearch(q, need, ef, o.Filter, accept)
+		hits = c.filteredSearch(q, need, ef, o.Filter, accept)
+	default:
+		hits = c.g.search(q, need, ef, accept)
 	}
-	return c.g.search(q, need, ef, accept)
+	return c.rescoreLocked(q, hits, need)
 }
 
 // filteredSearch keeps recall under selective filters: it estimates how

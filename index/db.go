@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,12 @@ type Options struct {
 	NoSync bool
 	// ReadOnly opens the file read-only; writes fail with ErrReadOnly.
 	ReadOnly bool
+	// BuildWorkers is how many goroutines link a batch of items into the graph
+	// (a multi-item write, a rebuild at Open). Default GOMAXPROCS.
+	BuildWorkers int
+	// Compression is how vectors are held in memory: CompressionSQ8 (the
+	// default) or CompressionNone (float32). See compress.go.
+	Compression string
 }
 
 func (o Options) withDefaults() Options {
@@ -68,6 +75,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.BuildWorkers <= 0 {
+		o.BuildWorkers = runtime.GOMAXPROCS(0)
+	}
+	if o.Compression == "" {
+		o.Compression = DefaultCompression
 	}
 	return o
 }
@@ -110,6 +123,9 @@ func Open(dir string, opts *Options) (*DB, error) {
 		o = *opts
 	}
 	o = o.withDefaults()
+	if err := validCompression(o.Compression); err != nil {
+		return nil, err
+	}
 	db := &DB{opts: o, log: o.Logger, colls: map[string]*Collection{}, stop: make(chan struct{})}
 	path := filepath.Join(dir, FileName)
 	ro := o.ReadOnly

@@ -9,8 +9,13 @@
 // a bucket holding its config (model fingerprint, dims, HNSW parameters), its
 // items keyed by external id, thumbnails, a write sequence number, and a
 // snapshot of its graph. Items map to dense internal slots (freed slots are
-// reused); vectors live in one contiguous []float32 slab and similarity is a
-// SIMD dot product (github.com/viterin/vek) on normalised vectors.
+// reused); vectors live in one contiguous slab and similarity is a SIMD dot
+// product on normalised vectors. From SQ8TrainAt items on (Options.Compression,
+// default CompressionSQ8) the slab holds one byte per dimension (scalar
+// quantisation with per-dimension ranges learned from the collection and
+// stored in its bucket), compared with int16 multiply-adds (AVX2 assembly,
+// with a pure-Go fallback); the float vectors stay in bbolt, where a search
+// re-scores its best candidates, so scores are exact (compress.go, sq8.go).
 // Trash moves items into a per-collection trash bucket instead of deleting
 // them, so a deletion can be undone (RestoreFromTrash) until PurgeTrash.
 //
@@ -49,6 +54,12 @@
 // # Caveats
 //
 //   - Vectors are normalised on the way in: Get returns the unit vector.
+//   - A compressed collection's Vector and Similar read the float vector from
+//     bbolt (one lookup), and its searches read the re-scored candidates'
+//     vectors there: a bbolt remap (file growth) briefly holds them up.
+//   - SQ8 ranges are learned once, from the first SQ8TrainAt items; later
+//     components outside them are clamped (only the traversal blurs; scores
+//     stay exact). Memory per item and start-up at scale: docs/scale.md.
 //   - A collection's fingerprint and dims are fixed at creation; opening it
 //     with others is ErrFingerprintMismatch.
 //   - A full rebuild (snapshot missing or corrupt) takes about as long as

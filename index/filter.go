@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unique"
 )
 
 // Filter limits: a filter is user input (query strings), so its size is bounded.
@@ -49,10 +51,40 @@ type Filter struct {
 }
 
 // attrs is the filterable view of an item's metadata: keyword values and
-// numbers per (dotted) field.
+// numbers per (dotted) field. Two short slices rather than two maps per item
+// (maps cost ~650 bytes an item: docs/scale.md), with field names and short
+// values interned, so that "category" or "shoes" is held once, not per item.
 type attrs struct {
-	kw  map[string][]string
-	num map[string]float64
+	kw  []kwAttr
+	num []numAttr
+}
+
+type kwAttr struct{ field, value string }
+
+type numAttr struct {
+	field string
+	n     float64
+}
+
+// internMax: values up to this long are interned (categories, brands, colours
+// repeat across items); longer ones (titles) are mostly unique.
+const internMax = 32
+
+func intern(s string) string {
+	if len(s) > internMax {
+		return s
+	}
+	return unique.Make(s).Value()
+}
+
+// number is the numeric value of field.
+func (a *attrs) number(field string) (float64, bool) {
+	for _, e := range a.num {
+		if e.field == field {
+			return e.n, true
+		}
+	}
+	return 0, false
 }
 
 // parseAttrs flattens a metadata JSON object. Nested objects become dotted
@@ -73,10 +105,7 @@ func parseAttrs(meta []byte) attrs {
 }
 
 func (a *attrs) addKw(f, v string) {
-	if a.kw == nil {
-		a.kw = map[string][]string{}
-	}
-	a.kw[f] = append(a.kw[f], v)
+	a.kw = append(a.kw, kwAttr{intern(f), intern(v)})
 }
 
 func (a *attrs) walk(prefix string, m map[string]any, depth int) {
@@ -116,20 +145,21 @@ func (a *attrs) scalar(f string, v any, inArray bool) {
 			a.addKw(f, strconv.FormatFloat(n, 'g', -1, 64))
 			return
 		}
-		if a.num == nil {
-			a.num = map[string]float64{}
+		for i := range a.num {
+			if a.num[i].field == f {
+				a.num[i].n = n
+				return
+			}
 		}
-		a.num[f] = n
+		a.num = append(a.num, numAttr{intern(f), n})
 	}
 }
 
 // keys lists the posting keys (field NUL value) of the keyword values.
 func (a *attrs) keys() []string {
-	var out []string
-	for f, vs := range a.kw {
-		for _, v := range vs {
-			out = append(out, postingKey(f, v))
-		}
+	out := make([]string, 0, len(a.kw))
+	for _, e := range a.kw {
+		out = append(out, postingKey(e.field, e.value))
 	}
 	return out
 }
@@ -138,12 +168,14 @@ func postingKey(field, value string) string { return field + "\x00" + value }
 
 // eachField calls fn once for every field a holds a value in.
 func (a *attrs) eachField(fn func(string)) {
-	for f := range a.kw {
-		fn(f)
+	for i, e := range a.kw {
+		if !slices.ContainsFunc(a.kw[:i], func(x kwAttr) bool { return x.field == e.field }) {
+			fn(e.field)
+		}
 	}
-	for f := range a.num {
-		if _, dup := a.kw[f]; !dup {
-			fn(f)
+	for _, e := range a.num {
+		if !slices.ContainsFunc(a.kw, func(x kwAttr) bool { return x.field == e.field }) {
+			fn(e.field)
 		}
 	}
 }
@@ -267,19 +299,19 @@ func (f *Filter) match(a *attrs) bool {
 	case opEq:
 		for _, v := range f.vals {
 			if v.isNum {
-				if n, ok := a.num[f.field]; ok && n == v.n {
+				if n, ok := a.number(f.field); ok && n == v.n {
 					return true
 				}
 			}
-			for _, s := range a.kw[f.field] {
-				if s == v.s {
+			for _, e := range a.kw {
+				if e.field == f.field && e.value == v.s {
 					return true
 				}
 			}
 		}
 		return false
 	}
-	n, ok := a.num[f.field]
+	n, ok := a.number(f.field)
 	if !ok {
 		return false
 	}

@@ -1,13 +1,21 @@
 package index
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+	"unsafe"
+)
 
 // Graph is the HNSW core on its own: in memory, without storage, filters or locking, over vectors
 // numbered 0, 1, ... in the order they are added. Collections wrap the same core; Graph exists so
 // that benchmarks (internal/bench, `lookalike bench search`) can compare the algorithm like for like
-// with other in-memory indexes. It is not safe for concurrent use.
+// with other in-memory indexes. It is not safe for concurrent use (Link uses several goroutines
+// itself).
 type Graph struct {
-	g *graph
+	g      *graph
+	linked int  // vectors 0..linked-1 are linked
+	q      *sq8 // the ranges Compress learned
+	fetch  func(i uint32, dst []float32) bool
 }
 
 // NewGraph returns an empty graph of dim-dimensional vectors with at most m links per node on the
@@ -19,16 +27,85 @@ func NewGraph(dim, m, efConstruction int, seed int64) *Graph {
 // Reserve makes room for n vectors in all, so that a large build does not regrow its slab.
 func (g *Graph) Reserve(n int) { g.g.reserve(n) }
 
+// Compress makes the graph hold SQ8 codes instead of float32 vectors, with per-dimension ranges
+// learned from sample (as a collection learns them from its first SQ8TrainAt items). Vectors added
+// before are encoded. Searches re-score their best candidates with the float vectors fetch copies
+// (normalised) into dst, as collections do from bbolt.
+func (g *Graph) Compress(sample [][]float32, fetch func(i uint32, dst []float32) bool) error {
+	t := newSQ8Trainer(g.g.dim)
+	for _, v := range sample {
+		u, err := g.query(v)
+		if err != nil {
+			return err
+		}
+		t.add(u)
+	}
+	g.q = t.quantizer()
+	g.g.compress(g.q)
+	g.fetch = fetch
+	return nil
+}
+
+// UseFloat switches a compressed graph to float32 storage, filled from fetch, keeping its links:
+// the same graph searched with either storage (a million-vector benchmark need not build twice).
+// UseCompressed switches back.
+func (g *Graph) UseFloat() {
+	if g.g.sq == nil {
+		return
+	}
+	n := len(g.g.levels)
+	vecs := make([]float32, n*g.g.dim)
+	for i := range n {
+		g.fetch(uint32(i), vecs[i*g.g.dim:(i+1)*g.g.dim])
+	}
+	g.g.vecs, g.g.codes, g.g.sq = vecs, nil, nil
+}
+
+// UseCompressed re-encodes a graph switched by UseFloat with its ranges and frees the floats.
+func (g *Graph) UseCompressed() {
+	if g.q != nil {
+		g.g.compress(g.q)
+	}
+}
+
 // Add normalises v and inserts it under the next number (Len before the call). A vector of the
 // wrong length is ErrDimMismatch; a zero or non-finite one ErrInvalidItem.
 func (g *Graph) Add(v []float32) error {
+	if err := g.Append(v); err != nil {
+		return err
+	}
+	return g.Link(context.Background(), 1)
+}
+
+// Append normalises v and stores it under the next number without linking it: Link links every
+// appended vector at once. Errors as Add.
+func (g *Graph) Append(v []float32) error {
 	u, err := g.query(v)
 	if err != nil {
 		return err
 	}
 	id := uint32(len(g.g.levels))
 	g.g.setVector(id, u)
-	g.g.insert(id)
+	g.g.place(id, g.g.randomLevel())
+	return nil
+}
+
+// Link links the appended vectors on workers goroutines (0: GOMAXPROCS). The graph it builds has
+// the recall of a serial build (TestConcurrentBuildRecall). On ctx's end it returns ctx.Err() and
+// the graph must not be used.
+func (g *Graph) Link(ctx context.Context, workers int) error {
+	n := len(g.g.levels)
+	if g.linked >= n {
+		return nil
+	}
+	slots := make([]uint32, 0, n-g.linked)
+	for i := g.linked; i < n; i++ {
+		slots = append(slots, uint32(i))
+	}
+	if err := g.g.linkAll(ctx, slots, workers, nil); err != nil {
+		return err
+	}
+	g.linked = n
 	return nil
 }
 
@@ -39,23 +116,55 @@ func (g *Graph) Search(q []float32, k, ef int) ([]uint32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ids(g.g.search(u, k, ef, nil)), nil
+	hits := g.g.search(u, k, ef, nil)
+	if g.g.sq != nil {
+		hits = rescore(u, hits, k, g.fetch)
+	}
+	return ids(hits), nil
 }
 
-// Exact is Search by brute force: the ground truth recall is measured against.
+// Exact is Search by brute force: the ground truth recall is measured against. On a compressed
+// graph it scans the codes and re-scores the best exactDepth(k).
 func (g *Graph) Exact(q []float32, k int) ([]uint32, error) {
 	u, err := g.query(q)
 	if err != nil {
 		return nil, err
 	}
-	return ids(g.g.exact(u, k, nil, nil)), nil
+	hits := g.g.exact(u, k, nil, nil)
+	if g.g.sq != nil {
+		hits = rescore(u, hits, k, g.fetch)
+	}
+	return ids(hits), nil
 }
 
 // Len is the number of vectors added.
 func (g *Graph) Len() int { return len(g.g.levels) }
 
 // Levels is the number of layers of the graph.
-func (g *Graph) Levels() int { return g.g.maxLevel + 1 }
+func (g *Graph) Levels() int { return g.g.maxLevel() + 1 }
+
+// Memory is what a graph holds in memory, in bytes.
+type Memory struct {
+	Vectors int64 `json:"vectors"` // float32 vectors or SQ8 codes (and the SQ8 ranges)
+	Graph   int64 `json:"graph"`   // levels, link lists and their slice headers
+}
+
+// Memory reports the bytes the graph's slabs use (their length, not spare capacity).
+func (g *Graph) Memory() Memory { return g.g.memory() }
+
+func (g *graph) memory() Memory {
+	var m Memory
+	if g.sq != nil {
+		m.Vectors = int64(len(g.codes)) + int64(4*4*g.dim)
+	} else {
+		m.Vectors = 4 * int64(len(g.vecs))
+	}
+	m.Graph = int64(len(g.levels)) + 4*int64(len(g.links0)) + int64(unsafe.Sizeof([]uint32(nil)))*int64(len(g.upper))
+	for _, u := range g.upper {
+		m.Graph += 4 * int64(len(u))
+	}
+	return m
+}
 
 // query checks v's length and returns it normalised.
 func (g *Graph) query(v []float32) ([]float32, error) {

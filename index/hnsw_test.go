@@ -43,11 +43,12 @@ func recallAt(g *graph, qs [][]float32, k, ef int, accept func(uint32) bool) flo
 
 // reachable counts the live nodes reachable from the entry point on layer 0.
 func reachable(g *graph) int {
-	if g.maxLevel < 0 {
+	entry, top := g.entryPoint()
+	if top < 0 {
 		return 0
 	}
-	seen := map[uint32]bool{g.entry: true}
-	stack := []uint32{g.entry}
+	seen := map[uint32]bool{entry: true}
+	stack := []uint32{entry}
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -69,7 +70,7 @@ func TestGraphRecallSmall(t *testing.T) {
 	g := buildGraph(t, vecs[:3000], 16, 200)
 	for _, ef := range []int{10, DefaultEfSearch} {
 		r := recallAt(g, vecs[3000:], 10, ef, nil)
-		t.Logf("ef=%d recall@10=%.4f levels=%d", ef, r, g.maxLevel+1)
+		t.Logf("ef=%d recall@10=%.4f levels=%d", ef, r, g.maxLevel()+1)
 		if ef == DefaultEfSearch && r < 0.98 {
 			t.Errorf("recall@10 = %.4f at ef %d", r, ef)
 		}
@@ -87,7 +88,8 @@ func TestGraphDeleteKeepsConnected(t *testing.T) {
 	vecs := synth.Clustered(n+100, 64, 5, 1.0, 2)
 	g := buildGraph(t, vecs[:n], 8, 100)
 	rng := rand.New(rand.NewSource(3))
-	deleted := map[uint32]bool{g.entry: true}
+	entry, _ := g.entryPoint()
+	deleted := map[uint32]bool{entry: true}
 	for len(deleted) < n*4/10 {
 		deleted[uint32(rng.Intn(n))] = true
 	}
@@ -121,8 +123,8 @@ func TestGraphDeleteKeepsConnected(t *testing.T) {
 			g.applyDelete(g.planDelete(uint32(s)))
 		}
 	}
-	if g.count != 0 || g.maxLevel != -1 || len(g.search(vecs[0], 10, 10, nil)) != 0 {
-		t.Fatalf("not empty: count %d maxLevel %d", g.count, g.maxLevel)
+	if g.count != 0 || g.maxLevel() != -1 || len(g.search(vecs[0], 10, 10, nil)) != 0 {
+		t.Fatalf("not empty: count %d maxLevel %d", g.count, g.maxLevel())
 	}
 	g.setVector(0, vecs[0])
 	g.insert(0)
@@ -141,7 +143,8 @@ func TestGraphDeleteOrdersKeepReachability(t *testing.T) {
 	for _, seed := range []int64{7, 39, 1, 2} {
 		g := buildGraph(t, vecs[:n], 8, 100)
 		rng := rand.New(rand.NewSource(3))
-		deleted := map[uint32]bool{g.entry: true}
+		entry, _ := g.entryPoint()
+		deleted := map[uint32]bool{entry: true}
 		for len(deleted) < n*4/10 {
 			deleted[uint32(rng.Intn(n))] = true
 		}

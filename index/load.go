@@ -2,8 +2,10 @@ package index
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -15,10 +17,10 @@ import (
 
 func loadCollection(db *DB, name string) (*Collection, error) {
 	var c *Collection
-	var snap, knn []byte
+	var snap snapLoad
+	var knn []byte
 	var live []bool
-	var touched map[uint32]bool
-	logOK := false
+	trained := false
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCollections).Bucket([]byte(name))
 		var cfg CollectionConfig
@@ -33,76 +35,81 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 		if items == nil {
 			return fmt.Errorf("%w: missing items bucket", ErrStorage)
 		}
-		g := c.g
-		g.reserve(items.Stats().KeyN)
-		err := items.ForEach(func(k, v []byte) error {
-			r, err := decodeRecordView(v)
-			if err != nil || r.dims() != cfg.Dims || r.slot > 1<<30 {
-				db.log.Error("skipping corrupt record", "collection", name, "id", string(k))
-				return nil
-			}
-			if int(r.slot) < len(live) && live[r.slot] {
-				db.log.Error("skipping record with a duplicate slot", "collection", name, "id", string(k))
-				return nil
-			}
-			for int(r.slot) >= len(live) {
-				live = append(live, false)
-			}
-			live[r.slot] = true
-			g.grow(int(r.slot) + 1)
-			r.vectorInto(g.vec(r.slot))
-			meta := json.RawMessage(bytes.Clone(r.meta))
-			if len(meta) == 0 {
-				meta = nil
-			}
-			c.setSlot(r.slot, string(k), string(r.hash), meta, parseAttrs(meta))
-			return nil
-		})
-		if err != nil {
+		var err error
+		if live, trained, err = c.loadItems(b, items); err != nil {
 			return err
 		}
-		snap = bytes.Clone(b.Get(keyGraph))
+		c.loadSnapshot(b, &live, &snap)
 		knn = bytes.Clone(b.Get(keyKNN))
-		if sseq, ok := snapshotSeq(snap); ok {
-			touched, logOK = readLog(b, sseq, c.seq)
-		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	g := c.g
-	if len(snap) >= 16 { // slots freed at the end after the snapshot still count
-		if sn := int(binary.LittleEndian.Uint32(snap[12:])); sn > len(live) && sn <= 1<<30 {
-			live = append(live, make([]bool, sn-len(live))...)
-		}
+	if trained && !db.readOnly {
+		c.storeSQ8()
 	}
 	c.sizeSlots(live)
 	if len(live) == 0 {
 		c.snapSeq = c.seq
 		return c, nil
 	}
-	if snap != nil {
-		err := errStaleSnap
-		sseq, _ := snapshotSeq(snap)
-		if logOK {
-			err = decodeSnapshot(g, snap, sseq, live, touched)
-		}
-		if err == nil {
-			c.snapSeq = sseq
+	if snap.found {
+		if snap.err == nil {
+			c.snapSeq = snap.seq
 			c.loadedFrom = "snapshot"
-			if len(touched) > 0 {
-				c.replay(live, touched)
+			if len(snap.touched) > 0 {
+				c.replay(live, snap.touched)
 				c.loadedFrom = "snapshot+replay"
 			}
-			c.loadRerank(knn, sseq, live, touched)
+			c.loadRerank(knn, snap.seq, live, snap.touched)
 			return c, nil
 		}
-		db.log.Warn("graph snapshot unusable, rebuilding", "collection", name, "err", err)
+		db.log.Warn("graph snapshot unusable, rebuilding", "collection", name, "err", snap.err)
 	}
 	c.rebuildGraph(live)
 	c.loadRerank(nil, 0, live, nil)
 	return c, nil
+}
+
+// snapLoad is what loadSnapshot found: a snapshot (found), decoded into the
+// graph when err is nil, at seq, with the slots written since (touched).
+type snapLoad struct {
+	found   bool
+	seq     uint64
+	touched map[uint32]bool
+	err     error
+}
+
+// loadSnapshot decodes the stored snapshot into c.g straight from bbolt's
+// pages, extending live to the slots it covers. Inside the load transaction.
+func (c *Collection) loadSnapshot(b *bolt.Bucket, live *[]bool, out *snapLoad) {
+	v := b.Get(keyGraph)
+	if v == nil {
+		return
+	}
+	out.found, out.err = true, errBadSnap
+	h, ok := parseSnapHead(v)
+	if !ok {
+		return
+	}
+	out.seq = h.seq
+	touched, logOK := readLog(b, h.seq, c.seq)
+	if !logOK {
+		out.err = errStaleSnap
+		return
+	}
+	out.touched = touched
+	if sn := snapshotSlots(b, h); sn > len(*live) && sn <= 1<<30 {
+		*live = append(*live, make([]bool, sn-len(*live))...)
+	}
+	if len(*live) == 0 {
+		out.err = nil
+		return
+	}
+	c.g.reserve(len(*live))
+	c.g.grow(len(*live))
+	out.err = decodeSnapshot(c.g, openSnapshot(b, h), h, *live, touched)
 }
 
 // sizeSlots makes every per-slot table cover live and lists the free slots.
@@ -121,8 +128,8 @@ func (c *Collection) sizeSlots(live []bool) {
 	}
 }
 
-// rebuildGraph resets the links and re-inserts every stored vector. Single-threaded, before the
-// collection is shared.
+// rebuildGraph resets the links and re-inserts every stored vector, on Options.BuildWorkers
+// goroutines, before the collection is shared.
 func (c *Collection) rebuildGraph(live []bool) {
 	g, db, name := c.g, c.db, c.name
 	start := time.Now()
@@ -132,12 +139,16 @@ func (c *Collection) rebuildGraph(live []bool) {
 		g.upper[i] = nil
 	}
 	clear(g.links0)
-	g.maxLevel, g.count, g.entry = -1, 0, 0
+	g.count = 0
+	g.top.Store(0)
+	var slots []uint32
 	for i, ok := range live {
 		if ok {
-			g.insert(uint32(i))
+			g.place(uint32(i), g.randomLevel())
+			slots = append(slots, uint32(i))
 		}
 	}
+	_ = g.linkAll(context.Background(), slots, db.opts.BuildWorkers, nil)
 	c.loadedFrom = "rebuild"
 	db.log.Info("graph rebuilt", "collection", name, "count", g.count, "took", time.Since(start))
 }
@@ -176,23 +187,14 @@ func (c *Collection) snapshot() error {
 		return nil
 	}
 	seq := c.seq
-	b := encodeSnapshot(c.g, seq)
-	kb := encodeLists(c.rr, seq, len(c.g.levels))
 	c.mu.RUnlock()
-	err := c.db.bolt.Update(func(tx *bolt.Tx) error {
-		bk := c.bucket(tx)
-		if bk == nil {
+	// The graph cannot change while wmu is held: it is read chunk by chunk without mu, and the
+	// re-ranking lists are written in the transaction that makes the graph snapshot current.
+	kb := encodeLists(c.rr, seq, len(c.g.levels))
+	if err := c.writeSnapshot(seq, kb); err != nil {
+		if errors.Is(err, ErrDropped) {
 			return nil
 		}
-		if err := bk.Put(keyGraph, b); err != nil {
-			return err
-		}
-		if err := bk.Put(keyKNN, kb); err != nil {
-			return err
-		}
-		return trimLog(bk, seq)
-	})
-	if err != nil {
 		return storageErr("snapshot "+c.name, err)
 	}
 	c.mu.Lock()

@@ -3,15 +3,14 @@ package index
 import (
 	"bytes"
 	"fmt"
-	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // ---- reads ----
 
-// Vector returns a copy of an item's (normalised) vector from memory, without touching bbolt: the
-// cheap read for re-ranking and diversification.
+// Vector returns a copy of an item's (normalised) vector: the cheap read for re-ranking and
+// diversification, from memory (float storage) or one bbolt lookup (compressed).
 func (c *Collection) Vector(id string) ([]float32, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -19,7 +18,7 @@ func (c *Collection) Vector(id string) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return slices.Clone(c.g.vec(slot)), nil
+	return c.slotVector(slot)
 }
 
 // slotLocked finds a live item's slot in a usable collection. Under mu.RLock.

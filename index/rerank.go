@@ -21,8 +21,31 @@ import (
 
 var keyKNN = []byte("knn")
 
-// rrDist is the distance of two stored items.
-func (c *Collection) rrDist(a, b uint32) float32 { return 1 - dot(c.g.vec(a), c.g.vec(b)) }
+// rrDist is the distance of two stored items (from their codes when compressed: within ~0.005).
+func (c *Collection) rrDist(a, b uint32) float32 { return c.g.pairDist(a, b) }
+
+// rrList turns x's nearest into a list. Compressed, a search's distances come from the query's
+// int16 form: they are recomputed with rrDist, which the state uses for every other pair, so that
+// the rows built from the lists are the rows a rebuild computes.
+func (c *Collection) rrList(x uint32, cs []cand) []rerank.Neighbor {
+	if c.g.sq == nil {
+		return toNeighbors(cs)
+	}
+	out := make([]rerank.Neighbor, len(cs))
+	for i, y := range cs {
+		out[i] = rerank.Neighbor{ID: y.id, D: c.rrDist(x, y.id)}
+	}
+	slices.SortFunc(out, func(a, b rerank.Neighbor) int {
+		return cmpCand(cand{a.D, a.ID}, cand{b.D, b.ID})
+	})
+	return out
+}
+
+// rrKnown admits what accept admits (nil: all) among the items the re-ranking state holds: a
+// multi-item write links its items into the graph before it lists them one by one.
+func (c *Collection) rrKnown(accept func(uint32) bool) func(uint32) bool {
+	return func(s uint32) bool { return c.rr.Has(s) && (accept == nil || accept(s)) }
+}
 
 func toNeighbors(cs []cand) []rerank.Neighbor {
 	out := make([]rerank.Neighbor, len(cs))
@@ -35,10 +58,14 @@ func toNeighbors(cs []cand) []rerank.Neighbor {
 // rrNearest returns the k nearest items to q that accept admits, exactly in small collections
 // (as searches do) and through the graph otherwise. Under RLock.
 func (c *Collection) rrNearest(q []float32, k int, accept func(uint32) bool) []cand {
+	var hits []cand
 	if c.g.count <= c.db.opts.ExactThreshold {
-		return c.g.exact(q, k, nil, accept)
+		hits = c.g.exact(q, k, nil, accept)
+	} else {
+		hits = c.g.search(q, k, max(k, min(c.cfg.EfSearch, MaxEf)), accept)
 	}
-	return c.g.search(q, k, max(k, min(c.cfg.EfSearch, MaxEf)), accept)
+	// Compressed, more come back for re-scoring: the lists keep the approximate best k.
+	return hits[:min(k, len(hits))]
 }
 
 // rrPlanAdd plans listing a slot just planned into the graph (beam: its insertion beam, or nil
@@ -47,16 +74,19 @@ func (c *Collection) rrPlanAdd(slot uint32, beam []cand) *rerank.Patch {
 	if c.rrSkip {
 		return nil
 	}
-	notSelf := func(s uint32) bool { return s != slot }
+	notSelf := c.rrKnown(func(s uint32) bool { return s != slot })
+	var buf []float32
 	switch {
 	case c.g.count < c.db.opts.ExactThreshold:
 		// Small collections are searched exactly, and so are their lists kept: every item is a
 		// candidate, so the new one enters every list it belongs in.
-		beam = c.g.exact(c.g.vec(slot), c.g.count, nil, notSelf)
+		beam = c.g.exact(c.g.vecOf(slot, &buf), c.g.count, nil, notSelf)
 	case beam == nil:
-		beam = c.g.search(c.g.vec(slot), c.cfg.EfConstruction, c.cfg.EfConstruction, notSelf)
+		beam = c.g.search(c.g.vecOf(slot, &buf), c.cfg.EfConstruction, c.cfg.EfConstruction, notSelf)
+	default:
+		beam = slices.DeleteFunc(slices.Clone(beam), func(x cand) bool { return !notSelf(x.id) })
 	}
-	return c.rr.PlanAdd(slot, toNeighbors(beam), c.rrDist)
+	return c.rr.PlanAdd(slot, c.rrList(slot, beam), c.rrDist)
 }
 
 // rrPlanRemove plans unlisting a slot: the items that listed it search again, without it. Under
@@ -66,8 +96,9 @@ func (c *Collection) rrPlanRemove(slot uint32) *rerank.Patch {
 		return nil
 	}
 	k1 := c.rr.Params().K1
+	var buf []float32
 	return c.rr.PlanRemove(slot, func(y uint32) []rerank.Neighbor {
-		return toNeighbors(c.rrNearest(c.g.vec(y), k1, func(s uint32) bool { return s != y && s != slot }))
+		return c.rrList(y, c.rrNearest(c.g.vecOf(y, &buf), k1, c.rrKnown(func(s uint32) bool { return s != y && s != slot })))
 	}, c.rrDist)
 }
 
@@ -90,10 +121,12 @@ const exactMatchDist = 0.0005
 // query's row, averaged over its K2 nearest, equals a look-alike's whenever their K2 nearest
 // coincide, and the photo's own row can differ by one neighbour at the K2 boundary.
 func (c *Collection) rerankSearch(q []float32, need, ef int, o SearchOptions, accept func(uint32) bool, self uint32) []cand {
-	out, plain := c.rerankOrder(q, need, ef, o, accept, self)
+	out, plain := c.rerankOrder(q, need, ef, o, c.rrKnown(accept), self)
 	if o.Rerank.QE() {
+		var p probe
+		c.g.prepare(&p, q, true)
 		for i := range out {
-			out[i].d = c.g.dist(q, out[i].id)
+			out[i].d = c.g.dist(&p, out[i].id)
 		}
 	}
 	return keepExactFirst(plain, out, need)
@@ -130,8 +163,9 @@ func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, acc
 		// Average query expansion: the query and its top results, searched again.
 		plain = c.nearest(q, rerank.DefaultQE, ef, o, accept)
 		sum := slices.Clone(q)
+		var buf []float32
 		for _, h := range plain {
-			for j, x := range c.g.vec(h.id) {
+			for j, x := range c.g.vecOf(h.id, &buf) {
 				sum[j] += x
 			}
 		}
@@ -142,7 +176,9 @@ func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, acc
 			return c.nearest(q, need, ef, o, accept), plain
 		}
 	}
-	dq := func(g uint32) float32 { return 1 - dot(q, c.g.vec(g)) }
+	var qp probe
+	c.g.prepare(&qp, q, true)
+	dq := func(g uint32) float32 { return c.g.dist(&qp, g) }
 	// An external query is placed among the items from its nearest, unfiltered: the neighbour
 	// structure is the collection's, a filter only selects among the re-ranked results.
 	nearK := 2 * c.rr.Params().K1
@@ -154,7 +190,7 @@ func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, acc
 		base = c.nearest(q, need, ef, o, accept)
 	case o.Filter == nil:
 		// One search serves both: at most the exclusions and the queried item fall out of base.
-		all := c.nearest(q, max(need+len(o.ExcludeIDs)+1, nearK), ef, o, nil)
+		all := c.nearest(q, max(need+len(o.ExcludeIDs)+1, nearK), ef, o, c.rrKnown(nil))
 		for _, h := range all {
 			if len(base) < need && (accept == nil || accept(h.id)) {
 				base = append(base, h)
@@ -163,7 +199,7 @@ func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, acc
 		rq = c.rr.ExternalQuery(toNeighbors(all[:min(nearK, len(all))]), dq, c.rrDist)
 	default:
 		base = c.nearest(q, need, ef, o, accept)
-		rq = c.rr.ExternalQuery(toNeighbors(c.nearest(q, nearK, ef, SearchOptions{Exact: o.Exact}, nil)), dq, c.rrDist)
+		rq = c.rr.ExternalQuery(toNeighbors(c.nearest(q, nearK, ef, SearchOptions{Exact: o.Exact}, c.rrKnown(nil))), dq, c.rrDist)
 	}
 	rr := c.rr.Rank(rq, toNeighbors(base), need, dq, accept)
 	ranked = make([]cand, len(rr))
@@ -228,10 +264,11 @@ func (c *Collection) rrListsFromGraph(st *rerank.State, live []bool) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var buf []float32
 			for s := w; s < len(live); s += workers {
 				if live[s] {
 					self := uint32(s)
-					lists[s] = toNeighbors(c.rrNearest(c.g.vec(self), k1, func(x uint32) bool { return x != self }))
+					lists[s] = c.rrList(self, c.rrNearest(c.g.vecOf(self, &buf), k1, func(x uint32) bool { return x != self }))
 				}
 			}
 		}()

@@ -28,7 +28,9 @@ func exactLists(c *Collection) map[string][]string {
 		}
 		self := uint32(s)
 		var ids []string
-		for _, h := range c.g.exact(c.g.vec(self), k1, nil, func(x uint32) bool { return x != self }) {
+		var buf []float32 // compressed: the nearest by the codes, what the lists are kept with
+		hits := c.g.exact(c.g.vecOf(self, &buf), k1, nil, func(x uint32) bool { return x != self })
+		for _, h := range hits[:min(k1, len(hits))] {
 			ids = append(ids, c.ids[h.id])
 		}
 		out[id] = ids

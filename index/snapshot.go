@@ -3,59 +3,333 @@ package index
 import (
 	"encoding/binary"
 	"errors"
+	"hash"
 	"hash/crc32"
+
+	bolt "go.etcd.io/bbolt"
 )
 
-// Graph snapshot, stored under the key "graph" in a collection's bucket:
+// Graph snapshot. The graph is serialised as one stream:
 //
-//	"LKG1" | seq u64 | slots u32 | m u32 | entry u32 | maxLevel i32 |
+//	seq u64 | slots u32 | m u32 | entry u32 | maxLevel i32 |
 //	levels [slots]int8 | layer-0 links [slots*(2m+1)]u32 |
-//	upper links of each slot with level > 0 [level*(m+1)]u32 | crc32c u32
+//	upper links of each slot with level > 0 [level*(m+1)]u32
 //
-// seq is the collection's write sequence number when the snapshot was taken;
-// a snapshot whose seq differs from the stored one is stale.
+// cut into chunks of snapChunk bytes, stored in the collection's bucket
+// "graph.chunks" under gen u32 | index u32 (big endian). Each chunk is written
+// and committed in a transaction of its own, so writing a snapshot needs one
+// chunk of memory, not the graph twice over (an encoded copy plus bbolt's dirty
+// pages, which live until commit): 145 MB of links at 1M items. The head under
+// key "graph" makes a generation current:
+//
+//	"LKG2" | seq u64 | gen u32 | chunks u32 | length u64 | crc32c(stream) u32 | crc32c(head) u32
+//
+// It is written last, in the transaction that deletes every other
+// generation's chunks (and trims the write log), so a crash mid-snapshot
+// leaves the previous snapshot current. seq is the collection's write sequence
+// number when the snapshot was taken; a snapshot whose seq differs from the
+// stored one is stale. A head "LKG1" is the older format: the whole stream in
+// that one value, followed by its crc32c.
 var (
-	snapMagic    = []byte("LKG1")
+	snapMagicV1  = []byte("LKG1")
+	snapMagic    = []byte("LKG2")
+	bucketChunks = []byte("graph.chunks")
 	crcTable     = crc32.MakeTable(crc32.Castagnoli)
 	errBadSnap   = errors.New("corrupt graph snapshot")
 	errStaleSnap = errors.New("stale graph snapshot")
 )
 
-func encodeSnapshot(g *graph, seq uint64) []byte {
-	n := len(g.levels)
-	size := 4 + 8 + 4*4 + n + 4*len(g.links0) + 4
-	for _, u := range g.upper {
-		size += 4 * len(u)
+// snapChunk is the size of one snapshot chunk (8 MiB).
+var snapChunk = 8 << 20 // a variable for the tests
+
+const snapHeadLen = 4 + 8 + 4 + 4 + 8 + 4 + 4
+
+// snapHead is a parsed head.
+type snapHead struct {
+	seq    uint64
+	gen    uint32
+	chunks uint32
+	length uint64
+	sum    uint32
+	v1     []byte // LKG1: the stream itself
+}
+
+// parseSnapHead reads the head value; ok=false when it is not one (then the
+// snapshot is unusable).
+func parseSnapHead(b []byte) (snapHead, bool) {
+	var h snapHead
+	switch {
+	case len(b) >= 4+8+4 && string(b[:4]) == string(snapMagicV1):
+		body := b[4 : len(b)-4]
+		if crc32.Checksum(b[:len(b)-4], crcTable) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+			return h, false
+		}
+		h.seq, h.v1, h.length = binary.LittleEndian.Uint64(body), body, uint64(len(body))
+		return h, true
+	case len(b) == snapHeadLen && string(b[:4]) == string(snapMagic):
+		if crc32.Checksum(b[:snapHeadLen-4], crcTable) != binary.LittleEndian.Uint32(b[snapHeadLen-4:]) {
+			return h, false
+		}
+		h.seq = binary.LittleEndian.Uint64(b[4:])
+		h.gen = binary.LittleEndian.Uint32(b[12:])
+		h.chunks = binary.LittleEndian.Uint32(b[16:])
+		h.length = binary.LittleEndian.Uint64(b[20:])
+		h.sum = binary.LittleEndian.Uint32(b[28:])
+		return h, true
 	}
-	b := make([]byte, 0, size)
+	return h, false
+}
+
+func (h snapHead) marshal() []byte {
+	b := make([]byte, 0, snapHeadLen)
 	b = append(b, snapMagic...)
-	b = binary.LittleEndian.AppendUint64(b, seq)
-	b = binary.LittleEndian.AppendUint32(b, uint32(n))
-	b = binary.LittleEndian.AppendUint32(b, uint32(g.m))
-	b = binary.LittleEndian.AppendUint32(b, g.entry)
-	b = binary.LittleEndian.AppendUint32(b, uint32(int32(g.maxLevel)))
-	for _, l := range g.levels {
-		b = append(b, byte(l))
+	b = binary.LittleEndian.AppendUint64(b, h.seq)
+	b = binary.LittleEndian.AppendUint32(b, h.gen)
+	b = binary.LittleEndian.AppendUint32(b, h.chunks)
+	b = binary.LittleEndian.AppendUint64(b, h.length)
+	b = binary.LittleEndian.AppendUint32(b, h.sum)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+func chunkKey(gen, i uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, gen), i)
+}
+
+// snapWriter encodes the stream into chunk-sized buffers and hands each full
+// one to flush.
+type snapWriter struct {
+	buf    []byte
+	crc    hash.Hash32
+	length uint64
+	chunks uint32
+	flush  func(i uint32, chunk []byte) error
+	err    error
+}
+
+func (w *snapWriter) u32(x uint32) {
+	w.buf = binary.LittleEndian.AppendUint32(w.buf, x)
+	w.maybeFlush()
+}
+
+func (w *snapWriter) bytes(p []byte) {
+	for len(p) > 0 {
+		n := min(len(p), snapChunk-len(w.buf))
+		w.buf = append(w.buf, p[:n]...)
+		p = p[n:]
+		w.maybeFlush()
 	}
+}
+
+func (w *snapWriter) maybeFlush() {
+	if len(w.buf) >= snapChunk {
+		w.emit()
+	}
+}
+
+func (w *snapWriter) emit() {
+	if w.err != nil || len(w.buf) == 0 {
+		w.buf = w.buf[:0]
+		return
+	}
+	w.crc.Write(w.buf)
+	w.length += uint64(len(w.buf))
+	w.err = w.flush(w.chunks, w.buf)
+	w.chunks++
+	w.buf = w.buf[:0]
+}
+
+// encodeSnapshot streams g at seq into w. The graph must not change meanwhile
+// (the caller holds the mutator lock).
+func encodeSnapshot(g *graph, seq uint64, w *snapWriter) {
+	n := len(g.levels)
+	entry, top := g.entryPoint()
+	var hdr []byte
+	hdr = binary.LittleEndian.AppendUint64(hdr, seq)
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(n))
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(g.m))
+	hdr = binary.LittleEndian.AppendUint32(hdr, entry)
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(int32(top)))
+	w.bytes(hdr)
+	lv := make([]byte, n)
+	for i, l := range g.levels {
+		lv[i] = byte(l)
+	}
+	w.bytes(lv)
 	for _, x := range g.links0 {
-		b = binary.LittleEndian.AppendUint32(b, x)
+		w.u32(x)
 	}
 	for i, l := range g.levels {
 		if l > 0 {
 			for _, x := range g.upper[i] {
-				b = binary.LittleEndian.AppendUint32(b, x)
+				w.u32(x)
 			}
 		}
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+	w.emit()
 }
 
-// snapshotSeq returns the write sequence number a snapshot reflects.
-func snapshotSeq(b []byte) (uint64, bool) {
-	if len(b) < 12 || string(b[:4]) != string(snapMagic) {
-		return 0, false
+// writeSnapshot stores a snapshot of g at seq chunk by chunk, then its head
+// with the re-ranking lists (knn), which also drops older generations and
+// trims the write log. Under wmu.
+func (c *Collection) writeSnapshot(seq uint64, knn []byte) error {
+	var gen uint32
+	err := c.db.bolt.View(func(tx *bolt.Tx) error {
+		if bk := c.bucket(tx); bk != nil {
+			if h, ok := parseSnapHead(bk.Get(keyGraph)); ok {
+				gen = h.gen + 1
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return binary.LittleEndian.Uint64(b[4:]), true
+	w := &snapWriter{crc: crc32.New(crcTable), buf: make([]byte, 0, snapChunk+64)}
+	w.flush = func(i uint32, chunk []byte) error {
+		return c.db.bolt.Update(func(tx *bolt.Tx) error {
+			bk := c.bucket(tx)
+			if bk == nil {
+				return ErrDropped
+			}
+			cb, err := bk.CreateBucketIfNotExists(bucketChunks)
+			if err != nil {
+				return err
+			}
+			cb.FillPercent = 1 // appended in key order: full pages
+			return cb.Put(chunkKey(gen, i), chunk)
+		})
+	}
+	encodeSnapshot(c.g, seq, w)
+	if w.err != nil {
+		return w.err
+	}
+	head := snapHead{seq: seq, gen: gen, chunks: w.chunks, length: w.length, sum: w.crc.Sum32()}
+	return c.db.bolt.Update(func(tx *bolt.Tx) error {
+		bk := c.bucket(tx)
+		if bk == nil {
+			return nil
+		}
+		if err := bk.Put(keyGraph, head.marshal()); err != nil {
+			return err
+		}
+		if err := bk.Put(keyKNN, knn); err != nil {
+			return err
+		}
+		if cb := bk.Bucket(bucketChunks); cb != nil {
+			var stale [][]byte
+			cur := cb.Cursor()
+			for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+				if len(k) != 8 || binary.BigEndian.Uint32(k) != gen {
+					stale = append(stale, append([]byte(nil), k...))
+				}
+			}
+			for _, k := range stale {
+				if err := cb.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		return trimLog(bk, seq)
+	})
+}
+
+// snapReader reads the stream from its chunks (bbolt values: valid only in
+// the transaction that read them), checking its length and checksum at the end.
+type snapReader struct {
+	next   func() []byte // the next chunk, nil at the end
+	cur    []byte
+	crc    hash.Hash32
+	length uint64
+	bad    bool
+}
+
+// openSnapshot returns a reader over the snapshot stream the head names.
+// Inside the transaction of b.
+func openSnapshot(b *bolt.Bucket, h snapHead) *snapReader {
+	r := &snapReader{crc: crc32.New(crcTable)}
+	if h.v1 != nil {
+		done := false
+		r.next = func() []byte {
+			if done {
+				return nil
+			}
+			done = true
+			return h.v1
+		}
+		return r
+	}
+	cb := b.Bucket(bucketChunks)
+	if cb == nil {
+		r.bad = true
+		r.next = func() []byte { return nil }
+		return r
+	}
+	cur := cb.Cursor()
+	i := uint32(0)
+	r.next = func() []byte {
+		if i >= h.chunks {
+			return nil
+		}
+		var k, v []byte
+		if i == 0 {
+			k, v = cur.Seek(chunkKey(h.gen, 0))
+		} else {
+			k, v = cur.Next()
+		}
+		if k == nil || string(k) != string(chunkKey(h.gen, i)) || len(v) == 0 {
+			r.bad = true
+			return nil
+		}
+		i++
+		return v
+	}
+	return r
+}
+
+// read fills p from the stream; false when it ends first.
+func (r *snapReader) read(p []byte) bool {
+	for len(p) > 0 {
+		if len(r.cur) == 0 {
+			if r.cur = r.next(); r.cur == nil {
+				return false
+			}
+			r.crc.Write(r.cur)
+			r.length += uint64(len(r.cur))
+		}
+		n := copy(p, r.cur)
+		p, r.cur = p[n:], r.cur[n:]
+	}
+	return true
+}
+
+// u32s fills dst with little-endian words.
+func (r *snapReader) u32s(dst []uint32) bool {
+	var buf [4096]byte
+	for len(dst) > 0 {
+		n := min(len(dst), len(buf)/4)
+		if !r.read(buf[:4*n]) {
+			return false
+		}
+		for i := range n {
+			dst[i] = binary.LittleEndian.Uint32(buf[4*i:])
+		}
+		dst = dst[n:]
+	}
+	return true
+}
+
+// finish checks that the stream ended where the head says, with its checksum.
+func (r *snapReader) finish(h snapHead) bool {
+	if len(r.cur) != 0 || r.bad {
+		return false
+	}
+	if h.v1 != nil {
+		return true // the head's checksum covered the stream
+	}
+	if r.next() != nil || r.bad {
+		return false
+	}
+	return r.length == h.length && r.crc.Sum32() == h.sum
 }
 
 // decodeSnapshot loads links into g, whose vectors and slot set (live[i])
@@ -64,34 +338,34 @@ func snapshotSeq(b []byte) (uint64, bool) {
 // must be live exactly when the snapshot has it linked. It checks the
 // checksum, the sequence number and that every link names a slot that is
 // live or touched; on any error g's links are unusable and the caller
-// rebuilds.
-func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool, touched map[uint32]bool) error {
-	if len(b) < 4+8+16+4 || string(b[:4]) != string(snapMagic) {
+// rebuilds. live must cover the snapshot's slots (snapshotSlots).
+func decodeSnapshot(g *graph, r *snapReader, h snapHead, live []bool, touched map[uint32]bool) error {
+	var hdr [24]byte
+	if !r.read(hdr[:]) {
 		return errBadSnap
 	}
-	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
-	if crc32.Checksum(body, crcTable) != sum {
+	if binary.LittleEndian.Uint64(hdr[0:]) != h.seq {
 		return errBadSnap
 	}
-	if binary.LittleEndian.Uint64(b[4:]) != seq {
-		return errStaleSnap
-	}
-	n := int(binary.LittleEndian.Uint32(b[12:]))
-	m := int(binary.LittleEndian.Uint32(b[16:]))
-	entry := binary.LittleEndian.Uint32(b[20:])
-	maxLevel := int(int32(binary.LittleEndian.Uint32(b[24:])))
+	n := int(binary.LittleEndian.Uint32(hdr[8:]))
+	m := int(binary.LittleEndian.Uint32(hdr[12:]))
+	entry := binary.LittleEndian.Uint32(hdr[16:])
+	maxLevel := int(int32(binary.LittleEndian.Uint32(hdr[20:])))
 	if m != g.m || n > len(live) {
 		return errStaleSnap
 	}
-	p := 28
-	if len(body)-p < n {
+	if uint64(n)*(1+4*uint64(g.m0+1)) > h.length {
 		return errBadSnap
 	}
 	g.grow(n)
+	lv := make([]byte, n)
+	if !r.read(lv) {
+		return errBadSnap
+	}
 	count := 0
 	for i := 0; i < n; i++ {
-		l := int8(body[p+i])
-		if ((l >= 0) != live[i] && !touched[uint32(i)]) || int(l) > maxLevel {
+		l := int8(lv[i])
+		if ((l >= 0) != live[i] && !touched[uint32(i)]) || int(l) > maxLevel || l > MaxLevel {
 			return errStaleSnap
 		}
 		g.levels[i] = l
@@ -99,12 +373,7 @@ func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool, touched map[uin
 			count++
 		}
 	}
-	p += n
 	stride0 := g.m0 + 1
-	if (len(body)-p)/4 < n*stride0 {
-		return errBadSnap
-	}
-	u32 := func() uint32 { x := binary.LittleEndian.Uint32(body[p:]); p += 4; return x }
 	checkList := func(list []uint32, max int) error {
 		if int(list[0]) > max {
 			return errBadSnap
@@ -116,8 +385,8 @@ func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool, touched map[uin
 		}
 		return nil
 	}
-	for i := range g.links0[:n*stride0] {
-		g.links0[i] = u32()
+	if !r.u32s(g.links0[:n*stride0]) {
+		return errBadSnap
 	}
 	for i := 0; i < n; i++ {
 		if g.levels[i] >= 0 {
@@ -132,13 +401,9 @@ func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool, touched map[uin
 			g.upper[i] = nil
 			continue
 		}
-		k := l * (g.m + 1)
-		if (len(body)-p)/4 < k {
+		u := make([]uint32, l*(g.m+1))
+		if !r.u32s(u) {
 			return errBadSnap
-		}
-		u := make([]uint32, k)
-		for j := range u {
-			u[j] = u32()
 		}
 		for lc := 0; lc < l; lc++ {
 			if err := checkList(u[lc*(g.m+1):(lc+1)*(g.m+1)], g.m); err != nil {
@@ -147,7 +412,7 @@ func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool, touched map[uin
 		}
 		g.upper[i] = u
 	}
-	if p != len(body) {
+	if !r.finish(h) {
 		return errBadSnap
 	}
 	for i := n; i < len(live); i++ { // slots created after the snapshot
@@ -158,9 +423,22 @@ func decodeSnapshot(g *graph, b []byte, seq uint64, live []bool, touched map[uin
 	if count > 0 && (int(entry) >= n || g.levels[entry] < 0 || int(g.levels[entry]) != maxLevel) {
 		return errBadSnap
 	}
+	g.count = count
 	if count == 0 {
-		maxLevel = -1
+		g.top.Store(0)
+	} else {
+		g.setEntryPoint(entry, maxLevel)
 	}
-	g.entry, g.maxLevel, g.count = entry, maxLevel, count
 	return nil
+}
+
+// snapshotSlots is the slot count a snapshot covers (slots freed at the end
+// after it still count), read from the stream's first bytes; 0 when unknown.
+func snapshotSlots(b *bolt.Bucket, h snapHead) int {
+	r := openSnapshot(b, h)
+	var hdr [12]byte
+	if !r.read(hdr[:]) {
+		return 0
+	}
+	return int(binary.LittleEndian.Uint32(hdr[8:]))
 }

@@ -251,7 +251,7 @@ func (c *Collection) putLocked(ps []prepared, also ...func(*bolt.Bucket) error) 
 		p := &ps[i]
 		if s, ok := c.byID[p.id]; ok {
 			p.slot = s
-			if dot(c.g.vec(s), p.vec) >= sameVector {
+			if c.sameVectorLocked(s, p.vec) {
 				continue
 			}
 			p.moved, p.oldSlot = true, s
@@ -295,14 +295,18 @@ func (c *Collection) putLocked(ps []prepared, also ...func(*bolt.Bucket) error) 
 	c.free = c.free[:free]
 	c.mu.Unlock()
 	var unused []uint32 // new slots of moves that turned out unchanged
+	var fresh []uint32  // new items, linked together
 	for i := range ps {
 		switch {
 		case ps[i].outcome != Unchanged:
-			c.applyUpsert(&ps[i])
+			if c.applyUpsert(&ps[i]) {
+				fresh = append(fresh, ps[i].slot)
+			}
 		case ps[i].moved:
 			unused = append(unused, ps[i].slot)
 		}
 	}
+	c.linkAll(fresh)
 	if len(unused) > 0 {
 		c.mu.Lock()
 		for _, s := range unused {
@@ -467,12 +471,14 @@ func trimLog(b *bolt.Bucket, seq uint64) error {
 // re-normalised, hence the tolerance.
 const sameVector = 1 - 1e-6
 
-// applyUpsert updates memory for one persisted item. Under wmu.
-func (c *Collection) applyUpsert(p *prepared) {
+// applyUpsert updates memory for one persisted item. A new item is left for
+// the caller to link (linkAll: a batch at once, in parallel); it reports
+// whether p is one. Under wmu.
+func (c *Collection) applyUpsert(p *prepared) bool {
 	a := parseAttrs(p.meta)
 	if p.moved {
 		c.move(p, a)
-		return
+		return false
 	}
 	// A write that keeps the vector (a metadata change: merge, tag, edit) keeps the item's links:
 	// unlinking would hide it from concurrent searches (and duplicate checks) until it is linked
@@ -481,9 +487,7 @@ func (c *Collection) applyUpsert(p *prepared) {
 	c.setSlot(p.slot, p.id, p.hash, p.meta, a)
 	c.g.setVector(p.slot, p.vec)
 	c.mu.Unlock()
-	if p.isNew {
-		c.link(p.slot)
-	}
+	return p.isNew
 }
 
 // move gives an existing item its new vector without a moment where searches miss it: the new
@@ -513,15 +517,43 @@ func (c *Collection) move(p *prepared, a attrs) {
 
 // link inserts a slot whose vector is in the slab into the graph. Under wmu.
 func (c *Collection) link(slot uint32) {
-	level := c.g.randomLevel()
-	c.mu.RLock()
-	plan := c.g.planInsert(slot, level)
-	rp := c.rrPlanAdd(slot, plan.near)
-	c.mu.RUnlock()
+	c.linkAll([]uint32{slot})
+}
+
+// linkAll places slots whose vectors are in the slab and links them, on
+// Options.BuildWorkers goroutines when there are many (graph.linkAll) under
+// RLock, so searches keep running, then lists them for re-ranking one by one
+// (a plan sees the items listed before it; searches that re-rank see only
+// listed items: rrKnown). Under wmu.
+func (c *Collection) linkAll(slots []uint32) {
+	if len(slots) == 0 {
+		return
+	}
 	c.mu.Lock()
-	c.g.applyInsert(plan)
-	c.rr.Apply(rp)
+	for _, s := range slots {
+		c.g.place(s, c.g.randomLevel())
+	}
 	c.mu.Unlock()
+	var beams [][]cand
+	if !c.rrSkip {
+		beams = make([][]cand, len(slots))
+	}
+	c.mu.RLock()
+	// The writes are durable: link everything whatever the caller's context says.
+	_ = c.g.linkAll(context.Background(), slots, c.db.opts.BuildWorkers, beams)
+	c.mu.RUnlock()
+	if !c.rrSkip {
+		for i, s := range slots {
+			c.mu.RLock()
+			rp := c.rrPlanAdd(s, beams[i])
+			c.mu.RUnlock()
+			c.mu.Lock()
+			c.rr.Apply(rp)
+			c.mu.Unlock()
+		}
+	}
+	// The write that brings the collection to SQ8TrainAt items compresses it.
+	c.maybeCompress()
 }
 
 // unlink removes a slot from the graph, repairing its neighbours. Under wmu.

@@ -97,6 +97,7 @@ func indexOptions(cfg config.Config, env *cliEnv) *index.Options {
 	return &index.Options{
 		M: cfg.Index.M, EfConstruction: cfg.Index.EfConstruction, EfSearch: cfg.Index.EfSearch,
 		ExactThreshold: cfg.Index.ExactThreshold, SnapshotInterval: cfg.Index.SnapshotInterval,
+		Compression: cfg.Index.Compression, BuildWorkers: cfg.Index.BuildWorkers,
 		Logger: env.logger(cfg),
 	}
 }

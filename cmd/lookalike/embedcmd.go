@@ -290,6 +290,13 @@ func runBenchSearch(ctx context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&o.EfConstruction, "efc", index.DefaultEfConstruction, "HNSW efConstruction")
 	efs := fs.String("ef", "10,20,40,80,160", "efSearch values to sweep")
 	fs.BoolVar(&o.Baseline, "baseline", true, "also run coder/hnsw v0.6.1")
+	fs.StringVar(&o.Dir, "dir", "", "keep generated vectors and the ground truth here (reused by later runs)")
+	indexes := fs.String("indexes", "float,sq8", "our configurations: float (float32 in memory), sq8 (compressed)")
+	fs.IntVar(&o.BuildWorkers, "build-workers", 0, "goroutines building our graphs, threads building the peers' (0 = all cores)")
+	fs.IntVar(&o.Repeat, "repeat", 3, "runs of each ef's queries; the fastest counts")
+	fs.BoolVar(&o.SerialBuild, "serial-build", false, "also build the first of --indexes on one goroutine (the parallel speed-up)")
+	fs.BoolVar(&o.FloatSameGraph, "float-same-graph", false, "with --indexes sq8: measure float32 storage on the SQ8 graph instead of building it (saves the longest build at 1M)")
+	peers := fs.String("peers", "", "also run these peers on the same files: hnswlib,faiss (scripts/setup --peers)")
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -299,6 +306,17 @@ func runBenchSearch(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if o.Efs, err = parseInts(*efs); err != nil {
 		return fmt.Errorf("%w: --ef: %v", errUsage, err)
+	}
+	o.Indexes, o.Peers = splitComma(*indexes), splitComma(*peers)
+	for _, x := range o.Indexes {
+		if x != "float" && x != "sq8" {
+			return fmt.Errorf("%w: --indexes: unknown configuration %q (float, sq8)", errUsage, x)
+		}
+	}
+	for _, x := range o.Peers {
+		if x != "hnswlib" && x != "faiss" {
+			return fmt.Errorf("%w: --peers: unknown peer %q (hnswlib, faiss)", errUsage, x)
+		}
 	}
 	cfg, err := env.loadConfig()
 	if err != nil {
@@ -312,10 +330,19 @@ func runBenchSearch(ctx context.Context, env *cliEnv, args []string) error {
 	if *asJSON {
 		return writeJSON(env.stdout, rep)
 	}
-	fmt.Fprintf(env.stdout, "n %d, dim %d, k %d, build %.1f s\n", rep.N, rep.Dim, rep.K, rep.BuildS)
-	fmt.Fprintf(env.stdout, "%-12s %6s %9s %10s\n", "index", "ef", "recall", "qps")
+	w := env.stdout
+	fmt.Fprintf(w, "n %d, dim %d, k %d, peak RSS of this process %.0f MiB\n", rep.N, rep.Dim, rep.K, rep.PeakRSSMB)
+	fmt.Fprintf(w, "%-18s %7s %9s %9s %14s %14s\n", "build", "threads", "seconds", "cpu s", "index bytes", "bytes/item")
+	for _, b := range rep.Builds {
+		size := b.VectorBytes + b.GraphBytes
+		if size == 0 {
+			size = int64(b.IndexMB * (1 << 20))
+		}
+		fmt.Fprintf(w, "%-18s %7d %9.1f %9.1f %14d %14.0f\n", b.Index, b.Workers, b.Seconds, b.CPUSeconds, size, b.BytesPerItem)
+	}
+	fmt.Fprintf(w, "%-18s %6s %9s %10s %10s\n", "index", "ef", "recall", "qps", "cpu qps")
 	for _, r := range rep.Rows {
-		fmt.Fprintf(env.stdout, "%-12s %6d %9.4f %10.1f\n", r.Index, r.Ef, r.Recall, r.QPS)
+		fmt.Fprintf(w, "%-18s %6d %9.4f %10.1f %10.1f\n", r.Index, r.Ef, r.Recall, r.QPS, r.CPUQPS)
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/coder/hnsw"
 )
 
-func coderBaseline(ctx context.Context, base, queries [][]float32, o SearchOptions, recall func([][]uint32) float64, log *slog.Logger) (rows []Row, err error) {
+func coderBaseline(ctx context.Context, base *FvecsFile, n int, queries [][]float32, o SearchOptions, recall func([][]uint32) float64, log *slog.Logger) (rows []Row, err error) {
 	defer func() {
 		if r := recover(); r != nil { // a third-party panic must not cross our boundary
 			err = fmt.Errorf("bench: coder/hnsw panicked: %v", r)
@@ -28,11 +28,11 @@ func coderBaseline(ctx context.Context, base, queries [][]float32, o SearchOptio
 	g.Distance = hnsw.CosineDistance
 	g.EfSearch = o.EfConstruction // coder/hnsw uses EfSearch while inserting too
 	start := time.Now()
-	for i, v := range base {
+	for i := range n {
 		if i%4096 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		g.Add(hnsw.MakeNode(uint32(i), v))
+		g.Add(hnsw.MakeNode(uint32(i), base.Row(i))) // aliases the mapping, which outlives g
 	}
 	buildS := time.Since(start).Seconds()
 	log.Info("coder/hnsw built", "seconds", buildS)

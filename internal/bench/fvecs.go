@@ -51,28 +51,15 @@ func ReadFvecs(path string) ([][]float32, error) {
 
 // WriteFvecs writes vectors in TEXMEX .fvecs format.
 func WriteFvecs(path string, vecs [][]float32) error {
-	f, err := os.Create(path)
+	w, err := createFvecs(path)
 	if err != nil {
-		return fmt.Errorf("bench: write fvecs: %w", err)
+		return err
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	var b []byte
 	for _, v := range vecs {
-		b = binary.LittleEndian.AppendUint32(b[:0], uint32(len(v)))
-		for _, x := range v {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
-		}
-		if _, err := w.Write(b); err != nil {
-			f.Close()
+		if err := w.write(v); err != nil {
+			w.close()
 			return fmt.Errorf("bench: write fvecs %s: %w", path, err)
 		}
 	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("bench: write fvecs %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("bench: write fvecs %s: %w", path, err)
-	}
-	return nil
+	return w.close()
 }

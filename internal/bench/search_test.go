@@ -35,24 +35,52 @@ func TestFvecsRoundTrip(t *testing.T) {
 }
 
 // TestSearchSmall runs the benchmark end to end on tiny data, fvecs
-// input and the coder/hnsw baseline included.
+// input, both of our storages, the serial build and the coder/hnsw baseline included.
 func TestSearchSmall(t *testing.T) {
 	dir := t.TempDir()
 	all := synth.Clustered(2100, 64, 4, 1, 5)
 	WriteFvecs(filepath.Join(dir, "b.fvecs"), all[:2000])
 	WriteFvecs(filepath.Join(dir, "q.fvecs"), all[2000:])
-	rep, err := Search(ctx, SearchOptions{Base: filepath.Join(dir, "b.fvecs"), QueriesFile: filepath.Join(dir, "q.fvecs"), Efs: []int{10, 64}, Baseline: true, EfConstruction: 100})
+	rep, err := Search(ctx, SearchOptions{Base: filepath.Join(dir, "b.fvecs"), QueriesFile: filepath.Join(dir, "q.fvecs"),
+		Efs: []int{10, 64}, Baseline: true, EfConstruction: 100, SerialBuild: true, BuildWorkers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.N != 2000 || rep.Dim != 64 || len(rep.Rows) != 5 {
+	if rep.N != 2000 || rep.Dim != 64 || len(rep.Rows) != 8 || len(rep.Builds) != 3 {
 		t.Fatalf("report %+v", rep)
 	}
 	for _, r := range rep.Rows {
-		t.Logf("%-10s ef=%-3d recall=%.3f qps=%.0f", r.Index, r.Ef, r.Recall, r.QPS)
-		if r.Index == "lookalike" && r.Ef == 64 && r.Recall < 0.98 {
-			t.Errorf("lookalike recall %.3f", r.Recall)
+		t.Logf("%-18s ef=%-3d recall=%.3f qps=%.0f", r.Index, r.Ef, r.Recall, r.QPS)
+		if (r.Index == "lookalike" || r.Index == "lookalike-sq8") && r.Ef == 64 && r.Recall < 0.98 {
+			t.Errorf("%s recall %.3f", r.Index, r.Recall)
 		}
+	}
+	for _, b := range rep.Builds {
+		t.Logf("%+v", b)
+		if b.Seconds <= 0 || b.BytesPerItem <= 0 {
+			t.Errorf("build %+v", b)
+		}
+	}
+	if sq, fl := rep.Builds[2], rep.Builds[0]; sq.Index != "lookalike-sq8" || sq.VectorBytes*3 > fl.VectorBytes {
+		t.Errorf("SQ8 build holds %d vector bytes, float %d", sq.VectorBytes, fl.VectorBytes)
+	}
+}
+
+// TestSearchSynthetic generates its data (streamed to files in Dir) and reuses it on a second run.
+func TestSearchSynthetic(t *testing.T) {
+	dir := t.TempDir()
+	o := SearchOptions{N: 1500, Queries: 20, Dim: 32, Efs: []int{32}, EfConstruction: 64, Dir: dir, Indexes: []string{"sq8"}}
+	rep, err := Search(ctx, o)
+	if err != nil || rep.N != 1500 || len(rep.Rows) != 2 || rep.Rows[1].Recall < 0.9 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.fvecs"))
+	st, _ := os.Stat(files[0])
+	if _, err := Search(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if st2, _ := os.Stat(files[0]); !st2.ModTime().Equal(st.ModTime()) {
+		t.Error("generated vectors were not reused")
 	}
 }
 
@@ -95,5 +123,22 @@ func printReport(b *testing.B, rep SearchReport) {
 			fmt.Printf("  build_s=%.1f", r.BuildS)
 		}
 		fmt.Println()
+	}
+}
+
+// TestSearchFloatSameGraph: float32 storage measured on the SQ8 build's graph finds what float
+// storage finds.
+func TestSearchFloatSameGraph(t *testing.T) {
+	dir := t.TempDir()
+	rep, err := Search(ctx, SearchOptions{N: 1500, Queries: 30, Dim: 32, Efs: []int{48}, EfConstruction: 64, Dir: dir,
+		Indexes: []string{"sq8"}, FloatSameGraph: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 3 || rep.Rows[1].Index != "lookalike-samegraph" || rep.Rows[1].Recall < 0.95 || rep.Rows[2].Index != "lookalike-sq8" {
+		t.Fatalf("%+v", rep.Rows)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "report.json")); err != nil {
+		t.Error("no report.json in Dir")
 	}
 }

@@ -95,6 +95,8 @@ type Index struct {
 	// of similar-item requests that name none: none, qe, kr or qe+kr.
 	RerankSearch  string `yaml:"rerank_search"`
 	RerankSimilar string `yaml:"rerank_similar"`
+	Compression   string `yaml:"compression"`
+	BuildWorkers  int    `yaml:"build_workers"`
 }
 
 type Limits struct {
@@ -195,7 +197,8 @@ func Default() Config {
 		Data: Data{Dir: "./data", DefaultCollection: "default"},
 		Index: Index{M: index.DefaultM, EfConstruction: index.DefaultEfConstruction, EfSearch: index.DefaultEfSearch,
 			ExactThreshold: index.DefaultExactThreshold, SnapshotInterval: index.DefaultSnapshotInterval,
-			RerankSearch: index.DefaultRerankSearch.String(), RerankSimilar: index.DefaultRerankSimilar.String()},
+			RerankSearch: index.DefaultRerankSearch.String(), RerankSimilar: index.DefaultRerankSimilar.String(),
+			Compression: index.DefaultCompression},
 		Limits: Limits{
 			MaxBodyBytes: 32 << 20, MaxPixels: spec.DefaultMaxPixels, MaxAspectRatio: spec.DefaultMaxAspectRatio,
 			MaxK: 1000, DefaultK: 10, MaxBatchItems: 256, MaxMetadataBytes: 64 << 10, MaxIDBytes: 256,
@@ -256,11 +259,31 @@ func Load(path string, environ []string) (Config, error) {
 	return cfg, nil
 }
 
+// invalid is the error of a bad key.
+func invalid(key, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+}
+
+// validate checks the index section.
+func (ix Index) validate() error {
+	switch {
+	case ix.M < 2 || ix.M > 128:
+		return invalid("index.m", "must be in 2..128, got %d", ix.M)
+	case ix.EfConstruction < ix.M:
+		return invalid("index.ef_construction", "must be >= index.m, got %d", ix.EfConstruction)
+	case ix.EfSearch < 1 || ix.EfSearch > index.MaxEf:
+		return invalid("index.ef_search", "must be in 1..%d (index.MaxEf), got %d", index.MaxEf, ix.EfSearch)
+	case ix.Compression != index.CompressionSQ8 && ix.Compression != index.CompressionNone:
+		return invalid("index.compression", "must be %q or %q, got %q", index.CompressionSQ8, index.CompressionNone, ix.Compression)
+	case ix.BuildWorkers < 0:
+		return invalid("index.build_workers", "must be >= 0 (0 = all cores), got %d", ix.BuildWorkers)
+	}
+	return nil
+}
+
 // Validate checks every value and names the first bad key.
 func (c *Config) Validate() error {
-	bad := func(key, format string, args ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
-	}
+	bad := invalid
 	switch {
 	case c.Server.Addr == "":
 		return bad("server.addr", "must not be empty")
@@ -276,12 +299,8 @@ func (c *Config) Validate() error {
 		return bad("data.dir", "must not be empty")
 	case c.Data.DefaultCollection == "":
 		return bad("data.default_collection", "must not be empty")
-	case c.Index.M < 2 || c.Index.M > 128:
-		return bad("index.m", "must be in 2..128, got %d", c.Index.M)
-	case c.Index.EfConstruction < c.Index.M:
-		return bad("index.ef_construction", "must be >= index.m, got %d", c.Index.EfConstruction)
-	case c.Index.EfSearch < 1 || c.Index.EfSearch > index.MaxEf:
-		return bad("index.ef_search", "must be in 1..%d (index.MaxEf), got %d", index.MaxEf, c.Index.EfSearch)
+	case c.Index.validate() != nil:
+		return c.Index.validate()
 	case c.Limits.MaxBodyBytes < 1<<10:
 		return bad("limits.max_body_bytes", "must be >= 1024, got %d", c.Limits.MaxBodyBytes)
 	case c.Limits.MaxPixels < 64*64:

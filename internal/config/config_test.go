@@ -76,6 +76,8 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"ef_search beyond MaxEf", "index:\n  ef_search: 10000\n", "", "index.ef_search"},
 		{"unknown rerank mode", "index:\n  rerank_search: k-reciprocal\n", "", "index.rerank_search"},
 		{"empty rerank mode env", "", "LOOKALIKE_INDEX_RERANK_SIMILAR=", "index.rerank_similar"},
+		{"unknown compression", "index:\n  compression: pq\n", "", "index.compression"},
+		{"negative build workers", "", "LOOKALIKE_INDEX_BUILD_WORKERS=-1", "index.build_workers"},
 		{"bad duration env", "", "LOOKALIKE_SERVER_QUEUE_WAIT=soon", "server.queue_wait"},
 		{"bad int env", "", "LOOKALIKE_INDEX_M=many", "index.m"},
 		{"short key", "auth:\n  keys: [\"read:short\"]\n", "", "auth.keys[0]"},

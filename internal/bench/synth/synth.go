@@ -15,6 +15,18 @@ import (
 // make all neighbours nearly equidistant, which no ANN index handles well
 // and no photo collection looks like.
 func Clustered(n, dim, clusters int, spread float64, seed int64) [][]float32 {
+	out := make([][]float32, 0, n)
+	ClusteredEach(n, dim, clusters, spread, seed, func(v []float32) error {
+		out = append(out, v)
+		return nil
+	})
+	return out
+}
+
+// ClusteredEach makes the vectors of Clustered one at a time, in the same order, handing each to
+// fn (which may keep it): a million 1280-d vectors can go to a file without being held at once.
+// It stops at fn's first error and returns it.
+func ClusteredEach(n, dim, clusters int, spread float64, seed int64, fn func(v []float32) error) error {
 	const rank = 32
 	const iso = 0.15
 	rng := rand.New(rand.NewSource(seed))
@@ -42,9 +54,8 @@ func Clustered(n, dim, clusters int, spread float64, seed int64) [][]float32 {
 	}
 	sub := spread / math.Sqrt(rank)
 	sd := iso / math.Sqrt(float64(dim))
-	out := make([][]float32, n)
 	x := make([]float64, dim)
-	for i := range out {
+	for range n {
 		ci := rng.Intn(clusters)
 		copy(x, centres[ci])
 		for _, u := range bases[ci] {
@@ -63,9 +74,11 @@ func Clustered(n, dim, clusters int, spread float64, seed int64) [][]float32 {
 		for j := range v {
 			v[j] = float32(x[j] * inv)
 		}
-		out[i] = v
+		if err := fn(v); err != nil {
+			return err
+		}
 	}
-	return out
+	return nil
 }
 
 // Groups returns groups×per unit vectors of dim non-negative components (CNN features after

@@ -1,0 +1,170 @@
+package index
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Building the graph: Algorithm 1 of the paper, run by several goroutines at
+// once the way hnswlib does. A node is first placed (vector stored, level
+// drawn, upper lists allocated: under the owner's Lock, since it may grow the
+// slabs), then linked: its searches read link lists with atomic loads, and
+// each list it changes (its own, then each chosen neighbour's) is written
+// under that node's stripe lock, one lock at a time. An insert that may raise
+// the top level holds topMu throughout, so the entry point only ever names a
+// fully linked node.
+
+// place makes slot a node of the given level whose vector is already stored,
+// not yet linked. Under Lock.
+func (g *graph) place(slot uint32, level int) {
+	g.levels[slot] = int8(level)
+	if level > 0 {
+		g.upper[slot] = make([]uint32, level*(g.m+1))
+	} else {
+		g.upper[slot] = nil
+	}
+	g.setLinks(slot, 0, nil)
+	g.count++
+}
+
+// insert places and links a slot whose vector is stored: the single-threaded
+// path (tests, replay).
+func (g *graph) insert(slot uint32) {
+	g.place(slot, g.randomLevel())
+	s := g.getSearcher()
+	g.link(s, slot)
+	g.putSearcher(s)
+}
+
+// link connects a placed node. Safe concurrently with other links and with
+// searches (see graph). Its layer-0 beam (ascending) is left in s.w.
+func (g *graph) link(s *searcher, slot uint32) {
+	level := int(g.levels[slot])
+	entry, top := g.entryPoint()
+	if level > top {
+		g.topMu.Lock()
+		defer g.topMu.Unlock()
+		if entry, top = g.entryPoint(); top < 0 {
+			g.setEntryPoint(slot, level)
+			s.w = s.w[:0]
+			return
+		}
+		if level > top {
+			// Raise the top only once the node is linked on every layer below.
+			defer g.setEntryPoint(slot, level)
+		}
+	}
+	s.newEpoch()
+	g.prepareNode(&s.q, slot, &s.qbuf, true)
+	ep := cand{g.dist(&s.q, entry), entry}
+	for lc := top; lc > level; lc-- {
+		ep = g.greedy(s, ep, lc)
+	}
+	s.w = append(s.w[:0], ep)
+	for lc := min(level, top); lc >= 0; lc-- {
+		s.newEpoch() // a fresh visited set per layer
+		res := g.searchLayer(s, s.w, g.efc, lc, nil)
+		// A concurrent insert may already link to slot: never a neighbour of itself.
+		s.w = slices.DeleteFunc(append(s.w[:0], res...), func(c cand) bool { return c.id == slot })
+		g.connect(s, slot, lc, s.w)
+	}
+}
+
+// connect gives slot its neighbours on layer lc, chosen from w (ascending),
+// and adds slot to each of theirs, pruning a full list with the heuristic.
+func (g *graph) connect(s *searcher, slot uint32, lc int, w []cand) {
+	mmax := g.m
+	if lc == 0 {
+		mmax = g.m0
+	}
+	// A copy: the pruning below reuses selectNeighbors' buffer.
+	sel := append(s.chosen[:0], g.selectNeighbors(s, w, g.m)...)
+	s.chosen = sel
+	s.ids = s.ids[:0]
+	for _, c := range sel {
+		s.ids = append(s.ids, c.id)
+	}
+	g.lockNode(slot)
+	if cur := g.neighbors(slot, lc, s.nb); len(cur) == 0 {
+		g.setLinks(slot, lc, s.ids)
+	} else {
+		// Concurrent inserts linked to slot first: keep the best of both.
+		s.cs = append(s.cs[:0], sel...)
+		for _, n := range cur {
+			if !slices.Contains(s.ids, n) {
+				s.cs = append(s.cs, cand{g.dist(&s.q, n), n})
+			}
+		}
+		slices.SortFunc(s.cs, cmpCand)
+		kept := g.selectNeighbors(s, s.cs, mmax)
+		s.nb = s.nb[:0]
+		for _, c := range kept {
+			s.nb = append(s.nb, c.id)
+		}
+		g.setLinks(slot, lc, s.nb)
+	}
+	g.unlockNode(slot)
+	for i, e := range s.ids {
+		g.lockNode(e)
+		cur := g.neighbors(e, lc, s.nb)
+		switch {
+		case slices.Contains(cur, slot):
+		case len(cur) < mmax:
+			g.setLinks(e, lc, append(cur, slot))
+		default:
+			g.prepareNode(&s.p2, e, &s.p2buf, false)
+			s.cs = append(s.cs[:0], cand{sel[i].d, slot})
+			for _, n := range cur {
+				s.cs = append(s.cs, cand{g.dist(&s.p2, n), n})
+			}
+			slices.SortFunc(s.cs, cmpCand)
+			kept := g.selectNeighbors(s, s.cs, mmax)
+			cur = cur[:0]
+			for _, c := range kept {
+				cur = append(cur, c.id)
+			}
+			g.setLinks(e, lc, cur)
+		}
+		s.nb = cur
+		g.unlockNode(e)
+	}
+}
+
+func (g *graph) lockNode(slot uint32)   { g.locks[slot%linkStripes].Lock() }
+func (g *graph) unlockNode(slot uint32) { g.locks[slot%linkStripes].Unlock() }
+
+// linkAll links placed nodes on up to workers goroutines (0: GOMAXPROCS),
+// which it owns: it returns when they are done. beams, when not nil, receives
+// each node's layer-0 beam (beams[i] for slots[i]: its nearest, ascending).
+// It stops early, leaving the rest placed but unlinked, when ctx is done.
+func (g *graph) linkAll(ctx context.Context, slots []uint32, workers int, beams [][]cand) error {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = max(1, min(workers, len(slots)/64))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := g.getSearcher()
+			defer g.putSearcher(s)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(slots) || (i%256 == 0 && ctx.Err() != nil) {
+					return
+				}
+				g.link(s, slots[i])
+				if beams != nil {
+					beams[i] = slices.Clone(s.w)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
