@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/viterin/vek/vek32"
 	"gonum.org/v1/gonum/blas"
@@ -21,6 +23,9 @@ const (
 	// DefaultMaxRegions bounds the regions the covariance is computed from: 20 000 1280-d regions
 	// take ~10 s of one core; more changes the leading axes little.
 	DefaultMaxRegions = 20000
+	// MinDims and MaxDims bound ParseName's dimensions (MaxDims: the default model's channels).
+	MinDims = 16
+	MaxDims = 1280
 	// DefaultPower is the exponent of the eigenvalues the axes are divided by: 0.5 is whitening.
 	DefaultPower = 0.5
 )
@@ -266,4 +271,27 @@ func Unmarshal(b []byte) (*Projection, error) {
 	}
 	p.init()
 	return p, nil
+}
+
+// ParseName reads a projection request "pw<dims>[/<power>]" (e.g. pw512, pw256, pw512/0.25) into
+// Options; "" or "none" gives ok false.
+func ParseName(s string) (o Options, ok bool, err error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "" || s == "none" {
+		return Options{}, false, nil
+	}
+	d, found := strings.CutPrefix(s, "pw")
+	d, pw, hasPower := strings.Cut(d, "/")
+	n, aerr := strconv.Atoi(d)
+	if hasPower {
+		o.Power, err = strconv.ParseFloat(pw, 64)
+		if err != nil || o.Power <= 0 || o.Power > 1 {
+			aerr = ErrInput
+		}
+	}
+	if !found || aerr != nil || n < MinDims || n > MaxDims {
+		return Options{}, false, fmt.Errorf("%w: projection %q: want pw<dims>[/<power>], dims in %d..%d, power in (0, 1] (e.g. pw512, pw256, pw512/0.25)", ErrInput, s, MinDims, MaxDims)
+	}
+	o.Dims = n
+	return o, true, nil
 }

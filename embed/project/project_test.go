@@ -171,3 +171,22 @@ func TestWhitens(t *testing.T) {
 		}
 	}
 }
+
+func TestParseName(t *testing.T) {
+	tests := []struct {
+		in   string
+		dims int
+		ok   bool
+		bad  bool
+	}{
+		{"", 0, false, false}, {"none", 0, false, false}, {"pw512", 512, true, false}, {" PW256 ", 256, true, false},
+		{"pw512/0.25", 512, true, false}, {"pw512/0", 0, false, true}, {"pw512/x", 0, false, true},
+		{"pw8", 0, false, true}, {"pca512", 0, false, true}, {"pw", 0, false, true}, {"pw99999", 0, false, true},
+	}
+	for _, tc := range tests {
+		o, ok, err := ParseName(tc.in)
+		if (err != nil) != tc.bad || ok != tc.ok || o.Dims != tc.dims {
+			t.Errorf("%q: %+v %v %v", tc.in, o, ok, err)
+		}
+	}
+}
