@@ -39,7 +39,7 @@ func embedVariant(ctx context.Context, ds *Dataset, c Config, o Options, regions
 	var proj *project.Projection
 	var vecs [][]float32
 	var failed int
-	if c.Project != "" {
+	if c.projected() {
 		vecs, failed, proj, err = embedProjected(ctx, dbEng, dbImgs, c, o, regions)
 		if proj != nil {
 			vs.model += "+" + proj.Name()

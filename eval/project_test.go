@@ -112,6 +112,17 @@ func TestRunProjection(t *testing.T) {
 			}
 		})
 	}
+	e := &regionEmbedder{}
+	reports, err := Run(context.Background(), ds, []Config{{Project: "none"}}, Options{
+		Engine:  func(context.Context, spec.Model) (Embedder, error) { return e, nil },
+		TempDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reports[0].Model != "regions-test" || e.withRegions+e.projed != 0 {
+		t.Errorf("project=none: model %q, %d/%d images asked for regions/projected", reports[0].Model, e.withRegions, e.projed)
+	}
 	if err := (Config{Project: "pw16", Profile: "fast"}).Validate(); err == nil {
 		t.Error("a projection under the fast profile validated")
 	}

@@ -101,6 +101,12 @@ func (c Config) String() string {
 	return s
 }
 
+// projected reports whether the configuration asks for a learned projection ("none" is none).
+func (c Config) projected() bool {
+	_, ok, err := project.ParseName(c.Project)
+	return ok && err == nil
+}
+
 // reranks reports whether the configuration asks the index to re-rank.
 func (c Config) reranks() bool { return c.Rerank.QE() || c.Rerank.KR() }
 
@@ -129,7 +135,7 @@ func (c Config) Validate() error {
 	}
 	if c.Profile != "" {
 		p, err := spec.ParseProfile(c.Profile)
-		if err == nil && c.Project != "" && !p.Regional() {
+		if err == nil && c.projected() && !p.Regional() {
 			err = fmt.Errorf("projection %s whitens regions: it needs a regional profile, not %s", c.Project, p.Name)
 		}
 		if err != nil {
