@@ -163,6 +163,9 @@ func TestRMACPoolProjection(t *testing.T) {
 	if m := p.pool(got, fm, h, w, 3, proj, nil); m != n {
 		t.Fatalf("%d regions with the projection, %d without", m, n)
 	}
+	if a := testing.AllocsPerRun(10, func() { p.pool(got, fm, h, w, 3, proj, nil) }); a != 0 {
+		t.Errorf("%.0f allocations per projected pool, want 0", a)
+	}
 	ref := make([]float32, proj.Dims)
 	if err := proj.Pool(ref, regs, []int{n}, nil); err != nil {
 		t.Fatal(err)
