@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lookalike/lookalike/embed/project"
 	"github.com/lookalike/lookalike/embed/spec"
 	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/proto"
@@ -117,6 +118,13 @@ type Image struct {
 	Data    []byte
 	Crop    *Rect
 	Profile string
+	// Projection, for a regional profile, whitens each region before R-MAC sums them
+	// (project.Projection.Pool does the same from Regions): the vector is Projection.Dims long.
+	// Its profile must be the one it was learned under; nil = none.
+	Projection *project.Projection
+	// Regions, for a regional profile, returns each region's L2-normalised vector (before any
+	// projection) in Embedding.Regions: what a projection is learned from.
+	Regions bool
 }
 
 // Embedding is one result. On a per-image failure only Err (typed: ErrCorrupt, ErrTooLarge, ...)
@@ -131,6 +139,10 @@ type Embedding struct {
 	// for regional profiles).
 	FeatureMap      []float32
 	FeatureMapShape [3]int
+	// Regions (with Image.Regions) holds every region's L2-normalised vector of the feature map,
+	// C values each, scale after scale (largest first), RegionCounts[k] of them for scale k.
+	Regions      []float32
+	RegionCounts []int
 	// Batch is how many images (from any callers) shared the inference run (the largest of a
 	// regional profile's runs; Timings.Inference is the sum of its runs).
 	Batch int
@@ -480,12 +492,11 @@ func (e *Engine) warmUp(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			var out Embedding
-			levels, vec := 0, []float32(nil)
+			j := &job{out: &Embedding{}}
 			if wh[0] != S {
-				levels, vec = spec.RMACLevels, make([]float32, e.spec.EmbeddingDim)
+				j.levels, j.vec = spec.RMACLevels, make([]float32, e.spec.EmbeddingDim)
 			}
-			err = e.fill(&r, 0, &out, levels, vec, &pool)
+			err = e.fill(&r, 0, j, &pool)
 			r.release()
 			if err != nil {
 				return err
@@ -511,6 +522,9 @@ func (e *Engine) Embed(ctx context.Context, imgs []Image) ([]Embedding, error) {
 	jobs := 0
 	for i, img := range imgs {
 		p, err := e.profs.resolve(img.Profile)
+		if err == nil && img.Projection != nil && (!p.Regional() || img.Projection.In != e.spec.EmbeddingDim) {
+			err = fmt.Errorf("%w: a projection of %d-d regions needs a regional profile of a %d-d model, not %s", ErrProfile, img.Projection.In, e.spec.EmbeddingDim, p.Name)
+		}
 		if err != nil {
 			res[i].Err = err
 			continue
@@ -575,12 +589,15 @@ func (e *Engine) submit(ctx context.Context, img Image, p spec.Profile, out *Emb
 		return 1
 	}
 	D := e.spec.EmbeddingDim
+	if img.Projection != nil {
+		D = img.Projection.Dims
+	}
 	ps := make([]Embedding, len(p.Scales))
 	vecs := make([]float32, len(p.Scales)*D)
 	n := 0
 	e.prepareScales(img, p, out, func(k int, sj scaleJob) bool {
 		j := &job{tensor: sj.tensor, w: sj.w, h: sj.h, levels: p.Levels, vec: vecs[k*D : (k+1)*D : (k+1)*D],
-			pooled: true, out: &ps[k], done: done}
+			pooled: true, out: &ps[k], done: done, proj: img.Projection, regions: img.Regions}
 		if !e.enqueue(ctx, j) {
 			out.Err = ctx.Err()
 			return false

@@ -160,6 +160,8 @@ func combineScales(out *Embedding, parts []Embedding) {
 	out.Vector = v
 	out.Labels = parts[len(parts)-1].Labels
 	for _, p := range parts {
+		out.Regions = append(out.Regions, p.Regions...)
+		out.RegionCounts = append(out.RegionCounts, p.RegionCounts...)
 		out.Timings.Inference += p.Timings.Inference
 		out.Batch = max(out.Batch, p.Batch)
 	}

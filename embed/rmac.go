@@ -3,6 +3,7 @@ package embed
 import (
 	"math"
 
+	"github.com/lookalike/lookalike/embed/project"
 	"github.com/viterin/vek/vek32"
 )
 
@@ -73,16 +74,25 @@ func rmacRegions(dst []region, h, w, levels int) []region {
 type rmacPool struct {
 	hwc     []float32 // the map transposed to [H*W][C]: a cell's channels are contiguous
 	cur     []float32 // one region's max
+	proj    []float32 // one region's projection
 	regions []region
 	rh, rw  int // the map size regions were computed for
 	rl      int
 }
 
-// pool writes into dst (len C) the R-MAC vector of fm ([C,H,W], C = len(dst)): each region
-// max-pooled per channel, L2-normalised, summed, and the sum L2-normalised. The max and sum run on
-// whole channel vectors (SIMD through vek32) over the transposed map.
-func (p *rmacPool) pool(dst, fm []float32, h, w, levels int) {
+// pool writes into dst the R-MAC vector of fm ([C,H,W], C = len(dst) without proj): each region
+// max-pooled per channel, L2-normalised (and, with proj, whitened into proj.Dims = len(dst) values
+// and L2-normalised again), summed, and the sum L2-normalised. With regs it appends each region's
+// normalised C-vector to *regs. It returns the number of regions summed (all but those of an all-zero map). The max and sum run on whole
+// channel vectors (SIMD through vek32) over the transposed map.
+func (p *rmacPool) pool(dst, fm []float32, h, w, levels int, proj *project.Projection, regs *[]float32) int {
 	c := len(dst)
+	if proj != nil {
+		c = proj.In
+		if cap(p.proj) < proj.Dims {
+			p.proj = make([]float32, proj.Dims)
+		}
+	}
 	n := h * w
 	if cap(p.hwc) < n*c {
 		p.hwc = make([]float32, n*c)
@@ -97,6 +107,7 @@ func (p *rmacPool) pool(dst, fm []float32, h, w, levels int) {
 		p.rh, p.rw, p.rl = h, w, levels
 	}
 	clear(dst)
+	kept := 0
 	for _, r := range p.regions {
 		first := true
 		for y := r.y; y < r.y+r.h; y++ {
@@ -117,11 +128,22 @@ func (p *rmacPool) pool(dst, fm []float32, h, w, levels int) {
 		}
 		// cirtorch adds eps = 1e-6 to the norm; on these maps (norms of ~10) it changes nothing.
 		vek32.MulNumber_Inplace(cur, 1/(norm+1e-6))
-		vek32.Add_Inplace(dst, cur)
+		kept++
+		if regs != nil {
+			*regs = append(*regs, cur...)
+		}
+		if proj != nil {
+			pr := p.proj[:proj.Dims]
+			proj.Region(pr, cur)
+			vek32.Add_Inplace(dst, pr)
+		} else {
+			vek32.Add_Inplace(dst, cur)
+		}
 	}
 	if norm := vek32.Norm(dst); norm > 0 {
 		vek32.MulNumber_Inplace(dst, 1/norm)
 	}
+	return kept
 }
 
 // transpose writes the [c][n] matrix src as [n][c] into dst, in tiles that stay in the L1 cache.

@@ -1,6 +1,7 @@
 package embed
 
 import (
+	"github.com/lookalike/lookalike/embed/project"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -120,7 +121,7 @@ func TestRMACPoolMatchesReference(t *testing.T) {
 		const c = 1280
 		fm := randomMap(c, hw[0], hw[1])
 		got := make([]float32, c)
-		p.pool(got, fm, hw[0], hw[1], 3)
+		p.pool(got, fm, hw[0], hw[1], 3, nil, nil)
 		want := naiveRMAC(fm, c, hw[0], hw[1], 3)
 		for i := range got {
 			if math.Abs(float64(got[i]-want[i])) > 1e-5 {
@@ -130,13 +131,59 @@ func TestRMACPoolMatchesReference(t *testing.T) {
 	}
 }
 
+// TestRMACPoolProjection: the regions pool hands back are the reference's (their plain sum is the
+// R-MAC vector), and pooling through a projection equals project.Pool over those regions.
+func TestRMACPoolProjection(t *testing.T) {
+	const c, h, w = 64, 10, 14
+	var train []float32
+	for k := 0; k < 8; k++ {
+		fm := randomMap(c, h+k%3, w-k%2)
+		var p rmacPool
+		p.pool(make([]float32, c), fm, h+k%3, w-k%2, 3, nil, &train)
+	}
+	proj, err := project.Learn(train, c, project.Options{Dims: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := randomMap(c, h, w)
+	var p rmacPool
+	var regs []float32
+	plain := make([]float32, c)
+	n := p.pool(plain, fm, h, w, 3, nil, &regs)
+	if n == 0 || len(regs) != n*c {
+		t.Fatalf("%d regions, %d values", n, len(regs))
+	}
+	want := naiveRMAC(fm, c, h, w, 3)
+	for i := range plain {
+		if math.Abs(float64(plain[i]-want[i])) > 1e-5 {
+			t.Fatalf("channel %d: %g, reference %g", i, plain[i], want[i])
+		}
+	}
+	got := make([]float32, proj.Dims)
+	if m := p.pool(got, fm, h, w, 3, proj, nil); m != n {
+		t.Fatalf("%d regions with the projection, %d without", m, n)
+	}
+	if a := testing.AllocsPerRun(10, func() { p.pool(got, fm, h, w, 3, proj, nil) }); a != 0 {
+		t.Errorf("%.0f allocations per projected pool, want 0", a)
+	}
+	ref := make([]float32, proj.Dims)
+	if err := proj.Pool(ref, regs, []int{n}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if math.Abs(float64(got[i]-ref[i])) > 1e-5 {
+			t.Fatalf("dim %d: %g, project.Pool %g", i, got[i], ref[i])
+		}
+	}
+}
+
 // TestRMACPoolAllocs: pooling reuses its scratch, so a map of a size seen before allocates nothing.
 func TestRMACPoolAllocs(t *testing.T) {
 	var p rmacPool
 	fm := randomMap(1280, 14, 11)
 	dst := make([]float32, 1280)
-	p.pool(dst, fm, 14, 11, 3)
-	if n := testing.AllocsPerRun(20, func() { p.pool(dst, fm, 14, 11, 3) }); n != 0 {
+	p.pool(dst, fm, 14, 11, 3, nil, nil)
+	if n := testing.AllocsPerRun(20, func() { p.pool(dst, fm, 14, 11, 3, nil, nil) }); n != 0 {
 		t.Errorf("%.0f allocations per pool, want 0", n)
 	}
 }
@@ -155,7 +202,7 @@ func BenchmarkRMAC(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			for i, hw := range maps {
-				p.pool(dst, fms[i], hw[0], hw[1], 3)
+				p.pool(dst, fms[i], hw[0], hw[1], 3, nil, nil)
 			}
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lookalike/lookalike/embed/project"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -15,6 +16,10 @@ type job struct {
 	// otherwise it is the model's embedding, allocated into out.Vector.
 	levels int
 	vec    []float32
+	// proj, when set, whitens each region before the sum (vec is proj.Dims long); regions keeps
+	// each region's vector in out.Regions.
+	proj    *project.Projection
+	regions bool
 	// pooled: tensor came from floatPool (regional scales), not the engine's fixed-size bufs.
 	pooled bool
 	out    *Embedding
@@ -109,9 +114,11 @@ func (e *Engine) infer(s *ort.DynamicAdvancedSession, buf []float32, bs, w, h in
 	return r, nil
 }
 
-// fill writes image i of a run into out: the embedding (or, with levels > 0, the R-MAC vector of
-// its feature map into vec, through pool), labels and, for the model's embedding, the feature map.
-func (e *Engine) fill(r *runOutputs, i int, out *Embedding, levels int, vec []float32, pool *rmacPool) error {
+// fill writes image i of a run into j.out: the embedding (or, with j.levels > 0, the R-MAC vector
+// of its feature map into j.vec, through pool), labels and, for the model's embedding, the feature
+// map.
+func (e *Engine) fill(r *runOutputs, i int, j *job, pool *rmacPool) error {
+	out, levels, vec := j.out, j.levels, j.vec
 	D := e.spec.EmbeddingDim
 	out.Timings.Inference = r.dt
 	out.Batch = r.bs
@@ -126,10 +133,17 @@ func (e *Engine) fill(r *runOutputs, i int, out *Embedding, levels int, vec []fl
 	}
 	if levels > 0 {
 		c, h, w := r.fshape[0], r.fshape[1], r.fshape[2]
-		if fm == nil || c != len(vec) {
+		if fm == nil || c != e.spec.EmbeddingDim || (j.proj != nil && (j.proj.In != c || j.proj.Dims != len(vec))) {
 			return fmt.Errorf("%w: regional profile: feature map %v does not give %d channels", ErrModel, r.fshape, len(vec))
 		}
-		pool.pool(vec, fm, h, w, levels)
+		var regs *[]float32
+		if j.regions {
+			regs = &out.Regions
+		}
+		n := pool.pool(vec, fm, h, w, levels, j.proj, regs)
+		if j.regions {
+			out.RegionCounts = []int{n}
+		}
 		out.Vector = vec
 		return nil
 	}
@@ -185,7 +199,7 @@ func (e *Engine) worker(s *ort.DynamicAdvancedSession) {
 		}
 		for i, j := range batch {
 			if err == nil {
-				j.out.Err = e.fill(&r, i, j.out, j.levels, j.vec, &pool)
+				j.out.Err = e.fill(&r, i, j, &pool)
 			} else {
 				j.out.Err = err
 			}

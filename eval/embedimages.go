@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/project"
 )
 
 // Embedding a dataset: the database and query images of one preprocessing variant.
 
-func embedVariant(ctx context.Context, ds *Dataset, c Config, o Options) (*vectorSet, error) {
+func embedVariant(ctx context.Context, ds *Dataset, c Config, o Options, regions map[string]*regionSet) (*vectorSet, error) {
 	qSpec, dbSpec := c.specs(o.Spec)
 	vs := &vectorSet{db: map[string][]float32{}, queries: map[string][]float32{}}
 	dbEng, err := o.Engine(ctx, dbSpec)
@@ -35,7 +36,17 @@ func embedVariant(ctx context.Context, ds *Dataset, c Config, o Options) (*vecto
 	for i, it := range ds.Database {
 		dbImgs[i] = it.Image
 	}
-	vecs, failed, err := embedImages(ctx, dbEng, dbImgs, c, o, "embed database")
+	var proj *project.Projection
+	var vecs [][]float32
+	var failed int
+	if c.projected() {
+		vecs, failed, proj, err = embedProjected(ctx, dbEng, dbImgs, c, o, regions)
+		if proj != nil {
+			vs.model += "+" + proj.Name()
+		}
+	} else {
+		vecs, failed, err = embedImages(ctx, dbEng, dbImgs, c, o, "embed database", imageReq{})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +66,7 @@ func embedVariant(ctx context.Context, ds *Dataset, c Config, o Options) (*vecto
 		}
 	}
 	if len(qImgs) > 0 {
-		qv, failed, err := embedImages(ctx, qEng, qImgs, c, o, "embed queries")
+		qv, failed, err := embedImages(ctx, qEng, qImgs, c, o, "embed queries", imageReq{proj: proj})
 		if err != nil {
 			return nil, err
 		}
@@ -71,9 +82,16 @@ func embedVariant(ctx context.Context, ds *Dataset, c Config, o Options) (*vecto
 	return vs, nil
 }
 
+// imageReq asks embedImages for more than vectors: with onRegions, each image's regional vectors
+// (embed.Image.Regions) are handed to it; with proj, regions are whitened inside the engine.
+type imageReq struct {
+	onRegions func(i int, regions []float32, counts []int)
+	proj      *project.Projection
+}
+
 // embedImages embeds in batches, reading the next batch's files while the engine works. Failed
 // images get a nil vector.
-func embedImages(ctx context.Context, eng Embedder, imgs []Image, c Config, o Options, stage string) ([][]float32, int, error) {
+func embedImages(ctx context.Context, eng Embedder, imgs []Image, c Config, o Options, stage string, req imageReq) ([][]float32, int, error) {
 	out := make([][]float32, len(imgs))
 	failed := 0
 	load := func(lo, hi int) ([]embed.Image, []error) {
@@ -82,7 +100,8 @@ func embedImages(ctx context.Context, eng Embedder, imgs []Image, c Config, o Op
 		for i := lo; i < hi; i++ {
 			data, err := imgs[i].load()
 			errs[i-lo] = err
-			batch[i-lo] = embed.Image{Data: data, Crop: clampCrop(data, imgs[i].Crop), Profile: c.Profile}
+			batch[i-lo] = embed.Image{Data: data, Crop: clampCrop(data, imgs[i].Crop), Profile: c.Profile,
+				Regions: req.onRegions != nil, Projection: req.proj}
 		}
 		return batch, errs
 	}
@@ -134,6 +153,9 @@ func embedImages(ctx context.Context, eng Embedder, imgs []Image, c Config, o Op
 				}
 			}
 			out[pos[j]] = v
+			if req.onRegions != nil {
+				req.onRegions(pos[j], e.Regions, e.RegionCounts)
+			}
 		}
 		done += len(l.batch)
 		if o.Progress != nil {
@@ -144,6 +166,102 @@ func embedImages(ctx context.Context, eng Embedder, imgs []Image, c Config, o Op
 		return nil, 0, err
 	}
 	return out, failed, nil
+}
+
+// regionSet is the regional vectors of a sample of database photos under one profile: rows of in
+// values back to back, photo i's from off[i], counts[i] per scale.
+type regionSet struct {
+	sample []Image
+	flat   []float32
+	off    []int
+	counts [][]int
+	vecs   [][]float32 // the photos' vectors without projection (nil: failed)
+	failed int
+	in     int
+}
+
+// embedProjected learns c.Project's PCA-whitening from the regional vectors of the database
+// images (at most o.ProjectSample of them, at an even stride; never labels or queries) and returns
+// the database vectors under it. When the sample is the whole database, one pass keeps every
+// image's regions and pools them here; otherwise the sample is embedded for its regions, then the
+// database again through the projection. Projections of one profile share the regions (cache).
+func embedProjected(ctx context.Context, eng Embedder, imgs []Image, c Config, o Options, cache map[string]*regionSet) ([][]float32, int, *project.Projection, error) {
+	po, _, err := project.ParseName(c.Project)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	rs := cache[c.Profile]
+	if rs == nil {
+		if rs, err = embedRegions(ctx, eng, imgs, c, o); err != nil {
+			return nil, 0, nil, err
+		}
+		cache[c.Profile] = rs
+	}
+	t1 := time.Now()
+	proj, err := project.Learn(rs.flat, rs.in, po)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("eval: learn %s: %w", c.Project, err)
+	}
+	o.Logger.Info("eval: projection learned", "projection", proj.Name(), "power", proj.Power, "photos", len(rs.sample),
+		"regions", len(rs.flat)/rs.in, "learn_s", time.Since(t1).Seconds())
+	if len(rs.sample) < len(imgs) {
+		vecs, failed, err := embedImages(ctx, eng, imgs, c, o, "embed database", imageReq{proj: proj})
+		return vecs, failed, proj, err
+	}
+	scratch := make([]float32, 2*proj.Dims)
+	vecs := make([][]float32, len(rs.vecs))
+	for i, v := range rs.vecs {
+		if v == nil {
+			continue
+		}
+		out := make([]float32, proj.Dims)
+		if err := proj.Pool(out, rs.flat[rs.off[i]:rs.off[i]+sumInts(rs.counts[i])*rs.in], rs.counts[i], scratch); err != nil {
+			return nil, 0, nil, fmt.Errorf("eval: %w", err)
+		}
+		vecs[i] = out
+	}
+	return vecs, rs.failed, proj, nil
+}
+
+// embedRegions embeds up to o.ProjectSample database photos (an even stride) for their regions.
+func embedRegions(ctx context.Context, eng Embedder, imgs []Image, c Config, o Options) (*regionSet, error) {
+	limit := o.ProjectSample
+	if limit <= 0 {
+		limit = DefaultProjectSample
+	}
+	rs := &regionSet{sample: imgs}
+	if len(imgs) > limit {
+		rs.sample = make([]Image, limit)
+		for i := range rs.sample {
+			rs.sample[i] = imgs[i*len(imgs)/limit]
+		}
+	}
+	rs.off = make([]int, len(rs.sample))
+	rs.counts = make([][]int, len(rs.sample))
+	keep := func(i int, regions []float32, counts []int) {
+		if len(counts) > 0 {
+			rs.in = len(regions) / sumInts(counts)
+		}
+		rs.off[i], rs.counts[i] = len(rs.flat), counts
+		rs.flat = append(rs.flat, regions...)
+	}
+	var err error
+	rs.vecs, rs.failed, err = embedImages(ctx, eng, rs.sample, c, o, "embed regions", imageReq{onRegions: keep})
+	if err != nil {
+		return nil, err
+	}
+	if rs.in == 0 {
+		return nil, fmt.Errorf("%w: projection %s: no regional vectors (it needs a regional profile)", ErrConfig, c.Project)
+	}
+	return rs, nil
+}
+
+func sumInts(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
 }
 
 // clampCrop keeps a crop inside the image: ground-truth rectangles rescaled to smaller photos can

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/project"
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/rerank"
@@ -23,6 +24,10 @@ type Embedder interface {
 	Embed(ctx context.Context, imgs []embed.Image) ([]embed.Embedding, error)
 	Info() embed.Info
 }
+
+// DefaultProjectSample is how many database photos a projection is learned from at most: the
+// issue's 2–5k; the Oxford subset (1 684) is learned whole.
+const DefaultProjectSample = 2000
 
 // Config is one retrieval configuration to measure. The zero value is the model's own embedding
 // searched with the collection's default efSearch.
@@ -45,6 +50,9 @@ type Config struct {
 	// Profile is the descriptor profile of database images and queries (spec.ParseProfile); "" =
 	// the engine's default.
 	Profile string `json:"profile,omitempty"`
+	// Project is a learned per-region PCA-whitening ("pw512", "pw256": project.ParseName) of a
+	// regional profile, learned from the database images' regions without labels; "" = none.
+	Project string `json:"project,omitempty"`
 	// Rerank is the index's re-ranking mode (none, qe: expansion over the top 2, kr: k-reciprocal,
 	// qe+kr); the zero value is none. A query that is a database item (UKBench) is asked as
 	// Similar, so k-reciprocal re-ranking uses its stored row.
@@ -78,6 +86,9 @@ func (c Config) String() string {
 	if c.InputSize > 0 {
 		s += " size=" + strconv.Itoa(c.InputSize)
 	}
+	if c.Project != "" {
+		s = "project=" + c.Project + " " + s
+	}
 	if c.Profile != "" {
 		s = "profile=" + c.Profile + " " + s
 	}
@@ -88,6 +99,12 @@ func (c Config) String() string {
 		}
 	}
 	return s
+}
+
+// projected reports whether the configuration asks for a learned projection ("none" is none).
+func (c Config) projected() bool {
+	_, ok, err := project.ParseName(c.Project)
+	return ok && err == nil
 }
 
 // reranks reports whether the configuration asks the index to re-rank.
@@ -113,8 +130,14 @@ func (c Config) Validate() error {
 	case c.QE > 0 && c.reranks():
 		return fmt.Errorf("%w: qe (eval's own expansion) and rerank do not combine; use rerank=qe+kr", ErrConfig)
 	}
+	if _, _, err := project.ParseName(c.Project); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	if c.Profile != "" {
 		p, err := spec.ParseProfile(c.Profile)
+		if err == nil && c.projected() && !p.Regional() {
+			err = fmt.Errorf("projection %s whitens regions: it needs a regional profile, not %s", c.Project, p.Name)
+		}
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrConfig, err)
 		}
@@ -136,6 +159,9 @@ type Options struct {
 	// Depth is how many results each query ranks (AP is computed over them); default: the whole
 	// database up to index.MaxK for datasets with explicit positives (Oxford), 100 otherwise.
 	Depth int
+	// ProjectSample caps the database photos a Config.Project projection is learned from;
+	// default DefaultProjectSample.
+	ProjectSample int
 	// KNN is k of the k-NN label vote; default 10.
 	KNN int
 	// Index are the temporary index's options; ExactThreshold is forced off (-1) so that HNSW is
@@ -268,6 +294,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		idx float64
 	}
 	cache := map[string]*built{}
+	regions := map[string]*regionSet{} // database regions by profile, shared by projections
 	defer func() {
 		for _, b := range cache {
 			b.db.Close()
@@ -285,7 +312,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		key := c.variantKey()
 		b, ok := cache[key]
 		if !ok {
-			vs, err := embedVariant(ctx, ds, c, o)
+			vs, err := embedVariant(ctx, ds, c, o, regions)
 			if err != nil {
 				return nil, err
 			}
@@ -372,7 +399,7 @@ func (c Config) variantKey() string {
 	if pool == "" {
 		pool = "avg"
 	}
-	return fmt.Sprintf("pool=%s/%g;dbcrop=%s;size=%d;profile=%s", pool, p, c.DBCrop, c.InputSize, c.Profile)
+	return fmt.Sprintf("pool=%s/%g;dbcrop=%s;size=%d;profile=%s;project=%s", pool, p, c.DBCrop, c.InputSize, c.Profile, c.Project)
 }
 
 func (c Config) specs(base spec.Model) (query, db spec.Model) {
