@@ -12,6 +12,7 @@ import (
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/eval"
+	"github.com/lookalike/lookalike/internal/config"
 	"github.com/lookalike/lookalike/internal/locate"
 	"github.com/lookalike/lookalike/rerank"
 )
@@ -81,26 +82,8 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stderr, "eval %s: %d database images, %d queries\n", ds.Name, len(ds.Database), len(ds.Queries))
 
-	engines := map[string]*embed.Engine{}
-	defer func() {
-		for _, e := range engines {
-			e.Close()
-		}
-	}()
-	engineFor := func(ctx context.Context, m spec.Model) (eval.Embedder, error) {
-		key := fmt.Sprintf("%+v", m)
-		if e, ok := engines[key]; ok {
-			return e, nil
-		}
-		c := cfg
-		c.Model = m
-		e, err := newEngine(ctx, c, env)
-		if err != nil {
-			return nil, err
-		}
-		engines[key] = e
-		return e, nil
-	}
+	engineFor, closeEngines := evalEngines(cfg, env)
+	defer closeEngines()
 	progress := evalProgress(env, *asJSON)
 	start := time.Now()
 	reports, err := eval.Run(ctx, ds, cfgs, eval.Options{
@@ -119,6 +102,31 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 		return writeJSON(env.stdout, reports)
 	}
 	return eval.WriteTable(env.stdout, reports)
+}
+
+// evalEngines starts one engine per model spec the configurations ask for, on first use; close
+// stops them all.
+func evalEngines(cfg config.Config, env *cliEnv) (engineFor func(context.Context, spec.Model) (eval.Embedder, error), close func()) {
+	engines := map[string]*embed.Engine{}
+	engineFor = func(ctx context.Context, m spec.Model) (eval.Embedder, error) {
+		key := fmt.Sprintf("%+v", m)
+		if e, ok := engines[key]; ok {
+			return e, nil
+		}
+		c := cfg
+		c.Model = m
+		e, err := newEngine(ctx, c, env)
+		if err != nil {
+			return nil, err
+		}
+		engines[key] = e
+		return e, nil
+	}
+	return engineFor, func() {
+		for _, e := range engines {
+			e.Close()
+		}
+	}
 }
 
 func loadDataset(name, dir, groupField string, limitTrain, limitTest int) (*eval.Dataset, error) {
