@@ -64,11 +64,7 @@ func (c *Collection) MarkApplied(ctx context.Context, key string, seq uint64) er
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	err := c.db.bolt.Update(func(tx *bolt.Tx) error {
-		b := c.bucket(tx)
-		if b == nil {
-			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
-		}
+	err := c.inBucket(func(b *bolt.Bucket) error {
 		return setApplied(b, key, seq)
 	})
 	if err != nil {

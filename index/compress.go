@@ -67,11 +67,7 @@ func (c *Collection) maybeCompress() {
 	if !want {
 		return
 	}
-	err := c.db.bolt.Update(func(tx *bolt.Tx) error {
-		b := c.bucket(tx)
-		if b == nil {
-			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
-		}
+	err := c.inBucket(func(b *bolt.Bucket) error {
 		return b.Put(keySQ8, q.marshal())
 	})
 	if err != nil {

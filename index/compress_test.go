@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -163,28 +162,12 @@ func TestConcurrentBatchSearch(t *testing.T) {
 	vecs := synth.Clustered(2400, dim, 8, 1, 23)
 	items := mkItems(vecs[:2000], "i", nil)
 	upsertAll(t, c, items[:400], 400)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := c.Search(ctx, vecs[2000+(i*7+w)%400], SearchOptions{K: 10}); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
+	stop := untilStopped(t, 2, func(w, i int) error {
+		_, err := c.Search(ctx, vecs[2000+(i*7+w)%400], SearchOptions{K: 10})
+		return err
+	})
 	upsertAll(t, c, items[400:], 400)
-	close(stop)
-	wg.Wait()
+	stop()
 	if !c.compressed() {
 		t.Error("not compressed at 2000 items")
 	}

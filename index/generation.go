@@ -244,11 +244,7 @@ func (c *Collection) Track(on bool) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	err := c.db.bolt.Update(func(tx *bolt.Tx) error {
-		b := c.bucket(tx)
-		if b == nil {
-			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
-		}
+	err := c.inBucket(func(b *bolt.Bucket) error {
 		if on {
 			_, err := b.CreateBucketIfNotExists(bucketChanges)
 			return err

@@ -211,11 +211,7 @@ func (c *Collection) PurgeTrash(ctx context.Context, cutoff time.Time) (int, err
 	if err != nil || len(old) == 0 {
 		return 0, err
 	}
-	err = c.db.bolt.Update(func(tx *bolt.Tx) error {
-		b := c.bucket(tx)
-		if b == nil {
-			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
-		}
+	err = c.inBucket(func(b *bolt.Bucket) error {
 		tb := b.Bucket(bucketTrash)
 		for _, k := range old {
 			if err := tb.Delete(k); err != nil {

@@ -30,27 +30,13 @@ func TestMetadataUpdateKeepsItemSearchable(t *testing.T) {
 			if _, err := c.Put(ctx, target); err != nil {
 				t.Fatal(err)
 			}
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					_, err := c.Update(ctx, "target", func(it *Item) error {
-						it.Metadata = json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))
-						return nil
-					})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}()
+			stop := untilStopped(t, 1, func(_, i int) error {
+				_, err := c.Update(ctx, "target", func(it *Item) error {
+					it.Metadata = json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))
+					return nil
+				})
+				return err
+			})
 			misses := 0
 			for i := 0; i < 2000; i++ {
 				res, err := c.Search(ctx, target.Vector, SearchOptions{K: 1, Exact: exact})
@@ -61,8 +47,7 @@ func TestMetadataUpdateKeepsItemSearchable(t *testing.T) {
 					misses++
 				}
 			}
-			close(stop)
-			wg.Wait()
+			stop()
 			if misses > 0 {
 				t.Errorf("%d of 2000 searches missed an item whose metadata was being updated", misses)
 			}
@@ -98,23 +83,10 @@ func TestNewVectorKeepsItemSearchable(t *testing.T) {
 			if _, err := c.Put(ctx, Item{ID: "target", Vector: photos[0]}); err != nil {
 				t.Fatal(err)
 			}
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 1; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if _, err := c.Put(ctx, Item{ID: "target", Vector: photos[i%2], Metadata: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))}); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}()
+			stop := untilStopped(t, 1, func(_, i int) error {
+				_, err := c.Put(ctx, Item{ID: "target", Vector: photos[(i+1)%2], Metadata: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))})
+				return err
+			})
 			misses, twice := 0, 0
 			for i := 0; i < 2000; i++ {
 				res, err := c.Search(ctx, photos[i%2], SearchOptions{K: 3, Exact: exact})
@@ -137,8 +109,7 @@ func TestNewVectorKeepsItemSearchable(t *testing.T) {
 					twice++
 				}
 			}
-			close(stop)
-			wg.Wait()
+			stop()
 			if misses > 0 || twice > 0 {
 				t.Errorf("of 2000 searches, %d missed an item whose vector was being replaced and %d returned it twice", misses, twice)
 			}
@@ -214,5 +185,33 @@ func TestMovedVectorsSurviveACrash(t *testing.T) {
 	}
 	if err := crashed.Check(); err != nil {
 		t.Errorf("Check: %v", err)
+	}
+}
+
+// untilStopped runs fn(worker, i) for i = 0, 1, ... on n goroutines until the returned stop is
+// called (stop waits for them); an error ends that goroutine and fails the test.
+func untilStopped(t *testing.T, n int, fn func(worker, i int) error) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if err := fn(w, i); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }

@@ -269,11 +269,7 @@ func (c *Collection) putLocked(ps []prepared, also ...func(*bolt.Bucket) error) 
 		return err
 	}
 	var seq uint64
-	err = c.db.bolt.Update(func(tx *bolt.Tx) error {
-		b := c.bucket(tx)
-		if b == nil {
-			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
-		}
+	err = c.inBucket(func(b *bolt.Bucket) error {
 		for _, f := range also {
 			if err := f(b); err != nil {
 				return err
@@ -322,6 +318,18 @@ func (c *Collection) putLocked(ps []prepared, also ...func(*bolt.Bucket) error) 
 		c.mu.Unlock()
 	}
 	return nil
+}
+
+// inBucket runs fn on the collection's bucket in one read-write transaction (ErrNotFound when the
+// collection is gone).
+func (c *Collection) inBucket(fn func(b *bolt.Bucket) error) error {
+	return c.db.bolt.Update(func(tx *bolt.Tx) error {
+		b := c.bucket(tx)
+		if b == nil {
+			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
+		}
+		return fn(b)
+	})
 }
 
 // writeRecords checks preconditions against the stored records and writes the
@@ -671,11 +679,7 @@ func (c *Collection) remove(ctx context.Context, ids []string, stash func(b *bol
 		return nil, nil
 	}
 	var seq uint64
-	err = c.db.bolt.Update(func(tx *bolt.Tx) error {
-		b := c.bucket(tx)
-		if b == nil {
-			return fmt.Errorf("%w: collection %q", ErrNotFound, c.name)
-		}
+	err = c.inBucket(func(b *bolt.Bucket) error {
 		items, thumbs := b.Bucket(bucketItems), b.Bucket(bucketThumbs)
 		next := currentSeq(b) + 1 // the sequence bumpSeq gives this delete
 		for _, id := range found {
