@@ -19,7 +19,8 @@ import (
 	"github.com/lookalike/lookalike/embed/spec"
 )
 
-// TestE2ERebuildSwitchRollback: 500 items; a rebuild to another model spec while a writer adds,
+// TestE2ERebuildSwitchRollback: 500 items under the fast profile; a rebuild to another profile
+// (ms317) and model spec while a writer adds,
 // replaces, edits and deletes; a kill -9 mid-copy; the report; the switch (the new generation holds
 // exactly the acknowledged state and answers searches); the rollback (the old generation has the
 // writes made in between).
@@ -28,8 +29,9 @@ func TestE2ERebuildSwitchRollback(t *testing.T) {
 	data := t.TempDir()
 	// The other model differs only in preprocessing: the same file, shorter side 240.
 	alt := spec.DefaultModel()
-	alt.ID, alt.ResizeShorter = "mnv2i8-r240", 240
-	raw, _ := yaml.Marshal(map[string]any{"models": []spec.Model{alt}, "lifecycle": map[string]any{"grace": "1h"}})
+	alt.ID, alt.ResizeShorter, alt.FeatureMapTensor = "mnv2i8-r240", 240, spec.DefaultFeatureMapTensor
+	raw, _ := yaml.Marshal(map[string]any{"models": []spec.Model{alt}, "lifecycle": map[string]any{"grace": "1h"},
+		"model": map[string]any{"profile": spec.ProfileFast}})
 	cfgPath := filepath.Join(t.TempDir(), "lookalike.yaml")
 	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
 		t.Fatal(err)
@@ -79,7 +81,7 @@ func TestE2ERebuildSwitchRollback(t *testing.T) {
 		httpDo(ctx, "POST", srv.url+"/v1/collections/default/search", "image/jpeg", photos[i*7])
 	}
 
-	res := httpDo(ctx, "POST", srv.url+"/v1/collections/default/rebuild", "application/json", []byte(`{"model":"mnv2i8-r240"}`))
+	res := httpDo(ctx, "POST", srv.url+"/v1/collections/default/rebuild", "application/json", []byte(`{"model":"mnv2i8-r240","profile":"ms317"}`))
 	if res.status != http.StatusAccepted {
 		t.Fatalf("rebuild: %d %s", res.status, res.body)
 	}
@@ -126,6 +128,9 @@ func TestE2ERebuildSwitchRollback(t *testing.T) {
 			continue
 		}
 		if st["state"] == "ready" && killed && round > 5 {
+			if st["profile"] != "ms317" {
+				t.Fatalf("the rebuild's profile is %v, want ms317", st["profile"])
+			}
 			break
 		}
 		if st["state"] == "failed" {
