@@ -213,6 +213,9 @@ func (s *Server) handleGetItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if s.cluster != nil {
+		return s.clusterGet(c, col, id)
+	}
 	withVector, err := queryBool(c, "with_vector")
 	if err != nil {
 		return err
@@ -306,6 +309,9 @@ func (s *Server) handleDeleteItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if s.cluster != nil {
+		return s.clusterDelete(c, col, id)
+	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	n, err := col.Delete(ctx, id)
@@ -370,6 +376,9 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	col, err := s.embeddable(c)
 	if err != nil {
 		return err
+	}
+	if s.cluster != nil {
+		return s.clusterSearch(c, col)
 	}
 	req, err := parseSearch(c, s.cfg.Limits.MaxK, s.cfg.Limits.DefaultK)
 	if err != nil {

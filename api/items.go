@@ -244,6 +244,9 @@ func (s *Server) handleAddItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if s.cluster != nil {
+		return s.clusterAdd(c, col)
+	}
 	req, err := s.parseItem(c)
 	if err != nil {
 		return err

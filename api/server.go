@@ -82,6 +82,8 @@ type Server struct {
 	labelMu          sync.Mutex
 	labelCache       map[string][]labelJSON
 	photos           *photoStore // query photos of recent image searches (photos.go)
+	cluster          Cluster     // nil: a single node; set: cluster mode (cluster.go)
+	clusterMetrics   *clusterMetrics
 
 	// bg owns the server's background goroutines; Close stops and waits.
 	bgCancel context.CancelFunc
@@ -335,6 +337,8 @@ func (s *Server) routes() {
 
 	read, write := s.requireScope(scopeRead), s.requireScope(scopeWrite)
 	v1 := app.Group("/v1")
+	v1.Use(s.clusterGate)
+	v1.Get("/cluster", read, s.handleClusterStatus)
 	v1.Get("/stats", read, s.handleStats)
 	v1.Get("/photos/:photo", read, s.handlePhoto)
 	v1.Get("/admin/backup", write, s.handleBackup)

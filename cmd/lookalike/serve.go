@@ -88,6 +88,20 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		srv.AddEngine(other)
 		log.Info("model ready", "model", other.Info().ModelID, "fingerprint", other.Info().Fingerprint)
 	}
+	if cfg.Cluster.Enabled {
+		// Cluster mode (docs/cluster.md): writes through the replicated log, searches over every shard.
+		cb, err := startCluster(ctx, cfg, col, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := cb.Close(); err != nil {
+				log.Error("close cluster node", "err", err)
+			}
+		}()
+		srv.SetCluster(cb)
+		log.Info("cluster mode", "node", cfg.Cluster.NodeName, "shards", cb.node.Shards())
+	}
 	srv.SetReady(true)
 	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data.Dir, "ui", "http://"+displayAddr(ln.Addr()))
 
@@ -97,7 +111,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		stopDemo()
 		wg.Wait()
 	}()
-	if want, dirs := demoWanted(cfg, col), demoDirs(cfg); want && len(dirs) > 0 {
+	// No demo catalog in cluster mode: it would load into this node's local store, not the cluster.
+	if want, dirs := demoWanted(cfg, col) && !cfg.Cluster.Enabled, demoDirs(cfg); want && len(dirs) > 0 {
 		// A panic restarts the load, which skips what is already stored (content hashes).
 		guard.Go(demoCtx, &wg, log, "demo catalog", func(ctx context.Context) {
 			loadDemo(ctx, cfg, log, eng, col, profileOf(eng, col), dirs)
