@@ -40,22 +40,24 @@ type Cluster interface {
 	Status(ctx context.Context) (any, error)
 }
 
-// clusterMetrics are registered by SetCluster only: a single node's /metrics stays as it was.
-type clusterMetrics struct {
+// clusterMode is the cluster and its metrics, registered by SetCluster only: a single node's
+// /metrics stays as it was.
+type clusterMode struct {
+	c        Cluster
 	partial  prometheus.Counter
 	searches prometheus.Counter
 }
 
-// SetCluster switches the server to cluster mode. Call it before Serve.
+// SetCluster switches the server to cluster mode; call it once, before the server takes requests.
 func (s *Server) SetCluster(c Cluster) {
-	s.cluster = c
-	s.clusterMetrics = &clusterMetrics{
+	cm := &clusterMode{c: c,
 		partial: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "lookalike", Name: "cluster_partial_searches_total",
 			Help: "Cluster searches answered with some shards missing (coverage below 1)."}),
 		searches: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "lookalike", Name: "cluster_searches_total",
 			Help: "Cluster searches (scatter-gather over every shard)."}),
 	}
-	s.reg.MustRegister(s.clusterMetrics.partial, s.clusterMetrics.searches)
+	s.reg.MustRegister(cm.partial, cm.searches)
+	s.cluster.Store(cm)
 }
 
 // clusterRoutes are the /v1 routes cluster mode serves (docs/cluster.md lists them); every other
@@ -73,7 +75,7 @@ var clusterRoutes = []struct {
 
 // clusterGate answers 501 for the routes cluster mode does not serve (yet).
 func (s *Server) clusterGate(c *fiber.Ctx) error {
-	if s.cluster == nil {
+	if s.cluster.Load() == nil {
 		return c.Next()
 	}
 	for _, r := range clusterRoutes {
@@ -94,12 +96,13 @@ func clusterErr(err error) error {
 }
 
 func (s *Server) handleClusterStatus(c *fiber.Ctx) error {
-	if s.cluster == nil {
+	cm := s.cluster.Load()
+	if cm == nil {
 		return errorf(http.StatusNotFound, "not_clustered", "this server runs as a single node (cluster.enabled is false)")
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	st, err := s.cluster.Status(ctx)
+	st, err := cm.c.Status(ctx)
 	if err != nil {
 		return clusterErr(err)
 	}
@@ -107,7 +110,7 @@ func (s *Server) handleClusterStatus(c *fiber.Ctx) error {
 }
 
 // clusterAdd embeds the photo here and publishes the item; acknowledged once the log stored it.
-func (s *Server) clusterAdd(c *fiber.Ctx, col *index.Collection) error {
+func (cm *clusterMode) add(s *Server, c *fiber.Ctx, col *index.Collection) error {
 	req, err := s.parseItem(c)
 	if err != nil {
 		return err
@@ -128,7 +131,7 @@ func (s *Server) clusterAdd(c *fiber.Ctx, col *index.Collection) error {
 	}
 	it := index.Item{ID: in[0].ID, Vector: embs[0].Vector, Metadata: req.Metadata, Thumbnail: thumb,
 		ContentHash: ingest.ContentID(req.Image), UpdatedAt: time.Now().UTC(), IfVersion: req.IfVersion}
-	seq, err := s.cluster.Upsert(ctx, col.Name(), it)
+	seq, err := cm.c.Upsert(ctx, col.Name(), it)
 	if err != nil {
 		return clusterErr(err)
 	}
@@ -136,10 +139,10 @@ func (s *Server) clusterAdd(c *fiber.Ctx, col *index.Collection) error {
 		"thumbnail_url": thumbnailURL(col.Name(), it.ID)})
 }
 
-func (s *Server) clusterGet(c *fiber.Ctx, col *index.Collection, id string) error {
+func (cm *clusterMode) get(s *Server, c *fiber.Ctx, col *index.Collection, id string) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	it, err := s.cluster.Get(ctx, col.Name(), id)
+	it, err := cm.c.Get(ctx, col.Name(), id)
 	if err != nil {
 		return itemErr(clusterErr(err), col, id)
 	}
@@ -148,13 +151,13 @@ func (s *Server) clusterGet(c *fiber.Ctx, col *index.Collection, id string) erro
 		Fingerprint: col.Fingerprint(), Dims: len(it.Vector), UpdatedAt: it.UpdatedAt})
 }
 
-func (s *Server) clusterDelete(c *fiber.Ctx, col *index.Collection, id string) error {
+func (cm *clusterMode) delete(s *Server, c *fiber.Ctx, col *index.Collection, id string) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	if _, err := s.cluster.Get(ctx, col.Name(), id); err != nil {
+	if _, err := cm.c.Get(ctx, col.Name(), id); err != nil {
 		return itemErr(clusterErr(err), col, id)
 	}
-	seq, err := s.cluster.Delete(ctx, col.Name(), id)
+	seq, err := cm.c.Delete(ctx, col.Name(), id)
 	if err != nil {
 		return clusterErr(err)
 	}
@@ -169,7 +172,7 @@ type clusterCoverage struct {
 
 // clusterSearch embeds the query here (image) or takes its vector, and scatters it to every
 // shard. Re-ranking, cursors, exclusions and item queries are not served in cluster mode.
-func (s *Server) clusterSearch(c *fiber.Ctx, col *index.Collection) error {
+func (cm *clusterMode) search(s *Server, c *fiber.Ctx, col *index.Collection) error {
 	start := time.Now()
 	req, err := parseSearch(c, s.cfg.Limits.MaxK, s.cfg.Limits.DefaultK)
 	if err != nil {
@@ -191,11 +194,11 @@ func (s *Server) clusterSearch(c *fiber.Ctx, col *index.Collection) error {
 	if err != nil {
 		return err
 	}
-	res, shards, of, err := s.cluster.Search(ctx, col.Name(), query, req.K, filter)
+	res, shards, of, err := cm.c.Search(ctx, col.Name(), query, req.K, filter)
 	if err != nil {
 		return clusterErr(err)
 	}
-	s.clusterMetrics.searches.Inc()
+	cm.searches.Inc()
 	out := struct {
 		Results    []resultJSON       `json:"results"`
 		Collection string             `json:"collection"`
@@ -203,7 +206,7 @@ func (s *Server) clusterSearch(c *fiber.Ctx, col *index.Collection) error {
 		Coverage   *clusterCoverage   `json:"coverage,omitempty"`
 	}{Results: make([]resultJSON, 0, len(res)), Collection: col.Name(), TimingsMS: timings}
 	if shards < of {
-		s.clusterMetrics.partial.Inc()
+		cm.partial.Inc()
 		out.Coverage = &clusterCoverage{Shards: shards, Of: of}
 	}
 	for _, r := range res {

@@ -213,8 +213,8 @@ func (s *Server) handleGetItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if s.cluster != nil {
-		return s.clusterGet(c, col, id)
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.get(s, c, col, id)
 	}
 	withVector, err := queryBool(c, "with_vector")
 	if err != nil {
@@ -309,8 +309,8 @@ func (s *Server) handleDeleteItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if s.cluster != nil {
-		return s.clusterDelete(c, col, id)
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.delete(s, c, col, id)
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
@@ -377,8 +377,8 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if s.cluster != nil {
-		return s.clusterSearch(c, col)
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.search(s, c, col)
 	}
 	req, err := parseSearch(c, s.cfg.Limits.MaxK, s.cfg.Limits.DefaultK)
 	if err != nil {

@@ -244,8 +244,8 @@ func (s *Server) handleAddItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if s.cluster != nil {
-		return s.clusterAdd(c, col)
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.add(s, c, col)
 	}
 	req, err := s.parseItem(c)
 	if err != nil {

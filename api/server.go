@@ -81,9 +81,8 @@ type Server struct {
 	lifecycleQueries recentQueries
 	labelMu          sync.Mutex
 	labelCache       map[string][]labelJSON
-	photos           *photoStore // query photos of recent image searches (photos.go)
-	cluster          Cluster     // nil: a single node; set: cluster mode (cluster.go)
-	clusterMetrics   *clusterMetrics
+	photos           *photoStore                 // query photos of recent image searches (photos.go)
+	cluster          atomic.Pointer[clusterMode] // nil: a single node; set: cluster mode (cluster.go)
 
 	// bg owns the server's background goroutines; Close stops and waits.
 	bgCancel context.CancelFunc
