@@ -21,7 +21,8 @@ import (
 
 // TestCluster3Nodes runs three real `lookalike serve` processes in cluster mode on loopback:
 // items are added through all three, one node is killed with SIGKILL in the middle of the
-// ingest, and a search on each survivor finds every item any node acknowledged.
+// ingest, and a search on each survivor finds every item any node acknowledged; so does the killed
+// node once restarted on its data.
 func TestCluster3Nodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three servers")
@@ -37,13 +38,15 @@ func TestCluster3Nodes(t *testing.T) {
 		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	}
 	nodes := make([]*e2eServer, n)
+	envs := make([][]string, n)
 	var wg sync.WaitGroup
 	for i := range nodes {
-		nodes[i] = startProc(t, t.TempDir(), "LOOKALIKE_CLUSTER_ENABLED=true",
+		envs[i] = []string{"LOOKALIKE_CLUSTER_ENABLED=true",
 			fmt.Sprintf("LOOKALIKE_CLUSTER_NODE_NAME=n%d", i+1),
 			fmt.Sprintf("LOOKALIKE_CLUSTER_CLIENT_ADDR=127.0.0.1:%d", freePort(t)),
-			"LOOKALIKE_CLUSTER_CLUSTER_ADDR="+routes[i], "LOOKALIKE_CLUSTER_ROUTES="+strings.Join(routes, ","),
-			"LOOKALIKE_CLUSTER_SHARDS=4")
+			"LOOKALIKE_CLUSTER_CLUSTER_ADDR=" + routes[i], "LOOKALIKE_CLUSTER_ROUTES=" + strings.Join(routes, ","),
+			"LOOKALIKE_CLUSTER_SHARDS=4"}
+		nodes[i] = startProc(t, t.TempDir(), envs[i]...)
 	}
 	for _, s := range nodes { // the cluster forms only once a quorum is up: wait for all after starting all
 		if err := s.waitReady(90 * time.Second); err != nil {
@@ -97,7 +100,7 @@ func TestCluster3Nodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range nodes[:n-1] {
+	check := func(s *e2eServer) {
 		var missing []string
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(300 * time.Millisecond) {
 			found := clusterSearchIDs(t, s.url, query, 1000)
@@ -116,6 +119,12 @@ func TestCluster3Nodes(t *testing.T) {
 			t.Errorf("search on %s misses %d acknowledged items: %v", s.url, len(missing), missing)
 		}
 	}
+	for _, s := range nodes[:n-1] {
+		check(s)
+	}
+	// The killed node restarts on its data, catches up from the log and finds them too.
+	back := startServer(t, nodes[n-1].data, envs[n-1]...)
+	check(back)
 }
 
 // clusterAdd posts one photo as item id.
