@@ -122,6 +122,18 @@ func TestCluster3Nodes(t *testing.T) {
 	for _, s := range nodes[:n-1] {
 		check(s)
 	}
+	for path, want := range map[string]string{"/metrics": "lookalike_cluster_replica_applied_seq{collection=\"default\",shard=\"3\"}",
+		"/v1/cluster": `"applied_seq":`} {
+		resp, err := http.Get(nodes[0].url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s: %d, no %s in\n%.600s", path, resp.StatusCode, want, b)
+		}
+	}
 	// The killed node restarts on its data, catches up from the log and finds them too.
 	back := startServer(t, nodes[n-1].data, envs[n-1]...)
 	check(back)

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lookalike/lookalike/api"
 	"github.com/lookalike/lookalike/cluster"
@@ -171,4 +174,41 @@ func (b *clusterBackend) Status(ctx context.Context) (any, error) {
 		out.Replicas = append(out.Replicas, rj)
 	}
 	return out, nil
+}
+
+// clusterCollector exports the node's replica positions on /metrics, read at scrape time.
+type clusterCollector struct {
+	b                     *clusterBackend
+	applied, lag, lastSeq *prometheus.Desc
+}
+
+func newClusterCollector(b *clusterBackend) *clusterCollector {
+	return &clusterCollector{b: b,
+		applied: prometheus.NewDesc("lookalike_cluster_replica_applied_seq", "Stream sequence of the last mutation this node's replica applied.", []string{"collection", "shard"}, nil),
+		lag: prometheus.NewDesc("lookalike_cluster_replica_lag", "The log's last sequence minus the replica's applied one (an upper bound: the log holds every shard).",
+			[]string{"collection", "shard"}, nil),
+		lastSeq: prometheus.NewDesc("lookalike_cluster_log_last_seq", "Last sequence of the mutation log as this node sees it.", nil, nil),
+	}
+}
+
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.applied
+	ch <- c.lag
+	ch <- c.lastSeq
+}
+
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := c.b.node.Status(ctx)
+	if err == nil {
+		ch <- prometheus.MustNewConstMetric(c.lastSeq, prometheus.GaugeValue, float64(st.Log.LastSeq))
+	}
+	for _, r := range st.Replicas {
+		shard := strconv.Itoa(r.Shard)
+		ch <- prometheus.MustNewConstMetric(c.applied, prometheus.GaugeValue, float64(r.Applied), r.Collection, shard)
+		if err == nil {
+			ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(st.Log.LastSeq-min(r.Applied, st.Log.LastSeq)), r.Collection, shard)
+		}
+	}
 }

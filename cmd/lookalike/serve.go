@@ -100,6 +100,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			}
 		}()
 		srv.SetCluster(cb)
+		reg.MustRegister(newClusterCollector(cb))
 		log.Info("cluster mode", "node", cfg.Cluster.NodeName, "shards", cb.node.Shards())
 	}
 	srv.SetReady(true)
