@@ -11,19 +11,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/lookalike/lookalike/api"
 	"github.com/lookalike/lookalike/cluster"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/config"
 )
 
-// clusterBackend is api.Cluster on a cluster.Node: this node holds a replica of every shard of
+// clusterBackend is api.Cluster (serve.go wires it; only serve.go imports api) on a cluster.Node: this node holds a replica of every shard of
 // the collections it serves (placement by cluster.replication_factor is not applied yet,
 // docs/cluster.md), so reads of one item are local and searches scatter over the node's peers.
 type clusterBackend struct {
 	node     *cluster.Node
 	replicas map[string][]*cluster.Replica // collection → replica by shard
 	timeout  time.Duration                 // of one search's scatter-gather
+	// errUnavailable is api.ErrClusterUnavailable: no quorum, or no shard answered.
+	errUnavailable error
 }
 
 // clusterStartWait bounds how long serve waits for the cluster to form (a quorum of its nodes).
@@ -31,7 +32,7 @@ const clusterStartWait = 2 * time.Minute
 
 // startCluster starts this node (its NATS server, or a connection to cluster.nats_url) and opens
 // its replicas of every shard of col, under DATA/cluster.
-func startCluster(ctx context.Context, cfg config.Config, col *index.Collection, log *slog.Logger) (*clusterBackend, error) {
+func startCluster(ctx context.Context, cfg config.Config, col *index.Collection, log *slog.Logger, errUnavailable error) (*clusterBackend, error) {
 	c := cfg.Cluster
 	sctx, cancel := context.WithTimeout(ctx, clusterStartWait)
 	defer cancel()
@@ -41,7 +42,7 @@ func startCluster(ctx context.Context, cfg config.Config, col *index.Collection,
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	b := &clusterBackend{node: n, replicas: map[string][]*cluster.Replica{}, timeout: 2 * time.Second}
+	b := &clusterBackend{node: n, replicas: map[string][]*cluster.Replica{}, timeout: 2 * time.Second, errUnavailable: errUnavailable}
 	cc := col.Config()
 	reps := make([]*cluster.Replica, n.Shards())
 	for s := range reps {
@@ -65,9 +66,9 @@ func (b *clusterBackend) replica(collection, id string) (*cluster.Replica, error
 }
 
 // unavailable maps the cluster's "no quorum / no shard answered" onto the API's.
-func unavailable(err error) error {
+func (b *clusterBackend) unavailable(err error) error {
 	if errors.Is(err, cluster.ErrUnavailable) {
-		return fmt.Errorf("%w: %v", api.ErrClusterUnavailable, err)
+		return fmt.Errorf("%w: %v", b.errUnavailable, err)
 	}
 	return err
 }
@@ -81,7 +82,7 @@ func (b *clusterBackend) publish(ctx context.Context, collection string, m clust
 	}
 	seq, err := b.node.Publish(ctx, collection, m)
 	if err != nil {
-		return 0, unavailable(err)
+		return 0, b.unavailable(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -115,7 +116,7 @@ func (b *clusterBackend) Search(ctx context.Context, collection string, vector [
 		if errors.Is(err, cluster.ErrInvalidQuery) {
 			return nil, 0, 0, fmt.Errorf("%w: %v", index.ErrInvalidFilter, err)
 		}
-		return nil, 0, 0, unavailable(err)
+		return nil, 0, 0, b.unavailable(err)
 	}
 	return res.Results, res.Shards, res.Of, nil
 }

@@ -89,19 +89,11 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		log.Info("model ready", "model", other.Info().ModelID, "fingerprint", other.Info().Fingerprint)
 	}
 	if cfg.Cluster.Enabled {
-		// Cluster mode (docs/cluster.md): writes through the replicated log, searches over every shard.
-		cb, err := startCluster(ctx, cfg, col, log)
+		stop, err := serveCluster(ctx, cfg, col, srv, reg, log)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			if err := cb.Close(); err != nil {
-				log.Error("close cluster node", "err", err)
-			}
-		}()
-		srv.SetCluster(cb)
-		reg.MustRegister(newClusterCollector(cb))
-		log.Info("cluster mode", "node", cfg.Cluster.NodeName, "shards", cb.node.Shards())
+		defer stop()
 	}
 	srv.SetReady(true)
 	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data.Dir, "ui", "http://"+displayAddr(ln.Addr()))
@@ -126,6 +118,23 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	stopDemo()
 	wg.Wait()
 	return err
+}
+
+// serveCluster puts srv in cluster mode (docs/cluster.md): writes through the replicated log,
+// searches over every shard. stop closes the node.
+func serveCluster(ctx context.Context, cfg config.Config, col *index.Collection, srv *api.Server, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	cb, err := startCluster(ctx, cfg, col, log, api.ErrClusterUnavailable)
+	if err != nil {
+		return nil, err
+	}
+	srv.SetCluster(cb)
+	reg.MustRegister(newClusterCollector(cb))
+	log.Info("cluster mode", "node", cfg.Cluster.NodeName, "shards", cb.node.Shards())
+	return func() {
+		if err := cb.Close(); err != nil {
+			log.Error("close cluster node", "err", err)
+		}
+	}, nil
 }
 
 func displayAddr(a net.Addr) string { return localAddr(a.String()) }
