@@ -189,8 +189,7 @@ func (cm *clusterMode) search(s *Server, c *fiber.Ctx, col *index.Collection) er
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	timings := map[string]float64{"decode": 0, "preprocess": 0, "inference": 0}
-	query, err := s.queryVector(ctx, col, req, timings)
+	query, timings, err := s.searchVector(ctx, col, req)
 	if err != nil {
 		return err
 	}

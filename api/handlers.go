@@ -391,8 +391,7 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	timings := map[string]float64{"decode": 0, "preprocess": 0, "inference": 0}
-	query, err := s.queryVector(ctx, col, req, timings)
+	query, timings, err := s.searchVector(ctx, col, req)
 	if err != nil {
 		return err
 	}
@@ -404,6 +403,13 @@ func (s *Server) handleSearch(c *fiber.Ctx) error {
 		out.PhotoID = s.photos.put(req.Image)
 	}
 	return c.JSON(out)
+}
+
+// searchVector is queryVector with fresh timings (the stages stay 0 when nothing is embedded).
+func (s *Server) searchVector(ctx context.Context, col *index.Collection, req *searchRequest) ([]float32, map[string]float64, error) {
+	timings := map[string]float64{"decode": 0, "preprocess": 0, "inference": 0}
+	query, err := s.queryVector(ctx, col, req, timings)
+	return query, timings, err
 }
 
 // queryVector is a search's query: the embedding of its image (timings get the stages), the
