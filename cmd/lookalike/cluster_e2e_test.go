@@ -22,7 +22,8 @@ import (
 // TestCluster3Nodes runs three real `lookalike serve` processes in cluster mode on loopback:
 // items are added through all three, one node is killed with SIGKILL in the middle of the
 // ingest, and a search on each survivor finds every item any node acknowledged; so does the killed
-// node once restarted on its data.
+// node once restarted on its data. Finally the last node alone refuses writes with 503
+// cluster_unavailable and still answers searches.
 func TestCluster3Nodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three servers")
@@ -137,6 +138,20 @@ func TestCluster3Nodes(t *testing.T) {
 	// The killed node restarts on its data, catches up from the log and finds them too.
 	back := startServer(t, nodes[n-1].data, envs[n-1]...)
 	check(back)
+
+	// With two of three nodes gone the last one has no quorum: writes are refused with a code
+	// (after the write budget), searches still answer from its replicas.
+	for _, s := range []*e2eServer{nodes[0], back} {
+		s.cmd.Process.Signal(syscall.SIGKILL)
+		<-s.exited
+	}
+	status, body := clusterAdd(t, nodes[1].url, "late", filepath.Join(uk, "ukbench00001.jpg"))
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, `"cluster_unavailable"`) {
+		t.Errorf("add without quorum: %d %s", status, body)
+	}
+	if found := clusterSearchIDs(t, nodes[1].url, query, 1000); len(found) < len(acked) {
+		t.Errorf("search without quorum found %d of %d items", len(found), len(acked))
+	}
 }
 
 // clusterAdd posts one photo as item id.
