@@ -90,7 +90,9 @@ func (s *Server) clusterGate(c *fiber.Ctx) error {
 
 func clusterErr(err error) error {
 	if errors.Is(err, ErrClusterUnavailable) {
-		return errorf(http.StatusServiceUnavailable, "cluster_unavailable", "%v", err)
+		e := errorf(http.StatusServiceUnavailable, "cluster_unavailable", "%v", err)
+		e.RetryAfter = 1 // like every 503 of the API; an election takes about 5 s
+		return e
 	}
 	return err
 }

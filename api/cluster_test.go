@@ -140,7 +140,7 @@ func TestClusterModeRoutes(t *testing.T) {
 	fc.mu.Lock()
 	fc.down = true
 	fc.mu.Unlock()
-	if r := add("p2"); r.status != http.StatusServiceUnavailable || r.errorCode(t) != "cluster_unavailable" {
+	if r := add("p2"); r.status != http.StatusServiceUnavailable || r.errorCode(t) != "cluster_unavailable" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("add without quorum: %d %s", r.status, r.body)
 	}
 	if r := search(); r.status != http.StatusServiceUnavailable || r.errorCode(t) != "cluster_unavailable" {
