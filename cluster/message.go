@@ -98,12 +98,12 @@ func DecodeMutation(b []byte) (Mutation, error) {
 		return fail("unknown op")
 	}
 	p := 2
-	v, n := binary.Uvarint(b[p:])
+	v, n := uvarint(b[p:])
 	if n <= 0 {
 		return fail("bad if-version")
 	}
 	m.IfVersion, p = v, p+n
-	at, n := binary.Varint(b[p:])
+	at, n := varint(b[p:])
 	if n <= 0 {
 		return fail("bad timestamp")
 	}
@@ -113,7 +113,7 @@ func DecodeMutation(b []byte) (Mutation, error) {
 	}
 	fields := make([][]byte, 5)
 	for i := range fields {
-		l, n := binary.Uvarint(b[p:])
+		l, n := uvarint(b[p:])
 		if n <= 0 || l > uint64(len(b)-p-n) {
 			return fail("truncated field")
 		}
@@ -127,7 +127,7 @@ func DecodeMutation(b []byte) (Mutation, error) {
 	if m.ID == "" {
 		return fail("empty id")
 	}
-	dims, n := binary.Uvarint(b[p:])
+	dims, n := uvarint(b[p:])
 	if n <= 0 || dims > uint64(len(b)-p-n)/4 {
 		return fail("truncated vector")
 	}
@@ -143,4 +143,23 @@ func DecodeMutation(b []byte) (Mutation, error) {
 		return fail("trailing bytes")
 	}
 	return m, nil
+}
+
+// uvarint is binary.Uvarint that also refuses a non-minimal encoding (n < 0), so that every
+// accepted message has exactly one encoding and its Nats-Msg-Id names one content.
+func uvarint(b []byte) (uint64, int) {
+	v, n := binary.Uvarint(b)
+	if n > 0 && n != len(binary.AppendUvarint(nil, v)) {
+		return 0, -1
+	}
+	return v, n
+}
+
+// varint is binary.Varint that also refuses a non-minimal encoding.
+func varint(b []byte) (int64, int) {
+	v, n := binary.Varint(b)
+	if n > 0 && n != len(binary.AppendVarint(nil, v)) {
+		return 0, -1
+	}
+	return v, n
 }
