@@ -637,19 +637,6 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 	if err != nil {
 		return nil, nil, best, fmt.Errorf("eval: search %s: %w", q.ID, err)
 	}
-	if c.reranks() {
-		// The index ranked the final list; the first pass is internal to it.
-		for _, r := range res[:min(10, len(res))] {
-			top10 = append(top10, r.ID)
-		}
-		for _, r := range res {
-			if r.ID != q.Self {
-				best = float64(r.Score)
-				break
-			}
-		}
-		return ids(res), top10, best, nil
-	}
 	for _, r := range res[:min(10, len(res))] {
 		top10 = append(top10, r.ID)
 	}
@@ -658,6 +645,10 @@ func runQuery(ctx context.Context, q Query, includeSelf bool, vs *vectorSet, col
 			best = float64(r.Score)
 			break
 		}
+	}
+	if c.reranks() {
+		// The index ranked the final list; the first pass is internal to it.
+		return ids(res), top10, best, nil
 	}
 	if c.QE > 0 && len(res) > 0 {
 		sum := make([]float32, len(vec))
