@@ -83,16 +83,18 @@ func TestRunProjection(t *testing.T) {
 	}
 	tests := []struct {
 		name          string
+		project       string
 		sample        int
 		regions, proj int // images asked for regions, through a projection
 	}{
-		{"whole database learned", 0, 32, 8},
-		{"sample of 20, then the database", 20, 20, 32 + 8},
+		{"whole database learned", "pw16", 0, 32, 8},
+		{"sample of 20, then the database", "pw16", 20, 20, 32 + 8},
+		{"plain PCA", "pca16", 0, 32, 8},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := &regionEmbedder{}
-			reports, err := Run(context.Background(), ds, []Config{{Project: "pw16"}}, Options{
+			reports, err := Run(context.Background(), ds, []Config{{Project: tc.project}}, Options{
 				Engine:        func(context.Context, spec.Model) (Embedder, error) { return e, nil },
 				TempDir:       t.TempDir(),
 				ProjectSample: tc.sample,
@@ -101,7 +103,7 @@ func TestRunProjection(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := reports[0]
-			if !strings.HasPrefix(r.Model, "regions-test+pw16:") || r.Failed != 0 {
+			if !strings.HasPrefix(r.Model, "regions-test+"+tc.project+":") || r.Failed != 0 {
 				t.Errorf("model %q, failed %d", r.Model, r.Failed)
 			}
 			if e.withRegions != tc.regions || e.projed != tc.proj {

@@ -50,7 +50,7 @@ type Config struct {
 	// Profile is the descriptor profile of database images and queries (spec.ParseProfile); "" =
 	// the engine's default.
 	Profile string `json:"profile,omitempty"`
-	// Project is a learned per-region PCA-whitening ("pw512", "pw256": project.ParseName) of a
+	// Project is a learned per-region PCA ("pca512") or PCA-whitening ("pw512": project.ParseName) of a
 	// regional profile, learned from the database images' regions without labels; "" = none.
 	Project string `json:"project,omitempty"`
 	// Rerank is the index's re-ranking mode (none, qe: expansion over the top 2, kr: k-reciprocal,
@@ -136,7 +136,7 @@ func (c Config) Validate() error {
 	if c.Profile != "" {
 		p, err := spec.ParseProfile(c.Profile)
 		if err == nil && c.projected() && !p.Regional() {
-			err = fmt.Errorf("projection %s whitens regions: it needs a regional profile, not %s", c.Project, p.Name)
+			err = fmt.Errorf("projection %s works on regions: it needs a regional profile, not %s", c.Project, p.Name)
 		}
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrConfig, err)

@@ -40,10 +40,10 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&base.DBCrop, "db-crop", "", "preprocessing crop for database images: center or squash (default: the model spec's)")
 	fs.IntVar(&base.InputSize, "size", 0, "model input size override (0 = the model spec's)")
 	fs.StringVar(&base.Profile, "profile", "", "descriptor profile: "+strings.Join(spec.ProfileNames(), ", ")+" or rmac:S1,S2,... (default: model.profile)")
-	fs.StringVar(&base.Project, "project", "", "learned per-region PCA-whitening of a regional profile: pw512 or pw256 (pw<dims>), learned here from the database photos without labels (default: none)")
+	fs.StringVar(&base.Project, "project", "", "learned per-region projection of a regional profile, learned here from the database photos without labels: pca512 or pca256 (plain PCA, pca<dims>), pw512 (PCA-whitening, pw<dims>[/<power>]) (default: none)")
 	rerankFlag := fs.String("rerank", "none", "re-ranking: none, qe (expansion over the top 2), kr (k-reciprocal), qe+kr, or all (the four side by side)")
 	selfQueries := fs.String("self-queries", "similar", "with --rerank, a query that is a database item (UKBench) is asked as similar (its stored row) or by its vector (as image search would)")
-	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem", "rerank=kr", "profile=ms448", "project=pw512"; the first is the baseline of the differences`)
+	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem", "rerank=kr", "profile=ms448", "project=pca512"; the first is the baseline of the differences`)
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err

@@ -26,7 +26,8 @@ const (
 	// MinDims and MaxDims bound ParseName's dimensions (MaxDims: the default model's channels).
 	MinDims = 16
 	MaxDims = 1280
-	// DefaultPower is the exponent of the eigenvalues the axes are divided by: 0.5 is whitening.
+	// DefaultPower is the exponent of the eigenvalues the axes are divided by in a "pw<dims>"
+	// request: 0.5 is PCA-whitening. Power 0 ("pca<dims>") is plain PCA: no axis is rescaled.
 	DefaultPower = 0.5
 )
 
@@ -37,13 +38,15 @@ type Options struct {
 	Dims int
 	// MaxRegions caps the regions used (0 = DefaultMaxRegions), taken at an even stride.
 	MaxRegions int
-	// Power: each axis is scaled by eigenvalue^-Power (0 = DefaultPower, plain whitening as in
-	// Tolias et al. and Radenović et al.; smaller values shrink towards plain PCA).
+	// Power: each axis is scaled by eigenvalue^-Power, in [0, 1]. 0 (the zero value) is plain
+	// PCA: centre, rotate onto the leading axes, cut; DefaultPower (0.5) is PCA-whitening as in
+	// Tolias et al. and Radenović et al.; values between shrink the whitening towards plain PCA.
+	// ParseName gives DefaultPower for "pw<dims>" and 0 for "pca<dims>".
 	Power float64
 }
 
-// Projection is a learned PCA-whitening: y = P (x - mean), P = diag(λ^-power) Vᵀ over the leading
-// Dims eigenvectors V of the regions' covariance.
+// Projection is a learned PCA or PCA-whitening: y = P (x - mean), P = diag(λ^-power) Vᵀ over the
+// leading Dims eigenvectors V of the regions' covariance (power 0: plain PCA).
 type Projection struct {
 	In, Dims int
 	Power    float64
@@ -63,11 +66,8 @@ func Learn(regions []float32, in int, o Options) (*Projection, error) {
 	dims := cmpOr(o.Dims, DefaultDims)
 	maxN := cmpOr(o.MaxRegions, DefaultMaxRegions)
 	power := o.Power
-	if power == 0 {
-		power = DefaultPower
-	}
 	n := len(regions) / in
-	if dims > in || dims >= n || power < 0 || power > 1 {
+	if dims > in || dims >= n || !(power >= 0 && power <= 1) {
 		return nil, fmt.Errorf("%w: %d regions of %d values cannot give %d dims (power %g)", ErrInput, n, in, dims, power)
 	}
 	rows := sampleRows(n, maxN)
@@ -98,7 +98,7 @@ func Learn(regions []float32, in int, o Options) (*Projection, error) {
 		col := len(vals) - 1 - d
 		lam := max(vals[col], floor)
 		p.Eigen[d] = vals[col]
-		scale := math.Pow(lam, -power)
+		scale := math.Pow(lam, -power) // 1 for plain PCA (power 0)
 		v := mat.Col(nil, col, &vecs)
 		// a fixed sign per axis (its largest component positive) makes learning deterministic
 		big := 0
@@ -169,8 +169,17 @@ func (p *Projection) init() {
 // Hash is 8 hex digits of the SHA-256 of the serialised projection.
 func (p *Projection) Hash() string { return p.hash }
 
-// Name is the projection's part of a profile name: "pw<dims>:<hash>".
-func (p *Projection) Name() string { return fmt.Sprintf("pw%d:%s", p.Dims, p.hash) }
+// Name is the projection's part of a profile name: "pca<dims>:<hash>" for plain PCA (power 0),
+// "pw<dims>:<hash>" for a whitening (any other power; the hash tells powers apart).
+func (p *Projection) Name() string { return fmt.Sprintf("%s%d:%s", p.kind(), p.Dims, p.hash) }
+
+// kind is the name's prefix: "pca" for plain PCA, "pw" for a whitening.
+func (p *Projection) kind() string {
+	if p.Power == 0 {
+		return "pca"
+	}
+	return "pw"
+}
 
 // Region writes into dst (len Dims) the projection of one region x (len In), L2-normalised.
 func (p *Projection) Region(dst, x []float32) {
@@ -257,6 +266,9 @@ func Unmarshal(b []byte) (*Projection, error) {
 	if in <= 0 || dims <= 0 || dims > in || in > 1<<16 || len(b) != 24+4*(in+dims*in)+8*dims {
 		return nil, fmt.Errorf("%w: %d bytes for %d -> %d dims", ErrFormat, len(b), in, dims)
 	}
+	if !(power >= 0 && power <= 1) {
+		return nil, fmt.Errorf("%w: power %g outside [0, 1]", ErrFormat, power)
+	}
 	p := &Projection{In: in, Dims: dims, Power: power, Mean: make([]float32, in), P: make([]float32, dims*in), Eigen: make([]float64, dims)}
 	o := 24
 	for _, dst := range [][]float32{p.Mean, p.P} {
@@ -273,24 +285,35 @@ func Unmarshal(b []byte) (*Projection, error) {
 	return p, nil
 }
 
-// ParseName reads a projection request "pw<dims>[/<power>]" (e.g. pw512, pw256, pw512/0.25) into
-// Options; "" or "none" gives ok false.
+// ParseName reads a projection request into Options: "pca<dims>" is plain PCA (power 0, no
+// parameter besides the dimension), "pw<dims>[/<power>]" a PCA-whitening (power DefaultPower, or
+// the given one in (0, 1]): e.g. pca512, pca256, pw512, pw512/0.25. "" or "none" gives ok false.
 func ParseName(s string) (o Options, ok bool, err error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	if s == "" || s == "none" {
 		return Options{}, false, nil
 	}
-	d, found := strings.CutPrefix(s, "pw")
-	d, pw, hasPower := strings.Cut(d, "/")
-	n, aerr := strconv.Atoi(d)
-	if hasPower {
-		o.Power, err = strconv.ParseFloat(pw, 64)
-		if err != nil || o.Power <= 0 || o.Power > 1 {
-			aerr = ErrInput
+	bad := fmt.Errorf("%w: projection %q: want pca<dims> or pw<dims>[/<power>], dims in %d..%d, power in (0, 1] (e.g. pca512, pw512, pw256/0.25)", ErrInput, s, MinDims, MaxDims)
+	var d string
+	if rest, found := strings.CutPrefix(s, "pca"); found {
+		d = rest
+	} else if rest, found := strings.CutPrefix(s, "pw"); found {
+		var pw string
+		var hasPower bool
+		d, pw, hasPower = strings.Cut(rest, "/")
+		o.Power = DefaultPower
+		if hasPower {
+			// power 0 is named pca<dims>: one name per projection
+			if o.Power, err = strconv.ParseFloat(pw, 64); err != nil || !(o.Power > 0 && o.Power <= 1) {
+				return Options{}, false, bad
+			}
 		}
+	} else {
+		return Options{}, false, bad
 	}
-	if !found || aerr != nil || n < MinDims || n > MaxDims {
-		return Options{}, false, fmt.Errorf("%w: projection %q: want pw<dims>[/<power>], dims in %d..%d, power in (0, 1] (e.g. pw512, pw256, pw512/0.25)", ErrInput, s, MinDims, MaxDims)
+	n, err := strconv.Atoi(d)
+	if err != nil || n < MinDims || n > MaxDims {
+		return Options{}, false, bad
 	}
 	o.Dims = n
 	return o, true, nil

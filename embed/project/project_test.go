@@ -1,9 +1,11 @@
 package project
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -15,7 +17,7 @@ var handCase = []float32{3, 1, -1, 1, 1, 2, 1, 0}
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 
 func TestLearnHandCase(t *testing.T) {
-	p, err := Learn(handCase, 2, Options{Dims: 2})
+	p, err := Learn(handCase, 2, Options{Dims: 2, Power: DefaultPower})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func TestLearnHandCase(t *testing.T) {
 		}
 	}
 	// one dimension keeps the x axis only
-	p1, err := Learn(handCase, 2, Options{Dims: 1})
+	p1, err := Learn(handCase, 2, Options{Dims: 1, Power: DefaultPower})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +64,7 @@ func TestLearnHandCase(t *testing.T) {
 }
 
 func TestPoolScales(t *testing.T) {
-	p, err := Learn(handCase, 2, Options{Dims: 2})
+	p, err := Learn(handCase, 2, Options{Dims: 2, Power: DefaultPower})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +96,8 @@ func TestLearnRejects(t *testing.T) {
 		{"dims above input", handCase, 2, Options{Dims: 3}},
 		{"too few regions", handCase[:4], 2, Options{Dims: 2}},
 		{"power", handCase, 2, Options{Dims: 1, Power: 2}},
+		{"negative power", handCase, 2, Options{Dims: 1, Power: -0.5}},
+		{"NaN power", handCase, 2, Options{Dims: 1, Power: math.NaN()}},
 	}
 	for _, tc := range tests {
 		if _, err := Learn(tc.data, tc.in, tc.o); !errors.Is(err, ErrInput) {
@@ -125,7 +129,7 @@ func TestWhitens(t *testing.T) {
 			data[i*in+r] = float32(s)
 		}
 	}
-	p, err := Learn(data, in, Options{Dims: dims, MaxRegions: n})
+	p, err := Learn(data, in, Options{Dims: dims, MaxRegions: n, Power: DefaultPower})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,21 +176,87 @@ func TestWhitens(t *testing.T) {
 	}
 }
 
+// TestLearnPlainPCA: power 0 (the zero value, "pca<dims>") rotates onto the principal axes
+// without rescaling them. In the hand case the axes are x then y, so a centred point keeps its
+// coordinates (up to the axis signs) and only the L2 normalisation changes them.
+func TestLearnPlainPCA(t *testing.T) {
+	p, err := Learn(handCase, 2, Options{Dims: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Power != 0 || !near(p.Eigen[0], 2, 1e-9) || !near(p.Eigen[1], 0.5, 1e-9) {
+		t.Fatalf("power %g eigenvalues %v, want 0 and [2 0.5]", p.Power, p.Eigen)
+	}
+	want := []float64{1, 0, 0, 1} // the eigenvectors themselves, unscaled
+	for k, w := range want {
+		if !near(float64(p.P[k]), w, 1e-6) {
+			t.Fatalf("P %v, want %v", p.P, want)
+		}
+	}
+	tests := []struct {
+		name string
+		x    []float32
+		want []float32
+	}{
+		{"on x", []float32{3, 1}, []float32{1, 0}},
+		{"on y", []float32{1, 0}, []float32{0, -1}},
+		// centred (1, 0.5): not rescaled (whitening would give equal parts), only normalised
+		{"diagonal", []float32{2, 1.5}, []float32{2 / float32(math.Sqrt(5)), 1 / float32(math.Sqrt(5))}},
+	}
+	dst := make([]float32, 2)
+	for _, tc := range tests {
+		p.Region(dst, tc.x)
+		for k := range dst {
+			if !near(float64(dst[k]), float64(tc.want[k]), 1e-6) {
+				t.Errorf("%s: got %v, want %v", tc.name, dst, tc.want)
+			}
+		}
+	}
+	// plain PCA is its own kind of projection: its own name, its hash differs from the
+	// whitening's of the same data, and its power survives the binary form
+	w, err := Learn(handCase, 2, Options{Dims: 2, Power: DefaultPower})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(p.Name(), "pca2:") || !strings.HasPrefix(w.Name(), "pw2:") || p.Hash() == w.Hash() {
+		t.Fatalf("names %s and %s", p.Name(), w.Name())
+	}
+	b, _ := p.MarshalBinary()
+	q, err := Unmarshal(b)
+	if err != nil || q.Power != 0 || q.Name() != p.Name() {
+		t.Fatalf("round trip: %v %v", q, err)
+	}
+	// a power outside [0, 1] is not a projection this package writes
+	binary.LittleEndian.PutUint64(b[16:], math.Float64bits(-1))
+	if _, err := Unmarshal(b); !errors.Is(err, ErrFormat) {
+		t.Fatalf("power -1: %v, want ErrFormat", err)
+	}
+}
+
 func TestParseName(t *testing.T) {
 	tests := []struct {
-		in   string
-		dims int
-		ok   bool
-		bad  bool
+		in    string
+		dims  int
+		power float64
+		ok    bool
+		bad   bool
 	}{
-		{"", 0, false, false}, {"none", 0, false, false}, {"pw512", 512, true, false}, {" PW256 ", 256, true, false},
-		{"pw512/0.25", 512, true, false}, {"pw512/0", 0, false, true}, {"pw512/x", 0, false, true},
-		{"pw8", 0, false, true}, {"pca512", 0, false, true}, {"pw", 0, false, true}, {"pw99999", 0, false, true},
+		{"", 0, 0, false, false}, {"none", 0, 0, false, false},
+		{"pw512", 512, DefaultPower, true, false}, {" PW256 ", 256, DefaultPower, true, false},
+		{"pw512/0.25", 512, 0.25, true, false}, {"pw512/1", 512, 1, true, false},
+		{"pca512", 512, 0, true, false}, {" PCA256 ", 256, 0, true, false}, {"pca16", 16, 0, true, false},
+		{"pw512/0", 0, 0, false, true}, {"pw512/x", 0, 0, false, true}, {"pw512/1.5", 0, 0, false, true},
+		{"pca512/0.5", 0, 0, false, true}, {"pca", 0, 0, false, true}, {"pca8", 0, 0, false, true},
+		{"pw8", 0, 0, false, true}, {"pw", 0, 0, false, true}, {"pw99999", 0, 0, false, true},
+		{"pc512", 0, 0, false, true}, {"512", 0, 0, false, true},
 	}
 	for _, tc := range tests {
 		o, ok, err := ParseName(tc.in)
-		if (err != nil) != tc.bad || ok != tc.ok || o.Dims != tc.dims {
+		if (err != nil) != tc.bad || ok != tc.ok || o.Dims != tc.dims || o.Power != tc.power {
 			t.Errorf("%q: %+v %v %v", tc.in, o, ok, err)
+		}
+		if tc.bad && !errors.Is(err, ErrInput) {
+			t.Errorf("%q: %v, want ErrInput", tc.in, err)
 		}
 	}
 }
