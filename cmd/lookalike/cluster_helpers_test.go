@@ -144,11 +144,21 @@ type clusterCoverageJSON struct {
 // dims dimensions: under a filter a shard of at most a few thousand items is searched exactly, so
 // k at least the group's size returns the whole group.
 func searchGroup(ctx context.Context, base string, dims, group, k int) clusterSearchResult {
+	return clusterSearch(ctx, base, map[string]any{"vector": onesVector(dims), "k": k, "filter": fmt.Sprintf("g = %d", group)})
+}
+
+// onesVector is a query vector of dims ones.
+func onesVector(dims int) []float32 {
 	vec := make([]float32, dims)
 	for i := range vec {
 		vec[i] = 1
 	}
-	body, _ := json.Marshal(map[string]any{"vector": vec, "k": k, "filter": fmt.Sprintf("g = %d", group)})
+	return vec
+}
+
+// clusterSearch posts the JSON search q to base's default collection.
+func clusterSearch(ctx context.Context, base string, q map[string]any) clusterSearchResult {
+	body, _ := json.Marshal(q)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/collections/default/search", bytes.NewReader(body))
 	if err != nil {
 		return clusterSearchResult{err: err}

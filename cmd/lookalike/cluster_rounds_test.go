@@ -105,8 +105,9 @@ func (c *lkCluster) logLeader(t *testing.T) *clusterNode {
 // killRound adds items [from, to) through the nodes (item i through node i mod 3, or the next
 // live one), six writers at once, and kills victim with SIGKILL once half of them are
 // acknowledged; the others go on through the survivors. Searches on the survivors while victim is
-// down must answer. It returns once every item was acknowledged or given up on.
-func (c *lkCluster) killRound(t *testing.T, led *ledger, round, from, to int, victim *clusterNode) {
+// down must answer. It returns once every item was acknowledged or given up on, with the write
+// stall: the longest time between two acknowledgements after the kill.
+func (c *lkCluster) killRound(t *testing.T, led *ledger, round, from, to int, victim *clusterNode) time.Duration {
 	t.Helper()
 	var dead atomic.Bool
 	var roundAcks atomic.Int64
@@ -162,7 +163,7 @@ func (c *lkCluster) killRound(t *testing.T, led *ledger, round, from, to int, vi
 	case <-killNow:
 	case <-written:
 		t.Errorf("round %d: the writers ended before half of the items were acknowledged", round)
-		return
+		return 0
 	}
 	killedAt := time.Now()
 	victim.kill9()
@@ -170,8 +171,10 @@ func (c *lkCluster) killRound(t *testing.T, led *ledger, round, from, to int, vi
 	c.probeSearches(t, round, victim, led, written) // while the rest of the round is written
 	<-written
 	acked, maybe := led.counts()
+	stall := led.longestGap(killedAt)
 	t.Logf("round %d: %s killed (SIGKILL) after %d of %d acknowledgements, %.1fs into the round; %d acknowledged in all, %d maybe; round took %.1fs; longest gap between acknowledgements after the kill (write stall) %.2fs",
-		round, victim.name, (to-from)/2, to-from, killedAt.Sub(roundStart).Seconds(), acked, maybe, time.Since(roundStart).Seconds(), led.longestGap(killedAt).Seconds())
+		round, victim.name, (to-from)/2, to-from, killedAt.Sub(roundStart).Seconds(), acked, maybe, time.Since(roundStart).Seconds(), stall.Seconds())
+	return stall
 }
 
 // probeSearches searches each survivor about every 300 ms until done is closed (at least once);
@@ -220,9 +223,9 @@ func (c *lkCluster) probeSearches(t *testing.T, round int, victim *clusterNode, 
 
 // restartAndCatchUp restarts the killed node on its data and measures how fast it catches up: the
 // log messages past its least advanced replica at its first status answer (with a leader known),
-// divided by the time until every replica serves. Then a search on it must find every
-// acknowledged item.
-func (c *lkCluster) restartAndCatchUp(t *testing.T, led *ledger, round int, n *clusterNode, dims int) {
+// divided by the time until every replica serves (returned as items/s, 0 when it was caught up at
+// its first answer). Then a search on it must find every acknowledged item.
+func (c *lkCluster) restartAndCatchUp(t *testing.T, led *ledger, round int, n *clusterNode, dims int) float64 {
 	t.Helper()
 	started := time.Now()
 	c.restart(n)
@@ -253,13 +256,14 @@ func (c *lkCluster) restartAndCatchUp(t *testing.T, led *ledger, round int, n *c
 	if err := n.waitReady(60 * time.Second); err != nil {
 		t.Fatalf("round %d: restarted %s not ready: %v", round, n.name, err)
 	}
-	rate := "n/a"
+	var rate float64
 	if backlog > 0 && doneAt.After(firstAt) {
-		rate = fmt.Sprintf("%.0f items/s", float64(backlog)/doneAt.Sub(firstAt).Seconds())
+		rate = float64(backlog) / doneAt.Sub(firstAt).Seconds()
 	}
-	t.Logf("round %d: %s restarted: first status with a leader %.1fs after start, %d messages behind; every replica serving %.1fs after start (catch-up %s)",
+	t.Logf("round %d: %s restarted: first status with a leader %.1fs after start, %d messages behind; every replica serving %.1fs after start (catch-up %.0f items/s)",
 		round, n.name, firstAt.Sub(started).Seconds(), backlog, doneAt.Sub(started).Seconds(), rate)
 	if miss := led.missing(t, n.url, dims, 60*time.Second); len(miss) > 0 {
 		t.Errorf("round %d: search on restarted %s misses %d acknowledged items: %.20v", round, n.name, len(miss), miss)
 	}
+	return rate
 }
