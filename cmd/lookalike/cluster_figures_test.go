@@ -66,14 +66,7 @@ func TestClusterFigures(t *testing.T) {
 	measure("1-node cluster", []string{one.nodes[0].url})
 	one.nodes[0].terminate(30 * time.Second)
 
-	routes := make([]string, 3)
-	for i := range routes {
-		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	}
-	envs := make([][]string, 3)
-	for i := range envs {
-		envs[i] = clusterEnv(t, i, routes, 16, "LOOKALIKE_CLUSTER_CLUSTER_ADDR="+routes[i])
-	}
+	envs := loopbackClusterEnvs(t, 3, 16)
 	c := startLKCluster(t, envs)
 	var urls []string
 	for _, nd := range c.nodes {

@@ -47,6 +47,20 @@ func clusterEnv(t *testing.T, i int, routes []string, shards int, extra ...strin
 	return append(env, extra...)
 }
 
+// loopbackClusterEnvs is the environment of n nodes whose route listeners take free loopback
+// ports, each listing all of them.
+func loopbackClusterEnvs(t *testing.T, n, shards int) [][]string {
+	routes := make([]string, n)
+	for i := range routes {
+		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	envs := make([][]string, n)
+	for i := range envs {
+		envs[i] = clusterEnv(t, i, routes, shards, "LOOKALIKE_CLUSTER_CLUSTER_ADDR="+routes[i])
+	}
+	return envs
+}
+
 // startLKCluster starts one serve process per env and waits until all are ready (the cluster forms
 // only once a quorum is up, so all are started before any is waited for).
 func startLKCluster(t *testing.T, envs [][]string) *lkCluster {
@@ -301,7 +315,8 @@ func (l *ledger) longestGap(since time.Time) time.Duration {
 }
 
 // missing returns the acknowledged items a search on base does not find (group by group, k
-// 1000), waiting up to wait for the node to converge. It fails the test on a search error.
+// 1000), waiting up to wait for the node to converge. It fails the test on a search error, and
+// on an item found that was neither acknowledged nor maybe written.
 func (l *ledger) missing(t *testing.T, base string, dims int, wait time.Duration) []string {
 	t.Helper()
 	l.mu.Lock()
@@ -328,6 +343,15 @@ func (l *ledger) missing(t *testing.T, base string, dims int, wait time.Duration
 					miss = append(miss, id)
 				}
 			}
+			l.mu.Lock()
+			for id := range res.ids {
+				if _, acked := l.acked[id]; !acked {
+					if _, maybe := l.maybe[id]; !maybe {
+						t.Errorf("search on %s finds %s, which was never written", base, id)
+					}
+				}
+			}
+			l.mu.Unlock()
 		}
 		if len(miss) == 0 || time.Now().After(deadline) {
 			sort.Strings(miss)

@@ -47,16 +47,16 @@ func TestClusterPartition(t *testing.T) {
 		i := next
 		next++
 		id := fmt.Sprintf("p%04d", i)
-		status, body, err := postClusterItem(ctx, node.url, id, 0, clusterPhoto(100000+i))
+		status, body, err := postClusterItem(ctx, node.url, id, i/clusterGroupSize, clusterPhoto(100000+i))
 		switch {
 		case status == http.StatusCreated:
-			led.ack(id, 0)
+			led.ack(id, i/clusterGroupSize)
 		case err != nil || status >= 500:
-			led.unsure(id, 0)
+			led.unsure(id, i/clusterGroupSize)
 		}
 		return status, body, err
 	}
-	for i := range 60 {
+	for i := range 60 { // items are numbered by add's counter: groups of clusterGroupSize, like the rounds test's
 		if status, body, err := add(c.nodes[i%n]); status != http.StatusCreated {
 			t.Fatalf("add before the partition: %d %s %v", status, body, err)
 		}
@@ -109,13 +109,14 @@ func TestClusterPartition(t *testing.T) {
 				next++
 				mu.Unlock()
 				id := fmt.Sprintf("p%04d", i)
-				status, body, err := postClusterItem(ctx, nd.url, id, 0, clusterPhoto(100000+i))
+				g := i / clusterGroupSize
+				status, body, err := postClusterItem(ctx, nd.url, id, g, clusterPhoto(100000+i))
 				switch {
 				case status == http.StatusCreated:
-					led.ack(id, 0)
+					led.ack(id, g)
 					majorityAcks.Add(1)
 				case err != nil || status >= 500:
-					led.unsure(id, 0)
+					led.unsure(id, g)
 					time.Sleep(200 * time.Millisecond)
 				default:
 					t.Errorf("add %s through %s during the partition: %d %s", id, nd.name, status, body)

@@ -33,14 +33,7 @@ func TestClusterKill9Rounds(t *testing.T) {
 		t.Skip("starts three servers and adds 3 000 items")
 	}
 	lookalikeBinary(t)
-	routes := make([]string, 3)
-	for i := range routes {
-		routes[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	}
-	envs := make([][]string, 3)
-	for i := range envs {
-		envs[i] = clusterEnv(t, i, routes, 4, "LOOKALIKE_CLUSTER_CLUSTER_ADDR="+routes[i])
-	}
+	envs := loopbackClusterEnvs(t, 3, 4)
 	start := time.Now()
 	c := startLKCluster(t, envs)
 	t.Logf("3 nodes ready in %.1fs", time.Since(start).Seconds())
