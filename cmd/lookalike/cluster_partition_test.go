@@ -17,9 +17,9 @@ import (
 // TestClusterPartition is issue 15's second "done when": every NATS route of a three-node cluster
 // runs through TCP proxies the test controls, and the node that leads the log is cut off from the
 // other two. Writes through it answer 503 cluster_unavailable within the write budget (15 s, plus
-// the request's own work), the majority elects a leader and keeps acknowledging writes; once
-// healed, the cut-off node catches up and a search on every node finds every acknowledged item,
-// and the healed node takes writes again.
+// the request's own work) while searches on it still answer; the majority elects a leader and
+// keeps acknowledging writes. Once healed, the cut-off node catches up, a search on every node
+// finds every acknowledged item, and the healed node takes writes again.
 func TestClusterPartition(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three servers")
@@ -134,6 +134,17 @@ func TestClusterPartition(t *testing.T) {
 			t.Errorf("write through the cut-off %s answered after %s, want about the 15 s write budget", minority.name, r.elapsed)
 		}
 	}
+	// Reads stay available on the cut-off node: it searches its own replicas (partial, with
+	// coverage, where it holds only some shards).
+	dims, err := itemDims(majority[0].url, "p0000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := searchGroup(ctx, minority.url, dims, 0, 10); res.err != nil || res.status != http.StatusOK || len(res.ids) == 0 {
+		t.Errorf("search on the cut-off %s: %d %v %.300s", minority.name, res.status, res.err, res.body)
+	} else if res.coverage != nil {
+		t.Logf("search on the cut-off %s: coverage %d of %d shards", minority.name, res.coverage.Shards, res.coverage.Of)
+	}
 	// The majority must acknowledge writes after its election, not only before the cut took hold.
 	before := majorityAcks.Load()
 	for deadline := time.Now().Add(20 * time.Second); majorityAcks.Load() < before+10 && time.Now().Before(deadline); {
@@ -149,10 +160,6 @@ func TestClusterPartition(t *testing.T) {
 
 	healAt := time.Now()
 	part.heal(minority.name)
-	dims, err := itemDims(majority[0].url, "p0000")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, nd := range c.nodes {
 		if miss := led.missing(t, nd.url, dims, 60*time.Second); len(miss) > 0 {
 			t.Errorf("after healing, search on %s misses %d acknowledged items: %.20v", nd.name, len(miss), miss)
