@@ -76,8 +76,7 @@ func TestClusterFigures(t *testing.T) {
 
 	// Leader loss and catch-up on the three-node cluster, 1 000 more items.
 	led := newLedger()
-	leader := c.logLeader(t)
-	stall := c.killRound(t, led, 1, n, n+1000, leader)
+	leader, stall := c.killRound(t, led, 1, n, n+1000, c.logLeader)
 	dims, err := itemDims(c.nodes[(slices.Index(c.nodes, leader)+1)%3].url, fmt.Sprintf("it%04d", n))
 	if err != nil {
 		t.Fatal(err)

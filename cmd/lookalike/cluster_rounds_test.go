@@ -40,12 +40,15 @@ func TestClusterKill9Rounds(t *testing.T) {
 	led := newLedger()
 	dims := 0
 	for round := 1; round <= 2; round++ {
-		victim := c.logLeader(t)
-		if round == 1 { // a follower first, then the leader
-			victim = c.nodes[(slices.Index(c.nodes, victim)+1)%len(c.nodes)]
+		// Round 1 kills a follower, round 2 the node that leads the log when the kill comes.
+		pick := c.logLeader
+		if round == 1 {
+			pick = func(t *testing.T) *clusterNode {
+				return c.nodes[(slices.Index(c.nodes, c.logLeader(t))+1)%len(c.nodes)]
+			}
 		}
 		from := (round - 1) * clusterRoundItems
-		c.killRound(t, led, round, from, from+clusterRoundItems, victim)
+		victim, _ := c.killRound(t, led, round, from, from+clusterRoundItems, pick)
 		if t.Failed() {
 			return
 		}
@@ -96,13 +99,13 @@ func (c *lkCluster) logLeader(t *testing.T) *clusterNode {
 }
 
 // killRound adds items [from, to) through the nodes (item i through node i mod 3, or the next
-// live one), six writers at once, and kills victim with SIGKILL once half of them are
-// acknowledged; the others go on through the survivors. Searches on the survivors while victim is
-// down must answer. It returns once every item was acknowledged or given up on, with the write
-// stall: the longest time between two acknowledgements after the kill.
-func (c *lkCluster) killRound(t *testing.T, led *ledger, round, from, to int, victim *clusterNode) time.Duration {
+// live one), six writers at once, and once half of them are acknowledged kills the node pick
+// names then with SIGKILL; the others go on through the survivors. Searches on the survivors while
+// it is down must answer. It returns once every item was acknowledged or given up on, with the
+// killed node and the write stall: the longest time between two acknowledgements after the kill.
+func (c *lkCluster) killRound(t *testing.T, led *ledger, round, from, to int, pick func(*testing.T) *clusterNode) (*clusterNode, time.Duration) {
 	t.Helper()
-	var dead atomic.Bool
+	var dead atomic.Pointer[clusterNode]
 	var roundAcks atomic.Int64
 	killNow := make(chan struct{})
 	var killOnce sync.Once
@@ -118,7 +121,7 @@ func (c *lkCluster) killRound(t *testing.T, led *ledger, round, from, to int, vi
 				photo := clusterPhoto(i)
 				for attempt := 0; attempt < 6; attempt++ {
 					n := c.nodes[(i+attempt)%3]
-					if n == victim && dead.Load() {
+					if n == dead.Load() {
 						continue
 					}
 					status, body, err := postClusterItem(ctx, n.url, id, group, photo)
@@ -156,18 +159,19 @@ func (c *lkCluster) killRound(t *testing.T, led *ledger, round, from, to int, vi
 	case <-killNow:
 	case <-written:
 		t.Errorf("round %d: the writers ended before half of the items were acknowledged", round)
-		return 0
+		return nil, 0
 	}
+	victim := pick(t)
 	killedAt := time.Now()
 	victim.kill9()
-	dead.Store(true)
+	dead.Store(victim)
 	c.probeSearches(t, round, victim, led, written) // while the rest of the round is written
 	<-written
 	acked, maybe := led.counts()
 	stall := led.longestGap(killedAt)
 	t.Logf("round %d: %s killed (SIGKILL) after %d of %d acknowledgements, %.1fs into the round; %d acknowledged in all, %d maybe; round took %.1fs; longest gap between acknowledgements after the kill (write stall) %.2fs",
 		round, victim.name, (to-from)/2, to-from, killedAt.Sub(roundStart).Seconds(), acked, maybe, time.Since(roundStart).Seconds(), stall.Seconds())
-	return stall
+	return victim, stall
 }
 
 // probeSearches searches each survivor about every 300 ms until done is closed (at least once);
