@@ -27,6 +27,9 @@ type Options struct {
 	ClientAddr string
 	// ClusterAddr is the embedded server's route listen address; empty = a single-node cluster.
 	ClusterAddr string
+	// Advertise is the route address peers are told to reach this node at (host:port: behind NAT,
+	// in containers, or through a proxy as in the partition test); empty = ClusterAddr.
+	Advertise string
 	// Routes are the peers' ClusterAddr; this node's own may be listed.
 	Routes []string
 	// URL of an external NATS JetStream cluster; set: no embedded server is started.

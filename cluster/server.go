@@ -54,7 +54,7 @@ func startServer(o Options, log *slog.Logger) (*server.Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: cluster address: %v", ErrConfig, err)
 		}
-		opts.Cluster = server.ClusterOpts{Name: clusterName, Host: ch, Port: cp}
+		opts.Cluster = server.ClusterOpts{Name: clusterName, Host: ch, Port: cp, Advertise: o.Advertise}
 		for _, r := range o.Routes {
 			opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: r})
 		}

@@ -202,7 +202,7 @@ func (b *browser) screenshot(name string) string {
 }
 
 // consoleProblems returns the console errors and exceptions seen so far, except those whose text
-// contains one of allow (e.g. the browser's own log line for an expected 400 response).
+// or source URL contains one of allow (e.g. the browser's own log line for an expected 400 response).
 func (b *browser) consoleProblems(allow ...string) []string {
 	// Console events arrive asynchronously; give the last ones a moment.
 	time.Sleep(300 * time.Millisecond)
@@ -215,7 +215,7 @@ next:
 			continue
 		}
 		for _, a := range allow {
-			if strings.Contains(m.Text, a) {
+			if strings.Contains(m.Text, a) || strings.Contains(m.URL, a) {
 				continue next
 			}
 		}

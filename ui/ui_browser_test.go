@@ -401,7 +401,11 @@ func TestStatusPage(t *testing.T) {
 	if text := b.text("#page-status"); strings.Contains(text, "[object") || strings.Contains(text, "undefined") || strings.Contains(text, "NaN") {
 		t.Errorf("status page shows unformatted values: %q", text)
 	}
-	b.noConsoleProblems()
+	// A single node answers GET /v1/cluster with 404 not_clustered: no cluster section.
+	if !eval[bool](b, `document.querySelector('#status-cluster').hidden`) {
+		t.Errorf("a single node's status page shows a cluster section: %q", b.text("#status-cluster"))
+	}
+	b.noConsoleProblems("/v1/cluster")
 }
 
 // TestInvalidFile uploads a text file as the query and to the catalog: both pages must say in
@@ -577,7 +581,7 @@ func TestKeyboardAndPhone(t *testing.T) {
 	if hash := eval[string](b, `location.hash`); hash != "#/status" {
 		t.Errorf("after the skip link the page is %q, want #/status", hash)
 	}
-	b.noConsoleProblems()
+	b.noConsoleProblems("/v1/cluster") // a single node's 404 not_clustered
 }
 
 // TestPasteAndDrop pastes a photo from the clipboard into the search page and drops two photos on

@@ -36,7 +36,7 @@ func startCluster(ctx context.Context, cfg config.Config, col *index.Collection,
 	c := cfg.Cluster
 	sctx, cancel := context.WithTimeout(ctx, clusterStartWait)
 	defer cancel()
-	n, err := cluster.Start(sctx, cluster.Options{NodeName: c.NodeName, ClientAddr: c.ClientAddr, ClusterAddr: c.ClusterAddr,
+	n, err := cluster.Start(sctx, cluster.Options{NodeName: c.NodeName, ClientAddr: c.ClientAddr, ClusterAddr: c.ClusterAddr, Advertise: c.Advertise,
 		Routes: c.Routes, URL: c.NATSURL, Dir: filepath.Join(cfg.Data.Dir, "cluster"), Shards: c.Shards,
 		Retention: c.Retention, Logger: log})
 	if err != nil {

@@ -15,6 +15,7 @@ type Cluster struct {
 	NodeName          string        `yaml:"node_name"`
 	ClientAddr        string        `yaml:"client_addr"`
 	ClusterAddr       string        `yaml:"cluster_addr"`
+	Advertise         string        `yaml:"advertise"`
 	Routes            []string      `yaml:"routes"`
 	NATSURL           string        `yaml:"nats_url"`
 	Shards            int           `yaml:"shards"`
@@ -52,6 +53,8 @@ func (c *Config) validateCluster(bad func(key, format string, args ...any) error
 		return bad("cluster.retention", "must be 0 or >= 1m, got %v", k.Retention)
 	case k.NATSURL != "" && (len(k.Routes) > 0 || k.ClusterAddr != ""):
 		return bad("cluster.nats_url", "an external NATS cluster excludes cluster.routes and cluster.cluster_addr (the embedded server's)")
+	case k.Advertise != "" && k.ClusterAddr == "":
+		return bad("cluster.advertise", "is the route address peers are told; it needs cluster.cluster_addr")
 	case len(k.Routes) > 0 && k.ClusterAddr == "":
 		return bad("cluster.cluster_addr", "must be set when cluster.routes names peers")
 	}
@@ -60,8 +63,8 @@ func (c *Config) validateCluster(bad func(key, format string, args ...any) error
 			return bad("cluster.nats_url", "must be a URL such as nats://host:4222, got %q", k.NATSURL)
 		}
 	}
-	for _, a := range []struct{ key, v string }{{"cluster.client_addr", k.ClientAddr}, {"cluster.cluster_addr", k.ClusterAddr}} {
-		if a.v == "" && a.key == "cluster.cluster_addr" {
+	for _, a := range []struct{ key, v string }{{"cluster.client_addr", k.ClientAddr}, {"cluster.cluster_addr", k.ClusterAddr}, {"cluster.advertise", k.Advertise}} {
+		if a.v == "" && a.key != "cluster.client_addr" {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(a.v); err != nil {

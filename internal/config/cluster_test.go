@@ -20,6 +20,7 @@ func TestClusterSection(t *testing.T) {
 		"LOOKALIKE_CLUSTER_NODE_NAME=n1",
 		"LOOKALIKE_CLUSTER_CLIENT_ADDR=127.0.0.1:14222",
 		"LOOKALIKE_CLUSTER_CLUSTER_ADDR=127.0.0.1:16222",
+		"LOOKALIKE_CLUSTER_ADVERTISE=lk1.example:6222",
 		"LOOKALIKE_CLUSTER_ROUTES=127.0.0.1:16223,127.0.0.1:16224",
 		"LOOKALIKE_CLUSTER_SHARDS=8",
 		"LOOKALIKE_CLUSTER_REPLICATION_FACTOR=3",
@@ -28,7 +29,7 @@ func TestClusterSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Cluster{Enabled: true, NodeName: "n1", ClientAddr: "127.0.0.1:14222", ClusterAddr: "127.0.0.1:16222",
+	want := Cluster{Enabled: true, NodeName: "n1", ClientAddr: "127.0.0.1:14222", ClusterAddr: "127.0.0.1:16222", Advertise: "lk1.example:6222",
 		Routes: []string{"127.0.0.1:16223", "127.0.0.1:16224"}, Shards: 8, ReplicationFactor: 3, Retention: 720 * time.Hour}
 	if !reflect.DeepEqual(cfg.Cluster, want) {
 		t.Fatalf("cluster = %+v, want %+v", cfg.Cluster, want)
@@ -48,6 +49,8 @@ func TestClusterValidationNamesTheKey(t *testing.T) {
 		{"negative retention", "cluster:\n  retention: -1s\n", "cluster.retention"},
 		{"tiny retention", "cluster:\n  retention: 5s\n", "cluster.retention"},
 		{"enabled without a name", "cluster:\n  enabled: true\n", "cluster.node_name"},
+		{"advertise without a listen address", "cluster:\n  advertise: lk1:6222\n", "cluster.advertise"},
+		{"bad advertise", "cluster:\n  cluster_addr: 127.0.0.1:6222\n  advertise: lk1\n", "cluster.advertise"},
 		{"routes without a listen address", "cluster:\n  routes: [\"127.0.0.1:6222\"]\n", "cluster.cluster_addr"},
 		{"bad route", "cluster:\n  cluster_addr: 127.0.0.1:6222\n  routes: [\"nohost\"]\n", "cluster.routes[0]"},
 		{"bad client address", "cluster:\n  client_addr: localhost\n", "cluster.client_addr"},

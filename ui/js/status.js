@@ -1,9 +1,11 @@
 // Status page: index size, model, traffic and latency over the server's stats window, rejected
-// inputs, and retrieval-quality figures when the server reports them. Refreshes while visible.
+// inputs, retrieval-quality figures when the server reports them, and the cluster's nodes and
+// replicas when the server runs in a cluster. Refreshes while visible.
 import { h, clear, fmtNumber, fmtMs, fmtDuration, errorBox } from './dom.js';
 import { api, plainError } from './api.js';
 import { lineChart, barChart } from './charts.js';
 import * as rebuilds from './rebuilds.js';
+import * as cluster from './cluster.js';
 
 const REFRESH_MS = 5000;
 
@@ -22,7 +24,7 @@ export function mount() {
   els = { tiles, charts, reasons, quality, collections, updated, error };
   return h('section', { id: 'page-status', 'aria-labelledby': 'status-h' },
     h('div', { class: 'page-head' }, h('h1', { id: 'status-h', tabindex: '-1', text: 'Status' }), updated),
-    error, tiles, charts,
+    error, cluster.mount(), tiles, charts,
     h('div', { class: 'status-lower' }, collections, reasons),
     quality,
     rebuilds.mount(() => refresh()));
@@ -42,6 +44,8 @@ async function refresh() {
   clearTimeout(timer);
   if (controller) controller.abort();
   controller = new AbortController();
+  // The cluster section fetches on its own: in cluster mode /v1/stats may not answer.
+  const clusterDone = cluster.refresh(controller.signal).catch(() => {});
   try {
     const st = await api.stats(controller.signal);
     clear(els.error);
@@ -50,8 +54,13 @@ async function refresh() {
     els.updated.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every ${REFRESH_MS / 1000} s`;
   } catch (err) {
     if (err && err.name === 'AbortError') return;
-    els.error.replaceChildren(errorBox(`Status is unavailable. ${plainError(err)}`, err.message));
+    if (err && err.code === 'not_in_cluster_mode') {
+      els.error.replaceChildren(h('p', { class: 'muted', text: 'Index size, traffic and quality figures are not served in cluster mode yet; the cluster section shows the nodes and replicas.' }));
+    } else {
+      els.error.replaceChildren(errorBox(`Status is unavailable. ${plainError(err)}`, err.message));
+    }
   }
+  await clusterDone;
   if (!document.getElementById('page-status').hidden) timer = setTimeout(refresh, REFRESH_MS);
 }
 
