@@ -16,40 +16,49 @@ var handCase = []float32{3, 1, -1, 1, 1, 2, 1, 0}
 
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 
+// TestLearnHandCase: whitening (power 0.5) scales x by 1/√2 and y by √2; plain PCA (power 0,
+// the zero value, "pca<dims>") rotates onto the same axes without rescaling them, so a centred
+// point keeps its coordinates (up to the axis signs) and only the L2 normalisation changes them.
 func TestLearnHandCase(t *testing.T) {
-	p, err := Learn(handCase, 2, Options{Dims: 2, Power: DefaultPower})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !near(float64(p.Mean[0]), 1, 1e-6) || !near(float64(p.Mean[1]), 1, 1e-6) {
-		t.Fatalf("mean %v, want [1 1]", p.Mean)
-	}
-	if !near(p.Eigen[0], 2, 1e-9) || !near(p.Eigen[1], 0.5, 1e-9) {
-		t.Fatalf("eigenvalues %v, want [2 0.5]", p.Eigen)
-	}
-	want := []float64{1 / math.Sqrt2, 0, 0, math.Sqrt2}
-	for k, w := range want {
-		if !near(float64(p.P[k]), w, 1e-6) {
-			t.Fatalf("P %v, want %v", p.P, want)
-		}
-	}
-	// whitened, every centred point has unit variance along each axis
 	tests := []struct {
-		name string
-		x    []float32
-		want []float32 // projected and L2-normalised
+		name  string
+		power float64
+		wantP []float64
+		diag  []float32 // (2, 1.5), centred (1, 0.5), projected and L2-normalised
 	}{
-		{"on x", []float32{3, 1}, []float32{1, 0}},
-		{"on y", []float32{1, 0}, []float32{0, -1}},
-		// centred (1, 0.5) -> (1/√2, √2/2) = equal parts
-		{"diagonal", []float32{2, 1.5}, []float32{1 / math.Sqrt2, 1 / math.Sqrt2}},
+		// whitened (1/√2, √2/2): equal parts
+		{"whitening", DefaultPower, []float64{1 / math.Sqrt2, 0, 0, math.Sqrt2}, []float32{1 / math.Sqrt2, 1 / math.Sqrt2}},
+		// not rescaled, only normalised
+		{"plain PCA", 0, []float64{1, 0, 0, 1}, []float32{2 / float32(math.Sqrt(5)), 1 / float32(math.Sqrt(5))}},
 	}
-	dst := make([]float32, 2)
 	for _, tc := range tests {
-		p.Region(dst, tc.x)
-		for k := range dst {
-			if !near(float64(dst[k]), float64(tc.want[k]), 1e-6) {
-				t.Errorf("%s: got %v, want %v", tc.name, dst, tc.want)
+		p, err := Learn(handCase, 2, Options{Dims: 2, Power: tc.power})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Power != tc.power || !near(float64(p.Mean[0]), 1, 1e-6) || !near(float64(p.Mean[1]), 1, 1e-6) {
+			t.Fatalf("%s: power %g mean %v, want %g [1 1]", tc.name, p.Power, p.Mean, tc.power)
+		}
+		if !near(p.Eigen[0], 2, 1e-9) || !near(p.Eigen[1], 0.5, 1e-9) {
+			t.Fatalf("%s: eigenvalues %v, want [2 0.5]", tc.name, p.Eigen)
+		}
+		for k, w := range tc.wantP {
+			if !near(float64(p.P[k]), w, 1e-6) {
+				t.Fatalf("%s: P %v, want %v", tc.name, p.P, tc.wantP)
+			}
+		}
+		points := []struct{ x, want []float32 }{
+			{[]float32{3, 1}, []float32{1, 0}},
+			{[]float32{1, 0}, []float32{0, -1}},
+			{[]float32{2, 1.5}, tc.diag},
+		}
+		dst := make([]float32, 2)
+		for _, pt := range points {
+			p.Region(dst, pt.x)
+			for k := range dst {
+				if !near(float64(dst[k]), float64(pt.want[k]), 1e-6) {
+					t.Errorf("%s: %v gives %v, want %v", tc.name, pt.x, dst, pt.want)
+				}
 			}
 		}
 	}
@@ -176,44 +185,13 @@ func TestWhitens(t *testing.T) {
 	}
 }
 
-// TestLearnPlainPCA: power 0 (the zero value, "pca<dims>") rotates onto the principal axes
-// without rescaling them. In the hand case the axes are x then y, so a centred point keeps its
-// coordinates (up to the axis signs) and only the L2 normalisation changes them.
-func TestLearnPlainPCA(t *testing.T) {
+// TestPlainPCAName: plain PCA is its own kind of projection: its own name, a hash other than the
+// whitening's of the same data, and its power survives the binary form.
+func TestPlainPCAName(t *testing.T) {
 	p, err := Learn(handCase, 2, Options{Dims: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Power != 0 || !near(p.Eigen[0], 2, 1e-9) || !near(p.Eigen[1], 0.5, 1e-9) {
-		t.Fatalf("power %g eigenvalues %v, want 0 and [2 0.5]", p.Power, p.Eigen)
-	}
-	want := []float64{1, 0, 0, 1} // the eigenvectors themselves, unscaled
-	for k, w := range want {
-		if !near(float64(p.P[k]), w, 1e-6) {
-			t.Fatalf("P %v, want %v", p.P, want)
-		}
-	}
-	tests := []struct {
-		name string
-		x    []float32
-		want []float32
-	}{
-		{"on x", []float32{3, 1}, []float32{1, 0}},
-		{"on y", []float32{1, 0}, []float32{0, -1}},
-		// centred (1, 0.5): not rescaled (whitening would give equal parts), only normalised
-		{"diagonal", []float32{2, 1.5}, []float32{2 / float32(math.Sqrt(5)), 1 / float32(math.Sqrt(5))}},
-	}
-	dst := make([]float32, 2)
-	for _, tc := range tests {
-		p.Region(dst, tc.x)
-		for k := range dst {
-			if !near(float64(dst[k]), float64(tc.want[k]), 1e-6) {
-				t.Errorf("%s: got %v, want %v", tc.name, dst, tc.want)
-			}
-		}
-	}
-	// plain PCA is its own kind of projection: its own name, its hash differs from the
-	// whitening's of the same data, and its power survives the binary form
 	w, err := Learn(handCase, 2, Options{Dims: 2, Power: DefaultPower})
 	if err != nil {
 		t.Fatal(err)
