@@ -41,8 +41,9 @@ func dupCheck(c *Collection, vec []float32, want string) (bool, error) {
 // a fixed catalog (merges, tags), periodic snapshots; and duplicate checks of the catalog's exact
 // vectors throughout, every one of which must find its item. Each round ends in a copy of the file
 // taken without a clean close (an older snapshot and a write log to replay), which the next round
-// opens; after every round and every reopen every live item must be reachable from the entry point
-// and found by its own vector.
+// opens; after every round and every reopen checkAllFound checks the graph. Levels are drawn with
+// ml 1 (a third of the nodes above layer 0, against 1/16 by default): more nodes mid-link on an
+// upper layer at any moment, where the defect this guards against lived (graph.link).
 func TestDuplicateChecksUnderChurn(t *testing.T) {
 	rounds := 2
 	if testing.Short() {
@@ -66,6 +67,7 @@ func TestDuplicateChecksUnderChurn(t *testing.T) {
 			catalog, pool := pool[:16], pool[16:]
 			dir := t.TempDir()
 			db := openChurnDB(t, dir, opts)
+			t.Cleanup(func() { _ = db.Close() }) // the latest DB, should the test stop early
 			c, err := db.CreateCollection("c", CollectionConfig{Fingerprint: "f", Dims: dim})
 			if err != nil {
 				t.Fatal(err)
@@ -78,22 +80,14 @@ func TestDuplicateChecksUnderChurn(t *testing.T) {
 			upsertAll(t, c, items, 200)
 			next := tc.base // pool index of the next new vector
 			for round := 0; round < rounds; round++ {
-				searches, misses := churn(t, db, c, catalog, pool, &next, round)
+				searches, misses := churn(t, c, catalog, pool, &next, round)
 				t.Logf("round %d: %d of %d duplicate checks of catalog items missed them", round, misses, searches)
 				if misses > 0 {
 					t.Errorf("round %d: %d of %d duplicate checks missed an exact duplicate", round, misses, searches)
 				}
 				checkAllFound(t, c, fmt.Sprintf("round %d", round))
 				// A crash: the file as it is now, without the clean close's snapshot.
-				crashDir := t.TempDir()
-				f, err := os.Create(filepath.Join(crashDir, FileName))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := db.Backup(f); err != nil {
-					t.Fatal(err)
-				}
-				f.Close()
+				crashDir := crashCopy(t, db)
 				if err := db.Close(); err != nil {
 					t.Fatal(err)
 				}
@@ -110,6 +104,22 @@ func TestDuplicateChecksUnderChurn(t *testing.T) {
 	}
 }
 
+// crashCopy copies db's file as it is now into a new directory, which it returns: the file a
+// kill -9 would leave (no clean close, so no snapshot of the latest writes).
+func crashCopy(t *testing.T, db *DB) string {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := db.Backup(f); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // openChurnDB opens dir; the caller closes it (a round ends by abandoning its DB for a crash copy).
 func openChurnDB(t *testing.T, dir string, o *Options) *DB {
 	t.Helper()
@@ -122,7 +132,7 @@ func openChurnDB(t *testing.T, dir string, o *Options) *DB {
 
 // churn runs one round of concurrent writes and duplicate checks of the catalog's vectors; it
 // returns how many checks ran and how many missed their item.
-func churn(t *testing.T, db *DB, c *Collection, catalog, pool [][]float32, next *int, round int) (searches, misses int) {
+func churn(t *testing.T, c *Collection, catalog, pool [][]float32, next *int, round int) (searches, misses int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	var failed atomic.Value
@@ -237,7 +247,6 @@ func churn(t *testing.T, db *DB, c *Collection, catalog, pool [][]float32, next 
 	if err, _ := failed.Load().(error); err != nil {
 		t.Fatalf("round %d: %v", round, err)
 	}
-	_ = db
 	return int(nSearch.Load()), int(nMiss.Load())
 }
 
