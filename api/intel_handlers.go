@@ -44,13 +44,14 @@ func (s *Server) detector(col *index.Collection) *intel.Detector {
 	return intel.NewDetector(intel.ForFingerprint(s.cfg.Intel, col.Fingerprint()), &s.signatures)
 }
 
-// findDuplicate returns the closest stored item (other than id) in the near or exact tier.
-func (s *Server) findDuplicate(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) *nearDuplicate {
-	m := s.detector(col).FindDuplicate(ctx, col, id, vec, thumb)
-	if m == nil {
-		return nil
+// findDuplicate returns the closest stored item (other than id) in the near or exact tier; an
+// error when the check could not run (intel.Detector.FindDuplicate).
+func (s *Server) findDuplicate(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) (*nearDuplicate, error) {
+	m, err := s.detector(col).FindDuplicate(ctx, col, id, vec, thumb)
+	if m == nil || err != nil {
+		return nil, err
 	}
-	return &nearDuplicate{ID: m.ID, Score: m.Score, Tier: m.Tier}
+	return &nearDuplicate{ID: m.ID, Score: m.Score, Tier: m.Tier}, nil
 }
 
 // --- search cost ----------------------------------------------------------------------------

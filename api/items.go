@@ -196,12 +196,15 @@ func resultErr(r ingest.Result) error {
 func (s *Server) ingestPolicy(onDup string) ingest.Policy {
 	return ingest.Policy{
 		OnDuplicate: ingest.DuplicateAction(onDup),
-		FindDuplicate: func(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) *ingest.Duplicate {
-			nd := s.findDuplicate(ctx, col, id, vec, thumb)
-			if nd == nil {
-				return nil
+		// A failed check fails the write under reject and merge (ingest.applyDuplicatePolicy); its
+		// error wraps the index's sentinels, which classify answers (503 storage_unavailable or
+		// shutting_down, 404 collection_dropped, the context's).
+		FindDuplicate: func(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) (*ingest.Duplicate, error) {
+			nd, err := s.findDuplicate(ctx, col, id, vec, thumb)
+			if nd == nil || err != nil {
+				return nil, err
 			}
-			return &ingest.Duplicate{ID: nd.ID, Score: nd.Score, Tier: nd.Tier}
+			return &ingest.Duplicate{ID: nd.ID, Score: nd.Score, Tier: nd.Tier}, nil
 		},
 		ThumbnailSize: s.cfg.Limits.ThumbnailSize, ThumbnailQuality: s.cfg.Limits.ThumbnailQuality, MaxPixels: s.cfg.Limits.MaxPixels,
 		SourceSize: s.cfg.Limits.SourceSize, SourceQuality: s.cfg.Limits.SourceQuality,

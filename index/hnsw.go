@@ -25,7 +25,9 @@ import (
 // stores (plain moves on amd64), a writer changes a node's list only under
 // that node's stripe lock (g.locks), and the entry point is one atomic word.
 // A search may see a list mid-update (some old ids, some new): every id in it
-// is a linked node, which is all a beam search needs.
+// is a linked node, which is all a beam search needs. A node is connected
+// bottom up (link), so one that a search reaches on a layer already has its
+// lists on every layer below.
 type graph struct {
 	dim   int
 	m, m0 int // max links per node on upper layers / layer 0
@@ -92,6 +94,7 @@ type searcher struct {
 	qbuf   []float32 // q's decoded vector when it is a stored node
 	nb     []uint32  // a copy of one link list
 	w      []cand    // insert: the layer's candidates
+	beams  [][]cand  // insert: each layer's candidates (beams[lc]), searched before any is connected
 	sel    []cand    // selectNeighbors' result
 	kept   [][]float32
 	dec    []float32 // selectNeighbors: decoded vectors of kept candidates

@@ -13,9 +13,10 @@ import (
 // drawn, upper lists allocated: under the owner's Lock, since it may grow the
 // slabs), then linked: its searches read link lists with atomic loads, and
 // each list it changes (its own, then each chosen neighbour's) is written
-// under that node's stripe lock, one lock at a time. An insert that may raise
-// the top level holds topMu throughout, so the entry point only ever names a
-// fully linked node.
+// under that node's stripe lock, one lock at a time. Unlike the paper's loop,
+// every layer is searched before any is connected, and layers are connected
+// bottom up (see link). An insert that may raise the top level holds topMu
+// throughout, so the entry point only ever names a fully linked node.
 
 // place makes slot a node of the given level whose vector is already stored,
 // not yet linked. Under Lock.
@@ -63,13 +64,27 @@ func (g *graph) link(s *searcher, slot uint32) {
 	for lc := top; lc > level; lc-- {
 		ep = g.greedy(s, ep, lc)
 	}
+	// Every layer is searched first, top down (each beam seeds the next layer's search), and only
+	// then connected, bottom up. A node becomes reachable on a layer when a neighbour links to it
+	// there, and a search that reaches it continues from its lists on every layer below: connected
+	// top down, a node linked on layer 1 but not yet on layer 0 was a dead end where a concurrent
+	// search's descent could arrive, and that search returned the node alone (an exact duplicate
+	// check missed its item: TestDuplicateChecksUnderChurn). Bottom up, a node's lists below a
+	// layer are set before any node links to it on that layer.
+	lo := min(level, top)
+	for len(s.beams) <= lo {
+		s.beams = append(s.beams, nil)
+	}
 	s.w = append(s.w[:0], ep)
-	for lc := min(level, top); lc >= 0; lc-- {
+	for lc := lo; lc >= 0; lc-- {
 		s.newEpoch() // a fresh visited set per layer
 		res := g.searchLayer(s, s.w, g.efc, lc, nil)
 		// A concurrent insert may already link to slot: never a neighbour of itself.
 		s.w = slices.DeleteFunc(append(s.w[:0], res...), func(c cand) bool { return c.id == slot })
-		g.connect(s, slot, lc, s.w)
+		s.beams[lc] = append(s.beams[lc][:0], s.w...)
+	}
+	for lc := 0; lc <= lo; lc++ {
+		g.connect(s, slot, lc, s.beams[lc])
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -150,16 +148,7 @@ func TestMovedVectorsSurviveACrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Backup(f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	crashed := openTestDB(t, dir, &Options{NoSync: true, SnapshotInterval: -1, ExactThreshold: -1})
+	crashed := openTestDB(t, crashCopy(t, db), &Options{NoSync: true, SnapshotInterval: -1, ExactThreshold: -1})
 	rc, err := crashed.Collection("u")
 	if err != nil {
 		t.Fatal(err)

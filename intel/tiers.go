@@ -3,6 +3,7 @@ package intel
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/lookalike/lookalike/embed/spec"
@@ -127,20 +128,29 @@ type Match struct {
 
 // FindDuplicate returns the closest stored item other than id that is an exact or near duplicate
 // of an item with vector vec and thumbnail thumb (as ingest is about to store it), or nil. It
-// compares with the 3 nearest items; a failed search is "no duplicate": ingest never fails on it.
-func (d *Detector) FindDuplicate(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) *Match {
+// compares with the 3 nearest items. A failed search is an error, never "no duplicate": a caller
+// that refuses or merges duplicates must not store the photo as new because the check could not
+// run. The error wraps the index's (index.ErrClosed, index.ErrDropped, the context's), or
+// index.ErrStorage when a candidate's thumbnail cannot be read.
+func (d *Detector) FindDuplicate(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) (*Match, error) {
 	res, err := col.Search(ctx, vec, index.SearchOptions{K: 3, MinScore: &d.Tiers.Near, ExcludeIDs: []string{id}})
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("duplicate check: %w", err)
 	}
 	sigs := newSigCache(d.cache)
 	for _, r := range res {
-		other, _ := col.Thumbnail(r.ID)
+		other, err := col.Thumbnail(r.ID)
+		switch {
+		case errors.Is(err, index.ErrNotFound):
+			continue // deleted since the search: no longer a duplicate
+		case err != nil:
+			return nil, fmt.Errorf("%w: duplicate check: thumbnail of %q: %w", index.ErrStorage, r.ID, err)
+		}
 		// "\x00" cannot start a stored id (no control characters): the new item's cache key.
 		tier := d.pairTier(sigs, r.Score, "\x00new", thumb, r.ID, other)
 		if tier == TierExact || tier == TierNear {
-			return &Match{ID: r.ID, Score: r.Score, Tier: tier}
+			return &Match{ID: r.ID, Score: r.Score, Tier: tier}, nil
 		}
 	}
-	return nil
+	return nil, nil
 }

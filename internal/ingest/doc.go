@@ -19,5 +19,8 @@
 //
 // An input without an id gets ContentID(image): re-sending the same photo addresses the same
 // item. An id used twice in one call fails the later inputs with ErrDuplicateID. Duplicate
-// detection sees only items stored before the call, not other inputs of the same call.
+// detection sees only items stored before the call, not other inputs of the same call. A
+// duplicate check that fails (the finder's error) fails the call under DuplicateReject and
+// DuplicateMerge, so no photo is stored as new because its duplicate could not be looked for;
+// under DuplicateAllow the photo is stored without a duplicate report.
 package ingest

@@ -55,9 +55,10 @@ type Duplicate struct {
 }
 
 // DuplicateFinder reports the stored item (other than id) that the photo with this vector and
-// thumbnail duplicates, or nil. Duplicate detection belongs to the catalog-intelligence code;
+// thumbnail duplicates, or nil; an error when it could not look (the collection closed, storage
+// failing, the context done). Duplicate detection belongs to the catalog-intelligence code;
 // ingest only applies the policy.
-type DuplicateFinder func(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) *Duplicate
+type DuplicateFinder func(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) (*Duplicate, error)
 
 // Policy is how Store treats inputs. Zero values mean the documented defaults.
 type Policy struct {
@@ -305,8 +306,18 @@ func applyDuplicatePolicy(ctx context.Context, col *index.Collection, p Policy, 
 	if p.FindDuplicate == nil {
 		return false, nil
 	}
-	d := p.FindDuplicate(ctx, col, r.ID, vec, thumb)
-	if d == nil {
+	d, err := p.FindDuplicate(ctx, col, r.ID, vec, thumb)
+	switch {
+	case err != nil && p.OnDuplicate == DuplicateAllow:
+		// The photo is stored whatever the check says: only the report of a duplicate is lost.
+		return false, nil
+	case err != nil:
+		// Under reject or merge a photo stored because the check could not run could be the very
+		// duplicate the policy keeps out (a merge's metadata would land on a stray new item): the
+		// write fails instead, like a failing store.
+		r.Err = err
+		return true, err
+	case d == nil:
 		return false, nil
 	}
 	r.Duplicate = d

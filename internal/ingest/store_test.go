@@ -178,17 +178,17 @@ func TestStoreOutcomes(t *testing.T) {
 
 // finderOf is a stand-in for the catalog intelligence: target, when the photo is that alike to it.
 func finderOf(target string, min float32) DuplicateFinder {
-	return func(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) *Duplicate {
+	return func(ctx context.Context, col *index.Collection, id string, vec []float32, thumb []byte) (*Duplicate, error) {
 		res, err := col.Search(ctx, vec, index.SearchOptions{K: 10, MinScore: &min, ExcludeIDs: []string{id}})
 		if err != nil {
-			return nil
+			return nil, err
 		}
 		for _, r := range res {
 			if r.ID == target {
-				return &Duplicate{ID: r.ID, Score: r.Score, Tier: "near"}
+				return &Duplicate{ID: r.ID, Score: r.Score, Tier: "near"}, nil
 			}
 		}
-		return nil
+		return nil, nil
 	}
 }
 
@@ -252,12 +252,31 @@ func TestStoreDuplicatePolicy(t *testing.T) {
 		})
 	}
 	// The duplicate is gone by the time of the merge: the photo is stored as a new item.
-	gone := func(context.Context, *index.Collection, string, []float32, []byte) *Duplicate {
-		return &Duplicate{ID: "deleted-meanwhile", Score: 1, Tier: "exact"}
+	gone := func(context.Context, *index.Collection, string, []float32, []byte) (*Duplicate, error) {
+		return &Duplicate{ID: "deleted-meanwhile", Score: 1, Tier: "exact"}, nil
 	}
 	r := store(t, eng, col, Policy{FindDuplicate: gone, OnDuplicate: DuplicateMerge}, Input{ID: "late", Image: orig})[0]
 	if r.Err != nil || r.Outcome != Created || r.Duplicate != nil {
 		t.Fatalf("merge into a deleted item: %+v", r)
+	}
+	// The check cannot run: under reject and merge nothing is stored and Store fails (the API
+	// answers with the error's status); under allow the photo is stored without a report.
+	failing := func(context.Context, *index.Collection, string, []float32, []byte) (*Duplicate, error) {
+		return nil, fmt.Errorf("duplicate check: %w", index.ErrStorage)
+	}
+	for i, onDup := range []DuplicateAction{DuplicateReject, DuplicateMerge, DuplicateAllow} {
+		id := fmt.Sprintf("unchecked-%d", i)
+		res, err := Store(context.Background(), eng, col, []Input{{ID: id, Image: orig}}, Policy{FindDuplicate: failing, OnDuplicate: onDup})
+		_, stored := col.Has(id)
+		if onDup == DuplicateAllow {
+			if err != nil || res[0].Err != nil || res[0].Outcome != Created || !stored {
+				t.Errorf("allow, check failing: %v %+v (stored %v), want it created", err, res[0], stored)
+			}
+			continue
+		}
+		if !errors.Is(err, index.ErrStorage) || !errors.Is(res[0].Err, index.ErrStorage) || res[0].Outcome != "" || stored {
+			t.Errorf("%s, check failing: %v %+v (stored %v), want the check's error and nothing stored", onDup, err, res[0], stored)
+		}
 	}
 }
 
