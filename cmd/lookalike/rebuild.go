@@ -182,6 +182,9 @@ func (p *rebuildProgress) finish() {
 
 // progressLine is one plain progress line: state, counts, the server's rate and ETA.
 func progressLine(j client.Rebuild) string {
+	if j.State == client.RebuildLearning {
+		return fmt.Sprintf("tune %s → %s: learning a projection, %d photos embedded", j.From, j.To, j.Sampled)
+	}
 	pct := 100 * float64(j.Copied) / float64(max(j.Total, 1))
 	s := fmt.Sprintf("rebuild %s → %s: %s %d/%d items (%.0f%%)", j.From, j.To, j.State, j.Copied, j.Total, pct)
 	if j.State == client.RebuildCopying && j.RatePerSec > 0 {
@@ -257,6 +260,7 @@ type localRebuild struct {
 	db      *index.DB
 	engines []*embed.Engine
 	mgr     *lifecycle.Manager
+	projs   *lifecycle.Projections
 	base    string
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -283,19 +287,21 @@ func openRebuild(ctx context.Context, env *cliEnv, cf *catalogFlags) (rebuilder,
 		closeEngines(engines)
 		return nil, fmt.Errorf("collection %q: %w", cf.collection, err)
 	}
-	lr := &localRebuild{env: env, db: db, engines: engines}
+	lr := &localRebuild{env: env, db: db, engines: engines, projs: lifecycle.NewProjections(db)}
 	lr.base, _ = index.ParseGeneration(col.Name())
-	lr.mgr = lifecycle.New(db, lifecycle.Options{Engine: lr.engine, Source: lifecycle.StoredSource, Grace: cfg.Lifecycle.Grace, Logger: env.logger(cfg)})
+	lr.mgr = lifecycle.New(db, lifecycle.Options{Engine: lr.engine, Source: lifecycle.StoredSource, Grace: cfg.Lifecycle.Grace,
+		Projections: lr.projs, Logger: env.logger(cfg)})
 	var mctx context.Context
 	mctx, lr.stop = context.WithCancel(context.WithoutCancel(ctx))
 	lr.mgr.Start(mctx, &lr.wg)
 	return lr, nil
 }
 
-// engine is the Options.Engine of the local manager: a loaded engine bound to the profile fp names.
+// engine is the Options.Engine of the local manager: a loaded engine bound to the profile and the
+// learned projection fp names.
 func (lr *localRebuild) engine(fp string) (lifecycle.Embedder, bool) {
 	for _, e := range lr.engines {
-		if pe, ok := lifecycle.WithProfileFor(e, fp); ok {
+		if pe, ok := lifecycle.WithFingerprint(e, fp, lr.projs); ok {
 			return pe, true
 		}
 	}
