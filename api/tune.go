@@ -100,3 +100,26 @@ func tuneErr(err error) error {
 	}
 	return err
 }
+
+// channelWeights carries a vector of col's space back into the model's channels, where explain's
+// heatmap is computed: v itself unless col's vectors are projected, else Pᵀv, whose dot product with
+// a region's channels is that region's contribution to the projected score (before the
+// per-region normalisation).
+func (s *Server) channelWeights(col *index.Collection, v []float32) []float32 {
+	name := s.engineOf(col).Info().Projection
+	if name == "" {
+		return v
+	}
+	p, err := s.projections.Get(name)
+	if err != nil || len(v) != p.Dims {
+		return v
+	}
+	out := make([]float32, p.In)
+	for d, y := range v {
+		row := p.P[d*p.In : (d+1)*p.In]
+		for k, x := range row {
+			out[k] += x * y
+		}
+	}
+	return out
+}

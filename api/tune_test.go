@@ -167,6 +167,16 @@ func TestTune(t *testing.T) {
 			t.Errorf("photo_id %s with a crop: %d %s", sr.PhotoID, r.status, r.body)
 		}
 	}
+	// explain weighs the feature map by the query carried back through the projection
+	r = do(t, "GET", ts.url+"/v1/collections/shop/search/explain?query_id=ukbench00001&id=ukbench00002&format=json", "", nil)
+	var ex struct {
+		Score float32     `json:"score"`
+		Grid  [][]float32 `json:"grid"`
+	}
+	r.json(t, &ex)
+	if r.status != http.StatusOK || len(ex.Grid) == 0 || ex.Score <= 0 {
+		t.Errorf("explain on the projected generation: %d %.300s", r.status, r.body)
+	}
 	// the projection is read back from bbolt, as after a restart
 	p, err := lifecycle.NewProjections(ts.db).Get(j.Projection)
 	if err != nil || p.Name() != j.Projection || p.Dims != 16 {
