@@ -19,7 +19,7 @@ import (
 type tuneRequest struct {
 	// Dims: output dimensions (default 512); 0 turns the projection off.
 	Dims *int `json:"dims"`
-	// Power: each axis is divided by eigenvalue^power (default 0.5, whitening).
+	// Power: each axis is divided by eigenvalue^power: 0 (the default) is plain PCA, 0.5 whitening.
 	Power *float64 `json:"power"`
 	// Sample: at most this many photos are learned from (default 2000).
 	Sample *int `json:"sample"`
@@ -46,9 +46,6 @@ func (r tuneRequest) options() (lifecycle.TuneOptions, error) {
 	}
 	if r.Power != nil {
 		o.Power = *r.Power
-		if o.Power == 0 {
-			return o, errorf(http.StatusBadRequest, "invalid_tune", "power 0: want (0, 1] (0.5 whitens)").with("parameter", "power")
-		}
 	}
 	if r.Sample != nil {
 		o.Sample = *r.Sample

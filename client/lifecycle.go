@@ -65,8 +65,8 @@ type Rebuild struct {
 }
 
 // Tune asks for a learned projection of a collection (POST /v1/collections/{c}/tune): the zero
-// value of each field is the server's default (512 dims, power 0.5, 2000 photos); Off turns the
-// projection off instead.
+// value of each field is the server's default (512 dims, power 0: plain PCA, 2000 photos); Off
+// turns the projection off instead.
 type Tune struct {
 	Dims   int     `json:"dims,omitempty"`
 	Power  float64 `json:"power,omitempty"`

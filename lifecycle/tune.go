@@ -27,7 +27,8 @@ const (
 )
 
 // TuneOptions is what a tune learns. Dims 0 turns the projection off (a rebuild into the
-// unprojected vectors).
+// unprojected vectors). Power is project.Options.Power: each axis is divided by
+// eigenvalue^Power, 0 (the default) being plain PCA and 0.5 PCA-whitening.
 type TuneOptions struct {
 	Dims   int     `json:"dims"`
 	Power  float64 `json:"power"`
@@ -64,16 +65,13 @@ func (m *Manager) Tune(base string, o TuneOptions) (Job, error) {
 	if o.Sample == 0 {
 		o.Sample = DefaultTuneSample
 	}
-	if o.Power == 0 {
-		o.Power = project.DefaultPower
-	}
 	in := eng.Info().Spec.EmbeddingDim
 	need := TuneItemsPerDim * o.Dims
 	switch {
 	case o.Dims < project.MinDims || o.Dims > in:
 		return Job{}, fmt.Errorf("%w: dims %d: want %d..%d (the model's channels)", ErrTuneInput, o.Dims, project.MinDims, in)
-	case o.Power <= 0 || o.Power > 1:
-		return Job{}, fmt.Errorf("%w: power %g: want (0, 1] (0.5 whitens)", ErrTuneInput, o.Power)
+	case !(o.Power >= 0 && o.Power <= 1):
+		return Job{}, fmt.Errorf("%w: power %g: want [0, 1] (0: plain PCA, 0.5: whitening)", ErrTuneInput, o.Power)
 	case o.Sample < need:
 		return Job{}, fmt.Errorf("%w: sample %d: a %d-d projection is learned from at least %d photos", ErrTuneInput, o.Sample, o.Dims, need)
 	}

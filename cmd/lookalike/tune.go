@@ -30,7 +30,7 @@ func runTune(ctx context.Context, env *cliEnv, args []string) error {
 	cf := addCatalogFlags(fs, true)
 	var o lifecycle.TuneOptions
 	fs.IntVar(&o.Dims, "dims", project.DefaultDims, "dimensions of the projected vectors (0: turn the projection off)")
-	fs.Float64Var(&o.Power, "power", project.DefaultPower, "each axis is divided by eigenvalue^power: 0.5 whitens, smaller values approach plain PCA")
+	fs.Float64Var(&o.Power, "power", 0, "each axis is divided by eigenvalue^power: 0 is plain PCA, 0.5 PCA-whitening")
 	fs.IntVar(&o.Sample, "sample", lifecycle.DefaultTuneSample, "learn from at most this many of the collection's photos (an even stride)")
 	doSwitch := fs.Bool("switch", false, "point the collection's alias at the new generation once it is complete")
 	quiet := fs.Bool("quiet", false, "no progress output")
@@ -40,9 +40,9 @@ func runTune(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	switch {
 	case len(rest) > 0:
-		return fmt.Errorf("%w: lookalike tune [--collection C] [--dims 512] [--power 0.5] [--sample 2000] [--switch] [--server URL]", errUsage)
-	case o.Dims < 0 || o.Power <= 0 || o.Power > 1 || o.Sample <= 0:
-		return fmt.Errorf("%w: --dims must be 0 (off) or more, --power in (0, 1], --sample positive", errUsage)
+		return fmt.Errorf("%w: lookalike tune [--collection C] [--dims 512] [--power 0] [--sample 2000] [--switch] [--server URL]", errUsage)
+	case o.Dims < 0 || !(o.Power >= 0 && o.Power <= 1) || o.Sample <= 0:
+		return fmt.Errorf("%w: --dims must be 0 (off) or more, --power in [0, 1], --sample positive", errUsage)
 	}
 	var rb rebuilder
 	if cf.server != "" {

@@ -63,7 +63,7 @@ func TestE2ETuneKill9Restart(t *testing.T) {
 		return out.Collection, out.Results[0].ID
 	}
 
-	if r := httpDo(ctx, "POST", srv.url+"/v1/collections/default/tune", "application/json", []byte(`{"dims":24,"sample":60}`)); r.status != http.StatusAccepted {
+	if r := httpDo(ctx, "POST", srv.url+"/v1/collections/default/tune", "application/json", []byte(`{"dims":24,"power":0.5,"sample":60}`)); r.status != http.StatusAccepted {
 		t.Fatalf("tune: %d %s", r.status, r.body)
 	}
 	for deadline := time.Now().Add(time.Minute); status().Sampled == 0; time.Sleep(20 * time.Millisecond) {
@@ -81,7 +81,7 @@ func TestE2ETuneKill9Restart(t *testing.T) {
 	}
 
 	// the CLI finds the tune running (the same options), follows it and switches
-	code, out, errOut := runCLI(t, "tune", "--server", srv.url, "--dims", "24", "--sample", "60", "--switch", "--json")
+	code, out, errOut := runCLI(t, "tune", "--server", srv.url, "--dims", "24", "--power", "0.5", "--sample", "60", "--switch", "--json")
 	var j client.Rebuild
 	if code != 0 || json.Unmarshal([]byte(out), &j) != nil {
 		t.Fatalf("lookalike tune: exit %d, %s %s", code, out, errOut)
