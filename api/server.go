@@ -151,6 +151,7 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 	}
 	s.engines = map[string]Embedder{info.Fingerprint: eng}
 	s.projections = lifecycle.NewProjections(db)
+	s.quality.SetEngines(func(fp string) (quality.Embedder, bool) { return s.engineFor(fp) })
 	s.lifecycle = lifecycle.New(db, lifecycle.Options{Engine: s.lifecycleEngine, Admit: s.admit.tryAcquire,
 		Source: lifecycle.StoredSource, Probes: s.lifecycleProbes, Grace: cfg.Lifecycle.Grace, Projections: s.projections, Logger: log})
 	s.routes()
