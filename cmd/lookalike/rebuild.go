@@ -54,36 +54,52 @@ func runRebuild(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := spec.ParseProfile(cf.profile); err != nil {
 		return fmt.Errorf("%w: --profile: %v", errUsage, err)
 	}
+	j, err := driveRebuild(ctx, env, cf, *doSwitch, *quiet,
+		func(rb rebuilder) (client.Rebuild, bool, error) { return rb.start(ctx, *model, cf.profile) },
+		func(j client.Rebuild) bool { return sameTarget(j, *model, cf.profile) })
+	if err != nil {
+		return err
+	}
+	return printRebuild(env, cf.asJSON, j)
+}
+
+// driveRebuild opens the rebuild controls of the flags' collection (local or --server), starts a
+// job with start, or follows the unfinished one start reports when same accepts it, follows it to
+// ready and switches with doSwitch: what rebuild and tune share.
+func driveRebuild(ctx context.Context, env *cliEnv, cf *catalogFlags, doSwitch, quiet bool,
+	start func(rebuilder) (client.Rebuild, bool, error), same func(client.Rebuild) bool) (client.Rebuild, error) {
 	var rb rebuilder
+	var err error
 	if cf.server != "" {
 		rb, err = connectRebuild(env, cf)
 	} else {
 		rb, err = openRebuild(ctx, env, cf)
 	}
 	if err != nil {
-		return err
+		return client.Rebuild{}, err
 	}
 	defer rb.close()
-	j, running, err := rb.start(ctx, *model, cf.profile)
+	j, running, err := start(rb)
 	if err != nil {
-		return err
+		return j, err
 	}
 	if running {
-		if !sameTarget(j, *model, cf.profile) || j.State == client.RebuildSwitched || j.State == client.RebuildDone {
-			return fmt.Errorf("collection %q has another rebuild (to %s, model %s, profile %s) that is %s: finish it first", cf.collection, j.To, j.Model, j.Profile, j.State)
+		if !same(j) || j.State == client.RebuildSwitched || j.State == client.RebuildDone {
+			return j, fmt.Errorf("collection %q has another rebuild (to %s, model %s, profile %s, projection %q) that is %s: finish it first",
+				cf.collection, j.To, j.Model, j.Profile, j.Projection, j.State)
 		}
 		fmt.Fprintf(env.stderr, "following the rebuild of %s into %s started %s\n", j.Collection, j.To, j.StartedAt.Local().Format(time.DateTime))
 	}
-	j, err = followRebuild(ctx, env, rb, j, *quiet || cf.asJSON)
+	j, err = followRebuild(ctx, env, rb, j, quiet || cf.asJSON)
 	if err != nil {
-		return err
+		return j, err
 	}
-	if *doSwitch {
+	if doSwitch {
 		if j, err = rb.switchAlias(ctx); err != nil {
-			return fmt.Errorf("switch: %w", err)
+			return j, fmt.Errorf("switch: %w", err)
 		}
 	}
-	return printRebuild(env, cf.asJSON, j)
+	return j, nil
 }
 
 // sameTarget says whether a running rebuild builds what was asked for ("" matches anything).

@@ -44,34 +44,11 @@ func runTune(ctx context.Context, env *cliEnv, args []string) error {
 	case o.Dims < 0 || !(o.Power >= 0 && o.Power <= 1) || o.Sample <= 0:
 		return fmt.Errorf("%w: --dims must be 0 (off) or more, --power in [0, 1], --sample positive", errUsage)
 	}
-	var rb rebuilder
-	if cf.server != "" {
-		rb, err = connectRebuild(env, cf)
-	} else {
-		rb, err = openRebuild(ctx, env, cf)
-	}
+	j, err := driveRebuild(ctx, env, cf, *doSwitch, *quiet,
+		func(rb rebuilder) (client.Rebuild, bool, error) { return rb.(tuner).tune(ctx, o) },
+		func(j client.Rebuild) bool { return sameTune(j, o) })
 	if err != nil {
 		return err
-	}
-	defer rb.close()
-	j, running, err := rb.(tuner).tune(ctx, o)
-	if err != nil {
-		return err
-	}
-	if running {
-		if !sameTune(j, o) || j.State == client.RebuildSwitched || j.State == client.RebuildDone {
-			return fmt.Errorf("collection %q has another rebuild (to %s, fingerprint %s) that is %s: finish it first", cf.collection, j.To, j.Fingerprint, j.State)
-		}
-		fmt.Fprintf(env.stderr, "following the tune of %s into %s\n", j.Collection, j.To)
-	}
-	j, err = followRebuild(ctx, env, rb, j, *quiet || cf.asJSON)
-	if err != nil {
-		return err
-	}
-	if *doSwitch {
-		if j, err = rb.switchAlias(ctx); err != nil {
-			return fmt.Errorf("switch: %w", err)
-		}
 	}
 	if !cf.asJSON && j.Projection != "" {
 		fmt.Fprintf(env.stdout, "projection %s learned from %d photos; new fingerprint %s\n", j.Projection, j.Sampled, j.Fingerprint)
