@@ -142,6 +142,13 @@ func TestTune(t *testing.T) {
 	if r := tune(t, ts, "shop", `{"dims":20}`); r.status != http.StatusConflict || r.errorCode(t) != "rebuild_running" {
 		t.Errorf("a second tune while the first runs: %d %s, want 409 rebuild_running", r.status, r.body)
 	}
+	// while learning there is no shadow to compare with (checked only if it is still learning after)
+	rep := do(t, "GET", ts.url+"/v1/collections/shop/rebuild/report", "", nil)
+	var now lifecycle.Job
+	do(t, "GET", ts.url+"/v1/collections/shop/rebuild", "", nil).json(t, &now)
+	if now.State == lifecycle.StateLearning && (rep.status != http.StatusConflict || rep.errorCode(t) != "rebuild_not_ready") {
+		t.Errorf("report while learning: %d %s, want 409 rebuild_not_ready", rep.status, rep.body)
+	}
 	j = waitJob(t, ts, "shop", lifecycle.StateReady)
 	if !strings.HasPrefix(j.Projection, "pw16:") || j.Fingerprint != spec.WithProjection(baseFP, j.Projection) || j.Sampled != 36 || j.Copied != n {
 		t.Fatalf("tuned job %+v (base fingerprint %s)", j, baseFP)
