@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	_ "image/jpeg"
@@ -242,4 +243,32 @@ func TestTune(t *testing.T) {
 	if col, _ := ts.db.Collection("shop@4"); col == nil || col.Info().Dims != shop.Info().Dims {
 		t.Errorf("shop@4 is not of the unprojected dimensions")
 	}
+}
+
+// FuzzTuneRequest: any body either is refused with a 400 or gives options in range of what the
+// lifecycle manager then checks (dims not negative; projection off only as dims 0).
+func FuzzTuneRequest(f *testing.F) {
+	for _, s := range []string{``, `{}`, `{"dims":512}`, `{"dims":0}`, `{"projection":"none"}`, `{"projection":"none","dims":0}`,
+		`{"dims":-3}`, `{"power":0.5,"sample":100}`, `{"sample":-1}`, `{"dims":1e99}`, `{"power":"x"}`, `[1]`, `{"dims":16}{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req tuneRequest
+		if len(body) > 0 {
+			if err := decodeJSONBody(body, &req); err != nil {
+				return
+			}
+		}
+		o, err := req.options()
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Status != http.StatusBadRequest {
+				t.Fatalf("%q: %v, want a 400", body, err)
+			}
+			return
+		}
+		if o.Dims < 0 || (o.Dims == 0 && req.Dims == nil && strings.TrimSpace(strings.ToLower(req.Projection)) != "none") {
+			t.Fatalf("%q gave %+v", body, o)
+		}
+	})
 }
