@@ -38,7 +38,9 @@ func tuneFixture(t *testing.T, n int) *testServer {
 // waitJob polls the rebuild of col until it reaches state (failing on failed).
 func waitJob(t *testing.T, ts *testServer, col, state string) lifecycle.Job {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	// generous: learning is an eigendecomposition of the model's channels, slow on a busy machine
+	var last []byte
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		var j lifecycle.Job
 		r := do(t, "GET", ts.url+"/v1/collections/"+col+"/rebuild", "", nil)
 		r.json(t, &j)
@@ -48,8 +50,9 @@ func waitJob(t *testing.T, ts *testServer, col, state string) lifecycle.Job {
 		if j.State == lifecycle.StateFailed {
 			t.Fatalf("rebuild of %s failed: %s", col, r.body)
 		}
+		last = r.body
 	}
-	t.Fatalf("rebuild of %s did not reach %s", col, state)
+	t.Fatalf("rebuild of %s did not reach %s: %s", col, state, last)
 	return lifecycle.Job{}
 }
 

@@ -58,32 +58,33 @@ const (
 
 // Job is a rebuild as persisted and reported.
 type Job struct {
-	Base        string `json:"collection"`
-	From        string `json:"from"`
-	To          string `json:"to"`
-	Model       string `json:"model"`
-	Profile     string `json:"profile"`
-	Fingerprint string `json:"fingerprint"`
+	Base          string    `json:"collection"`
+	From          string    `json:"from"`
+	To            string    `json:"to"`
+	Model         string    `json:"model"`
+	Profile       string    `json:"profile"`
+	Fingerprint   string    `json:"fingerprint"`
+	State         string    `json:"state"`
+	Live          string    `json:"live"`
+	Cursor        string    `json:"cursor,omitempty"`
+	Total         int       `json:"total"`
+	Copied        int       `json:"copied"`
+	FromThumbnail int       `json:"from_thumbnail"`
+	Skipped       int       `json:"skipped"`
+	Mirrored      int       `json:"mirrored"`
+	Pending       int       `json:"pending_changes"`
+	RatePerSec    float64   `json:"rate_per_s"`
+	ETASeconds    float64   `json:"eta_s"`
+	StartedAt     time.Time `json:"started_at"`
+	SwitchedAt    time.Time `json:"switched_at,omitzero"`
+	GraceUntil    time.Time `json:"grace_until,omitzero"`
+	Error         string    `json:"error,omitempty"`
+
 	// Projection names the learned projection of the target ("" = none); Tune holds what a tune
-	// asked for, Sampled how many photos it has embedded to learn from.
-	Projection    string       `json:"projection,omitempty"`
-	Tune          *TuneOptions `json:"tune,omitempty"`
-	Sampled       int          `json:"sampled,omitempty"`
-	State         string       `json:"state"`
-	Live          string       `json:"live"`
-	Cursor        string       `json:"cursor,omitempty"`
-	Total         int          `json:"total"`
-	Copied        int          `json:"copied"`
-	FromThumbnail int          `json:"from_thumbnail"`
-	Skipped       int          `json:"skipped"`
-	Mirrored      int          `json:"mirrored"`
-	Pending       int          `json:"pending_changes"`
-	RatePerSec    float64      `json:"rate_per_s"`
-	ETASeconds    float64      `json:"eta_s"`
-	StartedAt     time.Time    `json:"started_at"`
-	SwitchedAt    time.Time    `json:"switched_at,omitzero"`
-	GraceUntil    time.Time    `json:"grace_until,omitzero"`
-	Error         string       `json:"error,omitempty"`
+	// asked for, Sampled how many photos it has embedded to learn from (tune.go).
+	Projection string       `json:"projection,omitempty"`
+	Tune       *TuneOptions `json:"tune,omitempty"`
+	Sampled    int          `json:"sampled,omitempty"`
 }
 
 func stateKey(base string) string { return "rebuild/" + base }
