@@ -238,7 +238,14 @@ func connectRebuild(env *cliEnv, cf *catalogFlags) (rebuilder, error) {
 }
 
 func (rr remoteRebuild) start(ctx context.Context, model, profile string) (client.Rebuild, bool, error) {
-	j, err := rr.r.c.StartRebuild(ctx, rr.r.collection, client.RebuildSpec{Model: model, Profile: profile})
+	return rr.begin(ctx, func() (*client.Rebuild, error) {
+		return rr.r.c.StartRebuild(ctx, rr.r.collection, client.RebuildSpec{Model: model, Profile: profile})
+	})
+}
+
+// begin starts a job with start, or returns the collection's unfinished one (running true).
+func (rr remoteRebuild) begin(ctx context.Context, start func() (*client.Rebuild, error)) (client.Rebuild, bool, error) {
+	j, err := start()
 	if isAPIError(err, http.StatusConflict, "rebuild_running") {
 		cur, err := rr.status(ctx)
 		return cur, true, err

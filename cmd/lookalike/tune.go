@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/lookalike/lookalike/client"
 	"github.com/lookalike/lookalike/embed/project"
@@ -80,15 +79,9 @@ func (lr *localRebuild) tune(_ context.Context, o lifecycle.TuneOptions) (client
 }
 
 func (rr remoteRebuild) tune(ctx context.Context, o lifecycle.TuneOptions) (client.Rebuild, bool, error) {
-	j, err := rr.r.c.StartTune(ctx, rr.r.collection, client.Tune{Dims: o.Dims, Power: o.Power, Sample: o.Sample, Off: o.Dims == 0})
-	if isAPIError(err, http.StatusConflict, "rebuild_running") {
-		cur, err := rr.status(ctx)
-		return cur, true, err
-	}
-	if err != nil {
-		return client.Rebuild{}, false, rr.r.explain(err)
-	}
-	return *j, false, nil
+	return rr.begin(ctx, func() (*client.Rebuild, error) {
+		return rr.r.c.StartTune(ctx, rr.r.collection, client.Tune{Dims: o.Dims, Power: o.Power, Sample: o.Sample, Off: o.Dims == 0})
+	})
 }
 
 // projectionOf names the learned projection of col's vectors ("" = none).
