@@ -87,6 +87,7 @@ type collectionJSON struct {
 	Fingerprint    string `json:"fingerprint"`
 	Model          string `json:"model"`
 	Profile        string `json:"profile"`
+	Projection     string `json:"projection,omitempty"`
 	Levels         int    `json:"levels"`
 	M              int    `json:"m"`
 	EfConstruction int    `json:"ef_construction"`
@@ -95,11 +96,11 @@ type collectionJSON struct {
 }
 
 func (s *Server) collectionJSON(ci index.CollectionInfo) collectionJSON {
-	model, profile := "", ""
+	var info embed.Info
 	if e, ok := s.engineFor(ci.Fingerprint); ok {
-		model, profile = e.Info().ModelID, e.Info().Profile
+		info = e.Info()
 	}
-	return collectionJSON{Name: ci.Name, Count: ci.Count, Dims: ci.Dims, Fingerprint: ci.Fingerprint, Model: model, Profile: profile,
+	return collectionJSON{Name: ci.Name, Count: ci.Count, Dims: ci.Dims, Fingerprint: ci.Fingerprint, Model: info.ModelID, Profile: info.Profile, Projection: info.Projection,
 		Levels: ci.Levels, M: ci.M, EfConstruction: ci.EfConstruction, EfSearch: ci.EfSearch, DiskBytes: ci.DiskBytes}
 }
 

@@ -584,13 +584,16 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	if query == nil {
 		query = embs[1].Vector
 	}
-	ex, err := intel.Explain(target, embs[0], query, spec)
+	// a tuned collection's vectors are projected: the heatmap weighs the feature map's channels
+	// by the query carried back through the projection (channelWeights)
+	ex, err := intel.Explain(target, embs[0], s.channelWeights(col, query), spec)
 	if err != nil {
 		return err
 	}
+	ex.Score = index.Dot(query, target.Vector)
 	ex.Box = box
 	if base := s.averageMatch(ctx, col, query); base != nil {
-		if err := ex.Contrast(embs[0], base); err != nil {
+		if err := ex.Contrast(embs[0], s.channelWeights(col, base)); err != nil {
 			return err
 		}
 	}

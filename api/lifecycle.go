@@ -27,7 +27,8 @@ func (s *Server) AddEngine(eng Embedder) {
 }
 
 // engineFor is the engine whose vectors have fingerprint fp, bound to the descriptor profile that
-// fp names (profile.go).
+// fp names and to the learned projection it names, if any (lifecycle.WithFingerprint): every
+// embedding for a collection, its photos and its queries alike, goes through it.
 func (s *Server) engineFor(fp string) (Embedder, bool) {
 	s.engMu.RLock()
 	defer s.engMu.RUnlock()
@@ -35,7 +36,7 @@ func (s *Server) engineFor(fp string) (Embedder, bool) {
 		return e, true
 	}
 	for _, e := range s.engines {
-		if pe, ok := withProfileFor(e, fp); ok {
+		if pe, ok := lifecycle.WithFingerprint(e, fp, s.projections); ok {
 			return pe, true
 		}
 	}
@@ -72,6 +73,7 @@ func (s *Server) registerLifecycleRoutes(v1 fiber.Router, read, write fiber.Hand
 	v1.Post("/collections/:c/rebuild", write, s.handleRebuild)
 	v1.Get("/collections/:c/rebuild", read, s.handleRebuildStatus)
 	v1.Get("/collections/:c/rebuild/report", read, s.handleRebuildReport)
+	v1.Post("/collections/:c/tune", write, s.handleTune)
 	v1.Post("/collections/:c/switch", write, s.handleSwitch)
 	v1.Post("/collections/:c/rollback", write, s.handleRollback)
 }

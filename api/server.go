@@ -78,6 +78,7 @@ type Server struct {
 	engMu            sync.RWMutex
 	engines          map[string]Embedder // by fingerprint: the models collections may use (lifecycle.go)
 	lifecycle        *lifecycle.Manager
+	projections      *lifecycle.Projections // learned projections of the data file (tune.go)
 	lifecycleQueries recentQueries
 	labelMu          sync.Mutex
 	labelCache       map[string][]labelJSON
@@ -149,8 +150,10 @@ func New(cfg config.Config, eng Embedder, db *index.DB, reg *prometheus.Registry
 		return nil, err
 	}
 	s.engines = map[string]Embedder{info.Fingerprint: eng}
+	s.projections = lifecycle.NewProjections(db)
+	s.quality.SetEngines(func(fp string) (quality.Embedder, bool) { return s.engineFor(fp) })
 	s.lifecycle = lifecycle.New(db, lifecycle.Options{Engine: s.lifecycleEngine, Admit: s.admit.tryAcquire,
-		Source: lifecycle.StoredSource, Probes: s.lifecycleProbes, Grace: cfg.Lifecycle.Grace, Logger: log})
+		Source: lifecycle.StoredSource, Probes: s.lifecycleProbes, Grace: cfg.Lifecycle.Grace, Projections: s.projections, Logger: log})
 	s.routes()
 	registered := map[string]bool{}
 	for _, r := range s.app.GetRoutes(true) {

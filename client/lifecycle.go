@@ -28,6 +28,7 @@ type RebuildSpec struct {
 // Rebuild states (docs/lifecycle.md): a rebuild copies, is ready to switch, is switched (the
 // previous generation still receives writes until GraceUntil), then done; or it failed.
 const (
+	RebuildLearning = "learning" // a tune learns its projection before copying
 	RebuildStarting = "starting"
 	RebuildCopying  = "copying"
 	RebuildReady    = "ready"
@@ -45,6 +46,9 @@ type Rebuild struct {
 	Model         string    `json:"model"`
 	Profile       string    `json:"profile"`
 	Fingerprint   string    `json:"fingerprint"`
+	Projection    string    `json:"projection,omitempty"` // the learned projection of the new generation, if any
+	Tune          *Tune     `json:"tune,omitempty"`       // what a tune asked for
+	Sampled       int       `json:"sampled,omitempty"`    // photos a tune has embedded to learn from
 	State         string    `json:"state"`
 	Total         int       `json:"total"`
 	Copied        int       `json:"copied"`
@@ -58,6 +62,30 @@ type Rebuild struct {
 	SwitchedAt    time.Time `json:"switched_at,omitzero"`
 	GraceUntil    time.Time `json:"grace_until,omitzero"`
 	Error         string    `json:"error,omitempty"`
+}
+
+// Tune asks for a learned projection of a collection (POST /v1/collections/{c}/tune): the zero
+// value of each field is the server's default (512 dims, power 0: plain PCA, 2000 photos); Off
+// turns the projection off instead.
+type Tune struct {
+	Dims   int     `json:"dims,omitempty"`
+	Power  float64 `json:"power,omitempty"`
+	Sample int     `json:"sample,omitempty"`
+	Off    bool    `json:"-"`
+}
+
+// StartTune learns a projection from collection's own photos and rebuilds it into the next
+// generation with it (a Rebuild in state learning, then as any rebuild).
+func (c *Client) StartTune(ctx context.Context, collection string, t Tune) (*Rebuild, error) {
+	var body any = t
+	if t.Off {
+		body = map[string]string{"projection": "none"}
+	}
+	r, err := jsonRequest(http.MethodPost, collectionPath(collection, "/tune"), body)
+	if err != nil {
+		return nil, err
+	}
+	return c.rebuild(ctx, r)
 }
 
 // Quantiles summarise a distribution.

@@ -109,6 +109,9 @@ type Info struct {
 	// profiles this engine serves (others of the rmac:... form are served on request).
 	Profile  string        `json:"profile"`
 	Profiles []ProfileInfo `json:"profiles"`
+	// Projection names the learned projection every image is passed through ("" = none; the
+	// engine itself never sets it: a collection's projection binds it, lifecycle.WithFingerprint).
+	Projection string `json:"projection,omitempty"`
 }
 
 // Image is one input: encoded bytes, an optional crop in pixels of the EXIF-oriented image, and the

@@ -38,12 +38,16 @@ type Options struct {
 	// Grace is how long the previous generation keeps receiving writes after a switch, so that a
 	// rollback loses nothing; default 24h.
 	Grace time.Duration
+	// Projections stores the projections tunes learn (and Engine resolves projected fingerprints
+	// with); nil makes one on the DB.
+	Projections *Projections
 	// Logger defaults to a discard logger.
 	Logger *slog.Logger
 }
 
 // Job states (docs/lifecycle.md).
 const (
+	StateLearning = "learning" // a tune learns its projection before the rebuild starts (tune.go)
 	StateStarting = "starting"
 	StateCopying  = "copying"
 	StateReady    = "ready"
@@ -75,6 +79,12 @@ type Job struct {
 	SwitchedAt    time.Time `json:"switched_at,omitzero"`
 	GraceUntil    time.Time `json:"grace_until,omitzero"`
 	Error         string    `json:"error,omitempty"`
+
+	// Projection names the learned projection of the target ("" = none); Tune holds what a tune
+	// asked for, Sampled how many photos it has embedded to learn from (tune.go).
+	Projection string       `json:"projection,omitempty"`
+	Tune       *TuneOptions `json:"tune,omitempty"`
+	Sampled    int          `json:"sampled,omitempty"`
 }
 
 func stateKey(base string) string { return "rebuild/" + base }
@@ -120,6 +130,9 @@ func New(db *index.DB, o Options) *Manager {
 	}
 	if o.Admit == nil {
 		o.Admit = func() (func(), bool) { return func() {}, true }
+	}
+	if o.Projections == nil {
+		o.Projections = NewProjections(db)
 	}
 	return &Manager{db: db, opts: o, log: o.Logger, jobs: map[string]*run{}}
 }
@@ -167,31 +180,50 @@ func (m *Manager) launch(r *run) {
 func (m *Manager) Rebuild(base string, eng Embedder) (Job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.ctx == nil {
-		return Job{}, fmt.Errorf("%w: manager not started", ErrNotReady)
-	}
-	if r, ok := m.jobs[base]; ok {
-		if s := r.snapshot().State; s != StateDone && s != StateFailed {
-			return Job{}, fmt.Errorf("%w: %s is %s", ErrRunning, base, s)
-		}
-	}
-	live, err := m.db.Collection(m.db.Target(base))
+	live, err := m.idle(base)
 	if err != nil {
 		return Job{}, err
 	}
+	return m.begin(live, eng, nil)
+}
+
+// idle returns the live generation of base when no job of base is under way (ErrRunning); m.mu is
+// held.
+func (m *Manager) idle(base string) (*index.Collection, error) {
+	if m.ctx == nil {
+		return nil, fmt.Errorf("%w: manager not started", ErrNotReady)
+	}
+	if r, ok := m.jobs[base]; ok {
+		if s := r.snapshot().State; s != StateDone && s != StateFailed {
+			return nil, fmt.Errorf("%w: %s is %s", ErrRunning, base, s)
+		}
+	}
+	return m.db.Collection(m.db.Target(base))
+}
+
+// begin persists and launches a job from live into the next generation, made by eng: a rebuild
+// (tune nil: the shadow is prepared now) or a tune, whose target eng makes the unprojected vectors
+// the projection is learned from (the shadow is prepared once it is learned). m.mu is held.
+func (m *Manager) begin(live *index.Collection, eng Embedder, tune *TuneOptions) (Job, error) {
+	base, _ := index.ParseGeneration(live.Name())
 	info := eng.Info()
-	if info.Fingerprint == live.Fingerprint() {
+	if tune == nil && info.Fingerprint == live.Fingerprint() {
 		return Job{}, fmt.Errorf("%w: %s already holds vectors of %s (model %s, profile %s)", ErrSameVectors, live.Name(), info.Fingerprint, info.ModelID, info.Profile)
 	}
 	gen := m.nextGeneration(base)
 	j := Job{Base: base, From: live.Name(), To: index.GenerationName(base, gen), Live: live.Name(), Model: info.ModelID,
-		Profile: info.Profile, Fingerprint: info.Fingerprint, State: StateStarting, Total: live.Info().Count, StartedAt: time.Now().UTC()}
+		Profile: info.Profile, Fingerprint: info.Fingerprint, Projection: info.Projection, State: StateStarting, Total: live.Info().Count, StartedAt: time.Now().UTC()}
+	if tune != nil {
+		j.State, j.Tune, j.Fingerprint = StateLearning, tune, ""
+	}
 	r := &run{job: j}
 	if err := m.save(r); err != nil {
 		return Job{}, err
 	}
-	if err := m.prepare(r); err != nil {
-		return Job{}, err
+	if tune == nil {
+		if err := m.prepare(r); err != nil {
+			return Job{}, err
+		}
 	}
 	m.jobs[base] = r
 	m.launch(r)
@@ -303,6 +335,14 @@ func (m *Manager) get(base string) (*run, error) {
 
 // loop is a job's goroutine: copy, keep the other generation current, end the grace period.
 func (m *Manager) loop(ctx context.Context, r *run) {
+	if r.snapshot().State == StateLearning {
+		if err := m.learn(ctx, r); err != nil {
+			if ctx.Err() == nil {
+				m.fail(r, err)
+			}
+			return
+		}
+	}
 	if r.snapshot().State == StateStarting {
 		if err := m.prepare(r); err != nil {
 			m.fail(r, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/lookalike/lookalike/embed"
+	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 )
 
@@ -63,6 +64,8 @@ func WithProfile(e Embedder, profile string) (Embedder, error) {
 // ("" = that model's configured profile). ErrUnknownModel, or embed.ErrProfile when the model
 // cannot serve the profile.
 func Target(engines []Embedder, liveFP, model, profile string) (Embedder, error) {
+	// the live vectors' projection, if any, is not carried over: it was learned for their profile
+	liveFP, _ = spec.SplitProjection(liveFP)
 	var eng Embedder
 	for _, e := range engines {
 		if model == "" {

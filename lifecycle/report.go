@@ -59,6 +59,9 @@ func (m *Manager) Compare(ctx context.Context, base string, queries [][]byte) (R
 	if err != nil {
 		return Report{}, err
 	}
+	if j.State == StateLearning {
+		return Report{Job: j}, fmt.Errorf("%w: the tune of %s is still learning its projection (no shadow yet)", ErrNotReady, base)
+	}
 	live, other, err := m.pair(j)
 	if err != nil {
 		return Report{}, err

@@ -35,6 +35,10 @@ type Monitor struct {
 	window time.Duration
 	now    func() time.Time
 
+	// engineFor, when set (SetEngines), is the engine that makes a fingerprint's vectors: the
+	// probed collection's probes are embedded with it (its profile and learned projection).
+	engineFor func(fingerprint string) (Embedder, bool)
+
 	obs     chan observation // every answered search (drift; sampled ones go on to recall)
 	samples chan observation // recall jobs
 
@@ -44,6 +48,11 @@ type Monitor struct {
 	scored    map[string]*probeSet // ScoreProbes' sets by name and fingerprint
 	seeded    map[string]bool      // collections whose series exist (metrics.seedCollection)
 }
+
+// SetEngines has the probes of the probed collection embedded by f(its fingerprint) when f knows
+// it, instead of the monitor's engine under the collection's profile: a tuned collection's vectors
+// are projected, which only the engine bound to its projection reproduces. Call it before Start.
+func (q *Monitor) SetEngines(f func(fingerprint string) (Embedder, bool)) { q.engineFor = f }
 
 // observation is one answered search, copied off the request path.
 type observation struct {

@@ -95,6 +95,11 @@ func (q *Monitor) loadProbes(ctx context.Context) {
 
 func (q *Monitor) loadProbeSet(ctx context.Context, name, path string) (*probeSet, error) {
 	profile, fp := q.probedProfile()
+	if q.engineFor != nil && fp != "" {
+		if eng, ok := q.engineFor(fp); ok {
+			return q.embedProbeSet(ctx, name, path, eng, "", fp)
+		}
+	}
 	return q.embedProbeSet(ctx, name, path, q.eng, profile, fp)
 }
 

@@ -85,6 +85,12 @@ func (f *catalogFlags) openWithEngine(ctx context.Context, env *cliEnv, cfg conf
 		return nil, nil, nil, err
 	}
 	col, err := collectionFor(db, cfg, f.collection, eng.Info(), f.profile, create)
+	if err == nil && projectionOf(col) != "" {
+		// the server binds a tuned collection's projection to its engine (lifecycle.WithFingerprint);
+		// these commands embed with the bare engine
+		err = fmt.Errorf("collection %q holds vectors of the learned projection %s (lookalike tune): index and search it through a server (--server URL): %w",
+			col.Name(), projectionOf(col), index.ErrFingerprintMismatch)
+	}
 	if err != nil {
 		db.Close()
 		eng.Close()

@@ -42,6 +42,7 @@ var commands = []command{
 	{"delete", "delete items by id", runDelete},
 	{"reembed", "embed a collection again from its source renditions (--into, --profile)", runReembed},
 	{"rebuild", "rebuild a collection into its next generation with another model or profile (--switch)", runRebuild},
+	{"tune", "learn a projection from a collection's own photos and rebuild it with it (--dims, --switch)", runTune},
 	{"stats", "collections, sizes, model fingerprint, graph levels", runStats},
 	{"serve", "run the HTTP API and web UI", runServe},
 	{"healthcheck", "exit 0 when the local server is ready (GET /readyz): the container's HEALTHCHECK", runHealthcheck},

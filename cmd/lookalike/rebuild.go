@@ -54,36 +54,52 @@ func runRebuild(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := spec.ParseProfile(cf.profile); err != nil {
 		return fmt.Errorf("%w: --profile: %v", errUsage, err)
 	}
+	j, err := driveRebuild(ctx, env, cf, *doSwitch, *quiet,
+		func(rb rebuilder) (client.Rebuild, bool, error) { return rb.start(ctx, *model, cf.profile) },
+		func(j client.Rebuild) bool { return sameTarget(j, *model, cf.profile) })
+	if err != nil {
+		return err
+	}
+	return printRebuild(env, cf.asJSON, j)
+}
+
+// driveRebuild opens the rebuild controls of the flags' collection (local or --server), starts a
+// job with start, or follows the unfinished one start reports when same accepts it, follows it to
+// ready and switches with doSwitch: what rebuild and tune share.
+func driveRebuild(ctx context.Context, env *cliEnv, cf *catalogFlags, doSwitch, quiet bool,
+	start func(rebuilder) (client.Rebuild, bool, error), same func(client.Rebuild) bool) (client.Rebuild, error) {
 	var rb rebuilder
+	var err error
 	if cf.server != "" {
 		rb, err = connectRebuild(env, cf)
 	} else {
 		rb, err = openRebuild(ctx, env, cf)
 	}
 	if err != nil {
-		return err
+		return client.Rebuild{}, err
 	}
 	defer rb.close()
-	j, running, err := rb.start(ctx, *model, cf.profile)
+	j, running, err := start(rb)
 	if err != nil {
-		return err
+		return j, err
 	}
 	if running {
-		if !sameTarget(j, *model, cf.profile) || j.State == client.RebuildSwitched || j.State == client.RebuildDone {
-			return fmt.Errorf("collection %q has another rebuild (to %s, model %s, profile %s) that is %s: finish it first", cf.collection, j.To, j.Model, j.Profile, j.State)
+		if !same(j) || j.State == client.RebuildSwitched || j.State == client.RebuildDone {
+			return j, fmt.Errorf("collection %q has another rebuild (to %s, model %s, profile %s, projection %q) that is %s: finish it first",
+				cf.collection, j.To, j.Model, j.Profile, j.Projection, j.State)
 		}
 		fmt.Fprintf(env.stderr, "following the rebuild of %s into %s started %s\n", j.Collection, j.To, j.StartedAt.Local().Format(time.DateTime))
 	}
-	j, err = followRebuild(ctx, env, rb, j, *quiet || cf.asJSON)
+	j, err = followRebuild(ctx, env, rb, j, quiet || cf.asJSON)
 	if err != nil {
-		return err
+		return j, err
 	}
-	if *doSwitch {
+	if doSwitch {
 		if j, err = rb.switchAlias(ctx); err != nil {
-			return fmt.Errorf("switch: %w", err)
+			return j, fmt.Errorf("switch: %w", err)
 		}
 	}
-	return printRebuild(env, cf.asJSON, j)
+	return j, nil
 }
 
 // sameTarget says whether a running rebuild builds what was asked for ("" matches anything).
@@ -182,6 +198,9 @@ func (p *rebuildProgress) finish() {
 
 // progressLine is one plain progress line: state, counts, the server's rate and ETA.
 func progressLine(j client.Rebuild) string {
+	if j.State == client.RebuildLearning {
+		return fmt.Sprintf("tune %s → %s: learning a projection, %d photos embedded", j.From, j.To, j.Sampled)
+	}
 	pct := 100 * float64(j.Copied) / float64(max(j.Total, 1))
 	s := fmt.Sprintf("rebuild %s → %s: %s %d/%d items (%.0f%%)", j.From, j.To, j.State, j.Copied, j.Total, pct)
 	if j.State == client.RebuildCopying && j.RatePerSec > 0 {
@@ -219,7 +238,14 @@ func connectRebuild(env *cliEnv, cf *catalogFlags) (rebuilder, error) {
 }
 
 func (rr remoteRebuild) start(ctx context.Context, model, profile string) (client.Rebuild, bool, error) {
-	j, err := rr.r.c.StartRebuild(ctx, rr.r.collection, client.RebuildSpec{Model: model, Profile: profile})
+	return rr.begin(ctx, func() (*client.Rebuild, error) {
+		return rr.r.c.StartRebuild(ctx, rr.r.collection, client.RebuildSpec{Model: model, Profile: profile})
+	})
+}
+
+// begin starts a job with start, or returns the collection's unfinished one (running true).
+func (rr remoteRebuild) begin(ctx context.Context, start func() (*client.Rebuild, error)) (client.Rebuild, bool, error) {
+	j, err := start()
 	if isAPIError(err, http.StatusConflict, "rebuild_running") {
 		cur, err := rr.status(ctx)
 		return cur, true, err
@@ -257,6 +283,7 @@ type localRebuild struct {
 	db      *index.DB
 	engines []*embed.Engine
 	mgr     *lifecycle.Manager
+	projs   *lifecycle.Projections
 	base    string
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -283,19 +310,21 @@ func openRebuild(ctx context.Context, env *cliEnv, cf *catalogFlags) (rebuilder,
 		closeEngines(engines)
 		return nil, fmt.Errorf("collection %q: %w", cf.collection, err)
 	}
-	lr := &localRebuild{env: env, db: db, engines: engines}
+	lr := &localRebuild{env: env, db: db, engines: engines, projs: lifecycle.NewProjections(db)}
 	lr.base, _ = index.ParseGeneration(col.Name())
-	lr.mgr = lifecycle.New(db, lifecycle.Options{Engine: lr.engine, Source: lifecycle.StoredSource, Grace: cfg.Lifecycle.Grace, Logger: env.logger(cfg)})
+	lr.mgr = lifecycle.New(db, lifecycle.Options{Engine: lr.engine, Source: lifecycle.StoredSource, Grace: cfg.Lifecycle.Grace,
+		Projections: lr.projs, Logger: env.logger(cfg)})
 	var mctx context.Context
 	mctx, lr.stop = context.WithCancel(context.WithoutCancel(ctx))
 	lr.mgr.Start(mctx, &lr.wg)
 	return lr, nil
 }
 
-// engine is the Options.Engine of the local manager: a loaded engine bound to the profile fp names.
+// engine is the Options.Engine of the local manager: a loaded engine bound to the profile and the
+// learned projection fp names.
 func (lr *localRebuild) engine(fp string) (lifecycle.Embedder, bool) {
 	for _, e := range lr.engines {
-		if pe, ok := lifecycle.WithProfileFor(e, fp); ok {
+		if pe, ok := lifecycle.WithFingerprint(e, fp, lr.projs); ok {
 			return pe, true
 		}
 	}

@@ -184,11 +184,40 @@ func (s Model) ProfileFingerprint(modelSHA256 string, p Profile) string {
 	return s.ID + "-" + hex.EncodeToString(h[:6]) + "@" + p.Name
 }
 
-// ProfileOfFingerprint returns the profile name a fingerprint claims ("fast" when it names none);
-// only ProfileFingerprint can confirm the claim.
+// ProfileOfFingerprint returns the profile name a fingerprint claims ("fast" when it names none),
+// without any learned projection; only ProfileFingerprint can confirm the claim.
 func ProfileOfFingerprint(fp string) string {
+	fp, _ = SplitProjection(fp)
 	if i := strings.LastIndexByte(fp, '@'); i >= 0 {
 		return fp[i+1:]
 	}
 	return ProfileFast
+}
+
+// ProjectionSep joins a regional fingerprint and the name of the projection learned for the
+// collection ("<id>-<hash>@ms317+pw512:1a2b3c4d"): the vectors of a projection are another space,
+// so the projection is part of the fingerprint and a collection never mixes them.
+const ProjectionSep = "+"
+
+// WithProjection is the fingerprint of base's vectors passed through the projection named name
+// ("" = base itself).
+func WithProjection(base, name string) string {
+	if name == "" {
+		return base
+	}
+	return base + ProjectionSep + name
+}
+
+// SplitProjection splits a fingerprint into the fingerprint of the unprojected vectors and the
+// projection's name ("" when it names none).
+func SplitProjection(fp string) (base, projection string) {
+	at := strings.LastIndexByte(fp, '@')
+	if at < 0 {
+		return fp, ""
+	}
+	i := strings.Index(fp[at:], ProjectionSep)
+	if i < 0 {
+		return fp, ""
+	}
+	return fp[:at+i], fp[at+i+len(ProjectionSep):]
 }

@@ -72,6 +72,32 @@ func TestProfileFingerprint(t *testing.T) {
 	}
 }
 
+// TestSplitProjection: a projection's name joins a regional fingerprint and splits off again;
+// the profile a projected fingerprint claims is its base's.
+func TestSplitProjection(t *testing.T) {
+	m := DefaultModel()
+	m.FeatureMapTensor = DefaultFeatureMapTensor
+	ms317, _ := ParseProfile("ms317")
+	rmac, _ := ParseProfile("rmac:448,224")
+	for _, tc := range []struct{ base, projection, profile string }{
+		{m.ProfileFingerprint(strings.Repeat("ab", 32), ms317), "pw512:1a2b3c4d", "ms317"},
+		{m.ProfileFingerprint(strings.Repeat("ab", 32), rmac), "pw16:00ff00ff", "rmac:448,224"},
+		{m.ProfileFingerprint(strings.Repeat("ab", 32), ms317), "", "ms317"},
+		{m.Fingerprint(strings.Repeat("ab", 32)), "", ProfileFast},
+	} {
+		fp := WithProjection(tc.base, tc.projection)
+		if base, p := SplitProjection(fp); base != tc.base || p != tc.projection {
+			t.Errorf("SplitProjection(%s) = %s, %s", fp, base, p)
+		}
+		if got := ProfileOfFingerprint(fp); got != tc.profile {
+			t.Errorf("ProfileOfFingerprint(%s) = %s, want %s", fp, got, tc.profile)
+		}
+		if tc.projection != "" && fp == tc.base {
+			t.Errorf("the projection %s left the fingerprint %s as it was", tc.projection, fp)
+		}
+	}
+}
+
 func TestThreshold(t *testing.T) {
 	m := DefaultModel()
 	m.FeatureMapTensor = DefaultFeatureMapTensor
