@@ -50,6 +50,7 @@ FUZZ_TARGETS := \
 	./embed/:FuzzDecode \
 	./index/:FuzzDecodeRecord ./index/:FuzzDecodeTrash ./index/:FuzzDecodeLists ./index/:FuzzParseFilter ./index/:FuzzFilterFromJSON ./index/:FuzzUnmarshalSQ8 ./index/:FuzzParseSnapHead \
 	./api/:FuzzParseSearch ./api/:FuzzParseItem ./api/:FuzzBatch ./api/:FuzzFeedbackRequest \
+	./embed/project/:FuzzUnmarshal ./api/:FuzzTuneRequest \
 	./internal/ingest/:FuzzManifest ./internal/edit/:FuzzMergePatch ./eval/:FuzzIdx ./cluster/:FuzzDecodeMutation
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

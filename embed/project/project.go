@@ -281,6 +281,13 @@ func Unmarshal(b []byte) (*Projection, error) {
 		p.Eigen[k] = math.Float64frombits(binary.LittleEndian.Uint64(b[o:]))
 		o += 8
 	}
+	// A non-finite value would turn every vector it projects into NaNs, which the index refuses
+	// item by item: refuse the projection once, here.
+	for _, x := range slices.Concat(p.Mean, p.P) {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("%w: a non-finite value", ErrFormat)
+		}
+	}
 	p.init()
 	return p, nil
 }
