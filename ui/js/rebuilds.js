@@ -111,6 +111,7 @@ function progressText(j) {
   if (j.mirrored) extra.push(`${fmtNumber(j.mirrored)} writes mirrored`);
   const tail = extra.length ? ` (${extra.join(', ')})` : '';
   switch (j.state) {
+    case 'learning': return 'Learning the projection from the collection\'s own photos (a tune; the items are copied next)';
     case 'starting':
     case 'copying': {
       const rate = j.rate_per_s > 0 ? ` · ${fmtNumber(j.rate_per_s, 1)} items/s · about ${fmtDuration(j.eta_s)} left` : '';
