@@ -23,3 +23,7 @@ var (
 
 // ErrInvalidQuery: a search a shard refused (k out of range, a vector of other dims, a bad filter).
 var ErrInvalidQuery = errors.New("cluster: invalid query")
+
+// ErrNotCaughtUp: a read carrying a minimum sequence (min_seq) found no replica that had applied
+// its shard up to it in time.
+var ErrNotCaughtUp = errors.New("cluster: replica not caught up")
