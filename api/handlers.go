@@ -295,6 +295,9 @@ func (s *Server) handleThumbnail(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.image(s, c, col, id, false)
+	}
 	thumb, err := col.Thumbnail(id)
 	if err != nil {
 		return itemErr(err, col, id)
@@ -457,6 +460,9 @@ func (s *Server) handleSimilar(c *fiber.Ctx) error {
 	id, err := pathParam(c, "id")
 	if err != nil {
 		return err
+	}
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.similar(s, c, col, id)
 	}
 	req := &searchRequest{ID: id}
 	if err := req.fromQuery(c); err != nil {

@@ -274,6 +274,8 @@ type batchLine struct {
 	ID     string `json:"id"`
 	Status int    `json:"status"`
 	*addResult
+	// Seq is the mutation log's sequence of the item's write (cluster mode only).
+	Seq   uint64 `json:"seq,omitempty"`
 	Error *Error `json:"error,omitempty"`
 }
 
@@ -309,6 +311,9 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 	}
 	if len(out) > s.cfg.Limits.MaxBatchItems {
 		return errorf(http.StatusRequestEntityTooLarge, "batch_too_large", "the batch holds %d items, the limit is %d", len(out), s.cfg.Limits.MaxBatchItems)
+	}
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.batch(s, c, col, out, reqs)
 	}
 	// Ids are settled over the whole batch before it is stored in chunks, so an id repeated
 	// across chunks is caught too.
@@ -352,6 +357,11 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 			}
 		}
 	}
+	return writeBatch(c, out)
+}
+
+// writeBatch writes a batch's answer: every line, and how many were stored and failed.
+func writeBatch(c *fiber.Ctx, out []batchLine) error {
 	stored, failed := 0, 0
 	for _, l := range out {
 		if l.Error == nil {
@@ -433,6 +443,9 @@ func (s *Server) handleSource(c *fiber.Ctx) error {
 	col, id, err := s.itemTarget(c)
 	if err != nil {
 		return err
+	}
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.image(s, c, col, id, true)
 	}
 	img, err := col.Source(id)
 	rendition := "source"
