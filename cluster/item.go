@@ -117,7 +117,7 @@ func (r *Replica) readItem(req itemRequest) itemAnswer {
 		if errors.Is(err, ErrClosed) {
 			return itemAnswer{Error: ErrClosed.Error()}
 		}
-		return itemAnswer{NotCaughtUp: true, Error: err.Error(), Applied: r.Applied()}
+		return itemAnswer{NotCaughtUp: true, Error: reason(err, ErrNotCaughtUp), Applied: r.Applied()}
 	}
 	a := itemAnswer{Applied: r.Applied()}
 	it, err := r.col.Get(req.ID)

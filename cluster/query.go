@@ -210,7 +210,7 @@ func (r *Replica) answerSearch(m *nats.Msg, q Query, err error) {
 			if errors.Is(werr, ErrClosed) {
 				return
 			}
-			a.NotCaughtUp, a.Error = true, werr.Error()
+			a.NotCaughtUp, a.Error = true, reason(werr, ErrNotCaughtUp)
 			r.respond(m, a)
 			return
 		}

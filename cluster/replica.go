@@ -180,7 +180,7 @@ func (r *Replica) WaitCaughtUp(ctx context.Context, seq uint64) error {
 			return fmt.Errorf("%w: replica of %s", ErrClosed, r.subject)
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w: replica of %s applied up to %d, not %d: %v", ErrNotCaughtUp, r.subject, r.Applied(), seq, ctx.Err())
+			return fmt.Errorf("%w: the replica of %s on %s has not applied its shard up to %d in time (applied %d)", ErrNotCaughtUp, r.subject, r.n.o.NodeName, seq, r.Applied())
 		}
 		t.Stop()
 	}

@@ -73,9 +73,9 @@ func (b *clusterBackend) check(collection string) error {
 func (b *clusterBackend) mapErr(err error) error {
 	switch {
 	case errors.Is(err, cluster.ErrNotCaughtUp):
-		return fmt.Errorf("%w: %v", b.errs.notCaughtUp, err)
+		return fmt.Errorf("%w: %s", b.errs.notCaughtUp, strings.TrimPrefix(err.Error(), cluster.ErrNotCaughtUp.Error()+": "))
 	case errors.Is(err, cluster.ErrUnavailable):
-		return fmt.Errorf("%w: %v", b.errs.unavailable, err)
+		return fmt.Errorf("%w: %s", b.errs.unavailable, strings.TrimPrefix(err.Error(), cluster.ErrUnavailable.Error()+": "))
 	}
 	return err
 }
