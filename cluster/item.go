@@ -62,24 +62,16 @@ func (n *Node) Item(ctx context.Context, collection, id string, o ReadOptions) (
 		req.WaitMS = MinSeqWait.Milliseconds()
 	}
 	var a itemAnswer
+	answered := false
 	if r := n.Replica(collection, shard); r != nil && r.serving() {
 		a = r.readItem(req)
-	} else {
-		data, err := json.Marshal(req)
-		if err != nil {
+		answered = a.Error != ErrClosed.Error()
+	}
+	if !answered {
+		// No serving replica here (or it closed meanwhile): ask the shard's item group.
+		var err error
+		if a, err = n.remoteItem(ctx, collection, shard, req); err != nil {
 			return index.Item{}, err
-		}
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second+time.Duration(req.WaitMS)*time.Millisecond)
-		defer cancel()
-		msg, err := n.nc.RequestWithContext(rctx, itemSubject(collection, shard), data)
-		if err != nil {
-			if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
-				return index.Item{}, fmt.Errorf("%w: no replica of shard %d of %q answered: %v", ErrUnavailable, shard, collection, err)
-			}
-			return index.Item{}, fmt.Errorf("%w: item read: %v", ErrUnavailable, err)
-		}
-		if err := json.Unmarshal(msg.Data, &a); err != nil {
-			return index.Item{}, fmt.Errorf("item read: %w", err)
 		}
 	}
 	switch {
@@ -93,6 +85,28 @@ func (n *Node) Item(ctx context.Context, collection, id string, o ReadOptions) (
 	it := *a.Item
 	it.Thumbnail, it.Source = a.Thumbnail, a.Source
 	return it, nil
+}
+
+// remoteItem asks a replica of shard (on any node) for req.
+func (n *Node) remoteItem(ctx context.Context, collection string, shard int, req itemRequest) (itemAnswer, error) {
+	var a itemAnswer
+	data, err := json.Marshal(req)
+	if err != nil {
+		return a, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second+time.Duration(req.WaitMS)*time.Millisecond)
+	defer cancel()
+	msg, err := n.nc.RequestWithContext(rctx, itemSubject(collection, shard), data)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
+			return a, fmt.Errorf("%w: no replica of shard %d of %q answered: %v", ErrUnavailable, shard, collection, err)
+		}
+		return a, fmt.Errorf("%w: item read: %v", ErrUnavailable, err)
+	}
+	if err := json.Unmarshal(msg.Data, &a); err != nil {
+		return a, fmt.Errorf("item read: %w", err)
+	}
+	return a, nil
 }
 
 // answerItem serves one item read of the shard.
