@@ -197,23 +197,15 @@ func (cm *clusterMode) publishItem(ctx context.Context, s *Server, col *index.Co
 	return seq, clusterErr(err)
 }
 
-// batch adds many items (the single node's items:batch body) through the log, one at a time:
-// each line answers 201 with its seq, or its own error; one bad item never fails the others.
-func (cm *clusterMode) batch(s *Server, c *fiber.Ctx, col *index.Collection, out []batchLine, reqs []batchRequest) error {
-	inputs := make([]ingest.Input, len(reqs))
-	for i, r := range reqs {
-		inputs[i] = r.input()
-	}
+// batch adds the items of a batch (the single node's items:batch body; todo are the items whose
+// id was settled, pos their lines in out) through the log, one at a time: each line answers 201
+// with its seq, or its own error; one bad item never fails the others.
+func (cm *clusterMode) batch(s *Server, c *fiber.Ctx, col *index.Collection, out []batchLine, pos []int, todo []ingest.Input) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	for i, idErr := range ingest.AssignIDs(inputs) {
-		line := &out[reqs[i].line]
-		line.ID = inputs[i].ID
-		if idErr != nil {
-			line.fail(idErr)
-			continue
-		}
-		seq, err := cm.publishItem(ctx, s, col, inputs[i])
+	for i, in := range todo {
+		line := &out[pos[i]]
+		seq, err := cm.publishItem(ctx, s, col, in)
 		if err != nil {
 			line.setError(s.classifyLogged(c, err))
 			continue
@@ -389,12 +381,8 @@ func clusterQuery(c *fiber.Ctx, req *searchRequest) (ClusterQuery, error) {
 // item itself out.
 func (cm *clusterMode) similar(s *Server, c *fiber.Ctx, col *index.Collection, id string) error {
 	start := time.Now()
-	req := &searchRequest{ID: id}
-	if err := req.fromQuery(c); err != nil {
-		return err
-	}
-	req.ID = id
-	if err := req.validate(s.cfg.Limits.MaxK, s.cfg.Limits.DefaultK); err != nil {
+	req, err := s.parseSimilar(c, id)
+	if err != nil {
 		return err
 	}
 	q, err := clusterQuery(c, req)

@@ -312,9 +312,6 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 	if len(out) > s.cfg.Limits.MaxBatchItems {
 		return errorf(http.StatusRequestEntityTooLarge, "batch_too_large", "the batch holds %d items, the limit is %d", len(out), s.cfg.Limits.MaxBatchItems)
 	}
-	if cm := s.cluster.Load(); cm != nil {
-		return cm.batch(s, c, col, out, reqs)
-	}
 	// Ids are settled over the whole batch before it is stored in chunks, so an id repeated
 	// across chunks is caught too.
 	inputs := make([]ingest.Input, len(reqs))
@@ -331,6 +328,9 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 			continue
 		}
 		pos, todo = append(pos, reqs[i].line), append(todo, inputs[i])
+	}
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.batch(s, c, col, out, pos, todo)
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()

@@ -157,10 +157,20 @@ func (r *Replica) readItem(req itemRequest) itemAnswer {
 
 // WaitWrite waits (within ctx) until a replica of the shard of item id applied the write that
 // Publish acknowledged with seq, so that the write is visible when the caller answers.
+// While no replica of the shard serves (the placement is moving it) it asks again every 100 ms.
 func (n *Node) WaitWrite(ctx context.Context, collection, id string, seq uint64) error {
-	_, err := n.Item(ctx, collection, id, ReadOptions{MinSeq: seq})
-	if errors.Is(err, index.ErrNotFound) {
-		return nil // applied: a delete, or a write refused when applied
+	for {
+		_, err := n.Item(ctx, collection, id, ReadOptions{MinSeq: seq})
+		if err == nil || errors.Is(err, index.ErrNotFound) {
+			return nil // applied (a delete, or a write refused when applied, reads as absent)
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return err
 }

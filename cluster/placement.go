@@ -120,6 +120,31 @@ func (n *Node) LiveNodes() map[string]Heartbeat {
 	return out
 }
 
+// WaitServed waits until collection has an assignment and every one of its shards is served by
+// some live node (as the heartbeats say): the cluster can answer for the whole collection.
+func (n *Node) WaitServed(ctx context.Context, collection string) error {
+	for {
+		n.mu.Lock()
+		ok := n.assign[collection] != nil
+		for s := 0; ok && s < n.o.Shards; s++ {
+			served := false
+			for _, hb := range n.live {
+				served = served || slices.Contains(hb.Serving[collection], s)
+			}
+			ok = served
+		}
+		n.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: not every shard of %q is served yet: %v", ErrUnavailable, collection, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // place runs the placement loop until ctx ends (Node.Close).
 func (n *Node) place(ctx context.Context) {
 	defer close(n.placeDone)

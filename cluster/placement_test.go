@@ -103,8 +103,12 @@ func TestPlacement(t *testing.T) {
 		}
 	}()
 	waitPlaced(t, nodes, names, shards, 2, true, 30*time.Second)
-
 	ctx := context.Background()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := nodes[0].WaitServed(wctx, "products"); err != nil {
+		t.Fatal(err)
+	}
 	var last uint64
 	for i := range 40 {
 		id := fmt.Sprintf("p%02d", i)

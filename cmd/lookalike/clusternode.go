@@ -41,6 +41,9 @@ type clusterAPIErrs struct {
 // clusterStartWait bounds how long serve waits for the cluster to form (a quorum of its nodes).
 const clusterStartWait = 2 * time.Minute
 
+// clusterServedWait bounds how long serve waits for every shard to be served before it reports ready.
+const clusterServedWait = 30 * time.Second
+
 // startCluster starts this node (its NATS server, or a connection to cluster.nats_url) under
 // DATA/cluster and makes it serve col: the placement opens the replicas assigned to this node.
 func startCluster(ctx context.Context, cfg config.Config, col *index.Collection, log *slog.Logger, errs clusterAPIErrs) (*clusterBackend, error) {
@@ -56,6 +59,14 @@ func startCluster(ctx context.Context, cfg config.Config, col *index.Collection,
 	if err := n.Serve(col.Name(), col.Config(), nil); err != nil {
 		n.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	// Ready once every shard is served somewhere (a fresh cluster: after the first placement; a
+	// restarted node: at once). Not a condition to start: a cluster that lost every replica of a
+	// shard must still come up and serve the rest.
+	wctx, wcancel := context.WithTimeout(ctx, clusterServedWait)
+	defer wcancel()
+	if err := n.WaitServed(wctx, col.Name()); err != nil {
+		log.Warn("cluster: serving before every shard is", "err", err)
 	}
 	return &clusterBackend{node: n, served: map[string]bool{col.Name(): true}, timeout: 2 * time.Second, errs: errs}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"time"
 )
 
@@ -33,6 +34,9 @@ func defaultCluster() Cluster {
 	return Cluster{ClientAddr: DefaultClusterClientAddr, Shards: DefaultClusterShards,
 		ReplicationFactor: DefaultClusterReplicationFactor}
 }
+
+// validNodeName is what package cluster accepts as a node name.
+var validNodeName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // MaxClusterShards bounds cluster.shards: each shard replica is its own bbolt file and consumer.
 const MaxClusterShards = 1024
@@ -75,6 +79,9 @@ func (c *Config) validateCluster(bad func(key, format string, args ...any) error
 	}
 	if k.Enabled && k.NodeName == "" {
 		return bad("cluster.node_name", "must be set when cluster.enabled (unique per node)")
+	}
+	if k.NodeName != "" && !validNodeName.MatchString(k.NodeName) {
+		return bad("cluster.node_name", "letters, digits, '-' and '_' only (it is a NATS server name and a key of the placement bucket), got %q", k.NodeName)
 	}
 	return nil
 }

@@ -48,6 +48,7 @@ func TestClusterValidationNamesTheKey(t *testing.T) {
 		{"negative retention", "cluster:\n  retention: -1s\n", "cluster.retention"},
 		{"tiny retention", "cluster:\n  retention: 5s\n", "cluster.retention"},
 		{"enabled without a name", "cluster:\n  enabled: true\n", "cluster.node_name"},
+		{"a name with a dot", "cluster:\n  enabled: true\n  node_name: n1.example\n", "cluster.node_name"},
 		{"routes without a listen address", "cluster:\n  routes: [\"127.0.0.1:6222\"]\n", "cluster.cluster_addr"},
 		{"bad route", "cluster:\n  cluster_addr: 127.0.0.1:6222\n  routes: [\"nohost\"]\n", "cluster.routes[0]"},
 		{"bad client address", "cluster:\n  client_addr: localhost\n", "cluster.client_addr"},
