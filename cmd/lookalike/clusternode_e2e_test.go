@@ -149,4 +149,10 @@ func TestClusterRoutesAcrossNodes(t *testing.T) {
 	if r := get(nodes[2], "c06", del.Seq+1000); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), `"not_caught_up"`) {
 		t.Errorf("min_seq beyond the log: %d %s", r.status, r.body)
 	}
+	for path, want := range map[string]string{"/metrics": "lookalike_cluster_stream_pending{collection=\"default\",shard=",
+		"/v1/cluster": `"replication_factor":2`} {
+		if r := httpDo(ctx, "GET", nodes[1].url+path, "", nil); r.status != http.StatusOK || !strings.Contains(string(r.body), want) {
+			t.Errorf("GET %s: %d, no %s in\n%.600s", path, r.status, want, r.body)
+		}
+	}
 }
