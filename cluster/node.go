@@ -54,7 +54,8 @@ type Options struct {
 	// Default 10 s.
 	Grace time.Duration
 	// Linger is how long a replica no longer assigned to this node stays open at least (and
-	// then only until every node it is assigned to serves it); default 2 min.
+	// then only until every node it is assigned to serves it); 0 = the default, 2 min; negative =
+	// no linger.
 	Linger time.Duration
 	// PlaceEvery is how often the node reads the live nodes and the assignment; default 1 s.
 	PlaceEvery time.Duration
@@ -82,7 +83,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Grace <= 0 {
 		o.Grace = DefaultGrace
 	}
-	if o.Linger <= 0 {
+	if o.Linger == 0 {
 		o.Linger = DefaultLinger
 	}
 	if o.PlaceEvery <= 0 {

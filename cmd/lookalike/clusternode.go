@@ -48,11 +48,15 @@ const clusterServedWait = 30 * time.Second
 // DATA/cluster and makes it serve col: the placement opens the replicas assigned to this node.
 func startCluster(ctx context.Context, cfg config.Config, col *index.Collection, log *slog.Logger, errs clusterAPIErrs) (*clusterBackend, error) {
 	c := cfg.Cluster
+	linger := c.ReplicaLinger
+	if linger == 0 {
+		linger = -1 // cluster.Options: 0 is its default, negative is none
+	}
 	sctx, cancel := context.WithTimeout(ctx, clusterStartWait)
 	defer cancel()
 	n, err := cluster.Start(sctx, cluster.Options{NodeName: c.NodeName, ClientAddr: c.ClientAddr, ClusterAddr: c.ClusterAddr,
 		Routes: c.Routes, URL: c.NATSURL, Dir: filepath.Join(cfg.Data.Dir, "cluster"), Shards: c.Shards,
-		Retention: c.Retention, ReplicationFactor: c.ReplicationFactor, Logger: log})
+		Retention: c.Retention, ReplicationFactor: c.ReplicationFactor, Grace: c.Grace, Linger: linger, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
