@@ -56,7 +56,7 @@ type Assignment struct {
 	Collection string `json:"collection"`
 	// Nodes are the live nodes it was computed from, RF the replication factor applied.
 	Nodes []string `json:"nodes"`
-	RF    int      `json:"rf"`
+	RF    int      `json:"replication_factor"`
 	// Shards[s] are the nodes holding shard s, in preference order.
 	Shards   [][]string `json:"shards"`
 	Computed time.Time  `json:"computed"`

@@ -153,24 +153,16 @@ type clusterStatusJSON struct {
 	Log    logStatusJSON `json:"log"`
 	// Nodes are the live nodes (heartbeats in LK_NODES) and the shards each serves; Assignment
 	// the placement of each served collection (LK_ASSIGN), as this node last read them.
-	Nodes      []nodeStatusJSON           `json:"nodes"`
-	Assignment map[string]*assignmentJSON `json:"assignment"`
-	Replicas   []replicaStatusJSON        `json:"replicas"`
-	Error      string                     `json:"error,omitempty"`
+	Nodes      []nodeStatusJSON               `json:"nodes"`
+	Assignment map[string]*cluster.Assignment `json:"assignment"`
+	Replicas   []replicaStatusJSON            `json:"replicas"`
+	Error      string                         `json:"error,omitempty"`
 }
 
 type nodeStatusJSON struct {
 	Name     string           `json:"name"`
 	Serving  map[string][]int `json:"serving"`
 	LastSeen time.Time        `json:"last_heartbeat"`
-}
-
-type assignmentJSON struct {
-	Nodes    []string   `json:"nodes"`
-	RF       int        `json:"replication_factor"`
-	Shards   [][]string `json:"shards"`
-	Computed time.Time  `json:"computed"`
-	By       string     `json:"by"`
 }
 
 type logStatusJSON struct {
@@ -206,14 +198,14 @@ func (b *clusterBackend) Status(ctx context.Context) (any, error) {
 	st, err := b.node.Status(ctx)
 	out := clusterStatusJSON{Node: st.Node, Shards: b.node.Shards(), Replicas: []replicaStatusJSON{},
 		Log:   logStatusJSON{Leader: st.Log.Leader, FirstSeq: st.Log.FirstSeq, LastSeq: st.Log.LastSeq, Messages: st.Log.Messages, Peers: []peerStatusJSON{}},
-		Nodes: []nodeStatusJSON{}, Assignment: map[string]*assignmentJSON{}}
+		Nodes: []nodeStatusJSON{}, Assignment: map[string]*cluster.Assignment{}}
 	for name, hb := range b.node.LiveNodes() {
 		out.Nodes = append(out.Nodes, nodeStatusJSON{Name: name, Serving: hb.Serving, LastSeen: hb.At})
 	}
 	slices.SortFunc(out.Nodes, func(a, b nodeStatusJSON) int { return strings.Compare(a.Name, b.Name) })
 	for col := range b.served {
 		if a := b.node.CurrentAssignment(col); a != nil {
-			out.Assignment[col] = &assignmentJSON{Nodes: a.Nodes, RF: a.RF, Shards: a.Shards, Computed: a.Computed, By: a.By}
+			out.Assignment[col] = a
 		}
 	}
 	if err != nil {
