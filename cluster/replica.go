@@ -32,9 +32,8 @@ type Replica struct {
 
 	applied atomic.Uint64
 	// horizon: every message of the shard at or below it is applied (confirmed against the log
-	// by WaitCaughtUp); cur is the consumer being followed, for that confirmation.
+	// by WaitCaughtUp).
 	horizon atomic.Uint64
-	cur     atomic.Pointer[following]
 	// pending is how many messages of the shard the consumer reported still to deliver (after
 	// the last message applied, or at the last quiet check).
 	pending atomic.Uint64
@@ -145,17 +144,10 @@ func (r *Replica) WaitApplied(ctx context.Context, seq uint64) error {
 	}
 }
 
-// following is the consumer a replica follows and how many of its messages it applied.
-type following struct {
-	cons    jetstream.Consumer
-	applied atomic.Uint64
-}
-
 // WaitCaughtUp waits until the replica has applied every message of its shard up to stream
 // sequence seq, which may belong to any shard (a client's min_seq). It returns at once when the
-// replica applied seq or later, or confirmed an earlier horizon; otherwise it checks against the
-// log (its leader's last sequence, then the consumer: nothing pending, everything delivered
-// applied) every 100 ms until ctx ends: then ErrNotCaughtUp.
+// replica applied seq or later, or confirmed a horizon at or above it; otherwise it checks
+// against the log's leader (confirm) every 100 ms until ctx ends: then ErrNotCaughtUp.
 func (r *Replica) WaitCaughtUp(ctx context.Context, seq uint64) error {
 	var next time.Time
 	for {
@@ -190,14 +182,12 @@ func (r *Replica) caughtUp(seq uint64) bool {
 	return r.applied.Load() >= seq || r.horizon.Load() >= seq
 }
 
-// confirm checks whether every message of the shard up to seq is applied: the log (as its leader
-// reports it) holds seq, and afterwards the consumer has nothing pending and every message it
-// delivered is applied. Then everything up to the log's last sequence read is applied.
+// confirm checks whether every message of the shard up to seq is applied. The stream's leader
+// reports its last sequence L (≥ seq), then the last message of the shard's subject: when that
+// one is applied here (or the subject has none), so is every message of the shard up to L, which
+// all existed before the second question. Both answers come from the stream's leader: a
+// consumer's own view (its pending count) can come from a follower whose copy lags.
 func (r *Replica) confirm(ctx context.Context, seq uint64) bool {
-	f := r.cur.Load()
-	if f == nil {
-		return false
-	}
 	ictx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	st, err := r.n.js.Stream(ictx, StreamName)
@@ -208,8 +198,13 @@ func (r *Replica) confirm(ctx context.Context, seq uint64) bool {
 	if (info.Cluster != nil && info.Cluster.Leader == "") || info.State.LastSeq < seq {
 		return false
 	}
-	ci, err := f.cons.Info(ictx)
-	if err != nil || ci.NumPending != 0 || ci.Delivered.Consumer != f.applied.Load() {
+	if info.Config.AllowDirect {
+		return false // direct gets may be answered by a lagging follower: not a proof
+	}
+	last, err := st.GetLastMsgForSubject(ictx, r.subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil || last.Sequence > r.Applied():
 		return false
 	}
 	for h := r.horizon.Load(); h < info.State.LastSeq && !r.horizon.CompareAndSwap(h, info.State.LastSeq); h = r.horizon.Load() {
@@ -302,9 +297,6 @@ func (r *Replica) follow(ctx context.Context) error {
 		return fmt.Errorf("consume: %w", err)
 	}
 	defer cc.Stop()
-	f := &following{cons: cons}
-	r.cur.Store(f)
-	defer r.cur.Store(nil)
 	r.setErr(nil)
 	if info := cons.CachedInfo(); info != nil {
 		r.pending.Store(info.NumPending)
@@ -335,7 +327,6 @@ func (r *Replica) follow(ctx context.Context) error {
 			if err := r.apply(ctx, md.Sequence.Stream, m.Data()); err != nil {
 				return err
 			}
-			f.applied.Add(1)
 			r.pending.Store(md.NumPending)
 			if md.NumPending == 0 {
 				r.join() // caught up
