@@ -5,11 +5,14 @@ package api
 // the cluster package's node into it.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/edit"
 	"github.com/lookalike/lookalike/internal/ingest"
 )
 
@@ -24,18 +28,42 @@ import (
 // answered a search): the API answers 503 cluster_unavailable.
 var ErrClusterUnavailable = errors.New("cluster unavailable")
 
+// ErrClusterNotCaughtUp is what a Cluster returns when a read's min_seq was not reached by the
+// replicas that answer within the wait (cluster.MinSeqWait): the API answers 503 not_caught_up.
+var ErrClusterNotCaughtUp = errors.New("cluster replicas not caught up")
+
+// ClusterRead qualifies a read of one item.
+type ClusterRead struct {
+	// MinSeq: read from a replica that applied the log up to it (a write's seq; 0: any).
+	MinSeq uint64
+	// Thumbnail, Source: also fetch the item's renditions.
+	Thumbnail, Source bool
+}
+
+// ClusterQuery is a search of a whole collection.
+type ClusterQuery struct {
+	Vector []float32
+	K, Ef  int
+	// Filter is a metadata filter expression (index.ParseFilter syntax).
+	Filter string
+	MinSeq uint64
+}
+
 // Cluster is what cluster mode needs from the cluster: writes acknowledged by the replicated log
 // (the returned sequence), reads from this node's replicas, and scatter-gather searches.
 type Cluster interface {
 	// Upsert stores it (ID, Vector, Metadata, Thumbnail, ContentHash, IfVersion) in collection.
 	Upsert(ctx context.Context, collection string, it index.Item) (seq uint64, err error)
-	// Delete deletes the item.
-	Delete(ctx context.Context, collection, id string) (seq uint64, err error)
-	// Get reads the item from this node's replica of its shard (index.ErrNotFound when absent,
-	// or when this node holds no replica of collection).
-	Get(ctx context.Context, collection, id string) (index.Item, error)
+	// Patch applies a metadata merge patch (RFC 7386) to the item, on every replica, when
+	// ifVersion (0: none) still matches there.
+	Patch(ctx context.Context, collection, id string, patch json.RawMessage, ifVersion uint64) (seq uint64, err error)
+	// Delete deletes the item (when ifVersion, 0: none, still matches).
+	Delete(ctx context.Context, collection, id string, ifVersion uint64) (seq uint64, err error)
+	// Get reads the item from a replica of its shard, this node's or another's
+	// (index.ErrNotFound when absent).
+	Get(ctx context.Context, collection, id string, o ClusterRead) (index.Item, error)
 	// Search asks every shard of collection for its top k and merges them; shards of of answered.
-	Search(ctx context.Context, collection string, vector []float32, k int, filter string) (res []index.Result, shards, of int, err error)
+	Search(ctx context.Context, collection string, q ClusterQuery) (res []index.Result, shards, of int, err error)
 	// Status is the body of GET /v1/cluster.
 	Status(ctx context.Context) (any, error)
 }
@@ -71,6 +99,9 @@ var clusterRoutes = []struct {
 	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+$`)},
 	{http.MethodDelete, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+$`)},
 	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/search$`)},
+	{http.MethodPatch, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+$`)},
+	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/items:batch$`)},
+	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+/(thumbnail|source|similar)$`)},
 }
 
 // clusterGate answers 501 for the routes cluster mode does not serve (yet).
@@ -84,17 +115,36 @@ func (s *Server) clusterGate(c *fiber.Ctx) error {
 		}
 	}
 	return errorf(http.StatusNotImplemented, "not_in_cluster_mode",
-		"%s %s is not served in cluster mode yet; cluster mode serves item add, get and delete, image and vector search, and GET /v1/cluster (docs/cluster.md)",
+		"%s %s is not served in cluster mode yet; cluster mode serves item add (one or a batch), get, patch and delete, thumbnails and sources, similar items, image and vector search, and GET /v1/cluster (docs/cluster.md)",
 		c.Method(), c.Path())
 }
 
 func clusterErr(err error) error {
-	if errors.Is(err, ErrClusterUnavailable) {
-		e := errorf(http.StatusServiceUnavailable, "cluster_unavailable", "%v", err)
-		e.RetryAfter = 1 // like every 503 of the API; an election takes about 5 s
-		return e
+	code := ""
+	switch {
+	case errors.Is(err, ErrClusterNotCaughtUp):
+		code = "not_caught_up"
+	case errors.Is(err, ErrClusterUnavailable):
+		code = "cluster_unavailable"
+	default:
+		return err
 	}
-	return err
+	e := errorf(http.StatusServiceUnavailable, code, "%v", err)
+	e.RetryAfter = 1 // like every 503 of the API; an election takes about 5 s
+	return e
+}
+
+// minSeq reads the min_seq query parameter (0 when absent).
+func minSeq(c *fiber.Ctx) (uint64, error) {
+	v := c.Query("min_seq")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, invalidQuery("min_seq", "min_seq must be a log sequence (an integer >= 0), got %q", v)
+	}
+	return n, nil
 }
 
 func (s *Server) handleClusterStatus(c *fiber.Ctx) error {
@@ -123,47 +173,160 @@ func (cm *clusterMode) add(s *Server, c *fiber.Ctx, col *index.Collection) error
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	embs, err := s.embedAdmitted(ctx, col, embed.Image{Data: req.Image})
+	seq, err := cm.publishItem(ctx, s, col, in[0])
 	if err != nil {
 		return err
 	}
-	thumb, err := embed.Thumbnail(req.Image, s.cfg.Limits.ThumbnailSize, s.cfg.Limits.ThumbnailQuality, s.cfg.Limits.MaxPixels)
+	return c.Status(http.StatusCreated).JSON(fiber.Map{"id": in[0].ID, "seq": seq, "metadata": metadataOrEmpty(in[0].Metadata),
+		"thumbnail_url": thumbnailURL(col.Name(), in[0].ID)})
+}
+
+// publishItem embeds one photo and makes its thumbnail here, and publishes the item.
+func (cm *clusterMode) publishItem(ctx context.Context, s *Server, col *index.Collection, in ingest.Input) (uint64, error) {
+	embs, err := s.embedAdmitted(ctx, col, embed.Image{Data: in.Image})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	it := index.Item{ID: in[0].ID, Vector: embs[0].Vector, Metadata: req.Metadata, Thumbnail: thumb,
-		ContentHash: ingest.ContentID(req.Image), UpdatedAt: time.Now().UTC(), IfVersion: req.IfVersion}
+	thumb, err := embed.Thumbnail(in.Image, s.cfg.Limits.ThumbnailSize, s.cfg.Limits.ThumbnailQuality, s.cfg.Limits.MaxPixels)
+	if err != nil {
+		return 0, err
+	}
+	it := index.Item{ID: in.ID, Vector: embs[0].Vector, Metadata: in.Metadata, Thumbnail: thumb,
+		ContentHash: ingest.ContentID(in.Image), UpdatedAt: time.Now().UTC(), IfVersion: in.IfVersion}
 	seq, err := cm.c.Upsert(ctx, col.Name(), it)
-	if err != nil {
-		return clusterErr(err)
+	return seq, clusterErr(err)
+}
+
+// batch adds the items of a batch (the single node's items:batch body; todo are the items whose
+// id was settled, pos their lines in out) through the log, one at a time: each line answers 201
+// with its seq, or its own error; one bad item never fails the others.
+func (cm *clusterMode) batch(s *Server, c *fiber.Ctx, col *index.Collection, out []batchLine, pos []int, todo []ingest.Input) error {
+	ctx, cancel := s.requestContext(c)
+	defer cancel()
+	for i, in := range todo {
+		line := &out[pos[i]]
+		seq, err := cm.publishItem(ctx, s, col, in)
+		if err != nil {
+			line.setError(s.classifyLogged(c, err))
+			continue
+		}
+		line.Seq, line.Status = seq, http.StatusCreated
 	}
-	return c.Status(http.StatusCreated).JSON(fiber.Map{"id": it.ID, "seq": seq, "metadata": metadataOrEmpty(it.Metadata),
-		"thumbnail_url": thumbnailURL(col.Name(), it.ID)})
+	return writeBatch(c, out)
+}
+
+// read reads one item (with the renditions o asks for) from a replica of its shard, honouring
+// the min_seq query parameter.
+func (cm *clusterMode) read(s *Server, c *fiber.Ctx, col *index.Collection, id string, o ClusterRead) (index.Item, error) {
+	var err error
+	if o.MinSeq, err = minSeq(c); err != nil {
+		return index.Item{}, err
+	}
+	ctx, cancel := s.requestContext(c)
+	defer cancel()
+	it, err := cm.c.Get(ctx, col.Name(), id, o)
+	if err != nil {
+		return it, itemErr(clusterErr(err), col, id)
+	}
+	return it, nil
 }
 
 func (cm *clusterMode) get(s *Server, c *fiber.Ctx, col *index.Collection, id string) error {
-	ctx, cancel := s.requestContext(c)
-	defer cancel()
-	it, err := cm.c.Get(ctx, col.Name(), id)
+	withVector, err := queryBool(c, "with_vector")
 	if err != nil {
-		return itemErr(clusterErr(err), col, id)
+		return err
+	}
+	it, err := cm.read(s, c, col, id, ClusterRead{})
+	if err != nil {
+		return err
 	}
 	c.Set(fiber.HeaderETag, etag(it.Version))
-	return c.JSON(itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
-		Fingerprint: col.Fingerprint(), Dims: len(it.Vector), UpdatedAt: it.UpdatedAt})
+	out := itemDetailJSON{itemJSON: itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata), ThumbnailURL: thumbnailURL(col.Name(), it.ID),
+		Fingerprint: col.Fingerprint(), Dims: len(it.Vector), UpdatedAt: it.UpdatedAt}, Labels: []labelJSON{}}
+	if withVector {
+		out.Vector = it.Vector
+	}
+	return c.JSON(out)
+}
+
+// image sends the item's thumbnail, or its source rendition (the thumbnail when it has none).
+func (cm *clusterMode) image(s *Server, c *fiber.Ctx, col *index.Collection, id string, source bool) error {
+	it, err := cm.read(s, c, col, id, ClusterRead{Thumbnail: true, Source: source})
+	if err != nil {
+		return err
+	}
+	img := it.Thumbnail
+	if source {
+		rendition := "source"
+		if len(it.Source) > 0 {
+			img = it.Source
+		} else {
+			rendition = "thumbnail"
+		}
+		c.Set("X-Rendition", rendition)
+	}
+	if len(img) == 0 {
+		return itemErr(index.ErrNotFound, col, id)
+	}
+	c.Set(fiber.HeaderContentType, "image/jpeg")
+	c.Set(fiber.HeaderCacheControl, "private, max-age=60")
+	return c.Send(img)
 }
 
 func (cm *clusterMode) delete(s *Server, c *fiber.Ctx, col *index.Collection, id string) error {
+	if _, err := cm.read(s, c, col, id, ClusterRead{}); err != nil {
+		return err
+	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	if _, err := cm.c.Get(ctx, col.Name(), id); err != nil {
-		return itemErr(clusterErr(err), col, id)
-	}
-	seq, err := cm.c.Delete(ctx, col.Name(), id)
+	seq, err := cm.c.Delete(ctx, col.Name(), id, 0)
 	if err != nil {
 		return clusterErr(err)
 	}
 	return c.JSON(fiber.Map{"deleted": 1, "seq": seq})
+}
+
+// patch publishes a metadata merge patch. The precondition and the patch are checked here
+// against the item as a replica holds it (so that a stale If-Match answers 412 at once), and
+// decided again when each replica applies it (the same way on every one). The answer is the
+// item as a replica holds it once the patch applied.
+func (cm *clusterMode) patch(s *Server, c *fiber.Ctx, col *index.Collection, id string) error {
+	req, err := s.parsePatch(c)
+	if err != nil {
+		return err
+	}
+	patch := req.metadata
+	if patch == nil {
+		patch = json.RawMessage("{}")
+	}
+	cur, err := cm.read(s, c, col, id, ClusterRead{})
+	if err != nil {
+		return err
+	}
+	if req.ifVersion != 0 && cur.Version != req.ifVersion {
+		return itemErr(fmt.Errorf("%w: item %q is at version %d, not %d", index.ErrVersionConflict, id, cur.Version, req.ifVersion), col, id)
+	}
+	meta, err := edit.PatchMetadata(cur.Metadata, patch, s.editOptions())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.requestContext(c)
+	defer cancel()
+	outcome, it, out := "unchanged", cur, fiber.Map{}
+	if !bytes.Equal(meta, cur.Metadata) {
+		seq, err := cm.c.Patch(ctx, col.Name(), id, patch, req.ifVersion)
+		if err != nil {
+			return clusterErr(err)
+		}
+		if it, err = cm.c.Get(ctx, col.Name(), id, ClusterRead{MinSeq: seq}); err != nil {
+			return itemErr(clusterErr(err), col, id)
+		}
+		outcome, out["seq"] = "updated", seq
+	}
+	c.Set(fiber.HeaderETag, etag(it.Version))
+	out["outcome"], out["item"] = outcome, itemJSON{ID: it.ID, Version: it.Version, Metadata: metadataOrEmpty(it.Metadata),
+		ThumbnailURL: thumbnailURL(col.Name(), it.ID), Fingerprint: col.Fingerprint(), Dims: col.Config().Dims, UpdatedAt: it.UpdatedAt}
+	return c.JSON(out)
 }
 
 // clusterCoverage is how much of the collection a cluster search covered.
@@ -180,22 +343,70 @@ func (cm *clusterMode) search(s *Server, c *fiber.Ctx, col *index.Collection) er
 	if err != nil {
 		return err
 	}
-	var filter string
-	if len(req.Filter) > 0 && string(req.Filter) != "null" {
-		if json.Unmarshal(req.Filter, &filter) != nil {
-			return errorf(http.StatusNotImplemented, "not_in_cluster_mode", "cluster search takes a filter expression string only")
-		}
+	q, err := clusterQuery(c, req)
+	if err != nil {
+		return err
 	}
 	if req.ID != "" || req.Cursor != "" || len(req.ExcludeIDs) > 0 {
 		return errorf(http.StatusNotImplemented, "not_in_cluster_mode", "cluster search takes an image or a vector, without id, cursor or exclude_ids")
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	query, timings, err := s.searchVector(ctx, col, req)
+	var timings map[string]float64
+	if q.Vector, timings, err = s.searchVector(ctx, col, req); err != nil {
+		return err
+	}
+	return cm.scatter(ctx, c, col, q, q.K, "", start, timings)
+}
+
+// clusterQuery takes what a cluster search serves from req: k, ef, a filter expression string,
+// min_seq (the JSON field or form value, else the query parameter).
+func clusterQuery(c *fiber.Ctx, req *searchRequest) (ClusterQuery, error) {
+	q := ClusterQuery{K: req.K, Ef: req.Ef, MinSeq: req.MinSeq}
+	if len(req.Filter) > 0 && string(req.Filter) != "null" {
+		if json.Unmarshal(req.Filter, &q.Filter) != nil {
+			return q, errorf(http.StatusNotImplemented, "not_in_cluster_mode", "cluster search takes a filter expression string only")
+		}
+	}
+	if q.MinSeq == 0 {
+		var err error
+		if q.MinSeq, err = minSeq(c); err != nil {
+			return q, err
+		}
+	}
+	return q, nil
+}
+
+// similar searches with a stored item's vector (read from a replica of its shard), leaving the
+// item itself out.
+func (cm *clusterMode) similar(s *Server, c *fiber.Ctx, col *index.Collection, id string) error {
+	start := time.Now()
+	req, err := s.parseSimilar(c, id)
 	if err != nil {
 		return err
 	}
-	res, shards, of, err := cm.c.Search(ctx, col.Name(), query, req.K, filter)
+	q, err := clusterQuery(c, req)
+	if err != nil {
+		return err
+	}
+	if req.Cursor != "" || len(req.ExcludeIDs) > 0 {
+		return errorf(http.StatusNotImplemented, "not_in_cluster_mode", "cluster similar takes k, ef, filter and min_seq, without cursor or exclude_ids")
+	}
+	it, err := cm.read(s, c, col, id, ClusterRead{MinSeq: q.MinSeq})
+	if err != nil {
+		return err
+	}
+	want := q.K
+	q.Vector, q.K = it.Vector, min(q.K+1, index.MaxK) // one more: the item itself
+	ctx, cancel := s.requestContext(c)
+	defer cancel()
+	return cm.scatter(ctx, c, col, q, want, id, start, map[string]float64{"decode": 0, "preprocess": 0, "inference": 0})
+}
+
+// scatter runs q over every shard and writes the answer search and similar share: the top want
+// results without exclude (the item a similar search started from).
+func (cm *clusterMode) scatter(ctx context.Context, c *fiber.Ctx, col *index.Collection, q ClusterQuery, want int, exclude string, start time.Time, timings map[string]float64) error {
+	res, shards, of, err := cm.c.Search(ctx, col.Name(), q)
 	if err != nil {
 		return clusterErr(err)
 	}
@@ -211,6 +422,9 @@ func (cm *clusterMode) search(s *Server, c *fiber.Ctx, col *index.Collection) er
 		out.Coverage = &clusterCoverage{Shards: shards, Of: of}
 	}
 	for _, r := range res {
+		if r.ID == exclude || len(out.Results) == want {
+			continue
+		}
 		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(col.Name(), r.ID)})
 	}
 	timings["total"] = msf(time.Since(start))

@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/edit"
 )
 
 // fakeCluster is an api.Cluster in memory: what the HTTP front does with a cluster's answers
@@ -20,6 +22,8 @@ type fakeCluster struct {
 	shards, of int
 	lastK      int
 	lastFilter string
+	lastMinSeq uint64
+	notCaught  bool // reads with a min_seq above seq: ErrClusterNotCaughtUp
 }
 
 func (f *fakeCluster) Upsert(_ context.Context, _ string, it index.Item) (uint64, error) {
@@ -34,7 +38,26 @@ func (f *fakeCluster) Upsert(_ context.Context, _ string, it index.Item) (uint64
 	return f.seq, nil
 }
 
-func (f *fakeCluster) Delete(_ context.Context, _, id string) (uint64, error) {
+func (f *fakeCluster) Patch(_ context.Context, _, id string, patch json.RawMessage, ifVersion uint64) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return 0, ErrClusterUnavailable
+	}
+	f.seq++
+	it, ok := f.items[id]
+	if ok && (ifVersion == 0 || ifVersion == it.Version) {
+		meta, err := edit.PatchMetadata(it.Metadata, patch, edit.Options{})
+		if err != nil {
+			return 0, err
+		}
+		it.Metadata, it.Version = meta, f.seq
+		f.items[id] = it
+	}
+	return f.seq, nil
+}
+
+func (f *fakeCluster) Delete(_ context.Context, _, id string, _ uint64) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
@@ -45,22 +68,35 @@ func (f *fakeCluster) Delete(_ context.Context, _, id string) (uint64, error) {
 	return f.seq, nil
 }
 
-func (f *fakeCluster) Get(_ context.Context, _, id string) (index.Item, error) {
+func (f *fakeCluster) Get(_ context.Context, _, id string, o ClusterRead) (index.Item, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lastMinSeq = o.MinSeq
+	if o.MinSeq > f.seq && f.notCaught {
+		return index.Item{}, ErrClusterNotCaughtUp
+	}
 	it, ok := f.items[id]
+	if ok && !o.Thumbnail {
+		it.Thumbnail = nil
+	}
+	if ok && !o.Source {
+		it.Source = nil
+	}
 	if !ok {
 		return index.Item{}, index.ErrNotFound
 	}
 	return it, nil
 }
 
-func (f *fakeCluster) Search(_ context.Context, _ string, _ []float32, k int, filter string) ([]index.Result, int, int, error) {
+func (f *fakeCluster) Search(_ context.Context, _ string, q ClusterQuery) ([]index.Result, int, int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.lastK, f.lastFilter = k, filter
+	f.lastK, f.lastFilter, f.lastMinSeq = q.K, q.Filter, q.MinSeq
 	if f.down {
 		return nil, 0, 0, ErrClusterUnavailable
+	}
+	if q.MinSeq > f.seq && f.notCaught {
+		return nil, 0, 0, ErrClusterNotCaughtUp
 	}
 	var out []index.Result
 	for id, it := range f.items {
@@ -125,9 +161,8 @@ func TestClusterModeRoutes(t *testing.T) {
 
 	for _, tc := range []struct{ method, path, code string }{
 		{"GET", "/v1/collections/default/items", "not_in_cluster_mode"},
-		{"POST", "/v1/collections/default/items:batch", "not_in_cluster_mode"},
-		{"PATCH", "/v1/collections/default/items/p1", "not_in_cluster_mode"},
-		{"GET", "/v1/collections/default/items/p1/thumbnail", "not_in_cluster_mode"},
+		{"POST", "/v1/collections/default/recommend", "not_in_cluster_mode"},
+		{"GET", "/v1/collections/default/items/nope/thumbnail", "item_not_found"},
 		{"GET", "/v1/collections/default/items/nope", "item_not_found"},
 		{"DELETE", "/v1/collections/default/items/nope", "item_not_found"},
 	} {
@@ -154,5 +189,150 @@ func TestClusterModeRoutes(t *testing.T) {
 	}
 	if _, ok := fc.items["p1"]; ok {
 		t.Fatal("delete not published")
+	}
+}
+
+// TestClusterModeMoreRoutes: metadata patches, thumbnails and sources, similar items, and
+// min_seq (read-your-writes) on reads and searches, on the fake cluster.
+func TestClusterModeMoreRoutes(t *testing.T) {
+	ts := newTestServer(t, nil)
+	fc := &fakeCluster{items: map[string]index.Item{}, shards: 4, of: 4}
+	ts.SetCluster(fc)
+	img := photo(t, "ukbench00000.jpg")
+	for _, id := range []string{"p1", "p2"} {
+		body, ct := multipartBody(t, part{"image", "a.jpg", img}, part{field: "id", data: []byte(id)}, part{field: "metadata", data: []byte(`{"brand":"x","size":1}`)})
+		if r := do(t, "POST", ts.url+"/v1/collections/default/items", ct, body); r.status != http.StatusCreated {
+			t.Fatalf("add %s: %d %s", id, r.status, r.body)
+		}
+	}
+	item := ts.url + "/v1/collections/default/items/"
+	patch := func(id, body string, hdr ...string) response {
+		return do(t, "PATCH", item+id, "application/merge-patch+json", strings.NewReader(body), hdr...)
+	}
+	r := patch("p1", `{"metadata":{"size":null,"color":"red"}}`)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"outcome":"updated"`) || !strings.Contains(string(r.body), `"seq":3`) ||
+		!strings.Contains(string(r.body), `"color":"red"`) || strings.Contains(string(r.body), `"size"`) {
+		t.Fatalf("patch: %d %s", r.status, r.body)
+	}
+	if fc.lastMinSeq != 3 {
+		t.Errorf("the patched item was read back with min_seq %d, want 3", fc.lastMinSeq)
+	}
+	if r := patch("p1", `{"metadata":{"color":"red"}}`); r.status != http.StatusOK || !strings.Contains(string(r.body), `"outcome":"unchanged"`) || fc.seq != 3 {
+		t.Errorf("no-op patch: %d %s (seq %d)", r.status, r.body, fc.seq)
+	}
+	for _, tc := range []struct {
+		id, body string
+		hdr      []string
+		status   int
+		code     string
+	}{
+		{"p1", `{"metadata":{"a":1},"if_version":1}`, nil, http.StatusConflict, "version_conflict"},
+		{"p1", `{"metadata":{"a":1}}`, []string{"If-Match", `"1"`}, http.StatusConflict, "version_conflict"},
+		{"nope", `{"metadata":{"a":1}}`, nil, http.StatusNotFound, "item_not_found"},
+		{"p1", `{"vector":[1]}`, nil, http.StatusBadRequest, "read_only_field"},
+		{"p1", `[1]`, nil, http.StatusBadRequest, "invalid_patch"},
+	} {
+		r := patch(tc.id, tc.body, tc.hdr...)
+		if r.status != tc.status || r.errorCode(t) != tc.code {
+			t.Errorf("patch %s %s: %d %s, want %d %s", tc.id, tc.body, r.status, r.body, tc.status, tc.code)
+		}
+	}
+	if r := patch("p2", `{"metadata":{"a":1},"if_version":2}`); r.status != http.StatusOK {
+		t.Errorf("patch with a matching if_version: %d %s", r.status, r.body)
+	}
+
+	thumb := do(t, "GET", item+"p1/thumbnail", "", nil)
+	if thumb.status != http.StatusOK || thumb.header.Get("Content-Type") != "image/jpeg" || len(thumb.body) < 100 {
+		t.Fatalf("thumbnail: %d %d bytes", thumb.status, len(thumb.body))
+	}
+	if r := do(t, "GET", item+"p1/source", "", nil); r.status != http.StatusOK || r.header.Get("X-Rendition") != "thumbnail" || string(r.body) != string(thumb.body) {
+		t.Errorf("source without a source rendition: %d %s", r.status, r.header.Get("X-Rendition"))
+	}
+	fc.mu.Lock()
+	it := fc.items["p1"]
+	it.Source = []byte("source-bytes")
+	fc.items["p1"] = it
+	fc.mu.Unlock()
+	if r := do(t, "GET", item+"p1/source", "", nil); r.status != http.StatusOK || r.header.Get("X-Rendition") != "source" || string(r.body) != "source-bytes" {
+		t.Errorf("source: %d %s %q", r.status, r.header.Get("X-Rendition"), r.body)
+	}
+
+	r = do(t, "GET", item+"p1/similar?k=5&filter=brand%20%3D%20%27x%27", "", nil)
+	if r.status != http.StatusOK || strings.Contains(string(r.body), `"id":"p1"`) || !strings.Contains(string(r.body), `"id":"p2"`) {
+		t.Fatalf("similar: %d %s", r.status, r.body)
+	}
+	if fc.lastK != 6 || fc.lastFilter != "brand = 'x'" {
+		t.Errorf("similar asked k %d filter %q, want 6 (one more, for the item itself) and the filter", fc.lastK, fc.lastFilter)
+	}
+	if r := do(t, "GET", item+"nope/similar", "", nil); r.status != http.StatusNotFound {
+		t.Errorf("similar of a missing item: %d %s", r.status, r.body)
+	}
+
+	// min_seq: passed through from the query string and the JSON body; refused when malformed;
+	// 503 not_caught_up when the replicas do not reach it in time.
+	vec, _ := json.Marshal(fc.items["p1"].Vector)
+	if r := do(t, "GET", item+"p1?min_seq=4", "", nil); r.status != http.StatusOK || fc.lastMinSeq != 4 {
+		t.Errorf("get with min_seq: %d, passed %d", r.status, fc.lastMinSeq)
+	}
+	if r := do(t, "POST", ts.url+"/v1/collections/default/search", "application/json", strings.NewReader(`{"vector":`+string(vec)+`,"k":2,"min_seq":4}`)); r.status != http.StatusOK || fc.lastMinSeq != 4 {
+		t.Errorf("search with min_seq: %d %s, passed %d", r.status, r.body, fc.lastMinSeq)
+	}
+	if r := do(t, "GET", item+"p1?min_seq=x", "", nil); r.status != http.StatusBadRequest || r.errorCode(t) != "invalid_query" {
+		t.Errorf("get with a bad min_seq: %d %s", r.status, r.body)
+	}
+	fc.mu.Lock()
+	fc.notCaught = true
+	fc.mu.Unlock()
+	for _, r := range []response{
+		do(t, "GET", item+"p1?min_seq=99", "", nil),
+		do(t, "POST", ts.url+"/v1/collections/default/search?min_seq=99", "application/json", strings.NewReader(`{"vector":`+string(vec)+`,"k":2}`)),
+	} {
+		if r.status != http.StatusServiceUnavailable || r.errorCode(t) != "not_caught_up" || r.header.Get("Retry-After") == "" {
+			t.Errorf("read beyond the replicas: %d %s", r.status, r.body)
+		}
+	}
+}
+
+// TestClusterModeBatch: items:batch publishes each item (multipart), one bad item fails alone.
+func TestClusterModeBatch(t *testing.T) {
+	ts := newTestServer(t, nil)
+	fc := &fakeCluster{items: map[string]index.Item{}, shards: 4, of: 4}
+	ts.SetCluster(fc)
+	img := photo(t, "ukbench00000.jpg")
+	body, ct := multipartBody(t, part{"image", "a.jpg", img}, part{"image", "b.jpg", []byte("not a photo")}, part{"image", "c.jpg", photo(t, "ukbench00001.jpg")},
+		part{field: "id", data: []byte("b1")}, part{field: "id", data: []byte("b2")}, part{field: "id", data: []byte("b3")},
+		part{field: "metadata", data: []byte(`{"n":1}`)}, part{field: "metadata", data: []byte(`{}`)}, part{field: "metadata", data: []byte(`{"n":3}`)})
+	r := do(t, "POST", ts.url+"/v1/collections/default/items:batch", ct, body)
+	var out struct {
+		Results []struct {
+			ID     string `json:"id"`
+			Status int    `json:"status"`
+			Seq    uint64 `json:"seq"`
+			Error  *struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		} `json:"results"`
+		Stored, Failed int
+	}
+	r.json(t, &out)
+	if r.status != http.StatusOK || out.Stored != 2 || out.Failed != 1 || len(out.Results) != 3 {
+		t.Fatalf("batch: %d %s", r.status, r.body)
+	}
+	if l := out.Results[0]; l.ID != "b1" || l.Status != http.StatusCreated || l.Seq != 1 {
+		t.Errorf("line 1: %+v", l)
+	}
+	if l := out.Results[1]; l.Error == nil || l.Status < 400 {
+		t.Errorf("line 2 (not a photo): %+v", l)
+	}
+	if l := out.Results[2]; l.Status != http.StatusCreated || l.Seq != 2 || string(fc.items["b3"].Metadata) != `{"n":3}` || len(fc.items["b3"].Thumbnail) == 0 {
+		t.Errorf("line 3: %+v", l)
+	}
+	fc.mu.Lock()
+	fc.down = true
+	fc.mu.Unlock()
+	body, ct = multipartBody(t, part{"image", "a.jpg", img}, part{field: "id", data: []byte("b4")})
+	r = do(t, "POST", ts.url+"/v1/collections/default/items:batch", ct, body)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"cluster_unavailable"`) || !strings.Contains(string(r.body), `"failed":1`) {
+		t.Errorf("batch without quorum: %d %s", r.status, r.body)
 	}
 }

@@ -296,6 +296,9 @@ func (s *Server) handleThumbnail(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.image(s, c, col, id, false)
+	}
 	thumb, err := col.Thumbnail(id)
 	if err != nil {
 		return itemErr(err, col, id)
@@ -459,12 +462,11 @@ func (s *Server) handleSimilar(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	req := &searchRequest{ID: id}
-	if err := req.fromQuery(c); err != nil {
-		return err
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.similar(s, c, col, id)
 	}
-	req.ID = id
-	if err := req.validate(s.cfg.Limits.MaxK, s.cfg.Limits.DefaultK); err != nil {
+	req, err := s.parseSimilar(c, id)
+	if err != nil {
 		return err
 	}
 	col = s.canary(col, req)
@@ -472,6 +474,16 @@ func (s *Server) handleSimilar(c *fiber.Ctx) error {
 		return err
 	}
 	return s.answer(c, col, req, nil, id, start, map[string]float64{"decode": 0, "preprocess": 0, "inference": 0})
+}
+
+// parseSimilar reads a similar-items request: the query parameters, for the stored item id.
+func (s *Server) parseSimilar(c *fiber.Ctx, id string) (*searchRequest, error) {
+	req := &searchRequest{ID: id}
+	if err := req.fromQuery(c); err != nil {
+		return nil, err
+	}
+	req.ID = id
+	return req, req.validate(s.cfg.Limits.MaxK, s.cfg.Limits.DefaultK)
 }
 
 // answer runs the ANN search (by vector, or by stored item when similarTo is set) and writes the

@@ -277,6 +277,8 @@ type batchLine struct {
 	ID     string `json:"id"`
 	Status int    `json:"status"`
 	*addResult
+	// Seq is the mutation log's sequence of the item's write (cluster mode only).
+	Seq   uint64 `json:"seq,omitempty"`
 	Error *Error `json:"error,omitempty"`
 }
 
@@ -330,6 +332,9 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 		}
 		pos, todo = append(pos, reqs[i].line), append(todo, inputs[i])
 	}
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.batch(s, c, col, out, pos, todo)
+	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	const chunk = 16
@@ -355,6 +360,11 @@ func (s *Server) handleBatch(c *fiber.Ctx) error {
 			}
 		}
 	}
+	return writeBatch(c, out)
+}
+
+// writeBatch writes a batch's answer: every line, and how many were stored and failed.
+func writeBatch(c *fiber.Ctx, out []batchLine) error {
 	stored, failed := 0, 0
 	for _, l := range out {
 		if l.Error == nil {
@@ -436,6 +446,9 @@ func (s *Server) handleSource(c *fiber.Ctx) error {
 	col, id, err := s.itemTarget(c)
 	if err != nil {
 		return err
+	}
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.image(s, c, col, id, true)
 	}
 	img, err := col.Source(id)
 	rendition := "source"

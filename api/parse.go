@@ -40,6 +40,9 @@ type searchRequest struct {
 	Exact      bool            `json:"exact"`
 	Diversify  *bool           `json:"diversify"`
 	Rerank     string          `json:"rerank"`
+	// MinSeq (cluster mode): answer from replicas that applied the log up to this sequence (a
+	// write's seq). A single node applies every write before it answers: always satisfied.
+	MinSeq uint64 `json:"min_seq"`
 
 	crop   *embed.Rect
 	filter *index.Filter
@@ -209,6 +212,11 @@ func (req *searchRequest) fromValues(get func(string) string, excludes []string)
 	if v := get("ef"); v != "" {
 		if req.Ef, err = strconv.Atoi(v); err != nil {
 			return invalidQuery("ef", "ef must be an integer, got %q", v)
+		}
+	}
+	if v := get("min_seq"); v != "" {
+		if req.MinSeq, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return invalidQuery("min_seq", "min_seq must be a log sequence (an integer >= 0), got %q", v)
 		}
 	}
 	if v := get("min_score"); v != "" {

@@ -86,6 +86,9 @@ func (s *Server) handlePatchItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.patch(s, c, col, id)
+	}
 	req, err := s.parsePatch(c)
 	if err != nil {
 		return err

@@ -32,6 +32,12 @@
 //     every replica).
 //   - Node.Search scatters a search to one replica of every shard (a queue group per shard) and
 //     merges the top k, reporting how many shards answered; replicas answer only once caught up.
-//   - Not done yet: shard assignment in a KV bucket, snapshots and catch-up from them, wiring into
-//     `lookalike serve`. Assign gives a static placement.
+//   - Node.Serve places a collection's replicas over the live nodes (placement.go): heartbeats in
+//     the KV bucket LK_NODES (TTL = the grace period), the assignment (Assign, rf =
+//     min(ReplicationFactor, live nodes)) in LK_ASSIGN, written by the lowest-named live node;
+//     an unassigned replica closes only once its shard is served by all its assigned nodes and
+//     Linger passed. Node.Item reads an item from a replica of its shard on any node.
+//   - A read or search with a MinSeq waits (MinSeqWait) until the answering replicas applied
+//     their shard up to it (Replica.WaitCaughtUp), else ErrNotCaughtUp.
+//   - Not done yet: snapshots and catch-up from them.
 package cluster

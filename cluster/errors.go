@@ -1,6 +1,9 @@
 package cluster
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // Sentinel errors; callers branch on them with errors.Is.
 var (
@@ -23,3 +26,13 @@ var (
 
 // ErrInvalidQuery: a search a shard refused (k out of range, a vector of other dims, a bad filter).
 var ErrInvalidQuery = errors.New("cluster: invalid query")
+
+// ErrNotCaughtUp: a read carrying a minimum sequence (min_seq) found no replica that had applied
+// its shard up to it in time.
+var ErrNotCaughtUp = errors.New("cluster: replica not caught up")
+
+// reason is err's message without sentinel's prefix: the part worth sending to another node,
+// which wraps it in the sentinel again.
+func reason(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+}

@@ -109,6 +109,18 @@ func TestShardsAndAssignment(t *testing.T) {
 			}
 		}
 	}
+	// Few shards still spread: FNV-1a without mixing ranked n2, n3 first for all 4 shards.
+	for _, names := range [][]string{nodes, {"n1", "n2", "n3", "n4", "n5"}, {"node-a", "node-b", "node-c"}} {
+		per := map[string]int{}
+		for _, rs := range Assign(names, 4, 2) {
+			for _, n := range rs {
+				per[n]++
+			}
+		}
+		if len(per) < min(len(names), 4) {
+			t.Errorf("4 shards over %v: replicas per node %v", names, per)
+		}
+	}
 	if got := Assign(nodes, 4, 5); len(got[0]) != 3 {
 		t.Errorf("rf above the node count: %v", got[0])
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"time"
 
@@ -49,6 +50,18 @@ type Options struct {
 	// WriteBudget is how long Publish keeps retrying before ErrUnavailable; default 15s (a stream
 	// leader election stalls writes about 5 s, docs/cluster.md).
 	WriteBudget time.Duration
+	// ReplicationFactor is how many nodes hold a replica of each shard of a served collection
+	// (min(it, live nodes)); default 2 (placement.go).
+	ReplicationFactor int
+	// Grace is how long a node's heartbeat lives: a node silent that long leaves the assignment.
+	// Default 10 s.
+	Grace time.Duration
+	// Linger is how long a replica no longer assigned to this node stays open at least (and
+	// then only until every node it is assigned to serves it); 0 = the default, 2 min; negative =
+	// no linger.
+	Linger time.Duration
+	// PlaceEvery is how often the node reads the live nodes and the assignment; default 1 s.
+	PlaceEvery time.Duration
 	// Logger defaults to a discard logger.
 	Logger *slog.Logger
 }
@@ -63,6 +76,21 @@ const (
 func (o Options) withDefaults() (Options, error) {
 	if o.NodeName == "" || o.Dir == "" {
 		return o, fmt.Errorf("%w: node name and data directory are required", ErrConfig)
+	}
+	if !validKey.MatchString(o.NodeName) {
+		return o, fmt.Errorf("%w: node name %q: letters, digits, '-' and '_' only", ErrConfig, o.NodeName)
+	}
+	if o.ReplicationFactor <= 0 {
+		o.ReplicationFactor = DefaultReplicationFactor
+	}
+	if o.Grace <= 0 {
+		o.Grace = DefaultGrace
+	}
+	if o.Linger == 0 {
+		o.Linger = DefaultLinger
+	}
+	if o.PlaceEvery <= 0 {
+		o.PlaceEvery = DefaultPlaceEvery
 	}
 	if o.ClientAddr == "" {
 		o.ClientAddr = DefaultClientAddr
@@ -94,7 +122,17 @@ type Node struct {
 	mu       sync.Mutex
 	closed   bool
 	replicas map[string]*Replica
+	// Placement (placement.go): the collections served, the last assignment and live nodes
+	// read, and the placement loop.
+	served      map[string]*served
+	assign      map[string]*Assignment
+	live        map[string]Heartbeat
+	placeCancel context.CancelFunc
+	placeDone   chan struct{}
 }
+
+// validKey: a node name is a KV key and a NATS server name.
+var validKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // Start starts the embedded server (or connects to o.URL), waits until the JetStream cluster
 // answers and the stream exists, creating it when missing. ctx bounds the wait (a cluster forms
@@ -104,7 +142,8 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{o: o, log: o.Logger.With("node", o.NodeName), replicas: map[string]*Replica{}}
+	n := &Node{o: o, log: o.Logger.With("node", o.NodeName), replicas: map[string]*Replica{},
+		served: map[string]*served{}, assign: map[string]*Assignment{}, live: map[string]Heartbeat{}}
 	url := o.URL
 	if url == "" {
 		if n.srv, err = startServer(o, n.log); err != nil {
@@ -157,14 +196,19 @@ func sameAddr(a, b string) bool {
 	return ap == bp && norm(ah) == norm(bh)
 }
 
+// logReplicas is the replica count of the log (and of the placement's KV buckets).
+func (n *Node) logReplicas() int {
+	if n.o.LogReplicas > 0 {
+		return n.o.LogReplicas
+	}
+	return min(3, n.nodes())
+}
+
 // ensureStream creates LK_MUT when it does not exist, retrying while the JetStream cluster forms.
 // An existing stream is kept as it is (another node created it; its replicas may have been
 // changed by an operator).
 func (n *Node) ensureStream(ctx context.Context) error {
-	replicas := n.o.LogReplicas
-	if replicas <= 0 {
-		replicas = min(3, n.nodes())
-	}
+	replicas := n.logReplicas()
 	cfg := jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Lookalike mutation log (docs/cluster.md)",
@@ -253,6 +297,9 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
+	n.mu.Unlock()
+	n.stopPlacement() // it opens and closes replicas: stop it first
+	n.mu.Lock()
 	rs := make([]*Replica, 0, len(n.replicas))
 	for _, r := range n.replicas {
 		rs = append(rs, r)

@@ -32,7 +32,16 @@ type Query struct {
 	Ef     int       `json:"ef,omitempty"`
 	// Filter is a metadata filter expression (index.ParseFilter).
 	Filter string `json:"filter,omitempty"`
+	// MinSeq: answer only from replicas that applied their shard up to this stream sequence
+	// (read-your-writes: the seq a write returned), waiting up to MinSeqWait; else
+	// ErrNotCaughtUp.
+	MinSeq uint64 `json:"min_seq,omitempty"`
+	// WaitMS is set by Search: how long a replica may wait for MinSeq.
+	WaitMS int64 `json:"wait_ms,omitempty"`
 }
+
+// MinSeqWait bounds how long a read waits for replicas to reach its min_seq.
+const MinSeqWait = 5 * time.Second
 
 // SearchResult is the merged answer and how much of the collection it covers: Shards of Of
 // shards answered in time. Partial results are results, not an error.
@@ -43,9 +52,10 @@ type SearchResult struct {
 }
 
 type shardAnswer struct {
-	Results []index.Result `json:"results,omitempty"`
-	Applied uint64         `json:"applied"`
-	Error   string         `json:"error,omitempty"`
+	Results     []index.Result `json:"results,omitempty"`
+	Applied     uint64         `json:"applied"`
+	Error       string         `json:"error,omitempty"`
+	NotCaughtUp bool           `json:"not_caught_up,omitempty"`
 }
 
 // Search asks one replica of every shard of collection for its top q.K and merges them. A shard
@@ -58,6 +68,10 @@ func (n *Node) Search(ctx context.Context, collection string, q Query, timeout t
 	}
 	if q.K < 1 || q.K > index.MaxK {
 		return SearchResult{}, fmt.Errorf("%w: k must be in 1..%d", ErrInvalidQuery, index.MaxK)
+	}
+	if q.MinSeq > 0 {
+		q.WaitMS = MinSeqWait.Milliseconds()
+		timeout += MinSeqWait
 	}
 	req, err := json.Marshal(q)
 	if err != nil {
@@ -87,6 +101,9 @@ func (n *Node) Search(ctx context.Context, collection string, q Query, timeout t
 		if a == nil {
 			continue
 		}
+		if a.NotCaughtUp {
+			return SearchResult{}, fmt.Errorf("%w: %s", ErrNotCaughtUp, a.Error)
+		}
 		if a.Error != "" {
 			return SearchResult{}, fmt.Errorf("%w: %s", ErrInvalidQuery, a.Error)
 		}
@@ -109,20 +126,35 @@ func (n *Node) Search(ctx context.Context, collection string, q Query, timeout t
 }
 
 // join makes the replica answer its shard's searches; called once it has caught up with the log.
+// It answers item reads (item.go) from then on too.
 func (r *Replica) join() {
 	r.subMu.Lock()
 	defer r.subMu.Unlock()
-	if r.sub != nil || r.left {
+	if r.subs != nil || r.left {
 		return
 	}
-	subj := querySubject(r.collection, r.shard)
-	sub, err := r.n.nc.QueueSubscribe(subj, subj, r.answer)
-	if err != nil {
-		r.log.Warn("replica cannot join its query group", "err", err)
-		return
+	var subs []*nats.Subscription
+	for subj, h := range map[string]nats.MsgHandler{querySubject(r.collection, r.shard): r.answer,
+		itemSubject(r.collection, r.shard): r.answerItem} {
+		sub, err := r.n.nc.QueueSubscribe(subj, subj, h)
+		if err != nil {
+			r.log.Warn("replica cannot join its query group", "err", err)
+			for _, s := range subs {
+				s.Unsubscribe()
+			}
+			return
+		}
+		subs = append(subs, sub)
 	}
-	r.sub = sub
+	r.subs = subs
 	r.log.Info("replica serves searches", "applied", r.Applied())
+}
+
+// serving: the replica answers its shard's searches and reads.
+func (r *Replica) serving() bool {
+	r.subMu.Lock()
+	defer r.subMu.Unlock()
+	return r.subs != nil
 }
 
 // leave stops answering searches for good (the replica is closing, or cannot catch up).
@@ -130,18 +162,59 @@ func (r *Replica) leave() {
 	r.subMu.Lock()
 	defer r.subMu.Unlock()
 	r.left = true
-	if r.sub != nil {
-		r.sub.Unsubscribe()
-		r.sub = nil
+	for _, s := range r.subs {
+		s.Unsubscribe()
 	}
+	r.subs = nil
+}
+
+// async answers m in its own goroutine when it must wait for minSeq (so the replica's other
+// requests are not held up behind it), else at once.
+func (r *Replica) async(minSeq uint64, answer func()) {
+	if r.caughtUp(minSeq) {
+		answer()
+		return
+	}
+	r.reqs.Add(1)
+	go func() {
+		defer r.reqs.Done()
+		answer()
+	}()
+}
+
+// waitFor waits up to waitMS for minSeq (see WaitCaughtUp).
+func (r *Replica) waitFor(minSeq uint64, waitMS int64) error {
+	if r.caughtUp(minSeq) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(min(waitMS, MinSeqWait.Milliseconds()))*time.Millisecond)
+	defer cancel()
+	return r.WaitCaughtUp(ctx, minSeq)
 }
 
 // answer serves one search request of the shard. Requests of one replica are answered one at a
 // time (one subscription); the replicas of a shard share the load.
 func (r *Replica) answer(m *nats.Msg) {
 	var q Query
+	if err := json.Unmarshal(m.Data, &q); err != nil {
+		r.answerSearch(m, q, err)
+		return
+	}
+	r.async(q.MinSeq, func() { r.answerSearch(m, q, nil) })
+}
+
+func (r *Replica) answerSearch(m *nats.Msg, q Query, err error) {
 	var a shardAnswer
-	err := json.Unmarshal(m.Data, &q)
+	if err == nil {
+		if werr := r.waitFor(q.MinSeq, q.WaitMS); werr != nil {
+			if errors.Is(werr, ErrClosed) {
+				return
+			}
+			a.NotCaughtUp, a.Error = true, reason(werr, ErrNotCaughtUp)
+			r.respond(m, a)
+			return
+		}
+	}
 	var f *index.Filter
 	if err == nil && q.Filter != "" {
 		f, err = index.ParseFilter(q.Filter)
@@ -158,11 +231,15 @@ func (r *Replica) answer(m *nats.Msg) {
 		}
 		a.Error = err.Error()
 	}
+	r.respond(m, a)
+}
+
+func (r *Replica) respond(m *nats.Msg, a any) {
 	data, err := json.Marshal(a)
 	if err == nil {
 		err = m.Respond(data)
 	}
 	if err != nil {
-		r.log.Debug("search answer not sent", "err", err)
+		r.log.Debug("answer not sent", "err", err)
 	}
 }

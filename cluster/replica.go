@@ -31,6 +31,12 @@ type Replica struct {
 	col        *index.Collection
 
 	applied atomic.Uint64
+	// horizon: every message of the shard at or below it is applied (confirmed against the log
+	// by WaitCaughtUp).
+	horizon atomic.Uint64
+	// pending is how many messages of the shard the consumer reported still to deliver (after
+	// the last message applied, or at the last quiet check).
+	pending atomic.Uint64
 	waitMu  sync.Mutex
 	waitCh  chan struct{} // closed and replaced after every applied message
 
@@ -38,8 +44,9 @@ type Replica struct {
 	lastErr error
 
 	subMu sync.Mutex
-	sub   *nats.Subscription // the shard's query group, joined once caught up (query.go)
+	subs  []*nats.Subscription // the shard's query and item groups, joined once caught up (query.go)
 	left  bool
+	reqs  sync.WaitGroup // requests answered in their own goroutine (a min_seq wait)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -105,6 +112,10 @@ func (r *Replica) Shard() int { return r.shard }
 // Applied is the stream sequence of the last message of this shard applied here.
 func (r *Replica) Applied() uint64 { return r.applied.Load() }
 
+// Pending is how many messages of the shard the replica's consumer last reported it still had to
+// deliver: the replica's backlog.
+func (r *Replica) Pending() uint64 { return r.pending.Load() }
+
 // Err is the error that last stopped the replica from following the log (it retries, except after
 // ErrTruncated), nil while it follows.
 func (r *Replica) Err() error {
@@ -131,6 +142,74 @@ func (r *Replica) WaitApplied(ctx context.Context, seq uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// WaitCaughtUp waits until the replica has applied every message of its shard up to stream
+// sequence seq, which may belong to any shard (a client's min_seq). It returns at once when the
+// replica applied seq or later, or confirmed a horizon at or above it; otherwise it checks
+// against the log's leader (confirm) every 100 ms until ctx ends: then ErrNotCaughtUp.
+func (r *Replica) WaitCaughtUp(ctx context.Context, seq uint64) error {
+	var next time.Time
+	for {
+		r.waitMu.Lock()
+		ch := r.waitCh
+		r.waitMu.Unlock()
+		if r.caughtUp(seq) {
+			return nil
+		}
+		if time.Now().After(next) {
+			if r.confirm(ctx, seq) {
+				return nil
+			}
+			next = time.Now().Add(100 * time.Millisecond)
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-r.done:
+			t.Stop()
+			return fmt.Errorf("%w: replica of %s", ErrClosed, r.subject)
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: the replica of %s on %s has not applied its shard up to %d in time (applied %d)", ErrNotCaughtUp, r.subject, r.n.o.NodeName, seq, r.Applied())
+		}
+		t.Stop()
+	}
+}
+
+func (r *Replica) caughtUp(seq uint64) bool {
+	return r.applied.Load() >= seq || r.horizon.Load() >= seq
+}
+
+// confirm checks whether every message of the shard up to seq is applied. The stream's leader
+// reports its last sequence L (≥ seq), then the last message of the shard's subject: when that
+// one is applied here (or the subject has none), so is every message of the shard up to L, which
+// all existed before the second question. Both answers come from the stream's leader: a
+// consumer's own view (its pending count) can come from a follower whose copy lags.
+func (r *Replica) confirm(ctx context.Context, seq uint64) bool {
+	ictx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st, err := r.n.js.Stream(ictx, StreamName)
+	if err != nil {
+		return false
+	}
+	info := st.CachedInfo()
+	if (info.Cluster != nil && info.Cluster.Leader == "") || info.State.LastSeq < seq {
+		return false
+	}
+	if info.Config.AllowDirect {
+		return false // direct gets may be answered by a lagging follower: not a proof
+	}
+	last, err := st.GetLastMsgForSubject(ictx, r.subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil || last.Sequence > r.Applied():
+		return false
+	}
+	for h := r.horizon.Load(); h < info.State.LastSeq && !r.horizon.CompareAndSwap(h, info.State.LastSeq); h = r.horizon.Load() {
+	}
+	return true
 }
 
 func (r *Replica) setErr(err error) {
@@ -219,8 +298,11 @@ func (r *Replica) follow(ctx context.Context) error {
 	}
 	defer cc.Stop()
 	r.setErr(nil)
-	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
-		r.join()
+	if info := cons.CachedInfo(); info != nil {
+		r.pending.Store(info.NumPending)
+		if info.NumPending == 0 {
+			r.join()
+		}
 	}
 	tick := time.NewTicker(watchEvery)
 	defer tick.Stop()
@@ -245,6 +327,7 @@ func (r *Replica) follow(ctx context.Context) error {
 			if err := r.apply(ctx, md.Sequence.Stream, m.Data()); err != nil {
 				return err
 			}
+			r.pending.Store(md.NumPending)
 			if md.NumPending == 0 {
 				r.join() // caught up
 			}
@@ -357,6 +440,7 @@ func (r *Replica) close() error {
 	r.leave()
 	r.cancel()
 	<-r.done
+	r.reqs.Wait()
 	r.n.mu.Lock()
 	delete(r.n.replicas, r.collection+"/"+strconv.Itoa(r.shard))
 	r.n.mu.Unlock()

@@ -34,6 +34,9 @@ func hostPort(addr string) (string, int, error) {
 	return h, port, nil
 }
 
+// routePing is the embedded server's route ping interval.
+const routePing = 2 * time.Second
+
 // startServer starts the embedded NATS server with JetStream and waits until it accepts clients.
 func startServer(o Options, log *slog.Logger) (*server.Server, error) {
 	host, port, err := hostPort(o.ClientAddr)
@@ -54,7 +57,11 @@ func startServer(o Options, log *slog.Logger) (*server.Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: cluster address: %v", ErrConfig, err)
 		}
-		opts.Cluster = server.ClusterOpts{Name: clusterName, Host: ch, Port: cp, Advertise: o.Advertise}
+		// Route pings every 2 s, 3 unanswered close the route: a peer cut off without its
+		// connections closing (a partition, not a kill) loses its queue-group interest within
+		// about 6 s instead of the default's minutes, so requests stop going to its replicas.
+		opts.Cluster = server.ClusterOpts{Name: clusterName, Host: ch, Port: cp, Advertise: o.Advertise,
+			PingInterval: routePing, MaxPingsOut: 3}
 		for _, r := range o.Routes {
 			opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: r})
 		}

@@ -37,10 +37,22 @@ func validCollection(name string) error {
 	return nil
 }
 
+// mix64 is MurmurHash3's 64-bit finalizer. FNV-1a alone ranks nodes almost the same way for
+// every shard (the shard's last bytes change only low bits of the hash, which the comparison
+// barely sees: with 3 nodes and 4 shards one node got no shard at all), so the scores are mixed.
+func mix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
 // Assign places rf replicas of each of shards shards on nodes by rendezvous hashing: each shard
 // goes to the rf nodes with the highest hash of (node, shard), so adding or removing a node moves
 // only the shards it gains or held. It returns, per shard, the node names in preference order.
-// A static placement until the assignment lives in a KV bucket (docs/cluster.md).
+// The placement (placement.go) stores its result in the KV bucket LK_ASSIGN.
 func Assign(nodes []string, shards, rf int) [][]string {
 	rf = min(rf, len(nodes))
 	out := make([][]string, shards)
@@ -49,7 +61,7 @@ func Assign(nodes []string, shards, rf int) [][]string {
 		score := func(n string) uint64 {
 			h := fnv.New64a()
 			fmt.Fprintf(h, "%s\x00%d", n, s)
-			return h.Sum64()
+			return mix64(h.Sum64())
 		}
 		slices.SortFunc(ranked, func(a, b string) int {
 			sa, sb := score(a), score(b)

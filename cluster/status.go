@@ -44,6 +44,7 @@ type ReplicaStatus struct {
 	Collection string
 	Shard      int
 	Applied    uint64 // stream sequence of the last message applied
+	Pending    uint64 // messages of the shard still to apply, as its consumer last reported
 	Serving    bool   // answers searches (caught up once, not truncated or closing)
 	Err        string // why it is not following the log, when it is not
 }
@@ -81,10 +82,8 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 
 // Status is the replica's state.
 func (r *Replica) Status() ReplicaStatus {
-	s := ReplicaStatus{Collection: r.collection, Shard: r.shard, Applied: r.Applied()}
-	r.subMu.Lock()
-	s.Serving = r.sub != nil
-	r.subMu.Unlock()
+	s := ReplicaStatus{Collection: r.collection, Shard: r.shard, Applied: r.Applied(), Pending: r.Pending()}
+	s.Serving = r.serving()
 	if err := r.Err(); err != nil {
 		s.Err = err.Error()
 	}

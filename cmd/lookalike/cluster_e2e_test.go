@@ -46,7 +46,9 @@ func TestCluster3Nodes(t *testing.T) {
 			fmt.Sprintf("LOOKALIKE_CLUSTER_NODE_NAME=n%d", i+1),
 			fmt.Sprintf("LOOKALIKE_CLUSTER_CLIENT_ADDR=127.0.0.1:%d", freePort(t)),
 			"LOOKALIKE_CLUSTER_CLUSTER_ADDR=" + routes[i], "LOOKALIKE_CLUSTER_ROUTES=" + strings.Join(routes, ","),
-			"LOOKALIKE_CLUSTER_SHARDS=4"}
+			"LOOKALIKE_CLUSTER_SHARDS=4",
+			// Every node holds every shard: the last step searches the last node alone.
+			"LOOKALIKE_CLUSTER_REPLICATION_FACTOR=3"}
 		nodes[i] = startProc(t, t.TempDir(), envs[i]...)
 	}
 	for _, s := range nodes { // the cluster forms only once a quorum is up: wait for all after starting all

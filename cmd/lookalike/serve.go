@@ -123,7 +123,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 // serveCluster puts srv in cluster mode (docs/cluster.md): writes through the replicated log,
 // searches over every shard. stop closes the node.
 func serveCluster(ctx context.Context, cfg config.Config, col *index.Collection, srv *api.Server, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
-	cb, err := startCluster(ctx, cfg, col, log, api.ErrClusterUnavailable)
+	cb, err := startCluster(ctx, cfg, col, log, clusterAPIErrs{unavailable: api.ErrClusterUnavailable, notCaughtUp: api.ErrClusterNotCaughtUp})
 	if err != nil {
 		return nil, err
 	}

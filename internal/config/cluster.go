@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"time"
 )
 
@@ -21,6 +22,8 @@ type Cluster struct {
 	Shards            int           `yaml:"shards"`
 	ReplicationFactor int           `yaml:"replication_factor"`
 	Retention         time.Duration `yaml:"retention"`
+	Grace             time.Duration `yaml:"grace"`
+	ReplicaLinger     time.Duration `yaml:"replica_linger"`
 }
 
 // Defaults of the cluster section; package cluster documents the same values for its zero options.
@@ -28,12 +31,17 @@ const (
 	DefaultClusterShards            = 16
 	DefaultClusterReplicationFactor = 2
 	DefaultClusterClientAddr        = "127.0.0.1:4222"
+	DefaultClusterGrace             = 10 * time.Second
+	DefaultClusterReplicaLinger     = 2 * time.Minute
 )
 
 func defaultCluster() Cluster {
 	return Cluster{ClientAddr: DefaultClusterClientAddr, Shards: DefaultClusterShards,
-		ReplicationFactor: DefaultClusterReplicationFactor}
+		ReplicationFactor: DefaultClusterReplicationFactor, Grace: DefaultClusterGrace, ReplicaLinger: DefaultClusterReplicaLinger}
 }
+
+// validNodeName is what package cluster accepts as a node name.
+var validNodeName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // MaxClusterShards bounds cluster.shards: each shard replica is its own bbolt file and consumer.
 const MaxClusterShards = 1024
@@ -51,6 +59,10 @@ func (c *Config) validateCluster(bad func(key, format string, args ...any) error
 		return bad("cluster.retention", "must be >= 0 (0 = keep every message), got %v", k.Retention)
 	case k.Retention > 0 && k.Retention < time.Minute:
 		return bad("cluster.retention", "must be 0 or >= 1m, got %v", k.Retention)
+	case k.Grace < 2*time.Second || k.Grace > 10*time.Minute:
+		return bad("cluster.grace", "must be in 2s..10m (a node's heartbeat lives this long), got %v", k.Grace)
+	case k.ReplicaLinger < 0:
+		return bad("cluster.replica_linger", "must be >= 0 (0: close an unassigned replica as soon as its replacements serve), got %v", k.ReplicaLinger)
 	case k.NATSURL != "" && (len(k.Routes) > 0 || k.ClusterAddr != ""):
 		return bad("cluster.nats_url", "an external NATS cluster excludes cluster.routes and cluster.cluster_addr (the embedded server's)")
 	case k.Advertise != "" && k.ClusterAddr == "":
@@ -78,6 +90,9 @@ func (c *Config) validateCluster(bad func(key, format string, args ...any) error
 	}
 	if k.Enabled && k.NodeName == "" {
 		return bad("cluster.node_name", "must be set when cluster.enabled (unique per node)")
+	}
+	if k.NodeName != "" && !validNodeName.MatchString(k.NodeName) {
+		return bad("cluster.node_name", "letters, digits, '-' and '_' only (it is a NATS server name and a key of the placement bucket), got %q", k.NodeName)
 	}
 	return nil
 }

@@ -25,12 +25,15 @@ func TestClusterSection(t *testing.T) {
 		"LOOKALIKE_CLUSTER_SHARDS=8",
 		"LOOKALIKE_CLUSTER_REPLICATION_FACTOR=3",
 		"LOOKALIKE_CLUSTER_RETENTION=720h",
+		"LOOKALIKE_CLUSTER_GRACE=5s",
+		"LOOKALIKE_CLUSTER_REPLICA_LINGER=0s",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Cluster{Enabled: true, NodeName: "n1", ClientAddr: "127.0.0.1:14222", ClusterAddr: "127.0.0.1:16222", Advertise: "lk1.example:6222",
-		Routes: []string{"127.0.0.1:16223", "127.0.0.1:16224"}, Shards: 8, ReplicationFactor: 3, Retention: 720 * time.Hour}
+		Routes: []string{"127.0.0.1:16223", "127.0.0.1:16224"}, Shards: 8, ReplicationFactor: 3, Retention: 720 * time.Hour,
+		Grace: 5 * time.Second}
 	if !reflect.DeepEqual(cfg.Cluster, want) {
 		t.Fatalf("cluster = %+v, want %+v", cfg.Cluster, want)
 	}
@@ -51,6 +54,9 @@ func TestClusterValidationNamesTheKey(t *testing.T) {
 		{"enabled without a name", "cluster:\n  enabled: true\n", "cluster.node_name"},
 		{"advertise without a listen address", "cluster:\n  advertise: lk1:6222\n", "cluster.advertise"},
 		{"bad advertise", "cluster:\n  cluster_addr: 127.0.0.1:6222\n  advertise: lk1\n", "cluster.advertise"},
+		{"grace too short", "cluster:\n  grace: 1s\n", "cluster.grace"},
+		{"negative linger", "cluster:\n  replica_linger: -1s\n", "cluster.replica_linger"},
+		{"a name with a dot", "cluster:\n  enabled: true\n  node_name: n1.example\n", "cluster.node_name"},
 		{"routes without a listen address", "cluster:\n  routes: [\"127.0.0.1:6222\"]\n", "cluster.cluster_addr"},
 		{"bad route", "cluster:\n  cluster_addr: 127.0.0.1:6222\n  routes: [\"nohost\"]\n", "cluster.routes[0]"},
 		{"bad client address", "cluster:\n  client_addr: localhost\n", "cluster.client_addr"},
