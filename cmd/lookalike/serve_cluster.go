@@ -20,7 +20,7 @@ import (
 	"github.com/lookalike/lookalike/internal/config"
 )
 
-// clusterBackend is api.Cluster (serve.go wires it; only serve.go imports api) on a cluster.Node.
+// clusterBackend is api.Cluster (serve.go wires it; only the serve command's files import api) on a cluster.Node.
 // The node serves the default collection: it holds the replicas the placement assigns it
 // (cluster.replication_factor of each shard over the live nodes, docs/cluster.md), reads an item
 // from its own replica of the item's shard or else from another node's, and scatters searches
