@@ -42,8 +42,13 @@ type Options struct {
 	StoreDir string
 	// Shards per collection; default 16. Every node must use the same value.
 	Shards int
-	// Retention is the log's maximum message age; 0 = keep every message.
+	// Retention is the log's maximum message age; 0 = keep every message. A replica whose next
+	// message is gone installs its shard's newest snapshot (snapshot.go).
 	Retention time.Duration
+	// SnapshotInterval is how often the first assigned node of each shard stores a snapshot of
+	// its replica in the Object Store bucket LK_SNAP; 0 = the default, 10 min; negative = none
+	// (replicas still install the snapshots there are).
+	SnapshotInterval time.Duration
 	// LogReplicas is the stream's replica count; 0 = min(3, nodes), nodes being this node and its
 	// distinct routes (embedded) or the servers the connection knows of (external).
 	LogReplicas int
@@ -89,6 +94,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Linger == 0 {
 		o.Linger = DefaultLinger
 	}
+	if o.SnapshotInterval == 0 {
+		o.SnapshotInterval = DefaultSnapshotInterval
+	}
 	if o.PlaceEvery <= 0 {
 		o.PlaceEvery = DefaultPlaceEvery
 	}
@@ -129,6 +137,9 @@ type Node struct {
 	live        map[string]Heartbeat
 	placeCancel context.CancelFunc
 	placeDone   chan struct{}
+
+	snapMu sync.Mutex
+	snap   jetstream.ObjectStore // LK_SNAP once opened (snapshot.go)
 }
 
 // validKey: a node name is a KV key and a NATS server name.

@@ -27,8 +27,16 @@ type Replica struct {
 	shard      int
 	subject    string
 	log        *slog.Logger
-	db         *index.DB
-	col        *index.Collection
+	dir        string
+	cfg        index.CollectionConfig
+	dbOpts     index.Options
+	// db and col change only when a snapshot is installed (snapshot.go), under applyMu and
+	// storeMu, while the replica does not serve: the query handlers read col without a lock.
+	db      *index.DB
+	col     *index.Collection
+	storeMu sync.RWMutex
+	// applyMu is held while a message is applied, a snapshot copied or installed.
+	applyMu sync.Mutex
 
 	applied atomic.Uint64
 	// horizon: every message of the shard at or below it is applied (confirmed against the log
@@ -50,10 +58,12 @@ type Replica struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	snapWG sync.WaitGroup // the snapshot loop
 }
 
 // OpenReplica opens (creating when missing) this node's replica of shard of collection under
-// Dir/replicas/<collection>/<shard> and starts applying the log from its applied position + 1.
+// Dir/replicas/<collection>/<shard> and starts applying the log from its applied position + 1
+// (a replica without data first installs its shard's newest snapshot, when there is one).
 // cfg is the collection's config (fingerprint, dims); dbOpts the index's (nil = defaults, the
 // node's logger). The node closes the replica on Close.
 func (n *Node) OpenReplica(collection string, shard int, cfg index.CollectionConfig, dbOpts *index.Options) (*Replica, error) {
@@ -95,16 +105,27 @@ func (n *Node) OpenReplica(collection string, shard int, cfg index.CollectionCon
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Replica{n: n, collection: collection, shard: shard, subject: Subject(collection, shard),
-		log: n.log.With("replica", name), db: db, col: col, waitCh: make(chan struct{}),
+		log: n.log.With("replica", name), dir: dir, cfg: cfg, dbOpts: o, db: db, col: col, waitCh: make(chan struct{}),
 		cancel: cancel, done: make(chan struct{})}
 	r.applied.Store(applied)
 	n.replicas[name] = r
 	go r.run(ctx)
+	if n.o.SnapshotInterval > 0 {
+		r.snapWG.Add(1)
+		go func() {
+			defer r.snapWG.Done()
+			r.snapshotLoop(ctx, n.o.SnapshotInterval)
+		}()
+	}
 	return r, nil
 }
 
 // Collection is the replica's local collection, for reads.
-func (r *Replica) Collection() *index.Collection { return r.col }
+func (r *Replica) Collection() *index.Collection {
+	r.storeMu.RLock()
+	defer r.storeMu.RUnlock()
+	return r.col
+}
 
 // Shard is the replica's shard number.
 func (r *Replica) Shard() int { return r.shard }
@@ -219,24 +240,39 @@ func (r *Replica) setErr(err error) {
 }
 
 // run follows the log until the replica is closed; after a failure it starts again from the
-// applied position a second later. A truncated log ends it: only a snapshot can help.
+// applied position a second later. A replica without data starts from its shard's newest
+// snapshot; one whose next message the log no longer holds (ErrTruncated) leaves its shard's
+// groups and installs a newer snapshot, or, without one, stays out and looks again every 30 s.
 func (r *Replica) run(ctx context.Context) {
 	defer close(r.done)
+	if r.Applied() == 0 {
+		if _, err := r.restore(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("no snapshot installed: the replica catches up from the log alone", "err", err)
+		}
+	}
 	for ctx.Err() == nil {
 		err := r.follow(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		r.setErr(err)
+		wait := time.Second
 		if errors.Is(err, ErrTruncated) {
 			r.leave()
-			r.log.Error("replica stopped: it cannot catch up from the log", "err", err)
-			return
+			ok, rerr := r.restore(ctx)
+			if ok {
+				r.rejoin()
+				continue
+			}
+			err = errors.Join(err, rerr)
+			wait = truncatedRetry
+			r.log.Error("replica out of service: the log lacks its next message and no newer snapshot is installed", "err", err)
+		} else {
+			r.log.Warn("replica restarts following the log", "err", err, "applied", r.Applied())
 		}
-		r.log.Warn("replica restarts following the log", "err", err, "applied", r.Applied())
+		r.setErr(err)
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -372,6 +408,8 @@ func (r *Replica) apply(ctx context.Context, seq uint64, data []byte) error {
 	if seq <= r.Applied() {
 		return nil
 	}
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
 	mut, err := DecodeMutation(data)
 	if err == nil {
 		err = r.write(ctx, seq, mut)
@@ -440,6 +478,8 @@ func (r *Replica) close() error {
 	r.leave()
 	r.cancel()
 	<-r.done
+	r.snapWG.Wait()
+	r.leave() // again: a restore may have allowed a rejoin meanwhile
 	r.reqs.Wait()
 	r.n.mu.Lock()
 	delete(r.n.replicas, r.collection+"/"+strconv.Itoa(r.shard))

@@ -52,11 +52,15 @@ func startCluster(ctx context.Context, cfg config.Config, col *index.Collection,
 	if linger == 0 {
 		linger = -1 // cluster.Options: 0 is its default, negative is none
 	}
+	snapEvery := c.SnapshotInterval
+	if snapEvery == 0 {
+		snapEvery = -1 // likewise
+	}
 	sctx, cancel := context.WithTimeout(ctx, clusterStartWait)
 	defer cancel()
 	n, err := cluster.Start(sctx, cluster.Options{NodeName: c.NodeName, ClientAddr: c.ClientAddr, ClusterAddr: c.ClusterAddr, Advertise: c.Advertise,
 		Routes: c.Routes, URL: c.NATSURL, Dir: filepath.Join(cfg.Data.Dir, "cluster"), Shards: c.Shards,
-		Retention: c.Retention, ReplicationFactor: c.ReplicationFactor, Grace: c.Grace, Linger: linger, Logger: log})
+		Retention: c.Retention, ReplicationFactor: c.ReplicationFactor, Grace: c.Grace, Linger: linger, SnapshotInterval: snapEvery, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

@@ -24,6 +24,7 @@ type Cluster struct {
 	Retention         time.Duration `yaml:"retention"`
 	Grace             time.Duration `yaml:"grace"`
 	ReplicaLinger     time.Duration `yaml:"replica_linger"`
+	SnapshotInterval  time.Duration `yaml:"snapshot_interval"`
 }
 
 // Defaults of the cluster section; package cluster documents the same values for its zero options.
@@ -33,11 +34,13 @@ const (
 	DefaultClusterClientAddr        = "127.0.0.1:4222"
 	DefaultClusterGrace             = 10 * time.Second
 	DefaultClusterReplicaLinger     = 2 * time.Minute
+	DefaultClusterSnapshotInterval  = 10 * time.Minute
 )
 
 func defaultCluster() Cluster {
 	return Cluster{ClientAddr: DefaultClusterClientAddr, Shards: DefaultClusterShards,
-		ReplicationFactor: DefaultClusterReplicationFactor, Grace: DefaultClusterGrace, ReplicaLinger: DefaultClusterReplicaLinger}
+		ReplicationFactor: DefaultClusterReplicationFactor, Grace: DefaultClusterGrace, ReplicaLinger: DefaultClusterReplicaLinger,
+		SnapshotInterval: DefaultClusterSnapshotInterval}
 }
 
 // validNodeName is what package cluster accepts as a node name.
@@ -63,6 +66,8 @@ func (c *Config) validateCluster(bad func(key, format string, args ...any) error
 		return bad("cluster.grace", "must be in 2s..10m (a node's heartbeat lives this long), got %v", k.Grace)
 	case k.ReplicaLinger < 0:
 		return bad("cluster.replica_linger", "must be >= 0 (0: close an unassigned replica as soon as its replacements serve), got %v", k.ReplicaLinger)
+	case k.SnapshotInterval < 0 || (k.SnapshotInterval > 0 && k.SnapshotInterval < 10*time.Second):
+		return bad("cluster.snapshot_interval", "must be 0 (no snapshots) or >= 10s, got %v", k.SnapshotInterval)
 	case k.NATSURL != "" && (len(k.Routes) > 0 || k.ClusterAddr != ""):
 		return bad("cluster.nats_url", "an external NATS cluster excludes cluster.routes and cluster.cluster_addr (the embedded server's)")
 	case k.Advertise != "" && k.ClusterAddr == "":

@@ -12,7 +12,7 @@ import (
 
 // The cluster section is off by default and every key has a LOOKALIKE_CLUSTER_* override.
 func TestClusterSection(t *testing.T) {
-	if d := Default().Cluster; d.Enabled || d.Shards != 16 || d.ReplicationFactor != 2 || d.NATSURL != "" {
+	if d := Default().Cluster; d.Enabled || d.Shards != 16 || d.ReplicationFactor != 2 || d.NATSURL != "" || d.SnapshotInterval != 10*time.Minute {
 		t.Fatalf("default cluster section = %+v", d)
 	}
 	cfg, err := Load("", []string{
@@ -27,6 +27,7 @@ func TestClusterSection(t *testing.T) {
 		"LOOKALIKE_CLUSTER_RETENTION=720h",
 		"LOOKALIKE_CLUSTER_GRACE=5s",
 		"LOOKALIKE_CLUSTER_REPLICA_LINGER=0s",
+		"LOOKALIKE_CLUSTER_SNAPSHOT_INTERVAL=0s",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +57,8 @@ func TestClusterValidationNamesTheKey(t *testing.T) {
 		{"bad advertise", "cluster:\n  cluster_addr: 127.0.0.1:6222\n  advertise: lk1\n", "cluster.advertise"},
 		{"grace too short", "cluster:\n  grace: 1s\n", "cluster.grace"},
 		{"negative linger", "cluster:\n  replica_linger: -1s\n", "cluster.replica_linger"},
+		{"negative snapshot interval", "cluster:\n  snapshot_interval: -1s\n", "cluster.snapshot_interval"},
+		{"tiny snapshot interval", "cluster:\n  snapshot_interval: 1s\n", "cluster.snapshot_interval"},
 		{"a name with a dot", "cluster:\n  enabled: true\n  node_name: n1.example\n", "cluster.node_name"},
 		{"routes without a listen address", "cluster:\n  routes: [\"127.0.0.1:6222\"]\n", "cluster.cluster_addr"},
 		{"bad route", "cluster:\n  cluster_addr: 127.0.0.1:6222\n  routes: [\"nohost\"]\n", "cluster.routes[0]"},
