@@ -186,3 +186,40 @@ func TestSnapshotCatchUp(t *testing.T) {
 		t.Fatalf("the replica applied past the hole: %v", err)
 	}
 }
+
+// A serving replica stores a snapshot every SnapshotInterval, only when it has news.
+func TestPeriodicSnapshot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, err := Start(ctx, Options{NodeName: "snap", ClientAddr: "127.0.0.1:0", Dir: t.TempDir(), Shards: 1,
+		WriteBudget: 3 * time.Second, SnapshotInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := n.OpenReplica("products", 0, testCollection, &index.Options{NoSync: true, SnapshotInterval: -1}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		var seq uint64
+		for i := range 3 {
+			id := fmt.Sprint("p", round, i)
+			if seq, err = n.Publish(ctx, "products", Mutation{Op: OpUpsert, ID: id, Vector: vecOf(id)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for {
+			info, err := n.LatestSnapshot(ctx, "products", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info != nil && info.Applied == seq {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("round %d: latest snapshot %+v, want one at %d", round, info, seq)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
