@@ -28,6 +28,18 @@ func startSingle(t *testing.T, dir string) (*Node, *Replica) {
 	return n, r
 }
 
+// publisher publishes to "products" through n, failing the test on an error.
+func publisher(t *testing.T, ctx context.Context, n *Node) func(Mutation) uint64 {
+	return func(m Mutation) uint64 {
+		t.Helper()
+		seq, err := n.Publish(ctx, "products", m)
+		if err != nil {
+			t.Fatalf("publish %s %s: %v", m.Op, m.ID, err)
+		}
+		return seq
+	}
+}
+
 // The semantics a replica gives each kind of message: retries with one MsgID land once,
 // preconditions are checked at apply time (a refused message changes nothing and is passed),
 // bad input is refused before it reaches the log, and a reopened replica resumes after its
@@ -36,14 +48,7 @@ func TestSingleNodeSemantics(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	n, r := startSingle(t, dir)
-	pub := func(m Mutation) uint64 {
-		t.Helper()
-		seq, err := n.Publish(ctx, "products", m)
-		if err != nil {
-			t.Fatalf("publish %s %s: %v", m.Op, m.ID, err)
-		}
-		return seq
-	}
+	pub := publisher(t, ctx, n)
 	get := func(id string) (index.Item, error) {
 		t.Helper()
 		return r.Collection().Get(id)

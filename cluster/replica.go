@@ -423,12 +423,17 @@ func (r *Replica) apply(ctx context.Context, seq uint64, data []byte) error {
 			return fmt.Errorf("apply %s seq %d: %w", r.subject, seq, err)
 		}
 	}
+	r.setApplied(seq)
+	return nil
+}
+
+// setApplied records the replica's new position and wakes its waiters.
+func (r *Replica) setApplied(seq uint64) {
 	r.applied.Store(seq)
 	r.waitMu.Lock()
 	close(r.waitCh)
 	r.waitCh = make(chan struct{})
 	r.waitMu.Unlock()
-	return nil
 }
 
 func refused(err error) bool {

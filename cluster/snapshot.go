@@ -284,11 +284,7 @@ func (r *Replica) install(staging string, applied uint64) error {
 	r.storeMu.Lock()
 	r.db, r.col = db, col
 	r.storeMu.Unlock()
-	r.applied.Store(applied)
-	r.waitMu.Lock()
-	close(r.waitCh)
-	r.waitCh = make(chan struct{})
-	r.waitMu.Unlock()
+	r.setApplied(applied)
 	return err
 }
 

@@ -45,14 +45,7 @@ func TestSnapshotCatchUp(t *testing.T) {
 	dir := t.TempDir()
 	n, r := startSingle(t, dir)
 	dbOpts := &index.Options{NoSync: true, SnapshotInterval: -1}
-	pub := func(m Mutation) uint64 {
-		t.Helper()
-		seq, err := n.Publish(ctx, "products", m)
-		if err != nil {
-			t.Fatalf("publish %s %s: %v", m.Op, m.ID, err)
-		}
-		return seq
-	}
+	pub := publisher(t, ctx, n)
 	upsert := func(id string) uint64 {
 		return pub(Mutation{Op: OpUpsert, ID: id, Vector: vecOf(id), Metadata: fmt.Appendf(nil, `{"id":%q}`, id)})
 	}
