@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -150,15 +151,18 @@ func (r *Replica) snapshotWriter() bool {
 	return a.Shards[r.shard][0] == r.n.o.NodeName
 }
 
-// snapshotLoop snapshots the replica every interval while it serves, until ctx ends.
+// snapshotLoop snapshots the replica every interval while it serves, until ctx ends. The first
+// one comes after a random half to whole interval, so that the shards opened together do not
+// all upload at once.
 func (r *Replica) snapshotLoop(ctx context.Context, every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
+	t := time.NewTimer(every/2 + rand.N(every/2+1))
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-t.C:
+			t.Reset(every)
 		}
 		if !r.serving() || !r.snapshotWriter() {
 			continue

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -68,8 +67,8 @@ func TestSnapshotCatchUp(t *testing.T) {
 	}
 	replicas := filepath.Join(dir, "replicas")
 	stale := filepath.Join(t.TempDir(), "stale")
-	if out, err := exec.Command("cp", "-a", replicas, stale).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v %s", err, out)
+	if err := os.CopyFS(stale, os.DirFS(replicas)); err != nil {
+		t.Fatal(err)
 	}
 	r, err := n.OpenReplica("products", 0, testCollection, dbOpts)
 	if err != nil {
