@@ -41,6 +41,7 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&base.InputSize, "size", 0, "model input size override (0 = the model spec's)")
 	fs.StringVar(&base.Profile, "profile", "", "descriptor profile: "+strings.Join(spec.ProfileNames(), ", ")+" or rmac:S1,S2,... (default: model.profile)")
 	fs.StringVar(&base.Project, "project", "", "learned per-region projection of a regional profile, learned here from the database photos without labels: pca512 or pca256 (plain PCA, pca<dims>), pw512 (PCA-whitening, pw<dims>[/<power>]) (default: none)")
+	projectSample := fs.Int("project-sample", 0, fmt.Sprintf("with --project: learn from at most N database photos, an even stride (0 = %d); N >= the database size embeds it once for every projection", eval.DefaultProjectSample))
 	rerankFlag := fs.String("rerank", "none", "re-ranking: none, qe (expansion over the top 2), kr (k-reciprocal), qe+kr, or all (the four side by side)")
 	selfQueries := fs.String("self-queries", "similar", "with --rerank, a query that is a database item (UKBench) is asked as similar (its stored row) or by its vector (as image search would)")
 	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem", "rerank=kr", "profile=ms448", "project=pca512"; the first is the baseline of the differences`)
@@ -88,7 +89,7 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	start := time.Now()
 	reports, err := eval.Run(ctx, ds, cfgs, eval.Options{
 		Spec: cfg.Model, Engine: engineFor, Ks: kList, Depth: *depth, SkipExact: *noExact,
-		Index:    *indexOptions(cfg, env),
+		Index: *indexOptions(cfg, env), ProjectSample: *projectSample,
 		Progress: progress, Logger: log,
 	})
 	if err != nil {
