@@ -64,6 +64,9 @@ type Cluster interface {
 	Get(ctx context.Context, collection, id string, o ClusterRead) (index.Item, error)
 	// Search asks every shard of collection for its top k and merges them; shards of of answered.
 	Search(ctx context.Context, collection string, q ClusterQuery) (res []index.Result, shards, of int, err error)
+	// List lists (or counts) the items of collection over every shard; index.ErrNotFound when the
+	// cluster does not serve collection.
+	List(ctx context.Context, collection string, q ClusterList) (ClusterPage, error)
 	// Status is the body of GET /v1/cluster.
 	Status(ctx context.Context) (any, error)
 }
@@ -102,7 +105,13 @@ var clusterRoutes = []struct {
 	{http.MethodPatch, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+$`)},
 	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/items:batch$`)},
 	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+/(thumbnail|source|similar)$`)},
+	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/items(:count)?$`)},
+	{http.MethodGet, regexp.MustCompile(`^/v1/collections$`)},
+	{http.MethodGet, clusterCollectionPath},
+	{http.MethodGet, regexp.MustCompile(`^/v1/stats$`)},
 }
+
+var clusterCollectionPath = regexp.MustCompile(`^/v1/collections/[^/]+$`)
 
 // clusterGate answers 501 for the routes cluster mode does not serve (yet).
 func (s *Server) clusterGate(c *fiber.Ctx) error {
@@ -114,9 +123,7 @@ func (s *Server) clusterGate(c *fiber.Ctx) error {
 			return c.Next()
 		}
 	}
-	return errorf(http.StatusNotImplemented, "not_in_cluster_mode",
-		"%s %s is not served in cluster mode yet; cluster mode serves item add (one or a batch), get, patch and delete, thumbnails and sources, similar items, image and vector search, and GET /v1/cluster (docs/cluster.md)",
-		c.Method(), c.Path())
+	return notServedInCluster(c)
 }
 
 func clusterErr(err error) error {

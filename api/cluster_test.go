@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +26,7 @@ type fakeCluster struct {
 	lastFilter string
 	lastMinSeq uint64
 	notCaught  bool // reads with a min_seq above seq: ErrClusterNotCaughtUp
+	lastList   ClusterList
 }
 
 func (f *fakeCluster) Upsert(_ context.Context, _ string, it index.Item) (uint64, error) {
@@ -105,6 +108,36 @@ func (f *fakeCluster) Search(_ context.Context, _ string, q ClusterQuery) ([]ind
 	return out, f.shards, f.of, nil
 }
 
+// List pages through the items in id order (the filter is recorded, not applied); a collection
+// other than default is not served.
+func (f *fakeCluster) List(_ context.Context, collection string, q ClusterList) (ClusterPage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastList = q
+	switch {
+	case collection != "default":
+		return ClusterPage{}, index.ErrNotFound
+	case f.down:
+		return ClusterPage{}, ErrClusterUnavailable
+	}
+	page := ClusterPage{Count: len(f.items), Shards: f.shards, Of: f.of}
+	if q.Count {
+		return page, nil
+	}
+	ids := slices.Sorted(maps.Keys(f.items))
+	for _, id := range ids {
+		if id <= q.Cursor && q.Cursor != "" {
+			continue
+		}
+		if len(page.Items) == q.Limit {
+			page.Next = page.Items[len(page.Items)-1].ID
+			break
+		}
+		page.Items = append(page.Items, f.items[id])
+	}
+	return page, nil
+}
+
 func (f *fakeCluster) Status(context.Context) (any, error) {
 	return map[string]any{"node": "n1", "replicas": []any{}}, nil
 }
@@ -160,7 +193,7 @@ func TestClusterModeRoutes(t *testing.T) {
 	}
 
 	for _, tc := range []struct{ method, path, code string }{
-		{"GET", "/v1/collections/default/items", "not_in_cluster_mode"},
+		{"GET", "/v1/collections/default/duplicates", "not_in_cluster_mode"},
 		{"POST", "/v1/collections/default/recommend", "not_in_cluster_mode"},
 		{"GET", "/v1/collections/default/items/nope/thumbnail", "item_not_found"},
 		{"GET", "/v1/collections/default/items/nope", "item_not_found"},
