@@ -176,8 +176,25 @@ func TestClusterModeRoutes(t *testing.T) {
 	if r := search(); r.status != http.StatusOK || strings.Contains(string(r.body), "coverage") || !strings.Contains(string(r.body), `"p1"`) {
 		t.Fatalf("full search: %d %s", r.status, r.body)
 	}
-	if fc.lastK != 3 || fc.lastFilter != `brand = 'x'` {
+	if fc.lastK != 3 || fc.lastFilter != `brand = "x"` {
 		t.Fatalf("search passed k %d filter %q", fc.lastK, fc.lastFilter)
+	}
+	// The UI's form: a filter as a JSON object; the answer names the kept photo, and a search
+	// by that photo_id (and GET /v1/photos/{photo}) find it on this node.
+	body, ct := multipartBody(t, part{"image", "q.jpg", img}, part{field: "filter", data: []byte(`{"brand":["x","y"]}`)})
+	var sr struct {
+		PhotoID string `json:"photo_id"`
+	}
+	r := do(t, "POST", ts.url+"/v1/collections/default/search", ct, body)
+	if r.json(t, &sr); r.status != http.StatusOK || !strings.Contains(fc.lastFilter, `"y"`) || sr.PhotoID == "" {
+		t.Fatalf("search with a JSON filter: %d %s (passed %q)", r.status, r.body, fc.lastFilter)
+	}
+	body, ct = multipartBody(t, part{field: "photo_id", data: []byte(sr.PhotoID)})
+	if r := do(t, "POST", ts.url+"/v1/collections/default/search", ct, body); r.status != http.StatusOK || !strings.Contains(string(r.body), `"p1"`) {
+		t.Fatalf("search by photo_id: %d %s", r.status, r.body)
+	}
+	if r := do(t, "GET", ts.url+"/v1/photos/"+sr.PhotoID, "", nil); r.status != http.StatusOK || len(r.body) != len(img) {
+		t.Fatalf("kept photo: %d, %d bytes", r.status, len(r.body))
 	}
 	fc.mu.Lock()
 	fc.shards = 3
@@ -294,7 +311,7 @@ func TestClusterModeMoreRoutes(t *testing.T) {
 	if r.status != http.StatusOK || strings.Contains(string(r.body), `"id":"p1"`) || !strings.Contains(string(r.body), `"id":"p2"`) {
 		t.Fatalf("similar: %d %s", r.status, r.body)
 	}
-	if fc.lastK != 6 || fc.lastFilter != "brand = 'x'" {
+	if fc.lastK != 6 || fc.lastFilter != `brand = "x"` {
 		t.Errorf("similar asked k %d filter %q, want 6 (one more, for the item itself) and the filter", fc.lastK, fc.lastFilter)
 	}
 	if r := do(t, "GET", item+"nope/similar", "", nil); r.status != http.StatusNotFound {
