@@ -109,7 +109,11 @@ var clusterRoutes = []struct {
 	{http.MethodGet, regexp.MustCompile(`^/v1/collections$`)},
 	{http.MethodGet, clusterCollectionPath},
 	{http.MethodGet, regexp.MustCompile(`^/v1/stats$`)},
-	{http.MethodGet, regexp.MustCompile(`^/v1/photos/[^/]+$`)}, // this node's kept query photos
+	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/fields$`)},
+	// This node's own: kept query photos, search feedback (its quality window), rebuild jobs (none).
+	{http.MethodGet, regexp.MustCompile(`^/v1/photos/[^/]+$`)},
+	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/feedback$`)},
+	{http.MethodGet, regexp.MustCompile(`^/v1/rebuilds$`)},
 }
 
 var clusterCollectionPath = regexp.MustCompile(`^/v1/collections/[^/]+$`)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -155,9 +156,37 @@ func (s *Server) collectionInfos(ctx context.Context, infos []index.CollectionIn
 	return out, cov, nil
 }
 
+// clusterFieldsScan bounds the items GET .../fields reads in cluster mode: every page of a cluster
+// listing reads a page from every shard, so the summary comes from a smaller sample than a single
+// node's (fields it misses are left out; truncated says the values may be incomplete).
+const clusterFieldsScan = 20_000
+
+// fields answers GET .../fields from the first clusterFieldsScan items of the cluster's listing,
+// cached for fieldsCacheTTL (the count is not at hand to tell a change).
+func (cm *clusterMode) fields(s *Server, c *fiber.Ctx, col *index.Collection) error {
+	key := "cluster/" + col.Name()
+	if e, ok := s.fieldsCache.Load(key); ok {
+		if entry := e.(fieldsCacheEntry); time.Since(entry.at) < fieldsCacheTTL {
+			return c.JSON(fiber.Map{"fields": entry.fields})
+		}
+	}
+	ctx, cancel := s.requestContext(c)
+	defer cancel()
+	accs, complete, err := scanFields(func(cursor string) ([]index.Item, string, error) {
+		page, err := cm.c.List(ctx, col.Name(), ClusterList{Cursor: cursor, Limit: 1000})
+		return page.Items, page.Next, clusterErr(err)
+	}, clusterFieldsScan)
+	if err != nil {
+		return err
+	}
+	fields := summariseFields(accs, complete)
+	s.fieldsCache.Store(key, fieldsCacheEntry{at: time.Now(), fields: fields})
+	return c.JSON(fiber.Map{"fields": fields})
+}
+
 // notServedInCluster is the 501 of the collection routes cluster mode does not serve.
 func notServedInCluster(c *fiber.Ctx) error {
-	msg := "%s %s is not served in cluster mode yet; cluster mode serves item add (one or a batch), get, patch and delete, listing and counting items, thumbnails and sources, similar items, image and vector search, the collection, stats and GET /v1/cluster (docs/cluster.md)"
+	msg := "%s %s is not served in cluster mode yet; cluster mode serves item add (one or a batch), get, patch and delete, listing and counting items, thumbnails and sources, similar items, image and vector search, the collection and its fields, stats and GET /v1/cluster (docs/cluster.md)"
 	if c.Path() == "/v1/collections" && c.Method() == http.MethodPost || c.Method() == http.MethodDelete && clusterCollectionPath.MatchString(c.Path()) {
 		msg = "%s %s: a cluster serves one collection (data.default_collection, on every node); collections are not created or dropped in cluster mode (docs/cluster.md)"
 	}

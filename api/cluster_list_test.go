@@ -10,9 +10,10 @@ import (
 	"github.com/lookalike/lookalike/index"
 )
 
-// TestClusterModeListing: listing and counting items, the collections and the stats answer in
-// cluster mode from the cluster (the fake one), in the single node's shapes, with coverage when a
-// shard did not answer; creating or dropping a collection is refused clearly.
+// TestClusterModeListing: listing and counting items, the collections, their fields and the stats
+// (and this node's feedback and rebuilds) answer in cluster mode from the cluster (the fake one),
+// in the single node's shapes, with coverage when a shard did not answer; creating or dropping a
+// collection is refused clearly.
 func TestClusterModeListing(t *testing.T) {
 	ts := newTestServer(t, nil)
 	fc := &fakeCluster{items: map[string]index.Item{}, shards: 4, of: 4}
@@ -78,6 +79,16 @@ func TestClusterModeListing(t *testing.T) {
 	}
 	if r := do(t, "GET", ts.url+"/v1/stats", "", nil); r.status != http.StatusOK || !strings.Contains(string(r.body), `"count":5`) {
 		t.Errorf("stats: %d %s", r.status, r.body)
+	}
+
+	if r := do(t, "GET", base+"/fields", "", nil); r.status != http.StatusOK || !strings.Contains(string(r.body), `"name":"brand","type":"keyword","values":["x"]`) {
+		t.Errorf("fields: %d %s", r.status, r.body)
+	}
+	if r := do(t, "GET", ts.url+"/v1/rebuilds", "", nil); r.status != http.StatusOK {
+		t.Errorf("rebuilds: %d %s", r.status, r.body)
+	}
+	if r := do(t, "POST", base+"/feedback", "application/json", strings.NewReader(`{"query_id":"q1","results":[{"id":"p1","relevant":true}]}`)); r.status != http.StatusAccepted {
+		t.Errorf("feedback: %d %s", r.status, r.body)
 	}
 
 	// One shard of four silent: every answer says so.

@@ -673,7 +673,10 @@ func (s *Server) handleFields(c *fiber.Ctx) error {
 			return c.JSON(fiber.Map{"fields": entry.fields})
 		}
 	}
-	accs, complete, err := scanFields(col)
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.fields(s, c, col)
+	}
+	accs, complete, err := scanFields(func(cursor string) ([]index.Item, string, error) { return col.List(cursor, 1000) }, fieldsScanLimit)
 	if err != nil {
 		return err
 	}
@@ -682,16 +685,16 @@ func (s *Server) handleFields(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"fields": fields})
 }
 
-// scanFields reads the metadata of up to fieldsScanLimit items; complete is false when it stopped
-// before the end.
-func scanFields(col *index.Collection) (accs map[string]*fieldAcc, complete bool, err error) {
+// scanFields reads the metadata of up to limit items, a page of list at a time; complete is false
+// when it stopped before the end.
+func scanFields(list func(cursor string) ([]index.Item, string, error), limit int) (accs map[string]*fieldAcc, complete bool, err error) {
 	accs = map[string]*fieldAcc{}
 	cursor := ""
 	for scanned := 0; ; {
-		if scanned >= fieldsScanLimit {
+		if scanned >= limit {
 			return accs, false, nil
 		}
-		items, next, err := col.List(cursor, 1000)
+		items, next, err := list(cursor)
 		if err != nil {
 			return nil, false, err
 		}
