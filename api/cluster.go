@@ -64,6 +64,9 @@ type Cluster interface {
 	Get(ctx context.Context, collection, id string, o ClusterRead) (index.Item, error)
 	// Search asks every shard of collection for its top k and merges them; shards of of answered.
 	Search(ctx context.Context, collection string, q ClusterQuery) (res []index.Result, shards, of int, err error)
+	// List lists (or counts) the items of collection over every shard; index.ErrNotFound when the
+	// cluster does not serve collection.
+	List(ctx context.Context, collection string, q ClusterList) (ClusterPage, error)
 	// Status is the body of GET /v1/cluster.
 	Status(ctx context.Context) (any, error)
 }
@@ -102,7 +105,18 @@ var clusterRoutes = []struct {
 	{http.MethodPatch, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+$`)},
 	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/items:batch$`)},
 	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+/(thumbnail|source|similar)$`)},
+	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/items(:count)?$`)},
+	{http.MethodGet, regexp.MustCompile(`^/v1/collections$`)},
+	{http.MethodGet, clusterCollectionPath},
+	{http.MethodGet, regexp.MustCompile(`^/v1/stats$`)},
+	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/fields$`)},
+	// This node's own: kept query photos, search feedback (its quality window), rebuild jobs (none).
+	{http.MethodGet, regexp.MustCompile(`^/v1/photos/[^/]+$`)},
+	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/feedback$`)},
+	{http.MethodGet, regexp.MustCompile(`^/v1/rebuilds$`)},
 }
+
+var clusterCollectionPath = regexp.MustCompile(`^/v1/collections/[^/]+$`)
 
 // clusterGate answers 501 for the routes cluster mode does not serve (yet).
 func (s *Server) clusterGate(c *fiber.Ctx) error {
@@ -114,9 +128,7 @@ func (s *Server) clusterGate(c *fiber.Ctx) error {
 			return c.Next()
 		}
 	}
-	return errorf(http.StatusNotImplemented, "not_in_cluster_mode",
-		"%s %s is not served in cluster mode yet; cluster mode serves item add (one or a batch), get, patch and delete, thumbnails and sources, similar items, image and vector search, and GET /v1/cluster (docs/cluster.md)",
-		c.Method(), c.Path())
+	return notServedInCluster(c)
 }
 
 func clusterErr(err error) error {
@@ -356,20 +368,23 @@ func (cm *clusterMode) search(s *Server, c *fiber.Ctx, col *index.Collection) er
 	if q.Vector, timings, err = s.searchVector(ctx, col, req); err != nil {
 		return err
 	}
-	return cm.scatter(ctx, c, col, q, q.K, "", start, timings)
+	photo := ""
+	if req.Image != nil { // kept here, as on a single node, to search it again by photo_id
+		photo = s.photos.put(req.Image)
+	}
+	return cm.scatter(ctx, c, col, q, scatterOut{want: q.K, photoID: photo}, start, timings)
 }
 
-// clusterQuery takes what a cluster search serves from req: k, ef, a filter expression string,
-// min_seq (the JSON field or form value, else the query parameter).
+// clusterQuery takes what a cluster search serves from req: k, ef, a filter, min_seq (the JSON field or form value, else the query parameter).
 func clusterQuery(c *fiber.Ctx, req *searchRequest) (ClusterQuery, error) {
 	q := ClusterQuery{K: req.K, Ef: req.Ef, MinSeq: req.MinSeq}
-	if len(req.Filter) > 0 && string(req.Filter) != "null" {
-		if json.Unmarshal(req.Filter, &q.Filter) != nil {
-			return q, errorf(http.StatusNotImplemented, "not_in_cluster_mode", "cluster search takes a filter expression string only")
-		}
+	// An expression or a JSON object, as on a single node; the shards get it as an expression.
+	f, err := parseFilter(req.Filter)
+	if err != nil {
+		return q, err
 	}
+	q.Filter = f.String()
 	if q.MinSeq == 0 {
-		var err error
 		if q.MinSeq, err = minSeq(c); err != nil {
 			return q, err
 		}
@@ -400,12 +415,18 @@ func (cm *clusterMode) similar(s *Server, c *fiber.Ctx, col *index.Collection, i
 	q.Vector, q.K = it.Vector, min(q.K+1, index.MaxK) // one more: the item itself
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	return cm.scatter(ctx, c, col, q, want, id, start, map[string]float64{"decode": 0, "preprocess": 0, "inference": 0})
+	return cm.scatter(ctx, c, col, q, scatterOut{want: want, exclude: id}, start, map[string]float64{"decode": 0, "preprocess": 0, "inference": 0})
 }
 
-// scatter runs q over every shard and writes the answer search and similar share: the top want
-// results without exclude (the item a similar search started from).
-func (cm *clusterMode) scatter(ctx context.Context, c *fiber.Ctx, col *index.Collection, q ClusterQuery, want int, exclude string, start time.Time, timings map[string]float64) error {
+// scatterOut shapes a scatter's answer: the top want results without exclude (the item a similar
+// search started from), and the id of the kept query photo.
+type scatterOut struct {
+	want             int
+	exclude, photoID string
+}
+
+// scatter runs q over every shard and writes the answer search and similar share.
+func (cm *clusterMode) scatter(ctx context.Context, c *fiber.Ctx, col *index.Collection, q ClusterQuery, o scatterOut, start time.Time, timings map[string]float64) error {
 	res, shards, of, err := cm.c.Search(ctx, col.Name(), q)
 	if err != nil {
 		return clusterErr(err)
@@ -416,13 +437,14 @@ func (cm *clusterMode) scatter(ctx context.Context, c *fiber.Ctx, col *index.Col
 		Collection string             `json:"collection"`
 		TimingsMS  map[string]float64 `json:"timings_ms"`
 		Coverage   *clusterCoverage   `json:"coverage,omitempty"`
-	}{Results: make([]resultJSON, 0, len(res)), Collection: col.Name(), TimingsMS: timings}
+		PhotoID    string             `json:"photo_id,omitempty"`
+	}{Results: make([]resultJSON, 0, len(res)), Collection: col.Name(), TimingsMS: timings, PhotoID: o.photoID}
 	if shards < of {
 		cm.partial.Inc()
 		out.Coverage = &clusterCoverage{Shards: shards, Of: of}
 	}
 	for _, r := range res {
-		if r.ID == exclude || len(out.Results) == want {
+		if r.ID == o.exclude || len(out.Results) == o.want {
 			continue
 		}
 		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(col.Name(), r.ID)})

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +26,7 @@ type fakeCluster struct {
 	lastFilter string
 	lastMinSeq uint64
 	notCaught  bool // reads with a min_seq above seq: ErrClusterNotCaughtUp
+	lastList   ClusterList
 }
 
 func (f *fakeCluster) Upsert(_ context.Context, _ string, it index.Item) (uint64, error) {
@@ -105,6 +108,36 @@ func (f *fakeCluster) Search(_ context.Context, _ string, q ClusterQuery) ([]ind
 	return out, f.shards, f.of, nil
 }
 
+// List pages through the items in id order (the filter is recorded, not applied); a collection
+// other than default is not served.
+func (f *fakeCluster) List(_ context.Context, collection string, q ClusterList) (ClusterPage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastList = q
+	switch {
+	case collection != "default":
+		return ClusterPage{}, index.ErrNotFound
+	case f.down:
+		return ClusterPage{}, ErrClusterUnavailable
+	}
+	page := ClusterPage{Count: len(f.items), Shards: f.shards, Of: f.of}
+	if q.Count {
+		return page, nil
+	}
+	ids := slices.Sorted(maps.Keys(f.items))
+	for _, id := range ids {
+		if id <= q.Cursor && q.Cursor != "" {
+			continue
+		}
+		if len(page.Items) == q.Limit {
+			page.Next = page.Items[len(page.Items)-1].ID
+			break
+		}
+		page.Items = append(page.Items, f.items[id])
+	}
+	return page, nil
+}
+
 func (f *fakeCluster) Status(context.Context) (any, error) {
 	return map[string]any{"node": "n1", "replicas": []any{}}, nil
 }
@@ -143,8 +176,25 @@ func TestClusterModeRoutes(t *testing.T) {
 	if r := search(); r.status != http.StatusOK || strings.Contains(string(r.body), "coverage") || !strings.Contains(string(r.body), `"p1"`) {
 		t.Fatalf("full search: %d %s", r.status, r.body)
 	}
-	if fc.lastK != 3 || fc.lastFilter != `brand = 'x'` {
+	if fc.lastK != 3 || fc.lastFilter != `brand = "x"` {
 		t.Fatalf("search passed k %d filter %q", fc.lastK, fc.lastFilter)
+	}
+	// The UI's form: a filter as a JSON object; the answer names the kept photo, and a search
+	// by that photo_id (and GET /v1/photos/{photo}) find it on this node.
+	body, ct := multipartBody(t, part{"image", "q.jpg", img}, part{field: "filter", data: []byte(`{"brand":["x","y"]}`)})
+	var sr struct {
+		PhotoID string `json:"photo_id"`
+	}
+	r := do(t, "POST", ts.url+"/v1/collections/default/search", ct, body)
+	if r.json(t, &sr); r.status != http.StatusOK || !strings.Contains(fc.lastFilter, `"y"`) || sr.PhotoID == "" {
+		t.Fatalf("search with a JSON filter: %d %s (passed %q)", r.status, r.body, fc.lastFilter)
+	}
+	body, ct = multipartBody(t, part{field: "photo_id", data: []byte(sr.PhotoID)})
+	if r := do(t, "POST", ts.url+"/v1/collections/default/search", ct, body); r.status != http.StatusOK || !strings.Contains(string(r.body), `"p1"`) {
+		t.Fatalf("search by photo_id: %d %s", r.status, r.body)
+	}
+	if r := do(t, "GET", ts.url+"/v1/photos/"+sr.PhotoID, "", nil); r.status != http.StatusOK || len(r.body) != len(img) {
+		t.Fatalf("kept photo: %d, %d bytes", r.status, len(r.body))
 	}
 	fc.mu.Lock()
 	fc.shards = 3
@@ -160,7 +210,7 @@ func TestClusterModeRoutes(t *testing.T) {
 	}
 
 	for _, tc := range []struct{ method, path, code string }{
-		{"GET", "/v1/collections/default/items", "not_in_cluster_mode"},
+		{"GET", "/v1/collections/default/duplicates", "not_in_cluster_mode"},
 		{"POST", "/v1/collections/default/recommend", "not_in_cluster_mode"},
 		{"GET", "/v1/collections/default/items/nope/thumbnail", "item_not_found"},
 		{"GET", "/v1/collections/default/items/nope", "item_not_found"},
@@ -261,7 +311,7 @@ func TestClusterModeMoreRoutes(t *testing.T) {
 	if r.status != http.StatusOK || strings.Contains(string(r.body), `"id":"p1"`) || !strings.Contains(string(r.body), `"id":"p2"`) {
 		t.Fatalf("similar: %d %s", r.status, r.body)
 	}
-	if fc.lastK != 6 || fc.lastFilter != "brand = 'x'" {
+	if fc.lastK != 6 || fc.lastFilter != `brand = "x"` {
 		t.Errorf("similar asked k %d filter %q, want 6 (one more, for the item itself) and the filter", fc.lastK, fc.lastFilter)
 	}
 	if r := do(t, "GET", item+"nope/similar", "", nil); r.status != http.StatusNotFound {

@@ -93,6 +93,8 @@ type collectionJSON struct {
 	EfConstruction int    `json:"ef_construction"`
 	EfSearch       int    `json:"ef_search"`
 	DiskBytes      int64  `json:"disk_bytes"`
+	// Coverage: in cluster mode, how many shards the count covers when some did not answer.
+	Coverage *clusterCoverage `json:"coverage,omitempty"`
 }
 
 func (s *Server) collectionJSON(ci index.CollectionInfo) collectionJSON {
@@ -105,9 +107,17 @@ func (s *Server) collectionJSON(ci index.CollectionInfo) collectionJSON {
 }
 
 func (s *Server) handleListCollections(c *fiber.Ctx) error {
+	ctx, cancel := s.requestContext(c)
+	defer cancel()
+	infos, cov, err := s.collectionInfos(ctx, s.db.Collections())
+	if err != nil {
+		return err
+	}
 	out := []collectionJSON{}
-	for _, ci := range s.db.Collections() {
-		out = append(out, s.collectionJSON(ci))
+	for i, ci := range infos {
+		cj := s.collectionJSON(ci)
+		cj.Coverage = cov[i]
+		out = append(out, cj)
 	}
 	return c.JSON(fiber.Map{"collections": out})
 }
@@ -117,7 +127,18 @@ func (s *Server) handleGetCollection(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(s.collectionJSON(col.Info()))
+	ctx, cancel := s.requestContext(c)
+	defer cancel()
+	infos, cov, err := s.collectionInfos(ctx, []index.CollectionInfo{col.Info()})
+	if err != nil {
+		return err
+	}
+	if len(infos) == 0 {
+		return errorf(http.StatusNotFound, "collection_not_found", "the cluster does not serve collection %q", col.Name())
+	}
+	cj := s.collectionJSON(infos[0])
+	cj.Coverage = cov[0]
+	return c.JSON(cj)
 }
 
 func (s *Server) handleCreateCollection(c *fiber.Ctx) error {
@@ -652,7 +673,10 @@ func (s *Server) handleFields(c *fiber.Ctx) error {
 			return c.JSON(fiber.Map{"fields": entry.fields})
 		}
 	}
-	accs, complete, err := scanFields(col)
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.fields(s, c, col)
+	}
+	accs, complete, err := scanFields(func(cursor string) ([]index.Item, string, error) { return col.List(cursor, 1000) }, fieldsScanLimit)
 	if err != nil {
 		return err
 	}
@@ -661,16 +685,16 @@ func (s *Server) handleFields(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"fields": fields})
 }
 
-// scanFields reads the metadata of up to fieldsScanLimit items; complete is false when it stopped
-// before the end.
-func scanFields(col *index.Collection) (accs map[string]*fieldAcc, complete bool, err error) {
+// scanFields reads the metadata of up to limit items, a page of list at a time; complete is false
+// when it stopped before the end.
+func scanFields(list func(cursor string) ([]index.Item, string, error), limit int) (accs map[string]*fieldAcc, complete bool, err error) {
 	accs = map[string]*fieldAcc{}
 	cursor := ""
 	for scanned := 0; ; {
-		if scanned >= fieldsScanLimit {
+		if scanned >= limit {
 			return accs, false, nil
 		}
-		items, next, err := col.List(cursor, 1000)
+		items, next, err := list(cursor)
 		if err != nil {
 			return nil, false, err
 		}
@@ -739,9 +763,19 @@ func summariseFields(accs map[string]*fieldAcc, complete bool) []fieldJSON {
 
 func (s *Server) handleStats(c *fiber.Ctx) error {
 	info := s.eng.Info()
+	ctx, cancel := s.requestContext(c)
+	defer cancel()
+	infos, cov, err := s.collectionInfos(ctx, s.db.Collections())
+	if err != nil {
+		return err
+	}
 	cols := []fiber.Map{}
-	for _, ci := range s.db.Collections() {
-		cols = append(cols, fiber.Map{"name": ci.Name, "count": ci.Count, "levels": ci.Levels, "dims": ci.Dims, "disk_bytes": ci.DiskBytes})
+	for i, ci := range infos {
+		col := fiber.Map{"name": ci.Name, "count": ci.Count, "levels": ci.Levels, "dims": ci.Dims, "disk_bytes": ci.DiskBytes}
+		if cov[i] != nil {
+			col["coverage"] = cov[i]
+		}
+		cols = append(cols, col)
 	}
 	series, totals := s.stats.snapshot()
 	out := fiber.Map{

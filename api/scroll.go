@@ -61,11 +61,12 @@ func (s *Server) handleListItems(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	limit := 50
-	if v := c.Query("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxListLimit {
-			return invalidQuery("limit", "limit must be in 1..%d, got %q", maxListLimit, v)
-		}
+	limit, err := listLimit(c)
+	if err != nil {
+		return err
+	}
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.list(s, c, col, limit)
 	}
 	f, err := queryFilter(c, col)
 	if err != nil {
@@ -92,6 +93,9 @@ func (s *Server) handleCountItems(c *fiber.Ctx) error {
 	col, err := s.collection(c)
 	if err != nil {
 		return err
+	}
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.count(s, c, col)
 	}
 	f, err := queryFilter(c, col)
 	if err != nil {

@@ -52,10 +52,48 @@ type SearchResult struct {
 }
 
 type shardAnswer struct {
-	Results     []index.Result `json:"results,omitempty"`
-	Applied     uint64         `json:"applied"`
-	Error       string         `json:"error,omitempty"`
-	NotCaughtUp bool           `json:"not_caught_up,omitempty"`
+	Results []index.Result `json:"results,omitempty"`
+	shardStatus
+}
+
+// shardStatus is what every shard answer of a scatter carries besides its data: the replica's
+// applied sequence, and why it refused the request.
+type shardStatus struct {
+	Applied     uint64 `json:"applied"`
+	Error       string `json:"error,omitempty"`
+	NotCaughtUp bool   `json:"not_caught_up,omitempty"`
+}
+
+// err is the refusal as an error: ErrNotCaughtUp, or ErrInvalidQuery with the shard's reason.
+func (a shardStatus) err() error {
+	switch {
+	case a.NotCaughtUp:
+		return fmt.Errorf("%w: %s", ErrNotCaughtUp, a.Error)
+	case a.Error != "":
+		return fmt.Errorf("%w: %s", ErrInvalidQuery, a.Error)
+	}
+	return nil
+}
+
+// scatter sends req to one replica of every shard of collection (subject names each shard's
+// queue group) and returns each shard's reply; nil where none came within timeout.
+func (n *Node) scatter(ctx context.Context, collection string, subject func(string, int) string, req []byte, timeout time.Duration) [][]byte {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	replies := make([][]byte, n.o.Shards)
+	var wg sync.WaitGroup
+	for s := range replies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg, err := n.nc.RequestWithContext(ctx, subject(collection, s), req)
+			if err == nil {
+				replies[s] = msg.Data // no replica, or none in time: counted as missing
+			}
+		}()
+	}
+	wg.Wait()
+	return replies
 }
 
 // Search asks one replica of every shard of collection for its top q.K and merges them. A shard
@@ -77,35 +115,21 @@ func (n *Node) Search(ctx context.Context, collection string, q Query, timeout t
 	if err != nil {
 		return SearchResult{}, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	answers := make([]*shardAnswer, n.o.Shards)
-	var wg sync.WaitGroup
-	for s := range answers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			msg, err := n.nc.RequestWithContext(ctx, querySubject(collection, s), req)
-			if err != nil {
-				return // no replica, or none in time: counted as missing
-			}
-			var a shardAnswer
-			if json.Unmarshal(msg.Data, &a) == nil {
-				answers[s] = &a
-			}
-		}()
+	replies := n.scatter(ctx, collection, querySubject, req, timeout)
+	answers := make([]*shardAnswer, len(replies))
+	for s, data := range replies {
+		var a shardAnswer
+		if data != nil && json.Unmarshal(data, &a) == nil {
+			answers[s] = &a
+		}
 	}
-	wg.Wait()
 	out := SearchResult{Of: n.o.Shards}
 	for _, a := range answers {
 		if a == nil {
 			continue
 		}
-		if a.NotCaughtUp {
-			return SearchResult{}, fmt.Errorf("%w: %s", ErrNotCaughtUp, a.Error)
-		}
-		if a.Error != "" {
-			return SearchResult{}, fmt.Errorf("%w: %s", ErrInvalidQuery, a.Error)
+		if err := a.err(); err != nil {
+			return SearchResult{}, err
 		}
 		out.Shards++
 		out.Results = append(out.Results, a.Results...)
@@ -126,7 +150,7 @@ func (n *Node) Search(ctx context.Context, collection string, q Query, timeout t
 }
 
 // join makes the replica answer its shard's searches; called once it has caught up with the log.
-// It answers item reads (item.go) from then on too.
+// It answers item reads (item.go) and listings (list.go) from then on too.
 func (r *Replica) join() {
 	r.subMu.Lock()
 	defer r.subMu.Unlock()
@@ -135,7 +159,7 @@ func (r *Replica) join() {
 	}
 	var subs []*nats.Subscription
 	for subj, h := range map[string]nats.MsgHandler{querySubject(r.collection, r.shard): r.answer,
-		itemSubject(r.collection, r.shard): r.answerItem} {
+		itemSubject(r.collection, r.shard): r.answerItem, listSubject(r.collection, r.shard): r.answerList} {
 		sub, err := r.n.nc.QueueSubscribe(subj, subj, h)
 		if err != nil {
 			r.log.Warn("replica cannot join its query group", "err", err)

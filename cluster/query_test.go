@@ -11,7 +11,8 @@ import (
 )
 
 // Search scatters to every shard and merges the global top k; a shard without a replica leaves a
-// partial answer with its coverage; no shard at all, or a bad query, is an error.
+// partial answer with its coverage; no shard at all, or a bad query, is an error. Listings and
+// counts (list.go) scatter the same way.
 func TestScatterGather(t *testing.T) {
 	ctx := context.Background()
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -85,10 +86,13 @@ func TestScatterGather(t *testing.T) {
 		t.Errorf("k 0: %v", err)
 	}
 
+	checkList(t, n, 40)
+
 	// Shard 1 gone: a partial answer from shard 0 with its coverage.
 	if err := rs[1].Close(); err != nil {
 		t.Fatal(err)
 	}
+	checkPartialList(t, n, perShard[0])
 	res, err = n.Search(ctx, "products", Query{Vector: vecOf("p7"), K: 40}, 500*time.Millisecond)
 	if err != nil || res.Shards != 1 || res.Of != 2 || len(res.Results) != perShard[0] {
 		t.Fatalf("partial search: %d results, %d of %d shards, %v (shard 0 holds %d)", len(res.Results), res.Shards, res.Of, err, perShard[0])

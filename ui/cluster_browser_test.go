@@ -26,10 +26,11 @@ const clusterStatusJSON = `{"node":"n1","shards":4,
    {"collection":"default","shard":3,"node":"n1","applied_seq":3119,"lag":1,"serving":true}]}`
 
 // TestClusterStatusPage checks the status page's cluster section on a fake server: with GET
-// /v1/cluster answering (and /v1/stats refused, as cluster mode does today) it shows the node, the
-// log's leader and servers with their state and lag, and every replica with its applied sequence,
-// lag and whether it serves; on a single node (404 not_clustered) the section stays hidden. The
-// real single node's case is in TestStatusPage.
+// /v1/cluster answering (and /v1/stats refused, as cluster mode did before it served it) it shows
+// the node, the log's leader and servers with their state and lag, and every replica with its
+// applied sequence, lag and whether it serves; on a single node (404 not_clustered) the section
+// stays hidden. The real single node's case is in TestStatusPage, a real cluster node's in
+// TestClusterModePages.
 func TestClusterStatusPage(t *testing.T) {
 	var clustered atomic.Bool
 	clustered.Store(true)

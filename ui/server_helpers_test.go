@@ -114,7 +114,10 @@ func tail(s string, n int) string {
 	return s
 }
 
-func launch() (*realServer, error) {
+func launch() (*realServer, error) { return launchServe() }
+
+// launchServe starts a seeded `lookalike serve` with env added to its environment.
+func launchServe(env ...string) (*realServer, error) {
 	root, err := filepath.Abs("..")
 	if err != nil {
 		return nil, err
@@ -150,7 +153,7 @@ func launch() (*realServer, error) {
 	s.cmd = exec.Command(bin, "serve", "--addr", addr, "--data", filepath.Join(dir, "data"))
 	// Run from the repository root so the locator finds .cache/onnxruntime and ../shared/models.
 	s.cmd.Dir = root
-	s.cmd.Env = append(os.Environ(), "LOOKALIKE_DEMO=off", "LOOKALIKE_DEMO_MODE=off")
+	s.cmd.Env = append(append(os.Environ(), "LOOKALIKE_DEMO=off", "LOOKALIKE_DEMO_MODE=off"), env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		os.RemoveAll(dir)

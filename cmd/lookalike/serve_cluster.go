@@ -150,6 +150,21 @@ func (b *clusterBackend) Search(ctx context.Context, collection string, q api.Cl
 	return res.Results, res.Shards, res.Of, nil
 }
 
+func (b *clusterBackend) List(ctx context.Context, collection string, q api.ClusterList) (api.ClusterPage, error) {
+	if err := b.check(collection); err != nil {
+		return api.ClusterPage{}, err
+	}
+	res, err := b.node.List(ctx, collection, cluster.ListQuery{Cursor: q.Cursor, Limit: q.Limit, Filter: q.Filter,
+		WithVector: q.WithVector, Count: q.Count, MinSeq: q.MinSeq}, b.timeout)
+	if err != nil {
+		if errors.Is(err, cluster.ErrInvalidQuery) {
+			return api.ClusterPage{}, fmt.Errorf("%w: %v", index.ErrInvalidFilter, err)
+		}
+		return api.ClusterPage{}, b.mapErr(err)
+	}
+	return api.ClusterPage{Items: res.Items, Next: res.Next, Count: res.Count, Shards: res.Shards, Of: res.Of}, nil
+}
+
 // clusterStatusJSON is GET /v1/cluster.
 type clusterStatusJSON struct {
 	Node   string        `json:"node"`
