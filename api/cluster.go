@@ -46,6 +46,10 @@ type ClusterQuery struct {
 	K, Ef  int
 	// Filter is a metadata filter expression (index.ParseFilter syntax).
 	Filter string
+	// ExcludeIDs are left out by every shard before its top K is cut.
+	ExcludeIDs []string
+	// Exact asks every shard for a brute-force search.
+	Exact  bool
 	MinSeq uint64
 }
 
@@ -101,7 +105,8 @@ var clusterRoutes = []struct {
 	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/items$`)},
 	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+$`)},
 	{http.MethodDelete, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+$`)},
-	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/search$`)},
+	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/(search|recommend)(:batch)?$`)},
+	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/similar:batch$`)},
 	{http.MethodPatch, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+$`)},
 	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/items:batch$`)},
 	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+/(thumbnail|source|similar)$`)},
@@ -347,34 +352,6 @@ type clusterCoverage struct {
 	Of     int `json:"of"`
 }
 
-// clusterSearch embeds the query here (image) or takes its vector, and scatters it to every
-// shard. Re-ranking, cursors, exclusions and item queries are not served in cluster mode.
-func (cm *clusterMode) search(s *Server, c *fiber.Ctx, col *index.Collection) error {
-	start := time.Now()
-	req, err := parseSearch(c, s.cfg.Limits.MaxK, s.cfg.Limits.DefaultK)
-	if err != nil {
-		return err
-	}
-	q, err := clusterQuery(c, req)
-	if err != nil {
-		return err
-	}
-	if req.ID != "" || req.Cursor != "" || len(req.ExcludeIDs) > 0 {
-		return errorf(http.StatusNotImplemented, "not_in_cluster_mode", "cluster search takes an image or a vector, without id, cursor or exclude_ids")
-	}
-	ctx, cancel := s.requestContext(c)
-	defer cancel()
-	var timings map[string]float64
-	if q.Vector, timings, err = s.searchVector(ctx, col, req); err != nil {
-		return err
-	}
-	photo := ""
-	if req.Image != nil { // kept here, as on a single node, to search it again by photo_id
-		photo = s.photos.put(req.Image)
-	}
-	return cm.scatter(ctx, c, col, q, scatterOut{want: q.K, photoID: photo}, start, timings)
-}
-
 // clusterQuery takes what a cluster search serves from req: k, ef, a filter, min_seq (the JSON field or form value, else the query parameter).
 func clusterQuery(c *fiber.Ctx, req *searchRequest) (ClusterQuery, error) {
 	q := ClusterQuery{K: req.K, Ef: req.Ef, MinSeq: req.MinSeq}
@@ -390,65 +367,4 @@ func clusterQuery(c *fiber.Ctx, req *searchRequest) (ClusterQuery, error) {
 		}
 	}
 	return q, nil
-}
-
-// similar searches with a stored item's vector (read from a replica of its shard), leaving the
-// item itself out.
-func (cm *clusterMode) similar(s *Server, c *fiber.Ctx, col *index.Collection, id string) error {
-	start := time.Now()
-	req, err := s.parseSimilar(c, id)
-	if err != nil {
-		return err
-	}
-	q, err := clusterQuery(c, req)
-	if err != nil {
-		return err
-	}
-	if req.Cursor != "" || len(req.ExcludeIDs) > 0 {
-		return errorf(http.StatusNotImplemented, "not_in_cluster_mode", "cluster similar takes k, ef, filter and min_seq, without cursor or exclude_ids")
-	}
-	it, err := cm.read(s, c, col, id, ClusterRead{MinSeq: q.MinSeq})
-	if err != nil {
-		return err
-	}
-	want := q.K
-	q.Vector, q.K = it.Vector, min(q.K+1, index.MaxK) // one more: the item itself
-	ctx, cancel := s.requestContext(c)
-	defer cancel()
-	return cm.scatter(ctx, c, col, q, scatterOut{want: want, exclude: id}, start, map[string]float64{"decode": 0, "preprocess": 0, "inference": 0})
-}
-
-// scatterOut shapes a scatter's answer: the top want results without exclude (the item a similar
-// search started from), and the id of the kept query photo.
-type scatterOut struct {
-	want             int
-	exclude, photoID string
-}
-
-// scatter runs q over every shard and writes the answer search and similar share.
-func (cm *clusterMode) scatter(ctx context.Context, c *fiber.Ctx, col *index.Collection, q ClusterQuery, o scatterOut, start time.Time, timings map[string]float64) error {
-	res, shards, of, err := cm.c.Search(ctx, col.Name(), q)
-	if err != nil {
-		return clusterErr(err)
-	}
-	cm.searches.Inc()
-	out := struct {
-		Results    []resultJSON       `json:"results"`
-		Collection string             `json:"collection"`
-		TimingsMS  map[string]float64 `json:"timings_ms"`
-		Coverage   *clusterCoverage   `json:"coverage,omitempty"`
-		PhotoID    string             `json:"photo_id,omitempty"`
-	}{Results: make([]resultJSON, 0, len(res)), Collection: col.Name(), TimingsMS: timings, PhotoID: o.photoID}
-	if shards < of {
-		cm.partial.Inc()
-		out.Coverage = &clusterCoverage{Shards: shards, Of: of}
-	}
-	for _, r := range res {
-		if r.ID == o.exclude || len(out.Results) == o.want {
-			continue
-		}
-		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(col.Name(), r.ID)})
-	}
-	timings["total"] = msf(time.Since(start))
-	return c.JSON(out)
 }

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -27,6 +29,7 @@ type fakeCluster struct {
 	lastMinSeq uint64
 	notCaught  bool // reads with a min_seq above seq: ErrClusterNotCaughtUp
 	lastList   ClusterList
+	lastQuery  ClusterQuery
 }
 
 func (f *fakeCluster) Upsert(_ context.Context, _ string, it index.Item) (uint64, error) {
@@ -91,10 +94,12 @@ func (f *fakeCluster) Get(_ context.Context, _, id string, o ClusterRead) (index
 	return it, nil
 }
 
+// Search ranks the items by cosine to q.Vector (ties by id), leaving out q.ExcludeIDs, and
+// returns the top q.K, as Node.Search merges the shards' (the filter is recorded, not applied).
 func (f *fakeCluster) Search(_ context.Context, _ string, q ClusterQuery) ([]index.Result, int, int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.lastK, f.lastFilter, f.lastMinSeq = q.K, q.Filter, q.MinSeq
+	f.lastK, f.lastFilter, f.lastMinSeq, f.lastQuery = q.K, q.Filter, q.MinSeq, q
 	if f.down {
 		return nil, 0, 0, ErrClusterUnavailable
 	}
@@ -103,9 +108,28 @@ func (f *fakeCluster) Search(_ context.Context, _ string, q ClusterQuery) ([]ind
 	}
 	var out []index.Result
 	for id, it := range f.items {
-		out = append(out, index.Result{ID: id, Score: 1, Metadata: it.Metadata})
+		if !slices.Contains(q.ExcludeIDs, id) {
+			out = append(out, index.Result{ID: id, Score: cosine(q.Vector, it.Vector), Metadata: it.Metadata})
+		}
 	}
-	return out, f.shards, f.of, nil
+	slices.SortFunc(out, func(a, b index.Result) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out[:min(len(out), q.K)], f.shards, f.of, nil
+}
+
+func cosine(a, b []float32) float32 {
+	var ab, aa, bb float64
+	for i := range min(len(a), len(b)) {
+		ab, aa, bb = ab+float64(a[i])*float64(b[i]), aa+float64(a[i])*float64(a[i]), bb+float64(b[i])*float64(b[i])
+	}
+	if aa == 0 || bb == 0 {
+		return 0
+	}
+	return float32(ab / math.Sqrt(aa*bb))
 }
 
 // List pages through the items in id order (the filter is recorded, not applied); a collection
@@ -176,8 +200,8 @@ func TestClusterModeRoutes(t *testing.T) {
 	if r := search(); r.status != http.StatusOK || strings.Contains(string(r.body), "coverage") || !strings.Contains(string(r.body), `"p1"`) {
 		t.Fatalf("full search: %d %s", r.status, r.body)
 	}
-	if fc.lastK != 3 || fc.lastFilter != `brand = "x"` {
-		t.Fatalf("search passed k %d filter %q", fc.lastK, fc.lastFilter)
+	if fc.lastK != 4 || fc.lastFilter != `brand = "x"` {
+		t.Fatalf("search passed k %d filter %q, want 4 (one more: is there a next page?) and the filter", fc.lastK, fc.lastFilter)
 	}
 	// The UI's form: a filter as a JSON object; the answer names the kept photo, and a search
 	// by that photo_id (and GET /v1/photos/{photo}) find it on this node.
@@ -211,7 +235,7 @@ func TestClusterModeRoutes(t *testing.T) {
 
 	for _, tc := range []struct{ method, path, code string }{
 		{"GET", "/v1/collections/default/duplicates", "not_in_cluster_mode"},
-		{"POST", "/v1/collections/default/recommend", "not_in_cluster_mode"},
+		{"POST", "/v1/collections/default/rebuild", "not_in_cluster_mode"},
 		{"GET", "/v1/collections/default/items/nope/thumbnail", "item_not_found"},
 		{"GET", "/v1/collections/default/items/nope", "item_not_found"},
 		{"DELETE", "/v1/collections/default/items/nope", "item_not_found"},
@@ -312,7 +336,7 @@ func TestClusterModeMoreRoutes(t *testing.T) {
 		t.Fatalf("similar: %d %s", r.status, r.body)
 	}
 	if fc.lastK != 6 || fc.lastFilter != `brand = "x"` {
-		t.Errorf("similar asked k %d filter %q, want 6 (one more, for the item itself) and the filter", fc.lastK, fc.lastFilter)
+		t.Errorf("similar asked k %d filter %q, want 6 (one more: is there a next page?) and the filter", fc.lastK, fc.lastFilter)
 	}
 	if r := do(t, "GET", item+"nope/similar", "", nil); r.status != http.StatusNotFound {
 		t.Errorf("similar of a missing item: %d %s", r.status, r.body)

@@ -376,6 +376,8 @@ type searchResponse struct {
 	Canary bool `json:"canary,omitempty"`
 	// PhotoID names the query photo of an image search, kept for a while (photos.go).
 	PhotoID string `json:"photo_id,omitempty"`
+	// Coverage: in cluster mode, how many shards answered when some did not.
+	Coverage *clusterCoverage `json:"coverage,omitempty"`
 }
 
 // rerankMode is the request's re-ranking, or the endpoint's configured default (index.rerank_search,

@@ -100,7 +100,7 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
-	out, err := s.recommend(ctx, col, &req, start)
+	out, err := s.recommend(ctx, c, col, &req, start)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,23 @@ func (s *Server) handleRecommend(c *fiber.Ctx) error {
 
 // recommend answers one recommendation: the examples' average_vector query (intel), searched
 // with the examples themselves excluded.
-func (s *Server) recommend(ctx context.Context, col *index.Collection, r *recommendRequest, start time.Time) (*searchResponse, error) {
+func (s *Server) recommend(ctx context.Context, c *fiber.Ctx, col *index.Collection, r *recommendRequest, start time.Time) (*searchResponse, error) {
+	if cm := s.cluster.Load(); cm != nil {
+		return cm.recommend(ctx, s, c, col, r, start)
+	}
+	req, err := s.recommendSearch(col, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFilterFields(col, req.filter); err != nil {
+		return nil, err
+	}
+	return s.runQuery(ctx, col, req, req.Vector, "", start, noEmbedTimings())
+}
+
+// recommendSearch is the search a recommendation runs: by the examples' query (intel; the
+// examples by id are read from col), with the examples by id excluded.
+func (s *Server) recommendSearch(col *index.Collection, r *recommendRequest) (*searchRequest, error) {
 	conv := func(in []exampleJSON) []intel.Example {
 		out := make([]intel.Example, len(in))
 		for i, e := range in {
@@ -129,15 +145,12 @@ func (s *Server) recommend(ctx context.Context, col *index.Collection, r *recomm
 	if err != nil {
 		return nil, err
 	}
-	if err := checkFilterFields(col, req.filter); err != nil {
-		return nil, err
-	}
 	for _, e := range append(pos, neg...) {
 		if e.ID != "" {
 			req.ExcludeIDs = append(req.ExcludeIDs, e.ID)
 		}
 	}
-	return s.runQuery(ctx, col, req, query, "", start, map[string]float64{"decode": 0, "preprocess": 0, "inference": 0})
+	return req, nil
 }
 
 // runBatch answers n queries in order; one that fails gets its error as its answer. A bug (500)
@@ -196,7 +209,7 @@ func (s *Server) handleRecommendBatch(c *fiber.Ctx) error {
 		if err := decodeJSONBody(raws[i], &r); err != nil {
 			return nil, err
 		}
-		return s.recommend(ctx, col, &r, time.Now())
+		return s.recommend(ctx, c, col, &r, time.Now())
 	})
 }
 
@@ -216,10 +229,13 @@ func (s *Server) handleSearchBatch(c *fiber.Ctx) error {
 		if err != nil {
 			return nil, err
 		}
+		timings := noEmbedTimings()
+		if cm := s.cluster.Load(); cm != nil {
+			return cm.query(ctx, s, c, col, req, start, timings)
+		}
 		if err := checkFilterFields(col, req.filter); err != nil {
 			return nil, err
 		}
-		timings := map[string]float64{"decode": 0, "preprocess": 0, "inference": 0}
 		query, err := s.queryVector(ctx, col, req, timings)
 		if err != nil {
 			return nil, err
@@ -250,8 +266,11 @@ func (s *Server) handleSimilarBatch(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := checkFilterFields(col, f); err != nil {
-		return err
+	cm := s.cluster.Load()
+	if cm == nil { // a cluster node's own collection knows no fields: the shards check filters
+		if err := checkFilterFields(col, f); err != nil {
+			return err
+		}
 	}
 	return s.runBatch(c, len(req.IDs), func(ctx context.Context, i int) (*searchResponse, error) {
 		id := req.IDs[i]
@@ -262,6 +281,9 @@ func (s *Server) handleSimilarBatch(c *fiber.Ctx) error {
 		if err != nil {
 			return nil, fmt.Errorf("ids[%d]: %w", i, err)
 		}
-		return s.runQuery(ctx, col, one, nil, id, time.Now(), map[string]float64{"decode": 0, "preprocess": 0, "inference": 0})
+		if cm != nil {
+			return cm.query(ctx, s, c, col, one, time.Now(), noEmbedTimings())
+		}
+		return s.runQuery(ctx, col, one, nil, id, time.Now(), noEmbedTimings())
 	})
 }

@@ -32,6 +32,11 @@ type Query struct {
 	Ef     int       `json:"ef,omitempty"`
 	// Filter is a metadata filter expression (index.ParseFilter).
 	Filter string `json:"filter,omitempty"`
+	// ExcludeIDs are left out by every shard before its top K is cut (a similar search's item,
+	// a recommendation's examples, a client's exclude_ids).
+	ExcludeIDs []string `json:"exclude_ids,omitempty"`
+	// Exact asks every shard for a brute-force search.
+	Exact bool `json:"exact,omitempty"`
 	// MinSeq: answer only from replicas that applied their shard up to this stream sequence
 	// (read-your-writes: the seq a write returned), waiting up to MinSeqWait; else
 	// ErrNotCaughtUp.
@@ -245,7 +250,7 @@ func (r *Replica) answerSearch(m *nats.Msg, q Query, err error) {
 	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		a.Results, err = r.col.Search(ctx, q.Vector, index.SearchOptions{K: q.K, Ef: q.Ef, Filter: f})
+		a.Results, err = r.col.Search(ctx, q.Vector, index.SearchOptions{K: q.K, Ef: q.Ef, Filter: f, ExcludeIDs: q.ExcludeIDs, Exact: q.Exact})
 		cancel()
 	}
 	a.Applied = r.Applied()

@@ -76,6 +76,16 @@ func TestScatterGather(t *testing.T) {
 			t.Fatalf("filter let %s through", r.Metadata)
 		}
 	}
+	// Exclusions are applied by each shard before its top k is cut: still k results.
+	res, err = n.Search(ctx, "products", Query{Vector: vecOf("p7"), K: 5, ExcludeIDs: []string{"p7", "p8", "nope"}, Exact: true}, time.Second)
+	if err != nil || len(res.Results) != 5 {
+		t.Fatalf("search with exclusions: %+v %v", res, err)
+	}
+	for _, r := range res.Results {
+		if r.ID == "p7" || r.ID == "p8" {
+			t.Fatalf("excluded %s returned", r.ID)
+		}
+	}
 	for name, q := range map[string]Query{"bad filter": {Vector: vecOf("x"), K: 3, Filter: "even =="},
 		"bad dims": {Vector: []float32{1}, K: 3}} {
 		if _, err := n.Search(ctx, "products", q, time.Second); !errors.Is(err, ErrInvalidQuery) {

@@ -140,7 +140,8 @@ func (b *clusterBackend) Search(ctx context.Context, collection string, q api.Cl
 	if err := b.check(collection); err != nil {
 		return nil, 0, 0, err
 	}
-	res, err := b.node.Search(ctx, collection, cluster.Query{Vector: q.Vector, K: q.K, Ef: q.Ef, Filter: q.Filter, MinSeq: q.MinSeq}, b.timeout)
+	res, err := b.node.Search(ctx, collection, cluster.Query{Vector: q.Vector, K: q.K, Ef: q.Ef, Filter: q.Filter,
+		ExcludeIDs: q.ExcludeIDs, Exact: q.Exact, MinSeq: q.MinSeq}, b.timeout)
 	if err != nil {
 		if errors.Is(err, cluster.ErrInvalidQuery) {
 			return nil, 0, 0, fmt.Errorf("%w: %v", index.ErrInvalidFilter, err)
