@@ -198,7 +198,8 @@ func (cm *clusterMode) add(s *Server, c *fiber.Ctx, col *index.Collection) error
 		"thumbnail_url": thumbnailURL(col.Name(), in[0].ID)})
 }
 
-// publishItem embeds one photo and makes its thumbnail here, and publishes the item.
+// publishItem embeds one photo and makes its thumbnail and source rendition here, and publishes
+// the item.
 func (cm *clusterMode) publishItem(ctx context.Context, s *Server, col *index.Collection, in ingest.Input) (uint64, error) {
 	embs, err := s.embedAdmitted(ctx, col, embed.Image{Data: in.Image})
 	if err != nil {
@@ -208,7 +209,12 @@ func (cm *clusterMode) publishItem(ctx context.Context, s *Server, col *index.Co
 	if err != nil {
 		return 0, err
 	}
-	it := index.Item{ID: in.ID, Vector: embs[0].Vector, Metadata: in.Metadata, Thumbnail: thumb,
+	// Travels inline in the mutation, as the thumbnail does: what re-embedding the catalog reads.
+	source, err := ingest.SourceRendition(in.Image, s.ingestPolicy(""))
+	if err != nil {
+		return 0, fmt.Errorf("source rendition: %w", err)
+	}
+	it := index.Item{ID: in.ID, Vector: embs[0].Vector, Metadata: in.Metadata, Thumbnail: thumb, Source: source,
 		ContentHash: ingest.ContentID(in.Image), UpdatedAt: time.Now().UTC(), IfVersion: in.IfVersion}
 	seq, err := cm.c.Upsert(ctx, col.Name(), it)
 	return seq, clusterErr(err)

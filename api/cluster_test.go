@@ -183,8 +183,8 @@ func TestClusterModeRoutes(t *testing.T) {
 	if r := add("p1"); r.status != http.StatusCreated || !strings.Contains(string(r.body), `"seq":1`) {
 		t.Fatalf("add: %d %s", r.status, r.body)
 	}
-	if it := fc.items["p1"]; len(it.Vector) == 0 || len(it.Thumbnail) == 0 || it.ContentHash == "" || string(it.Metadata) != `{"brand":"x"}` {
-		t.Fatalf("published item incomplete: dims %d thumb %d hash %q meta %s", len(it.Vector), len(it.Thumbnail), it.ContentHash, it.Metadata)
+	if it := fc.items["p1"]; len(it.Vector) == 0 || len(it.Thumbnail) == 0 || len(it.Source) == 0 || it.ContentHash == "" || string(it.Metadata) != `{"brand":"x"}` {
+		t.Fatalf("published item incomplete: dims %d thumb %d source %d hash %q meta %s", len(it.Vector), len(it.Thumbnail), len(it.Source), it.ContentHash, it.Metadata)
 	}
 	if n, _ := ts.db.Collection("default"); n.Info().Count != 0 {
 		t.Fatal("cluster mode wrote to the local store")
@@ -319,16 +319,20 @@ func TestClusterModeMoreRoutes(t *testing.T) {
 	if thumb.status != http.StatusOK || thumb.header.Get("Content-Type") != "image/jpeg" || len(thumb.body) < 100 {
 		t.Fatalf("thumbnail: %d %d bytes", thumb.status, len(thumb.body))
 	}
-	if r := do(t, "GET", item+"p1/source", "", nil); r.status != http.StatusOK || r.header.Get("X-Rendition") != "thumbnail" || string(r.body) != string(thumb.body) {
-		t.Errorf("source without a source rendition: %d %s", r.status, r.header.Get("X-Rendition"))
-	}
+	// The add published a source rendition (limits.source_size), as a single node stores one.
 	fc.mu.Lock()
 	it := fc.items["p1"]
-	it.Source = []byte("source-bytes")
+	fc.mu.Unlock()
+	if r := do(t, "GET", item+"p1/source", "", nil); r.status != http.StatusOK || r.header.Get("X-Rendition") != "source" ||
+		len(it.Source) <= len(thumb.body) || string(r.body) != string(it.Source) {
+		t.Errorf("source: %d %s, %d bytes (thumbnail %d)", r.status, r.header.Get("X-Rendition"), len(r.body), len(thumb.body))
+	}
+	fc.mu.Lock()
+	it.Source = nil // an item published without one (limits.source_size 0, or an older node)
 	fc.items["p1"] = it
 	fc.mu.Unlock()
-	if r := do(t, "GET", item+"p1/source", "", nil); r.status != http.StatusOK || r.header.Get("X-Rendition") != "source" || string(r.body) != "source-bytes" {
-		t.Errorf("source: %d %s %q", r.status, r.header.Get("X-Rendition"), r.body)
+	if r := do(t, "GET", item+"p1/source", "", nil); r.status != http.StatusOK || r.header.Get("X-Rendition") != "thumbnail" || string(r.body) != string(thumb.body) {
+		t.Errorf("source without a source rendition: %d %s", r.status, r.header.Get("X-Rendition"))
 	}
 
 	r = do(t, "GET", item+"p1/similar?k=5&filter=brand%20%3D%20%27x%27", "", nil)

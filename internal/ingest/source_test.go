@@ -75,7 +75,7 @@ func TestSourceRenditionKept(t *testing.T) {
 		{"a 512 px rendition", rendition, true},
 		{"a 640 px photo", photo(t, 100), false},
 	} {
-		got, err := sourceRendition(tc.img, Policy{SourceSize: 512, SourceQuality: 90})
+		got, err := SourceRendition(tc.img, Policy{SourceSize: 512, SourceQuality: 90})
 		if err != nil {
 			t.Fatal(err)
 		}

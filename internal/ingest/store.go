@@ -233,7 +233,7 @@ func Store(ctx context.Context, eng Embedder, col *index.Collection, inputs []In
 			r.Err = fmt.Errorf("thumbnail: %w", err)
 			continue
 		}
-		source, err := sourceRendition(in[t.i].Image, p)
+		source, err := SourceRendition(in[t.i].Image, p)
 		if err != nil {
 			r.Err = fmt.Errorf("source rendition: %w", err)
 			continue
@@ -256,11 +256,11 @@ func Store(ctx context.Context, eng Embedder, col *index.Collection, inputs []In
 	return res, w.flush(ctx, col, res)
 }
 
-// sourceRendition is the source rendition stored for a photo (nil when p.SourceSize is 0): the
+// SourceRendition is the source rendition stored for a photo (nil when p.SourceSize is 0): the
 // photo itself when it is already a JPEG within the size and of a modest byte count (as a
 // rendition is, when a catalog is embedded again from its renditions: no generation loss), else a
 // JPEG of it resized to p.SourceSize.
-func sourceRendition(img []byte, p Policy) ([]byte, error) {
+func SourceRendition(img []byte, p Policy) ([]byte, error) {
 	if p.SourceSize <= 0 {
 		return nil, nil
 	}
