@@ -107,6 +107,8 @@ var clusterRoutes = []struct {
 	{http.MethodDelete, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+$`)},
 	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/(search|recommend)(:batch)?$`)},
 	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/similar:batch$`)},
+	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/search/explain$`)},
+	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/search/explain$`)},
 	{http.MethodPatch, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+$`)},
 	{http.MethodPost, regexp.MustCompile(`^/v1/collections/[^/]+/items:batch$`)},
 	{http.MethodGet, regexp.MustCompile(`^/v1/collections/[^/]+/items/[^/]+/(thumbnail|source|similar)$`)},

@@ -178,3 +178,30 @@ func (cm *clusterMode) recommend(ctx context.Context, s *Server, c *fiber.Ctx, c
 	q.Vector = req.Vector
 	return cm.run(ctx, s, col, req, q, start, noEmbedTimings())
 }
+
+// explainReads are what explain reads in cluster mode: items (with their thumbnails) from
+// replicas of their shards, and the average match (the mean vector of the query's nearest items)
+// from a scatter-gather search and the items' vectors; min_seq applies to both.
+func (cm *clusterMode) explainReads(s *Server, c *fiber.Ctx, col *index.Collection) (func(string) (index.Item, error), func(context.Context, []float32) []float32) {
+	get := func(id string) (index.Item, error) {
+		return cm.read(s, c, col, id, ClusterRead{Thumbnail: true})
+	}
+	averageMatch := func(ctx context.Context, query []float32) []float32 {
+		ms, err := minSeq(c)
+		if err != nil {
+			return nil
+		}
+		res, _, _, err := cm.c.Search(ctx, col.Name(), ClusterQuery{Vector: query, K: explainBaseline, MinSeq: ms})
+		if err != nil {
+			return nil // as on a single node: no baseline, the plain heatmap
+		}
+		vecs := make([][]float32, 0, len(res))
+		for _, r := range res {
+			if it, err := cm.c.Get(ctx, col.Name(), r.ID, ClusterRead{MinSeq: ms}); err == nil {
+				vecs = append(vecs, it.Vector)
+			}
+		}
+		return intel.MeanVector(vecs)
+	}
+	return get, averageMatch
+}

@@ -152,3 +152,45 @@ func TestClusterModeQueries(t *testing.T) {
 		t.Errorf("recommend:batch with a shard missing: %d %s", r.status, r.body)
 	}
 }
+
+// TestClusterModeExplain: the heatmap of a cluster node (items and the average match read through
+// the cluster) is the single node's for the same items.
+func TestClusterModeExplain(t *testing.T) {
+	eng := featureMapEngine(t)
+	single := newServerWith(t, eng, nil)
+	ts := newServerWith(t, eng, nil)
+	fc := &fakeCluster{items: map[string]index.Item{}, shards: 4, of: 4}
+	ts.SetCluster(fc)
+	for i := range 4 {
+		single.addPhoto(t, ukName(i), `{}`)
+		ts.addPhoto(t, ukName(i), `{}`)
+	}
+	const path = "/v1/collections/default/search/explain?format=json&query_id=ukbench00001&id=ukbench00002"
+	var want, got explainJSON
+	if r := do(t, "GET", single.url+path, "", nil); r.status != http.StatusOK {
+		t.Fatalf("single node: %d %s", r.status, r.body)
+	} else {
+		r.json(t, &want)
+	}
+	r := do(t, "GET", ts.url+path, "", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("cluster node: %d %s", r.status, r.body)
+	}
+	r.json(t, &got)
+	if got.Rows != want.Rows || got.Cols != want.Cols || got.Crop != want.Crop || math.Abs(float64(got.Score-want.Score)) > 1e-4 {
+		t.Fatalf("cluster %+v, single node %+v", got, want)
+	}
+	for y, row := range want.Grid {
+		for x, v := range row {
+			if d := math.Abs(float64(got.Grid[y][x] - v)); d > 1e-3 {
+				t.Fatalf("grid[%d][%d]: cluster %v, single node %v", y, x, got.Grid[y][x], v)
+			}
+		}
+	}
+	if r := do(t, "GET", ts.url+"/v1/collections/default/search/explain?query_id=ukbench00001&id=ukbench00002", "", nil); r.status != http.StatusOK || r.header.Get("Content-Type") != "image/png" {
+		t.Errorf("png: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+	if r := do(t, "GET", ts.url+"/v1/collections/default/search/explain?query_id=nope&id=ukbench00002", "", nil); r.status != http.StatusNotFound || r.errorCode(t) != "item_not_found" {
+		t.Errorf("missing query item: %d %s", r.status, r.body)
+	}
+}

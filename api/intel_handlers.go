@@ -550,7 +550,12 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	target, err := col.Get(req.id)
+	// A single node reads its collection; a cluster node, replicas of the items' shards (cluster_query.go).
+	get, averageMatch := col.Get, func(ctx context.Context, q []float32) []float32 { return s.averageMatch(ctx, col, q) }
+	if cm := s.cluster.Load(); cm != nil {
+		get, averageMatch = cm.explainReads(s, c, col)
+	}
+	target, err := get(req.id)
 	if err != nil {
 		return itemErr(err, col, req.id)
 	}
@@ -567,7 +572,7 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	imgs := []embed.Image{{Data: padded, Profile: embedspec.ProfileFast}}
 	var query []float32
 	if req.queryID != "" {
-		q, err := col.Get(req.queryID)
+		q, err := get(req.queryID)
 		if err != nil {
 			return itemErr(err, col, req.queryID)
 		}
@@ -592,7 +597,7 @@ func (s *Server) handleExplain(c *fiber.Ctx) error {
 	}
 	ex.Score = index.Dot(query, target.Vector)
 	ex.Box = box
-	if base := s.averageMatch(ctx, col, query); base != nil {
+	if base := averageMatch(ctx, query); base != nil {
 		if err := ex.Contrast(embs[0], s.channelWeights(col, base)); err != nil {
 			return err
 		}
