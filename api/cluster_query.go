@@ -33,16 +33,7 @@ func (cm *clusterMode) search(s *Server, c *fiber.Ctx, col *index.Collection) er
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.requestContext(c)
-	defer cancel()
-	out, err := cm.query(ctx, s, c, col, req, start, noEmbedTimings())
-	if err != nil {
-		return err
-	}
-	if req.Image != nil { // kept here, as on a single node, to search it again by photo_id
-		out.PhotoID = s.photos.put(req.Image)
-	}
-	return c.JSON(out)
+	return cm.answer(s, c, col, req, start)
 }
 
 // similar searches with a stored item's vector (read from a replica of its shard), leaving the
@@ -53,11 +44,19 @@ func (cm *clusterMode) similar(s *Server, c *fiber.Ctx, col *index.Collection, i
 	if err != nil {
 		return err
 	}
+	return cm.answer(s, c, col, req, start)
+}
+
+// answer runs query and writes its answer, naming the query photo of an image search.
+func (cm *clusterMode) answer(s *Server, c *fiber.Ctx, col *index.Collection, req *searchRequest, start time.Time) error {
 	ctx, cancel := s.requestContext(c)
 	defer cancel()
 	out, err := cm.query(ctx, s, c, col, req, start, noEmbedTimings())
 	if err != nil {
 		return err
+	}
+	if req.Image != nil { // kept here, as on a single node, to search it again by photo_id
+		out.PhotoID = s.photos.put(req.Image)
 	}
 	return c.JSON(out)
 }

@@ -12,27 +12,13 @@ import (
 	"github.com/lookalike/lookalike/index"
 )
 
-// clusterAnswer is the part of a search answer these tests read.
+// clusterAnswer is the part of a search answer (or of one batch answer) these tests read.
 type clusterAnswer struct {
-	Status  int `json:"status"`
-	Results []struct {
-		ID    string  `json:"id"`
-		Score float32 `json:"score"`
-	} `json:"results"`
+	Status     int              `json:"status"`
+	Results    []resultJSON     `json:"results"`
 	NextCursor string           `json:"next_cursor"`
 	Rerank     string           `json:"rerank"`
 	Coverage   *clusterCoverage `json:"coverage"`
-	Error      *struct {
-		Code string `json:"code"`
-	} `json:"error"`
-}
-
-func (a clusterAnswer) ids() []string {
-	var out []string
-	for _, r := range a.Results {
-		out = append(out, r.ID)
-	}
-	return out
 }
 
 // TestClusterModeQueries: cursors, exclude_ids, min_score and searches by item id; search,
@@ -71,13 +57,13 @@ func TestClusterModeQueries(t *testing.T) {
 	cursor := ""
 	for page := 0; page < 3; page++ {
 		a := search(`,"k":2,"cursor":"` + cursor + `"`)
-		paged = append(paged, a.ids()...)
+		paged = append(paged, ids(a.Results)...)
 		if cursor = a.NextCursor; (cursor == "") != (page == 2) {
 			t.Fatalf("page %d: next_cursor %q", page, cursor)
 		}
 	}
-	if !slices.Equal(paged, all.ids()) {
-		t.Errorf("pages %v, the whole ranking %v", paged, all.ids())
+	if !slices.Equal(paged, ids(all.Results)) {
+		t.Errorf("pages %v, the whole ranking %v", paged, ids(all.Results))
 	}
 	if r := post("search", `{"vector":`+string(vec)+`,"cursor":"bogus"}`); r.status != http.StatusBadRequest || r.errorCode(t) != "invalid_query" {
 		t.Errorf("bad cursor: %d %s", r.status, r.body)
@@ -85,20 +71,20 @@ func TestClusterModeQueries(t *testing.T) {
 
 	// exclude_ids are passed to the shards, which still fill k; a search by id leaves the item out.
 	a := search(`,"k":2,"exclude_ids":["p0","nope"],"exact":true`)
-	if slices.Contains(a.ids(), "p0") || len(a.Results) != 2 || !fc.lastQuery.Exact || !slices.Contains(fc.lastQuery.ExcludeIDs, "nope") {
-		t.Errorf("exclude_ids: %v (passed %+v)", a.ids(), fc.lastQuery.ExcludeIDs)
+	if slices.Contains(ids(a.Results), "p0") || len(a.Results) != 2 || !fc.lastQuery.Exact || !slices.Contains(fc.lastQuery.ExcludeIDs, "nope") {
+		t.Errorf("exclude_ids: %v (passed %+v)", ids(a.Results), fc.lastQuery.ExcludeIDs)
 	}
 	var byID clusterAnswer
 	r := post("search", `{"id":"p0","k":4}`)
-	if r.json(t, &byID); r.status != http.StatusOK || !slices.Equal(byID.ids(), all.ids()[1:]) {
-		t.Errorf("search by id: %d %s, want %v", r.status, r.body, all.ids()[1:])
+	if r.json(t, &byID); r.status != http.StatusOK || !slices.Equal(ids(byID.Results), ids(all.Results)[1:]) {
+		t.Errorf("search by id: %d %s, want %v", r.status, r.body, ids(all.Results)[1:])
 	}
 	if r := post("search", `{"id":"nope"}`); r.status != http.StatusNotFound || r.errorCode(t) != "item_not_found" {
 		t.Errorf("search by a missing id: %d %s", r.status, r.body)
 	}
 	cut := all.Results[1].Score
 	if a := search(fmt.Sprintf(`,"k":5,"min_score":%v`, cut)); len(a.Results) != 2 {
-		t.Errorf("min_score %v: %v, want the top 2 of %+v", cut, a.ids(), all.Results)
+		t.Errorf("min_score %v: %v, want the top 2 of %+v", cut, ids(a.Results), all.Results)
 	}
 
 	// Batches: one answer per query, in order, each with its own status.
@@ -112,21 +98,21 @@ func TestClusterModeQueries(t *testing.T) {
 	}
 	r = post("similar:batch", `{"ids":["p1","nope"],"k":3,"filter":{"brand":"x"}}`)
 	if r.json(t, &batch); r.status != http.StatusOK || len(batch.Results) != 2 || batch.Results[0].Status != 200 ||
-		slices.Contains(batch.Results[0].ids(), "p1") || len(batch.Results[0].Results) != 3 || batch.Results[1].Status != 404 {
+		slices.Contains(ids(batch.Results[0].Results), "p1") || len(batch.Results[0].Results) != 3 || batch.Results[1].Status != 404 {
 		t.Errorf("similar:batch: %d %s", r.status, r.body)
 	}
 
 	// Recommend: one positive example searches with its (unit) vector, without it.
 	var rec clusterAnswer
 	r = post("recommend", `{"positive":["p0"],"k":4}`)
-	if r.json(t, &rec); r.status != http.StatusOK || !slices.Equal(rec.ids(), all.ids()[1:]) {
-		t.Fatalf("recommend: %d %s, want %v", r.status, r.body, all.ids()[1:])
+	if r.json(t, &rec); r.status != http.StatusOK || !slices.Equal(ids(rec.Results), ids(all.Results)[1:]) {
+		t.Fatalf("recommend: %d %s, want %v", r.status, r.body, ids(all.Results)[1:])
 	}
 	if c := cosine(fc.lastQuery.Vector, fc.items["p0"].Vector); math.Abs(float64(c)-1) > 1e-5 || !slices.Contains(fc.lastQuery.ExcludeIDs, "p0") {
 		t.Errorf("recommend by one example: cosine to it %v, exclusions %v", c, fc.lastQuery.ExcludeIDs)
 	}
 	r = post("recommend", `{"positive":["p0",{"id":"p2","weight":2}],"negative":["p1"],"k":4}`)
-	if r.json(t, &rec); r.status != http.StatusOK || len(rec.Results) != 2 || slices.ContainsFunc(rec.ids(), func(id string) bool { return id <= "p2" }) {
+	if r.json(t, &rec); r.status != http.StatusOK || len(rec.Results) != 2 || slices.ContainsFunc(ids(rec.Results), func(id string) bool { return id <= "p2" }) {
 		t.Errorf("recommend with a negative: %d %s", r.status, r.body)
 	}
 	for _, tc := range []struct {
