@@ -102,6 +102,43 @@ func (c *Collection) rrPlanRemove(slot uint32) *rerank.Patch {
 	}, c.rrDist)
 }
 
+// RerankParams returns the re-ranking parameters.
+func (c *Collection) RerankParams() rerank.Params {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.rr.Params()
+}
+
+// SetRerankParams replaces the re-ranking parameters, rebuilding the rows (and, for another K1,
+// the lists from the graph) on all cores; it waits for writes and searches. For comparisons
+// (lookalike eval): the parameters are not stored, and a reopened collection has the defaults.
+func (c *Collection) SetRerankParams(p rerank.Params) error {
+	st, err := rerank.New(p)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	live := make([]bool, c.rr.Slots())
+	for s := range live {
+		live[s] = c.rr.Has(uint32(s))
+	}
+	if p.K1 == c.rr.Params().K1 {
+		for s, ok := range live {
+			if ok {
+				st.SetList(uint32(s), c.rr.List(uint32(s)))
+			}
+		}
+	} else {
+		c.rrListsFromGraph(st, live)
+	}
+	st.Rebuild(c.rrDist, runtime.GOMAXPROCS(0))
+	c.rr = st
+	return nil
+}
+
 // ---- search ----
 
 // exactMatchDist is the distance (1 - cosine) within which a result is the query's photo itself:

@@ -9,6 +9,7 @@ import (
 type Patch struct {
 	lists map[uint32][]Neighbor // new lists (nil for the removed item)
 	add   uint32                // the item added, or NoSlot
+	m     float32               // the added item's row scale
 	del   uint32                // the item removed, or NoSlot
 	v0    map[uint32]row0       // changed V0 rows (nil e for the removed item)
 	v     map[uint32]rowChange  // changed V rows
@@ -52,6 +53,7 @@ func (st *State) planAdd(sc *scratch, x uint32, near []Neighbor, dist Dist) *Pat
 		return p
 	}
 	p.add = x // the state grows in Apply: planning runs beside readers and writes nothing
+	p.m = st.rowScale(x, dist)
 	w := &view{st: st, p: p}
 	own := make([]Neighbor, 0, st.p.K1)
 	for _, n := range near {
@@ -122,7 +124,7 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 			}
 			continue
 		}
-		e, z := v0Row(w, st.p, sc, i, dist)
+		e, z := v0Row(w, st.p, sc, i, dist, w.scale(i))
 		p.computed0++
 		if !slices.Equal(e, base.row0(i)) || z != base.z(i) {
 			p.v0[i] = row0{e, z}
@@ -301,6 +303,10 @@ func (st *State) Apply(p *Patch) {
 		st.grow(int(p.add) + 1)
 		st.present[p.add] = true
 		st.count++
+		st.m[p.add] = p.m
+		if len(st.ref) < st.p.RowScale {
+			st.ref = append(st.ref, p.add)
+		}
 	}
 	for s, nl := range p.lists {
 		ol := st.nb[s]
@@ -325,7 +331,8 @@ func (st *State) Apply(p *Patch) {
 	if p.del != NoSlot {
 		st.present[p.del] = false
 		st.count--
-		st.nb[p.del], st.v0[p.del], st.z[p.del] = nil, nil, 0
+		st.nb[p.del], st.v0[p.del], st.z[p.del], st.m[p.del] = nil, nil, 0, 0
+		st.ref = removeU32(st.ref, p.del)
 	}
 }
 

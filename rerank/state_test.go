@@ -41,7 +41,7 @@ func TestParseMode(t *testing.T) {
 }
 
 func TestParams(t *testing.T) {
-	for _, p := range []Params{{K1: 1, K2: 1}, {K1: 20, K2: 21}, {K1: 20, K2: 6, Lambda: 1.5}, {K1: 20, K2: 6, Lambda: float32(math.NaN())}} {
+	for _, p := range []Params{{K1: 1, K2: 1}, {K1: 20, K2: 21}, {K1: 20, K2: 6, Lambda: 1.5}, {K1: 20, K2: 6, Lambda: float32(math.NaN())}, {K1: 20, K2: 6, RowScale: -1}, {K1: 20, K2: 6, RowScale: MaxRowScale + 1}} {
 		if _, err := New(p); !errors.Is(err, ErrParams) {
 			t.Errorf("New(%+v) = %v, want ErrParams", p, err)
 		}
@@ -53,8 +53,10 @@ func TestParams(t *testing.T) {
 
 // TestItemQueryMatchesReference: querying by a stored item is the paper's algorithm exactly.
 func TestItemQueryMatchesReference(t *testing.T) {
-	for _, p := range []Params{testParams, DefaultParams()} {
-		t.Run(fmt.Sprintf("k1=%d", p.K1), func(t *testing.T) {
+	rowMax := DefaultParams()
+	rowMax.RowScale = 240 // the whole collection: the authors' normalisation exactly
+	for _, p := range []Params{testParams, DefaultParams(), rowMax} {
+		t.Run(fmt.Sprintf("k1=%d,scale=%d", p.K1, p.RowScale), func(t *testing.T) {
 			w := newWorld(240, 48, 3)
 			for s := range w.live {
 				w.live[s] = true
@@ -102,8 +104,15 @@ func refTop(row []float32, self uint32, k int) []Ranked {
 // TestExternalQueryMatchesReference: a query that is not stored is placed among the items as the
 // paper places a probe, so its ranking is the reference's with the query among the items.
 func TestExternalQueryMatchesReference(t *testing.T) {
-	p := DefaultParams()
 	const n, k = 300, 10
+	rowMax := DefaultParams()
+	rowMax.RowScale = n
+	for _, p := range []Params{DefaultParams(), rowMax} {
+		t.Run(fmt.Sprintf("scale=%d", p.RowScale), func(t *testing.T) { externalQueryMatches(t, p, n, k) })
+	}
+}
+
+func externalQueryMatches(t *testing.T, p Params, n, k int) {
 	w := newWorld(n+12, 48, 5)
 	for s := range n {
 		w.live[s] = true
