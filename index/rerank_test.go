@@ -464,3 +464,45 @@ func TestRerankKeepsExactMatchFirst(t *testing.T) {
 		})
 	}
 }
+
+// TestSetRerankParams: new parameters rebuild the rows from the kept lists (the defaults again
+// give the same answers as the rows kept current by the writes), a row scale is installed and
+// kept by later writes, and bad parameters are refused.
+func TestSetRerankParams(t *testing.T) {
+	ctx := t.Context()
+	db := openTestDB(t, "", &Options{NoSync: true, ExactThreshold: -1, SnapshotInterval: -1})
+	c, err := db.CreateCollection("c", CollectionConfig{Fingerprint: "fp", Dims: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vecs := synth.Clustered(520, 32, 12, 1, 21)
+	upsertAll(t, c, mkItems(vecs[:500], "i", nil), 100)
+	o := SearchOptions{K: 10, Rerank: rerank.ModeQEKR}
+	before, err := c.Search(ctx, vecs[510], o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetRerankParams(rerank.DefaultParams()); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := c.Search(ctx, vecs[510], o); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("rebuilt with the same parameters: %v, kept current: %v", after, before)
+	}
+	p := rerank.DefaultParams()
+	p.RowScale = 64
+	if err := c.SetRerankParams(p); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.RerankParams(); got != p {
+		t.Fatalf("parameters %+v, want %+v", got, p)
+	}
+	upsertAll(t, c, mkItems(vecs[500:], "j", nil), 10)
+	checkRerank(t, c, 0.9, "row scale, after writes")
+	if res, err := c.Search(ctx, vecs[510], o); err != nil || len(res) != o.K {
+		t.Fatalf("%d results, %v", len(res), err)
+	}
+	p.RowScale = -1
+	if err := c.SetRerankParams(p); !errors.Is(err, rerank.ErrParams) {
+		t.Fatalf("RowScale -1: %v, want ErrParams", err)
+	}
+}

@@ -150,8 +150,12 @@ func (st *State) SetList(s uint32, list []Neighbor) {
 }
 
 // Rebuild recomputes the reverse lists, rows and postings from the lists, using up to workers
-// goroutines (it waits for them). Lists naming absent items are cut first.
-func (st *State) Rebuild(dist Dist, workers int) {
+// goroutines (it waits for them). Lists naming absent items are cut first. With RowScale it
+// samples the items anew and rescales every row.
+func (st *State) Rebuild(dist Dist, workers int) { st.rebuild(dist, workers, true) }
+
+// rebuild is Rebuild, keeping the sample and the items' scales unless rescale.
+func (st *State) rebuild(dist Dist, workers int, rescale bool) {
 	st.rows = true
 	for s := range st.present {
 		st.rev[s], st.v0[s], st.post[s] = nil, nil, nil
@@ -166,8 +170,10 @@ func (st *State) Rebuild(dist Dist, workers int) {
 			st.rev[n.ID] = append(st.rev[n.ID], uint32(s))
 		}
 	}
-	st.pickRef()
-	st.parallel(workers, func(_ *scratch, s uint32) { st.m[s] = st.rowScale(s, dist) })
+	if rescale {
+		st.pickRef()
+		st.parallel(workers, func(_ *scratch, s uint32) { st.m[s] = st.rowScale(s, dist) })
+	}
 	w := &view{st: st}
 	st.parallel(workers, func(sc *scratch, s uint32) {
 		st.v0[s], st.z[s] = v0Row(w, st.p, sc, s, dist, st.m[s])

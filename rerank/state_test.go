@@ -199,6 +199,50 @@ func TestMaintenance(t *testing.T) {
 	}
 }
 
+// TestMaintenanceRowScale: with RowScale, adds and removes keep the rows those of the lists and
+// of the scales each item was given (Verify), every scale is the item's largest distance to the
+// sample, and a Rebuild ends where a state built from scratch does.
+func TestMaintenanceRowScale(t *testing.T) {
+	p := DefaultParams()
+	p.RowScale = 16
+	const n = 120
+	w := newWorld(n, 32, 13)
+	rng := rand.New(rand.NewSource(5))
+	st, _ := New(p)
+	order := rng.Perm(n)
+	for i, s := range order {
+		w.add(st, uint32(s))
+		if i%5 == 4 {
+			if d := uint32(order[rng.Intn(i)]); w.live[d] {
+				w.remove(st, d)
+			}
+		}
+	}
+	if err := st.Verify(w.dist); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.ref) == 0 || len(st.ref) > p.RowScale {
+		t.Fatalf("sample of %d items, want 1..%d", len(st.ref), p.RowScale)
+	}
+	st.Rebuild(w.dist, 2)
+	if len(st.ref) != p.RowScale {
+		t.Fatalf("rebuilt sample of %d items, want %d", len(st.ref), p.RowScale)
+	}
+	for s, ok := range w.live {
+		if !ok {
+			continue
+		}
+		var m float32
+		for _, r := range st.ref {
+			m = max(m, w.dist(uint32(s), r))
+		}
+		if st.m[s] != m || m <= 0 || m > 2 {
+			t.Fatalf("slot %d: scale %v, largest distance to the sample %v", s, st.m[s], m)
+		}
+	}
+	checkSame(t, st, w.fresh(p), w)
+}
+
 func addStats(a, b Stats) Stats {
 	return Stats{a.Lists + b.Lists, a.Rows0 + b.Rows0, a.Rows + b.Rows, a.Computed0 + b.Computed0, a.Computed + b.Computed}
 }
