@@ -9,9 +9,9 @@ import (
 // the rows of the items that change when it is placed among them.
 type Query struct {
 	row   []Entry
-	self  uint32 // the stored item queried, or NoSlot
-	patch *Patch // an external query placed among the items (not applied)
-	slot  uint32 // the external query's slot in patch
+	self  uint32  // the stored item queried, or NoSlot
+	patch *Patch  // an external query placed among the items (not applied)
+	slot  uint32  // the external query's slot in patch
 	scale float32 // the query's row scale: the final distance uses d/scale
 }
 
