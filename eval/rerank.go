@@ -32,7 +32,12 @@ func addDeltas(ds *Dataset, reports []Report) {
 // rows when they differ from the ones it has).
 func useRerankParams(col *index.Collection, c Config) error {
 	p := rerank.DefaultParams()
-	p.RowScale = c.KRScale
+	switch {
+	case c.KRScale < 0:
+		p.RowScale = 0
+	case c.KRScale > 0:
+		p.RowScale = c.KRScale
+	}
 	if col.RerankParams() == p {
 		return nil
 	}

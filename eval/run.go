@@ -60,9 +60,9 @@ type Config struct {
 	// SelfAsVector searches a query that is a database item by its vector, as image search does
 	// with a photo that is also in the catalog, instead of as Similar (re-ranking modes only).
 	SelfAsVector bool `json:"self_as_vector,omitempty"`
-	// KRScale is k-reciprocal re-ranking's row scale (rerank.Params.RowScale): 0 uses 1 - cosine
-	// as it is, n > 0 divides each row's distances by its largest to a sample of n items, as the
-	// authors' code divides by the row's largest.
+	// KRScale is k-reciprocal re-ranking's row scale (rerank.Params.RowScale): 0 the default
+	// (rerank.DefaultRowScale), -1 none (1 - cosine as it is), n > 0 each row's distances divided
+	// by its largest to a sample of n items, as the authors' code divides by the row's largest.
 	KRScale int `json:"kr_scale,omitempty"`
 }
 
@@ -101,7 +101,10 @@ func (c Config) String() string {
 		if c.SelfAsVector {
 			s += " self=vector"
 		}
-		if c.KRScale > 0 {
+		switch {
+		case c.KRScale < 0:
+			s += " kr-scale=none"
+		case c.KRScale > 0:
 			s += " kr-scale=" + strconv.Itoa(c.KRScale)
 		}
 	}
@@ -134,8 +137,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: input size must be in 32..1024", ErrConfig)
 	case c.Rerank > rerank.ModeQEKR:
 		return fmt.Errorf("%w: unknown rerank mode %v", ErrConfig, c.Rerank)
-	case c.KRScale < 0 || c.KRScale > rerank.MaxRowScale:
-		return fmt.Errorf("%w: kr-scale must be in 0..%d", ErrConfig, rerank.MaxRowScale)
+	case c.KRScale < -1 || c.KRScale > rerank.MaxRowScale:
+		return fmt.Errorf("%w: kr-scale must be none or 1..%d", ErrConfig, rerank.MaxRowScale)
 	case c.QE > 0 && c.reranks():
 		return fmt.Errorf("%w: qe (eval's own expansion) and rerank do not combine; use rerank=qe+kr", ErrConfig)
 	}

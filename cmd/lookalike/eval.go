@@ -267,8 +267,17 @@ func applyOverrides(c eval.Config, spec string) (eval.Config, error) {
 				err = errors.New("want similar or vector")
 			}
 			c.SelfAsVector = v == "vector"
-		case "kr-scale":
-			c.KRScale, err = strconv.Atoi(v)
+		case "kr-scale": // none (or 0): 1 - cosine as is; default; or a sample size
+			switch v {
+			case "none", "0":
+				c.KRScale = -1
+			case "default":
+				c.KRScale = 0
+			default:
+				if c.KRScale, err = strconv.Atoi(v); err == nil && c.KRScale <= 0 {
+					err = errors.New("want none, default or a sample size")
+				}
+			}
 		case "label":
 			c.Label = v
 		default:
