@@ -164,6 +164,10 @@ func TestRerankPersistence(t *testing.T) {
 	upsertAll(t, c, mkItems(vecs[:500], "i", nil), 100)
 	c.mu.RLock()
 	before := keptLists(c)
+	scales := map[string]float32{}
+	for id, s := range c.byID {
+		scales[id] = c.rr.Scale(s)
+	}
 	c.mu.RUnlock()
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -187,6 +191,11 @@ func TestRerankPersistence(t *testing.T) {
 	db, c = reopen("lists from the snapshot")
 	c.mu.RLock()
 	after := keptLists(c)
+	for id, s := range c.byID { // kept with the lists, not measured again against a new sample
+		if m := c.rr.Scale(s); m != scales[id] || !(m > 0) {
+			t.Fatalf("row scale of %s is %v across a reopen, was %v", id, m, scales[id])
+		}
+	}
 	c.mu.RUnlock()
 	for id, l := range before {
 		if !slices.Equal(after[id], l) {

@@ -53,7 +53,9 @@ func (st *State) planAdd(sc *scratch, x uint32, near []Neighbor, dist Dist) *Pat
 		return p
 	}
 	p.add = x // the state grows in Apply: planning runs beside readers and writes nothing
-	p.m = st.rowScale(x, dist)
+	if st.rows { // replayed before Rebuild: measured there, against the sample it picks
+		p.m = st.rowScale(x, dist)
+	}
 	w := &view{st: st, p: p}
 	own := make([]Neighbor, 0, st.p.K1)
 	for _, n := range near {

@@ -68,6 +68,22 @@ func (st *State) Len() int { return st.count }
 // Has reports whether slot is an item.
 func (st *State) Has(s uint32) bool { return int(s) < len(st.present) && st.present[s] }
 
+// Scale is an item's row scale (Params.RowScale; 0 for no item or one not measured yet).
+func (st *State) Scale(s uint32) float32 {
+	if st.Has(s) {
+		return st.m[s]
+	}
+	return 0
+}
+
+// SetScale gives an item set by SetList its row scale, for loading (Rebuild measures the
+// others); a scale outside (0, 2] (1 - cosine of unit vectors) is ignored.
+func (st *State) SetScale(s uint32, m float32) {
+	if st.Has(s) && m > 0 && m <= 2 {
+		st.m[s] = m
+	}
+}
+
 // List returns an item's neighbour list (shared: do not modify).
 func (st *State) List(s uint32) []Neighbor {
 	if int(s) < len(st.nb) {
@@ -151,11 +167,9 @@ func (st *State) SetList(s uint32, list []Neighbor) {
 
 // Rebuild recomputes the reverse lists, rows and postings from the lists, using up to workers
 // goroutines (it waits for them). Lists naming absent items are cut first. With RowScale it
-// samples the items anew and rescales every row.
-func (st *State) Rebuild(dist Dist, workers int) { st.rebuild(dist, workers, true) }
-
-// rebuild is Rebuild, keeping the sample and the items' scales unless rescale.
-func (st *State) rebuild(dist Dist, workers int, rescale bool) {
+// samples the items anew and measures the row scale of every item that has none (SetScale gives
+// them when loading: measuring costs RowScale distances per item).
+func (st *State) Rebuild(dist Dist, workers int) {
 	st.rows = true
 	for s := range st.present {
 		st.rev[s], st.v0[s], st.post[s] = nil, nil, nil
@@ -170,10 +184,12 @@ func (st *State) rebuild(dist Dist, workers int, rescale bool) {
 			st.rev[n.ID] = append(st.rev[n.ID], uint32(s))
 		}
 	}
-	if rescale {
-		st.pickRef()
-		st.parallel(workers, func(_ *scratch, s uint32) { st.m[s] = st.rowScale(s, dist) })
-	}
+	st.pickRef()
+	st.parallel(workers, func(_ *scratch, s uint32) {
+		if !(st.m[s] > 0) {
+			st.m[s] = st.rowScale(s, dist)
+		}
+	})
 	w := &view{st: st}
 	st.parallel(workers, func(sc *scratch, s uint32) {
 		st.v0[s], st.z[s] = v0Row(w, st.p, sc, s, dist, st.m[s])

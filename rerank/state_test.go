@@ -232,23 +232,34 @@ func TestMaintenanceRowScale(t *testing.T) {
 	if len(st.ref) == 0 || len(st.ref) > p.RowScale {
 		t.Fatalf("sample of %d items, want 1..%d", len(st.ref), p.RowScale)
 	}
-	st.Rebuild(w.dist, 2)
-	if len(st.ref) != p.RowScale {
-		t.Fatalf("rebuilt sample of %d items, want %d", len(st.ref), p.RowScale)
+	// Built from scratch, every scale is the item's largest distance to the sample; a state
+	// loaded with those scales (SetScale) rebuilds to the same rows without measuring.
+	fresh := w.fresh(p)
+	if len(fresh.ref) != p.RowScale {
+		t.Fatalf("rebuilt sample of %d items, want %d", len(fresh.ref), p.RowScale)
 	}
+	loaded, _ := New(p)
 	for s, ok := range w.live {
 		if !ok {
 			continue
 		}
 		var m float32
-		for _, r := range st.ref {
+		for _, r := range fresh.ref {
 			m = max(m, w.dist(uint32(s), r))
 		}
-		if st.m[s] != m || m <= 0 || m > 2 {
-			t.Fatalf("slot %d: scale %v, largest distance to the sample %v", s, st.m[s], m)
+		if fresh.Scale(uint32(s)) != m || m <= 0 || m > 2 {
+			t.Fatalf("slot %d: scale %v, largest distance to the sample %v", s, fresh.Scale(uint32(s)), m)
+		}
+		loaded.SetList(uint32(s), fresh.List(uint32(s)))
+		loaded.SetScale(uint32(s), m)
+	}
+	loaded.Rebuild(w.dist, 1)
+	checkSame(t, loaded, fresh, w)
+	for s, ok := range w.live {
+		if ok && loaded.Scale(uint32(s)) != fresh.Scale(uint32(s)) {
+			t.Fatalf("slot %d: loaded scale %v, given %v", s, loaded.Scale(uint32(s)), fresh.Scale(uint32(s)))
 		}
 	}
-	checkSame(t, st, w.fresh(p), w)
 }
 
 func addStats(a, b Stats) Stats {
