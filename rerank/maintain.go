@@ -52,7 +52,7 @@ func (st *State) planAdd(sc *scratch, x uint32, near []Neighbor, dist Dist) *Pat
 	if st.Has(x) {
 		return p
 	}
-	p.add = x // the state grows in Apply: planning runs beside readers and writes nothing
+	p.add = x    // the state grows in Apply: planning runs beside readers and writes nothing
 	if st.rows { // replayed before Rebuild: measured there, against the sample it picks
 		p.m = st.rowScale(x, dist)
 	}
