@@ -164,10 +164,6 @@ func TestRerankPersistence(t *testing.T) {
 	upsertAll(t, c, mkItems(vecs[:500], "i", nil), 100)
 	c.mu.RLock()
 	before := keptLists(c)
-	scales := map[string]float32{}
-	for id, s := range c.byID {
-		scales[id] = c.rr.Scale(s)
-	}
 	c.mu.RUnlock()
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -191,9 +187,13 @@ func TestRerankPersistence(t *testing.T) {
 	db, c = reopen("lists from the snapshot")
 	c.mu.RLock()
 	after := keptLists(c)
-	for id, s := range c.byID { // kept with the lists, not measured again against a new sample
-		if m := c.rr.Scale(s); m != scales[id] || !(m > 0) {
-			t.Fatalf("row scale of %s is %v across a reopen, was %v", id, m, scales[id])
+	for id, s := range c.byID { // fewer items than the sample: each scale is measured on them all
+		var m float32
+		for _, y := range c.byID {
+			m = max(m, c.rrDist(s, y))
+		}
+		if got := c.rr.Scale(s); got != m {
+			t.Fatalf("row scale of %s is %v after a reopen, its largest distance %v", id, got, m)
 		}
 	}
 	c.mu.RUnlock()
@@ -513,5 +513,37 @@ func TestSetRerankParams(t *testing.T) {
 	p.RowScale = -1
 	if err := c.SetRerankParams(p); !errors.Is(err, rerank.ErrParams) {
 		t.Fatalf("RowScale -1: %v, want ErrParams", err)
+	}
+}
+
+// TestListsSnapshotKeepsScales: the lists snapshot carries each item's row scale, and a state
+// with as many items as its sample loads them instead of measuring them again.
+func TestListsSnapshotKeepsScales(t *testing.T) {
+	p := rerank.DefaultParams()
+	p.RowScale = 2
+	st, _ := rerank.New(p)
+	st.SetList(0, []rerank.Neighbor{{ID: 1, D: 0.1}, {ID: 2, D: 0.3}})
+	st.SetList(1, []rerank.Neighbor{{ID: 0, D: 0.1}})
+	st.SetList(2, []rerank.Neighbor{{ID: 0, D: 0.3}})
+	for s, m := range []float32{0.5, 0.7, 0.9} {
+		st.SetScale(uint32(s), m)
+	}
+	b := encodeLists(st, 3, 3)
+	got, _ := rerank.New(p)
+	if err := decodeLists(got, b, 3, []bool{true, true, true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got.Rebuild(func(a, b uint32) float32 { return 0.25 }, 1)
+	for s, m := range []float32{0.5, 0.7, 0.9} {
+		if got.Scale(uint32(s)) != m {
+			t.Fatalf("slot %d: scale %v, stored %v", s, got.Scale(uint32(s)), m)
+		}
+	}
+	other, _ := rerank.New(rerank.DefaultParams()) // another sample size: measured, not loaded
+	if err := decodeLists(other, b, 3, []bool{true, true, true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if other.Scale(0) != 0 {
+		t.Fatalf("scale %v loaded for another sample size", other.Scale(0))
 	}
 }

@@ -37,6 +37,10 @@ type State struct {
 	// or the state rebuilt; ref is the sample the scales are measured against.
 	m   []float32
 	ref []uint32
+	// scaledAt is the item count when every scale was last measured (Rebuild): while the
+	// collection is smaller than RowScale the sample is all of it and still growing, so Apply
+	// measures them all again each time the count doubles, up to RowScale.
+	scaledAt int
 	// post[k]: (g, V[g,k]) for every g whose V row holds k, by g. The V rows themselves (V0
 	// averaged over an item and its K2-1 nearest) are not kept: a merge of K2 V0 rows makes one.
 	post [][]Entry
@@ -168,9 +172,19 @@ func (st *State) SetList(s uint32, list []Neighbor) {
 // Rebuild recomputes the reverse lists, rows and postings from the lists, using up to workers
 // goroutines (it waits for them). Lists naming absent items are cut first. With RowScale it
 // samples the items anew and measures the row scale of every item that has none (SetScale gives
-// them when loading: measuring costs RowScale distances per item).
+// them when loading: measuring costs RowScale distances per item), or of every item when there
+// are fewer than RowScale (the sample is then the whole collection).
 func (st *State) Rebuild(dist Dist, workers int) {
+	st.rebuild(dist, workers, st.count < st.p.RowScale)
+}
+
+// rebuild is Rebuild; all measures every scale anew (else only the missing ones).
+func (st *State) rebuild(dist Dist, workers int, all bool) {
 	st.rows = true
+	if all {
+		clear(st.m)
+	}
+	st.scaledAt = st.count
 	for s := range st.present {
 		st.rev[s], st.v0[s], st.post[s] = nil, nil, nil
 	}

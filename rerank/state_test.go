@@ -368,3 +368,34 @@ func unitVec(v []float32) []float32 {
 	}
 	return v
 }
+
+// TestRowScaleWhileGrowing: a collection growing from empty measures every scale again each time
+// it doubles, so that once it reaches the sample size each item's scale is its largest distance to
+// the whole collection, and not to the few items there were when it was added.
+func TestRowScaleWhileGrowing(t *testing.T) {
+	p := DefaultParams()
+	p.RowScale = 64
+	w := newWorld(80, 32, 17)
+	st, _ := New(p)
+	for s := range 64 {
+		w.add(st, uint32(s))
+	}
+	for s := range 64 {
+		var m float32
+		for r := range 64 {
+			m = max(m, w.dist(uint32(s), uint32(r)))
+		}
+		if got := st.Scale(uint32(s)); got != m {
+			t.Fatalf("slot %d: scale %v, largest distance to the collection %v", s, got, m)
+		}
+	}
+	for s := 64; s < 80; s++ { // full sample: measured once, when added
+		w.add(st, uint32(s))
+	}
+	if st.scaledAt != 64 {
+		t.Fatalf("scales last measured at %d items, want 64", st.scaledAt)
+	}
+	if err := st.Verify(w.dist); err != nil {
+		t.Fatal(err)
+	}
+}

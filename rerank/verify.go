@@ -37,7 +37,7 @@ func (st *State) Verify(dist Dist) error {
 	fresh.grow(len(st.present))
 	copy(fresh.m, st.m)
 	fresh.ref = slices.Clone(st.ref)
-	fresh.Rebuild(dist, 1)
+	fresh.rebuild(dist, 1, false)
 	for s := range fresh.present {
 		if !fresh.present[s] {
 			continue
