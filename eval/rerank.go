@@ -2,8 +2,10 @@ package eval
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/rerank"
 )
 
 // Re-ranking configurations (Config.Rerank) and their comparison with the first configuration.
@@ -24,6 +26,25 @@ func addDeltas(ds *Dataset, reports []Report) {
 			r.NSDelta = &iv
 		}
 	}
+}
+
+// useRerankParams gives the collection the configuration's re-ranking parameters (rebuilding its
+// rows when they differ from the ones it has).
+func useRerankParams(col *index.Collection, c Config) error {
+	p := rerank.DefaultParams()
+	switch {
+	case c.KRScale < 0:
+		p.RowScale = 0
+	case c.KRScale > 0:
+		p.RowScale = c.KRScale
+	}
+	if col.RerankParams() == p {
+		return nil
+	}
+	if err := col.SetRerankParams(p); err != nil {
+		return fmt.Errorf("eval: re-ranking parameters: %w", err)
+	}
+	return nil
 }
 
 func ids(res []index.Result) []string {

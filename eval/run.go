@@ -60,6 +60,10 @@ type Config struct {
 	// SelfAsVector searches a query that is a database item by its vector, as image search does
 	// with a photo that is also in the catalog, instead of as Similar (re-ranking modes only).
 	SelfAsVector bool `json:"self_as_vector,omitempty"`
+	// KRScale is k-reciprocal re-ranking's row scale (rerank.Params.RowScale): 0 the default
+	// (rerank.DefaultRowScale), -1 none (1 - cosine as it is), n > 0 each row's distances divided
+	// by its largest to a sample of n items, as the authors' code divides by the row's largest.
+	KRScale int `json:"kr_scale,omitempty"`
 }
 
 // String is the label or a summary.
@@ -97,6 +101,12 @@ func (c Config) String() string {
 		if c.SelfAsVector {
 			s += " self=vector"
 		}
+		switch {
+		case c.KRScale < 0:
+			s += " kr-scale=none"
+		case c.KRScale > 0:
+			s += " kr-scale=" + strconv.Itoa(c.KRScale)
+		}
 	}
 	return s
 }
@@ -127,6 +137,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: input size must be in 32..1024", ErrConfig)
 	case c.Rerank > rerank.ModeQEKR:
 		return fmt.Errorf("%w: unknown rerank mode %v", ErrConfig, c.Rerank)
+	case c.KRScale < -1 || c.KRScale > rerank.MaxRowScale:
+		return fmt.Errorf("%w: kr-scale must be none or 1..%d", ErrConfig, rerank.MaxRowScale)
 	case c.QE > 0 && c.reranks():
 		return fmt.Errorf("%w: qe (eval's own expansion) and rerank do not combine; use rerank=qe+kr", ErrConfig)
 	}
@@ -331,6 +343,9 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		if b.vs.embedS > 0 {
 			r.EmbedPerSec = float64(b.vs.images) / b.vs.embedS
 		}
+		if err := useRerankParams(b.col, c); err != nil {
+			return nil, err
+		}
 		ann, _, err := searchAll(ctx, ds, b.vs, b.col, c, o, false)
 		if err != nil {
 			return nil, err
@@ -338,7 +353,7 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 		r.Metrics = ann
 		if !o.SkipExact {
 			// Exact search ignores ef: configurations differing only in ef share one pass.
-			ek := fmt.Sprintf("%s;qe=%d;rerank=%v;self=%v", key, c.QE, c.Rerank, c.SelfAsVector)
+			ek := fmt.Sprintf("%s;qe=%d;rerank=%v;self=%v;krs=%d", key, c.QE, c.Rerank, c.SelfAsVector, c.KRScale)
 			ep, ok := exactCache[ek]
 			if !ok {
 				ep.m, ep.top, err = searchAll(ctx, ds, b.vs, b.col, c, o, true)

@@ -102,6 +102,43 @@ func (c *Collection) rrPlanRemove(slot uint32) *rerank.Patch {
 	}, c.rrDist)
 }
 
+// RerankParams returns the re-ranking parameters.
+func (c *Collection) RerankParams() rerank.Params {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.rr.Params()
+}
+
+// SetRerankParams replaces the re-ranking parameters, rebuilding the rows (and, for another K1,
+// the lists from the graph) on all cores; it waits for writes and searches. For comparisons
+// (lookalike eval): the parameters are not stored, and a reopened collection has the defaults.
+func (c *Collection) SetRerankParams(p rerank.Params) error {
+	st, err := rerank.New(p)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	live := make([]bool, c.rr.Slots())
+	for s := range live {
+		live[s] = c.rr.Has(uint32(s))
+	}
+	if p.K1 == c.rr.Params().K1 {
+		for s, ok := range live {
+			if ok {
+				st.SetList(uint32(s), c.rr.List(uint32(s)))
+			}
+		}
+	} else {
+		c.rrListsFromGraph(st, live)
+	}
+	st.Rebuild(c.rrDist, runtime.GOMAXPROCS(0))
+	c.rr = st
+	return nil
+}
+
 // ---- search ----
 
 // exactMatchDist is the distance (1 - cosine) within which a result is the query's photo itself:
@@ -281,21 +318,29 @@ func (c *Collection) rrListsFromGraph(st *rerank.State, live []bool) {
 	}
 }
 
-// Lists snapshot, stored under "knn" beside the graph snapshot and written in its transaction:
+// Lists snapshot, stored under "knn" beside the graph snapshot and written in its transaction,
+// with each item's row scale (rerank.Params.RowScale: measuring them anew would cost RowScale
+// distances per item at Open):
 //
-//	"LKN1" | seq u64 | slots u32 | k1 u32 |
-//	per slot: n u8 (255 = no item), then n x (id u32, distance f32) | crc32c u32
-var knnMagic = []byte("LKN1")
+//	"LKN2" | seq u64 | slots u32 | k1 u32 | row scale sample u32 |
+//	per slot: n u8 (255 = no item), then scale f32, n x (id u32, distance f32) | crc32c u32
+//
+// "LKN1", without the sample size and the scales, is still read (the scales are then measured).
+var (
+	knnMagic   = []byte("LKN2")
+	knnMagicV1 = []byte("LKN1")
+)
 
 const knnAbsent = 255
 
 // encodeLists writes the lists of slots 0..n-1 (the graph's slots: every item is among them).
 func encodeLists(st *rerank.State, seq uint64, n int) []byte {
-	b := make([]byte, 0, 4+8+8+n*(1+8*st.Params().K1)+4)
+	b := make([]byte, 0, 4+8+8+4+n*(1+4+8*st.Params().K1)+4)
 	b = append(b, knnMagic...)
 	b = binary.LittleEndian.AppendUint64(b, seq)
 	b = binary.LittleEndian.AppendUint32(b, uint32(n))
 	b = binary.LittleEndian.AppendUint32(b, uint32(st.Params().K1))
+	b = binary.LittleEndian.AppendUint32(b, uint32(st.Params().RowScale))
 	for s := range n {
 		if !st.Has(uint32(s)) {
 			b = append(b, knnAbsent)
@@ -303,6 +348,7 @@ func encodeLists(st *rerank.State, seq uint64, n int) []byte {
 		}
 		l := st.List(uint32(s))
 		b = append(b, byte(len(l)))
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(st.Scale(uint32(s))))
 		for _, x := range l {
 			b = binary.LittleEndian.AppendUint32(b, x.ID)
 			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x.D))
@@ -314,7 +360,8 @@ func encodeLists(st *rerank.State, seq uint64, n int) []byte {
 // decodeLists loads snapshotted lists into an empty st. As for the graph, every slot not touched
 // since must be an item exactly when it is live, and lists may name only live or touched slots.
 func decodeLists(st *rerank.State, b []byte, seq uint64, live []bool, touched map[uint32]bool) error {
-	if len(b) < 4+8+8+4 || string(b[:4]) != string(knnMagic) {
+	v2 := len(b) >= 4 && string(b[:4]) == string(knnMagic)
+	if len(b) < 4+8+8+4 || (!v2 && string(b[:4]) != string(knnMagicV1)) {
 		return errBadSnap
 	}
 	body := b[:len(b)-4]
@@ -330,6 +377,15 @@ func decodeLists(st *rerank.State, b []byte, seq uint64, live []bool, touched ma
 	}
 	ok := func(s uint32) bool { return int(s) < len(live) && (live[s] || touched[s]) }
 	p := 20
+	// The scales are kept when they were measured with this state's sample size, else measured.
+	useScales := false
+	if v2 {
+		if len(body) < p+4 {
+			return errBadSnap
+		}
+		useScales = int(binary.LittleEndian.Uint32(body[p:])) == st.Params().RowScale
+		p += 4
+	}
 	var list []rerank.Neighbor
 	for s := range n {
 		if p >= len(body) {
@@ -342,6 +398,14 @@ func decodeLists(st *rerank.State, b []byte, seq uint64, live []bool, touched ma
 				return errStaleSnap
 			}
 			continue
+		}
+		var scale float32
+		if v2 {
+			if len(body)-p < 4 {
+				return errBadSnap
+			}
+			scale = math.Float32frombits(binary.LittleEndian.Uint32(body[p:]))
+			p += 4
 		}
 		if cnt > st.Params().K1 || len(body)-p < 8*cnt {
 			return errBadSnap
@@ -364,6 +428,9 @@ func decodeLists(st *rerank.State, b []byte, seq uint64, live []bool, touched ma
 			list = append(list, x)
 		}
 		st.SetList(uint32(s), list)
+		if useScales {
+			st.SetScale(uint32(s), scale) // one out of range is measured again
+		}
 	}
 	if p != len(body) {
 		return errBadSnap

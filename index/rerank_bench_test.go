@@ -116,11 +116,24 @@ func BenchmarkRerank(b *testing.B) {
 			for s, id := range c.ids {
 				live[s] = id != ""
 			}
+			// The same rows without the row scale (rerank.Params.RowScale 0): what sampling costs.
+			p := c.rr.Params()
+			p.RowScale = 0
+			bare, _ := rerank.New(p)
+			for s, ok := range live {
+				if ok {
+					bare.SetList(uint32(s), c.rr.List(uint32(s)))
+				}
+			}
+			t0 = time.Now()
+			bare.Rebuild(c.rrDist, runtime.GOMAXPROCS(0))
+			rowsBare := time.Since(t0)
 			t0 = time.Now()
 			c.rrListsFromGraph(rerank.NewDefault(), live)
 			lists := time.Since(t0)
 			c.mu.Unlock()
 			b.ReportMetric(rows.Seconds(), "s/rows")
+			b.ReportMetric(rowsBare.Seconds(), "s/rows-unscaled")
 			b.ReportMetric(lists.Seconds(), "s/lists-from-graph")
 		}
 	})

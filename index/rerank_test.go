@@ -187,6 +187,15 @@ func TestRerankPersistence(t *testing.T) {
 	db, c = reopen("lists from the snapshot")
 	c.mu.RLock()
 	after := keptLists(c)
+	for id, s := range c.byID { // fewer items than the sample: each scale is measured on them all
+		var m float32
+		for _, y := range c.byID {
+			m = max(m, c.rrDist(s, y))
+		}
+		if got := c.rr.Scale(s); got != m {
+			t.Fatalf("row scale of %s is %v after a reopen, its largest distance %v", id, got, m)
+		}
+	}
 	c.mu.RUnlock()
 	for id, l := range before {
 		if !slices.Equal(after[id], l) {
@@ -462,5 +471,79 @@ func TestRerankKeepsExactMatchFirst(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSetRerankParams: new parameters rebuild the rows from the kept lists (the defaults again
+// give the same answers as the rows kept current by the writes), a row scale is installed and
+// kept by later writes, and bad parameters are refused.
+func TestSetRerankParams(t *testing.T) {
+	ctx := t.Context()
+	db := openTestDB(t, "", &Options{NoSync: true, ExactThreshold: -1, SnapshotInterval: -1})
+	c, err := db.CreateCollection("c", CollectionConfig{Fingerprint: "fp", Dims: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vecs := synth.Clustered(520, 32, 12, 1, 21)
+	upsertAll(t, c, mkItems(vecs[:500], "i", nil), 100)
+	o := SearchOptions{K: 10, Rerank: rerank.ModeQEKR}
+	before, err := c.Search(ctx, vecs[510], o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetRerankParams(rerank.DefaultParams()); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := c.Search(ctx, vecs[510], o); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("rebuilt with the same parameters: %v, kept current: %v", after, before)
+	}
+	p := rerank.DefaultParams()
+	p.RowScale = 64
+	if err := c.SetRerankParams(p); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.RerankParams(); got != p {
+		t.Fatalf("parameters %+v, want %+v", got, p)
+	}
+	upsertAll(t, c, mkItems(vecs[500:], "j", nil), 10)
+	checkRerank(t, c, 0.9, "row scale, after writes")
+	if res, err := c.Search(ctx, vecs[510], o); err != nil || len(res) != o.K {
+		t.Fatalf("%d results, %v", len(res), err)
+	}
+	p.RowScale = -1
+	if err := c.SetRerankParams(p); !errors.Is(err, rerank.ErrParams) {
+		t.Fatalf("RowScale -1: %v, want ErrParams", err)
+	}
+}
+
+// TestListsSnapshotKeepsScales: the lists snapshot carries each item's row scale, and a state
+// with as many items as its sample loads them instead of measuring them again.
+func TestListsSnapshotKeepsScales(t *testing.T) {
+	p := rerank.DefaultParams()
+	p.RowScale = 2
+	st, _ := rerank.New(p)
+	st.SetList(0, []rerank.Neighbor{{ID: 1, D: 0.1}, {ID: 2, D: 0.3}})
+	st.SetList(1, []rerank.Neighbor{{ID: 0, D: 0.1}})
+	st.SetList(2, []rerank.Neighbor{{ID: 0, D: 0.3}})
+	for s, m := range []float32{0.5, 0.7, 0.9} {
+		st.SetScale(uint32(s), m)
+	}
+	b := encodeLists(st, 3, 3)
+	got, _ := rerank.New(p)
+	if err := decodeLists(got, b, 3, []bool{true, true, true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got.Rebuild(func(a, b uint32) float32 { return 0.25 }, 1)
+	for s, m := range []float32{0.5, 0.7, 0.9} {
+		if got.Scale(uint32(s)) != m {
+			t.Fatalf("slot %d: scale %v, stored %v", s, got.Scale(uint32(s)), m)
+		}
+	}
+	other, _ := rerank.New(rerank.DefaultParams()) // another sample size: measured, not loaded
+	if err := decodeLists(other, b, 3, []bool{true, true, true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if other.Scale(0) != 0 {
+		t.Fatalf("scale %v loaded for another sample size", other.Scale(0))
 	}
 }

@@ -25,10 +25,13 @@
 //
 // # Distances
 //
-// d is 1 - cosine of unit vectors, half their squared Euclidean distance. The paper divides each
-// squared distance by the largest one in its row, which needs the distances to every item; for
-// unit vectors with non-negative components (CNN embeddings after ReLU) 1 - cosine already lies in
-// [0, 1], so it is used as is.
+// d is 1 - cosine of unit vectors, half their squared Euclidean distance. The authors' code divides
+// each squared distance by the largest one in its row (in the weights exp(-d) and in the final
+// lambda*d), which needs the distances to every item. With Params.RowScale 0, d is used as is: for
+// unit vectors with non-negative components (CNN embeddings after ReLU) it lies in [0, 1], the
+// squared distance over its bound 2. With RowScale n, each row is divided by its largest distance
+// to a sample of up to n items, fixed per item when it is added (the query: when it is placed) and
+// renewed by Rebuild.
 //
 // # Caveats
 //

@@ -1,6 +1,7 @@
 package rerank
 
 import (
+	"runtime"
 	"slices"
 )
 
@@ -9,6 +10,8 @@ import (
 type Patch struct {
 	lists map[uint32][]Neighbor // new lists (nil for the removed item)
 	add   uint32                // the item added, or NoSlot
+	m     float32               // the added item's row scale
+	dist  Dist                  // for measuring the scales again in Apply (see State.scaledAt)
 	del   uint32                // the item removed, or NoSlot
 	v0    map[uint32]row0       // changed V0 rows (nil e for the removed item)
 	v     map[uint32]rowChange  // changed V rows
@@ -51,7 +54,11 @@ func (st *State) planAdd(sc *scratch, x uint32, near []Neighbor, dist Dist) *Pat
 	if st.Has(x) {
 		return p
 	}
-	p.add = x // the state grows in Apply: planning runs beside readers and writes nothing
+	p.add = x    // the state grows in Apply: planning runs beside readers and writes nothing
+	if st.rows { // replayed before Rebuild: measured there, against the sample it picks
+		p.m = st.rowScale(x, dist)
+	}
+	p.dist = dist
 	w := &view{st: st, p: p}
 	own := make([]Neighbor, 0, st.p.K1)
 	for _, n := range near {
@@ -122,7 +129,7 @@ func (st *State) propagate(sc *scratch, w *view, p *Patch, dist Dist) {
 			}
 			continue
 		}
-		e, z := v0Row(w, st.p, sc, i, dist)
+		e, z := v0Row(w, st.p, sc, i, dist, w.scale(i))
 		p.computed0++
 		if !slices.Equal(e, base.row0(i)) || z != base.z(i) {
 			p.v0[i] = row0{e, z}
@@ -301,6 +308,10 @@ func (st *State) Apply(p *Patch) {
 		st.grow(int(p.add) + 1)
 		st.present[p.add] = true
 		st.count++
+		st.m[p.add] = p.m
+		if len(st.ref) < st.p.RowScale {
+			st.ref = append(st.ref, p.add)
+		}
 	}
 	for s, nl := range p.lists {
 		ol := st.nb[s]
@@ -325,8 +336,19 @@ func (st *State) Apply(p *Patch) {
 	if p.del != NoSlot {
 		st.present[p.del] = false
 		st.count--
-		st.nb[p.del], st.v0[p.del], st.z[p.del] = nil, nil, 0
+		st.nb[p.del], st.v0[p.del], st.z[p.del], st.m[p.del] = nil, nil, 0, 0
+		st.ref = removeU32(st.ref, p.del)
 	}
+	if p.dist != nil && st.rows && st.rescaleDue() {
+		st.rebuild(p.dist, runtime.GOMAXPROCS(0), true)
+	}
+}
+
+// rescaleDue: the collection, smaller than the sample size when its scales were measured, has
+// doubled since (or reached the sample size).
+func (st *State) rescaleDue() bool {
+	n := st.p.RowScale
+	return n > 0 && st.scaledAt < n && st.count >= min(max(2*st.scaledAt, 16), n)
 }
 
 // setRow updates the postings (each sorted by item) by the difference of g's V row before (old)

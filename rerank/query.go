@@ -9,9 +9,10 @@ import (
 // the rows of the items that change when it is placed among them.
 type Query struct {
 	row   []Entry
-	self  uint32 // the stored item queried, or NoSlot
-	patch *Patch // an external query placed among the items (not applied)
-	slot  uint32 // the external query's slot in patch
+	self  uint32  // the stored item queried, or NoSlot
+	patch *Patch  // an external query placed among the items (not applied)
+	slot  uint32  // the external query's slot in patch
+	scale float32 // the query's row scale: the final distance uses d/scale
 }
 
 // Row is the query's V row. Shared: do not modify.
@@ -22,7 +23,7 @@ func (st *State) ItemQuery(s uint32) *Query {
 	if !st.Has(s) {
 		return &Query{self: NoSlot}
 	}
-	return &Query{row: st.Row(s), self: s}
+	return &Query{row: st.Row(s), self: s, scale: st.m[s]}
 }
 
 // ExternalQuery prepares a query that is not a stored item from its nearest items (ascending by
@@ -44,7 +45,7 @@ func (st *State) ExternalQuery(near []Neighbor, dq func(uint32) float32, dist Di
 	sc := st.getScratch()
 	defer st.putScratch(sc)
 	p := st.planAdd(sc, qs, near, qdist)
-	return &Query{row: p.v[qs].new, self: NoSlot, patch: p, slot: qs}
+	return &Query{row: p.v[qs].new, self: NoSlot, patch: p, slot: qs, scale: p.m}
 }
 
 // overlap is sum_k min(a[k], b[k]) of two rows sorted by ID.
@@ -112,6 +113,10 @@ func (st *State) Rank(q *Query, base []Neighbor, k int, dq func(uint32) float32,
 	}
 	sc.ids = touched
 	lam := st.p.Lambda
+	lamd := lam // lambda over the query's row scale, for the original distance
+	if q.scale > 0 {
+		lamd = lam / q.scale
+	}
 	jac := func(g uint32) float32 {
 		if !sc.marked(g) {
 			return 1
@@ -124,7 +129,7 @@ func (st *State) Rank(q *Query, base []Neighbor, k int, dq func(uint32) float32,
 		if b.ID == q.self {
 			continue
 		}
-		h.offer(Ranked{b.ID, b.D, lam*b.D + (1-lam)*jac(b.ID)}, k)
+		h.offer(Ranked{b.ID, b.D, lamd*b.D + (1-lam)*jac(b.ID)}, k)
 		if sc.marked(b.ID) {
 			sc.acc[b.ID] = float32(math.Inf(1)) // scored: skip below
 		}
@@ -151,7 +156,7 @@ func (st *State) Rank(q *Query, base []Neighbor, k int, dq func(uint32) float32,
 			break
 		}
 		d := dq(c.ID)
-		h.offer(Ranked{c.ID, d, lam*d + (1-lam)*c.W}, k)
+		h.offer(Ranked{c.ID, d, lamd*d + (1-lam)*c.W}, k)
 	}
 	out := []Ranked(h)
 	slices.SortFunc(out, cmpRanked)

@@ -10,7 +10,10 @@ import (
 
 // The reference: the paper's algorithm over a dense distance matrix, written after the authors'
 // re_ranking (k_reciprocal_neigh, the expansion, local query expansion, and the Jaccard distance
-// over whole rows), with 1 - cosine as the original distance as in this package.
+// over whole rows), with 1 - cosine as the original distance as in this package. With
+// Params.RowScale the authors' normalisation applies: each row's distances are divided by the row's
+// largest distance to the first min(n, RowScale) vectors (the sample, all the stored items in the
+// tests), both in the Gaussian weights and in the final distance.
 
 func dot32(a, b []float32) float32 {
 	var s float32
@@ -49,6 +52,17 @@ func denseRerank(vecs [][]float32, p Params, rows ...int) map[int][]float32 {
 		}
 		return out
 	}
+	scale := make([]float32, n)
+	for i := range vecs {
+		scale[i] = 1
+		var m float32
+		for j := range min(n, p.RowScale) {
+			m = max(m, d[i][j])
+		}
+		if p.RowScale > 0 && m > 0 {
+			scale[i] = m
+		}
+	}
 	v := make([][]float64, n)
 	for i := range vecs {
 		r := recipSet(i, p.K1)
@@ -70,7 +84,7 @@ func denseRerank(vecs [][]float32, p Params, rows ...int) map[int][]float32 {
 		v[i] = make([]float64, n)
 		var sum float64
 		for _, j := range exp {
-			v[i][j] = math.Exp(-float64(d[i][j]))
+			v[i][j] = math.Exp(-float64(d[i][j] / scale[i]))
 			sum += v[i][j]
 		}
 		for _, j := range exp {
@@ -96,7 +110,7 @@ func denseRerank(vecs [][]float32, p Params, rows ...int) map[int][]float32 {
 				m += min(vq[i][k], vq[j][k])
 			}
 			jac := 1 - m/(2-m)
-			final[i][j] = p.Lambda*d[i][j] + (1-p.Lambda)*float32(jac)
+			final[i][j] = p.Lambda*d[i][j]/scale[i] + (1-p.Lambda)*float32(jac)
 		}
 	}
 	return final

@@ -33,6 +33,14 @@ type State struct {
 	rev     [][]uint32   // rev[m]: the items whose list holds m
 	v0      [][]Entry    // k-reciprocal rows, by ID
 	z       []float32    // sum of a V0 row's weights before normalisation
+	// m is each item's row scale (Params.RowScale; 1 when it is 0), fixed when the item is added
+	// or the state rebuilt; ref is the sample the scales are measured against.
+	m   []float32
+	ref []uint32
+	// scaledAt is the item count when every scale was last measured (Rebuild): while the
+	// collection is smaller than RowScale the sample is all of it and still growing, so Apply
+	// measures them all again each time the count doubles, up to RowScale.
+	scaledAt int
 	// post[k]: (g, V[g,k]) for every g whose V row holds k, by g. The V rows themselves (V0
 	// averaged over an item and its K2-1 nearest) are not kept: a merge of K2 V0 rows makes one.
 	post [][]Entry
@@ -63,6 +71,22 @@ func (st *State) Len() int { return st.count }
 
 // Has reports whether slot is an item.
 func (st *State) Has(s uint32) bool { return int(s) < len(st.present) && st.present[s] }
+
+// Scale is an item's row scale (Params.RowScale; 0 for no item or one not measured yet).
+func (st *State) Scale(s uint32) float32 {
+	if st.Has(s) {
+		return st.m[s]
+	}
+	return 0
+}
+
+// SetScale gives an item set by SetList its row scale, for loading (Rebuild measures the
+// others); a scale outside (0, 2] (1 - cosine of unit vectors) is ignored.
+func (st *State) SetScale(s uint32, m float32) {
+	if st.Has(s) && m > 0 && m <= 2 {
+		st.m[s] = m
+	}
+}
 
 // List returns an item's neighbour list (shared: do not modify).
 func (st *State) List(s uint32) []Neighbor {
@@ -119,6 +143,7 @@ func (st *State) grow(n int) {
 	st.rev = append(st.rev, make([][]uint32, k)...)
 	st.v0 = append(st.v0, make([][]Entry, k)...)
 	st.z = append(st.z, make([]float32, k)...)
+	st.m = append(st.m, make([]float32, k)...)
 	st.post = append(st.post, make([][]Entry, k)...)
 }
 
@@ -145,9 +170,21 @@ func (st *State) SetList(s uint32, list []Neighbor) {
 }
 
 // Rebuild recomputes the reverse lists, rows and postings from the lists, using up to workers
-// goroutines (it waits for them). Lists naming absent items are cut first.
+// goroutines (it waits for them). Lists naming absent items are cut first. With RowScale it
+// samples the items anew and measures the row scale of every item that has none (SetScale gives
+// them when loading: measuring costs RowScale distances per item), or of every item when there
+// are fewer than RowScale (the sample is then the whole collection).
 func (st *State) Rebuild(dist Dist, workers int) {
+	st.rebuild(dist, workers, st.count < st.p.RowScale)
+}
+
+// rebuild is Rebuild; all measures every scale anew (else only the missing ones).
+func (st *State) rebuild(dist Dist, workers int, all bool) {
 	st.rows = true
+	if all {
+		clear(st.m)
+	}
+	st.scaledAt = st.count
 	for s := range st.present {
 		st.rev[s], st.v0[s], st.post[s] = nil, nil, nil
 	}
@@ -161,9 +198,15 @@ func (st *State) Rebuild(dist Dist, workers int) {
 			st.rev[n.ID] = append(st.rev[n.ID], uint32(s))
 		}
 	}
+	st.pickRef()
+	st.parallel(workers, func(_ *scratch, s uint32) {
+		if !(st.m[s] > 0) {
+			st.m[s] = st.rowScale(s, dist)
+		}
+	})
 	w := &view{st: st}
 	st.parallel(workers, func(sc *scratch, s uint32) {
-		st.v0[s], st.z[s] = v0Row(w, st.p, sc, s, dist)
+		st.v0[s], st.z[s] = v0Row(w, st.p, sc, s, dist, st.m[s])
 	})
 	rows := make([][]Entry, len(st.present))
 	st.parallel(workers, func(sc *scratch, s uint32) {
@@ -174,6 +217,47 @@ func (st *State) Rebuild(dist Dist, workers int) {
 			st.post[e.ID] = append(st.post[e.ID], Entry{uint32(s), e.W})
 		}
 	}
+}
+
+// pickRef samples the items the row scales are measured against: all of them up to RowScale,
+// else RowScale spread evenly over the slots. Between rebuilds the sample only loses deleted
+// items and gains added ones while it is short, and each item keeps the scale it was given (the
+// authors' code ranks a fixed set; a growing one is rescaled by the next Rebuild, as at Open).
+func (st *State) pickRef() {
+	st.ref = st.ref[:0]
+	n := st.p.RowScale
+	if n == 0 {
+		return
+	}
+	step := max(1, float64(st.count)/float64(n))
+	i, next := 0, 0.0
+	for s, ok := range st.present {
+		if !ok {
+			continue
+		}
+		if float64(i) >= next && len(st.ref) < n {
+			st.ref = append(st.ref, uint32(s))
+			next += step
+		}
+		i++
+	}
+}
+
+// rowScale is item (or planned query) i's largest distance to the sample, 1 without RowScale
+// or when the sample is empty or i's distances to it are all 0.
+func (st *State) rowScale(i uint32, dist Dist) float32 {
+	var m float32
+	if st.p.RowScale > 0 {
+		for _, r := range st.ref {
+			if r != i {
+				m = max(m, dist(i, r))
+			}
+		}
+	}
+	if !(m > 0) {
+		return 1
+	}
+	return m
 }
 
 // parallel runs f for every item on up to workers goroutines.
@@ -298,6 +382,17 @@ func (w *view) row0(s uint32) []Entry {
 	return nil
 }
 
+// scale is s's row scale: the planned one of an added item, else the state's.
+func (w *view) scale(s uint32) float32 {
+	if w.p != nil && s == w.p.add {
+		return w.p.m
+	}
+	if int(s) < len(w.st.m) && w.st.m[s] > 0 {
+		return w.st.m[s]
+	}
+	return 1
+}
+
 func (w *view) z(s uint32) float32 {
 	if w.p != nil {
 		if r, ok := w.p.v0[s]; ok {
@@ -356,8 +451,9 @@ func recip(w lister, i uint32, k int, dst []uint32) []uint32 {
 
 // v0Row is the paper's V row of item i before local query expansion: R(i, K1), expanded by every
 // R(c, K1/2) of a member c that shares more than 2/3 of its members with R(i, K1), weighted by
-// exp(-d(i, j)) and normalised to sum 1. It also returns the weights' sum before normalisation.
-func v0Row(w lister, p Params, sc *scratch, i uint32, dist Dist) ([]Entry, float32) {
+// exp(-d(i, j)/m) (m: i's row scale) and normalised to sum 1. It also returns the weights' sum
+// before normalisation.
+func v0Row(w lister, p Params, sc *scratch, i uint32, dist Dist, m float32) ([]Entry, float32) {
 	sc.reset(w.slots())
 	r1 := recip(w, i, p.K1, sc.r1[:0])
 	sc.r1 = r1
@@ -401,7 +497,7 @@ func v0Row(w lister, p Params, sc *scratch, i uint32, dist Dist) ([]Entry, float
 				d = dist(i, j)
 			}
 		}
-		x := math.Exp(-float64(d))
+		x := math.Exp(-float64(d / m))
 		sum += x
 		row = append(row, Entry{j, float32(x)})
 	}

@@ -15,6 +15,14 @@ import (
 // query expansion (k2 3).
 var testParams = Params{K1: 6, K2: 3, Lambda: 0.3}
 
+// boundParams are the defaults without the row scale: 1 - cosine as it is, so that rows kept by
+// writes equal those built from scratch (with a scale, each item keeps the one it was given).
+func boundParams() Params {
+	p := DefaultParams()
+	p.RowScale = 0
+	return p
+}
+
 func TestParseMode(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -41,7 +49,7 @@ func TestParseMode(t *testing.T) {
 }
 
 func TestParams(t *testing.T) {
-	for _, p := range []Params{{K1: 1, K2: 1}, {K1: 20, K2: 21}, {K1: 20, K2: 6, Lambda: 1.5}, {K1: 20, K2: 6, Lambda: float32(math.NaN())}} {
+	for _, p := range []Params{{K1: 1, K2: 1}, {K1: 20, K2: 21}, {K1: 20, K2: 6, Lambda: 1.5}, {K1: 20, K2: 6, Lambda: float32(math.NaN())}, {K1: 20, K2: 6, RowScale: -1}, {K1: 20, K2: 6, RowScale: MaxRowScale + 1}} {
 		if _, err := New(p); !errors.Is(err, ErrParams) {
 			t.Errorf("New(%+v) = %v, want ErrParams", p, err)
 		}
@@ -53,8 +61,10 @@ func TestParams(t *testing.T) {
 
 // TestItemQueryMatchesReference: querying by a stored item is the paper's algorithm exactly.
 func TestItemQueryMatchesReference(t *testing.T) {
-	for _, p := range []Params{testParams, DefaultParams()} {
-		t.Run(fmt.Sprintf("k1=%d", p.K1), func(t *testing.T) {
+	rowMax := DefaultParams()
+	rowMax.RowScale = 240 // the whole collection: the authors' normalisation exactly
+	for _, p := range []Params{testParams, boundParams(), DefaultParams(), rowMax} {
+		t.Run(fmt.Sprintf("k1=%d,scale=%d", p.K1, p.RowScale), func(t *testing.T) {
 			w := newWorld(240, 48, 3)
 			for s := range w.live {
 				w.live[s] = true
@@ -102,8 +112,15 @@ func refTop(row []float32, self uint32, k int) []Ranked {
 // TestExternalQueryMatchesReference: a query that is not stored is placed among the items as the
 // paper places a probe, so its ranking is the reference's with the query among the items.
 func TestExternalQueryMatchesReference(t *testing.T) {
-	p := DefaultParams()
 	const n, k = 300, 10
+	rowMax := DefaultParams()
+	rowMax.RowScale = n
+	for _, p := range []Params{boundParams(), rowMax} {
+		t.Run(fmt.Sprintf("scale=%d", p.RowScale), func(t *testing.T) { externalQueryMatches(t, p, n, k) })
+	}
+}
+
+func externalQueryMatches(t *testing.T, p Params, n, k int) {
 	w := newWorld(n+12, 48, 5)
 	for s := range n {
 		w.live[s] = true
@@ -129,7 +146,7 @@ func TestExternalQueryMatchesReference(t *testing.T) {
 // TestMaintenance: lists and rows kept current through adds, deletes and replacements equal those
 // built from scratch, and equal exact neighbour lists.
 func TestMaintenance(t *testing.T) {
-	for _, p := range []Params{testParams, DefaultParams()} {
+	for _, p := range []Params{testParams, boundParams()} {
 		t.Run(fmt.Sprintf("k1=%d", p.K1), func(t *testing.T) {
 			const n = 160
 			w := newWorld(n, 32, 11)
@@ -187,6 +204,61 @@ func TestMaintenance(t *testing.T) {
 			t.Logf("%d writes: mean per write %.1f lists, %.1f V0 rows (of %.1f computed), %.1f V rows (of %.1f computed)", ops,
 				f(touched.Lists), f(touched.Rows0), f(touched.Computed0), f(touched.Rows), f(touched.Computed))
 		})
+	}
+}
+
+// TestMaintenanceRowScale: with RowScale, adds and removes keep the rows those of the lists and
+// of the scales each item was given (Verify), every scale is the item's largest distance to the
+// sample, and a Rebuild ends where a state built from scratch does.
+func TestMaintenanceRowScale(t *testing.T) {
+	p := DefaultParams()
+	p.RowScale = 16
+	const n = 120
+	w := newWorld(n, 32, 13)
+	rng := rand.New(rand.NewSource(5))
+	st, _ := New(p)
+	order := rng.Perm(n)
+	for i, s := range order {
+		w.add(st, uint32(s))
+		if i%5 == 4 {
+			if d := uint32(order[rng.Intn(i)]); w.live[d] {
+				w.remove(st, d)
+			}
+		}
+	}
+	if err := st.Verify(w.dist); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.ref) == 0 || len(st.ref) > p.RowScale {
+		t.Fatalf("sample of %d items, want 1..%d", len(st.ref), p.RowScale)
+	}
+	// Built from scratch, every scale is the item's largest distance to the sample; a state
+	// loaded with those scales (SetScale) rebuilds to the same rows without measuring.
+	fresh := w.fresh(p)
+	if len(fresh.ref) != p.RowScale {
+		t.Fatalf("rebuilt sample of %d items, want %d", len(fresh.ref), p.RowScale)
+	}
+	loaded, _ := New(p)
+	for s, ok := range w.live {
+		if !ok {
+			continue
+		}
+		var m float32
+		for _, r := range fresh.ref {
+			m = max(m, w.dist(uint32(s), r))
+		}
+		if fresh.Scale(uint32(s)) != m || m <= 0 || m > 2 {
+			t.Fatalf("slot %d: scale %v, largest distance to the sample %v", s, fresh.Scale(uint32(s)), m)
+		}
+		loaded.SetList(uint32(s), fresh.List(uint32(s)))
+		loaded.SetScale(uint32(s), m)
+	}
+	loaded.Rebuild(w.dist, 1)
+	checkSame(t, loaded, fresh, w)
+	for s, ok := range w.live {
+		if ok && loaded.Scale(uint32(s)) != fresh.Scale(uint32(s)) {
+			t.Fatalf("slot %d: loaded scale %v, given %v", s, loaded.Scale(uint32(s)), fresh.Scale(uint32(s)))
+		}
 	}
 }
 
@@ -295,4 +367,35 @@ func unitVec(v []float32) []float32 {
 		v[i] = float32(float64(v[i]) / math.Sqrt(s))
 	}
 	return v
+}
+
+// TestRowScaleWhileGrowing: a collection growing from empty measures every scale again each time
+// it doubles, so that once it reaches the sample size each item's scale is its largest distance to
+// the whole collection, and not to the few items there were when it was added.
+func TestRowScaleWhileGrowing(t *testing.T) {
+	p := DefaultParams()
+	p.RowScale = 64
+	w := newWorld(80, 32, 17)
+	st, _ := New(p)
+	for s := range 64 {
+		w.add(st, uint32(s))
+	}
+	for s := range 64 {
+		var m float32
+		for r := range 64 {
+			m = max(m, w.dist(uint32(s), uint32(r)))
+		}
+		if got := st.Scale(uint32(s)); got != m {
+			t.Fatalf("slot %d: scale %v, largest distance to the collection %v", s, got, m)
+		}
+	}
+	for s := 64; s < 80; s++ { // full sample: measured once, when added
+		w.add(st, uint32(s))
+	}
+	if st.scaledAt != 64 {
+		t.Fatalf("scales last measured at %d items, want 64", st.scaledAt)
+	}
+	if err := st.Verify(w.dist); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -7,7 +7,8 @@ import (
 
 // Verify checks the state's invariants: every list is sorted, at most K1 long and names other
 // items; the reverse lists are the lists' transpose; and the rows and postings are what Rebuild
-// computes from the lists. It costs a rebuild; for tests and diagnostics.
+// computes from the lists (with the items' row scales as they are). It costs a rebuild; for tests
+// and diagnostics.
 func (st *State) Verify(dist Dist) error {
 	fresh := &State{p: st.p}
 	count := 0
@@ -33,7 +34,10 @@ func (st *State) Verify(dist Dist) error {
 	if count != st.count {
 		return fmt.Errorf("rerank: %d items counted, %d present", st.count, count)
 	}
-	fresh.Rebuild(dist, 1)
+	fresh.grow(len(st.present))
+	copy(fresh.m, st.m)
+	fresh.ref = slices.Clone(st.ref)
+	fresh.rebuild(dist, 1, false)
 	for s := range fresh.present {
 		if !fresh.present[s] {
 			continue

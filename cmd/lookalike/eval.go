@@ -44,7 +44,7 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	projectSample := fs.Int("project-sample", 0, fmt.Sprintf("with --project: learn from at most N database photos, an even stride (0 = %d); N >= the database size embeds it once for every projection", eval.DefaultProjectSample))
 	rerankFlag := fs.String("rerank", "none", "re-ranking: none, qe (expansion over the top 2), kr (k-reciprocal), qe+kr, or all (the four side by side)")
 	selfQueries := fs.String("self-queries", "similar", "with --rerank, a query that is a database item (UKBench) is asked as similar (its stored row) or by its vector (as image search would)")
-	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem", "rerank=kr", "profile=ms448", "project=pca512"; the first is the baseline of the differences`)
+	compare := fs.String("compare", "", `more configurations, as overrides of the first, separated by ';': e.g. "qe=5", "ef=16; ef=200", "db-crop=squash pool=gem", "rerank=kr", "profile=ms448", "project=pca512", "rerank=qe+kr kr-scale=1024"; the first is the baseline of the differences`)
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -267,10 +267,21 @@ func applyOverrides(c eval.Config, spec string) (eval.Config, error) {
 				err = errors.New("want similar or vector")
 			}
 			c.SelfAsVector = v == "vector"
+		case "kr-scale": // none (or 0): 1 - cosine as is; default; or a sample size
+			switch v {
+			case "none", "0":
+				c.KRScale = -1
+			case "default":
+				c.KRScale = 0
+			default:
+				if c.KRScale, err = strconv.Atoi(v); err == nil && c.KRScale <= 0 {
+					err = errors.New("want none, default or a sample size")
+				}
+			}
 		case "label":
 			c.Label = v
 		default:
-			err = errors.New("unknown key (ef, qe, pool, gem-p, db-crop, size, profile, rerank, self, label)")
+			err = errors.New("unknown key (ef, qe, pool, gem-p, db-crop, size, profile, project, rerank, self, kr-scale, label)")
 		}
 		if err != nil {
 			return c, fmt.Errorf("%w: --compare %s: %v", errUsage, kv, err)
