@@ -272,6 +272,7 @@ func TestReopenSnapshotAndRebuild(t *testing.T) {
 		if got[0].ID != "i00010" {
 			t.Fatalf("self not found: %v", got[0])
 		}
+		checkIn0(t, c.g, "loaded from "+wantFrom)
 		return c
 	}
 	c = reopen("snapshot")

@@ -252,8 +252,9 @@ func churn(t *testing.T, c *Collection, catalog, pool [][]float32, next *int, ro
 
 // checkAllFound asserts, with no write running, that every live node is reachable from the entry
 // point on layer 0, that every catalog item is found by its own vector by the duplicate check, and
-// that at most 1 in 1000 of the other items is not (a graph search is approximate: after heavy
-// churn a rare node is reachable only through nodes its own vector's search does not expand).
+// that at most 1 in 1000 of the other items, or one item in a smaller collection, is not (a graph
+// search is approximate: after heavy churn a rare node is reachable only through nodes its own
+// vector's search does not expand; CI saw one such item of 596 in one run of about twenty).
 func checkAllFound(t *testing.T, c *Collection, when string) {
 	t.Helper()
 	c.mu.RLock()
@@ -294,7 +295,7 @@ func checkAllFound(t *testing.T, c *Collection, when string) {
 			}
 		}
 	}
-	if missed*1000 > len(ids) {
+	if missed > max(1, len(ids)/1000) {
 		t.Errorf("%s: %d of %d items not found by their own vector", when, missed, len(ids))
 	}
 }
@@ -366,4 +367,5 @@ func TestConcurrentLinkingSearchFindsEveryNode(t *testing.T) {
 	if r := reachable(g); r != g.count {
 		t.Errorf("%d of %d reachable", r, g.count)
 	}
+	checkIn0(t, g, "after linking")
 }

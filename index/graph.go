@@ -159,7 +159,7 @@ func (g *graph) memory() Memory {
 	} else {
 		m.Vectors = 4 * int64(len(g.vecs))
 	}
-	m.Graph = int64(len(g.levels)) + 4*int64(len(g.links0)) + int64(unsafe.Sizeof([]uint32(nil)))*int64(len(g.upper))
+	m.Graph = int64(len(g.levels)) + 4*int64(len(g.links0)) + 4*int64(len(g.in0)) + int64(unsafe.Sizeof([]uint32(nil)))*int64(len(g.upper))
 	for _, u := range g.upper {
 		m.Graph += 4 * int64(len(u))
 	}

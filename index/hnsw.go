@@ -40,6 +40,7 @@ type graph struct {
 
 	levels []int8     // -1: slot free
 	links0 []uint32   // layer-0 links, stride m0+1: count, then ids
+	in0    []int32    // in0[slot]: how many layer-0 lists hold slot (atomic); see replaceLinks
 	upper  [][]uint32 // upper[slot]: layers 1..level, stride m+1 each
 
 	top   atomic.Uint64 // entry point: entry | (maxLevel+1)<<32; 0 = empty
@@ -101,7 +102,8 @@ type searcher struct {
 	cs     []cand    // insert: a neighbour's candidate links
 	chosen []cand    // insert: the neighbours chosen on a layer
 	ids    []uint32
-	p2     probe // insert: a neighbour being pruned
+	ids2   []uint32 // replaceLinks: the new list
+	p2     probe    // insert: a neighbour being pruned
 	p2buf  []float32
 }
 
@@ -251,9 +253,31 @@ func (g *graph) links(slot uint32, lc int) []uint32 {
 	return l[1 : 1+l[0]]
 }
 
-// setLinks replaces a slot's links on a layer: ids first, then the count, so a
-// reader that sees the new count sees the ids.
+// setLinks replaces a slot's links on a layer, keeping the layer-0 in-link
+// counts. The caller holds the slot's stripe lock or the owner's Lock.
 func (g *graph) setLinks(slot uint32, lc int, ids []uint32) {
+	if lc == 0 {
+		l := g.list(slot, 0)
+		old := l[1 : 1+min(int(atomic.LoadUint32(&l[0])), len(l)-1)]
+		// Gains first: a node in both lists never shows a count of 0.
+		for _, x := range ids {
+			if !slices.Contains(old, x) {
+				atomic.AddInt32(&g.in0[x], 1)
+			}
+		}
+		for _, x := range old {
+			if !slices.Contains(ids, x) {
+				atomic.AddInt32(&g.in0[x], -1)
+			}
+		}
+	}
+	g.writeLinks(slot, lc, ids)
+}
+
+// writeLinks stores a slot's links on a layer: ids first, then the count, so a
+// reader that sees the new count sees the ids. The in-link counts are the
+// caller's.
+func (g *graph) writeLinks(slot uint32, lc int, ids []uint32) {
 	l := g.list(slot, lc)
 	n := min(len(ids), len(l)-1)
 	for i, x := range ids[:n] {
@@ -291,6 +315,11 @@ func (g *graph) grow(n int) {
 	if n*(g.m0+1) > cap(g.links0) {
 		g.links0 = slices.Grow(g.links0[:old*(g.m0+1)], (c-old)*(g.m0+1))
 	}
+	if n > cap(g.in0) {
+		g.in0 = slices.Grow(g.in0[:old], c-old)
+	}
+	g.in0 = g.in0[:n]
+	clear(g.in0[old:])
 	g.levels = g.levels[:n]
 	g.upper = g.upper[:n]
 	g.links0 = g.links0[:n*(g.m0+1)]
@@ -316,6 +345,21 @@ func (g *graph) reserve(n int) {
 		g.vecs = slices.Grow(g.vecs, (n-l)*g.dim)
 	}
 	g.links0 = slices.Grow(g.links0, (n-l)*(g.m0+1))
+	g.in0 = slices.Grow(g.in0, n-l)
+}
+
+// recountIn0 sets the layer-0 in-link counts from the lists (after they were
+// loaded or cleared). Under Lock.
+func (g *graph) recountIn0() {
+	g.in0 = slices.Grow(g.in0[:0], len(g.levels))[:len(g.levels)]
+	clear(g.in0)
+	for i, l := range g.levels {
+		if l >= 0 {
+			for _, x := range g.links(uint32(i), 0) {
+				g.in0[x]++
+			}
+		}
+	}
 }
 
 // setVector stores an already normalised vector (encoded when compressed).
@@ -737,6 +781,9 @@ func (g *graph) adoptOrphan(s *searcher, p *deletePlan, updated map[uint32]int, 
 		list = p.updates[i].ids
 	} else {
 		list = slices.Clone(g.links(y, lc))
+	}
+	if slices.Contains(list, x) {
+		return // y already links to x (a list must not hold an id twice)
 	}
 	if len(list) < mmax {
 		list = append(list, x)

@@ -85,6 +85,9 @@ func (g *graph) link(s *searcher, slot uint32) {
 	}
 	for lc := 0; lc <= lo; lc++ {
 		g.connect(s, slot, lc, s.beams[lc])
+		if lc == 0 && atomic.LoadInt32(&g.in0[slot]) == 0 {
+			g.adopt(s, slot, s.beams[0])
+		}
 	}
 }
 
@@ -114,12 +117,7 @@ func (g *graph) connect(s *searcher, slot uint32, lc int, w []cand) {
 			}
 		}
 		slices.SortFunc(s.cs, cmpCand)
-		kept := g.selectNeighbors(s, s.cs, mmax)
-		s.nb = s.nb[:0]
-		for _, c := range kept {
-			s.nb = append(s.nb, c.id)
-		}
-		g.setLinks(slot, lc, s.nb)
+		g.replaceLinks(s, slot, lc, cur, g.selectNeighbors(s, s.cs, mmax), mmax)
 	}
 	g.unlockNode(slot)
 	for i, e := range s.ids {
@@ -136,15 +134,106 @@ func (g *graph) connect(s *searcher, slot uint32, lc int, w []cand) {
 				s.cs = append(s.cs, cand{g.dist(&s.p2, n), n})
 			}
 			slices.SortFunc(s.cs, cmpCand)
-			kept := g.selectNeighbors(s, s.cs, mmax)
-			cur = cur[:0]
-			for _, c := range kept {
-				cur = append(cur, c.id)
-			}
-			g.setLinks(e, lc, cur)
+			g.replaceLinks(s, e, lc, cur, g.selectNeighbors(s, s.cs, mmax), mmax)
 		}
-		s.nb = cur
 		g.unlockNode(e)
+	}
+}
+
+// replaceLinks sets node n's list on layer lc (now old) to the pruned
+// selection kept (ascending), under n's stripe lock. On layer 0 the
+// heuristic must not drop a node's last in-link: a node no list holds is
+// unreachable, and a search for its exact vector misses it (serial HNSW
+// rarely orphans a node; concurrent inserts, each pruning with a partial
+// view of the others, do). Such a node stays in the list, appended when
+// there is room, else in place of the least similar kept node that another
+// list also holds. Dropping takes a count only while it is above 1 (claim),
+// so two lists pruned at once cannot both drop a node's last two in-links.
+func (g *graph) replaceLinks(s *searcher, n uint32, lc int, old []uint32, kept []cand, mmax int) {
+	s.ids2 = s.ids2[:0]
+	for _, c := range kept {
+		s.ids2 = append(s.ids2, c.id)
+	}
+	if lc > 0 {
+		g.writeLinks(n, lc, s.ids2)
+		return
+	}
+	for _, x := range s.ids2 {
+		if !slices.Contains(old, x) {
+			atomic.AddInt32(&g.in0[x], 1)
+		}
+	}
+	for _, z := range old {
+		if slices.Contains(s.ids2, z) || g.claim(z) {
+			continue
+		}
+		if len(s.ids2) < mmax {
+			s.ids2 = append(s.ids2, z)
+			continue
+		}
+		kept := false
+		for j := len(s.ids2) - 1; j >= 0; j-- {
+			if g.claim(s.ids2[j]) {
+				s.ids2[j] = z
+				kept = true
+				break
+			}
+		}
+		if !kept {
+			// Every node in the list has no other in-link: z goes (never seen in tests).
+			atomic.AddInt32(&g.in0[z], -1)
+		}
+	}
+	g.writeLinks(n, 0, s.ids2)
+}
+
+// claim takes one of x's layer-0 in-links, unless it is the last.
+func (g *graph) claim(x uint32) bool {
+	for {
+		v := atomic.LoadInt32(&g.in0[x])
+		if v <= 1 {
+			return false
+		}
+		if atomic.CompareAndSwapInt32(&g.in0[x], v, v-1) {
+			return true
+		}
+	}
+}
+
+// adopt gives a linked node that no layer-0 list holds an in-link: from the
+// nearest node of its beam that has room, or in place of a link the beam node
+// holds that another list also holds. Every one of the node's neighbours
+// may have pruned it (each found a concurrently inserted node that is nearer).
+func (g *graph) adopt(s *searcher, slot uint32, beam []cand) {
+	for _, c := range beam {
+		g.lockNode(c.id)
+		cur := g.neighbors(c.id, 0, s.nb)
+		done := slices.Contains(cur, slot)
+		if !done && len(cur) < g.m0 {
+			g.setLinks(c.id, 0, append(cur, slot))
+			done = true
+		}
+		if !done {
+			g.prepareNode(&s.p2, c.id, &s.p2buf, false)
+			s.cs = s.cs[:0]
+			for _, n := range cur {
+				s.cs = append(s.cs, cand{g.dist(&s.p2, n), n})
+			}
+			slices.SortFunc(s.cs, cmpCand)
+			for j := len(s.cs) - 1; j >= 0 && !done; j-- {
+				if g.claim(s.cs[j].id) {
+					i := slices.Index(cur, s.cs[j].id)
+					cur[i] = slot
+					atomic.AddInt32(&g.in0[slot], 1)
+					g.writeLinks(c.id, 0, cur)
+					done = true
+				}
+			}
+		}
+		g.unlockNode(c.id)
+		if done {
+			return
+		}
 	}
 }
 

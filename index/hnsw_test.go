@@ -65,6 +65,25 @@ func reachable(g *graph) int {
 	return len(seen)
 }
 
+// checkIn0 fails when a layer-0 in-link count differs from the number of lists holding the node:
+// the counts decide which links pruning may drop (replaceLinks).
+func checkIn0(t *testing.T, g *graph, when string) {
+	t.Helper()
+	want := make([]int32, len(g.levels))
+	for i, l := range g.levels {
+		if l >= 0 {
+			for _, x := range g.links(uint32(i), 0) {
+				want[x]++
+			}
+		}
+	}
+	for i := range want {
+		if got := g.in0[i]; got != want[i] {
+			t.Fatalf("%s: slot %d counted %d in-links, lists hold it %d times", when, i, got, want[i])
+		}
+	}
+}
+
 func TestGraphRecallSmall(t *testing.T) {
 	vecs := synth.Clustered(3100, 128, 6, 1.0, 1)
 	g := buildGraph(t, vecs[:3000], 16, 200)
@@ -102,6 +121,7 @@ func TestGraphDeleteKeepsConnected(t *testing.T) {
 	if r := reachable(g); r != g.count {
 		t.Fatalf("after deletes %d of %d reachable", r, g.count)
 	}
+	checkIn0(t, g, "after deletes")
 	// Reuse half the freed slots with new vectors.
 	i := 0
 	for s := range deleted {
@@ -114,6 +134,7 @@ func TestGraphDeleteKeepsConnected(t *testing.T) {
 	if r := reachable(g); r != g.count {
 		t.Fatalf("after reinsert %d of %d reachable", r, g.count)
 	}
+	checkIn0(t, g, "after reinsert")
 	if r := recallAt(g, vecs[n:], 10, DefaultEfSearch, nil); r < 0.95 {
 		t.Errorf("recall after deletes = %.4f", r)
 	}
@@ -123,6 +144,7 @@ func TestGraphDeleteKeepsConnected(t *testing.T) {
 			g.applyDelete(g.planDelete(uint32(s)))
 		}
 	}
+	checkIn0(t, g, "emptied")
 	if g.count != 0 || g.maxLevel() != -1 || len(g.search(vecs[0], 10, 10, nil)) != 0 {
 		t.Fatalf("not empty: count %d maxLevel %d", g.count, g.maxLevel())
 	}

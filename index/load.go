@@ -139,6 +139,7 @@ func (c *Collection) rebuildGraph(live []bool) {
 		g.upper[i] = nil
 	}
 	clear(g.links0)
+	clear(g.in0)
 	g.count = 0
 	g.top.Store(0)
 	var slots []uint32

@@ -415,6 +415,7 @@ func decodeSnapshot(g *graph, r *snapReader, h snapHead, live []bool, touched ma
 	if !r.finish(h) {
 		return errBadSnap
 	}
+	g.recountIn0()
 	for i := n; i < len(live); i++ { // slots created after the snapshot
 		if live[i] && !touched[uint32(i)] {
 			return errStaleSnap
