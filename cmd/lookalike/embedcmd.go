@@ -332,13 +332,13 @@ func runBenchSearch(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	w := env.stdout
 	fmt.Fprintf(w, "n %d, dim %d, k %d, peak RSS of this process %.0f MiB\n", rep.N, rep.Dim, rep.K, rep.PeakRSSMB)
-	fmt.Fprintf(w, "%-18s %7s %9s %9s %14s %14s\n", "build", "threads", "seconds", "cpu s", "index bytes", "bytes/item")
+	fmt.Fprintf(w, "%-18s %7s %9s %9s %9s %9s %14s %14s\n", "build", "threads", "seconds", "cpu s", "link s", "link cpu", "index bytes", "bytes/item")
 	for _, b := range rep.Builds {
 		size := b.VectorBytes + b.GraphBytes
 		if size == 0 {
 			size = int64(b.IndexMB * (1 << 20))
 		}
-		fmt.Fprintf(w, "%-18s %7d %9.1f %9.1f %14d %14.0f\n", b.Index, b.Workers, b.Seconds, b.CPUSeconds, size, b.BytesPerItem)
+		fmt.Fprintf(w, "%-18s %7d %9.1f %9.1f %9.1f %9.1f %14d %14.0f\n", b.Index, b.Workers, b.Seconds, b.CPUSeconds, b.LinkSeconds, b.LinkCPUSeconds, size, b.BytesPerItem)
 	}
 	fmt.Fprintf(w, "%-18s %6s %9s %10s %10s\n", "index", "ef", "recall", "qps", "cpu qps")
 	for _, r := range rep.Rows {

@@ -92,6 +92,10 @@ type Build struct {
 	// CPUSeconds is the CPU time the build used (user+system, all threads): on a shared machine
 	// the ratio of two builds' CPU time is steadier than their wall-clock ratio.
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// LinkSeconds and LinkCPUSeconds are the graph-linking part of Seconds and CPUSeconds (ours
+	// only): storing the vectors before it runs on one thread whatever Workers is.
+	LinkSeconds    float64 `json:"link_seconds,omitempty"`
+	LinkCPUSeconds float64 `json:"link_cpu_seconds,omitempty"`
 	// VectorBytes and GraphBytes are our index's own accounting (index.Graph.Memory); HeapBytes the
 	// Go heap it added, measured; IndexMB a peer's resident-set growth while building.
 	VectorBytes int64   `json:"vector_bytes,omitempty"`
@@ -397,9 +401,11 @@ func buildOurs(ctx context.Context, base *FvecsFile, n int, kind string, workers
 			return nil, b, fmt.Errorf("bench: base vector %d: %w", i, err)
 		}
 	}
+	linkStart, linkCPU0 := time.Now(), procstat.ProcessCPU()
 	if err := g.Link(ctx, workers); err != nil {
 		return nil, b, err
 	}
+	b.LinkSeconds, b.LinkCPUSeconds = time.Since(linkStart).Seconds(), procstat.ProcessCPU()-linkCPU0
 	b.Seconds, b.CPUSeconds = time.Since(start).Seconds(), procstat.ProcessCPU()-cpu0
 	freeMemory()
 	b.HeapBytes = int64(heapBytes()) - int64(heap0)
