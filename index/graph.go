@@ -3,6 +3,8 @@ package index
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 	"unsafe"
 )
 
@@ -87,6 +89,59 @@ func (g *Graph) Append(v []float32) error {
 	id := uint32(len(g.g.levels))
 	g.g.setVector(id, u)
 	g.g.place(id, g.g.randomLevel())
+	return nil
+}
+
+// AppendAll appends vs as Append does, normalising and storing them on workers goroutines (0:
+// GOMAXPROCS), which it owns: a bulk load's storing scales with the linking after it. On an error
+// (the first bad vector, by index) nothing is appended.
+func (g *Graph) AppendAll(vs [][]float32, workers int) error {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = max(1, min(workers, len(vs)/256))
+	first := len(g.g.levels)
+	dim := g.g.dim
+	// Vectors are written straight into the slab (float) or encoded from a per-goroutine buffer
+	// (SQ8); the slab grows first, under no lock since a Graph is not shared.
+	g.g.grow(first + len(vs))
+	bad := make([]int, workers)
+	var wg sync.WaitGroup
+	chunk := (len(vs) + workers - 1) / workers
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bad[w] = -1
+			buf := make([]float32, dim)
+			for i := w * chunk; i < min(len(vs), (w+1)*chunk); i++ {
+				slot := uint32(first + i)
+				dst := buf
+				if g.g.sq == nil {
+					o := int(slot) * dim
+					dst = g.g.vecs[o : o+dim]
+				}
+				if len(vs[i]) != dim || !normalizeInto(dst, vs[i]) {
+					bad[w] = i
+					return
+				}
+				if g.g.sq != nil {
+					g.g.sq.encode(g.g.code(slot), dst)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, i := range bad {
+		if i >= 0 {
+			g.g.truncate(first)
+			_, err := g.query(vs[i])
+			return fmt.Errorf("vector %d: %w", i, err)
+		}
+	}
+	for i := range vs {
+		g.g.place(uint32(first+i), g.g.randomLevel())
+	}
 	return nil
 }
 

@@ -3,6 +3,8 @@ package index
 import (
 	"errors"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lookalike/lookalike/internal/bench/synth"
@@ -50,5 +52,57 @@ func TestGraph(t *testing.T) {
 	}
 	if g.Len() != len(vecs) {
 		t.Errorf("refused vectors changed Len to %d", g.Len())
+	}
+}
+
+// TestGraphAppendAll: a bulk append on several goroutines stores what Append stores, draws the
+// same levels (the same graph after linking), and on a bad vector appends nothing.
+func TestGraphAppendAll(t *testing.T) {
+	vecs := synth.Clustered(3000, 32, 6, 1, 4)
+	for _, compressed := range []bool{false, true} {
+		build := func(bulk bool) *Graph {
+			g := NewGraph(32, 8, 64, 1)
+			if compressed {
+				fetch := func(i uint32, dst []float32) bool { copy(dst, vecs[i]); return normalizeInto(dst, dst) }
+				if err := g.Compress(vecs[:1000], fetch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if bulk {
+				if err := g.AppendAll(vecs[:1700], 4); err != nil {
+					t.Fatal(err)
+				}
+				if err := g.AppendAll(vecs[1700:], 3); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				for _, v := range vecs {
+					if err := g.Append(v); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := g.Link(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		one, bulk := build(false), build(true)
+		if !slices.Equal(one.g.vecs, bulk.g.vecs) || !slices.Equal(one.g.codes, bulk.g.codes) ||
+			!slices.Equal(one.g.levels, bulk.g.levels) || !slices.Equal(one.g.links0, bulk.g.links0) {
+			t.Fatalf("compressed %v: AppendAll stored or linked otherwise than Append", compressed)
+		}
+		bad := slices.Clone(vecs[:600])
+		bad[517] = make([]float32, 32) // zero: cannot be normalised
+		n := bulk.Len()
+		if err := bulk.AppendAll(bad, 4); !errors.Is(err, ErrInvalidItem) || !strings.Contains(err.Error(), "vector 517") {
+			t.Fatalf("compressed %v: a zero vector gave %v", compressed, err)
+		}
+		if bulk.Len() != n || len(bulk.g.links0) != n*(bulk.g.m0+1) {
+			t.Fatalf("compressed %v: a failed AppendAll left %d vectors, had %d", compressed, bulk.Len(), n)
+		}
+		if got, _ := bulk.Search(vecs[42], 1, 64); len(got) != 1 || got[0] != 42 {
+			t.Fatalf("compressed %v: after a failed AppendAll vector 42's nearest is %v", compressed, got)
+		}
 	}
 }

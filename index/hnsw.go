@@ -330,6 +330,20 @@ func (g *graph) grow(n int) {
 	clear(g.links0[old*(g.m0+1):])
 }
 
+// truncate drops the slots from n on, none of them placed (a failed bulk append). Under Lock.
+func (g *graph) truncate(n int) {
+	if n >= len(g.levels) {
+		return
+	}
+	g.levels, g.upper, g.in0 = g.levels[:n], g.upper[:n], g.in0[:n]
+	g.links0 = g.links0[:n*(g.m0+1)]
+	if g.sq != nil {
+		g.codes = g.codes[:n*g.dim]
+	} else {
+		g.vecs = g.vecs[:n*g.dim]
+	}
+}
+
 // reserve preallocates room for n slots (load path: avoids regrowing a
 // multi-GiB slab, which grow would double).
 func (g *graph) reserve(n int) {

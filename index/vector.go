@@ -28,21 +28,30 @@ func Dot(a, b []float32) float32 {
 // normalize returns v scaled to unit length (a copy) or ok=false when v has a
 // non-finite component or a zero norm.
 func normalize(v []float32) (out []float32, ok bool) {
+	out = make([]float32, len(v))
+	if !normalizeInto(out, v) {
+		return nil, false
+	}
+	return out, true
+}
+
+// normalizeInto writes v scaled to unit length into dst (len(v) long), or
+// reports false as normalize does.
+func normalizeInto(dst, v []float32) bool {
 	var s float64
 	for _, x := range v {
 		f := float64(x)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, false
+			return false
 		}
 		s += f * f
 	}
 	if s == 0 || math.IsInf(s, 0) || math.IsNaN(s) {
-		return nil, false
+		return false
 	}
 	inv := 1 / math.Sqrt(s)
-	out = make([]float32, len(v))
 	for i, x := range v {
-		out[i] = float32(float64(x) * inv)
+		dst[i] = float32(float64(x) * inv)
 	}
-	return out, true
+	return true
 }

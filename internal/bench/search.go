@@ -393,12 +393,18 @@ func buildOurs(ctx context.Context, base *FvecsFile, n int, kind string, workers
 			return nil, b, fmt.Errorf("bench: SQ8 training: %w", err)
 		}
 	}
-	for i := range n {
-		if i%65536 == 0 && ctx.Err() != nil {
+	// Stored in chunks on the build's goroutines (a 1-thread build is one thread throughout).
+	rows := make([][]float32, 0, 65536)
+	for lo := 0; lo < n; lo += cap(rows) {
+		if ctx.Err() != nil {
 			return nil, b, ctx.Err()
 		}
-		if err := g.Append(base.Row(i)); err != nil {
-			return nil, b, fmt.Errorf("bench: base vector %d: %w", i, err)
+		rows = rows[:0]
+		for i := lo; i < min(n, lo+cap(rows)); i++ {
+			rows = append(rows, base.Row(i))
+		}
+		if err := g.AppendAll(rows, workers); err != nil {
+			return nil, b, fmt.Errorf("bench: base vectors from %d: %w", lo, err)
 		}
 	}
 	linkStart, linkCPU0 := time.Now(), procstat.ProcessCPU()
