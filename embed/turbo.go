@@ -32,6 +32,7 @@ static int lk_compress_cmyk(tjhandle h, const unsigned char *src, int w, int hh,
 import "C"
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unsafe"
@@ -167,8 +168,12 @@ func turboDecode(data []byte, hdr jpegHeader, f scaleFactor, adobeInverted bool)
 	}
 	if rc > 0 {
 		// libjpeg fills missing scans with grey and calls it a warning; a truncated file is corrupt,
-		// while benign warnings (extraneous bytes, odd markers) still yield a good picture.
-		if msg := tjErr(h); strings.Contains(msg, "Premature end") || strings.Contains(msg, "premature end") {
+		// while benign warnings (extraneous bytes, odd markers) still yield a good picture. The
+		// message alone is not enough: it can be TurboJPEG's process-wide one, which another
+		// handle's call may overwrite (CI once saw a third of a photo answered 200), so a file
+		// with no end-of-image marker counts as truncated whatever it says.
+		msg := tjErr(h)
+		if strings.Contains(msg, "Premature end") || strings.Contains(msg, "premature end") || !bytes.Contains(data, []byte{0xff, 0xd9}) {
 			putBytes(buf)
 			return nil, fmt.Errorf("%w: jpeg: %s", ErrCorrupt, msg)
 		}
