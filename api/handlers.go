@@ -547,6 +547,9 @@ func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searc
 		return nil, err
 	}
 	defer release()
+	// What the answer gets: k-reciprocal re-ranking waits for a state that loads after start-up
+	// (read first: the state only ever becomes ready).
+	applied := col.RerankApplied(opts.Rerank)
 	searchStart := time.Now()
 	var res []index.Result
 	switch {
@@ -586,7 +589,7 @@ func (s *Server) runQuery(ctx context.Context, col *index.Collection, req *searc
 	name := col.Name()
 	weak := float32(spec.ThresholdFor(col.Fingerprint(), s.cfg.Quality.MinScore))
 	out := searchResponse{Results: make([]resultJSON, 0, len(res)), WeakBelow: weak, Model: s.engineOf(col).Info().ModelID, TimingsMS: timings,
-		NextCursor: next, Collection: name, Generation: col.Generation(), Rerank: opts.Rerank.String()}
+		NextCursor: next, Collection: name, Generation: col.Generation(), Rerank: applied.String()}
 	for _, r := range res {
 		out.Results = append(out.Results, resultJSON{ID: r.ID, Score: r.Score, Metadata: metadataOrEmpty(r.Metadata), ThumbnailURL: thumbnailURL(name, r.ID),
 			Weak: r.Score < weak})

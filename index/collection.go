@@ -68,6 +68,7 @@ type Collection struct {
 	frozen   bool // a generation its alias does not name: client writes refused (generation.go)
 	g        *graph
 	rr       *rerank.State     // neighbour lists and k-reciprocal rows (rerank.go)
+	rrReady  bool              // rr is loaded (Open may load it after returning: startRerank)
 	rrSkip   bool              // benchmarks only: writes leave rr alone (what keeping it costs)
 	ids      []string          // slot -> id ("" = free)
 	byID     map[string]uint32 // id -> slot
@@ -82,6 +83,7 @@ type Collection struct {
 	snapSeq  uint64          // seq of the stored snapshot
 
 	loadedFrom string // "snapshot", "rebuild" or "empty", for logs and tests
+	itemsFrom  string // "catalog" or "records": where Open read the items, for logs and tests
 	rrFrom     string // how the re-ranking lists were loaded, for logs and tests
 }
 
@@ -90,6 +92,7 @@ func newCollection(db *DB, name string, cfg CollectionConfig) *Collection {
 		db: db, name: name, cfg: cfg,
 		g:          newGraph(cfg.Dims, cfg.M, cfg.EfConstruction, db.opts.Ml, time.Now().UnixNano()),
 		rr:         rerank.NewDefault(),
+		rrReady:    true,
 		byID:       map[string]uint32{},
 		hidden:     map[uint32]bool{},
 		postings:   map[string]map[uint32]struct{}{},
@@ -131,6 +134,7 @@ func (c *Collection) Info() CollectionInfo {
 		Name: c.name, Fingerprint: c.cfg.Fingerprint, Dims: c.cfg.Dims,
 		Count: c.g.count, Levels: c.g.maxLevel() + 1,
 		M: c.cfg.M, EfConstruction: c.cfg.EfConstruction, EfSearch: c.cfg.EfSearch,
+		RerankReady: c.rrReady,
 	}
 	closed := c.closed
 	c.mu.RUnlock()
@@ -304,6 +308,9 @@ func (c *Collection) searchLocked(q []float32, o SearchOptions, self uint32) ([]
 		}
 	}
 	var hits []cand
+	if !c.rrReady && o.Rerank.KR() {
+		o.Rerank = withoutKR(o.Rerank)
+	}
 	if o.Rerank.QE() || o.Rerank.KR() {
 		hits = c.exactScoresLocked(q, c.rerankSearch(q, need, ef, o, accept, self))
 	} else {

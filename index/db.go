@@ -55,7 +55,16 @@ type Options struct {
 	// Compression is how vectors are held in memory: CompressionSQ8 (the
 	// default) or CompressionNone (float32). See compress.go.
 	Compression string
+	// RerankLoadAsyncAt: a collection of at least this many items loads its
+	// re-ranking state after Open returns (about 30 s at 1 M items), while it
+	// serves: searches skip k-reciprocal re-ranking until it is ready, and
+	// writes wait for it. Default 50 000; negative: always at Open.
+	RerankLoadAsyncAt int
 }
+
+// DefaultRerankLoadAsyncAt is Options.RerankLoadAsyncAt's default: below it
+// the state loads in about a second at Open.
+const DefaultRerankLoadAsyncAt = 50_000
 
 func (o Options) withDefaults() Options {
 	if o.M <= 0 {
@@ -81,6 +90,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Compression == "" {
 		o.Compression = DefaultCompression
+	}
+	if o.RerankLoadAsyncAt == 0 {
+		o.RerankLoadAsyncAt = DefaultRerankLoadAsyncAt
 	}
 	return o
 }
@@ -310,6 +322,8 @@ type CollectionInfo struct {
 	EfConstruction int    `json:"ef_construction"`
 	EfSearch       int    `json:"ef_search"`
 	DiskBytes      int64  `json:"disk_bytes"`
+	// RerankReady is false while the re-ranking state loads after Open (Options.RerankLoadAsyncAt).
+	RerankReady bool `json:"rerank_ready"`
 }
 
 func (db *DB) fillConfig(cfg CollectionConfig) CollectionConfig {

@@ -36,9 +36,19 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 			return fmt.Errorf("%w: missing items bucket", ErrStorage)
 		}
 		var err error
-		if live, trained, err = c.loadItems(b, items); err != nil {
-			return err
+		start := time.Now()
+		if live, err = c.loadCatalog(b, items); err == nil {
+			c.itemsFrom = "catalog"
+		} else {
+			if !errors.Is(err, errNoCatalog) {
+				db.log.Warn("catalog unusable, reading the records", "collection", name, "err", err)
+			}
+			if live, trained, err = c.loadItems(b, items); err != nil {
+				return err
+			}
+			c.itemsFrom = "records"
 		}
+		db.log.Info("items loaded", "collection", name, "from", c.itemsFrom, "slots", len(live), "took", time.Since(start))
 		c.loadSnapshot(b, &live, &snap)
 		knn = bytes.Clone(b.Get(keyKNN))
 		return nil
@@ -62,13 +72,13 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 				c.replay(live, snap.touched)
 				c.loadedFrom = "snapshot+replay"
 			}
-			c.loadRerank(knn, snap.seq, live, snap.touched)
+			c.startRerank(knn, snap.seq, live, snap.touched)
 			return c, nil
 		}
 		db.log.Warn("graph snapshot unusable, rebuilding", "collection", name, "err", snap.err)
 	}
 	c.rebuildGraph(live)
-	c.loadRerank(nil, 0, live, nil)
+	c.startRerank(nil, 0, live, nil)
 	return c, nil
 }
 

@@ -158,7 +158,11 @@ const exactMatchDist = 0.0005
 // query's row, averaged over its K2 nearest, equals a look-alike's whenever their K2 nearest
 // coincide, and the photo's own row can differ by one neighbour at the K2 boundary.
 func (c *Collection) rerankSearch(q []float32, need, ef int, o SearchOptions, accept func(uint32) bool, self uint32) []cand {
-	out, plain := c.rerankOrder(q, need, ef, o, c.rrKnown(accept), self)
+	known := accept // query expansion alone while the state loads (startRerank)
+	if c.rrReady {
+		known = c.rrKnown(accept)
+	}
+	out, plain := c.rerankOrder(q, need, ef, o, known, self)
 	if o.Rerank.QE() {
 		var p probe
 		c.g.prepare(&p, q, true)
@@ -251,10 +255,57 @@ func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, acc
 
 // ---- load and snapshot ----
 
+// startRerank loads the re-ranking state (loadRerank) of a collection Open just loaded: at Open
+// below Options.RerankLoadAsyncAt items, else on a goroutine the DB waits for at Close, holding
+// wmu until done so that no write changes the graph it reads or misses the state it must keep
+// current. Meanwhile searches run, without k-reciprocal re-ranking (rrReady, withoutKR).
+func (c *Collection) startRerank(blob []byte, seq uint64, live []bool, touched map[uint32]bool) {
+	at := c.db.opts.RerankLoadAsyncAt
+	if at < 0 || c.g.count < at {
+		c.loadRerank(blob, seq, live, touched)
+		return
+	}
+	c.rrReady = false
+	c.wmu.Lock()
+	c.db.wg.Add(1)
+	go func() {
+		defer c.db.wg.Done()
+		defer c.wmu.Unlock()
+		if rerankLoadHook != nil {
+			rerankLoadHook()
+		}
+		c.loadRerank(blob, seq, live, touched)
+	}()
+}
+
+// rerankLoadHook, when set (tests), runs first on startRerank's goroutine.
+var rerankLoadHook func()
+
+// RerankApplied is the re-ranking a search asking for m gets now: m, less k-reciprocal
+// re-ranking while the state loads after Open.
+func (c *Collection) RerankApplied(m rerank.Mode) rerank.Mode {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.rrReady && m.KR() {
+		return withoutKR(m)
+	}
+	return m
+}
+
+// withoutKR is m without k-reciprocal re-ranking.
+func withoutKR(m rerank.Mode) rerank.Mode {
+	if m.QE() {
+		return rerank.ModeQE
+	}
+	return rerank.ModeNone
+}
+
 // loadRerank makes the re-ranking state of a loaded collection whose graph is final: from the
 // lists snapshotted with the graph at seq (blob), brought up to date by replaying the touched
 // slots, or else by searching the graph for every item's neighbours; then the rows. Single-
-// threaded caller, before the collection is shared (it runs workers and waits for them).
+// threaded caller, before the collection is shared (it runs workers and waits for them), or
+// startRerank's goroutine under wmu: searches then read the graph beside it and skip the state
+// until it is ready.
 func (c *Collection) loadRerank(blob []byte, seq uint64, live []bool, touched map[uint32]bool) {
 	start := time.Now()
 	st := rerank.NewDefault()
@@ -267,7 +318,9 @@ func (c *Collection) loadRerank(blob []byte, seq uint64, live []bool, touched ma
 		c.rrListsFromGraph(st, live)
 		how, touched = "lists from the graph", nil
 	}
-	c.rr, c.rrFrom = st, how
+	c.mu.Lock()
+	c.rr = st // the replay plans through c.rr; searches read it only once ready
+	c.mu.Unlock()
 	if len(touched) > 0 {
 		slots := make([]uint32, 0, len(touched))
 		for s := range touched {
@@ -285,9 +338,11 @@ func (c *Collection) loadRerank(blob []byte, seq uint64, live []bool, touched ma
 			}
 		}
 		how += " + replay"
-		c.rrFrom = how
 	}
 	st.Rebuild(c.rrDist, runtime.GOMAXPROCS(0))
+	c.mu.Lock()
+	c.rrReady, c.rrFrom = true, how
+	c.mu.Unlock()
 	c.db.log.Info("re-ranking state ready", "collection", c.name, "items", st.Len(), "from", how, "took", time.Since(start))
 }
 

@@ -57,32 +57,38 @@ type snapHead struct {
 // parseSnapHead reads the head value; ok=false when it is not one (then the
 // snapshot is unusable).
 func parseSnapHead(b []byte) (snapHead, bool) {
-	var h snapHead
-	switch {
-	case len(b) >= 4+8+4 && string(b[:4]) == string(snapMagicV1):
+	if len(b) >= 4+8+4 && string(b[:4]) == string(snapMagicV1) {
+		var h snapHead
 		body := b[4 : len(b)-4]
 		if crc32.Checksum(b[:len(b)-4], crcTable) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
 			return h, false
 		}
 		h.seq, h.v1, h.length = binary.LittleEndian.Uint64(body), body, uint64(len(body))
 		return h, true
-	case len(b) == snapHeadLen && string(b[:4]) == string(snapMagic):
-		if crc32.Checksum(b[:snapHeadLen-4], crcTable) != binary.LittleEndian.Uint32(b[snapHeadLen-4:]) {
-			return h, false
-		}
-		h.seq = binary.LittleEndian.Uint64(b[4:])
-		h.gen = binary.LittleEndian.Uint32(b[12:])
-		h.chunks = binary.LittleEndian.Uint32(b[16:])
-		h.length = binary.LittleEndian.Uint64(b[20:])
-		h.sum = binary.LittleEndian.Uint32(b[28:])
-		return h, true
 	}
-	return h, false
+	return parseChunkedHead(b, snapMagic)
 }
 
-func (h snapHead) marshal() []byte {
+// parseChunkedHead reads the head of a chunked stream whose head starts with magic.
+func parseChunkedHead(b, magic []byte) (snapHead, bool) {
+	var h snapHead
+	if len(b) != snapHeadLen || string(b[:4]) != string(magic) ||
+		crc32.Checksum(b[:snapHeadLen-4], crcTable) != binary.LittleEndian.Uint32(b[snapHeadLen-4:]) {
+		return h, false
+	}
+	h.seq = binary.LittleEndian.Uint64(b[4:])
+	h.gen = binary.LittleEndian.Uint32(b[12:])
+	h.chunks = binary.LittleEndian.Uint32(b[16:])
+	h.length = binary.LittleEndian.Uint64(b[20:])
+	h.sum = binary.LittleEndian.Uint32(b[28:])
+	return h, true
+}
+
+func (h snapHead) marshal() []byte { return h.marshalAs(snapMagic) }
+
+func (h snapHead) marshalAs(magic []byte) []byte {
 	b := make([]byte, 0, snapHeadLen)
-	b = append(b, snapMagic...)
+	b = append(b, magic...)
 	b = binary.LittleEndian.AppendUint64(b, h.seq)
 	b = binary.LittleEndian.AppendUint32(b, h.gen)
 	b = binary.LittleEndian.AppendUint32(b, h.chunks)
@@ -168,9 +174,9 @@ func encodeSnapshot(g *graph, seq uint64, w *snapWriter) {
 	w.emit()
 }
 
-// writeSnapshot stores a snapshot of g at seq chunk by chunk, then its head
-// with the re-ranking lists (knn), which also drops older generations and
-// trims the write log. Under wmu.
+// writeSnapshot stores a snapshot of g at seq chunk by chunk, then the catalog
+// (catalog.go) the same way, then both heads with the re-ranking lists (knn),
+// which also drops older generations and trims the write log. Under wmu.
 func (c *Collection) writeSnapshot(seq uint64, knn []byte) error {
 	var gen uint32
 	err := c.db.bolt.View(func(tx *bolt.Tx) error {
@@ -178,20 +184,60 @@ func (c *Collection) writeSnapshot(seq uint64, knn []byte) error {
 			if h, ok := parseSnapHead(bk.Get(keyGraph)); ok {
 				gen = h.gen + 1
 			}
+			if h, ok := parseChunkedHead(bk.Get(keyCatalog), catalogMagic); ok {
+				gen = max(gen, h.gen+1)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	w := &snapWriter{crc: crc32.New(crcTable), buf: make([]byte, 0, snapChunk+64)}
+	buf := make([]byte, 0, snapChunk+64)
+	graph, err := c.writeChunks(bucketChunks, gen, buf, func(w *snapWriter) { encodeSnapshot(c.g, seq, w) })
+	if err != nil {
+		return err
+	}
+	graph.seq = seq
+	catalog, err := c.writeChunks(bucketCatalog, gen, buf, func(w *snapWriter) { c.encodeCatalog(seq, w) })
+	if err != nil {
+		return err
+	}
+	catalog.seq = seq
+	return c.db.bolt.Update(func(tx *bolt.Tx) error {
+		bk := c.bucket(tx)
+		if bk == nil {
+			return nil
+		}
+		if err := bk.Put(keyGraph, graph.marshal()); err != nil {
+			return err
+		}
+		if err := bk.Put(keyCatalog, catalog.marshalAs(catalogMagic)); err != nil {
+			return err
+		}
+		if err := bk.Put(keyKNN, knn); err != nil {
+			return err
+		}
+		for _, name := range [][]byte{bucketChunks, bucketCatalog} {
+			if err := dropOtherGenerations(bk.Bucket(name), gen); err != nil {
+				return err
+			}
+		}
+		return trimLog(bk, seq)
+	})
+}
+
+// writeChunks streams encode's output into the sub-bucket name as generation gen, each chunk
+// committed in a transaction of its own, and returns the head that names it (without seq).
+func (c *Collection) writeChunks(name []byte, gen uint32, buf []byte, encode func(*snapWriter)) (snapHead, error) {
+	w := &snapWriter{crc: crc32.New(crcTable), buf: buf[:0]}
 	w.flush = func(i uint32, chunk []byte) error {
 		return c.db.bolt.Update(func(tx *bolt.Tx) error {
 			bk := c.bucket(tx)
 			if bk == nil {
 				return ErrDropped
 			}
-			cb, err := bk.CreateBucketIfNotExists(bucketChunks)
+			cb, err := bk.CreateBucketIfNotExists(name)
 			if err != nil {
 				return err
 			}
@@ -199,38 +245,28 @@ func (c *Collection) writeSnapshot(seq uint64, knn []byte) error {
 			return cb.Put(chunkKey(gen, i), chunk)
 		})
 	}
-	encodeSnapshot(c.g, seq, w)
-	if w.err != nil {
-		return w.err
+	encode(w)
+	return snapHead{gen: gen, chunks: w.chunks, length: w.length, sum: w.crc.Sum32()}, w.err
+}
+
+// dropOtherGenerations deletes every chunk of cb (nil: none) that is not of generation gen.
+func dropOtherGenerations(cb *bolt.Bucket, gen uint32) error {
+	if cb == nil {
+		return nil
 	}
-	head := snapHead{seq: seq, gen: gen, chunks: w.chunks, length: w.length, sum: w.crc.Sum32()}
-	return c.db.bolt.Update(func(tx *bolt.Tx) error {
-		bk := c.bucket(tx)
-		if bk == nil {
-			return nil
+	var stale [][]byte
+	cur := cb.Cursor()
+	for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
+		if len(k) != 8 || binary.BigEndian.Uint32(k) != gen {
+			stale = append(stale, append([]byte(nil), k...))
 		}
-		if err := bk.Put(keyGraph, head.marshal()); err != nil {
+	}
+	for _, k := range stale {
+		if err := cb.Delete(k); err != nil {
 			return err
 		}
-		if err := bk.Put(keyKNN, knn); err != nil {
-			return err
-		}
-		if cb := bk.Bucket(bucketChunks); cb != nil {
-			var stale [][]byte
-			cur := cb.Cursor()
-			for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
-				if len(k) != 8 || binary.BigEndian.Uint32(k) != gen {
-					stale = append(stale, append([]byte(nil), k...))
-				}
-			}
-			for _, k := range stale {
-				if err := cb.Delete(k); err != nil {
-					return err
-				}
-			}
-		}
-		return trimLog(bk, seq)
-	})
+	}
+	return nil
 }
 
 // snapReader reads the stream from its chunks (bbolt values: valid only in
@@ -245,7 +281,10 @@ type snapReader struct {
 
 // openSnapshot returns a reader over the snapshot stream the head names.
 // Inside the transaction of b.
-func openSnapshot(b *bolt.Bucket, h snapHead) *snapReader {
+func openSnapshot(b *bolt.Bucket, h snapHead) *snapReader { return openChunks(b, bucketChunks, h) }
+
+// openChunks returns a reader over the stream the head names, stored in the sub-bucket name.
+func openChunks(b *bolt.Bucket, name []byte, h snapHead) *snapReader {
 	r := &snapReader{crc: crc32.New(crcTable)}
 	if h.v1 != nil {
 		done := false
@@ -258,7 +297,7 @@ func openSnapshot(b *bolt.Bucket, h snapHead) *snapReader {
 		}
 		return r
 	}
-	cb := b.Bucket(bucketChunks)
+	cb := b.Bucket(name)
 	if cb == nil {
 		r.bad = true
 		r.next = func() []byte { return nil }

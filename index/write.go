@@ -340,6 +340,7 @@ func (c *Collection) writeRecords(b *bolt.Bucket, ps []prepared) (uint64, error)
 	items, thumbs := b.Bucket(bucketItems), b.Bucket(bucketThumbs)
 	seq := currentSeq(b) + 1
 	var slots []uint32
+	var ids []string
 	for i := range ps {
 		p := &ps[i]
 		old := items.Get([]byte(p.id))
@@ -385,15 +386,16 @@ func (c *Collection) writeRecords(b *bolt.Bucket, ps []prepared) (uint64, error)
 		if err := recordChange(b, p.id, seq); err != nil {
 			return 0, err
 		}
-		slots = append(slots, p.slot)
+		slots, ids = append(slots, p.slot), append(ids, p.id)
 		if p.moved {
-			slots = append(slots, p.oldSlot) // Open's replay unlinks it from an older snapshot
+			// Open's replay unlinks it from an older snapshot.
+			slots, ids = append(slots, p.oldSlot), append(ids, p.id)
 		}
 	}
 	if len(slots) == 0 {
 		return 0, nil
 	}
-	return bumpSeq(b, slots)
+	return bumpSeq(b, slots, ids)
 }
 
 func currentSeq(b *bolt.Bucket) uint64 {
@@ -405,8 +407,14 @@ func currentSeq(b *bolt.Bucket) uint64 {
 
 // bumpSeq advances the collection's write sequence number and logs which
 // slots the write touched, so that Open can bring an older graph snapshot
-// up to date by re-linking only those slots. A snapshot trims the log.
-func bumpSeq(b *bolt.Bucket, slots []uint32) (uint64, error) {
+// up to date by re-linking only those slots, and the id of the item written
+// or deleted at each (ids[i] at slots[i]), so that it reads only their records
+// beside the catalog (catalog.go). A snapshot trims the log. An entry is
+//
+//	uvarint n | n × uvarint slot | n × (uvarint length, id)
+//
+// (entries of older versions end after the slots).
+func bumpSeq(b *bolt.Bucket, slots []uint32, ids []string) (uint64, error) {
 	seq := currentSeq(b) + 1
 	if err := b.Put(keySeq, binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 		return 0, err
@@ -419,41 +427,67 @@ func bumpSeq(b *bolt.Bucket, slots []uint32) (uint64, error) {
 	for _, s := range slots {
 		v = binary.AppendUvarint(v, uint64(s))
 	}
+	for _, id := range ids {
+		v = appendLenBytes(v, id)
+	}
 	return seq, lb.Put(binary.BigEndian.AppendUint64(nil, seq), v)
 }
 
 // readLog returns the slots touched by writes after seq `from`, or ok=false
 // when the log does not cover every write from+1..to.
 func readLog(b *bolt.Bucket, from, to uint64) (map[uint32]bool, bool) {
-	touched := map[uint32]bool{}
+	touched, _, ok := scanLog(b, from, to)
+	return touched, ok
+}
+
+// readLogIDs is readLog with the ids written or deleted at those slots; ok=false also when an
+// entry does not name them (an older version wrote it).
+func readLogIDs(b *bolt.Bucket, from, to uint64) (map[uint32]bool, map[string]bool, bool) {
+	touched, ids, ok := scanLog(b, from, to)
+	return touched, ids, ok && ids != nil
+}
+
+// scanLog reads the entries from+1..to; ids is nil when one of them names no ids.
+func scanLog(b *bolt.Bucket, from, to uint64) (touched map[uint32]bool, ids map[string]bool, ok bool) {
+	touched, ids = map[uint32]bool{}, map[string]bool{}
 	if from == to {
-		return touched, true
+		return touched, ids, true
 	}
 	lb := b.Bucket(bucketLog)
 	if lb == nil || from > to {
-		return nil, false
+		return nil, nil, false
 	}
 	cur := lb.Cursor()
 	want := from + 1
 	for k, v := cur.Seek(binary.BigEndian.AppendUint64(nil, want)); k != nil; k, v = cur.Next() {
 		if len(k) != 8 || binary.BigEndian.Uint64(k) != want {
-			return nil, false
+			return nil, nil, false
 		}
 		n, p := binary.Uvarint(v)
 		if p <= 0 || n > uint64(len(v)) {
-			return nil, false
+			return nil, nil, false
 		}
 		for i := uint64(0); i < n; i++ {
 			s, q := binary.Uvarint(v[p:])
 			if q <= 0 || s > 1<<31 {
-				return nil, false
+				return nil, nil, false
 			}
 			p += q
 			touched[uint32(s)] = true
 		}
+		for i := uint64(0); i < n && ids != nil; i++ {
+			l, q := binary.Uvarint(v[p:])
+			if q <= 0 || l > uint64(len(v)-p-q) {
+				ids = nil // an older entry, or one this version cannot read: the records decide
+				break
+			}
+			p += q
+			ids[string(v[p:p+int(l)])] = true
+			p += int(l)
+		}
 		want++
 	}
-	return touched, want == to+1
+	return touched, ids, want == to+1
 }
 
 // trimLog deletes log entries up to and including seq.
@@ -702,7 +736,7 @@ func (c *Collection) remove(ctx context.Context, ids []string, stash func(b *bol
 			}
 		}
 		var err error
-		seq, err = bumpSeq(b, slots)
+		seq, err = bumpSeq(b, slots, found)
 		return err
 	})
 	if err != nil {
