@@ -6,39 +6,85 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
+	"runtime"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // The catalog: every linked slot's in-memory state (its vector as held, SQ8 code or float32,
-// id, content hash, metadata and parsed filter attributes), written with each graph snapshot so
-// that Open reads one sequential stream instead of every record. At 1 M items the records are
-// 6 GB of pages, each touched to load 1.3 GB of codes and a few bytes of metadata: the walk and
-// the vector encoding took 70 of 108 s. The records stay the source of truth: the slots written
-// since the snapshot (the write log names them with their ids) are loaded from their records,
-// and a catalog that is missing, stale, corrupt or held in another storage sends Open back to
-// the records.
+// id, content hash, metadata and parsed filter attributes), kept beside the graph snapshot so
+// that Open reads it instead of every record. At 1 M items the records are 6 GB of pages, each
+// touched to load 1.3 GB of codes and a few bytes of metadata: that walk and the vector encoding
+// took 70 of Open's 108 s. The records stay the source of truth: the slots written since the
+// snapshot (the write log names them with their ids) are loaded from their records, and a
+// catalog that is missing, stale, corrupt or held in another storage sends Open to the records.
 //
-// Stream, chunked like the graph's (sub-bucket "catalog.chunks", head under "catalog" with magic
-// "LKC1", written in the transaction that makes the graph snapshot current):
+// It is stored in blocks of catalogBlock slots (sub-bucket "catalog.blocks", key: block number
+// u32 big endian), and a snapshot rewrites only the blocks holding a slot the write log names
+// since the last one: a snapshot after a few writes writes a few blocks, not 1.4 GB. A block is
+// rewritten in place, before the head, so a crash mid-snapshot can leave blocks newer than the
+// head; that is safe because every slot that differs between them is in the log after the
+// head's seq, and Open takes those from their records. A block:
 //
-//	seq u64 | slots u32 | kind u8 (0 float32, 1 SQ8) | dims u32 | crc32c(SQ8 ranges) u32 |
-//	per linked slot, ascending: vector | id | hash | metadata | attributes
+//	kind u8 (0 float32, 1 SQ8) | dims u32 | crc32c(SQ8 ranges) u32 | first slot u32 | n u32 |
+//	n × (slot - first u16 | vector | id | hash | metadata | attributes) | crc32c(block) u32
 //
-// where id, hash and metadata are uvarint-length-prefixed bytes and attributes are
-// uvarint n, n × (field, value) strings, uvarint m, m × (field string, float64 bits u64).
+// id, hash and metadata are uvarint-length-prefixed bytes; attributes are uvarint n,
+// n × (field, value) strings, uvarint m, m × (field string, float64 bits u64). The head, under
+// key "catalog", written in the transaction that makes the graph snapshot current:
+//
+//	"LKC2" | seq u64 | kind u8 | dims u32 | crc32c(SQ8 ranges) u32 | blocks u32 | crc32c(head) u32
 var (
 	keyCatalog    = []byte("catalog")
-	bucketCatalog = []byte("catalog.chunks")
-	catalogMagic  = []byte("LKC1")
+	bucketCatalog = []byte("catalog.blocks")
+	catalogMagic  = []byte("LKC2")
 	errNoCatalog  = errors.New("no usable catalog")
 )
+
+// catalogBlock is the slots per block: 1.3 MB of codes at 1280 dimensions.
+var catalogBlock = 1024 // a variable for the tests
 
 const (
 	catalogFloat = 0
 	catalogSQ8   = 1
 )
+
+const catalogHeadLen = 4 + 8 + 1 + 4 + 4 + 4 + 4
+
+// catalogHead describes the stored blocks: the state at seq, in kind, over blocks blocks.
+type catalogHead struct {
+	seq    uint64
+	kind   byte
+	dims   uint32
+	ranges uint32
+	blocks uint32
+}
+
+func (h catalogHead) marshal() []byte {
+	b := append([]byte(nil), catalogMagic...)
+	b = binary.LittleEndian.AppendUint64(b, h.seq)
+	b = append(b, h.kind)
+	b = binary.LittleEndian.AppendUint32(b, h.dims)
+	b = binary.LittleEndian.AppendUint32(b, h.ranges)
+	b = binary.LittleEndian.AppendUint32(b, h.blocks)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+func parseCatalogHead(b []byte) (catalogHead, bool) {
+	var h catalogHead
+	if len(b) != catalogHeadLen || string(b[:4]) != string(catalogMagic) ||
+		crc32.Checksum(b[:len(b)-4], crcTable) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+		return h, false
+	}
+	h.seq = binary.LittleEndian.Uint64(b[4:])
+	h.kind = b[12]
+	h.dims = binary.LittleEndian.Uint32(b[13:])
+	h.ranges = binary.LittleEndian.Uint32(b[17:])
+	h.blocks = binary.LittleEndian.Uint32(b[21:])
+	return h, true
+}
 
 // catalogKind is how g holds vectors, and the checksum of its SQ8 ranges (0 when float).
 func catalogKind(g *graph) (byte, uint32) {
@@ -48,36 +94,118 @@ func catalogKind(g *graph) (byte, uint32) {
 	return catalogSQ8, crc32.Checksum(g.sq.marshal(), crcTable)
 }
 
-// encodeCatalog streams the catalog at seq into w. Under wmu: nothing it reads changes.
-func (c *Collection) encodeCatalog(seq uint64, w *snapWriter) {
+func blockKey(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i)) }
+
+// writeCatalog stores the blocks that changed since the stored head (all of them when there is
+// none, or it is of another storage, or the log does not reach back to it), in transactions of
+// about 8 MiB, and returns the head to store with the graph snapshot at seq and how many blocks
+// it wrote. Under wmu: nothing it reads changes.
+func (c *Collection) writeCatalog(seq uint64) (catalogHead, int, error) {
 	g := c.g
 	kind, ranges := catalogKind(g)
+	head := catalogHead{seq: seq, kind: kind, dims: uint32(g.dim), ranges: ranges,
+		blocks: uint32((len(g.levels) + catalogBlock - 1) / catalogBlock)}
+	var dirty map[uint32]bool // nil: every block
+	err := c.db.bolt.View(func(tx *bolt.Tx) error {
+		bk := c.bucket(tx)
+		if bk == nil {
+			return ErrDropped
+		}
+		old, ok := parseCatalogHead(bk.Get(keyCatalog))
+		if !ok || old.kind != kind || old.dims != head.dims || old.ranges != ranges || bk.Bucket(bucketCatalog) == nil {
+			return nil
+		}
+		if touched, ok := readLog(bk, old.seq, seq); ok {
+			dirty = map[uint32]bool{}
+			for s := range touched {
+				dirty[s/uint32(catalogBlock)] = true
+			}
+			for i := old.blocks; i < head.blocks; i++ {
+				dirty[i] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return head, 0, err
+	}
+	var batch [][2][]byte
+	written := 0
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := c.db.bolt.Update(func(tx *bolt.Tx) error {
+			bk := c.bucket(tx)
+			if bk == nil {
+				return ErrDropped
+			}
+			cb, err := bk.CreateBucketIfNotExists(bucketCatalog)
+			if err != nil {
+				return err
+			}
+			for _, kv := range batch {
+				if err := cb.Put(kv[0], kv[1]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		batch, size = batch[:0], 0
+		return err
+	}
+	for i := range int(head.blocks) {
+		if dirty != nil && !dirty[uint32(i)] {
+			continue
+		}
+		v := c.encodeBlock(i, kind, ranges)
+		batch = append(batch, [2][]byte{blockKey(i), v})
+		written++
+		if size += len(v); size >= snapChunk {
+			if err := flush(); err != nil {
+				return head, written, err
+			}
+		}
+	}
+	return head, written, flush()
+}
+
+// encodeBlock encodes block i of the catalog.
+func (c *Collection) encodeBlock(i int, kind byte, ranges uint32) []byte {
+	g := c.g
+	first := i * catalogBlock
+	last := min(len(g.levels), first+catalogBlock)
 	var b []byte
-	b = binary.LittleEndian.AppendUint64(b, seq)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(g.levels)))
 	b = append(b, kind)
 	b = binary.LittleEndian.AppendUint32(b, uint32(g.dim))
 	b = binary.LittleEndian.AppendUint32(b, ranges)
-	w.bytes(b)
-	for i, l := range g.levels {
-		if l < 0 {
+	b = binary.LittleEndian.AppendUint32(b, uint32(first))
+	n := 0
+	for s := first; s < last; s++ {
+		if g.levels[s] >= 0 {
+			n++
+		}
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(n))
+	for s := first; s < last; s++ {
+		if g.levels[s] < 0 {
 			continue
 		}
-		b = b[:0]
+		b = binary.LittleEndian.AppendUint16(b, uint16(s-first))
 		if kind == catalogSQ8 {
-			b = append(b, g.code(uint32(i))...)
+			b = append(b, g.code(uint32(s))...)
 		} else {
-			for _, x := range g.vec(uint32(i)) {
+			for _, x := range g.vec(uint32(s)) {
 				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
 			}
 		}
-		b = appendLenBytes(b, c.ids[i])
-		b = appendLenBytes(b, c.hashes[i])
-		b = appendLenBytes(b, string(c.metas[i]))
-		b = appendAttrs(b, &c.attrs[i])
-		w.bytes(b)
+		b = appendLenBytes(b, c.ids[s])
+		b = appendLenBytes(b, c.hashes[s])
+		b = appendLenBytes(b, string(c.metas[s]))
+		b = appendAttrs(b, &c.attrs[s])
 	}
-	w.emit()
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 }
 
 func appendLenBytes(b []byte, s string) []byte {
@@ -112,8 +240,8 @@ func (c *Collection) loadCatalog(b, items *bolt.Bucket) ([]bool, error) {
 	if !ok || gh.v1 != nil {
 		return nil, errNoCatalog
 	}
-	ch, ok := parseChunkedHead(b.Get(keyCatalog), catalogMagic)
-	if !ok || ch.seq != gh.seq {
+	ch, ok := parseCatalogHead(b.Get(keyCatalog))
+	if !ok || ch.seq != gh.seq || int(ch.dims) != c.cfg.Dims {
 		return nil, errNoCatalog
 	}
 	touched, touchedIDs, ok := readLogIDs(b, gh.seq, c.seq)
@@ -146,8 +274,7 @@ func (c *Collection) loadCatalog(b, items *bolt.Bucket) ([]bool, error) {
 		claims[r.slot] = catalogEntry{id: id, hash: string(r.hash), meta: cloneMeta(r.meta), a: parseAttrs(r.meta)}
 		claimVec[r.slot] = r
 	}
-	n := len(snapLive)
-	live := make([]bool, n)
+	live := make([]bool, len(snapLive))
 	for s := range claims {
 		if int(s) >= len(live) {
 			live = append(live, make([]bool, int(s)+1-len(live))...)
@@ -162,7 +289,11 @@ func (c *Collection) loadCatalog(b, items *bolt.Bucket) ([]bool, error) {
 	}
 	g := c.g
 	g.sq = sq
-	entries, err := c.decodeCatalog(openChunks(b, bucketCatalog, ch), ch, snapLive, touched, len(live))
+	if kind, ranges := catalogKind(g); kind != ch.kind || ranges != ch.ranges {
+		g.sq = nil
+		return nil, errNoCatalog
+	}
+	entries, err := c.decodeCatalog(b, ch, snapLive, touched, len(live))
 	if err != nil {
 		c.g = newGraph(c.cfg.Dims, c.cfg.M, c.cfg.EfConstruction, c.db.opts.Ml, time.Now().UnixNano())
 		return nil, err
@@ -192,66 +323,126 @@ func (c *Collection) loadCatalog(b, items *bolt.Bucket) ([]bool, error) {
 	return live, nil
 }
 
-// decodeCatalog reads the catalog stream into g (sized for slots) and returns each linked,
-// untouched slot's entry; touched slots' entries are read past. It checks the stream against
-// the snapshot's slots, g's storage and the checksum.
-func (c *Collection) decodeCatalog(r *snapReader, h snapHead, snapLive []bool, touched map[uint32]bool, slots int) ([]catalogEntry, error) {
-	g := c.g
-	var hdr [21]byte
-	if !r.read(hdr[:]) {
+// decodeCatalog reads the blocks the head h names into g (sized for slots slots) and returns the
+// entry of each slot linked in the snapshot and not touched since; touched slots' entries are
+// read past. Blocks decode on Options.BuildWorkers goroutines. Every block must be whole, of
+// h's storage and cover exactly its share of those slots.
+func (c *Collection) decodeCatalog(b *bolt.Bucket, h catalogHead, snapLive []bool, touched map[uint32]bool, slots int) ([]catalogEntry, error) {
+	cb := b.Bucket(bucketCatalog)
+	if cb == nil || int(h.blocks) != (len(snapLive)+catalogBlock-1)/catalogBlock {
+		return nil, errNoCatalog
+	}
+	blocks := make([][]byte, h.blocks)
+	cur := cb.Cursor()
+	i := 0
+	for k, v := cur.First(); k != nil && i < len(blocks); k, v = cur.Next() {
+		if string(k) != string(blockKey(i)) {
+			return nil, errBadSnap
+		}
+		blocks[i] = v
+		i++
+	}
+	if i != len(blocks) {
 		return nil, errBadSnap
 	}
-	kind, ranges := catalogKind(g)
-	if binary.LittleEndian.Uint64(hdr[0:]) != h.seq || int(binary.LittleEndian.Uint32(hdr[8:])) != len(snapLive) ||
-		hdr[12] != kind || int(binary.LittleEndian.Uint32(hdr[13:])) != g.dim || binary.LittleEndian.Uint32(hdr[17:]) != ranges {
-		return nil, errStaleSnap
-	}
+	g := c.g
 	g.reserve(slots)
 	g.grow(slots)
 	entries := make([]catalogEntry, slots)
+	workers := max(1, min(c.db.opts.BuildWorkers, runtime.GOMAXPROCS(0), len(blocks)))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var scratch []byte
+			for i := w; i < len(blocks) && errs[w] == nil; i += workers {
+				errs[w] = c.decodeBlock(i, blocks[i], h, snapLive, touched, entries, &scratch)
+			}
+		}()
+	}
+	wg.Wait()
+	return entries, errors.Join(errs...)
+}
+
+// decodeBlock decodes block i (value v) into g and entries.
+func (c *Collection) decodeBlock(i int, v []byte, h catalogHead, snapLive []bool, touched map[uint32]bool, entries []catalogEntry, scratch *[]byte) error {
+	g := c.g
+	if len(v) < 17+4 || crc32.Checksum(v[:len(v)-4], crcTable) != binary.LittleEndian.Uint32(v[len(v)-4:]) {
+		return errBadSnap
+	}
+	first := i * catalogBlock
+	if v[0] != h.kind || binary.LittleEndian.Uint32(v[1:]) != h.dims || binary.LittleEndian.Uint32(v[5:]) != h.ranges ||
+		binary.LittleEndian.Uint32(v[9:]) != uint32(first) {
+		return errStaleSnap
+	}
+	n := int(binary.LittleEndian.Uint32(v[13:]))
 	vecLen := g.dim
-	if kind == catalogFloat {
+	if h.kind == catalogFloat {
 		vecLen = 4 * g.dim
 	}
-	var scratch []byte
-	for i, ok := range snapLive {
-		if !ok {
-			continue
+	r := &snapReader{cur: v[17 : len(v)-4], next: func() []byte { return nil }}
+	last := min(len(snapLive), first+catalogBlock)
+	// Every slot linked in the snapshot and untouched since has exactly one entry; a touched one
+	// may have one or not (a crash mid-snapshot leaves blocks newer than the head).
+	want, got := 0, 0
+	for s := first; s < last; s++ {
+		if snapLive[s] && !touched[uint32(s)] {
+			want++
 		}
-		raw, ok := r.view(vecLen, &scratch)
+	}
+	prev := -1
+	for range n {
+		off, ok := r.view(2, scratch)
 		if !ok {
-			return nil, errBadSnap
+			return errBadSnap
 		}
-		keep := !touched[uint32(i)]
-		if keep && kind == catalogSQ8 {
-			copy(g.code(uint32(i)), raw)
+		s := first + int(binary.LittleEndian.Uint16(off))
+		keep := !touched[uint32(s)]
+		if s <= prev || s >= first+catalogBlock || (keep && (s >= last || !snapLive[s])) {
+			return errStaleSnap
+		}
+		if keep {
+			got++
+		}
+		prev = s
+		raw, ok := r.view(vecLen, scratch)
+		if !ok {
+			return errBadSnap
+		}
+		if keep && h.kind == catalogSQ8 {
+			copy(g.code(uint32(s)), raw)
 		} else if keep {
-			v := g.vec(uint32(i))
-			for j := range v {
-				v[j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
+			vec := g.vec(uint32(s))
+			for j := range vec {
+				vec[j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
 			}
 		}
 		var e catalogEntry
-		id, ok1 := r.lenView(MaxIDLen, &scratch)
+		id, ok1 := r.lenView(MaxIDLen, scratch)
 		ok1 = ok1 && len(id) > 0
 		e.id = string(id)
-		hash, ok2 := r.lenView(1<<10, &scratch)
+		hash, ok2 := r.lenView(1<<10, scratch)
 		e.hash = string(hash)
-		meta, ok3 := r.lenView(MaxMetadataLen, &scratch)
+		meta, ok3 := r.lenView(MaxMetadataLen, scratch)
 		e.meta = cloneMeta(meta)
-		a, ok4 := r.attrs(&scratch)
+		a, ok4 := r.attrs(scratch)
 		if !ok1 || !ok2 || !ok3 || !ok4 {
-			return nil, errBadSnap
+			return errBadSnap
 		}
 		if keep {
 			e.a = a
-			entries[i] = e
+			entries[s] = e
 		}
 	}
-	if !r.finish(h) {
-		return nil, errBadSnap
+	if len(r.cur) != 0 {
+		return errBadSnap
 	}
-	return entries, nil
+	if got != want {
+		return errStaleSnap
+	}
+	return nil
 }
 
 // snapshotLevels reads which slots the graph snapshot has linked (its levels, at the stream's

@@ -80,22 +80,24 @@ func stateOf(c *Collection) loadedState {
 // record builds, compressed and not; a damaged catalog, a missing one and a log entry without ids
 // (an older version's) each send Open to the records, with the same result.
 func TestCatalogOpenMatchesRecords(t *testing.T) {
-	old := snapChunk
-	snapChunk = 4096 // entries straddle chunks
-	t.Cleanup(func() { snapChunk = old })
+	old := catalogBlock
+	catalogBlock = 64 // many blocks, most of them unchanged between snapshots
+	t.Cleanup(func() { catalogBlock = old })
 	for _, tc := range []struct {
-		name   string
-		comp   string
-		n      int
-		breaks func(t *testing.T, b *bolt.Bucket)
-		from   string
+		name        string
+		comp        string
+		n           int
+		breaks      func(t *testing.T, b *bolt.Bucket)
+		midSnapshot bool
+		from        string
 	}{
 		{name: "sq8", comp: CompressionSQ8, n: 1300, from: "catalog"},
 		{name: "float", comp: CompressionNone, n: 400, from: "catalog"},
 		{name: "sq8 below training", comp: CompressionSQ8, n: 300, from: "catalog"},
-		{name: "damaged chunk", comp: CompressionSQ8, n: 1300, from: "records", breaks: func(t *testing.T, b *bolt.Bucket) {
+		{name: "crash mid-snapshot", comp: CompressionSQ8, n: 1300, from: "catalog", midSnapshot: true},
+		{name: "damaged block", comp: CompressionSQ8, n: 1300, from: "records", breaks: func(t *testing.T, b *bolt.Bucket) {
 			cb := b.Bucket(bucketCatalog)
-			k, v := cb.Cursor().Last()
+			k, v := cb.Cursor().First()
 			v = slices.Clone(v)
 			v[len(v)/2] ^= 0x40
 			if err := cb.Put(slices.Clone(k), v); err != nil {
@@ -136,12 +138,31 @@ func TestCatalogOpenMatchesRecords(t *testing.T) {
 			if err := db.Snapshot(); err != nil {
 				t.Fatal(err)
 			}
-			c.Delete(ctx, "i00000", "i00005", fmt.Sprintf("i%05d", tc.n-1))
-			c.Upsert(ctx, Item{ID: "i00010", Vector: vecs[tc.n+1], ContentHash: "moved", Metadata: json.RawMessage(`{"brand":"moved"}`)})
-			c.Upsert(ctx, Item{ID: "i00011", Vector: vecs[11], ContentHash: "h11", Metadata: json.RawMessage(`{"brand":"renamed","price":1}`)})
-			c.Upsert(ctx, Item{ID: "i00005", Vector: vecs[tc.n+2]}) // deleted, then back
-			upsertAll(t, c, mkItems(vecs[tc.n+3:tc.n+60], "n", meta), 20)
-			c.Delete(ctx, "n00001")
+			// Between snapshots: deleted, moved (a new vector), metadata changed, deleted and
+			// back, added, added and deleted. The second snapshot rewrites only the blocks
+			// these touched.
+			round := func(r int) {
+				c.Delete(ctx, fmt.Sprintf("i%05d", r), fmt.Sprintf("i%05d", r+5), fmt.Sprintf("i%05d", tc.n-1-r))
+				c.Upsert(ctx, Item{ID: fmt.Sprintf("i%05d", r+10), Vector: vecs[tc.n+r], ContentHash: "moved", Metadata: json.RawMessage(`{"brand":"moved"}`)})
+				c.Upsert(ctx, Item{ID: fmt.Sprintf("i%05d", r+11), Vector: vecs[r+11], ContentHash: fmt.Sprintf("h%d", r+11), Metadata: json.RawMessage(`{"brand":"renamed","price":1}`)})
+				c.Upsert(ctx, Item{ID: fmt.Sprintf("i%05d", r+5), Vector: vecs[tc.n+r+2]})
+				upsertAll(t, c, mkItems(vecs[tc.n+r+3:tc.n+r+30], fmt.Sprintf("n%d-", r), meta), 20)
+				c.Delete(ctx, fmt.Sprintf("n%d-00001", r))
+			}
+			round(0)
+			if err := db.Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+			round(40)
+			if tc.midSnapshot {
+				// A crash between the blocks and the head: blocks newer than the head.
+				c.wmu.Lock()
+				h, written, err := c.writeCatalog(c.seq)
+				c.wmu.Unlock()
+				if err != nil || written == 0 || written > int(h.blocks)/2 {
+					t.Fatalf("catalog: %d of %d blocks written, err %v", written, h.blocks, err)
+				}
+			}
 			crashClose(db)
 			if tc.breaks != nil {
 				b, err := bolt.Open(dir+"/"+FileName, 0o600, nil)
@@ -180,7 +201,7 @@ func TestCatalogOpenMatchesRecords(t *testing.T) {
 			if from != "records" {
 				t.Fatalf("reference from %s", from)
 			}
-			if len(want.ByID) != tc.n-3+1+57-1 {
+			if len(want.ByID) != tc.n-2*3+2*(1+27-1) {
 				t.Fatalf("%d items", len(want.ByID))
 			}
 			v := reflect.ValueOf(want)

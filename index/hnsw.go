@@ -301,19 +301,19 @@ func (g *graph) grow(n int) {
 	}
 	if g.sq != nil {
 		if n*g.dim > cap(g.codes) {
-			g.codes = slices.Grow(g.codes[:old*g.dim], (c-old)*g.dim)
+			g.codes = growSlab(g.codes[:old*g.dim], (c-old)*g.dim)
 		}
 		g.codes = g.codes[:n*g.dim]
 		clear(g.codes[old*g.dim:])
 	} else {
 		if n*g.dim > cap(g.vecs) {
-			g.vecs = slices.Grow(g.vecs[:old*g.dim], (c-old)*g.dim)
+			g.vecs = growSlab(g.vecs[:old*g.dim], (c-old)*g.dim)
 		}
 		g.vecs = g.vecs[:n*g.dim]
 		clear(g.vecs[old*g.dim:])
 	}
 	if n*(g.m0+1) > cap(g.links0) {
-		g.links0 = slices.Grow(g.links0[:old*(g.m0+1)], (c-old)*(g.m0+1))
+		g.links0 = growSlab(g.links0[:old*(g.m0+1)], (c-old)*(g.m0+1))
 	}
 	if n > cap(g.in0) {
 		g.in0 = slices.Grow(g.in0[:old], c-old)
@@ -354,11 +354,11 @@ func (g *graph) reserve(n int) {
 	g.levels = slices.Grow(g.levels, n-l)
 	g.upper = slices.Grow(g.upper, n-l)
 	if g.sq != nil {
-		g.codes = slices.Grow(g.codes, (n-l)*g.dim)
+		g.codes = growSlab(g.codes, (n-l)*g.dim)
 	} else {
-		g.vecs = slices.Grow(g.vecs, (n-l)*g.dim)
+		g.vecs = growSlab(g.vecs, (n-l)*g.dim)
 	}
-	g.links0 = slices.Grow(g.links0, (n-l)*(g.m0+1))
+	g.links0 = growSlab(g.links0, (n-l)*(g.m0+1))
 	g.in0 = slices.Grow(g.in0, n-l)
 }
 

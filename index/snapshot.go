@@ -174,9 +174,10 @@ func encodeSnapshot(g *graph, seq uint64, w *snapWriter) {
 	w.emit()
 }
 
-// writeSnapshot stores a snapshot of g at seq chunk by chunk, then the catalog
-// (catalog.go) the same way, then both heads with the re-ranking lists (knn),
-// which also drops older generations and trims the write log. Under wmu.
+// writeSnapshot stores a snapshot of g at seq chunk by chunk and the catalog's
+// changed blocks (catalog.go), then both heads with the re-ranking lists (knn),
+// which also drops the graph's older generations and trims the write log.
+// Under wmu.
 func (c *Collection) writeSnapshot(seq uint64, knn []byte) error {
 	var gen uint32
 	err := c.db.bolt.View(func(tx *bolt.Tx) error {
@@ -184,26 +185,22 @@ func (c *Collection) writeSnapshot(seq uint64, knn []byte) error {
 			if h, ok := parseSnapHead(bk.Get(keyGraph)); ok {
 				gen = h.gen + 1
 			}
-			if h, ok := parseChunkedHead(bk.Get(keyCatalog), catalogMagic); ok {
-				gen = max(gen, h.gen+1)
-			}
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 0, snapChunk+64)
-	graph, err := c.writeChunks(bucketChunks, gen, buf, func(w *snapWriter) { encodeSnapshot(c.g, seq, w) })
+	graph, err := c.writeChunks(bucketChunks, gen, make([]byte, 0, snapChunk+64), func(w *snapWriter) { encodeSnapshot(c.g, seq, w) })
 	if err != nil {
 		return err
 	}
 	graph.seq = seq
-	catalog, err := c.writeChunks(bucketCatalog, gen, buf, func(w *snapWriter) { c.encodeCatalog(seq, w) })
+	catalog, blocks, err := c.writeCatalog(seq)
 	if err != nil {
 		return err
 	}
-	catalog.seq = seq
+	c.db.log.Debug("catalog written", "collection", c.name, "blocks", blocks, "of", catalog.blocks)
 	return c.db.bolt.Update(func(tx *bolt.Tx) error {
 		bk := c.bucket(tx)
 		if bk == nil {
@@ -212,16 +209,17 @@ func (c *Collection) writeSnapshot(seq uint64, knn []byte) error {
 		if err := bk.Put(keyGraph, graph.marshal()); err != nil {
 			return err
 		}
-		if err := bk.Put(keyCatalog, catalog.marshalAs(catalogMagic)); err != nil {
+		if err := bk.Put(keyCatalog, catalog.marshal()); err != nil {
 			return err
 		}
 		if err := bk.Put(keyKNN, knn); err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketChunks, bucketCatalog} {
-			if err := dropOtherGenerations(bk.Bucket(name), gen); err != nil {
-				return err
-			}
+		if err := dropOtherGenerations(bk.Bucket(bucketChunks), gen); err != nil {
+			return err
+		}
+		if err := dropBlocksFrom(bk.Bucket(bucketCatalog), catalog.blocks); err != nil {
+			return err
 		}
 		return trimLog(bk, seq)
 	})
@@ -249,6 +247,24 @@ func (c *Collection) writeChunks(name []byte, gen uint32, buf []byte, encode fun
 	return snapHead{gen: gen, chunks: w.chunks, length: w.length, sum: w.crc.Sum32()}, w.err
 }
 
+// dropBlocksFrom deletes the catalog blocks from number n on (cb nil: none).
+func dropBlocksFrom(cb *bolt.Bucket, n uint32) error {
+	if cb == nil {
+		return nil
+	}
+	var stale [][]byte
+	cur := cb.Cursor()
+	for k, _ := cur.Seek(binary.BigEndian.AppendUint32(nil, n)); k != nil; k, _ = cur.Next() {
+		stale = append(stale, append([]byte(nil), k...))
+	}
+	for _, k := range stale {
+		if err := cb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // dropOtherGenerations deletes every chunk of cb (nil: none) that is not of generation gen.
 func dropOtherGenerations(cb *bolt.Bucket, gen uint32) error {
 	if cb == nil {
@@ -270,7 +286,8 @@ func dropOtherGenerations(cb *bolt.Bucket, gen uint32) error {
 }
 
 // snapReader reads the stream from its chunks (bbolt values: valid only in
-// the transaction that read them), checking its length and checksum at the end.
+// the transaction that read them), checking its length and checksum at the end
+// (without crc, the caller checks the checksum).
 type snapReader struct {
 	next   func() []byte // the next chunk, nil at the end
 	cur    []byte
@@ -332,7 +349,9 @@ func (r *snapReader) read(p []byte) bool {
 			if r.cur = r.next(); r.cur == nil {
 				return false
 			}
-			r.crc.Write(r.cur)
+			if r.crc != nil {
+				r.crc.Write(r.cur)
+			}
 			r.length += uint64(len(r.cur))
 		}
 		n := copy(p, r.cur)
@@ -368,7 +387,7 @@ func (r *snapReader) finish(h snapHead) bool {
 	if r.next() != nil || r.bad {
 		return false
 	}
-	return r.length == h.length && r.crc.Sum32() == h.sum
+	return r.length == h.length && (r.crc == nil || r.crc.Sum32() == h.sum)
 }
 
 // decodeSnapshot loads links into g, whose vectors and slot set (live[i])
