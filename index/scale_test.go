@@ -30,7 +30,7 @@ type scaleReport struct {
 	PeakOpenMB     float64 `json:"peak_open_mb"`   // peak RSS up to the first search
 	RerankReadyS   float64 `json:"rerank_ready_s"` // the re-ranking state loaded (after Open from 50 000 items)
 	ItemsFrom      string  `json:"items_from"`
-	HeapBytes      uint64  `json:"heap_bytes"`     // Go heap after open (after a GC)
+	HeapBytes      uint64  `json:"heap_bytes"` // Go heap after open (after a GC)
 	VectorBytes    int64   `json:"vector_bytes"`
 	GraphBytes     int64   `json:"graph_bytes"`
 	RSSAnonMB      float64 `json:"rss_anon_mb"` // anonymous memory after open: the heap and runtime
