@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -293,9 +294,26 @@ func (c *Collection) loadCatalog(b, items *bolt.Bucket) ([]bool, error) {
 		g.sq = nil
 		return nil, errNoCatalog
 	}
-	entries, err := c.decodeCatalog(b, ch, snapLive, touched, len(live))
+	c.ids = make([]string, len(live))
+	c.hashes = make([]string, len(live))
+	c.metas = make([]json.RawMessage, len(live))
+	c.attrs = make([]attrs, len(live))
+	c.byID = make(map[string]uint32, len(live))
+	entries := make([]catalogEntry, len(live))
+	// The maps fill here, block by block, as the workers finish decoding them.
+	err = c.decodeCatalog(b, ch, snapLive, touched, entries, func(first, last int) {
+		for s := first; s < last; s++ {
+			if live[s] && !touched[uint32(s)] {
+				e := &entries[s]
+				c.setSlot(uint32(s), e.id, e.hash, e.meta, e.a)
+				entries[s] = catalogEntry{}
+			}
+		}
+	})
 	if err != nil {
 		c.g = newGraph(c.cfg.Dims, c.cfg.M, c.cfg.EfConstruction, c.db.opts.Ml, time.Now().UnixNano())
+		c.ids, c.hashes, c.metas, c.attrs, c.fields = nil, nil, nil, nil, nil
+		c.byID, c.postings = map[string]uint32{}, map[string]map[uint32]struct{}{}
 		return nil, err
 	}
 	buf := make([]float32, c.cfg.Dims)
@@ -307,63 +325,75 @@ func (c *Collection) loadCatalog(b, items *bolt.Bucket) ([]bool, error) {
 		} else {
 			r.vectorInto(g.vec(s))
 		}
-		entries[s] = e
-	}
-	c.ids = make([]string, len(live))
-	c.hashes = make([]string, len(live))
-	c.metas = make([]json.RawMessage, len(live))
-	c.attrs = make([]attrs, len(live))
-	c.byID = make(map[string]uint32, len(live))
-	for s, ok := range live {
-		if ok {
-			e := &entries[s]
-			c.setSlot(uint32(s), e.id, e.hash, e.meta, e.a)
-		}
+		c.setSlot(s, e.id, e.hash, e.meta, e.a)
 	}
 	return live, nil
 }
 
-// decodeCatalog reads the blocks the head h names into g (sized for slots slots) and returns the
-// entry of each slot linked in the snapshot and not touched since; touched slots' entries are
-// read past. Blocks decode on Options.BuildWorkers goroutines. Every block must be whole, of
-// h's storage and cover exactly its share of those slots.
-func (c *Collection) decodeCatalog(b *bolt.Bucket, h catalogHead, snapLive []bool, touched map[uint32]bool, slots int) ([]catalogEntry, error) {
+// decodeCatalog reads the blocks the head h names into g (sized for len(entries) slots) and
+// entries: each slot linked in the snapshot and not touched since (touched slots' entries are
+// read past). Blocks decode on Options.BuildWorkers goroutines while this one hands each
+// decoded block's slots, in order, to consume. Every block must be whole, of h's storage and
+// cover exactly its share of those slots.
+func (c *Collection) decodeCatalog(b *bolt.Bucket, h catalogHead, snapLive []bool, touched map[uint32]bool, entries []catalogEntry, consume func(first, last int)) error {
 	cb := b.Bucket(bucketCatalog)
 	if cb == nil || int(h.blocks) != (len(snapLive)+catalogBlock-1)/catalogBlock {
-		return nil, errNoCatalog
+		return errNoCatalog
 	}
 	blocks := make([][]byte, h.blocks)
 	cur := cb.Cursor()
 	i := 0
 	for k, v := cur.First(); k != nil && i < len(blocks); k, v = cur.Next() {
 		if string(k) != string(blockKey(i)) {
-			return nil, errBadSnap
+			return errBadSnap
 		}
 		blocks[i] = v
 		i++
 	}
 	if i != len(blocks) {
-		return nil, errBadSnap
+		return errBadSnap
 	}
 	g := c.g
-	g.reserve(slots)
-	g.grow(slots)
-	entries := make([]catalogEntry, slots)
+	g.reserve(len(entries))
+	g.grow(len(entries))
 	workers := max(1, min(c.db.opts.BuildWorkers, runtime.GOMAXPROCS(0), len(blocks)))
-	errs := make([]error, workers)
+	done := make([]chan error, len(blocks))
+	for i := range done {
+		done[i] = make(chan error, 1)
+	}
+	var failed atomic.Bool
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var scratch []byte
-			for i := w; i < len(blocks) && errs[w] == nil; i += workers {
-				errs[w] = c.decodeBlock(i, blocks[i], h, snapLive, touched, entries, &scratch)
+			for i := w; i < len(blocks); i += workers {
+				var err error
+				if !failed.Load() {
+					err = c.decodeBlock(i, blocks[i], h, snapLive, touched, entries, &scratch)
+				}
+				if err != nil {
+					failed.Store(true)
+				}
+				done[i] <- err
 			}
 		}()
 	}
+	var errs []error
+	for i := range blocks {
+		if err := <-done[i]; err != nil {
+			errs = append(errs, err)
+		}
+		if len(errs) == 0 {
+			consume(i*catalogBlock, min(len(snapLive), (i+1)*catalogBlock))
+		}
+	}
 	wg.Wait()
-	return entries, errors.Join(errs...)
+	if len(errs) == 0 && failed.Load() {
+		errs = append(errs, errBadSnap)
+	}
+	return errors.Join(errs...)
 }
 
 // decodeBlock decodes block i (value v) into g and entries.

@@ -37,6 +37,7 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 		}
 		var err error
 		start := time.Now()
+		readAhead(b)
 		if live, err = c.loadCatalog(b, items); err == nil {
 			c.itemsFrom = "catalog"
 		} else {
@@ -80,6 +81,22 @@ func loadCollection(db *DB, name string) (*Collection, error) {
 	c.rebuildGraph(live)
 	c.startRerank(nil, 0, live, nil)
 	return c, nil
+}
+
+// readAhead asks the kernel to read what a snapshot load reads (graph chunks, catalog blocks,
+// re-ranking lists) from disk now, in large reads, rather than a page fault at a time: cold, a
+// 1 M-item collection's 1.7 GB took 17 s that way, on a disk that reads 670 MB/s. Inside the
+// load transaction.
+func readAhead(b *bolt.Bucket) {
+	for _, name := range [][]byte{bucketChunks, bucketCatalog} {
+		if sb := b.Bucket(name); sb != nil {
+			_ = sb.ForEach(func(_, v []byte) error {
+				adviseWillNeed(v)
+				return nil
+			})
+		}
+	}
+	adviseWillNeed(b.Get(keyKNN))
 }
 
 // snapLoad is what loadSnapshot found: a snapshot (found), decoded into the

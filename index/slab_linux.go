@@ -18,3 +18,15 @@ func adviseHuge(b []byte) {
 	}
 	_ = unix.Madvise(b[lo-start:hi-start], unix.MADV_HUGEPAGE)
 }
+
+// adviseWillNeed asks the kernel to read the mapped file pages under b ahead (bbolt's values are
+// views of its memory map). Faulted in one by one, a cold 1.4 GB catalog took 17 s to read at
+// 64 KiB per fault; the disk does 670 MB/s. A hint: errors change nothing.
+func adviseWillNeed(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	off := int(uintptr(p) & uintptr(unix.Getpagesize()-1)) // madvise wants a page-aligned start
+	_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, -off)), off+len(b)), unix.MADV_WILLNEED)
+}

@@ -3,3 +3,5 @@
 package index
 
 func adviseHuge([]byte) {}
+
+func adviseWillNeed([]byte) {}
