@@ -151,7 +151,15 @@ func TestCluster3Nodes(t *testing.T) {
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, `"cluster_unavailable"`) {
 		t.Errorf("add without quorum: %d %s", status, body)
 	}
-	if found := clusterSearchIDs(t, nodes[1].url, query, 1000); len(found) < len(acked) {
+	// Right after the kills a shard's request can still go to a dead node's subscription (the
+	// answer is then partial, with its coverage), until the survivor's server drops its interest.
+	var found map[string]bool
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		if found = clusterSearchIDs(t, nodes[1].url, query, 1000); len(found) >= len(acked) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(found) < len(acked) {
 		t.Errorf("search without quorum found %d of %d items", len(found), len(acked))
 	}
 }
