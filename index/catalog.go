@@ -294,11 +294,7 @@ func (c *Collection) loadCatalog(b, items *bolt.Bucket) ([]bool, error) {
 		g.sq = nil
 		return nil, errNoCatalog
 	}
-	c.ids = make([]string, len(live))
-	c.hashes = make([]string, len(live))
-	c.metas = make([]json.RawMessage, len(live))
-	c.attrs = make([]attrs, len(live))
-	c.byID = make(map[string]uint32, len(live))
+	c.makeTables(len(live), len(live))
 	entries := make([]catalogEntry, len(live))
 	// The maps fill here, block by block, as the workers finish decoding them.
 	err = c.decodeCatalog(b, ch, snapLive, touched, entries, func(first, last int) {
@@ -312,8 +308,7 @@ func (c *Collection) loadCatalog(b, items *bolt.Bucket) ([]bool, error) {
 	})
 	if err != nil {
 		c.g = newGraph(c.cfg.Dims, c.cfg.M, c.cfg.EfConstruction, c.db.opts.Ml, time.Now().UnixNano())
-		c.ids, c.hashes, c.metas, c.attrs, c.fields = nil, nil, nil, nil, nil
-		c.byID, c.postings = map[string]uint32{}, map[string]map[uint32]struct{}{}
+		c.makeTables(0, 0)
 		return nil, err
 	}
 	buf := make([]float32, c.cfg.Dims)
@@ -546,6 +541,12 @@ func (r *snapReader) lenView(max int, scratch *[]byte) ([]byte, bool) {
 	return r.view(int(n), scratch)
 }
 
+// interned reads a length-prefixed string, interned as parseAttrs interns attribute strings.
+func (r *snapReader) interned(scratch *[]byte) (string, bool) {
+	b, ok := r.lenView(MaxMetadataLen, scratch)
+	return intern(string(b)), ok
+}
+
 // attrs reads what appendAttrs wrote, interning as parseAttrs does.
 func (r *snapReader) attrs(scratch *[]byte) (attrs, bool) {
 	var a attrs
@@ -554,27 +555,22 @@ func (r *snapReader) attrs(scratch *[]byte) (attrs, bool) {
 		return a, false
 	}
 	for range nkw {
-		f, ok := r.lenView(MaxMetadataLen, scratch)
-		if !ok {
+		field, ok1 := r.interned(scratch)
+		value, ok2 := r.interned(scratch)
+		if !ok1 || !ok2 {
 			return a, false
 		}
-		field := intern(string(f))
-		v, ok := r.lenView(MaxMetadataLen, scratch)
-		if !ok {
-			return a, false
-		}
-		a.kw = append(a.kw, kwAttr{field, intern(string(v))})
+		a.kw = append(a.kw, kwAttr{field, value})
 	}
 	nnum, ok := r.uvarint()
 	if !ok || nnum > MaxMetadataLen {
 		return a, false
 	}
 	for range nnum {
-		f, ok := r.lenView(MaxMetadataLen, scratch)
+		field, ok := r.interned(scratch)
 		if !ok {
 			return a, false
 		}
-		field := intern(string(f))
 		bits, ok := r.view(8, scratch)
 		if !ok {
 			return a, false

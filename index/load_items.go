@@ -16,6 +16,16 @@ import (
 // it when compressed) and parse its metadata; (3) record ids and metadata in
 // the maps, on one goroutine.
 
+// makeTables gives c empty per-slot tables for slots slots and id maps sized for items items.
+func (c *Collection) makeTables(slots, items int) {
+	c.ids = make([]string, slots)
+	c.hashes = make([]string, slots)
+	c.metas = make([]json.RawMessage, slots)
+	c.attrs = make([]attrs, slots)
+	c.byID = make(map[string]uint32, items)
+	c.postings, c.fields = map[string]map[uint32]struct{}{}, nil
+}
+
 // loadRec is one stored record during Open.
 type loadRec struct {
 	id   []byte
@@ -98,11 +108,7 @@ func (c *Collection) loadItems(b, items *bolt.Bucket) (live []bool, trained bool
 	}
 	wg.Wait()
 
-	c.ids = make([]string, len(live))
-	c.hashes = make([]string, len(live))
-	c.metas = make([]json.RawMessage, len(live))
-	c.attrs = make([]attrs, len(live))
-	c.byID = make(map[string]uint32, len(recs))
+	c.makeTables(len(live), len(recs))
 	for i := range recs {
 		rec := &recs[i]
 		c.setSlot(rec.r.slot, string(rec.id), string(rec.r.hash), rec.meta, rec.a)

@@ -66,13 +66,8 @@ func parseSnapHead(b []byte) (snapHead, bool) {
 		h.seq, h.v1, h.length = binary.LittleEndian.Uint64(body), body, uint64(len(body))
 		return h, true
 	}
-	return parseChunkedHead(b, snapMagic)
-}
-
-// parseChunkedHead reads the head of a chunked stream whose head starts with magic.
-func parseChunkedHead(b, magic []byte) (snapHead, bool) {
 	var h snapHead
-	if len(b) != snapHeadLen || string(b[:4]) != string(magic) ||
+	if len(b) != snapHeadLen || string(b[:4]) != string(snapMagic) ||
 		crc32.Checksum(b[:snapHeadLen-4], crcTable) != binary.LittleEndian.Uint32(b[snapHeadLen-4:]) {
 		return h, false
 	}
@@ -84,11 +79,9 @@ func parseChunkedHead(b, magic []byte) (snapHead, bool) {
 	return h, true
 }
 
-func (h snapHead) marshal() []byte { return h.marshalAs(snapMagic) }
-
-func (h snapHead) marshalAs(magic []byte) []byte {
+func (h snapHead) marshal() []byte {
 	b := make([]byte, 0, snapHeadLen)
-	b = append(b, magic...)
+	b = append(b, snapMagic...)
 	b = binary.LittleEndian.AppendUint64(b, h.seq)
 	b = binary.LittleEndian.AppendUint32(b, h.gen)
 	b = binary.LittleEndian.AppendUint32(b, h.chunks)
@@ -191,7 +184,7 @@ func (c *Collection) writeSnapshot(seq uint64, knn []byte) error {
 	if err != nil {
 		return err
 	}
-	graph, err := c.writeChunks(bucketChunks, gen, make([]byte, 0, snapChunk+64), func(w *snapWriter) { encodeSnapshot(c.g, seq, w) })
+	graph, err := c.writeChunks(gen, func(w *snapWriter) { encodeSnapshot(c.g, seq, w) })
 	if err != nil {
 		return err
 	}
@@ -225,17 +218,17 @@ func (c *Collection) writeSnapshot(seq uint64, knn []byte) error {
 	})
 }
 
-// writeChunks streams encode's output into the sub-bucket name as generation gen, each chunk
+// writeChunks streams encode's output into the graph's chunks as generation gen, each chunk
 // committed in a transaction of its own, and returns the head that names it (without seq).
-func (c *Collection) writeChunks(name []byte, gen uint32, buf []byte, encode func(*snapWriter)) (snapHead, error) {
-	w := &snapWriter{crc: crc32.New(crcTable), buf: buf[:0]}
+func (c *Collection) writeChunks(gen uint32, encode func(*snapWriter)) (snapHead, error) {
+	w := &snapWriter{crc: crc32.New(crcTable), buf: make([]byte, 0, snapChunk+64)}
 	w.flush = func(i uint32, chunk []byte) error {
 		return c.db.bolt.Update(func(tx *bolt.Tx) error {
 			bk := c.bucket(tx)
 			if bk == nil {
 				return ErrDropped
 			}
-			cb, err := bk.CreateBucketIfNotExists(name)
+			cb, err := bk.CreateBucketIfNotExists(bucketChunks)
 			if err != nil {
 				return err
 			}
@@ -249,31 +242,27 @@ func (c *Collection) writeChunks(name []byte, gen uint32, buf []byte, encode fun
 
 // dropBlocksFrom deletes the catalog blocks from number n on (cb nil: none).
 func dropBlocksFrom(cb *bolt.Bucket, n uint32) error {
-	if cb == nil {
-		return nil
-	}
-	var stale [][]byte
-	cur := cb.Cursor()
-	for k, _ := cur.Seek(binary.BigEndian.AppendUint32(nil, n)); k != nil; k, _ = cur.Next() {
-		stale = append(stale, append([]byte(nil), k...))
-	}
-	for _, k := range stale {
-		if err := cb.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteKeys(cb, binary.BigEndian.AppendUint32(nil, n), func([]byte) bool { return true })
 }
 
 // dropOtherGenerations deletes every chunk of cb (nil: none) that is not of generation gen.
 func dropOtherGenerations(cb *bolt.Bucket, gen uint32) error {
+	return deleteKeys(cb, nil, func(k []byte) bool { return len(k) != 8 || binary.BigEndian.Uint32(k) != gen })
+}
+
+// deleteKeys deletes the keys of cb (nil: none) from seek on (nil: all) that drop names.
+func deleteKeys(cb *bolt.Bucket, seek []byte, drop func(k []byte) bool) error {
 	if cb == nil {
 		return nil
 	}
 	var stale [][]byte
 	cur := cb.Cursor()
-	for k, _ := cur.First(); k != nil; k, _ = cur.Next() {
-		if len(k) != 8 || binary.BigEndian.Uint32(k) != gen {
+	k, _ := cur.First()
+	if seek != nil {
+		k, _ = cur.Seek(seek)
+	}
+	for ; k != nil; k, _ = cur.Next() {
+		if drop(k) {
 			stale = append(stale, append([]byte(nil), k...))
 		}
 	}
@@ -298,10 +287,7 @@ type snapReader struct {
 
 // openSnapshot returns a reader over the snapshot stream the head names.
 // Inside the transaction of b.
-func openSnapshot(b *bolt.Bucket, h snapHead) *snapReader { return openChunks(b, bucketChunks, h) }
-
-// openChunks returns a reader over the stream the head names, stored in the sub-bucket name.
-func openChunks(b *bolt.Bucket, name []byte, h snapHead) *snapReader {
+func openSnapshot(b *bolt.Bucket, h snapHead) *snapReader {
 	r := &snapReader{crc: crc32.New(crcTable)}
 	if h.v1 != nil {
 		done := false
@@ -314,7 +300,7 @@ func openChunks(b *bolt.Bucket, name []byte, h snapHead) *snapReader {
 		}
 		return r
 	}
-	cb := b.Bucket(name)
+	cb := b.Bucket(bucketChunks)
 	if cb == nil {
 		r.bad = true
 		r.next = func() []byte { return nil }
