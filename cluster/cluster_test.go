@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/testport"
 )
 
 const testDims = 8
@@ -31,21 +31,16 @@ func vecOf(id string) []float32 {
 	return v
 }
 
-// freeAddrs reserves n loopback ports and releases them for the servers to take.
+// freeAddrs picks n distinct free loopback addresses for the servers to take.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	var ls []net.Listener
-	var out []string
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	out := make([]string, n)
+	for i := range out {
+		port, err := testport.Free()
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
+		out[i] = fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	return out
 }

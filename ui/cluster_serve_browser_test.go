@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/lookalike/lookalike/internal/testport"
 )
 
 // TestClusterModePages runs the UI against a real `lookalike serve` in cluster mode (a cluster of
@@ -22,7 +23,7 @@ func TestClusterModePages(t *testing.T) {
 	if os.Getenv("LOOKALIKE_UI_SERVER") == "mock" {
 		t.Skip("needs the real server")
 	}
-	port, err := freePort()
+	port, err := testport.Free()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lookalike/lookalike/internal/locate"
+	"github.com/lookalike/lookalike/internal/testport"
 )
 
 // realServer is one `lookalike serve` process shared by the browser tests of this package: the
@@ -144,7 +144,7 @@ func launchServe(env ...string) (*realServer, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("go build ./cmd/lookalike: %v\n%s", err, out)
 	}
-	port, err := freePort()
+	port, err := testport.Free()
 	if err != nil {
 		return nil, err
 	}
@@ -172,15 +172,6 @@ func launchServe(env ...string) (*realServer, error) {
 		return s, fmt.Errorf("seed the catalog: %w", err)
 	}
 	return s, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *realServer) waitReady(limit time.Duration) error {

@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,6 +37,7 @@ import (
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
 	"github.com/lookalike/lookalike/internal/locate"
+	"github.com/lookalike/lookalike/internal/testport"
 )
 
 var (
@@ -205,14 +205,14 @@ func (s *e2eServer) waitLog(substr string) bool {
 	return strings.Contains(s.stderr.String(), substr)
 }
 
+// freePort is a port for an address a child process binds and its peers must know in advance.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testport.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // startProc starts `lookalike serve` on a free loopback port without waiting for it.
