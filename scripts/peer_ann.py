@@ -83,6 +83,16 @@ def main():
     rss0 = rss_mb()
 
     t0, c0 = time.perf_counter(), cpu_s()
+    last_note = [t0]
+
+    def progress(done):
+        # A build that is stopped (FAISS at 1 M takes hours here) still leaves its rate on record.
+        now = time.perf_counter()
+        if now - last_note[0] >= 60 or done == n:
+            last_note[0] = now
+            print(f"{a.engine} build: {done}/{n} added in {now - t0:.0f} s "
+                  f"({done / (now - t0):.0f} items/s overall)", file=sys.stderr, flush=True)
+
     if a.engine == "hnswlib":
         import hnswlib
 
@@ -92,6 +102,7 @@ def main():
         for i in range(0, n, chunk):
             j = min(n, i + chunk)
             idx.add_items(unit(base[i:j]), np.arange(i, j))
+            progress(j)
         idx.set_num_threads(1)
     else:
         import faiss
@@ -102,6 +113,7 @@ def main():
         for i in range(0, n, chunk):
             j = min(n, i + chunk)
             idx.add(unit(base[i:j]))
+            progress(j)
         faiss.omp_set_num_threads(1)
     build_s, build_cpu = time.perf_counter() - t0, cpu_s() - c0
     index_mb = rss_mb() - rss0
