@@ -52,7 +52,9 @@ func (c *Collection) compressed() bool { return c.g.sq != nil }
 // collection in float storage (the next write tries again). Under wmu.
 func (c *Collection) maybeCompress() {
 	c.mu.RLock()
-	want := c.db.opts.Compression == CompressionSQ8 && c.g.sq == nil && c.g.count >= SQ8TrainAt && !c.closed
+	// Not while the re-ranking state loads: compressing re-measures its lists (the next write
+	// after the load compresses).
+	want := c.db.opts.Compression == CompressionSQ8 && c.g.sq == nil && c.g.count >= SQ8TrainAt && !c.closed && !c.rrLoading
 	var q *sq8
 	if want {
 		t := newSQ8Trainer(c.cfg.Dims)

@@ -210,7 +210,9 @@ func (c *Collection) snapshot() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.RLock()
-	if c.closed || c.seq == c.snapSeq {
+	// While the re-ranking state loads its lists are not those of the graph at c.seq: the
+	// snapshot waits for a later round (Close waits for the loader, then snapshots).
+	if c.closed || c.seq == c.snapSeq || c.rrLoading {
 		c.mu.RUnlock()
 		return nil
 	}

@@ -2,7 +2,9 @@ package index
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
+	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -110,9 +112,13 @@ func (c *Collection) RerankParams() rerank.Params {
 }
 
 // SetRerankParams replaces the re-ranking parameters, rebuilding the rows (and, for another K1,
-// the lists from the graph) on all cores; it waits for writes and searches. For comparisons
-// (lookalike eval): the parameters are not stored, and a reopened collection has the defaults.
+// the lists from the graph) on all cores; it waits for writes, searches and a load after Open.
+// For comparisons (lookalike eval): the parameters are not stored, and a reopened collection has
+// the defaults.
 func (c *Collection) SetRerankParams(p rerank.Params) error {
+	if c.rrDone != nil { // set before the collection is shared, never changed
+		<-c.rrDone
+	}
 	st, err := rerank.New(p)
 	if err != nil {
 		return err
@@ -132,7 +138,7 @@ func (c *Collection) SetRerankParams(p rerank.Params) error {
 			}
 		}
 	} else {
-		c.rrListsFromGraph(st, live)
+		c.rrListsFromGraph(st, live, func(f func()) { f() })
 	}
 	st.Rebuild(c.rrDist, runtime.GOMAXPROCS(0))
 	c.rr = st
@@ -256,21 +262,23 @@ func (c *Collection) rerankOrder(q []float32, need, ef int, o SearchOptions, acc
 // ---- load and snapshot ----
 
 // startRerank loads the re-ranking state (loadRerank) of a collection Open just loaded: at Open
-// below Options.RerankLoadAsyncAt items, else on a goroutine the DB waits for at Close, holding
-// wmu until done so that no write changes the graph it reads or misses the state it must keep
-// current. Meanwhile searches run, without k-reciprocal re-ranking (rrReady, withoutKR).
+// below Options.RerankLoadAsyncAt items, else on a goroutine the DB waits for at Close. Meanwhile
+// searches run without k-reciprocal re-ranking (rrReady, withoutKR), and writes run too: they
+// leave the state to the loader, naming their slots (rrDeferred), and the loader replays those
+// under wmu once its rows are built. Only that replay holds writes back, not the whole load
+// (35-70 s at 1 M items).
 func (c *Collection) startRerank(blob []byte, seq uint64, live []bool, touched map[uint32]bool) {
 	at := c.db.opts.RerankLoadAsyncAt
 	if at < 0 || c.g.count < at {
 		c.loadRerank(blob, seq, live, touched)
 		return
 	}
-	c.rrReady = false
-	c.wmu.Lock()
+	c.rrReady, c.rrLoading, c.rrPending = false, true, map[uint32]bool{}
+	c.rrDone = make(chan struct{})
 	c.db.wg.Add(1)
 	go func() {
 		defer c.db.wg.Done()
-		defer c.wmu.Unlock()
+		defer close(c.rrDone)
 		if rerankLoadHook != nil {
 			rerankLoadHook()
 		}
@@ -280,6 +288,18 @@ func (c *Collection) startRerank(blob []byte, seq uint64, live []bool, touched m
 
 // rerankLoadHook, when set (tests), runs first on startRerank's goroutine.
 var rerankLoadHook func()
+
+// rrDeferred reports whether writes leave the re-ranking state alone now because its loader
+// runs, and if so names slots for the loader to replay. Under wmu.
+func (c *Collection) rrDeferred(slots ...uint32) bool {
+	if !c.rrLoading {
+		return false
+	}
+	for _, s := range slots {
+		c.rrPending[s] = true
+	}
+	return true
+}
 
 // RerankApplied is the re-ranking a search asking for m gets now: m, less k-reciprocal
 // re-ranking while the state loads after Open.
@@ -300,12 +320,28 @@ func withoutKR(m rerank.Mode) rerank.Mode {
 	return rerank.ModeNone
 }
 
-// loadRerank makes the re-ranking state of a loaded collection whose graph is final: from the
-// lists snapshotted with the graph at seq (blob), brought up to date by replaying the touched
-// slots, or else by searching the graph for every item's neighbours; then the rows. Single-
-// threaded caller, before the collection is shared (it runs workers and waits for them), or
-// startRerank's goroutine under wmu: searches then read the graph beside it and skip the state
-// until it is ready.
+// underRLock runs f under mu.RLock: the loader reads the graph and the vectors a piece at a time
+// beside writes, never holding the lock long enough to stall one.
+func (c *Collection) underRLock(f func()) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	f()
+}
+
+// rrDistRLocked is rrDist under its own read lock, for the loader's rows: a write may move the
+// slab the vectors live in.
+func (c *Collection) rrDistRLocked(a, b uint32) float32 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.rrDist(a, b)
+}
+
+// loadRerank makes the re-ranking state of a loaded collection: from the lists snapshotted with
+// the graph at seq (blob), brought up to date by replaying the touched slots, or else by
+// searching the graph for every item's neighbours; then the rows. At Open (before the collection
+// is shared) or on startRerank's goroutine, where writes may run beside it: it reads the graph
+// under short read locks, searches skip the state until it is ready, and the slots written
+// meanwhile are replayed at the end under wmu, as the writes would have applied them.
 func (c *Collection) loadRerank(blob []byte, seq uint64, live []bool, touched map[uint32]bool) {
 	start := time.Now()
 	st := rerank.NewDefault()
@@ -315,39 +351,60 @@ func (c *Collection) loadRerank(blob []byte, seq uint64, live []bool, touched ma
 		if blob != nil {
 			c.db.log.Warn("re-ranking lists unusable, searching the graph for them", "collection", c.name, "err", err)
 		}
-		c.rrListsFromGraph(st, live)
+		c.rrListsFromGraph(st, live, c.underRLock)
 		how, touched = "lists from the graph", nil
 	}
 	c.mu.Lock()
 	c.rr = st // the replay plans through c.rr; searches read it only once ready
 	c.mu.Unlock()
 	if len(touched) > 0 {
-		slots := make([]uint32, 0, len(touched))
-		for s := range touched {
-			slots = append(slots, s)
-		}
-		slices.Sort(slots)
-		for _, s := range slots {
-			if st.Has(s) {
-				st.Apply(c.rrPlanRemove(s))
-			}
-		}
-		for _, s := range slots {
-			if int(s) < len(live) && live[s] && !st.Has(s) {
-				st.Apply(c.rrPlanAdd(s, nil))
-			}
-		}
+		c.rrReplay(st, slices.Collect(maps.Keys(touched)), func(s uint32) bool { return int(s) < len(live) && live[s] })
 		how += " + replay"
 	}
-	st.Rebuild(c.rrDist, runtime.GOMAXPROCS(0))
+	st.Rebuild(c.rrDistRLocked, runtime.GOMAXPROCS(0))
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if n := len(c.rrPending); n > 0 {
+		c.rrReplay(st, slices.Collect(maps.Keys(c.rrPending)), func(s uint32) bool { return int(s) < len(c.g.levels) && c.g.levels[s] >= 0 })
+		how += fmt.Sprintf(" + %d written while loading", n)
+	}
 	c.mu.Lock()
 	c.rrReady, c.rrFrom = true, how
+	c.rrLoading, c.rrPending = false, nil
 	c.mu.Unlock()
 	c.db.log.Info("re-ranking state ready", "collection", c.name, "items", st.Len(), "from", how, "took", time.Since(start))
 }
 
-// rrListsFromGraph lists every live item's nearest through the graph, on all cores.
-func (c *Collection) rrListsFromGraph(st *rerank.State, live []bool) {
+// rrReplay brings st (c.rr) up to date for slots changed since its lists were taken: each is
+// unlisted if st lists it, then listed again, in slot order, if linked says it is in the graph.
+// Plans are made under a read lock and applied under the write lock, as a write applies them.
+func (c *Collection) rrReplay(st *rerank.State, slots []uint32, linked func(uint32) bool) {
+	slices.Sort(slots)
+	apply := func(plan func() *rerank.Patch) {
+		var rp *rerank.Patch
+		c.underRLock(func() { rp = plan() })
+		c.mu.Lock()
+		st.Apply(rp)
+		c.mu.Unlock()
+	}
+	for _, s := range slots {
+		if st.Has(s) {
+			apply(func() *rerank.Patch { return c.rrPlanRemove(s) })
+		}
+	}
+	for _, s := range slots {
+		apply(func() *rerank.Patch {
+			if !linked(s) || st.Has(s) {
+				return nil
+			}
+			return c.rrPlanAdd(s, nil)
+		})
+	}
+}
+
+// rrListsFromGraph lists every live item's nearest through the graph, on all cores; guard runs
+// each item's search (under a read lock when writes may run beside it).
+func (c *Collection) rrListsFromGraph(st *rerank.State, live []bool, guard func(func())) {
 	k1 := st.Params().K1
 	lists := make([][]rerank.Neighbor, len(live))
 	workers := runtime.GOMAXPROCS(0)
@@ -360,7 +417,9 @@ func (c *Collection) rrListsFromGraph(st *rerank.State, live []bool) {
 			for s := w; s < len(live); s += workers {
 				if live[s] {
 					self := uint32(s)
-					lists[s] = c.rrList(self, c.rrNearest(c.g.vecOf(self, &buf), k1, func(x uint32) bool { return x != self }))
+					guard(func() {
+						lists[s] = c.rrList(self, c.rrNearest(c.g.vecOf(self, &buf), k1, func(x uint32) bool { return x != self }))
+					})
 				}
 			}
 		}()

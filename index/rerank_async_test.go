@@ -1,7 +1,9 @@
 package index
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,8 +14,9 @@ import (
 
 // TestRerankLoadsAfterOpen: a collection at Options.RerankLoadAsyncAt or more opens before its
 // re-ranking state is loaded. Meanwhile it answers searches (k-reciprocal re-ranking skipped and
-// said so, query expansion kept) and holds writes back; once ready, k-reciprocal answers are
-// those of a state loaded at Open, and writes go through. Close while it loads waits for it.
+// said so, query expansion kept) and takes writes, which the loader replays once its rows are
+// built; once ready, the state lists exactly the linked items and its rows are those of its lists.
+// Snapshots wait for the loader; Close while it loads waits for it.
 func TestRerankLoadsAfterOpen(t *testing.T) {
 	dir := t.TempDir()
 	vecs := synth.Clustered(1500, 24, 6, 1, 9)
@@ -71,12 +74,35 @@ func TestRerankLoadsAfterOpen(t *testing.T) {
 			t.Errorf("%v while loading: %v, want the %v answer %v", m, ids, got, want[got])
 		}
 	}
-	wrote := make(chan error, 1)
-	go func() { wrote <- c.Upsert(ctx, Item{ID: "late", Vector: vecs[1499]}) }()
-	select {
-	case err := <-wrote:
-		t.Fatalf("a write went through while the state loads: %v", err)
-	case <-time.After(50 * time.Millisecond):
+	// Writes go through while the loader is held: a new item, a delete, a move (new vector),
+	// a metadata change, and a batch.
+	writes := []func() error{
+		func() error { return c.Upsert(ctx, Item{ID: "late", Vector: vecs[1499]}) },
+		func() error {
+			if n, err := c.Delete(ctx, "i00005"); err != nil || n != 1 {
+				return fmt.Errorf("deleted %d: %v", n, err)
+			}
+			return nil
+		},
+		func() error { return c.Upsert(ctx, Item{ID: "i00007", Vector: vecs[1498]}) },
+		func() error { return c.Upsert(ctx, Item{ID: "i00009", Vector: vecs[9], Metadata: []byte(`{"k":1}`)}) },
+		func() error { return c.Upsert(ctx, mkItems(vecs[1400:1440], "b", nil)...) },
+	}
+	for i, w := range writes {
+		wrote := make(chan error, 1)
+		go func() { wrote <- w() }()
+		select {
+		case err := <-wrote:
+			if err != nil {
+				t.Fatalf("write %d while the state loads: %v", i, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("write %d held back by the re-ranking loader", i)
+		}
+	}
+	snapBefore := c.snapSeq
+	if err := c.snapshot(); err != nil || c.snapSeq != snapBefore {
+		t.Fatalf("snapshot while loading: %v, snapSeq %d -> %d (want it skipped)", err, snapBefore, c.snapSeq)
 	}
 	// Searches run beside the loader (the race detector watches them).
 	var wg sync.WaitGroup
@@ -87,19 +113,45 @@ func TestRerankLoadsAfterOpen(t *testing.T) {
 			search(c, rerank.ModeQEKR)
 		}
 	}()
+	// And a write beside it, which may land during its replay or after it.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := c.Upsert(ctx, Item{ID: "during", Vector: vecs[1497]}); err != nil {
+			t.Errorf("write beside the loader: %v", err)
+		}
+	}()
 	close(release)
-	if err := <-wrote; err != nil {
-		t.Fatalf("write after the load: %v", err)
-	}
 	wg.Wait()
-	if c.rrFrom != "lists from the snapshot" {
-		t.Errorf("re-ranking from %q", c.rrFrom)
+	<-c.rrDone
+	if want := "lists from the snapshot + "; !strings.HasPrefix(c.rrFrom, want) || !strings.HasSuffix(c.rrFrom, "written while loading") {
+		t.Errorf("re-ranking from %q, want %q... written while loading", c.rrFrom, want)
 	}
 	if a := c.RerankApplied(rerank.ModeQEKR); a != rerank.ModeQEKR {
 		t.Errorf("RerankApplied after the load: %v", a)
 	}
-	if _, ok := c.Has("late"); !ok {
-		t.Error("the held write is missing")
+	// The state holds exactly the linked items, and its rows are those of its lists.
+	c.mu.RLock()
+	for s := range c.g.levels {
+		if linked := c.g.levels[s] >= 0; c.rr.Has(uint32(s)) != linked {
+			t.Errorf("slot %d (%q): listed %v, linked %v", s, c.ids[s], c.rr.Has(uint32(s)), linked)
+		}
+	}
+	if err := c.rr.Verify(c.rrDist); err != nil {
+		t.Errorf("state after the load and the replay: %v", err)
+	}
+	c.mu.RUnlock()
+	for _, id := range []string{"late", "i00007", "b00000", "b00039", "during"} {
+		if _, ok := c.Has(id); !ok {
+			t.Errorf("%s missing after the load", id)
+		}
+	}
+	if _, ok := c.Has("i00005"); ok {
+		t.Error("i00005 still there after its delete")
+	}
+	// Similar on a write made during the load re-ranks: its row exists.
+	if res, err := c.Similar(ctx, "late", SearchOptions{K: 5, Rerank: rerank.ModeKR}); err != nil || len(res) != 5 {
+		t.Errorf("similar to an item written while loading: %v, %d results", err, len(res))
 	}
 	db.Close()
 

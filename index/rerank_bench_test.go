@@ -129,9 +129,15 @@ func BenchmarkRerank(b *testing.B) {
 			bare.Rebuild(c.rrDist, runtime.GOMAXPROCS(0))
 			rowsBare := time.Since(t0)
 			t0 = time.Now()
-			c.rrListsFromGraph(rerank.NewDefault(), live)
+			c.rrListsFromGraph(rerank.NewDefault(), live, func(f func()) { f() })
 			lists := time.Since(t0)
 			c.mu.Unlock()
+			// The same rows as the loader after Open computes them, beside writes: each distance
+			// under its own read lock.
+			t0 = time.Now()
+			c.rr.Rebuild(c.rrDistRLocked, runtime.GOMAXPROCS(0))
+			rowsLocked := time.Since(t0)
+			b.ReportMetric(rowsLocked.Seconds(), "s/rows-read-locked")
 			b.ReportMetric(rows.Seconds(), "s/rows")
 			b.ReportMetric(rowsBare.Seconds(), "s/rows-unscaled")
 			b.ReportMetric(lists.Seconds(), "s/lists-from-graph")

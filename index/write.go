@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lookalike/lookalike/rerank"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -577,14 +578,15 @@ func (c *Collection) linkAll(slots []uint32) {
 	}
 	c.mu.Unlock()
 	var beams [][]cand
-	if !c.rrSkip {
+	listed := !c.rrSkip && !c.rrDeferred(slots...)
+	if listed {
 		beams = make([][]cand, len(slots))
 	}
 	c.mu.RLock()
 	// The writes are durable: link everything whatever the caller's context says.
 	_ = c.g.linkAll(context.Background(), slots, c.db.opts.BuildWorkers, beams)
 	c.mu.RUnlock()
-	if !c.rrSkip {
+	if listed {
 		for i, s := range slots {
 			c.mu.RLock()
 			rp := c.rrPlanAdd(s, beams[i])
@@ -602,7 +604,10 @@ func (c *Collection) linkAll(slots []uint32) {
 func (c *Collection) unlink(slot uint32) {
 	c.mu.RLock()
 	plan := c.g.planDelete(slot)
-	rp := c.rrPlanRemove(slot)
+	var rp *rerank.Patch
+	if !c.rrDeferred(slot) {
+		rp = c.rrPlanRemove(slot)
+	}
 	c.mu.RUnlock()
 	c.mu.Lock()
 	c.g.applyDelete(plan)
