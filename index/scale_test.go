@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,24 +23,28 @@ import (
 // scaleReport is what BenchmarkCollectionScale's child process measures after opening the
 // collection: the figures of README's memory and start-up tables.
 type scaleReport struct {
-	Items          int     `json:"items"`
-	Compressed     bool    `json:"compressed"`
-	LoadedFrom     string  `json:"loaded_from"`
-	OpenS          float64 `json:"open_s"`         // Open, graph from its snapshot
-	FirstSearchS   float64 `json:"first_search_s"` // Open and the first search answered
-	PeakOpenMB     float64 `json:"peak_open_mb"`   // peak RSS up to the first search
-	RerankReadyS   float64 `json:"rerank_ready_s"` // the re-ranking state loaded (after Open from 50 000 items)
-	ItemsFrom      string  `json:"items_from"`
-	HeapBytes      uint64  `json:"heap_bytes"` // Go heap after open (after a GC)
-	VectorBytes    int64   `json:"vector_bytes"`
-	GraphBytes     int64   `json:"graph_bytes"`
-	RSSAnonMB      float64 `json:"rss_anon_mb"` // anonymous memory after open: the heap and runtime
-	RSSMB          float64 `json:"rss_mb"`      // with the pages of the bbolt file it touched
-	PeakRSSMB      float64 `json:"peak_rss_mb"` // VmHWM during open
-	SnapshotPeakMB float64 `json:"snapshot_peak_mb"`
-	SnapshotS      float64 `json:"snapshot_s"`
-	QPS            float64 `json:"qps"` // searches per second of one thread's CPU time, k 10, default ef
-	Recall         float64 `json:"recall"`
+	Items        int     `json:"items"`
+	Compressed   bool    `json:"compressed"`
+	LoadedFrom   string  `json:"loaded_from"`
+	OpenS        float64 `json:"open_s"`         // Open, graph from its snapshot
+	FirstSearchS float64 `json:"first_search_s"` // Open and the first search answered
+	PeakOpenMB   float64 `json:"peak_open_mb"`   // peak RSS up to the first search
+	RerankReadyS float64 `json:"rerank_ready_s"` // the re-ranking state loaded (after Open from 50 000 items)
+	// Upserts of one item: right after the first search, while the re-ranking state may still
+	// load (up to 5, each timed, as long as it loads), then 5 once it is ready.
+	WritesLoadingMS []float64 `json:"writes_loading_ms"`
+	WritesReadyMS   []float64 `json:"writes_ready_ms"`
+	ItemsFrom       string    `json:"items_from"`
+	HeapBytes       uint64    `json:"heap_bytes"` // Go heap after open (after a GC)
+	VectorBytes     int64     `json:"vector_bytes"`
+	GraphBytes      int64     `json:"graph_bytes"`
+	RSSAnonMB       float64   `json:"rss_anon_mb"` // anonymous memory after open: the heap and runtime
+	RSSMB           float64   `json:"rss_mb"`      // with the pages of the bbolt file it touched
+	PeakRSSMB       float64   `json:"peak_rss_mb"` // VmHWM during open
+	SnapshotPeakMB  float64   `json:"snapshot_peak_mb"`
+	SnapshotS       float64   `json:"snapshot_s"`
+	QPS             float64   `json:"qps"` // searches per second of one thread's CPU time, k 10, default ef
+	Recall          float64   `json:"recall"`
 }
 
 // BenchmarkCollectionScale measures a collection at scale through the public API: it upserts
@@ -84,6 +89,7 @@ func BenchmarkCollectionScale(b *testing.B) {
 				per := func(x float64) float64 { return x / float64(r.Items) }
 				fmt.Printf("open %d items (compressed %v, graph from %s, items from %s): open %.2fs, first search answered at %.2fs (peak RSS %.0f MiB), re-ranking ready at %.1fs\n",
 					r.Items, r.Compressed, r.LoadedFrom, r.ItemsFrom, r.OpenS, r.FirstSearchS, r.PeakOpenMB, r.RerankReadyS)
+				fmt.Printf("one-item upserts while the re-ranking state loads: %.1f ms; once it is ready: %.1f ms\n", r.WritesLoadingMS, r.WritesReadyMS)
 				fmt.Printf("RAM per item: heap %.0f B = vectors %.0f + graph %.0f + ids, metadata and the rest %.0f\n",
 					per(float64(r.HeapBytes)), per(float64(r.VectorBytes)), per(float64(r.GraphBytes)),
 					per(float64(int64(r.HeapBytes)-r.VectorBytes-r.GraphBytes)))
@@ -208,10 +214,32 @@ func TestScaleOpenChild(t *testing.T) {
 	}
 	r.FirstSearchS = time.Since(start).Seconds()
 	r.PeakOpenMB = procstat.StatusMB("VmHWM")
+	// Writes right away: while the re-ranking state loads they must not wait for the load.
+	var probes []string
+	write := func() float64 {
+		id := fmt.Sprintf("scale-probe-%d", len(probes))
+		v := slices.Clone(probe)
+		v[len(probes)%len(v)] += 1
+		w0 := time.Now()
+		if err := c.Upsert(ctx, Item{ID: id, Vector: v}); err != nil {
+			t.Fatal(err)
+		}
+		probes = append(probes, id)
+		return float64(time.Since(w0).Microseconds()) / 1000
+	}
+	for len(r.WritesLoadingMS) < 5 && !c.Info().RerankReady {
+		r.WritesLoadingMS = append(r.WritesLoadingMS, write())
+	}
 	for !c.Info().RerankReady {
 		time.Sleep(100 * time.Millisecond)
 	}
 	r.RerankReadyS = time.Since(start).Seconds()
+	for range 5 {
+		r.WritesReadyMS = append(r.WritesReadyMS, write())
+	}
+	if _, err := c.Delete(ctx, probes...); err != nil {
+		t.Fatal(err)
+	}
 	r.Items, r.Compressed, r.LoadedFrom, r.ItemsFrom = n, c.compressed(), c.loadedFrom, c.itemsFrom
 	r.PeakRSSMB = procstat.StatusMB("VmHWM")
 	runtime.GC()
