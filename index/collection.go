@@ -62,30 +62,30 @@ type Collection struct {
 
 	wmu sync.Mutex
 
-	mu      sync.RWMutex
-	closed  bool
-	dropped bool // closed by DropCollection, not by DB.Close
-	frozen  bool // a generation its alias does not name: client writes refused (generation.go)
-	g       *graph
-	rr      *rerank.State // neighbour lists and k-reciprocal rows (rerank.go)
-	rrReady bool          // rr is loaded (Open may load it after returning: startRerank)
-	// While startRerank's loader runs, writes leave rr to it: they name their slots in
-	// rrPending, which the loader replays once its rows are built (both under wmu).
-	rrLoading bool
+	mu       sync.RWMutex
+	closed   bool
+	dropped  bool // closed by DropCollection, not by DB.Close
+	frozen   bool // a generation its alias does not name: client writes refused (generation.go)
+	g        *graph
+	rr       *rerank.State     // neighbour lists and k-reciprocal rows (rerank.go)
+	rrReady  bool              // rr is loaded (Open may load it after returning: startRerank)
+	rrSkip   bool              // benchmarks only: writes leave rr alone (what keeping it costs)
+	ids      []string          // slot -> id ("" = free)
+	byID     map[string]uint32 // id -> slot
+	hashes   []string
+	metas    []json.RawMessage
+	attrs    []attrs
+	postings map[string]map[uint32]struct{} // field NUL value -> slots
+	fields   map[string]int                 // field -> items with a value in it (query.go)
+	free     []uint32
+	hidden   map[uint32]bool // linked slots searches skip: an item's vector mid-move (write.go)
+	seq      uint64          // last persisted write sequence number
+	snapSeq  uint64          // seq of the stored snapshot
+
+	// While startRerank's loader runs (!rrReady), writes leave rr to it: they name their slots
+	// in rrPending, which the loader replays once its rows are built (under wmu).
 	rrPending map[uint32]bool
-	rrDone    chan struct{}     // closed when an asynchronous load ends (nil: none was started)
-	rrSkip    bool              // benchmarks only: writes leave rr alone (what keeping it costs)
-	ids       []string          // slot -> id ("" = free)
-	byID      map[string]uint32 // id -> slot
-	hashes    []string
-	metas     []json.RawMessage
-	attrs     []attrs
-	postings  map[string]map[uint32]struct{} // field NUL value -> slots
-	fields    map[string]int                 // field -> items with a value in it (query.go)
-	free      []uint32
-	hidden    map[uint32]bool // linked slots searches skip: an item's vector mid-move (write.go)
-	seq       uint64          // last persisted write sequence number
-	snapSeq   uint64          // seq of the stored snapshot
+	rrDone    chan struct{} // closed when an asynchronous load ends (nil: none was started)
 
 	loadedFrom string // "snapshot", "rebuild" or "empty", for logs and tests
 	itemsFrom  string // "catalog" or "records": where Open read the items, for logs and tests

@@ -54,7 +54,7 @@ func (c *Collection) maybeCompress() {
 	c.mu.RLock()
 	// Not while the re-ranking state loads: compressing re-measures its lists (the next write
 	// after the load compresses).
-	want := c.db.opts.Compression == CompressionSQ8 && c.g.sq == nil && c.g.count >= SQ8TrainAt && !c.closed && !c.rrLoading
+	want := c.db.opts.Compression == CompressionSQ8 && c.g.sq == nil && c.g.count >= SQ8TrainAt && !c.closed && c.rrReady
 	var q *sq8
 	if want {
 		t := newSQ8Trainer(c.cfg.Dims)

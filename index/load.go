@@ -212,7 +212,7 @@ func (c *Collection) snapshot() error {
 	c.mu.RLock()
 	// While the re-ranking state loads its lists are not those of the graph at c.seq: the
 	// snapshot waits for a later round (Close waits for the loader, then snapshots).
-	if c.closed || c.seq == c.snapSeq || c.rrLoading {
+	if c.closed || c.seq == c.snapSeq || !c.rrReady {
 		c.mu.RUnlock()
 		return nil
 	}

@@ -273,7 +273,7 @@ func (c *Collection) startRerank(blob []byte, seq uint64, live []bool, touched m
 		c.loadRerank(blob, seq, live, touched)
 		return
 	}
-	c.rrReady, c.rrLoading, c.rrPending = false, true, map[uint32]bool{}
+	c.rrReady, c.rrPending = false, map[uint32]bool{}
 	c.rrDone = make(chan struct{})
 	c.db.wg.Add(1)
 	go func() {
@@ -292,7 +292,7 @@ var rerankLoadHook func()
 // rrDeferred reports whether writes leave the re-ranking state alone now because its loader
 // runs, and if so names slots for the loader to replay. Under wmu.
 func (c *Collection) rrDeferred(slots ...uint32) bool {
-	if !c.rrLoading {
+	if c.rrReady {
 		return false
 	}
 	for _, s := range slots {
@@ -369,8 +369,7 @@ func (c *Collection) loadRerank(blob []byte, seq uint64, live []bool, touched ma
 		how += fmt.Sprintf(" + %d written while loading", n)
 	}
 	c.mu.Lock()
-	c.rrReady, c.rrFrom = true, how
-	c.rrLoading, c.rrPending = false, nil
+	c.rrReady, c.rrFrom, c.rrPending = true, how, nil
 	c.mu.Unlock()
 	c.db.log.Info("re-ranking state ready", "collection", c.name, "items", st.Len(), "from", how, "took", time.Since(start))
 }
