@@ -207,7 +207,7 @@ func decodeImage(data []byte, crop *Rect, lim limits, want func(cfg Config, r Re
 			}
 		}
 		meta := scanJPEGMeta(data)
-		img, err = turboDecode(data, hdr, f, meta.adobeInverted)
+		img, err = turboDecode(data, hdr, f, meta)
 		if err != nil {
 			return decoded{}, err
 		}

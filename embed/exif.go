@@ -9,9 +9,17 @@ import (
 type jpegMeta struct {
 	orientation   int  // EXIF orientation 1..8 (1 when absent or invalid)
 	adobeInverted bool // APP14 "Adobe" present: CMYK stored inverted (Photoshop convention)
+	scan          int  // offset of the image's first SOS marker (0: none found)
 }
 
-// scanJPEGMeta walks the marker segments up to the first SOS. It never fails: malformed metadata
+// ended reports whether an end-of-image marker follows the image's first scan. Entropy-coded
+// data cannot hold one, but the segments before the scan can: an EXIF thumbnail is a whole JPEG
+// with its own EOI, so searching the whole file says nothing about the image being complete.
+func (m jpegMeta) ended(b []byte) bool {
+	return m.scan > 0 && bytes.Contains(b[m.scan:], []byte{0xFF, 0xD9})
+}
+
+// scanJPEGMeta walks the marker segments up to the first SOS, and notes where it is. It never fails: malformed metadata
 // just means no orientation; TurboJPEG judges the image itself.
 func scanJPEGMeta(b []byte) jpegMeta {
 	m := jpegMeta{orientation: 1}
@@ -34,6 +42,9 @@ func scanJPEGMeta(b []byte) jpegMeta {
 			continue
 		}
 		if marker == 0xDA || marker == 0xD9 {
+			if marker == 0xDA {
+				m.scan = i
+			}
 			return m
 		}
 		n := int(binary.BigEndian.Uint16(b[i+2:]))

@@ -32,7 +32,6 @@ static int lk_compress_cmyk(tjhandle h, const unsigned char *src, int w, int hh,
 import "C"
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"unsafe"
@@ -142,8 +141,8 @@ func turboHeader(data []byte) (jpegHeader, error) {
 }
 
 // turboDecode decodes data scaled by f into 8-bit RGB (CMYK/YCCK converted, Adobe-inverted when
-// adobeInverted). hdr must come from turboHeader.
-func turboDecode(data []byte, hdr jpegHeader, f scaleFactor, adobeInverted bool) (*rgbImage, error) {
+// meta says so). hdr must come from turboHeader, meta from scanJPEGMeta.
+func turboDecode(data []byte, hdr jpegHeader, f scaleFactor, meta jpegMeta) (*rgbImage, error) {
 	h, err := tjDec.get(false)
 	if err != nil {
 		return nil, err
@@ -170,10 +169,10 @@ func turboDecode(data []byte, hdr jpegHeader, f scaleFactor, adobeInverted bool)
 		// libjpeg fills missing scans with grey and calls it a warning; a truncated file is corrupt,
 		// while benign warnings (extraneous bytes, odd markers) still yield a good picture. The
 		// message alone is not enough: it can be TurboJPEG's process-wide one, which another
-		// handle's call may overwrite (CI once saw a third of a photo answered 200), so a file
-		// with no end-of-image marker counts as truncated whatever it says.
+		// handle's call may overwrite (CI saw a third of a photo answered 200, twice), so an image
+		// with no end-of-image marker after its scan counts as truncated whatever it says.
 		msg := tjErr(h)
-		if strings.Contains(msg, "Premature end") || strings.Contains(msg, "premature end") || !bytes.Contains(data, []byte{0xff, 0xd9}) {
+		if strings.Contains(msg, "Premature end") || strings.Contains(msg, "premature end") || !meta.ended(data) {
 			putBytes(buf)
 			return nil, fmt.Errorf("%w: jpeg: %s", ErrCorrupt, msg)
 		}
@@ -187,7 +186,7 @@ func turboDecode(data []byte, hdr jpegHeader, f scaleFactor, adobeInverted bool)
 	defer putBytes(buf)
 	for i, j := 0, 0; i < len(buf); i, j = i+4, j+3 {
 		c, m, y, k := uint32(buf[i]), uint32(buf[i+1]), uint32(buf[i+2]), uint32(buf[i+3])
-		if !adobeInverted {
+		if !meta.adobeInverted {
 			c, m, y, k = 255-c, 255-m, 255-y, 255-k
 		}
 		img.pix[j] = byte(c * k / 255)
