@@ -242,33 +242,83 @@ func (g *graph) unlockNode(slot uint32) { g.locks[slot%linkStripes].Unlock() }
 
 // linkAll links placed nodes on up to workers goroutines (0: GOMAXPROCS),
 // which it owns: it returns when they are done. beams, when not nil, receives
-// each node's layer-0 beam (beams[i] for slots[i]: its nearest, ascending).
-// It stops early, leaving the rest placed but unlinked, when ctx is done.
+// each node's layer-0 beam (beams[i] for slots[i]: its nearest, ascending),
+// completed with the nodes of slots that were still being linked when its own
+// search began (see linkedBeside). It stops early, leaving the rest placed but
+// unlinked, when ctx is done.
 func (g *graph) linkAll(ctx context.Context, slots []uint32, workers int, beams [][]cand) error {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	workers = max(1, min(workers, len(slots)/64))
-	var next atomic.Int64
-	var wg sync.WaitGroup
+	var (
+		mu      sync.Mutex
+		next    int
+		running []int
+		beside  [][]int // beside[i]: the earlier nodes still linking when i was taken
+		wg      sync.WaitGroup
+	)
+	if beams != nil && workers > 1 {
+		beside = make([][]int, len(slots))
+	}
+	// take hands out the next node and notes which earlier ones are still linking: their
+	// links may not be in the graph when this node's search runs.
+	take := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		i := next
+		next++
+		if i >= len(slots) || (i%256 == 0 && ctx.Err() != nil) {
+			return -1
+		}
+		if beside != nil {
+			beside[i] = slices.Clone(running)
+			running = append(running, i)
+		}
+		return i
+	}
+	linked := func(i int) {
+		mu.Lock()
+		running = slices.DeleteFunc(running, func(j int) bool { return j == i })
+		mu.Unlock()
+	}
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s := g.getSearcher()
 			defer g.putSearcher(s)
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(slots) || (i%256 == 0 && ctx.Err() != nil) {
-					return
-				}
+			for i := take(); i >= 0; i = take() {
 				g.link(s, slots[i])
 				if beams != nil {
 					beams[i] = slices.Clone(s.w)
+				}
+				if beside != nil {
+					linked(i)
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	g.linkedBeside(slots, beams, beside)
 	return ctx.Err()
+}
+
+// linkedBeside adds to each node's beam the earlier nodes of the same call that were still
+// being linked when its search began, at their exact distance. Such a pair can miss each other:
+// neither search need find the other, so neither would enter the other's re-ranking list,
+// although the later one, listed after the earlier, must be able to. (Nodes taken later are
+// listed later and find this one the same way.) A serial build never has such pairs.
+func (g *graph) linkedBeside(slots []uint32, beams [][]cand, beside [][]int) {
+	for i, js := range beside {
+		if len(js) == 0 {
+			continue
+		}
+		for _, j := range js {
+			if !slices.ContainsFunc(beams[i], func(c cand) bool { return c.id == slots[j] }) {
+				beams[i] = append(beams[i], cand{g.pairDist(slots[i], slots[j]), slots[j]})
+			}
+		}
+		slices.SortFunc(beams[i], cmpCand)
+	}
 }
