@@ -189,6 +189,9 @@ type Options struct {
 	Progress func(stage string, done, total int)
 	// Logger; nil = discard.
 	Logger *slog.Logger
+	// DumpDir, when set, receives each embedding variant's vectors and relevance as
+	// variant-<n>.json (Dump), n counting the variants from 1 in the order they are built.
+	DumpDir string
 }
 
 // Metrics are one search mode's quality figures (JSON keys as the CLI prints them).
@@ -329,6 +332,11 @@ func Run(ctx context.Context, ds *Dataset, cfgs []Config, o Options) ([]Report, 
 				return nil, err
 			}
 			b = &built{vs: vs}
+			if o.DumpDir != "" {
+				if err := writeDump(o.DumpDir, len(cache)+1, ds, c, vs, o); err != nil {
+					return nil, err
+				}
+			}
 			t1 := time.Now()
 			b.dir, b.db, b.col, err = buildIndex(ctx, ds, vs, key, o)
 			if err != nil {

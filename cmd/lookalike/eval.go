@@ -31,6 +31,7 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	ks := fs.String("k", "1,4,10", "cut-offs of precision@k, recall@k and mAP@k")
 	depth := fs.Int("depth", 0, "results ranked per query (0 = whole database up to 999 for oxford5k, else 100)")
 	noExact := fs.Bool("no-exact", false, "skip the exact-search pass")
+	dumpDir := fs.String("dump-vectors", "", "write each embedding variant's database and query vectors, with the queries' relevance, to DIR/variant-<n>.json (for scripts/rerank-reference)")
 	asJSON := fs.Bool("json", false, "print JSON (one object, or an array with --compare)")
 	var base eval.Config
 	fs.IntVar(&base.Ef, "ef", 0, "efSearch (0 = index.ef_search from the config)")
@@ -90,7 +91,7 @@ func runEval(ctx context.Context, env *cliEnv, args []string) error {
 	reports, err := eval.Run(ctx, ds, cfgs, eval.Options{
 		Spec: cfg.Model, Engine: engineFor, Ks: kList, Depth: *depth, SkipExact: *noExact,
 		Index: *indexOptions(cfg, env), ProjectSample: *projectSample,
-		Progress: progress, Logger: log,
+		DumpDir: *dumpDir, Progress: progress, Logger: log,
 	})
 	if err != nil {
 		return err
