@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -67,17 +66,9 @@ func writeDump(dir string, n int, ds *Dataset, c Config, vs *vectorSet, o Option
 		return fmt.Errorf("dump vectors: %w", err)
 	}
 	path := filepath.Join(dir, fmt.Sprintf("variant-%d.json", n))
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("dump vectors: %w", err)
-	}
-	w := bufio.NewWriter(f)
-	err = json.NewEncoder(w).Encode(d)
+	b, err := json.Marshal(d)
 	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+		err = os.WriteFile(path, b, 0o644)
 	}
 	if err != nil {
 		return fmt.Errorf("dump vectors to %q: %w", path, err)
