@@ -17,11 +17,9 @@ import (
 	"github.com/lookalike/lookalike/embed"
 	"github.com/lookalike/lookalike/embed/spec"
 	"github.com/lookalike/lookalike/index"
+	"github.com/lookalike/lookalike/internal/bench"
 	"github.com/lookalike/lookalike/rerank"
 )
-
-// refPython is Debian's interpreter, the one python3-numpy installs into.
-const refPython = "/usr/bin/python3"
 
 // listEmbedder maps an image whose bytes are comma-separated numbers to that vector.
 type listEmbedder struct{ dims int }
@@ -131,7 +129,7 @@ func readDump(t *testing.T, path string) Dump {
 // reference in scripts/rerank-reference (the paper's algorithm, each query placed alone among
 // the items) on the same dumped vectors: every mode's mAP must agree.
 func TestRerankReferenceScript(t *testing.T) {
-	if err := exec.Command(refPython, "-c", "import numpy").Run(); err != nil {
+	if err := exec.Command(bench.DebianPython, "-c", "import numpy").Run(); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("python3 with numpy is needed (scripts/setup --test installs python3-numpy): %v", err)
 		}
@@ -154,7 +152,7 @@ func TestRerankReferenceScript(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(refPython, "-B", "../scripts/rerank-reference", "--json", "--probes", "alone",
+	out, err := exec.Command(bench.DebianPython, "-B", "../scripts/rerank-reference", "--json", "--probes", "alone",
 		filepath.Join(dir, "variant-1.json")).Output()
 	if err != nil {
 		t.Fatalf("rerank-reference: %v\n%s", err, out)

@@ -32,7 +32,7 @@ func TestWriteBenchFvecs(t *testing.T) {
 // TestSearchPeers runs both peers (scripts/peer_ann.py) on tiny data; skipped where Debian's
 // python3-hnswlib and python3-faiss are missing (scripts/setup --peers).
 func TestSearchPeers(t *testing.T) {
-	if exec.Command(peerPython, "-c", "import hnswlib, faiss, numpy").Run() != nil {
+	if exec.Command(DebianPython, "-c", "import hnswlib, faiss, numpy").Run() != nil {
 		t.Skip("python3-hnswlib / python3-faiss not installed (scripts/setup --peers)")
 	}
 	rep, err := Search(ctx, SearchOptions{N: 3000, Queries: 50, Dim: 48, Efs: []int{16, 64}, EfConstruction: 64,

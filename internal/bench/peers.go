@@ -18,8 +18,9 @@ import (
 // scripts/peer_ann.py (`scripts/setup --peers` installs them). They build with BuildWorkers
 // threads and search the queries as one batch on one thread.
 
-// peerPython is Debian's interpreter: the packages are installed for it, not for a pyenv shim.
-const peerPython = "/usr/bin/python3"
+// DebianPython is Debian's interpreter: python3-numpy, python3-hnswlib and python3-faiss are
+// installed for it, not for a pyenv shim that may come first on PATH.
+const DebianPython = "/usr/bin/python3"
 
 // peerBuilt is the first line a peer prints: its build.
 type peerBuilt struct {
@@ -60,8 +61,8 @@ func startPeer(ctx context.Context, name, base string, n int, queries, truth str
 	}
 	args := []string{script, name, base, queries, truth, "--serve", "--n", strconv.Itoa(n), "--M", strconv.Itoa(o.M),
 		"--efc", strconv.Itoa(o.EfConstruction), "--k", strconv.Itoa(o.K), "--build-threads", strconv.Itoa(o.BuildWorkers)}
-	o.Logger.Info("peer", "name", name, "cmd", peerPython+" "+strings.Join(args, " "))
-	p := &peerProc{name: name, cmd: exec.CommandContext(ctx, peerPython, args...)}
+	o.Logger.Info("peer", "name", name, "cmd", DebianPython+" "+strings.Join(args, " "))
+	p := &peerProc{name: name, cmd: exec.CommandContext(ctx, DebianPython, args...)}
 	p.cmd.Stderr = os.Stderr
 	var err error
 	if p.in, err = p.cmd.StdinPipe(); err != nil {
